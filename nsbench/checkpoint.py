@@ -1,0 +1,100 @@
+"""Self-describing checkpoints, written atomically and loaded without running pickled code.
+
+A checkpoint is a `torch.save`d dict of plain types: a format tag, a JSON metadata string and the state dict.
+It is read back with `torch.load(weights_only=True)`, which refuses any pickled object beyond tensors and
+containers, so a crafted file cannot execute code.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .models import ModelSpec, NormalizedModel, build_model
+from .utils import NsbenchError, atomic_path, file_sha256, library_versions
+
+FORMAT = "nsbench-checkpoint"
+FORMAT_VERSION = 1
+
+
+def save_checkpoint(path: str | Path, model: NormalizedModel, spec: ModelSpec, *, classes: list[str],
+                    iteration: int, parent_sha256: str | None, config: dict | None, metrics: dict | None,
+                    extra: dict | None = None) -> str:
+    """Write a checkpoint atomically; return its sha256."""
+    meta = {
+        "model": spec.to_dict(),
+        "classes": list(classes),
+        "iteration": iteration,
+        "parent_sha256": parent_sha256,
+        "config": config or {},
+        "metrics": metrics or {},
+        "versions": library_versions(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        **(extra or {}),
+    }
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "meta": json.dumps(meta, default=str), "state_dict": state}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return file_sha256(path)
+
+
+def safe_load(path: str | Path) -> Any:
+    """torch.load with weights_only=True; every failure becomes a one-line NsbenchError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise NsbenchError(f"{path}: file not found")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsafe pickle"
+        raise NsbenchError(f"{path}: refused to load: it holds objects beyond weights ({first[:160]})") from None
+    except Exception as e:  # noqa: BLE001 - zip/EOF/format errors of any kind
+        raise NsbenchError(f"{path}: not an nsbench checkpoint ({type(e).__name__})") from None
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict, dict]:
+    """Return (meta, state_dict) of an nsbench checkpoint, or raise a one-line NsbenchError."""
+    obj = safe_load(path)
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        raise NsbenchError(f"{path}: not an nsbench checkpoint (no '{FORMAT}' tag)")
+    if obj.get("format_version") != FORMAT_VERSION:
+        raise NsbenchError(f"{path}: checkpoint format version {obj.get('format_version')} is not supported")
+    try:
+        meta = json.loads(obj["meta"])
+    except (KeyError, TypeError, json.JSONDecodeError):
+        raise NsbenchError(f"{path}: checkpoint metadata is missing or corrupt") from None
+    return meta, obj["state_dict"]
+
+
+def load_checkpoint(path: str | Path) -> tuple[NormalizedModel, dict]:
+    """Rebuild the model described by a checkpoint, in eval mode, and return it with its metadata."""
+    meta, state = read_checkpoint(path)
+    spec = ModelSpec.from_dict(meta["model"])
+    model = build_model(spec)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise NsbenchError(f"{path}: weights do not match {spec.arch} ({str(e).splitlines()[0]})") from None
+    meta["sha256"] = file_sha256(path)
+    meta["path"] = str(path)
+    return model.eval(), meta
+
+
+def save_state(path: str | Path, state: dict) -> None:
+    """Training state for resume (model, optimizer, EMA, epoch, history); same safety as checkpoints."""
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_state(path: str | Path) -> dict:
+    return safe_load(path)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    return getattr(model, "module", model)

@@ -1,0 +1,252 @@
+"""Typed configuration: dataclasses, YAML recipes and dotted overrides.
+
+Unknown keys are rejected with a message that lists the valid ones, so a typo in a recipe never silently
+falls back to a default.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .utils import NsbenchError
+
+
+@dataclass
+class DataConfig:
+    source: str = "fashion-mnist"  # fashion-mnist | hf:ORG/NAME | folder:PATH | imagenet:PATH
+    train_split: str = "train"
+    val_split: str = "test"  # used for the per-epoch validation column only, never for model selection
+    labels_per_class: int | None = 100  # None: every training image is labeled
+    unlabeled: str | None = None  # a separate unlabeled source (labels ignored); None: the rest of train
+    unlabeled_limit: int | None = None  # cap the unlabeled pool (seeded subset)
+    val_limit: int | None = None
+    image_size: int = 32  # square side after padding / resizing
+    image_column: str = "image"  # for hf: sources
+    label_column: str = "label"
+    num_workers: int = 0
+
+
+@dataclass
+class ModelConfig:
+    arch: str = "tinynet_e"  # any timm.create_model name
+    drop_rate: float = 0.0  # dropout before the classifier
+    drop_path_rate: float = 0.0  # stochastic depth
+    pretrained: bool = False
+    kwargs: dict = field(default_factory=dict)  # passed through to timm.create_model
+
+
+@dataclass
+class OptimConfig:
+    epochs: int = 10
+    batch_size: int = 128  # labeled images per batch
+    optimizer: str = "adamw"  # adamw | sgd | rmsprop
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    momentum: float = 0.9
+    warmup_epochs: float = 1.0
+    label_smoothing: float = 0.0
+    ema_decay: float = 0.0  # 0 disables the EMA of weights (timm ModelEmaV3)
+    grad_clip: float = 0.0  # 0 disables clipping
+
+
+@dataclass
+class PseudoConfig:
+    soft: bool = True  # soft targets (probabilities) or hard (argmax) labels
+    temperature: float = 1.0  # softmax temperature applied to the teacher's logits
+    threshold: float = 0.3  # drop images whose top probability is below this
+    balance: bool = True  # per-class balancing to `per_class` images
+    per_class: int | str = "mean"  # an int, or mean | median | max | min of the filtered per-class counts
+    topk: int | None = None  # keep top-k probabilities (None: all classes when <= 100, else 10)
+    batch_size: int = 512
+
+
+@dataclass
+class NoiseConfig:
+    randaugment: bool = True
+    ra_layers: int = 2  # RandAugment N
+    ra_magnitude: int = 9  # RandAugment M
+    ra_magnitude_std: float = 0.5
+    flip: bool = False  # horizontal flip as well (off for Fashion-MNIST, on for ImageNet)
+    random_crop_pad: int = 0  # pad-and-crop translation, in pixels
+
+
+@dataclass
+class NSConfig:
+    iterations: int = 3
+    unlabeled_ratio: int = 3  # pseudo-labeled images per labeled image in each student batch
+    unlabeled_loss_weight: float = 1.0
+    init_from_teacher: bool = False  # the paper starts each student from scratch
+    allow_smaller_student: bool = False
+
+
+@dataclass
+class RuntimeConfig:
+    device: str = "auto"
+    amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
+    channels_last: bool = True  # on CUDA
+    threads: int | None = None  # torch.set_num_threads on CPU (None: leave torch's default)
+    eval_every: int = 1  # validate every N epochs (the last epoch always)
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    teacher: ModelConfig = field(default_factory=ModelConfig)
+    students: list[ModelConfig] = field(default_factory=lambda: [ModelConfig()])
+    teacher_optim: OptimConfig = field(default_factory=OptimConfig)
+    student_optim: OptimConfig = field(default_factory=OptimConfig)
+    pseudo: PseudoConfig = field(default_factory=PseudoConfig)
+    noise: NoiseConfig = field(default_factory=NoiseConfig)
+    ns: NSConfig = field(default_factory=NSConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+
+    def student_for(self, iteration: int) -> ModelConfig:
+        """The student of iteration i >= 1 (the last listed student repeats)."""
+        return self.students[min(iteration - 1, len(self.students) - 1)]
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _check_type(value: Any, hint: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _check_type(value, a, where)
+            except NsbenchError as e:
+                errors.append(str(e))
+        raise NsbenchError(errors[0] if errors else f"{where}: bad value {value!r}")
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise NsbenchError(f"{where}: expected a mapping, got {value!r}")
+        return from_dict(hint, value, where)
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        if not isinstance(value, list):
+            raise NsbenchError(f"{where}: expected a list, got {value!r}")
+        return [_check_type(v, item, f"{where}.{i}") for i, v in enumerate(value)]
+    if origin is dict or hint is dict:
+        if not isinstance(value, dict):
+            raise NsbenchError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise NsbenchError(f"{where}: expected true/false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise NsbenchError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise NsbenchError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise NsbenchError(f"{where}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def from_dict(cls: type, data: dict, where: str = "config") -> Any:
+    """Build dataclass `cls` from a mapping, rejecting unknown keys and ill-typed values."""
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise NsbenchError(f"{where}: unknown key(s) {', '.join(map(str, unknown))}; valid: {', '.join(names)}")
+    kwargs = {k: _check_type(v, hints[k], f"{where}.{k}" if where != "config" else k) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node: Any = tree
+    for i, k in enumerate(keys[:-1]):
+        if isinstance(node, list):
+            node = node[_list_index(node, k, keys[: i + 1])]
+        else:
+            if k not in node or node[k] is None:
+                node[k] = {}
+            node = node[k]
+    last = keys[-1]
+    if isinstance(node, list):
+        node[_list_index(node, last, keys)] = value
+    else:
+        node[last] = value
+
+
+def _list_index(node: list, key: str, path: list[str]) -> int:
+    try:
+        idx = int(key)
+        node[idx]
+        return idx
+    except (ValueError, IndexError):
+        raise NsbenchError(f"override {'.'.join(path)}: no list item {key!r} (list has {len(node)})") from None
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise NsbenchError(f"override {text!r}: expected KEY=VALUE, e.g. ns.iterations=3")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def load_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise NsbenchError(f"{path}: file not found") from None
+    except yaml.YAMLError as e:
+        raise NsbenchError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise NsbenchError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def build_config(cls: type, base: dict, overrides: list[str] = (), where: str = "config") -> Any:
+    """`base` (a recipe's mapping) + dotted `overrides` -> a validated dataclass instance."""
+    tree = dataclasses.asdict(cls())
+    _deep_update(tree, base)
+    for text in overrides:
+        key, value = parse_override(text)
+        _set_dotted(tree, key, value)
+    return from_dict(cls, tree, where)
+
+
+def _deep_update(tree: dict, new: dict) -> None:
+    for k, v in new.items():
+        if isinstance(v, dict) and isinstance(tree.get(k), dict) and k != "kwargs":
+            _deep_update(tree[k], v)
+        else:
+            tree[k] = v
+
+
+def load_train_config(recipe: str | Path | dict, overrides: list[str] = ()) -> TrainConfig:
+    base = recipe if isinstance(recipe, dict) else load_yaml(recipe)
+    where = "recipe" if isinstance(recipe, dict) else str(recipe)
+    try:
+        return build_config(TrainConfig, base, overrides)
+    except NsbenchError as e:
+        raise NsbenchError(f"{where}: {e}") from None

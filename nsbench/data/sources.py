@@ -1,0 +1,210 @@
+"""Image sources: one interface over in-memory arrays, image folders and HF datasets.
+
+A source yields uint8 HWC images (1 or 3 channels) and integer labels (-1 when unknown). Opening a source reads
+only its index (paths, labels), never every image, so ImageNet-sized folders open in seconds.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..utils import NsbenchError
+from . import fashion_mnist
+
+IMAGE_EXTS = (".jpeg", ".jpg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
+
+
+class UnreadableImage(Exception):
+    """Raised by `Source.load` for an image that cannot be decoded; loaders skip and count it."""
+
+
+class Source:
+    """Base class. Subclasses set `classes`, `labels` (np.int64, -1 = unknown) and implement `load`."""
+
+    name: str
+    classes: list[str]
+    labels: np.ndarray
+    kind: str = "generic"  # "small" sources are padded, "natural" ones resized + centre-cropped
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def load(self, i: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def load_batch(self, idx: np.ndarray) -> np.ndarray | None:
+        """A stacked uint8 NHWC batch when the source can do it without decoding files, else None."""
+        return None
+
+    def fingerprint(self) -> str:
+        raise NotImplementedError
+
+
+class ArraySource(Source):
+    """Images held in memory as one uint8 array (N, H, W) or (N, H, W, C)."""
+
+    kind = "small"
+
+    def __init__(self, name: str, images: np.ndarray, labels: np.ndarray, classes: Sequence[str]):
+        if images.ndim == 3:
+            images = images[..., None]
+        if images.dtype != np.uint8 or images.ndim != 4:
+            raise NsbenchError(f"{name}: expected uint8 images of shape (N, H, W[, C]), got {images.dtype} {images.shape}")
+        self.name, self.images, self.labels, self.classes = name, images, np.asarray(labels, np.int64), list(classes)
+
+    def load(self, i: int) -> np.ndarray:
+        return self.images[i]
+
+    def load_batch(self, idx: np.ndarray) -> np.ndarray:
+        return self.images[idx]
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256()
+        h.update(str(self.images.shape).encode())
+        h.update(np.ascontiguousarray(self.images).data)
+        h.update(self.labels.tobytes())
+        return h.hexdigest()[:16]
+
+
+class FileSource(Source):
+    """Image files with labels from their class folder (ImageFolder layout); decoded lazily with PIL."""
+
+    kind = "natural"
+
+    def __init__(self, name: str, paths: list[Path], labels: np.ndarray, classes: list[str]):
+        self.name, self.paths, self.labels, self.classes = name, paths, np.asarray(labels, np.int64), classes
+
+    def load(self, i: int) -> np.ndarray:
+        from PIL import Image
+
+        path = self.paths[i]
+        try:
+            with Image.open(path) as im:
+                return np.asarray(im.convert("RGB"))
+        except Exception as e:  # noqa: BLE001 - corrupt files of any kind are skipped, not fatal
+            raise UnreadableImage(f"{path}: {type(e).__name__}: {e}") from None
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256()
+        for p, y in zip(self.paths, self.labels):
+            st = p.stat() if p.exists() else None
+            h.update(f"{p.name}|{y}|{st.st_size if st else -1}\n".encode())
+        return h.hexdigest()[:16]
+
+
+class HFSource(Source):
+    """A map-style HF `datasets.Dataset` with an image column and an optional label column."""
+
+    kind = "generic"
+
+    def __init__(self, name: str, ds, image_column: str, label_column: str | None, classes: list[str] | None):
+        cols = ds.column_names
+        if image_column not in cols:
+            raise NsbenchError(f"{name}: no image column {image_column!r}; columns: {', '.join(cols)}")
+        self.name, self.ds, self.image_column = name, ds, image_column
+        if label_column and label_column in cols:
+            self.labels = np.asarray(ds[label_column], dtype=np.int64)
+            feat = ds.features.get(label_column)
+            names = getattr(feat, "names", None)
+            self.classes = list(classes or names or [str(i) for i in range(int(self.labels.max()) + 1)])
+        else:
+            self.labels = np.full(len(ds), -1, dtype=np.int64)
+            self.classes = list(classes or [])
+        self._fp = getattr(ds, "_fingerprint", None) or name
+
+    def load(self, i: int) -> np.ndarray:
+        try:
+            im = self.ds[int(i)][self.image_column]
+            arr = np.asarray(im if not hasattr(im, "convert") else (im if im.mode in ("L", "RGB") else im.convert("RGB")))
+        except Exception as e:  # noqa: BLE001
+            raise UnreadableImage(f"{self.name}[{i}]: {type(e).__name__}: {e}") from None
+        if arr.dtype != np.uint8:
+            raise UnreadableImage(f"{self.name}[{i}]: image dtype {arr.dtype}, expected uint8")
+        return arr
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(str(self._fp).encode()).hexdigest()[:16]
+
+
+def scan_folder(root: Path, name: str, classes: list[str] | None = None) -> FileSource:
+    """ImageFolder layout: root/<class>/**/<image>. Classes sorted by folder name unless given."""
+    if not root.is_dir():
+        raise NsbenchError(f"{root}: not a folder")
+    found = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not found:
+        raise NsbenchError(f"{root}: no class folders inside")
+    classes = classes or found
+    index = {c: i for i, c in enumerate(classes)}
+    paths, labels = [], []
+    for c in found:
+        if c not in index:
+            raise NsbenchError(f"{root / c}: class folder not among the training classes")
+        for dirpath, _, files in os.walk(root / c):
+            for f in sorted(files):
+                if f.lower().endswith(IMAGE_EXTS):
+                    paths.append(Path(dirpath) / f)
+                    labels.append(index[c])
+    if not paths:
+        raise NsbenchError(f"{root}: no images found (extensions: {', '.join(IMAGE_EXTS)})")
+    return FileSource(name, paths, np.asarray(labels), classes)
+
+
+@dataclass
+class SourceSpec:
+    scheme: str  # fashion-mnist | hf | folder | imagenet
+    target: str
+
+    @classmethod
+    def parse(cls, text: str) -> "SourceSpec":
+        if text == "fashion-mnist":
+            return cls("fashion-mnist", "")
+        scheme, sep, target = text.partition(":")
+        if not sep or scheme not in ("hf", "folder", "imagenet") or not target:
+            raise NsbenchError(
+                f"data source {text!r}: expected fashion-mnist, hf:ORG/NAME, folder:PATH or imagenet:PATH"
+            )
+        return cls(scheme, target)
+
+
+def open_source(
+    spec: str,
+    split: str,
+    image_column: str = "image",
+    label_column: str = "label",
+    classes: list[str] | None = None,
+) -> Source:
+    """Open split `split` of the source named by `spec` (see SourceSpec)."""
+    s = SourceSpec.parse(spec)
+    name = f"{spec}[{split}]"
+    if s.scheme == "fashion-mnist":
+        images, labels = fashion_mnist.load_split(split)
+        return ArraySource(name, images, labels, fashion_mnist.CLASSES)
+    if s.scheme in ("folder", "imagenet"):
+        root = Path(s.target).expanduser()
+        if not root.exists():
+            raise NsbenchError(f"{root}: folder not found")
+        split_dir = root / split
+        if not split_dir.is_dir():
+            raise NsbenchError(f"{root}: no {split!r} split folder (expected {split_dir}/<class>/<image>)")
+        return scan_folder(split_dir, name, classes)
+    return _open_hf(s.target, split, name, image_column, label_column, classes)
+
+
+def _open_hf(target: str, split: str, name: str, image_column: str, label_column: str, classes) -> HFSource:
+    import datasets
+
+    try:
+        if Path(target).is_dir() and (Path(target) / "dataset_info.json").exists():
+            ds = datasets.load_from_disk(target)
+            ds = ds[split] if isinstance(ds, datasets.DatasetDict) else ds
+        else:
+            ds = datasets.load_dataset(target, split=split)
+    except Exception as e:  # noqa: BLE001 - network, missing split, bad repo all become one line
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise NsbenchError(f"hf:{target}: cannot load split {split!r} ({msg})") from None
+    return HFSource(name, ds, image_column, label_column, classes)

@@ -1,0 +1,98 @@
+"""Models: timm.create_model behind one factory, wrapped so that inputs are [0, 1] images.
+
+Normalisation lives inside the wrapper: corruptions and attacks operate on real pixels, and a checkpoint's
+mean/std travel with the weights.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import timm
+import torch
+from torch import nn
+
+from .utils import NsbenchError
+
+
+@dataclass
+class ModelSpec:
+    """Everything needed to rebuild a model; stored in every checkpoint."""
+
+    arch: str
+    num_classes: int
+    in_chans: int = 3
+    input_size: int = 32
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    drop_rate: float = 0.0
+    drop_path_rate: float = 0.0
+    kwargs: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "arch": self.arch, "num_classes": self.num_classes, "in_chans": self.in_chans,
+            "input_size": self.input_size, "mean": list(self.mean), "std": list(self.std),
+            "drop_rate": self.drop_rate, "drop_path_rate": self.drop_path_rate, "kwargs": dict(self.kwargs),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelSpec":
+        d = dict(d)
+        d["mean"], d["std"] = tuple(d["mean"]), tuple(d["std"])
+        return cls(**d)
+
+
+class NormalizedModel(nn.Module):
+    """x in [0, 1] -> (x - mean) / std -> timm model -> logits."""
+
+    def __init__(self, net: nn.Module, mean, std):
+        super().__init__()
+        self.net = net
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net((x - self.mean) / self.std)
+
+
+def _check_arch(arch: str) -> None:
+    if not timm.is_model(arch):
+        close = timm.list_models(f"*{arch.split('.')[0][:6]}*")[:8]
+        hint = f"; similar: {', '.join(close)}" if close else ""
+        raise NsbenchError(f"unknown timm architecture {arch!r}{hint}")
+
+
+def build_model(spec: ModelSpec, pretrained: bool = False) -> NormalizedModel:
+    """timm.create_model with dropout and stochastic depth, wrapped to take [0, 1] inputs."""
+    _check_arch(spec.arch)
+    try:
+        net = timm.create_model(
+            spec.arch, pretrained=pretrained, num_classes=spec.num_classes, in_chans=spec.in_chans,
+            drop_rate=spec.drop_rate, drop_path_rate=spec.drop_path_rate or None, **spec.kwargs,
+        )
+    except TypeError as e:
+        raise NsbenchError(f"{spec.arch}: bad model arguments ({e})") from None
+    except Exception as e:  # noqa: BLE001 - hub failures for pretrained weights
+        if pretrained:
+            raise NsbenchError(f"{spec.arch}: cannot fetch pretrained weights ({type(e).__name__}); is the HF hub reachable?") from None
+        raise
+    return NormalizedModel(net, spec.mean, spec.std)
+
+
+def default_mean_std(arch: str) -> tuple[tuple, tuple]:
+    cfg = timm.get_pretrained_cfg(arch) if timm.is_model(arch) else None
+    if cfg is not None and getattr(cfg, "mean", None):
+        return tuple(cfg.mean), tuple(cfg.std)
+    return (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def stochastic_modules(model: nn.Module) -> list[nn.Module]:
+    """Modules whose output is random in train mode (dropout, stochastic depth)."""
+    from timm.layers import DropPath
+
+    return [m for m in model.modules() if isinstance(m, (nn.Dropout, nn.Dropout2d, DropPath)) and
+            getattr(m, "p", getattr(m, "drop_prob", 0.0))]

@@ -1,0 +1,234 @@
+"""One visible training loop for the teacher (labeled only) and the noised student (labeled + pseudo-labeled).
+
+An epoch is one pass over the larger of the two streams; each step concatenates a labeled batch of B images with
+a pseudo-labeled batch of B * ratio images, so every batch mixes both at the configured ratio. State is saved
+atomically after every epoch, so a killed run resumes from the last finished epoch.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from .. import distributed as D
+from ..checkpoint import load_state, save_state
+from ..config import OptimConfig, RuntimeConfig
+from ..data.loaders import ImageDataset, iterate_clean, make_loader
+from ..data.sources import Source
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ValSet:
+    source: Source
+    indices: np.ndarray
+    size: int
+    batch_size: int = 512
+    num_workers: int = 0
+
+
+def make_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim <= 1 or name.endswith(".bias") else decay).append(p)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
+    if cfg.optimizer == "rmsprop":  # the paper's EfficientNet optimiser
+        return torch.optim.RMSprop(groups, lr=cfg.lr, momentum=cfg.momentum, alpha=0.9, eps=1e-3)
+    raise ValueError(f"unknown optimizer {cfg.optimizer!r}; valid: adamw, sgd, rmsprop")
+
+
+def lr_at(step: int, total: int, warmup: int, base: float) -> float:
+    """Linear warmup, then cosine decay to zero; a pure function of the step so resume needs no state."""
+    if warmup and step < warmup:
+        return base * (step + 1) / warmup
+    t = (step - warmup) / max(1, total - warmup)
+    return base * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+
+def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return -(target * F.log_softmax(logits.float(), dim=1)).sum(dim=1).mean()
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, val: ValSet, device: torch.device, channels_last: bool = False,
+             amp: bool = False) -> dict:
+    """Top-1 / top-5 accuracy over a clean set; shards over ranks and sums counts exactly once."""
+    was_training = model.training
+    model.eval()
+    idx = val.indices[D.shard(len(val.indices))]
+    counts = torch.zeros(3, dtype=torch.float64)  # correct@1, correct@5, n
+    for x, y, _, _ in iterate_clean(val.source, idx, val.size, val.batch_size, val.num_workers):
+        if len(y) == 0:
+            continue
+        x = x.to(device, non_blocking=True)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with _autocast(device, amp):
+            logits = model(x).float().cpu()
+        k = min(5, logits.shape[1])
+        top = logits.topk(k, dim=1).indices
+        counts += torch.tensor([(top[:, 0] == y).sum().item(), (top == y[:, None]).any(1).sum().item(), len(y)],
+                               dtype=torch.float64)
+    model.train(was_training)
+    counts = D.all_reduce_sum(counts.to(device if device.type == "cuda" and D.is_dist() else "cpu")).cpu()
+    n = max(counts[2].item(), 1)
+    return {"top1": 100 * counts[0].item() / n, "top5": 100 * counts[1].item() / n, "n": int(counts[2].item())}
+
+
+def _autocast(device: torch.device, amp: bool):
+    if amp and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _cycle(make_iter):
+    while True:
+        yield from make_iter()
+
+
+def train_stage(
+    model: nn.Module,
+    *,
+    name: str,
+    optim_cfg: OptimConfig,
+    runtime: RuntimeConfig,
+    labeled: ImageDataset,
+    pseudo: ImageDataset | None,
+    ratio: int,
+    unlabeled_weight: float,
+    val: ValSet | None,
+    device: torch.device,
+    state_path: Path,
+    seed: int,
+    num_workers: int = 0,
+    max_steps: int | None = None,
+) -> tuple[nn.Module, list[dict]]:
+    """Train `model` in place; return the model to checkpoint (EMA weights if enabled) and the history."""
+    from timm.utils import ModelEmaV3
+
+    model.to(device)
+    channels_last = runtime.channels_last and device.type == "cuda"
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    opt = make_optimizer(model, optim_cfg)
+    ema = ModelEmaV3(model, decay=optim_cfg.ema_decay) if optim_cfg.ema_decay > 0 else None
+    ddp_model = model
+    if D.is_dist():
+        ddp_model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    B = optim_cfg.batch_size
+    Bu = B * ratio if pseudo is not None else 0
+    world = D.world_size()
+    n_l, n_u = len(labeled), len(pseudo) if pseudo is not None else 0
+    steps_per_epoch = max(math.ceil(n_l / (B * world)), math.ceil(n_u / (Bu * world)) if n_u else 0)
+    if max_steps:
+        steps_per_epoch = min(steps_per_epoch, max_steps)
+    total = steps_per_epoch * optim_cfg.epochs
+    warmup = int(optim_cfg.warmup_epochs * steps_per_epoch)
+
+    history: list[dict] = []
+    start_epoch = 0
+    if state_path.exists():
+        st = load_state(state_path)
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["optimizer"])
+        if ema is not None and st.get("ema") is not None:
+            ema.module.load_state_dict(st["ema"])
+        history = list(st["history"])
+        start_epoch = int(st["epoch"]) + 1
+        log.info("%s: resuming after epoch %d of %d", name, start_epoch, optim_cfg.epochs)
+
+    def loader(ds, bs, epoch, salt):
+        sampler = None
+        if D.is_dist():
+            sampler = torch.utils.data.DistributedSampler(ds, shuffle=True, seed=seed + salt, drop_last=True)
+            sampler.set_epoch(epoch)
+        return make_loader(ds, bs, shuffle=True, num_workers=num_workers, seed=seed * 1000 + epoch * 10 + salt,
+                           drop_last=len(ds) >= bs * world, sampler=sampler)
+
+    for epoch in range(start_epoch, optim_cfg.epochs):
+        random.seed(seed * 7919 + epoch)
+        np.random.seed((seed * 7919 + epoch) % 2**32)
+        torch.manual_seed(seed * 7919 + epoch)
+        ddp_model.train()
+        lab_epoch = [0]
+
+        def lab_iter():
+            lab_epoch[0] += 1
+            return iter(loader(labeled, B, epoch * 1000 + lab_epoch[0], 1))
+
+        lab_stream = _cycle(lab_iter)
+        uns_stream = _cycle(lambda: iter(loader(pseudo, Bu, epoch, 2))) if pseudo is not None else None
+        t0, seen, loss_sum, skipped = time.time(), 0, 0.0, 0
+        bar = tqdm(range(steps_per_epoch), desc=f"{name} epoch {epoch + 1}/{optim_cfg.epochs}", leave=False,
+                   disable=not D.is_main(), mininterval=2.0)
+        for step in bar:
+            gstep = epoch * steps_per_epoch + step
+            lr = lr_at(gstep, total, warmup, optim_cfg.lr)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            xl, yl, _, sk = next(lab_stream)
+            skipped += sk
+            while xl is None:
+                xl, yl, _, sk = next(lab_stream)
+                skipped += sk
+            xs, n_lab = [xl], len(xl)
+            yu = None
+            if uns_stream is not None:
+                xu, yu, _, sk = next(uns_stream)
+                skipped += sk
+                if xu is not None:
+                    xs.append(xu)
+            x = torch.cat(xs).to(device, non_blocking=True)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with _autocast(device, runtime.amp):
+                logits = ddp_model(x)
+            loss = F.cross_entropy(logits[:n_lab].float(), yl.to(device), label_smoothing=optim_cfg.label_smoothing)
+            if len(xs) > 1:
+                loss = loss + unlabeled_weight * soft_cross_entropy(logits[n_lab:], yu.to(device))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if optim_cfg.grad_clip > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), optim_cfg.grad_clip)
+            opt.step()
+            if ema is not None:
+                ema.update(model, step=gstep)
+            seen += len(x)
+            loss_sum += loss.item() * len(x)
+        elapsed = time.time() - t0
+        row = {"stage": name, "epoch": epoch + 1, "steps": steps_per_epoch, "lr": lr,
+               "train_loss": loss_sum / max(seen, 1), "images": seen * world, "images_per_s": seen * world / max(elapsed, 1e-9),
+               "seconds": elapsed, "skipped": skipped}
+        last = epoch + 1 == optim_cfg.epochs
+        if val is not None and (last or (epoch + 1) % max(1, runtime.eval_every) == 0):
+            m = evaluate(ema.module if ema is not None else model, val, device, channels_last, runtime.amp)
+            row.update(val_top1=m["top1"], val_top5=m["top5"])
+        history.append(row)
+        log.info("%s epoch %d/%d loss %.4f lr %.2e %s%.0f img/s", name, epoch + 1, optim_cfg.epochs,
+                 row["train_loss"], lr, f"val top-1 {row['val_top1']:.2f} " if "val_top1" in row else "",
+                 row["images_per_s"])
+        if D.is_main():
+            save_state(state_path, {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                    "ema": ema.module.state_dict() if ema is not None else None,
+                                    "epoch": epoch, "history": history})
+        D.barrier()
+    final = ema.module if ema is not None else model
+    return final, history
