@@ -53,6 +53,7 @@ class OptimConfig:
     label_smoothing: float = 0.0
     ema_decay: float = 0.0  # 0 disables the EMA of weights (timm ModelEmaV3)
     grad_clip: float = 0.0  # 0 disables clipping
+    eval_every: int = 1  # validate every N epochs (the last epoch always)
 
 
 @dataclass
@@ -91,7 +92,6 @@ class RuntimeConfig:
     amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
     channels_last: bool = True  # on CUDA
     threads: int | None = None  # torch.set_num_threads on CPU (None: leave torch's default)
-    eval_every: int = 1  # validate every N epochs (the last epoch always)
 
 
 @dataclass

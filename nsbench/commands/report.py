@@ -1,13 +1,26 @@
-"""`nsbench report` (not yet available)."""
+"""`nsbench report`: render an HTML comparison from saved results (never re-runs a model)."""
 from __future__ import annotations
 
-from ..utils import NsbenchError
+import argparse
+
+EXAMPLES = """examples:
+  nsbench report reports/fmnist/iter0 reports/fmnist/iter3 --baseline iter0 --out reports/fmnist/report
+  nsbench report reports/fmnist runs/default --out reports/fmnist/report     # all models in a folder + a run
+"""
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("report", help="(coming)")
+    p = sub.add_parser("report", help="render an HTML report from saved results", epilog=EXAMPLES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("inputs", nargs="+", metavar="RESULTS", help="eval result folders, folders of them, or run folders")
+    p.add_argument("--baseline", help="model label to compare against (default: the first model)")
+    p.add_argument("--out", default="reports/report", help="output folder (index.html + data)")
+    p.add_argument("--title", default="nsbench robustness report")
     p.set_defaults(handler=run)
 
 
 def run(args) -> int:
-    raise NsbenchError("report is not implemented yet")
+    from ..report.render import render_report
+
+    print(render_report(args.inputs, args.out, baseline=args.baseline, title=args.title))
+    return 0

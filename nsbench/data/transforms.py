@@ -47,6 +47,8 @@ def resize_center_crop(img: np.ndarray, size: int, crop_pct: float = IMAGENET_CR
 def prepare(img: np.ndarray, size: int, kind: str) -> np.ndarray:
     """One uint8 HWC image -> uint8 size x size x 3, deterministically."""
     img = to_rgb(img)
+    if kind == "as-is":  # official robustness sets ship at the model's resolution: never resized
+        return img
     h, w = img.shape[:2]
     if kind == "small" or (h <= size and w <= size):
         img = pad_to(img, size)

@@ -218,7 +218,7 @@ def train_stage(
                "train_loss": loss_sum / max(seen, 1), "images": seen * world, "images_per_s": seen * world / max(elapsed, 1e-9),
                "seconds": elapsed, "skipped": skipped}
         last = epoch + 1 == optim_cfg.epochs
-        if val is not None and (last or (epoch + 1) % max(1, runtime.eval_every) == 0):
+        if val is not None and (last or (epoch + 1) % max(1, optim_cfg.eval_every) == 0):
             m = evaluate(ema.module if ema is not None else model, val, device, channels_last, runtime.amp)
             row.update(val_top1=m["top1"], val_top5=m["top5"])
         history.append(row)

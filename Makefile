@@ -1,0 +1,46 @@
+# nsbench: `make demo` runs the main job, `make test` runs the tests. Each creates .venv and installs what it needs.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+NSBENCH := $(VENV)/bin/nsbench
+STAMP := $(VENV)/.installed
+# torch and torchvision are pinned to the CUDA builds that also run on CPU; override for other machines.
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+DEMO_OUT ?= runs/demo
+PIP := $(PY) -m pip install -q --disable-pip-version-check
+
+.PHONY: demo test test-all data browser clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PIP) --upgrade pip
+	$(PIP) $(TORCH_SPEC)
+	$(PIP) -e '.[test]'
+	touch $(STAMP)
+
+# Fashion-MNIST from Debian's dataset-fashion-mnist when apt is there; otherwise nsbench falls back to the HF hub.
+data:
+	@if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
+	fi
+
+browser:
+	@if ! command -v chromium >/dev/null && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	fi
+
+demo: $(STAMP) data
+	@if [ -f $(DEMO_OUT)/config.yaml ]; then \
+	  $(NSBENCH) train --resume $(DEMO_OUT) --iterations 3; \
+	else \
+	  $(NSBENCH) train --recipe default --iterations 3 --out $(DEMO_OUT); \
+	fi
+
+test: $(STAMP) data browser
+	$(PY) -m pytest -q
+
+test-all: $(STAMP) data browser
+	$(PY) -m pytest -q -m ''
+
+clean:
+	rm -rf $(VENV) runs test-artifacts .pytest_cache

@@ -1,0 +1,1 @@
+"""Robustness suites: clean, corruptions (-C), perturbations (-P), natural adversarial (-A), FGSM."""

@@ -1,0 +1,52 @@
+"""Built robustness sets live in a cache folder with a manifest and a fingerprint, so every model sees identical
+images; a set is complete once its manifest exists (written last, atomically)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..utils import atomic_path, read_json, write_json
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("NSBENCH_CACHE", Path.home() / ".cache" / "nsbench"))
+
+
+def key_of(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def save_array(path: Path, arr: np.ndarray) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, arr, allow_pickle=False)
+
+
+def load_array(path: Path) -> np.ndarray:
+    return np.load(path, mmap_mode="r", allow_pickle=False)
+
+
+def array_sha(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def read_manifest(folder: Path) -> dict | None:
+    m = folder / "manifest.json"
+    return read_json(m) if m.exists() else None
+
+
+def write_manifest(folder: Path, manifest: dict) -> None:
+    write_json(folder / "manifest.json", manifest)
+
+
+def seed_for(*parts) -> int:
+    """A stable 32-bit seed from any parts (names, indices): the same image always gets the same noise."""
+    return int.from_bytes(hashlib.sha256("|".join(map(str, parts)).encode()).digest()[:4], "little")

@@ -1,0 +1,159 @@
+"""-C: DATASET-C built with imagecorruptions for any dataset, and the official ImageNet-C tree.
+
+Built sets: the evaluation split's first `limit` images (a seeded subset), prepared exactly as the model sees
+them (uint8, >= 32x32), corrupted once per (corruption, severity) with a per-image seed, cached as .npy arrays.
+Cells are built in parallel over processes; impulse_noise and glass_blur take their `seed=` argument, the others
+draw from numpy's global generator, which is re-seeded per image.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..data.sources import FileSource, Source, scan_folder
+from ..data.transforms import prepare
+from ..utils import NsbenchError
+from . import cache as K
+
+log = logging.getLogger(__name__)
+
+SEEDED_KWARG = {"impulse_noise", "glass_blur"}  # these take seed= (imagecorruptions-imaug)
+CATEGORIES = ("noise", "blur", "weather", "digital", "extra")  # optional level in unpacked ImageNet-C copies
+
+
+def corrupt_one(img: np.ndarray, name: str, severity: int, seed: int) -> np.ndarray:
+    from imagecorruptions import corrupt
+
+    np.random.seed(seed)
+    kwargs = {"seed": seed} if name in SEEDED_KWARG else {}
+    out = corrupt(img, corruption_name=name, severity=severity, **kwargs)
+    if out.shape != img.shape:  # some corruptions return a cropped/resized frame on odd sizes
+        from PIL import Image
+
+        out = np.asarray(Image.fromarray(out).resize((img.shape[1], img.shape[0]), Image.BILINEAR))
+    return out.astype(np.uint8)
+
+
+def _build_cell(args) -> tuple[str, int, str]:
+    folder, clean_path, name, severity, base_seed, indices = args
+    clean = K.load_array(Path(clean_path))
+    out = np.empty_like(clean)
+    for k in range(len(clean)):
+        out[k] = corrupt_one(np.asarray(clean[k]), name, severity, K.seed_for(base_seed, name, severity, int(indices[k])))
+    path = Path(folder) / f"{name}-{severity}.npy"
+    K.save_array(path, out)
+    return name, severity, K.array_sha(path)
+
+
+def clean_images(source: Source, indices: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The prepared uint8 images (n, size, size, 3), labels and source indices; unreadable ones dropped."""
+    imgs, keep = [], []
+    for i in indices:
+        try:
+            imgs.append(prepare(source.load(int(i)), size, source.kind))
+            keep.append(int(i))
+        except Exception as e:  # noqa: BLE001 - UnreadableImage and decoder errors alike
+            log.warning("skipping unreadable image %s", e)
+    keep = np.asarray(keep, np.int64)
+    if not imgs:
+        raise NsbenchError(f"{source.name}: no readable images to build from")
+    return np.stack(imgs), source.labels[keep], keep
+
+
+def pick_indices(n: int, limit: int | None, seed: int) -> np.ndarray:
+    if limit is None or limit >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))
+
+
+def build_c(source: Source, size: int, corruptions: list[str], severities: list[int], limit: int | None, seed: int,
+            cache_dir: Path, workers: int | None = None) -> tuple[Path, dict]:
+    """Build (or reuse) DATASET-C; return its folder and manifest."""
+    import importlib.metadata as md
+
+    idx = pick_indices(len(source), limit, seed)
+    spec = {"kind": "C", "source": source.name, "fingerprint": source.fingerprint(), "size": size, "seed": seed,
+            "n": len(idx), "imagecorruptions": md.version("imagecorruptions-imaug")}
+    folder = cache_dir / "sets" / f"C-{K.key_of(spec)}"
+    manifest = K.read_manifest(folder)
+    want = {(c, s) for c in corruptions for s in severities}
+    if manifest and want <= {(c["corruption"], c["severity"]) for c in manifest["cells"]}:
+        return folder, manifest
+    folder.mkdir(parents=True, exist_ok=True)
+    clean_path = folder / "clean.npy"
+    if not (folder / "labels.npy").exists():
+        imgs, labels, kept = clean_images(source, idx, size)
+        K.save_array(clean_path, imgs)
+        K.save_array(folder / "indices.npy", kept)
+        K.save_array(folder / "labels.npy", labels)
+    kept = K.load_array(folder / "indices.npy")
+    done = {(c["corruption"], c["severity"]): c for c in (manifest or {}).get("cells", [])}
+    todo = [(str(folder), str(clean_path), c, s, seed, np.asarray(kept)) for c, s in sorted(want - set(done))
+            if not (folder / f"{c}-{s}.npy").exists()]
+    for c, s in sorted(want - set(done)):
+        if (folder / f"{c}-{s}.npy").exists():  # finished by an interrupted build
+            done[(c, s)] = {"corruption": c, "severity": s, "file": f"{c}-{s}.npy", "sha256": K.array_sha(folder / f"{c}-{s}.npy")}
+    workers = workers or os.cpu_count() or 1
+    log.info("building %d DATASET-C cells of %d images with %d processes in %s", len(todo), len(kept), workers, folder)
+    bar = tqdm(total=len(todo), desc="building -C", leave=False, mininterval=2.0)
+    if workers > 1 and len(todo) > 1:
+        with mp.get_context("spawn").Pool(workers, initializer=_quiet_worker) as pool:
+            for c, s, sha in pool.imap_unordered(_build_cell, todo):
+                done[(c, s)] = {"corruption": c, "severity": s, "file": f"{c}-{s}.npy", "sha256": sha}
+                bar.update()
+    else:
+        for t in todo:
+            c, s, sha = _build_cell(t)
+            done[(c, s)] = {"corruption": c, "severity": s, "file": f"{c}-{s}.npy", "sha256": sha}
+            bar.update()
+    bar.close()
+    manifest = {**spec, "indices_sha256": K.array_sha(folder / "indices.npy"), "n": int(len(kept)),
+                "cells": sorted(done.values(), key=lambda d: (d["corruption"], d["severity"]))}
+    K.write_manifest(folder, manifest)
+    return folder, manifest
+
+
+def _quiet_worker() -> None:
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    import torch
+
+    torch.set_num_threads(1)
+
+
+# --------------------------------------------------------------------------------------- official ImageNet-C
+
+@dataclass
+class OfficialCell:
+    corruption: str
+    severity: int
+    folder: Path
+
+
+def scan_imagenet_c(root: str | Path) -> list[OfficialCell]:
+    """Find <corruption>/<severity>/<wnid>/*.JPEG, with or without a category level above the corruption."""
+    root = Path(root)
+    if not root.is_dir():
+        raise NsbenchError(f"{root}: ImageNet-C root not found")
+    cells = []
+    bases = [root] + [root / c for c in CATEGORIES if (root / c).is_dir()]
+    for base in bases:
+        for cdir in sorted(p for p in base.iterdir() if p.is_dir()):
+            for sdir in sorted(p for p in cdir.iterdir() if p.is_dir() and p.name.isdigit()):
+                cells.append(OfficialCell(cdir.name, int(sdir.name), sdir))
+    if not cells:
+        raise NsbenchError(f"{root}: no <corruption>/<severity>/<wnid>/ folders found (ImageNet-C layout)")
+    return cells
+
+
+def open_official_cell(cell: OfficialCell, classes: list[str]) -> FileSource:
+    src = scan_folder(cell.folder, f"imagenet-c/{cell.corruption}/{cell.severity}", classes)
+    src.kind = "as-is"  # ImageNet-C is evaluated without resizing
+    return src

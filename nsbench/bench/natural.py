@@ -1,0 +1,126 @@
+"""-A: natural adversarial examples.
+
+Official ImageNet-A / ImageNet-R folders are scored through their 200-class logit masks (the reference rule:
+argmax over the 1000-way logits at the 200 indices, compared with the folder's class, wnids in sorted order).
+
+For any other dataset nsbench builds DATASET-A the way ImageNet-A was built: from a held-out pool, keep the images
+that every one of a set of independently trained reference classifiers gets wrong. The reference recipe (archs,
+seeds, epochs, training subset) is fixed by the suite and recorded; the kept indices are frozen in a manifest.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import OptimConfig, RuntimeConfig
+from ..data.loaders import ImageDataset, iterate_clean
+from ..data.sources import Source, scan_folder
+from ..data.transforms import TrainAugment
+from ..models import ModelSpec, build_model, default_mean_std
+from ..reference import imagenet_a_classes, imagenet_r_classes
+from ..utils import NsbenchError, seed_everything
+from . import cache as K
+from .corruptions import clean_images
+
+log = logging.getLogger(__name__)
+
+
+def mask_for(name: str) -> tuple[tuple[int, ...], tuple[str, ...]]:
+    return imagenet_a_classes() if name == "imagenet-a" else imagenet_r_classes()
+
+
+def open_official(root: str | Path, mask: str) -> tuple[Source, np.ndarray, dict]:
+    """The folder as a source labelled by position in the mask's wnid list, the mask indices, and a wnid check."""
+    root = Path(root)
+    if not root.is_dir():
+        raise NsbenchError(f"{root}: {mask} folder not found")
+    indices, wnids = mask_for(mask)
+    folders = sorted(p.name for p in root.iterdir() if p.is_dir())
+    extra = sorted(set(folders) - set(wnids))
+    missing = sorted(set(wnids) - set(folders))
+    if extra:
+        raise NsbenchError(f"{root}: {len(extra)} class folder(s) not in the {mask} class list: {', '.join(extra[:5])}")
+    if missing:
+        log.warning("%s: %d of the %d %s classes have no folder (e.g. %s)", root, len(missing), len(wnids), mask,
+                    ", ".join(missing[:3]))
+    src = scan_folder(root, mask, list(wnids))
+    return src, np.asarray(indices), {"folder_wnids": len(folders), "missing_wnids": missing, "extra_wnids": extra}
+
+
+def masked_predictions(logits: torch.Tensor, mask_indices: np.ndarray) -> torch.Tensor:
+    """Argmax among the masked logits: an index into the 200-class list."""
+    return logits[:, torch.as_tensor(mask_indices, dtype=torch.long)].argmax(1)
+
+
+def build_a(train: Source, pool: Source, size: int, references: list, epochs: int, train_limit: int | None,
+            batch_size: int, lr: float, pool_limit: int | None, seed: int, cache_dir: Path,
+            device: torch.device) -> tuple[Path, dict]:
+    """Build (or reuse) DATASET-A from `pool` with reference models trained on `train`."""
+    from .corruptions import pick_indices
+
+    refs = [{"arch": r.arch, "seed": r.seed, "kwargs": dict(r.kwargs)} for r in references]
+    if not refs:
+        raise NsbenchError("natural_adversarial.references: at least one reference model is needed")
+    spec = {"kind": "A", "train": train.name, "train_fingerprint": train.fingerprint(), "pool": pool.name,
+            "pool_fingerprint": pool.fingerprint(), "size": size, "references": refs, "epochs": epochs,
+            "train_limit": train_limit, "batch_size": batch_size, "lr": lr, "pool_limit": pool_limit, "seed": seed}
+    folder = cache_dir / "sets" / f"A-{K.key_of(spec)}"
+    manifest = K.read_manifest(folder)
+    if manifest:
+        return folder, manifest
+    folder.mkdir(parents=True, exist_ok=True)
+    pool_idx = pick_indices(len(pool), pool_limit, seed)
+    wrong = np.ones(len(pool_idx), bool)
+    ref_stats = []
+    for r in refs:
+        model = _reference_model(r, train, size, epochs, train_limit, batch_size, lr, folder, device)
+        preds = []
+        with torch.no_grad():
+            for x, _, _, _ in iterate_clean(pool, pool_idx, size, 500):
+                preds.append(model(x.to(device)).argmax(1).cpu().numpy())
+        preds = np.concatenate(preds)
+        ok = preds == pool.labels[pool_idx]
+        wrong &= ~ok
+        ref_stats.append({**r, "pool_top1": float(ok.mean() * 100)})
+        log.info("DATASET-A reference %s seed %d: pool top-1 %.2f%%", r["arch"], r["seed"], ok.mean() * 100)
+    kept = pool_idx[wrong]
+    if len(kept) == 0:
+        raise NsbenchError("DATASET-A: the reference models got every pool image right; nothing to keep")
+    imgs, labels, kept = clean_images(pool, kept, size)
+    K.save_array(folder / "images.npy", imgs)
+    K.save_array(folder / "labels.npy", labels)
+    K.save_array(folder / "indices.npy", kept)
+    manifest = {**spec, "n_pool": int(len(pool_idx)), "n": int(len(kept)), "reference_results": ref_stats,
+                "per_class": np.bincount(labels, minlength=len(pool.classes)).tolist(),
+                "rule": "kept: pool images that every reference model misclassifies",
+                "images_sha256": K.array_sha(folder / "images.npy")}
+    K.write_manifest(folder, manifest)
+    return folder, manifest
+
+
+def _reference_model(r: dict, train: Source, size: int, epochs: int, train_limit, batch_size: int, lr: float,
+                     folder: Path, device: torch.device):
+    from ..checkpoint import load_checkpoint, save_checkpoint
+    from ..training.fit import train_stage
+    from .corruptions import pick_indices
+
+    path = folder / f"ref-{r['arch']}-{r['seed']}.pt"
+    if path.exists():
+        return load_checkpoint(path)[0].to(device)
+    seed_everything(r["seed"])
+    mean, std = default_mean_std(r["arch"])
+    spec = ModelSpec(r["arch"], num_classes=len(train.classes), input_size=size, mean=mean, std=std, kwargs=r["kwargs"])
+    model = build_model(spec)
+    idx = pick_indices(len(train), train_limit, r["seed"])
+    ds = ImageDataset(train, idx, size, augment=TrainAugment(size, False, 0, 0, 0.0, random_crop_pad=max(1, size // 16)))
+    final, _ = train_stage(model, name=f"ref-{r['arch']}-{r['seed']}",
+                           optim_cfg=OptimConfig(epochs=epochs, batch_size=batch_size, lr=lr, warmup_epochs=0.1),
+                           runtime=RuntimeConfig(), labeled=ds, pseudo=None, ratio=0, unlabeled_weight=0.0, val=None,
+                           device=device, state_path=folder / f"ref-{r['arch']}-{r['seed']}.state.pt", seed=r["seed"])
+    save_checkpoint(path, final, spec, classes=train.classes, iteration=-1, parent_sha256=None, config={"reference": r},
+                    metrics={}, extra={"role": "dataset-a-reference"})
+    (folder / f"ref-{r['arch']}-{r['seed']}.state.pt").unlink(missing_ok=True)
+    return final.eval().to(device)

@@ -1,0 +1,1 @@
+"""Reports: saved results -> pandas tables and matplotlib figures -> one self-contained, escaped HTML page."""

@@ -1,0 +1,246 @@
+"""The robustness harness: official layouts (fabricated), built sets, guards, and a suite end to end."""
+from __future__ import annotations
+
+import os
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from conftest import make_image
+from nsbench import reference
+from nsbench.bench import cache as K
+from nsbench.bench import corruptions as C
+from nsbench.bench import natural as A
+from nsbench.bench import perturbations as P
+from nsbench.bench.attacks import adversarial
+from nsbench.bench.models import EvalModel
+from nsbench.bench.runner import Runner, evaluate
+from nsbench.bench.suite import SuiteConfig, load_suite
+from nsbench.data.sources import ArraySource
+from nsbench.models import ModelSpec, build_model
+from nsbench.resources import list_shipped
+from nsbench.utils import NsbenchError
+
+
+def synsets() -> list[str]:
+    from timm.data import ImageNetInfo
+
+    return list(ImageNetInfo().label_names())
+
+
+class PixelOracle(nn.Module):
+    """Class id read from the grey level at pixel (0, 0); optionally a decoy with the top logit on class 0."""
+
+    def __init__(self, classes: list[int], n: int = 1000, decoy: int | None = 0):
+        super().__init__()
+        self.classes, self.n, self.decoy = classes, n, decoy
+        self.seen_shapes = []
+
+    def forward(self, x):
+        self.seen_shapes.append(tuple(x.shape[1:]))
+        k = (x[:, 0, 0, 0] * 255 / 40).floor().long().clamp(0, len(self.classes) - 1)
+        out = torch.zeros(len(x), self.n)
+        out[torch.arange(len(x)), torch.as_tensor(self.classes)[k]] = 10.0
+        if self.decoy is not None:
+            out[:, self.decoy] = 100.0
+        return out
+
+
+def oracle_model(oracle, classes) -> EvalModel:
+    return EvalModel(oracle, "oracle", "0" * 64, classes, 64, {"model": {"arch": "oracle"}})
+
+
+def encoded_image(k: int, size: int = 64) -> np.ndarray:
+    """A flat grey image of level 40k + 20: lossy JPEG / MP4 coding keeps it within the oracle's bin."""
+    return np.full((size, size, 3), 40 * k + 20, np.uint8)
+
+
+def test_imagenet_a_and_r_masks_are_200_increasing_indices_matching_wnids():
+    names = synsets()
+    for idx, wnids in (reference.imagenet_a_classes(), reference.imagenet_r_classes()):
+        assert len(idx) == 200 and len(set(idx)) == 200
+        assert all(a < b for a, b in zip(idx, idx[1:]))
+        assert [names[i] for i in idx] == list(wnids)
+    shared = set(reference.imagenet_a_classes()[1]) & set(reference.imagenet_r_classes()[1])
+    assert len(shared) == 86
+
+
+@pytest.mark.parametrize("with_category", [False, True])
+def test_official_imagenet_c_tree_with_and_without_category_level(tmp_path, with_category):
+    names = synsets()
+    wnids = [names[3], names[7]]
+    root = tmp_path / "imagenet-c"
+    for corr, cat in (("gaussian_noise", "noise"), ("fog", "weather")):
+        for sev in (1, 2):
+            for k, w in enumerate(wnids):
+                d = (root / cat if with_category else root) / corr / str(sev) / w
+                d.mkdir(parents=True)
+                for j in range(2):
+                    Image.fromarray(encoded_image(k)).save(d / f"img{j}.JPEG", quality=95)
+    cells = C.scan_imagenet_c(root)
+    assert sorted((c.corruption, c.severity) for c in cells) == [("fog", 1), ("fog", 2), ("gaussian_noise", 1), ("gaussian_noise", 2)]
+    oracle = PixelOracle([3, 7], decoy=None)
+    cfg = SuiteConfig(name="t")
+    cfg.corruptions.root = str(root)
+    cfg.corruptions.corruptions, cfg.corruptions.severities = ["gaussian_noise", "fog"], [1, 2]
+    r = Runner(oracle_model(oracle, names), cfg, tmp_path / "cache", torch.device("cpu"))
+    r.clean_correct = lambda: np.ones(4, bool)
+    errors, clean_err, outcomes, n, _ = r.corruption_errors()
+    assert errors == {"gaussian_noise": [0.0, 0.0], "fog": [0.0, 0.0]} and n == 4
+    assert set(oracle.seen_shapes) == {(3, 64, 64)}  # evaluated at the files' own size, no resizing
+
+
+def test_official_imagenet_p_mp4_sequences(tmp_path):
+    names = synsets()
+    root = tmp_path / "imagenet-p"
+    wnid = names[5]
+    # translate: 41 frames whose encoded class flips at frames 10 and 11 -> 2 flips of 40 comparisons
+    for pert, n_frames in (("translate", 41), ("gaussian_noise_2", 31)):
+        d = root / pert / wnid
+        d.mkdir(parents=True)
+        vw = cv2.VideoWriter(str(d / "seq0.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 64))
+        for f in range(n_frames):
+            k = 1 if f == 10 or (pert.startswith("gaussian") and f in (3, 4)) else 0
+            vw.write(cv2.cvtColor(encoded_image(k), cv2.COLOR_RGB2BGR))
+        vw.release()
+    frames = P.read_video(root / "translate" / wnid / "seq0.mp4")
+    assert frames.shape == (41, 64, 64, 3)
+    cfg = SuiteConfig(name="t")
+    cfg.perturbations.root, cfg.perturbations.perturbations = str(root), ["translate", "gaussian_noise"]
+    cfg.perturbations.difficulty = 2
+    r = Runner(oracle_model(PixelOracle([5, 9], decoy=None), names), cfg, tmp_path / "cache", torch.device("cpu"))
+    stats, _ = r.perturbation_stats()
+    # difficulty 2, temporal: chains (0,2,..,40) and (1,3,..,39); frame 10 differs -> pairs (8,10),(10,12) flip: 2/39
+    assert stats["translate"]["fp"][0] == pytest.approx(2 / 39)
+    # noise: read from the _2 folder, every frame against frame 0 -> frames 3 and 4 flip: 2/30
+    assert stats["gaussian_noise"]["fp"][0] == pytest.approx(2 / 30)
+
+
+def test_official_imagenet_a_folder_scored_through_the_mask(tmp_path):
+    names = synsets()
+    a_idx, a_wnids = reference.imagenet_a_classes()
+    root = tmp_path / "imagenet-a"
+    for k, w in enumerate(a_wnids[:3]):
+        (root / w).mkdir(parents=True)
+        for j in range(2):
+            Image.fromarray(encoded_image(k, 300)).save(root / w / f"{j}.jpg", quality=95)
+    cfg = SuiteConfig(name="t")
+    cfg.natural_adversarial.root = str(root)
+    oracle = PixelOracle(list(a_idx[:3]), decoy=0)  # class 0 (not an -A class) always has the top logit
+    r = Runner(oracle_model(oracle, names), cfg, tmp_path / "cache", torch.device("cpu"))
+    r.size = 224
+    rows, _ = r.run_natural()
+    acc = [x for x in rows if x["metric"] == "top1_acc"][0]
+    assert acc["value"] == 100.0 and acc["n"] == 6
+    assert r.sets["natural_adversarial"]["missing_wnids"].__len__() == 197
+    (root / "n00000000").mkdir()
+    with pytest.raises(NsbenchError, match="not in the imagenet-a class list"):
+        A.open_official(root, "imagenet-a")
+
+
+def test_building_dataset_c_twice_gives_byte_identical_images(tmp_path):
+    rng = np.random.default_rng(0)
+    images = np.stack([make_image(i % 4, rng) for i in range(6)])
+    src = ArraySource("det", images, np.arange(6) % 4, list("abcd"))
+    names = ["gaussian_noise", "impulse_noise", "glass_blur", "frost", "snow", "elastic_transform"]
+    f1, m1 = C.build_c(src, 32, names, [1, 5], None, 0, tmp_path / "a", workers=2)
+    f2, m2 = C.build_c(src, 32, names, [1, 5], None, 0, tmp_path / "b", workers=1)
+    assert [c["sha256"] for c in m1["cells"]] == [c["sha256"] for c in m2["cells"]]
+    for c in m1["cells"]:
+        assert (f1 / c["file"]).read_bytes() == (f2 / c["file"]).read_bytes()
+    clean = np.load(f1 / "clean.npy")
+    assert not np.array_equal(np.load(f1 / "gaussian_noise-5.npy"), clean)
+    # a third build is served from the cache
+    f3, m3 = C.build_c(src, 32, names, [1], None, 0, tmp_path / "a")
+    assert f3 == f1 and m3 == m1
+
+
+def test_building_dataset_p_is_deterministic_and_shaped(tmp_path):
+    rng = np.random.default_rng(1)
+    images = np.stack([make_image(i % 4, rng) for i in range(3)])
+    src = ArraySource("p", images, np.arange(3) % 4, list("abcd"))
+    perts = list(reference.P_TEST)
+    f1, m1 = P.build_p(src, 32, perts, 1, None, 0, tmp_path / "a", workers=2)
+    f2, m2 = P.build_p(src, 32, perts, 1, None, 0, tmp_path / "b", workers=1)
+    assert [s["sha256"] for s in m1["sequences"]] == [s["sha256"] for s in m2["sequences"]]
+    frames = {p: np.load(f1 / f"{p}-d1.npy").shape[1] for p in perts}
+    assert frames["translate"] == 16 and frames["motion_blur"] == 21 and frames["rotate"] == 31
+    noise = np.load(f1 / "gaussian_noise-d1.npy")
+    assert np.array_equal(noise[:, 0], np.load(f1 / "clean.npy"))  # noise sequences start clean
+
+
+def test_fgsm_eps_zero_equals_clean_and_inputs_outside_unit_range_are_refused():
+    spec = ModelSpec("test_efficientnet", num_classes=4)
+    model = build_model(spec).eval()
+    x = torch.rand(16, 3, 32, 32)
+    y = torch.randint(0, 4, (16,))
+    adv = adversarial(model, x, y, 0.0)
+    assert torch.equal(model(adv).argmax(1), model(x).argmax(1))
+    adv8 = adversarial(model, x, y, 8.0)
+    assert (adv8 - x).abs().max() <= 8 / 255 + 1e-6 and adv8.min() >= 0 and adv8.max() <= 1
+    with pytest.raises(NsbenchError, match=r"\[0, 1\]"):
+        adversarial(model, x * 2 - 0.5, y, 2.0)
+
+
+def test_shipped_suites_load_and_unset_roots_are_named(monkeypatch):
+    for var in ("NSBENCH_IMAGENET", "NSBENCH_IMAGENET_C", "NSBENCH_IMAGENET_P", "NSBENCH_IMAGENET_A"):
+        monkeypatch.delenv(var, raising=False)
+    paths = {p.stem: p for p in list_shipped("suite")}
+    assert {"robustness", "quick", "imagenet"} <= set(paths)
+    for name in ("robustness", "quick"):
+        assert load_suite(paths[name]).tasks() == ["clean", "corruptions", "perturbations", "natural_adversarial", "fgsm"]
+    with pytest.raises(NsbenchError, match=r"NSBENCH_IMAGENET"):
+        load_suite(paths["imagenet"])
+    for var in ("NSBENCH_IMAGENET", "NSBENCH_IMAGENET_C", "NSBENCH_IMAGENET_P", "NSBENCH_IMAGENET_A"):
+        monkeypatch.setenv(var, f"/data/{var}")
+    cfg = load_suite(paths["imagenet"])
+    assert cfg.corruptions.root == "/data/NSBENCH_IMAGENET_C" and cfg.normaliser == "alexnet"
+    with pytest.raises(NsbenchError, match="unknown key"):
+        load_suite(paths["quick"], ["fgsm.epsilon=3"])
+
+
+def test_suite_end_to_end_on_a_trained_run_resumes_from_cached_cells(tiny_run, tmp_path, monkeypatch):
+    from conftest import TINY_SUITE
+    from nsbench.bench import runner as R
+    from nsbench.cli import main
+
+    cache, out = tmp_path / "cache", tmp_path / "eval"
+    # iteration 0 normalises itself: every CE is exactly 100
+    df0 = evaluate(str(tiny_run / "iter0.pt"), "robustness", out / "iter0", overrides=TINY_SUITE, cache_dir=cache, device="cpu")
+    ce = df0[df0.metric == "ce"]
+    assert len(ce) == 4 and np.allclose(ce.value, 100.0)
+    assert df0[(df0.metric == "mce")].value.iloc[0] == pytest.approx(100.0)
+    # the student: killed during FGSM, then resumed; cells already computed are not recomputed
+    real = R.Runner.run_fgsm
+    monkeypatch.setattr(R.Runner, "run_fgsm", lambda self: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(str(tiny_run / "iter1.pt"), "robustness", out / "iter1", overrides=TINY_SUITE, cache_dir=cache, device="cpu")
+    cells = {p: p.stat().st_mtime_ns for p in (cache / "cells").rglob("*.npz")}
+    monkeypatch.setattr(R.Runner, "run_fgsm", real)
+    assert main(["eval", "--suite", "robustness", str(tiny_run / "iter1.pt"), "--out", str(out), "--cache", str(cache),
+                 "--device", "cpu", *TINY_SUITE]) == 0
+    for p, mtime in cells.items():
+        assert p.stat().st_mtime_ns == mtime, f"{p} was recomputed"
+    df = pd.read_csv(out / "iter1" / "results.csv")
+    assert set(df.task) == {"clean", "corruptions", "perturbations", "natural_adversarial", "fgsm"}
+    assert list(df.columns) == R.COLUMNS
+    norm = df[df.metric.isin(["ce", "relative_ce", "mce", "relative_mce", "fr", "t5d_rel", "mfr", "mt5d"])]
+    assert len(norm) and norm.normaliser.str.startswith("iter0").all()
+    clean = df[(df.task == "clean") & (df.metric == "top1_acc")].value.iloc[0]
+    fgsm0 = df[(df.task == "fgsm") & (df.eps_255 == 0)].value.iloc[0]
+    per = pd.read_parquet(out / "iter1" / "per_image.parquet")
+    clean_sub = per[(per.task == "clean")].set_index("image").correct
+    fgsm_sub = per[(per.task == "fgsm") & (per.eps_255 == 0)].set_index("image").correct
+    assert (clean_sub.loc[fgsm_sub.index] == fgsm_sub).all()  # eps = 0 reproduces clean predictions image by image
+    assert 0 <= fgsm0 <= 100 and 0 <= clean <= 100
+    import json
+
+    meta = json.loads((out / "iter1" / "meta.json").read_text())
+    assert meta["normaliser"]["sha256"] == json.loads((out / "iter0" / "meta.json").read_text())["model"]["sha256"]
+    assert meta["sets"]["natural_adversarial"]["rule"].startswith("kept: pool images that every reference")
+    assert meta["dataset"]["fingerprint"] and meta["model"]["iteration"] == 1

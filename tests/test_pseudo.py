@@ -1,0 +1,135 @@
+"""Pseudo-labeling: exact labels from an oracle teacher, exact filter/balance counts, no noise leaks in."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from nsbench.data.sources import ArraySource
+from nsbench.data.transforms import prepare_batch, to_tensor
+from nsbench.models import ModelSpec, build_model
+from nsbench.training import pseudo as P
+
+C = 4
+LOGITS = torch.tensor([[2.0, 1.0, 0.0, -1.0], [0.0, 0.0, 3.0, 0.0], [1.0, 1.2, 0.9, 1.1],
+                       [-2.0, 0.0, 0.5, 4.0], [0.3, 0.2, 0.1, 0.0], [5.0, -5.0, 0.0, 0.0]])
+
+
+class Oracle(nn.Module):
+    """Reads the image id written into pixel (0, 0) and returns fixed logits for it."""
+
+    def forward(self, x):
+        ids = (x[:, 0, 0, 0] * 255).round().long()
+        return LOGITS[ids]
+
+
+def oracle_source() -> ArraySource:
+    n = len(LOGITS)
+    images = np.zeros((n, 32, 32, 3), np.uint8)
+    images[:, 0, 0, 0] = np.arange(n)
+    return ArraySource("oracle", images, np.array([0, 2, 1, 3, 0, 0]), [f"c{i}" for i in range(C)])
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.5, 2.0])
+def test_oracle_soft_labels_are_softmax_of_logits_over_temperature(temperature):
+    src = oracle_source()
+    probs, idx, skipped = P.teacher_probs(Oracle(), src, np.arange(len(src)), 32, torch.device("cpu"),
+                                          temperature=temperature, batch_size=4, progress=False)
+    expected = torch.softmax(LOGITS / temperature, 1).numpy()
+    assert skipped == 0 and idx.tolist() == list(range(len(src)))
+    np.testing.assert_allclose(probs, expected, rtol=1e-6, atol=1e-7)
+    cls, val = P.topk_targets(probs, soft=True, k=None)
+    np.testing.assert_allclose(P.dense_targets(cls, val, C), expected, rtol=1e-5, atol=1e-7)
+
+
+def test_oracle_hard_labels_are_argmax_one_hot():
+    src = oracle_source()
+    probs, _, _ = P.teacher_probs(Oracle(), src, np.arange(len(src)), 32, torch.device("cpu"), progress=False)
+    cls, val = P.topk_targets(probs, soft=False, k=None)
+    assert cls[:, 0].tolist() == [0, 2, 1, 3, 0, 0]
+    dense = P.dense_targets(cls, val, C)
+    np.testing.assert_array_equal(dense, np.eye(C, dtype=np.float32)[[0, 2, 1, 3, 0, 0]])
+
+
+def test_topk_keeps_largest_and_renormalises():
+    probs = torch.softmax(LOGITS, 1).numpy()
+    cls, val = P.topk_targets(probs, soft=True, k=2)
+    assert cls.shape == (6, 2)
+    assert cls[1, 0] == 2 and cls[3, 0] == 3
+    dense = P.dense_targets(cls, val, C)
+    np.testing.assert_allclose(dense.sum(1), 1.0, rtol=1e-6)
+    assert (dense > 0).sum(1).tolist() == [2] * 6
+
+
+def test_filter_and_balance_give_exact_per_class_counts():
+    # class 0: 6 images, class 1: 2 images, class 2: 3 images (one below threshold), class 3: none
+    hard = np.array([0, 0, 0, 0, 0, 0, 1, 1, 2, 2, 2])
+    conf = np.array([.9, .8, .7, .6, .5, .95, .6, .4, .9, .2, .7])
+    sel = P.select(conf, hard, 4, threshold=0.3, balance=True, per_class=4, true_labels=None)
+    per = {p["class"]: p for p in sel.stats["per_class"]}
+    assert sel.stats["n_filtered"] == 1 and sel.stats["n_kept"] == 10
+    assert [per[c]["selected"] for c in range(4)] == [4, 4, 4, 0]
+    assert [per[c]["duplicated"] for c in range(4)] == [0, 2, 2, 0]
+    assert per[0]["dropped_by_balance"] == 2
+    # class 0 keeps its four most confident: rows 5 (.95), 0 (.9), 1 (.8), 2 (.7)
+    assert sorted(sel.positions[np.isin(sel.positions, np.arange(6))].tolist()) == [0, 1, 2, 5]
+    # class 1 (two images) repeats both twice; class 2 (two kept) repeats both twice
+    assert sorted(sel.positions[hard[sel.positions] == 1].tolist()) == [6, 6, 7, 7]
+    assert sorted(sel.positions[hard[sel.positions] == 2].tolist()) == [8, 8, 10, 10]
+    assert 9 not in sel.positions  # below the threshold
+
+
+def test_balance_target_mean_and_uneven_duplication():
+    hard = np.array([0] * 5 + [1] * 2)
+    conf = np.array([.9, .9, .9, .9, .9, .8, .7])
+    sel = P.select(conf, hard, 2, threshold=0.3, balance=True, per_class="mean")
+    assert sel.stats["per_class_target"] == 4  # round(mean(5, 2)) = round(3.5) = 4
+    per = sel.stats["per_class"]
+    assert per[1]["selected"] == 4 and sorted(sel.positions[sel.positions >= 5].tolist()) == [5, 5, 6, 6]
+    sel3 = P.select(conf, hard, 2, threshold=0.3, balance=True, per_class=5)
+    # 5 = 2 whole repeats + the single most confident once more
+    assert sorted(sel3.positions[sel3.positions >= 5].tolist()) == [5, 5, 5, 6, 6]
+
+
+def test_no_balance_keeps_filtered_set_and_reports_agreement():
+    hard = np.array([0, 1, 1, 2])
+    conf = np.array([.9, .2, .8, .5])
+    sel = P.select(conf, hard, 3, threshold=0.3, balance=False, per_class="mean", true_labels=np.array([0, 1, 2, 2]))
+    assert sorted(sel.positions.tolist()) == [0, 2, 3]
+    assert sel.stats["agreement_all"] == pytest.approx(0.75)
+    assert sel.stats["agreement_kept"] == pytest.approx(2 / 3)
+
+
+def test_noise_does_not_leak_into_pseudo_labeling():
+    """A noisy teacher (dropout 0.5, stochastic depth 0.5) left in train mode must still label un-noised."""
+    spec = ModelSpec("test_efficientnet", num_classes=C, drop_rate=0.5, drop_path_rate=0.5)
+    teacher = build_model(spec).train()
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (24, 28, 28, 1), dtype=np.uint8)
+    src = ArraySource("noise", images, np.zeros(24, np.int64), [str(i) for i in range(C)])
+    a, _, _ = P.teacher_probs(teacher, src, np.arange(24), 32, torch.device("cpu"), batch_size=8, progress=False)
+    b, _, _ = P.teacher_probs(teacher, src, np.arange(24), 32, torch.device("cpu"), batch_size=8, progress=False)
+    np.testing.assert_array_equal(a, b)  # dropout or stochastic depth would make two passes differ
+    assert teacher.training  # the caller's mode is restored
+    with torch.no_grad():  # the same numbers as eval mode on the clean, un-augmented images
+        clean = to_tensor(prepare_batch(images, 32))
+        ref = torch.softmax(teacher.eval()(clean), 1).numpy()
+    np.testing.assert_allclose(a, ref, rtol=1e-5, atol=1e-6)
+    noisy = torch.softmax(teacher.train()(clean), 1).detach().numpy()
+    assert not np.allclose(noisy, ref, atol=1e-4)  # the noise is real, so the check above means something
+
+
+def test_store_round_trip(tmp_path):
+    src = oracle_source()
+    stats = P.build_store(Oracle(), src, np.arange(len(src)), tmp_path / "store", num_classes=C, size=32,
+                          device=torch.device("cpu"), soft=True, temperature=1.0, topk=None, threshold=0.3,
+                          balance=False, per_class="mean", batch_size=4)
+    assert P.is_complete(tmp_path / "store")
+    probs = torch.softmax(LOGITS, 1).numpy()
+    expected_rows = np.flatnonzero(probs.max(1) >= 0.3)
+    assert stats["n_kept"] == len(expected_rows)
+    idx, targets = P.load_selection(tmp_path / "store", C)
+    assert sorted(idx.tolist()) == expected_rows.tolist()
+    for k, i in enumerate(idx):
+        np.testing.assert_allclose(targets[k], probs[i], rtol=1e-5, atol=1e-7)

@@ -1,0 +1,162 @@
+"""Training core: noise on for the student, ladder checks, checkpoints, resume and the CLI end to end."""
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from conftest import tiny_recipe
+from nsbench.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+from nsbench.cli import main
+from nsbench.config import OptimConfig, RuntimeConfig, load_train_config
+from nsbench.data.loaders import ImageDataset
+from nsbench.data.sources import ArraySource
+from nsbench.data.transforms import TrainAugment, prepare_batch, to_tensor
+from nsbench.models import ModelSpec, build_model, stochastic_modules
+from nsbench.training import driver
+from nsbench.training.fit import train_stage
+from nsbench.training.pseudo import dense_targets
+from nsbench.utils import NsbenchError, file_sha256
+
+
+def test_student_trains_in_train_mode_with_input_and_model_noise(tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (32, 32, 32, 3), dtype=np.uint8)
+    src = ArraySource("toy", images, rng.integers(0, 3, 32), ["a", "b", "c"])
+    spec = ModelSpec("test_efficientnet", num_classes=3, drop_rate=0.3, drop_path_rate=0.2)
+    model = build_model(spec)
+    assert stochastic_modules(model), "the student must carry dropout / stochastic depth modules"
+    seen = []
+    model.net.register_forward_pre_hook(lambda m, args: seen.append((m.training, args[0].detach().clone())))
+    aug = TrainAugment(32, True, 2, 9, 0.5, random_crop_pad=2)
+    labeled = ImageDataset(src, np.arange(8), 32, augment=aug)
+    soft = dense_targets(np.zeros((24, 1), np.int32), np.ones((24, 1), np.float32), 3)
+    pseudo = ImageDataset(src, np.arange(8, 32), 32, targets=soft, augment=aug)
+    train_stage(model, name="t", optim_cfg=OptimConfig(epochs=1, batch_size=4, warmup_epochs=0),
+                runtime=RuntimeConfig(device="cpu"), labeled=labeled, pseudo=pseudo, ratio=3, unlabeled_weight=1.0,
+                val=None, device=torch.device("cpu"), state_path=tmp_path / "state.pt", seed=0)
+    assert seen and all(training for training, _ in seen)
+    assert all(len(x) == 16 for _, x in seen)  # 4 labeled + 4 * 3 pseudo-labeled per step
+    clean = to_tensor(prepare_batch(images, 32))
+    normalised_clean = (clean - model.mean) / model.std
+    x0 = seen[0][1]
+    # every input differs from every clean image: augmentation was applied
+    dists = torch.cdist(x0.flatten(1), normalised_clean.flatten(1)).min(1).values
+    assert (dists > 1e-3).all()
+
+
+def test_smaller_student_is_refused_unless_allowed(tiny_folder):
+    recipe = tiny_recipe(f"folder:{tiny_folder}", iterations=1)
+    recipe["students"] = [{"arch": "test_efficientnet", "kwargs": {"channel_multiplier": 0.5}}]
+    cfg = load_train_config(recipe)
+    with pytest.raises(NsbenchError, match="smaller than its teacher"):
+        driver.check_ladder(cfg, 4)
+    cfg = load_train_config(recipe, ["ns.allow_smaller_student=true"])
+    assert len(driver.check_ladder(cfg, 4)) == 2
+
+
+def test_checkpoint_round_trip_gives_identical_logits(tmp_path):
+    spec = ModelSpec("test_efficientnet", num_classes=5, drop_rate=0.2, kwargs={"channel_multiplier": 1.25})
+    model = build_model(spec).eval()
+    x = torch.rand(4, 3, 32, 32)
+    sha = save_checkpoint(tmp_path / "m.pt", model, spec, classes=list("abcde"), iteration=2, parent_sha256="ab" * 32,
+                          config={"seed": 1}, metrics={"val_top1": 50.0})
+    loaded, meta = load_checkpoint(tmp_path / "m.pt")
+    assert torch.equal(model(x), loaded(x))
+    assert meta["sha256"] == sha == file_sha256(tmp_path / "m.pt")
+    assert meta["iteration"] == 2 and meta["parent_sha256"] == "ab" * 32 and meta["classes"] == list("abcde")
+    assert meta["model"]["kwargs"] == {"channel_multiplier": 1.25} and "torch" in meta["versions"]
+
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_crafted_pickle_is_refused_without_running(tmp_path):
+    marker = tmp_path / "pwned"
+    for name, write in [("zip.pt", lambda p: torch.save({"state_dict": _Payload(marker)}, p)),
+                        ("raw.pkl", lambda p: p.write_bytes(pickle.dumps(_Payload(marker))))]:
+        path = tmp_path / name
+        write(path)
+        assert not marker.exists()
+        with pytest.raises(NsbenchError) as e:
+            load_checkpoint(path)
+        assert str(path) in str(e.value) and "\n" not in str(e.value)
+        assert not marker.exists(), "loading executed the pickled payload"
+
+
+def test_non_checkpoint_files_get_one_line_errors(tmp_path):
+    (tmp_path / "text.pt").write_text("hello")
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "plain.pt")
+    for name, msg in [("text.pt", "not an nsbench checkpoint"), ("plain.pt", "no 'nsbench-checkpoint' tag"),
+                      ("missing.pt", "file not found")]:
+        with pytest.raises(NsbenchError, match=msg):
+            read_checkpoint(tmp_path / name)
+
+
+def test_main_train_two_iterations_end_to_end(tiny_folder, tmp_path):
+    import yaml
+
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(yaml.safe_dump(tiny_recipe(f"folder:{tiny_folder}", iterations=2)))
+    out = tmp_path / "run"
+    assert main(["train", "--recipe", str(recipe), "--out", str(out), "pseudo.soft=false"]) == 0
+    for f in ["config.yaml", "split.json", "train.log", "history.csv", "summary.json", "iter0.pt", "iter1.pt", "iter2.pt",
+              "iter1/pseudo/stats.json", "iter2/pseudo/selection.parquet"]:
+        assert (out / f).exists(), f
+    assert not (out / "iter2" / "state.pt").exists()
+    metas = [load_checkpoint(out / f"iter{k}.pt")[1] for k in range(3)]
+    assert [m["iteration"] for m in metas] == [0, 1, 2]
+    assert metas[0]["parent_sha256"] is None
+    assert metas[1]["parent_sha256"] == metas[0]["sha256"] and metas[2]["parent_sha256"] == metas[1]["sha256"]
+    assert metas[2]["config"]["pseudo"]["soft"] is False and metas[1]["role"] == "student"
+    hist = pd.read_csv(out / "history.csv")
+    assert sorted(hist["iteration"].unique()) == [0, 1, 2] and hist["val_top1"].notna().all()
+    # the same out folder again is refused; unknown override keys are refused with the valid ones listed
+    assert main(["train", "--recipe", str(recipe), "--out", str(out)]) == 2
+    assert main(["train", "--recipe", str(recipe), "--out", str(tmp_path / "x"), "ns.iteration=3"]) == 2
+
+
+def test_interrupted_run_resumes_without_redoing_finished_work(tiny_folder, tmp_path, monkeypatch):
+    import yaml
+
+    recipe = tmp_path / "tiny.yaml"
+    cfg = tiny_recipe(f"folder:{tiny_folder}", iterations=2, student_optim={"epochs": 2})
+    recipe.write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "run"
+    real = driver.train_stage
+    calls = []
+
+    def crash_in_iter2(model, **kw):  # kill iteration 2 after its first epoch has been saved
+        calls.append(kw["name"])
+        if kw["name"] == "iter2":
+            kw["optim_cfg"].epochs = 1
+            real(model, **kw)
+            raise KeyboardInterrupt
+        return real(model, **kw)
+
+    monkeypatch.setattr(driver, "train_stage", crash_in_iter2)
+    assert main(["train", "--recipe", str(recipe), "--out", str(out)]) == 130
+    assert (out / "iter1.pt").exists() and not (out / "iter2.pt").exists()
+    assert (out / "iter2" / "state.pt").exists() and (out / "iter2" / "pseudo" / "stats.json").exists()
+    before = {p.name: (p.stat().st_mtime_ns, file_sha256(p)) for p in
+              [out / "iter0.pt", out / "iter1.pt", *sorted((out / "iter2" / "pseudo").glob("*.parquet"))]}
+
+    monkeypatch.setattr(driver, "train_stage", lambda model, **kw: (calls.append(kw["name"]), real(model, **kw))[1])
+    calls.clear()
+    assert main(["train", "--resume", str(out)]) == 0
+    assert calls == ["iter2"], "finished iterations were trained again"
+    after = {p.name: (p.stat().st_mtime_ns, file_sha256(p)) for p in
+             [out / "iter0.pt", out / "iter1.pt", *sorted((out / "iter2" / "pseudo").glob("*.parquet"))]}
+    assert before == after, "finished checkpoints or the existing pseudo-label store were rewritten"
+    hist = pd.read_csv(out / "history.csv")
+    assert hist[hist.iteration == 2]["epoch"].tolist() == [1, 2]  # epoch 1 from before the kill, epoch 2 after
+    meta = load_checkpoint(out / "iter2.pt")[1]
+    assert meta["parent_sha256"] == file_sha256(out / "iter1.pt")
