@@ -29,12 +29,20 @@ browser:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	fi
 
+DEMO_REPORT ?= reports/demo
+
+# The whole pipeline on the embedded default: train 3 iterations (resuming a killed run), evaluate the teacher and
+# every student with the robustness suite (cached cells resume too), render the report and print its path.
 demo: $(STAMP) data
 	@if [ -f $(DEMO_OUT)/config.yaml ]; then \
 	  $(NSBENCH) train --resume $(DEMO_OUT) --iterations 3; \
 	else \
 	  $(NSBENCH) train --recipe default --iterations 3 --out $(DEMO_OUT); \
 	fi
+	$(NSBENCH) eval --suite robustness $(DEMO_OUT)/iter0.pt $(DEMO_OUT)/iter1.pt $(DEMO_OUT)/iter2.pt $(DEMO_OUT)/iter3.pt \
+	  --out $(DEMO_REPORT)/eval --cache $(DEMO_OUT)/cache
+	$(NSBENCH) report $(DEMO_REPORT)/eval $(DEMO_OUT) --baseline iter0 --out $(DEMO_REPORT) \
+	  --title "Noisy Student on Fashion-MNIST: teacher vs students"
 
 test: $(STAMP) data browser
 	$(PY) -m pytest -q
@@ -43,4 +51,4 @@ test-all: $(STAMP) data browser
 	$(PY) -m pytest -q -m ''
 
 clean:
-	rm -rf $(VENV) runs test-artifacts .pytest_cache
+	rm -rf $(VENV) runs test-artifacts .pytest_cache $(DEMO_REPORT)

@@ -32,7 +32,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # KEY=VALUE overrides may follow options (argparse does not intermix positionals); anything else is an error
+    stray = [a for a in extra if a.startswith("-") or "=" not in a]
+    if stray or (extra and not hasattr(args, "overrides_dest")):
+        parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
+    if extra:
+        getattr(args, args.overrides_dest).extend(extra)
     logging.getLogger("nsbench").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
         return int(args.handler(args) or 0)

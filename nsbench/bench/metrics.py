@@ -18,13 +18,14 @@ def ce(errors: Sequence[float], ref_errors: Sequence[float]) -> float:
     """Corruption error of one corruption: ratio of the summed errors over severities."""
     if len(errors) != len(ref_errors):
         raise ValueError(f"{len(errors)} severities against {len(ref_errors)} in the normaliser")
-    return float(np.sum(errors) / np.sum(ref_errors))
+    den = float(np.sum(ref_errors))
+    return float(np.sum(errors)) / den if den else float("nan")
 
 
 def relative_ce(errors: Sequence[float], clean_err: float, ref_errors: Sequence[float], ref_clean_err: float) -> float:
     num = float(np.sum(np.asarray(errors) - clean_err))
     den = float(np.sum(np.asarray(ref_errors) - ref_clean_err))
-    return num / den
+    return num / den if den else float("nan")  # undefined when the normaliser does not degrade at all
 
 
 def mce(errors: Mapping[str, Sequence[float]], ref: Mapping[str, Sequence[float]], corruptions: Iterable[str]) -> float:

@@ -253,7 +253,8 @@ class Runner:
             per.append(pd.DataFrame({"task": "perturbations", "condition": p, "severity": 0, "eps_255": 0.0,
                                      "image": np.arange(n), "flip": z["fp"], "t5d": z["t5d"]}))
             if ref is not None and p in ref:
-                fr, rt5 = fp / ref[p]["fp"], t5 / ref[p]["t5d"]
+                fr = fp / ref[p]["fp"] if ref[p]["fp"] else float("nan")
+                rt5 = t5 / ref[p]["t5d"] if ref[p]["t5d"] else float("nan")
                 rows += [self._row("perturbations", p, "fr", 100 * fr, n, normaliser=norm.name),
                          self._row("perturbations", p, "t5d_rel", 100 * rt5, n, normaliser=norm.name)]
                 if p in P_TEST:

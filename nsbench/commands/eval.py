@@ -26,7 +26,7 @@ def add_parser(sub) -> None:
     p.add_argument("--workers", type=int, help="processes for building -C / -P sets (default: all cores)")
     p.add_argument("--report", action="store_true", help="render an HTML report of the evaluated models")
     p.add_argument("--baseline", help="baseline model label for --report (default: the first model)")
-    p.set_defaults(handler=run)
+    p.set_defaults(handler=run, overrides_dest="models")
 
 
 def run(args) -> int:

@@ -27,7 +27,7 @@ def add_parser(sub) -> None:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last finished epoch")
     p.add_argument("--device", help="cpu, cuda, cuda:1 or auto (runtime.device)")
     p.add_argument("--seed", type=int, help="seed for the split, initialisation and noise")
-    p.set_defaults(handler=run)
+    p.set_defaults(handler=run, overrides_dest="overrides")
 
 
 def run(args) -> int:

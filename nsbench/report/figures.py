@@ -109,11 +109,11 @@ def pseudo_stats(pseudo: dict[int, dict], classes: list[str] | None = None) -> s
     for ax, k in zip(axes[0], its):
         per = pd.DataFrame(pseudo[k]["per_class"])
         x = np.arange(len(per))
-        filtered = per.predicted - per.kept
-        ax.bar(x, per.kept - per.dropped_by_balance, label="kept", color="tab:green")
-        ax.bar(x, per.dropped_by_balance, bottom=per.kept - per.dropped_by_balance, label="dropped by balance", color="tab:orange")
-        ax.bar(x, filtered, bottom=per.kept, label="below threshold", color="tab:red")
-        ax.bar(x, per.duplicated, bottom=per.kept, label="duplicated", color="tab:purple", alpha=0.6)
+        kept, dropped, dup = per["kept"], per["dropped_by_balance"], per["duplicated"]
+        ax.bar(x, kept - dropped, label="kept", color="tab:green")
+        ax.bar(x, dropped, bottom=kept - dropped, label="dropped by balance", color="tab:orange")
+        ax.bar(x, per["predicted"] - kept, bottom=kept, label="below threshold", color="tab:red")
+        ax.bar(x, dup, bottom=kept, label="duplicated", color="tab:purple", alpha=0.6)
         ax.set_title(f"iteration {k}: per class", fontsize=9)
         ax.set_xticks(x, [str(c)[:8] for c in (classes or per["class"])], rotation=60, fontsize=6)
         ax.grid(axis="y", alpha=0.3)
