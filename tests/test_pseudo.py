@@ -132,4 +132,4 @@ def test_store_round_trip(tmp_path):
     idx, targets = P.load_selection(tmp_path / "store", C)
     assert sorted(idx.tolist()) == expected_rows.tolist()
     for k, i in enumerate(idx):
-        np.testing.assert_allclose(targets[k], probs[i], rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(targets.dense(k), probs[i], rtol=1e-5, atol=1e-7)

@@ -160,3 +160,26 @@ def test_interrupted_run_resumes_without_redoing_finished_work(tiny_folder, tmp_
     assert hist[hist.iteration == 2]["epoch"].tolist() == [1, 2]  # epoch 1 from before the kill, epoch 2 after
     meta = load_checkpoint(out / "iter2.pt")[1]
     assert meta["parent_sha256"] == file_sha256(out / "iter1.pt")
+
+
+def test_every_shipped_recipe_loads_and_its_ladder_never_shrinks():
+    from nsbench.resources import headline, list_shipped
+
+    recipes = list_shipped("recipe")
+    assert {p.stem for p in recipes} >= {"default", "imagenet_b0"}
+    for path in recipes:
+        cfg = load_train_config(path)
+        assert headline(path).split()[0] in ("nsbench", "torchrun"), f"{path} is not headed by its command"
+        if cfg.data.image_size <= 64:  # building 1000-class B0-B2 ladders is slow on a CPU; sizes are checked for small ones
+            driver.check_ladder(cfg, 10)
+
+
+def test_config_rejects_unknown_and_ill_typed_keys():
+    with pytest.raises(NsbenchError, match=r"unknown key\(s\) colour; valid: source"):
+        load_train_config({"data": {"colour": 1}})
+    with pytest.raises(NsbenchError, match="expected an integer"):
+        load_train_config({}, ["ns.iterations=three"])
+    with pytest.raises(NsbenchError, match="no list item '5'"):
+        load_train_config({}, ["students.5.arch=x"])
+    cfg = load_train_config({}, ["students.0.kwargs={channel_multiplier: 2.0}", "pseudo.per_class=500"])
+    assert cfg.students[0].kwargs == {"channel_multiplier": 2.0} and cfg.pseudo.per_class == 500

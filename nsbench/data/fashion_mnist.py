@@ -46,16 +46,18 @@ def read_idx(path: str | os.PathLike, magic: int, ndim: int) -> np.ndarray:
     return np.frombuffer(body, dtype=np.uint8).reshape(dims)
 
 
+def _complete(d: Path) -> bool:
+    return all((d / name).exists() for split in FILES.values() for name in split[:2])
+
+
 def find_dir() -> Path | None:
+    """The folder holding the four IDX files: $NSBENCH_FASHION_MNIST when set (it must be complete), else Debian's."""
     env = os.environ.get("NSBENCH_FASHION_MNIST")
-    candidates = [Path(env)] if env else []
-    candidates.append(DEBIAN_DIR)
-    for d in candidates:
-        if all((d / name).exists() for split in FILES.values() for name in split[:2]):
-            return d
     if env:
-        raise NsbenchError(f"NSBENCH_FASHION_MNIST={env}: missing the four Fashion-MNIST IDX .gz files")
-    return None
+        if not _complete(Path(env)):
+            raise NsbenchError(f"NSBENCH_FASHION_MNIST={env}: missing the four Fashion-MNIST IDX .gz files")
+        return Path(env)
+    return DEBIAN_DIR if _complete(DEBIAN_DIR) else None
 
 
 def load_split(split: str, directory: Path | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -22,25 +22,28 @@ class ImageDataset(Dataset):
                  augment: TrainAugment | None = None):
         self.source, self.indices, self.size, self.augment = source, np.asarray(indices, np.int64), size, augment
         self.targets = targets if targets is not None else source.labels[self.indices]
+        # in-memory small images: pad the distinct ones once (channels kept; greyscale expands at batching)
+        self._prepared, self._row = None, None
+        if source.kind == "small" and len(self.indices) and source.load_batch(self.indices[:1]) is not None:
+            uniq, self._row = np.unique(self.indices, return_inverse=True)
+            self._prepared = prepare_batch(source.load_batch(uniq), size)
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def __getitem__(self, k: int):
         i = int(self.indices[k])
-        try:
-            img = prepare(self.source.load(i), self.size, self.source.kind)
-        except UnreadableImage as e:
-            log.warning("skipping unreadable image %s", e)
-            return None
+        if self._prepared is not None:
+            img = self._prepared[self._row[k]]
+        else:
+            try:
+                img = prepare(self.source.load(i), self.size, self.source.kind)
+            except UnreadableImage as e:
+                log.warning("skipping unreadable image %s", e)
+                return None
         if self.augment is not None:
-            img = self.augment(img, np.random.default_rng(_worker_seed() + k))
-        return np.ascontiguousarray(img), self.targets[k], i
-
-
-def _worker_seed() -> int:
-    # Python's `random` is re-seeded per epoch by the training loop and per worker by torch's DataLoader.
-    return random.getrandbits(31)
+            img = self.augment(img)
+        return img, self.targets[k], i
 
 
 def collate(items):
@@ -50,16 +53,83 @@ def collate(items):
     if not good:
         return None, None, None, skipped
     x = to_tensor(np.stack([g[0] for g in good]))
-    t0 = good[0][1]
-    if np.ndim(t0) == 0:
-        y = torch.as_tensor(np.asarray([g[1] for g in good], dtype=np.int64))
-    else:
-        y = torch.as_tensor(np.stack([g[1] for g in good]).astype(np.float32))
+    y = torch.as_tensor(np.asarray([g[1] for g in good], dtype=np.int64))
     idx = torch.as_tensor([g[2] for g in good], dtype=torch.int64)
     return x, y, idx, skipped
 
 
-def _seed_worker(worker_id: int) -> None:
+class MixedDataset(Dataset):
+    """Labeled items (index < n_labeled) followed by pseudo-labeled ones, for MixedBatchSampler's batches."""
+
+    def __init__(self, labeled: ImageDataset, pseudo: ImageDataset | None):
+        self.labeled, self.pseudo = labeled, pseudo
+        self.n_labeled = len(labeled)
+
+    def __len__(self) -> int:
+        return self.n_labeled + (len(self.pseudo) if self.pseudo is not None else 0)
+
+    def __getitem__(self, i: int):
+        if i < self.n_labeled:
+            item = self.labeled[i]
+            return None if item is None else (*item, True)
+        k = i - self.n_labeled
+        item = self.pseudo[k]
+        return None if item is None else (*item, False)
+
+
+def collate_mixed(items):
+    """(x, labels of the labeled part, soft targets of the pseudo part, n_labeled, n_skipped); labeled first."""
+    good = [it for it in items if it is not None]
+    skipped = len(items) - len(good)
+    lab = [g for g in good if g[3]]
+    uns = [g for g in good if not g[3]]
+    x = to_tensor(np.stack([g[0] for g in lab + uns])) if good else None
+    y = torch.as_tensor(np.asarray([g[1] for g in lab], dtype=np.int64))
+    soft = None
+    if uns:
+        first = uns[0][1]
+        if isinstance(first, tuple):  # top-k (classes, values) rows: densified once per batch
+            from ..training.pseudo import dense_targets
+
+            soft = dense_targets(np.stack([g[1][0] for g in uns]), np.stack([g[1][1] for g in uns]), uns[0][1][2])
+        else:
+            soft = np.stack([g[1] for g in uns]).astype(np.float32)
+        soft = torch.as_tensor(soft)
+    return x, y, soft, len(lab), skipped
+
+
+class MixedBatchSampler(torch.utils.data.Sampler):
+    """Each step: `bl` labeled and `bu` pseudo-labeled indices of a MixedDataset, from seeded per-epoch permutations
+    that repeat as needed. Under torch.distributed, rank r takes the r-th share of every global batch, so N ranks
+    together see exactly the batches one process would with N times the batch size."""
+
+    def __init__(self, n_labeled: int, n_pseudo: int, bl: int, bu: int, steps: int, seed: int, epoch: int,
+                 rank: int = 0, world: int = 1):
+        self.nl, self.nu, self.bl, self.bu, self.steps = n_labeled, n_pseudo, bl, bu, steps
+        self.seed, self.epoch, self.rank, self.world = seed, epoch, rank, world
+
+    def __len__(self) -> int:
+        return self.steps
+
+    @staticmethod
+    def _stream(n: int, need: int, rng: np.random.Generator) -> np.ndarray:
+        if n == 0 or need == 0:
+            return np.zeros(0, np.int64)
+        reps = -(-need // n)
+        return np.concatenate([rng.permutation(n) for _ in range(reps)])[:need]
+
+    def __iter__(self):
+        rng = np.random.default_rng([self.seed, self.epoch])
+        gl, gu = self.bl * self.world, self.bu * self.world
+        lab = self._stream(self.nl, gl * self.steps, rng)
+        uns = self._stream(self.nu, gu * self.steps, rng) + self.nl
+        for s in range(self.steps):
+            a = lab[s * gl + self.rank * self.bl : s * gl + (self.rank + 1) * self.bl]
+            b = uns[s * gu + self.rank * self.bu : s * gu + (self.rank + 1) * self.bu] if self.bu else uns[:0]
+            yield np.concatenate([a, b]).tolist()
+
+
+def worker_init(worker_id: int) -> None:
     seed = torch.initial_seed() % 2**31
     random.seed(seed)
     np.random.seed(seed)
@@ -73,7 +143,7 @@ def make_loader(dataset: ImageDataset, batch_size: int, shuffle: bool, num_worke
     return DataLoader(
         dataset, batch_size=batch_size, shuffle=shuffle if sampler is None else False, sampler=sampler,
         num_workers=num_workers, collate_fn=collate, drop_last=drop_last, generator=g,
-        worker_init_fn=_seed_worker if num_workers else None, persistent_workers=False,
+        worker_init_fn=worker_init if num_workers else None, persistent_workers=False,
         pin_memory=torch.cuda.is_available(),
     )
 
@@ -98,3 +168,4 @@ def iterate_clean(source: Source, indices: np.ndarray, size: int, batch_size: in
                 yield torch.empty(0, 3, size, size), torch.empty(0, dtype=torch.int64), torch.empty(0, dtype=torch.int64), skipped
             continue
         yield x, y, idx, skipped
+

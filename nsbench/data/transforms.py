@@ -6,6 +6,8 @@ ImageNet convention). Training noise (RandAugment) is timm's implementation on P
 """
 from __future__ import annotations
 
+import random
+
 import numpy as np
 import torch
 from PIL import Image
@@ -77,27 +79,44 @@ def to_tensor(batch: np.ndarray) -> torch.Tensor:
 
 
 class TrainAugment:
-    """Input noise for the student: optional flip / pad-crop translation, then timm's RandAugment."""
+    """Input noise for the student: optional pad-and-crop translation and flip, then timm's RandAugment.
+
+    Works on uint8 HWC images with 1 or 3 channels; greyscale stays single-channel (RandAugment in PIL "L" mode,
+    about half the cost of RGB) and becomes 3 channels only when the batch is stacked into a tensor.
+    """
 
     def __init__(self, size: int, randaugment: bool, layers: int, magnitude: int, magnitude_std: float,
                  flip: bool = False, random_crop_pad: int = 0):
         from timm.data.auto_augment import rand_augment_transform
 
         self.size, self.flip, self.pad = size, flip, random_crop_pad
-        self.ra = None
+        self.ra = {}
         if randaugment and layers > 0:
             # timm's RandAugment config string: m = magnitude, n = layers, mstd = magnitude noise.
             spec = f"rand-m{magnitude}-n{layers}-mstd{magnitude_std}"
-            self.ra = rand_augment_transform(spec, {"translate_const": int(size * 0.45), "img_mean": (0, 0, 0)})
+            for mode, fill in (("L", (0,)), ("RGB", (0, 0, 0))):
+                self.ra[mode] = rand_augment_transform(spec, {"translate_const": int(size * 0.45), "img_mean": fill})
 
-    def __call__(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def __call__(self, img: np.ndarray) -> np.ndarray:
+        # Python's `random` (also what timm's RandAugment draws from) is seeded per epoch by the training loop and
+        # per worker by torch's DataLoader, so a run is reproducible.
         if self.pad:
-            p = self.pad
-            padded = np.pad(img, ((p, p), (p, p), (0, 0)))
-            y, x = rng.integers(0, 2 * p + 1, size=2)
-            img = padded[y : y + self.size, x : x + self.size]
-        if self.flip and rng.random() < 0.5:
+            img = _shift(img, random.randint(-self.pad, self.pad), random.randint(-self.pad, self.pad))
+        if self.flip and random.random() < 0.5:
             img = img[:, ::-1]
-        if self.ra is not None:
-            img = np.asarray(self.ra(Image.fromarray(np.ascontiguousarray(img))))
+        if self.ra:
+            gray = img.shape[2] == 1
+            pil = Image.fromarray(np.ascontiguousarray(img[..., 0] if gray else img), "L" if gray else "RGB")
+            out = np.asarray(self.ra[pil.mode](pil))
+            img = out[..., None] if gray else out
         return img
+
+
+def _shift(img: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """Translate by (dy, dx) pixels, filling with zeros (pad-and-crop without the padding copy)."""
+    h, w = img.shape[:2]
+    out = np.zeros_like(img)
+    ys, yd = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
+    xs, xd = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
+    out[yd, xd] = img[ys, xs]
+    return out

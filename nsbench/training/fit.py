@@ -23,7 +23,9 @@ from tqdm.auto import tqdm
 from .. import distributed as D
 from ..checkpoint import load_state, save_state
 from ..config import OptimConfig, RuntimeConfig
-from ..data.loaders import ImageDataset, iterate_clean, make_loader
+from torch.utils.data import DataLoader
+
+from ..data.loaders import ImageDataset, MixedBatchSampler, MixedDataset, collate_mixed, iterate_clean, worker_init
 from ..data.sources import Source
 
 log = logging.getLogger(__name__)
@@ -98,11 +100,6 @@ def _autocast(device: torch.device, amp: bool):
     return contextlib.nullcontext()
 
 
-def _cycle(make_iter):
-    while True:
-        yield from make_iter()
-
-
 def train_stage(
     model: nn.Module,
     *,
@@ -155,54 +152,39 @@ def train_stage(
         start_epoch = int(st["epoch"]) + 1
         log.info("%s: resuming after epoch %d of %d", name, start_epoch, optim_cfg.epochs)
 
-    def loader(ds, bs, epoch, salt):
-        sampler = None
-        if D.is_dist():
-            sampler = torch.utils.data.DistributedSampler(ds, shuffle=True, seed=seed + salt, drop_last=True)
-            sampler.set_epoch(epoch)
-        return make_loader(ds, bs, shuffle=True, num_workers=num_workers, seed=seed * 1000 + epoch * 10 + salt,
-                           drop_last=len(ds) >= bs * world, sampler=sampler)
-
+    mixed = MixedDataset(labeled, pseudo)
     for epoch in range(start_epoch, optim_cfg.epochs):
         random.seed(seed * 7919 + epoch)
         np.random.seed((seed * 7919 + epoch) % 2**32)
         torch.manual_seed(seed * 7919 + epoch)
         ddp_model.train()
-        lab_epoch = [0]
-
-        def lab_iter():
-            lab_epoch[0] += 1
-            return iter(loader(labeled, B, epoch * 1000 + lab_epoch[0], 1))
-
-        lab_stream = _cycle(lab_iter)
-        uns_stream = _cycle(lambda: iter(loader(pseudo, Bu, epoch, 2))) if pseudo is not None else None
+        sampler = MixedBatchSampler(n_l, n_u, B, Bu, steps_per_epoch, seed, epoch, D.rank(), world)
+        g = torch.Generator()
+        g.manual_seed(seed * 7919 + epoch)
+        batches = DataLoader(mixed, batch_sampler=sampler, num_workers=num_workers, collate_fn=collate_mixed,
+                             worker_init_fn=worker_init if num_workers else None, generator=g,
+                             pin_memory=device.type == "cuda", persistent_workers=False)
         t0, seen, loss_sum, skipped = time.time(), 0, 0.0, 0
-        bar = tqdm(range(steps_per_epoch), desc=f"{name} epoch {epoch + 1}/{optim_cfg.epochs}", leave=False,
+        bar = tqdm(total=steps_per_epoch, desc=f"{name} epoch {epoch + 1}/{optim_cfg.epochs}", leave=False,
                    disable=not D.is_main(), mininterval=2.0)
-        for step in bar:
+        for step, (x, yl, yu, n_lab, sk) in enumerate(batches):
+            bar.update()
+            skipped += sk
             gstep = epoch * steps_per_epoch + step
             lr = lr_at(gstep, total, warmup, optim_cfg.lr)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            xl, yl, _, sk = next(lab_stream)
-            skipped += sk
-            while xl is None:
-                xl, yl, _, sk = next(lab_stream)
-                skipped += sk
-            xs, n_lab = [xl], len(xl)
-            yu = None
-            if uns_stream is not None:
-                xu, yu, _, sk = next(uns_stream)
-                skipped += sk
-                if xu is not None:
-                    xs.append(xu)
-            x = torch.cat(xs).to(device, non_blocking=True)
+            for grp in opt.param_groups:
+                grp["lr"] = lr
+            if x is None:
+                continue
+            x = x.to(device, non_blocking=True)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with _autocast(device, runtime.amp):
                 logits = ddp_model(x)
-            loss = F.cross_entropy(logits[:n_lab].float(), yl.to(device), label_smoothing=optim_cfg.label_smoothing)
-            if len(xs) > 1:
+            loss = logits.new_zeros((), dtype=torch.float32)
+            if n_lab:
+                loss = loss + F.cross_entropy(logits[:n_lab].float(), yl.to(device), label_smoothing=optim_cfg.label_smoothing)
+            if yu is not None:
                 loss = loss + unlabeled_weight * soft_cross_entropy(logits[n_lab:], yu.to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -213,6 +195,7 @@ def train_stage(
                 ema.update(model, step=gstep)
             seen += len(x)
             loss_sum += loss.item() * len(x)
+        bar.close()
         elapsed = time.time() - t0
         row = {"stage": name, "epoch": epoch + 1, "steps": steps_per_epoch, "lr": lr,
                "train_loss": loss_sum / max(seen, 1), "images": seen * world, "images_per_s": seen * world / max(elapsed, 1e-9),

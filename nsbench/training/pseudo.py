@@ -81,7 +81,7 @@ def dense_targets(cls: np.ndarray, val: np.ndarray, num_classes: int) -> np.ndar
 
 
 class TopKTargets:
-    """Lazy dense soft targets for the student's dataset (memory stays top-k sized)."""
+    """Soft targets kept as top-k rows (memory stays top-k sized); the batch collate densifies them."""
 
     def __init__(self, cls: np.ndarray, val: np.ndarray, num_classes: int):
         self.cls, self.val, self.c = cls, val, num_classes
@@ -89,7 +89,10 @@ class TopKTargets:
     def __len__(self) -> int:
         return len(self.cls)
 
-    def __getitem__(self, k):
+    def __getitem__(self, k) -> tuple[np.ndarray, np.ndarray, int]:
+        return self.cls[k], self.val[k], self.c
+
+    def dense(self, k: int) -> np.ndarray:
         return dense_targets(self.cls[k : k + 1], self.val[k : k + 1], self.c)[0]
 
 
