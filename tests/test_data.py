@@ -93,3 +93,41 @@ def test_labeled_split_is_seeded_and_per_class():
     assert np.bincount(labels[a]).tolist() == [3] * 4 and len(rest) == 28 and not set(a) & set(rest)
     with pytest.raises(NsbenchError, match="fewer than labels_per_class=11"):
         labeled_split(labels, 11, seed=0)
+
+
+def write_parquet_shards(root, images, labels=None, per_file=10, row_group=4):
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    root.mkdir(parents=True, exist_ok=True)
+    for f, s in enumerate(range(0, len(images), per_file)):
+        blobs = []
+        for img in images[s : s + per_file]:
+            buf = io.BytesIO()
+            Image.fromarray(img).save(buf, format="PNG")
+            blobs.append(buf.getvalue())
+        cols = {"image": pa.array([{"bytes": b, "path": None} for b in blobs])}
+        if labels is not None:
+            cols["label"] = pa.array(labels[s : s + per_file])
+        pq.write_table(pa.table(cols), root / f"shard-{f:03d}.parquet", row_group_size=row_group)
+
+
+def test_parquet_shards_stream_by_row_group(tmp_path):
+    from conftest import make_image
+
+    rng = np.random.default_rng(0)
+    labels = np.arange(25) % 3
+    images = [make_image(int(c), rng) for c in labels]
+    write_parquet_shards(tmp_path / "pq", images, labels)
+    src = open_source(f"parquet:{tmp_path / 'pq'}", "train")
+    assert len(src) == 25 and src.labels.tolist() == labels.tolist() and src.classes == ["0", "1", "2"]
+    for i in (0, 13, 24, 7):
+        assert np.array_equal(src.load(i), images[i])
+    assert len(src._cache) <= 4  # only a few row groups decoded at a time
+    with pytest.raises(NsbenchError, match="no .parquet shards"):
+        open_source(f"parquet:{tmp_path}", "train")
+    write_parquet_shards(tmp_path / "nolabel", images[:5])
+    assert open_source(f"parquet:{tmp_path / 'nolabel'}", "train").labels.tolist() == [-1] * 5

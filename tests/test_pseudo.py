@@ -133,3 +133,37 @@ def test_store_round_trip(tmp_path):
     assert sorted(idx.tolist()) == expected_rows.tolist()
     for k, i in enumerate(idx):
         np.testing.assert_allclose(targets.dense(k), probs[i], rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("balance,per_class,threshold", [(True, "mean", 0.3), (True, 7, 0.5), (False, "mean", 0.2),
+                                                          (True, "max", 0.0)])
+def test_streaming_balance_from_shard_statistics_equals_in_memory_select(tmp_path, monkeypatch, balance, per_class, threshold):
+    """Three shards with small row groups and many exact ties: the histogram plan must match `select` exactly."""
+    monkeypatch.setattr(P, "ROW_GROUP", 16)
+    rng = np.random.default_rng(0)
+    n, c = 300, 5
+    conf = np.round(rng.random(n).astype(np.float32), 2)  # coarse values: ties within and across bins
+    hard = rng.choice(c, n, p=[0.5, 0.2, 0.15, 0.1, 0.05])
+    true = np.where(rng.random(n) < 0.8, hard, (hard + 1) % c)
+    bounds = [0, 90, 200, n]
+    for r in range(3):
+        w = P.ShardWriter(tmp_path / P.shard_name(r, 3), c, threshold)
+        for s in range(bounds[r], bounds[r + 1], 25):
+            e = min(s + 25, bounds[r + 1])
+            cls = np.stack([hard[s:e], (hard[s:e] + 1) % c], 1).astype(np.int32)
+            val = np.stack([conf[s:e], 1 - conf[s:e]], 1).astype(np.float32)
+            w.add(np.arange(s, e) + 1000, cls, val, conf[s:e], true[s:e])
+        w.close(0, 2)
+    stats = P.plan_and_select(tmp_path, 3, c, threshold, balance, per_class)
+    ref = P.select(conf, hard, c, threshold, balance, per_class, true)
+    got = []
+    for r in range(3):
+        import pyarrow.parquet as pq
+
+        sel = pq.read_table(tmp_path / P.shard_name(r, 3).replace("labels-", "selection-")).to_pydict()
+        got += [i - 1000 for i, k in zip(sel["index"], sel["count"]) for _ in range(k)]
+    assert sorted(got) == sorted(ref.positions.tolist())
+    for key in ("n_kept", "n_filtered", "n_selected", "n_duplicated", "per_class_target"):
+        assert stats[key] == ref.stats[key], key
+    assert [p["selected"] for p in stats["per_class"]] == [p["selected"] for p in ref.stats["per_class"]]
+    assert stats["agreement_kept"] == pytest.approx(ref.stats["agreement_kept"])

@@ -109,7 +109,7 @@ def test_main_train_two_iterations_end_to_end(tiny_folder, tmp_path):
     out = tmp_path / "run"
     assert main(["train", "--recipe", str(recipe), "--out", str(out), "pseudo.soft=false"]) == 0
     for f in ["config.yaml", "split.json", "train.log", "history.csv", "summary.json", "iter0.pt", "iter1.pt", "iter2.pt",
-              "iter1/pseudo/stats.json", "iter2/pseudo/selection.parquet"]:
+              "iter1/pseudo/stats.json", "iter2/pseudo/selection-00000-of-00001.parquet"]:
         assert (out / f).exists(), f
     assert not (out / "iter2" / "state.pt").exists()
     metas = [load_checkpoint(out / f"iter{k}.pt")[1] for k in range(3)]

@@ -119,7 +119,8 @@ def _reference_model(r: dict, train: Source, size: int, epochs: int, train_limit
     final, _ = train_stage(model, name=f"ref-{r['arch']}-{r['seed']}",
                            optim_cfg=OptimConfig(epochs=epochs, batch_size=batch_size, lr=lr, warmup_epochs=0.1),
                            runtime=RuntimeConfig(), labeled=ds, pseudo=None, ratio=0, unlabeled_weight=0.0, val=None,
-                           device=device, state_path=folder / f"ref-{r['arch']}-{r['seed']}.state.pt", seed=r["seed"])
+                           device=device, state_path=folder / f"ref-{r['arch']}-{r['seed']}.state.pt", seed=r["seed"],
+                           distributed=False)
     save_checkpoint(path, final, spec, classes=train.classes, iteration=-1, parent_sha256=None, config={"reference": r},
                     metrics={}, extra={"role": "dataset-a-reference"})
     (folder / f"ref-{r['arch']}-{r['seed']}.state.pt").unlink(missing_ok=True)

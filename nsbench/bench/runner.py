@@ -67,9 +67,31 @@ class Runner:
             return n
         return self.limit if n is None else min(n, self.limit)
 
-    @torch.no_grad()
     def logits(self, images: np.ndarray) -> np.ndarray:
-        """Logits for uint8 NHWC images (any length), batched; [0,1] inputs, normalisation inside the model."""
+        """Logits for uint8 NHWC images (any length), batched; [0,1] inputs, normalisation inside the model.
+        Under torch.distributed each rank scores a contiguous slice and the slices are gathered in order."""
+        if D.is_dist():
+            sl = D.shard(len(images))
+            return np.concatenate(D.all_gather_objects(self._logits_local(images[sl])))
+        return self._logits_local(images)
+
+    def sharded(self, idx: np.ndarray, fn) -> dict[str, np.ndarray]:
+        """Run `fn(idx_slice) -> dict of arrays` on this rank's share of `idx`; gather and concatenate in order."""
+        if not D.is_dist():
+            return fn(idx)
+        parts = D.all_gather_objects(fn(idx[D.shard(len(idx))]))
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    def build(self, fn):
+        """Build a cached set on rank 0 while the others wait, then let every rank open it."""
+        if D.is_dist():
+            if D.is_main():
+                fn()
+            D.barrier()
+        return fn()
+
+    @torch.no_grad()
+    def _logits_local(self, images: np.ndarray) -> np.ndarray:
         out = []
         for s in range(0, len(images), self.suite.batch_size):
             x = to_tensor(np.asarray(images[s : s + self.suite.batch_size])).to(self.device, non_blocking=True)
@@ -97,8 +119,8 @@ class Runner:
     def clean_cell(self) -> dict:
         idx = C.pick_indices(len(self.source), self._cap(self.suite.clean.limit), self.suite.seed)
 
-        def compute():
-            preds, c5, ids, labels = [], [], [], []
+        def local(idx):
+            preds, c5, ids, labels = [np.zeros(0, np.int64)], [np.zeros(0, bool)], [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
             for x, y, i, _ in iterate_clean(self.source, idx, self.size, self.suite.batch_size, 2):
                 if len(y) == 0:
                     continue
@@ -111,6 +133,9 @@ class Runner:
                 labels.append(y.numpy())
             return {"index": np.concatenate(ids), "pred": np.concatenate(preds), "label": np.concatenate(labels),
                     "correct5": np.concatenate(c5)}
+
+        def compute():
+            return self.sharded(idx, local)
 
         return self.cell("clean", f"{self.source.name}|{self.source.fingerprint()}|{self.size}|{idx.tolist()}", compute)
 
@@ -142,16 +167,19 @@ class Runner:
                 idx = C.pick_indices(len(src), self._cap(None), self.suite.seed)
 
                 def compute(src=src, idx=idx):
-                    preds = [self.logits_batch(x).argmax(1) for x, *_ in iterate_clean(src, idx, self.size, self.suite.batch_size, 4)]
-                    return {"correct": np.concatenate(preds) == src.labels[idx], "index": idx}
+                    def local(part):
+                        preds = [self.logits_batch(x).argmax(1) for x, *_ in iterate_clean(src, part, self.size, self.suite.batch_size, 4)]
+                        return {"pred": np.concatenate(preds) if preds else np.zeros(0, np.int64)}
+
+                    return {"correct": self.sharded(idx, local)["pred"] == src.labels[idx], "index": idx}
 
                 outcomes[f"{cell.corruption}|{cell.severity}"] = self.cell("corruptions", f"official|{cell.folder}|{len(idx)}", compute)["correct"]
             clean_err = 1 - self.clean_correct().mean()
             n = len(next(iter(outcomes.values()))) if outcomes else 0
             set_name = f"official:{t.root}"
         else:
-            folder, manifest = C.build_c(self.source, self.size, t.corruptions, t.severities,
-                                         self._cap(t.limit), self.suite.seed, self.cache, self.workers)
+            folder, manifest = self.build(lambda: C.build_c(self.source, self.size, t.corruptions, t.severities,
+                                                            self._cap(t.limit), self.suite.seed, self.cache, self.workers))
             self.sets["corruptions"] = {"folder": folder.name, **{k: manifest[k] for k in ("n", "fingerprint", "seed", "imagecorruptions")}}
             labels = np.asarray(K.load_array(folder / "labels.npy"))
 
@@ -217,17 +245,20 @@ class Runner:
                 videos = [videos[i] for i in C.pick_indices(len(videos), self._cap(None), self.suite.seed)]
 
                 def compute(videos=videos, p=p):
-                    fp, t5 = [], []
-                    for path, _ in videos:
-                        lg = self.logits(P.read_video(path))
-                        fp.append(M.flip_probability(lg.argmax(1)[None], M.is_noise(p), t.difficulty)[0])
-                        t5.append(M.sequence_t5d(lg, M.is_noise(p), t.difficulty))
-                    return {"fp": np.asarray(fp), "t5d": np.asarray(t5)}
+                    def local(part):
+                        fp, t5 = [], []
+                        for k in part:
+                            lg = self._logits_local(P.read_video(videos[k][0]))
+                            fp.append(M.flip_probability(lg.argmax(1)[None], M.is_noise(p), t.difficulty)[0])
+                            t5.append(M.sequence_t5d(lg, M.is_noise(p), t.difficulty))
+                        return {"fp": np.asarray(fp, float), "t5d": np.asarray(t5, float)}
+
+                    return self.sharded(np.arange(len(videos)), local)
 
                 out[p] = self.cell("perturbations", f"official|{t.root}|{p}|{t.difficulty}|{len(videos)}", compute)
             return out, f"official:{t.root}"
-        folder, manifest = P.build_p(self.source, self.size, t.perturbations, t.difficulty, self._cap(t.limit),
-                                     self.suite.seed, self.cache, self.workers)
+        folder, manifest = self.build(lambda: P.build_p(self.source, self.size, t.perturbations, t.difficulty,
+                                                        self._cap(t.limit), self.suite.seed, self.cache, self.workers))
         self.sets["perturbations"] = {"folder": folder.name, "n": manifest["n"], "seed": manifest["seed"]}
         for p in tqdm(t.perturbations, desc=f"{self.em.label} -P", leave=False, mininterval=2.0):
             def compute(p=p):
@@ -278,11 +309,14 @@ class Runner:
             idx = C.pick_indices(len(src), self._cap(None), self.suite.seed)
 
             def compute():
-                preds = []
-                for x, y, _, _ in iterate_clean(src, idx, self.size, self.suite.batch_size, 4):
-                    with torch.no_grad():
-                        preds.append(A.masked_predictions(self.model(x.to(self.device)).float().cpu(), mask).numpy())
-                return {"correct": np.concatenate(preds) == src.labels[idx]}
+                def local(part):
+                    preds = [np.zeros(0, np.int64)]
+                    for x, y, _, _ in iterate_clean(src, part, self.size, self.suite.batch_size, 4):
+                        with torch.no_grad():
+                            preds.append(A.masked_predictions(self.model(x.to(self.device)).float().cpu(), mask).numpy())
+                    return {"pred": np.concatenate(preds)}
+
+                return {"correct": self.sharded(idx, local)["pred"] == src.labels[idx]}
 
             correct = self.cell("natural_adversarial", f"official|{t.root}|{t.mask}|{len(idx)}", compute)["correct"]
             self.sets["natural_adversarial"] = {"source": f"official {t.mask}: {t.root}", "n": int(len(idx)), **check}
@@ -291,8 +325,9 @@ class Runner:
             train_split = self.cfg_data.get("train_split", "train")
             train = open_source(self.source_spec, train_split, classes=self.em.classes)
             pool = self.source if not t.pool_split else open_source(self.source_spec, t.pool_split, classes=self.em.classes)
-            folder, manifest = A.build_a(train, pool, self.size, t.references, t.ref_epochs, t.ref_train_limit,
-                                         t.ref_batch_size, t.ref_lr, t.pool_limit, self.suite.seed, self.cache, self.device)
+            folder, manifest = self.build(lambda: A.build_a(train, pool, self.size, t.references, t.ref_epochs, t.ref_train_limit,
+                                                            t.ref_batch_size, t.ref_lr, t.pool_limit, self.suite.seed,
+                                                            self.cache, self.device))
             images = K.load_array(folder / "images.npy")
             labels = np.asarray(K.load_array(folder / "labels.npy"))
             sel = C.pick_indices(len(labels), self._cap(None), self.suite.seed)
@@ -316,9 +351,9 @@ class Runner:
         idx = C.pick_indices(len(self.source), self._cap(t.limit), self.suite.seed)
         rows, per = [], []
         for eps in t.eps_255:
-            def compute(eps=eps):
-                correct, ids = [], []
-                for x, y, i, _ in iterate_clean(self.source, idx, self.size, min(self.suite.batch_size, 250), 2):
+            def local(part, eps=eps):
+                correct, ids = [np.zeros(0, bool)], [np.zeros(0, np.int64)]
+                for x, y, i, _ in iterate_clean(self.source, part, self.size, min(self.suite.batch_size, 250), 2):
                     if len(y) == 0:
                         continue
                     x, y = x.to(self.device), y.to(self.device)
@@ -327,6 +362,9 @@ class Runner:
                         correct.append((self.model(adv).argmax(1) == y).cpu().numpy())
                     ids.append(i.numpy())
                 return {"correct": np.concatenate(correct), "index": np.concatenate(ids)}
+
+            def compute(local=local):
+                return self.sharded(idx, local)
 
             z = self.cell("fgsm", f"{self.source.name}|{self.source.fingerprint()}|{t.attack}|{t.pgd_steps}|{t.pgd_alpha_255}|{eps}|{idx.tolist()}", compute)
             rows.append(self._row("fgsm", t.attack, "top1_acc", 100 * z["correct"].mean(), len(z["correct"]), eps_255=float(eps)))

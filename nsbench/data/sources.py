@@ -131,6 +131,77 @@ class HFSource(Source):
         return hashlib.sha256(str(self._fp).encode()).hexdigest()[:16]
 
 
+class ParquetSource(Source):
+    """Parquet image shards (the layout HF `datasets` and most pipelines write): an `image` column of encoded bytes
+    (binary, or a struct with a `bytes` field) and an optional integer `label` column.
+
+    Opening reads only the footers and the label column; images are decoded on demand from one row group at a
+    time (a small LRU cache), so a set far larger than memory streams through in order.
+    """
+
+    kind = "natural"
+
+    def __init__(self, name: str, files: list[Path], image_column: str, label_column: str, classes: list[str] | None):
+        import pyarrow.parquet as pq
+
+        self.name, self.files, self.image_column = name, files, image_column
+        self._groups: list[tuple[int, int]] = []  # (file number, row group)
+        sizes, labels = [], []
+        for fi, f in enumerate(files):
+            try:
+                pf = pq.ParquetFile(f)
+            except Exception as e:  # noqa: BLE001
+                raise NsbenchError(f"{f}: not a readable Parquet file ({type(e).__name__})") from None
+            cols = pf.schema_arrow.names
+            if image_column not in cols:
+                raise NsbenchError(f"{f}: no image column {image_column!r}; columns: {', '.join(cols)}")
+            has_label = label_column in cols
+            for g in range(pf.num_row_groups):
+                self._groups.append((fi, g))
+                n = pf.metadata.row_group(g).num_rows
+                sizes.append(n)
+                labels.append(pf.read_row_group(g, columns=[label_column]).column(0).to_numpy(zero_copy_only=False)
+                              if has_label else np.full(n, -1))
+        self._starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self.labels = np.concatenate(labels).astype(np.int64) if labels else np.zeros(0, np.int64)
+        known = self.labels[self.labels >= 0]
+        self.classes = list(classes or [str(i) for i in range(int(known.max()) + 1 if len(known) else 0)])
+        self._cache: dict[int, list] = {}
+
+    def _group(self, g: int) -> list:
+        import pyarrow.parquet as pq
+
+        if g not in self._cache:
+            if len(self._cache) >= 4:
+                self._cache.pop(next(iter(self._cache)))
+            fi, rg = self._groups[g]
+            col = pq.ParquetFile(self.files[fi]).read_row_group(rg, columns=[self.image_column]).column(0)
+            self._cache[g] = col.to_pylist()
+        return self._cache[g]
+
+    def load(self, i: int) -> np.ndarray:
+        import io
+
+        from PIL import Image
+
+        g = int(np.searchsorted(self._starts, i, side="right") - 1)
+        cell = self._group(g)[i - self._starts[g]]
+        data = cell.get("bytes") if isinstance(cell, dict) else cell
+        try:
+            with Image.open(io.BytesIO(data)) as im:
+                return np.asarray(im if im.mode in ("L", "RGB") else im.convert("RGB"))
+        except Exception as e:  # noqa: BLE001
+            raise UnreadableImage(f"{self.name}[{i}]: {type(e).__name__}: {e}") from None
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256()
+        for f in self.files:
+            st = f.stat()
+            h.update(f"{f.name}|{st.st_size}|{int(st.st_mtime)}\n".encode())
+        h.update(self.labels.tobytes())
+        return h.hexdigest()[:16]
+
+
 def scan_folder(root: Path, name: str, classes: list[str] | None = None) -> FileSource:
     """ImageFolder layout: root/<class>/**/<image>. Classes sorted by folder name unless given."""
     if not root.is_dir():
@@ -156,7 +227,7 @@ def scan_folder(root: Path, name: str, classes: list[str] | None = None) -> File
 
 @dataclass
 class SourceSpec:
-    scheme: str  # fashion-mnist | hf | folder | imagenet
+    scheme: str  # fashion-mnist | hf | folder | imagenet | parquet
     target: str
 
     @classmethod
@@ -164,9 +235,9 @@ class SourceSpec:
         if text == "fashion-mnist":
             return cls("fashion-mnist", "")
         scheme, sep, target = text.partition(":")
-        if not sep or scheme not in ("hf", "folder", "imagenet") or not target:
+        if not sep or scheme not in ("hf", "folder", "imagenet", "parquet") or not target:
             raise NsbenchError(
-                f"data source {text!r}: expected fashion-mnist, hf:ORG/NAME, folder:PATH or imagenet:PATH"
+                f"data source {text!r}: expected fashion-mnist, hf:ORG/NAME, folder:PATH, imagenet:PATH or parquet:PATH"
             )
         return cls(scheme, target)
 
@@ -192,6 +263,17 @@ def open_source(
         if not split_dir.is_dir():
             raise NsbenchError(f"{root}: no {split!r} split folder (expected {split_dir}/<class>/<image>)")
         return scan_folder(split_dir, name, classes)
+    if s.scheme == "parquet":
+        root = Path(s.target).expanduser()
+        if not root.is_dir():
+            raise NsbenchError(f"{root}: folder not found")
+        base = root / split if (root / split).is_dir() else root
+        if base == root and split != "train" and any(p.is_dir() for p in root.iterdir()):
+            raise NsbenchError(f"{root}: no {split!r} split folder of Parquet shards")
+        files = sorted(base.glob("*.parquet"))
+        if not files:
+            raise NsbenchError(f"{base}: no .parquet shards found")
+        return ParquetSource(name, files, image_column, label_column, classes)
     return _open_hf(s.target, split, name, image_column, label_column, classes)
 
 

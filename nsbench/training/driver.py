@@ -6,7 +6,7 @@ Run folder layout (everything written atomically; see README "Run folder"):
     train.log          the log
     iter0.pt ...       one checkpoint per iteration (iteration 0 is the supervised teacher)
     iter{k}/state.pt   training state while iteration k trains (removed once iter{k}.pt exists)
-    iter{k}/pseudo/    pseudo-label store of iteration k (shards, selection.parquet, stats.json)
+    iter{k}/pseudo/    pseudo-label store of iteration k (labels-*/stats-*/selection-* per shard, stats.json)
     history.csv        one row per epoch of every iteration
     summary.json       one entry per finished iteration
 """

@@ -116,8 +116,13 @@ def train_stage(
     seed: int,
     num_workers: int = 0,
     max_steps: int | None = None,
+    distributed: bool = True,
 ) -> tuple[nn.Module, list[dict]]:
-    """Train `model` in place; return the model to checkpoint (EMA weights if enabled) and the history."""
+    """Train `model` in place; return the model to checkpoint (EMA weights if enabled) and the history.
+
+    Under torch.distributed (and `distributed`), the model is wrapped in DistributedDataParallel, every rank takes
+    its share of each global batch, and only rank 0 writes the training state.
+    """
     from timm.utils import ModelEmaV3
 
     model.to(device)
@@ -127,12 +132,13 @@ def train_stage(
     opt = make_optimizer(model, optim_cfg)
     ema = ModelEmaV3(model, decay=optim_cfg.ema_decay) if optim_cfg.ema_decay > 0 else None
     ddp_model = model
-    if D.is_dist():
+    dist_on = distributed and D.is_dist()
+    rank, world = (D.rank(), D.world_size()) if dist_on else (0, 1)
+    if dist_on:
         ddp_model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
     B = optim_cfg.batch_size
     Bu = B * ratio if pseudo is not None else 0
-    world = D.world_size()
     n_l, n_u = len(labeled), len(pseudo) if pseudo is not None else 0
     steps_per_epoch = max(math.ceil(n_l / (B * world)), math.ceil(n_u / (Bu * world)) if n_u else 0)
     if max_steps:
@@ -158,7 +164,7 @@ def train_stage(
         np.random.seed((seed * 7919 + epoch) % 2**32)
         torch.manual_seed(seed * 7919 + epoch)
         ddp_model.train()
-        sampler = MixedBatchSampler(n_l, n_u, B, Bu, steps_per_epoch, seed, epoch, D.rank(), world)
+        sampler = MixedBatchSampler(n_l, n_u, B, Bu, steps_per_epoch, seed, epoch, rank, world)
         g = torch.Generator()
         g.manual_seed(seed * 7919 + epoch)
         batches = DataLoader(mixed, batch_sampler=sampler, num_workers=num_workers, collate_fn=collate_mixed,
@@ -166,7 +172,7 @@ def train_stage(
                              pin_memory=device.type == "cuda", persistent_workers=False)
         t0, seen, loss_sum, skipped = time.time(), 0, 0.0, 0
         bar = tqdm(total=steps_per_epoch, desc=f"{name} epoch {epoch + 1}/{optim_cfg.epochs}", leave=False,
-                   disable=not D.is_main(), mininterval=2.0)
+                   disable=rank != 0, mininterval=2.0)
         for step, (x, yl, yu, n_lab, sk) in enumerate(batches):
             bar.update()
             skipped += sk
@@ -208,10 +214,11 @@ def train_stage(
         log.info("%s epoch %d/%d loss %.4f lr %.2e %s%.0f img/s", name, epoch + 1, optim_cfg.epochs,
                  row["train_loss"], lr, f"val top-1 {row['val_top1']:.2f} " if "val_top1" in row else "",
                  row["images_per_s"])
-        if D.is_main():
+        if rank == 0:
             save_state(state_path, {"model": model.state_dict(), "optimizer": opt.state_dict(),
                                     "ema": ema.module.state_dict() if ema is not None else None,
                                     "epoch": epoch, "history": history})
-        D.barrier()
+        if dist_on:
+            D.barrier()
     final = ema.module if ema is not None else model
     return final, history
