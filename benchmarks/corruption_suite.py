@@ -1,6 +1,6 @@
 """-C suite speed: warm-cache evaluation against bare inference, and the cold build with all cores against one.
 
-    python benchmarks/corruption_suite.py [--limit 500] [--build-limit 100]
+    python benchmarks/corruption_suite.py [--limit 500] [--build-limit 400]
 
 1. Warm cache: DATASET-C is built first (not timed); then nsbench's -C evaluation (reading the cached arrays,
    batching, scoring every (corruption, severity) cell) is timed against a bare loop of the same model over the
@@ -32,7 +32,7 @@ from nsbench.reference import C_BENCHMARK, C_VALIDATION
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--limit", type=int, default=500, help="images per cell for the warm-cache comparison")
-    ap.add_argument("--build-limit", type=int, default=100, help="images per cell for the cold-build comparison")
+    ap.add_argument("--build-limit", type=int, default=400, help="images per cell for the cold-build comparison")
     ap.add_argument("--batch", type=int, default=500)
     args = ap.parse_args()
     logging.disable(logging.INFO)
@@ -44,10 +44,12 @@ def main() -> None:
         cache = Path(d)
         C.build_c(src, 32, names, [1, 2, 3, 4, 5], args.limit, 0, cache)  # warm the cache (not timed)
         cfg = SuiteConfig(name="bench", batch_size=args.batch)
+        cfg.data.source, cfg.data.split = "fashion-mnist", "test"
         cfg.corruptions.limit = args.limit
         em = EvalModel(model, "bench", "b" * 64, [str(i) for i in range(10)], 32, {})
         n_images = len(names) * 5 * (args.limit + 0) + args.limit  # every cell plus the clean reference cell
-        x = torch.rand(args.batch, 3, 32, 32)
+        # the same memory layout nsbench feeds the model (uint8 NHWC permuted to NCHW: channels-last strides)
+        x = torch.rand(args.batch, 32, 32, 3).permute(0, 3, 1, 2)
         with torch.no_grad():
             model(x)
         bare, ours = [], []

@@ -90,7 +90,7 @@ class NSConfig:
 class RuntimeConfig:
     device: str = "auto"
     amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
-    channels_last: bool = True  # on CUDA
+    channels_last: bool = True  # channels-last weights and inputs (faster convolutions on CPU and GPU)
     threads: int | None = None  # torch.set_num_threads on CPU (None: leave torch's default)
 
 

@@ -126,7 +126,7 @@ def train_stage(
     from timm.utils import ModelEmaV3
 
     model.to(device)
-    channels_last = runtime.channels_last and device.type == "cuda"
+    channels_last = runtime.channels_last
     if channels_last:
         model.to(memory_format=torch.channels_last)
     opt = make_optimizer(model, optim_cfg)

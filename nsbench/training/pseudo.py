@@ -206,26 +206,28 @@ class ShardWriter:
         self.conf_sum = 0.0
 
     def add(self, idx, cls, val, conf, true) -> None:
-        hard = cls[:, 0].astype(np.int64)
-        kept = conf >= self.threshold
-        np.add.at(self.hist, (hard[kept], _bins(conf[kept])), 1)
-        self.predicted += np.bincount(hard, minlength=self.c)
-        known = true >= 0
-        self.n_true += int(known.sum())
-        self.n_correct += int((hard[known] == true[known]).sum())
-        ok = kept & known & (hard == true)
-        self.correct_kept += np.bincount(hard[ok], minlength=self.c)
-        self.n += len(idx)
-        self.conf_sum += float(conf.sum())
-        self.pending.append(_table(idx, cls, val, conf, true))
+        self.pending.append((idx, cls, val, conf, true))
         self.n_pending += len(idx)
         if self.n_pending >= ROW_GROUP:
             self._flush()
 
     def _flush(self) -> None:
+        """Statistics and one Parquet row group for everything added since the last flush."""
         if not self.pending:
             return
-        table = pa.concat_tables(self.pending)
+        idx, cls, val, conf, true = (np.concatenate(parts) for parts in zip(*self.pending))
+        hard = cls[:, 0].astype(np.int64)
+        kept = conf >= self.threshold
+        codes = hard[kept] * HIST_BINS + _bins(conf[kept])
+        self.hist += np.bincount(codes, minlength=self.c * HIST_BINS).reshape(self.c, HIST_BINS)
+        self.predicted += np.bincount(hard, minlength=self.c)
+        known = true >= 0
+        self.n_true += int(known.sum())
+        self.n_correct += int((hard[known] == true[known]).sum())
+        self.correct_kept += np.bincount(hard[kept & known & (hard == true)], minlength=self.c)
+        self.n += len(idx)
+        self.conf_sum += float(conf.astype(np.float64).sum())
+        table = _table(idx, cls, val, conf, true)
         if self.writer is None:
             self.writer = pq.ParquetWriter(self.tmp, table.schema)
         self.writer.write_table(table, row_group_size=ROW_GROUP)
