@@ -196,7 +196,7 @@ def test_distributed_run_killed_after_an_iteration_resumes(tiny_folder, tmp_path
     while not (out / "iter1.pt").exists():
         assert proc.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
         assert time.time() < deadline, "iteration 1 did not finish in time"
-        time.sleep(0.2)
+        time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)  # the whole job, mid-iteration 2
     proc.wait()
     assert not (out / "iter2.pt").exists()

@@ -1,6 +1,8 @@
 """Pseudo-labeling: exact labels from an oracle teacher, exact filter/balance counts, no noise leaks in."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -116,8 +118,19 @@ def test_noise_does_not_leak_into_pseudo_labeling():
         clean = to_tensor(prepare_batch(images, 32))
         ref = torch.softmax(teacher.eval()(clean), 1).numpy()
     np.testing.assert_allclose(a, ref, rtol=1e-5, atol=1e-6)
-    noisy = torch.softmax(teacher.train()(clean), 1).detach().numpy()
+    import copy
+
+    noisy = torch.softmax(copy.deepcopy(teacher).train()(clean), 1).detach().numpy()  # a copy: BN stats would move
     assert not np.allclose(noisy, ref, atol=1e-4)  # the noise is real, so the check above means something
+    # the production path: the store written by build_store holds the same un-noised probabilities
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        P.build_store(teacher.train(), src, np.arange(24), Path(d), num_classes=C, size=32, device=torch.device("cpu"),
+                      soft=True, temperature=1.0, topk=None, threshold=0.0, balance=False, per_class="mean", batch_size=8)
+        store = P.read_store(Path(d))
+    dense = P.dense_targets(store["topk_class"], store["topk_prob"], C)
+    np.testing.assert_allclose(dense[np.argsort(store["index"])], ref, rtol=1e-5, atol=1e-6)
 
 
 def test_store_round_trip(tmp_path):

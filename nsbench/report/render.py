@@ -109,9 +109,6 @@ def render_report(inputs: list[str | Path], out: str | Path, baseline: str | Non
     sets = _sets_description(evals)
     run_tables = [_run_table(run) for run in runs]
 
-    def cells(df: pd.DataFrame, digits=2):
-        return [[_fmt(v, digits) for v in row] for row in df.itertuples(index=False)]
-
     summary_rows = []
     for _, row in deltas.iterrows():
         cols = []
@@ -129,7 +126,7 @@ def render_report(inputs: list[str | Path], out: str | Path, baseline: str | Non
         title=title, created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), baseline=baseline,
         summary_columns=list(summary.columns[1:]), summary_rows=summary_rows,
         better={c: ("higher is better" if hb else "lower is better") for c, hb in better.items()},
-        comp_columns=list(comp.columns), comp_rows=cells(comp),
+        comp_columns=list(comp.columns), comp_rows=_comparison_cells(comp),
         ce_columns=list(ce.columns), ce_rows=[[str(i), *[_fmt(v) for v in row]] for i, row in ce.iterrows()], ce_metric=ce_metric,
         fr_columns=list(fr.columns), fr_rows=[[str(i), *[_fmt(v) for v in row]] for i, row in fr.iterrows()], fr_metric=fr_metric,
         figures=figures, reference_rows=reference_rows, provenance=provenance, normalisers=normalisers, sets=sets,
@@ -147,6 +144,13 @@ def render_report(inputs: list[str | Path], out: str | Path, baseline: str | Non
     write_json(out / "provenance.json", {"baseline": baseline, "models": provenance, "sets": sets,
                                          "inputs": [str(p) for p in inputs], "runs": [str(r.folder) for r in runs]})
     return out / "index.html"
+
+
+def _comparison_cells(comp: pd.DataFrame) -> list[list[str]]:
+    rows = []
+    for _, r in comp.iterrows():
+        rows.append([_fmt(r[c], 2) if c != "p_value" else ("–" if pd.isna(r[c]) else f"{r[c]:.3g}") for c in comp.columns])
+    return rows
 
 
 def _sets_description(evals: list[EvalResult]) -> list[dict]:

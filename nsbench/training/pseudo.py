@@ -40,24 +40,34 @@ def eval_mode(model: nn.Module):
 
 
 @torch.no_grad()
-def teacher_probs(model: nn.Module, source: Source, indices: np.ndarray, size: int, device: torch.device,
-                  temperature: float = 1.0, batch_size: int = 512, num_workers: int = 0,
-                  progress: bool = True) -> tuple[np.ndarray, np.ndarray, int]:
-    """Softmax(logits / T) of the un-noised teacher on clean images: (probs [n, C], indices [n], n_skipped)."""
+def teacher_batches(model: nn.Module, source: Source, indices: np.ndarray, size: int, device: torch.device,
+                    temperature: float = 1.0, batch_size: int = 512, num_workers: int = 0, progress: bool = True):
+    """Yield (softmax(logits / T) [b, C], source indices [b], n_skipped) of the un-noised teacher on clean images:
+    eval mode (no dropout, no stochastic depth, BN running statistics) and no augmentation."""
     if temperature <= 0:
         raise NsbenchError(f"pseudo.temperature must be positive, got {temperature}")
-    probs, idxs, skipped = [], [], 0
     with eval_mode(model):
         bar = tqdm(total=len(indices), desc="pseudo-labeling", leave=False, disable=not progress, mininterval=2.0)
         for x, _, idx, sk in iterate_clean(source, indices, size, batch_size, num_workers):
-            skipped += sk
             bar.update(len(idx) + sk)
             if len(idx) == 0:
+                yield np.zeros((0, 0), np.float32), np.zeros(0, np.int64), sk
                 continue
             logits = model(x.to(device, non_blocking=True)).float()
-            probs.append(torch.softmax(logits / temperature, dim=1).cpu().numpy())
-            idxs.append(idx.numpy())
+            yield torch.softmax(logits / temperature, dim=1).cpu().numpy(), idx.numpy(), sk
         bar.close()
+
+
+def teacher_probs(model: nn.Module, source: Source, indices: np.ndarray, size: int, device: torch.device,
+                  temperature: float = 1.0, batch_size: int = 512, num_workers: int = 0,
+                  progress: bool = True) -> tuple[np.ndarray, np.ndarray, int]:
+    """All of `teacher_batches` at once: (probs [n, C], indices [n], n_skipped)."""
+    probs, idxs, skipped = [], [], 0
+    for p, i, sk in teacher_batches(model, source, indices, size, device, temperature, batch_size, num_workers, progress):
+        skipped += sk
+        if len(i):
+            probs.append(p)
+            idxs.append(i)
     if not probs:
         return np.zeros((0, 0), np.float32), np.zeros(0, np.int64), skipped
     return np.concatenate(probs), np.concatenate(idxs), skipped
@@ -105,7 +115,8 @@ class Selection:
 
 def select(confidence: np.ndarray, hard: np.ndarray, num_classes: int, threshold: float, balance: bool,
            per_class: int | str, true_labels: np.ndarray | None = None) -> Selection:
-    """Confidence filter, then per-class balancing to a target count.
+    """Confidence filter, then per-class balancing to a target count, on arrays held in memory: the definition that
+    the streaming `plan_and_select` reproduces (tests check the two agree).
 
     A class with more images than the target keeps its most confident ones (ties: lower row first); a class with
     fewer repeats all of its images as many whole times as fit, then its most confident ones once more, so every
@@ -364,26 +375,18 @@ def build_store(teacher: nn.Module, source: Source, indices: np.ndarray, store: 
     shard = store / shard_name(rank, world)
     done_marker = shard.with_name(shard.name.replace("labels-", "stats-").replace(".parquet", ".npz"))
     if not done_marker.exists():
-        if temperature <= 0:
-            raise NsbenchError(f"pseudo.temperature must be positive, got {temperature}")
         writer = ShardWriter(shard, num_classes, threshold)
         k_out, skipped = 1, 0
-        with eval_mode(teacher), torch.no_grad():
-            mine = indices[D.shard(len(indices))]
-            bar = tqdm(total=len(mine), desc="pseudo-labeling", leave=False, disable=not D.is_main(), mininterval=2.0)
-            for x, _, idx, sk in iterate_clean(source, mine, size, batch_size, num_workers):
-                skipped += sk
-                bar.update(len(idx) + sk)
-                if len(idx) == 0:
-                    continue
-                logits = teacher(x.to(device, non_blocking=True)).float()
-                probs = torch.softmax(logits / temperature, dim=1).cpu().numpy()
-                cls, val = topk_targets(probs, soft, topk)
-                k_out = cls.shape[1]
-                idx = idx.numpy()
-                # the filter always uses the teacher's top probability, for hard labels too
-                writer.add(idx, cls, val, probs.max(1), source.labels[idx])
-            bar.close()
+        mine = indices[D.shard(len(indices))]
+        for probs, idx, sk in teacher_batches(teacher, source, mine, size, device, temperature, batch_size,
+                                              num_workers, progress=D.is_main()):
+            skipped += sk
+            if len(idx) == 0:
+                continue
+            cls, val = topk_targets(probs, soft, topk)
+            k_out = cls.shape[1]
+            # the filter always uses the teacher's top probability, for hard labels too
+            writer.add(idx, cls, val, probs.max(1), source.labels[idx])
         writer.close(skipped, k_out)
     D.barrier()
     if D.is_main():
