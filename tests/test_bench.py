@@ -1,8 +1,6 @@
 """The robustness harness: official layouts (fabricated), built sets, guards, and a suite end to end."""
 from __future__ import annotations
 
-import os
-
 import cv2
 import numpy as np
 import pandas as pd
@@ -13,7 +11,6 @@ from torch import nn
 
 from conftest import make_image
 from nsbench import reference
-from nsbench.bench import cache as K
 from nsbench.bench import corruptions as C
 from nsbench.bench import natural as A
 from nsbench.bench import perturbations as P

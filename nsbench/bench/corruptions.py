@@ -66,6 +66,34 @@ def clean_images(source: Source, indices: np.ndarray, size: int) -> tuple[np.nda
     return np.stack(imgs), source.labels[keep], keep
 
 
+def write_clean_set(folder: Path, source: Source, idx: np.ndarray, size: int) -> np.ndarray:
+    """Write a built set's clean images, labels and source indices once; return the indices kept (readable)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if not (folder / "labels.npy").exists():
+        imgs, labels, kept = clean_images(source, idx, size)
+        K.save_array(folder / "clean.npy", imgs)
+        K.save_array(folder / "indices.npy", kept)
+        K.save_array(folder / "labels.npy", labels)
+    return np.asarray(K.load_array(folder / "indices.npy"))
+
+
+def run_tasks(fn, tasks: list, workers: int | None, desc: str):
+    """Yield fn(task) for every task, over a pool of `workers` spawned processes (all cores by default)."""
+    workers = workers or os.cpu_count() or 1
+    bar = tqdm(total=len(tasks), desc=desc, leave=False, mininterval=2.0)
+    if workers > 1 and len(tasks) > 1:
+        with mp.get_context("spawn").Pool(min(workers, len(tasks)), initializer=_quiet_worker) as pool:
+            for r in pool.imap_unordered(fn, tasks):
+                bar.update()
+                yield r
+    else:
+        for t in tasks:
+            r = fn(t)
+            bar.update()
+            yield r
+    bar.close()
+
+
 def pick_indices(n: int, limit: int | None, seed: int) -> np.ndarray:
     if limit is None or limit >= n:
         return np.arange(n)
@@ -85,34 +113,16 @@ def build_c(source: Source, size: int, corruptions: list[str], severities: list[
     want = {(c, s) for c in corruptions for s in severities}
     if manifest and want <= {(c["corruption"], c["severity"]) for c in manifest["cells"]}:
         return folder, manifest
-    folder.mkdir(parents=True, exist_ok=True)
-    clean_path = folder / "clean.npy"
-    if not (folder / "labels.npy").exists():
-        imgs, labels, kept = clean_images(source, idx, size)
-        K.save_array(clean_path, imgs)
-        K.save_array(folder / "indices.npy", kept)
-        K.save_array(folder / "labels.npy", labels)
-    kept = K.load_array(folder / "indices.npy")
+    kept = write_clean_set(folder, source, idx, size)
     done = {(c["corruption"], c["severity"]): c for c in (manifest or {}).get("cells", [])}
-    todo = [(str(folder), str(clean_path), c, s, seed, np.asarray(kept)) for c, s in sorted(want - set(done))
+    todo = [(str(folder), str(folder / "clean.npy"), c, s, seed, kept) for c, s in sorted(want - set(done))
             if not (folder / f"{c}-{s}.npy").exists()]
     for c, s in sorted(want - set(done)):
         if (folder / f"{c}-{s}.npy").exists():  # finished by an interrupted build
             done[(c, s)] = {"corruption": c, "severity": s, "file": f"{c}-{s}.npy", "sha256": K.array_sha(folder / f"{c}-{s}.npy")}
-    workers = workers or os.cpu_count() or 1
-    log.info("building %d DATASET-C cells of %d images with %d processes in %s", len(todo), len(kept), workers, folder)
-    bar = tqdm(total=len(todo), desc="building -C", leave=False, mininterval=2.0)
-    if workers > 1 and len(todo) > 1:
-        with mp.get_context("spawn").Pool(workers, initializer=_quiet_worker) as pool:
-            for c, s, sha in pool.imap_unordered(_build_cell, todo):
-                done[(c, s)] = {"corruption": c, "severity": s, "file": f"{c}-{s}.npy", "sha256": sha}
-                bar.update()
-    else:
-        for t in todo:
-            c, s, sha = _build_cell(t)
-            done[(c, s)] = {"corruption": c, "severity": s, "file": f"{c}-{s}.npy", "sha256": sha}
-            bar.update()
-    bar.close()
+    log.info("building %d DATASET-C cells of %d images in %s", len(todo), len(kept), folder)
+    for c, s, sha in run_tasks(_build_cell, todo, workers, "building -C"):
+        done[(c, s)] = {"corruption": c, "severity": s, "file": f"{c}-{s}.npy", "sha256": sha}
     manifest = {**spec, "indices_sha256": K.array_sha(folder / "indices.npy"), "n": int(len(kept)),
                 "cells": sorted(done.values(), key=lambda d: (d["corruption"], d["severity"]))}
     K.write_manifest(folder, manifest)

@@ -9,19 +9,16 @@ Difficulty 2 / 3 of the noise perturbations raises the noise level as the refere
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 from PIL import Image
-from tqdm.auto import tqdm
 
 from ..data.sources import Source
 from ..utils import NsbenchError
 from . import cache as K
-from .corruptions import _quiet_worker, clean_images, pick_indices
+from .corruptions import pick_indices, run_tasks, write_clean_set
 
 log = logging.getLogger(__name__)
 
@@ -157,30 +154,10 @@ def build_p(source: Source, size: int, perturbations: list[str], difficulty: int
     want = {(p, difficulty) for p in perturbations}
     if want <= set(have):
         return folder, manifest
-    folder.mkdir(parents=True, exist_ok=True)
-    clean_path = folder / "clean.npy"
-    if not (folder / "labels.npy").exists():
-        imgs, labels, kept = clean_images(source, idx, size)
-        K.save_array(clean_path, imgs)
-        K.save_array(folder / "indices.npy", kept)
-        K.save_array(folder / "labels.npy", labels)
-    kept = np.asarray(K.load_array(folder / "indices.npy"))
-    todo = [(str(folder), str(clean_path), p, d, seed, kept) for p, d in sorted(want - set(have))]
-    workers = workers or os.cpu_count() or 1
+    kept = write_clean_set(folder, source, idx, size)
+    todo = [(str(folder), str(folder / "clean.npy"), p, d, seed, kept) for p, d in sorted(want - set(have))]
     log.info("building %d DATASET-P perturbations of %d sequences in %s", len(todo), len(kept), folder)
-    bar = tqdm(total=len(todo), desc="building -P", leave=False, mininterval=2.0)
-    results = []
-    if workers > 1 and len(todo) > 1:
-        with mp.get_context("spawn").Pool(workers, initializer=_quiet_worker) as pool:
-            for r in pool.imap_unordered(_build_one, todo):
-                results.append(r)
-                bar.update()
-    else:
-        for t in todo:
-            results.append(_build_one(t))
-            bar.update()
-    bar.close()
-    for name, d, sha in results:
+    for name, d, sha in run_tasks(_build_one, todo, workers, "building -P"):
         have[(name, d)] = {"perturbation": name, "difficulty": d, "file": f"{name}-d{d}.npy", "sha256": sha}
     manifest = {**spec, "n": int(len(kept)), "sequences": sorted(have.values(), key=lambda d: (d["perturbation"], d["difficulty"]))}
     K.write_manifest(folder, manifest)

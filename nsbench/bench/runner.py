@@ -208,7 +208,6 @@ class Runner:
         return z["pred"] == z["label"]
 
     def run_corruptions(self, norm: "Normaliser") -> tuple[list[dict], list[pd.DataFrame]]:
-        t = self.suite.corruptions
         errors, clean_err, outcomes, n, set_name = self.corruption_errors()
         rows, per = [], []
         for key, correct in outcomes.items():
