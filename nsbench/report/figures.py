@@ -50,7 +50,7 @@ def severity_by_family(curves: pd.DataFrame, clean: dict[str, float]) -> str | N
 def grouped_bars(table: pd.DataFrame, ylabel: str, title: str, ref_line: float | None = None) -> str | None:
     if table.empty:
         return None
-    fig, ax = plt.subplots(figsize=(max(6, 0.55 * len(table) * max(1, len(table.columns)) / 2 + 3), 3.4))
+    fig, ax = plt.subplots(figsize=(min(11.0, 4.0 + 0.45 * len(table)), 3.6))  # fits the page at full size
     n = len(table.columns)
     width = 0.8 / max(n, 1)
     x = np.arange(len(table))
