@@ -241,3 +241,13 @@ def test_suite_end_to_end_on_a_trained_run_resumes_from_cached_cells(tiny_run, t
     assert meta["normaliser"]["sha256"] == json.loads((out / "iter0" / "meta.json").read_text())["model"]["sha256"]
     assert meta["sets"]["natural_adversarial"]["rule"].startswith("kept: pool images that every reference")
     assert meta["dataset"]["fingerprint"] and meta["model"]["iteration"] == 1
+
+
+def test_timm_models_without_the_hub_get_one_line_errors(monkeypatch):
+    from nsbench.bench.models import load_eval_model
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(NsbenchError, match=r"timm:resnet18: cannot load pretrained weights .*HF hub must be reachable"):
+        load_eval_model("timm:resnet18")
+    with pytest.raises(NsbenchError, match="unknown timm model"):
+        load_eval_model("timm:no_such_net")
