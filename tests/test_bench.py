@@ -220,7 +220,8 @@ def test_suite_end_to_end_on_a_trained_run_resumes_from_cached_cells(tiny_run, t
     cells = {p: p.stat().st_mtime_ns for p in (cache / "cells").rglob("*.npz")}
     monkeypatch.setattr(R.Runner, "run_fgsm", real)
     assert main(["eval", "--suite", "robustness", str(tiny_run / "iter1.pt"), "--out", str(out), "--cache", str(cache),
-                 "--device", "cpu", *TINY_SUITE]) == 0
+                 "--device", "cpu", "--report", *TINY_SUITE]) == 0
+    assert "iter1" in (out / "report" / "index.html").read_text()  # --report renders the evaluated model
     for p, mtime in cells.items():
         assert p.stat().st_mtime_ns == mtime, f"{p} was recomputed"
     df = pd.read_csv(out / "iter1" / "results.csv")

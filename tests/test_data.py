@@ -131,3 +131,15 @@ def test_parquet_shards_stream_by_row_group(tmp_path):
         open_source(f"parquet:{tmp_path}", "train")
     write_parquet_shards(tmp_path / "nolabel", images[:5])
     assert open_source(f"parquet:{tmp_path / 'nolabel'}", "train").labels.tolist() == [-1] * 5
+
+
+def test_fashion_mnist_missing_everywhere_names_both_ways(tmp_path, monkeypatch):
+    monkeypatch.delenv("NSBENCH_FASHION_MNIST", raising=False)
+    monkeypatch.setattr(FM, "DEBIAN_DIR", tmp_path / "nowhere")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache: nothing to fall back on
+    with pytest.raises(NsbenchError) as e:
+        open_source("fashion-mnist", "train")
+    msg = str(e.value)
+    assert "apt-get install dataset-fashion-mnist" in msg and "zalando-datasets/fashion_mnist" in msg and "\n" not in msg

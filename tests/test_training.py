@@ -183,3 +183,19 @@ def test_config_rejects_unknown_and_ill_typed_keys():
         load_train_config({}, ["students.5.arch=x"])
     cfg = load_train_config({}, ["students.0.kwargs={channel_multiplier: 2.0}", "pseudo.per_class=500"])
     assert cfg.students[0].kwargs == {"channel_multiplier": 2.0} and cfg.pseudo.per_class == 500
+
+
+def test_ema_of_weights_is_what_gets_checkpointed(tmp_path):
+    rng = np.random.default_rng(0)
+    src = ArraySource("toy", rng.integers(0, 255, (16, 32, 32, 3), dtype=np.uint8), np.arange(16) % 2, ["a", "b"])
+    model = build_model(ModelSpec("test_efficientnet", num_classes=2))
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    final, _ = train_stage(model, name="ema", optim_cfg=OptimConfig(epochs=2, batch_size=4, warmup_epochs=0, ema_decay=0.5),
+                           runtime=RuntimeConfig(device="cpu"), labeled=ImageDataset(src, np.arange(16), 32), pseudo=None,
+                           ratio=0, unlabeled_weight=0.0, val=None, device=torch.device("cpu"),
+                           state_path=tmp_path / "s.pt", seed=0)
+    assert final is not model  # the EMA copy, not the raw weights
+    w = "net.classifier.weight"
+    assert not torch.equal(final.state_dict()[w], model.state_dict()[w])
+    assert not torch.equal(final.state_dict()[w], start[w])
+    assert torch.load(tmp_path / "s.pt", weights_only=True)["ema"] is not None  # resumable with its EMA
