@@ -91,6 +91,7 @@ class RuntimeConfig:
     device: str = "auto"
     amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
     channels_last: bool = True  # channels-last weights and inputs (faster convolutions on CPU and GPU)
+    sync_bn: bool = True  # under DDP on GPUs, batch statistics across ranks (the paper's cross-replica BN); CPU: n/a
     threads: int | None = None  # torch.set_num_threads on CPU (None: leave torch's default)
 
 

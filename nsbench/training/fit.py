@@ -125,6 +125,12 @@ def train_stage(
     """
     from timm.utils import ModelEmaV3
 
+    dist_on = distributed and D.is_dist()
+    rank, world = (D.rank(), D.world_size()) if dist_on else (0, 1)
+    if dist_on and runtime.sync_bn and device.type == "cuda":  # SyncBatchNorm runs on GPUs only
+        from timm.layers import convert_sync_batchnorm
+
+        model = convert_sync_batchnorm(model)
     model.to(device)
     channels_last = runtime.channels_last
     if channels_last:
@@ -132,8 +138,6 @@ def train_stage(
     opt = make_optimizer(model, optim_cfg)
     ema = ModelEmaV3(model, decay=optim_cfg.ema_decay) if optim_cfg.ema_decay > 0 else None
     ddp_model = model
-    dist_on = distributed and D.is_dist()
-    rank, world = (D.rank(), D.world_size()) if dist_on else (0, 1)
     if dist_on:
         ddp_model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
