@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
-
 from .models import ModelSpec, NormalizedModel, build_model
 from .utils import NsbenchError, atomic_path, file_sha256, library_versions
 
@@ -95,6 +93,3 @@ def save_state(path: str | Path, state: dict) -> None:
 def load_state(path: str | Path) -> dict:
     return safe_load(path)
 
-
-def unwrap(model: nn.Module) -> nn.Module:
-    return getattr(model, "module", model)
