@@ -55,7 +55,7 @@ def test_unreadable_images_are_skipped_and_counted(tiny_folder, tmp_path):
     assert len(src) == 161
     ds = ImageDataset(src, np.arange(len(src)), 32)
     seen, skipped = 0, 0
-    for x, y, idx, sk in make_loader(ds, 32, False, 0, 0):
+    for x, y, idx, sk in make_loader(ds, 32, 0):
         seen += 0 if x is None else len(x)
         skipped += sk
     assert (seen, skipped) == (160, 1)

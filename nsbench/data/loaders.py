@@ -136,15 +136,11 @@ def worker_init(worker_id: int) -> None:
     torch.set_num_threads(1)
 
 
-def make_loader(dataset: ImageDataset, batch_size: int, shuffle: bool, num_workers: int, seed: int,
-                drop_last: bool = False, sampler=None) -> DataLoader:
-    g = torch.Generator()
-    g.manual_seed(seed)
+def make_loader(dataset: ImageDataset, batch_size: int, num_workers: int) -> DataLoader:
+    """Batches of `dataset` in index order (training draws its batches from MixedBatchSampler instead)."""
     return DataLoader(
-        dataset, batch_size=batch_size, shuffle=shuffle if sampler is None else False, sampler=sampler,
-        num_workers=num_workers, collate_fn=collate, drop_last=drop_last, generator=g,
-        worker_init_fn=worker_init if num_workers else None, persistent_workers=False,
-        pin_memory=torch.cuda.is_available(),
+        dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate,
+        worker_init_fn=worker_init if num_workers else None, pin_memory=torch.cuda.is_available(),
     )
 
 
@@ -162,7 +158,7 @@ def iterate_clean(source: Source, indices: np.ndarray, size: int, batch_size: in
             yield x, torch.as_tensor(source.labels[idx]), torch.as_tensor(idx), 0
         return
     ds = ImageDataset(source, indices, size)
-    for x, y, idx, skipped in make_loader(ds, batch_size, False, num_workers, 0):
+    for x, y, idx, skipped in make_loader(ds, batch_size, num_workers):
         if x is None:
             if skipped:
                 yield torch.empty(0, 3, size, size), torch.empty(0, dtype=torch.int64), torch.empty(0, dtype=torch.int64), skipped
