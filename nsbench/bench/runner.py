@@ -379,7 +379,16 @@ class Normaliser:
         self.kind, self.model = kind, model
         self.name = {"alexnet": "AlexNet (published)", "none": None}.get(kind) or (
             f"{model.label} ({model.sha256[:12]})" if model else None)
-        self._c = self._p = None
+        self._c = self._p = self._runner = None
+
+    def _reference(self, runner: Runner) -> Runner:
+        """The runner that scores the reference model on the same sets (the evaluated runner if it is the same
+        model); built once, so -C and -P share its opened dataset."""
+        if self.model.sha256 == runner.em.sha256:
+            return runner
+        if self._runner is None:
+            self._runner = Runner(self.model, runner.suite, runner.cache, runner.device, runner.limit, runner.workers)
+        return self._runner
 
     def c_errors(self, runner: Runner):
         if self.kind == "none":
@@ -387,9 +396,7 @@ class Normaliser:
         if self.kind == "alexnet":
             return alexnet_c_errors(), ALEXNET_CLEAN_ERR
         if self._c is None:
-            other = runner if self.model.sha256 == runner.em.sha256 else Runner(
-                self.model, runner.suite, runner.cache, runner.device, runner.limit, runner.workers)
-            errors, clean_err, _, _, _ = other.corruption_errors()
+            errors, clean_err, _, _, _ = self._reference(runner).corruption_errors()
             self._c = ({c: list(e) for c, e in errors.items()}, clean_err)
         return self._c
 
@@ -399,9 +406,7 @@ class Normaliser:
         if self.kind == "alexnet":
             return {p: {"fp": v["fp"], "t5d": v["t5d"]} for p, v in alexnet_p().items()}
         if self._p is None:
-            other = runner if self.model.sha256 == runner.em.sha256 else Runner(
-                self.model, runner.suite, runner.cache, runner.device, runner.limit, runner.workers)
-            stats, _ = other.perturbation_stats()
+            stats, _ = self._reference(runner).perturbation_stats()
             self._p = {p: {"fp": float(z["fp"].mean()), "t5d": float(z["t5d"].mean())} for p, z in stats.items()}
         return self._p
 
