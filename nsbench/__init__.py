@@ -1,3 +1,11 @@
 """nsbench: Noisy Student Training (Xie et al., CVPR 2020) in PyTorch, and an honest robustness scorecard."""
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    if name == "evaluate":  # imported lazily: `import nsbench` stays light
+        from .api import evaluate
+
+        return evaluate
+    raise AttributeError(f"module 'nsbench' has no attribute {name!r}")

@@ -13,19 +13,20 @@ EPILOG = """examples:
   nsbench train --resume runs/default                # continue a killed run
   nsbench eval --suite robustness runs/default/iter3.pt
   nsbench report reports/eval-iter0 reports/eval-iter3 --baseline iter0 --out reports/compare
+  nsbench export runs/default/iter3.pt --to timm     # model.safetensors + config.json for plain timm
   nsbench ls                                         # shipped recipes and suites
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
     from .commands import eval as eval_cmd
-    from .commands import ls, report, train
+    from .commands import export, ls, report, train
 
     parser = argparse.ArgumentParser(prog="nsbench", description="Noisy Student training and robustness benchmarks.",
                                      epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for mod in (train, eval_cmd, report, ls):
+    for mod in (train, eval_cmd, report, export, ls):
         mod.add_parser(sub)
     return parser
 

@@ -16,7 +16,12 @@ from nsbench.bench import natural as A
 from nsbench.bench import perturbations as P
 from nsbench.bench.attacks import adversarial
 from nsbench.bench.models import EvalModel
-from nsbench.bench.runner import Runner, evaluate
+from nsbench import schema
+from nsbench.api import evaluate
+from nsbench.bench.context import EvalContext
+from nsbench.bench.tasks import corruptions as TC
+from nsbench.bench.tasks import natural as TA
+from nsbench.bench.tasks import perturbations as TP
 from nsbench.bench.suite import SuiteConfig, load_suite
 from nsbench.data.sources import ArraySource
 from nsbench.models import ModelSpec, build_model
@@ -68,7 +73,7 @@ def test_imagenet_a_and_r_masks_are_200_increasing_indices_matching_wnids():
 
 
 @pytest.mark.parametrize("with_category", [False, True])
-def test_official_imagenet_c_tree_with_and_without_category_level(tmp_path, with_category):
+def test_official_imagenet_c_tree_with_and_without_category_level(tmp_path, with_category, monkeypatch):
     names = synsets()
     wnids = [names[3], names[7]]
     root = tmp_path / "imagenet-c"
@@ -85,9 +90,9 @@ def test_official_imagenet_c_tree_with_and_without_category_level(tmp_path, with
     cfg = SuiteConfig(name="t")
     cfg.corruptions.root = str(root)
     cfg.corruptions.corruptions, cfg.corruptions.severities = ["gaussian_noise", "fog"], [1, 2]
-    r = Runner(oracle_model(oracle, names), cfg, tmp_path / "cache", torch.device("cpu"))
-    r.clean_correct = lambda: np.ones(4, bool)
-    errors, clean_err, outcomes, n, _ = r.corruption_errors()
+    ctx = EvalContext(oracle_model(oracle, names), cfg, tmp_path / "cache", torch.device("cpu"))
+    monkeypatch.setattr(TC, "clean_correct", lambda ctx: np.ones(4, bool))
+    errors, clean_err, outcomes, n, _ = TC.corruption_errors(ctx, cfg.corruptions)
     assert errors == {"gaussian_noise": [0.0, 0.0], "fog": [0.0, 0.0]} and n == 4
     assert set(oracle.seen_shapes) == {(3, 64, 64)}  # evaluated at the files' own size, no resizing
 
@@ -110,8 +115,8 @@ def test_official_imagenet_p_mp4_sequences(tmp_path):
     cfg = SuiteConfig(name="t")
     cfg.perturbations.root, cfg.perturbations.perturbations = str(root), ["translate", "gaussian_noise"]
     cfg.perturbations.difficulty = 2
-    r = Runner(oracle_model(PixelOracle([5, 9], decoy=None), names), cfg, tmp_path / "cache", torch.device("cpu"))
-    stats, _ = r.perturbation_stats()
+    ctx = EvalContext(oracle_model(PixelOracle([5, 9], decoy=None), names), cfg, tmp_path / "cache", torch.device("cpu"))
+    stats, _ = TP.perturbation_stats(ctx, cfg.perturbations)
     # difficulty 2, temporal: chains (0,2,..,40) and (1,3,..,39); frame 10 differs -> pairs (8,10),(10,12) flip: 2/39
     assert stats["translate"]["fp"][0] == pytest.approx(2 / 39)
     # noise: read from the _2 folder, every frame against frame 0 -> frames 3, 4 and 10 flip: 3/30
@@ -129,12 +134,11 @@ def test_official_imagenet_a_folder_scored_through_the_mask(tmp_path):
     cfg = SuiteConfig(name="t")
     cfg.natural_adversarial.root = str(root)
     oracle = PixelOracle(list(a_idx[:3]), decoy=0)  # class 0 (not an -A class) always has the top logit
-    r = Runner(oracle_model(oracle, names), cfg, tmp_path / "cache", torch.device("cpu"))
-    r.size = 224
-    rows, _ = r.run_natural()
-    acc = [x for x in rows if x["metric"] == "top1_acc"][0]
+    cfg.data.image_size = 224
+    res = TA.run(EvalContext(oracle_model(oracle, names), cfg, tmp_path / "cache", torch.device("cpu")), cfg.natural_adversarial, None)
+    acc = [x for x in res.rows if x["metric"] == "top1_acc"][0]
     assert acc["value"] == 100.0 and acc["n"] == 6
-    assert r.sets["natural_adversarial"]["missing_wnids"].__len__() == 197
+    assert len(res.sets["natural_adversarial"]["missing_wnids"]) == 197
     (root / "n00000000").mkdir()
     with pytest.raises(NsbenchError, match="not in the imagenet-a class list"):
         A.open_official(root, "imagenet-a")
@@ -203,7 +207,9 @@ def test_shipped_suites_load_and_unset_roots_are_named(monkeypatch):
 
 def test_suite_end_to_end_on_a_trained_run_resumes_from_cached_cells(tiny_run, tmp_path, monkeypatch):
     from conftest import TINY_SUITE
-    from nsbench.bench import runner as R
+    import dataclasses
+
+    from nsbench.bench import registry
     from nsbench.cli import main
 
     cache, out = tmp_path / "cache", tmp_path / "eval"
@@ -213,32 +219,37 @@ def test_suite_end_to_end_on_a_trained_run_resumes_from_cached_cells(tiny_run, t
     assert len(ce) == 4 and np.allclose(ce.value, 100.0)
     assert df0[(df0.metric == "mce")].value.iloc[0] == pytest.approx(100.0)
     # the student: killed during FGSM, then resumed; cells already computed are not recomputed
-    real = R.Runner.run_fgsm
-    monkeypatch.setattr(R.Runner, "run_fgsm", lambda self: (_ for _ in ()).throw(KeyboardInterrupt))
+    kinds = registry.task_kinds()
+
+    def interrupted(*a):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(registry._TASKS, "fgsm", dataclasses.replace(kinds["fgsm"], run=interrupted))
     with pytest.raises(KeyboardInterrupt):
         evaluate(str(tiny_run / "iter1.pt"), "robustness", out / "iter1", overrides=TINY_SUITE, cache_dir=cache, device="cpu")
     cells = {p: p.stat().st_mtime_ns for p in (cache / "cells").rglob("*.npz")}
-    monkeypatch.setattr(R.Runner, "run_fgsm", real)
+    monkeypatch.setitem(registry._TASKS, "fgsm", kinds["fgsm"])
     assert main(["eval", "--suite", "robustness", str(tiny_run / "iter1.pt"), "--out", str(out), "--cache", str(cache),
                  "--device", "cpu", "--report", *TINY_SUITE]) == 0
-    assert "iter1" in (out / "report" / "index.html").read_text()  # --report renders the evaluated model
+    label = f"{tiny_run.name}-iter1"  # a run's checkpoint is labelled RUN-iterK
+    assert label in (out / "report" / "index.html").read_text()  # --report renders the evaluated model
     for p, mtime in cells.items():
         assert p.stat().st_mtime_ns == mtime, f"{p} was recomputed"
-    df = pd.read_csv(out / "iter1" / "results.csv")
+    df = pd.read_csv(out / label / "results.csv")
     assert set(df.task) == {"clean", "corruptions", "perturbations", "natural_adversarial", "fgsm"}
-    assert list(df.columns) == R.COLUMNS
+    assert list(df.columns) == schema.COLUMNS
     norm = df[df.metric.isin(["ce", "relative_ce", "mce", "relative_mce", "fr", "t5d_rel", "mfr", "mt5d"])]
-    assert len(norm) and norm.normaliser.str.startswith("iter0").all()
+    assert len(norm) and norm.normaliser.str.startswith(f"{tiny_run.name}-iter0").all()
     clean = df[(df.task == "clean") & (df.metric == "top1_acc")].value.iloc[0]
     fgsm0 = df[(df.task == "fgsm") & (df.eps_255 == 0)].value.iloc[0]
-    per = pd.read_parquet(out / "iter1" / "per_image.parquet")
+    per = pd.read_parquet(out / label / "per_image.parquet")
     clean_sub = per[(per.task == "clean")].set_index("image").correct
     fgsm_sub = per[(per.task == "fgsm") & (per.eps_255 == 0)].set_index("image").correct
     assert (clean_sub.loc[fgsm_sub.index] == fgsm_sub).all()  # eps = 0 reproduces clean predictions image by image
     assert 0 <= fgsm0 <= 100 and 0 <= clean <= 100
     import json
 
-    meta = json.loads((out / "iter1" / "meta.json").read_text())
+    meta = json.loads((out / label / "meta.json").read_text())
     assert meta["normaliser"]["sha256"] == json.loads((out / "iter0" / "meta.json").read_text())["model"]["sha256"]
     assert meta["sets"]["natural_adversarial"]["rule"].startswith("kept: pool images that every reference")
     assert meta["dataset"]["fingerprint"] and meta["model"]["iteration"] == 1

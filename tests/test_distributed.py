@@ -139,7 +139,7 @@ def _eval_worker(rank, world, init_file, ckpt, out, suite):
     model, _ = load_checkpoint(ckpt)
     src = toy_source(n=37)  # uneven shards: 19 + 18
     m = evaluate(model, ValSet(src, np.arange(37), 32, batch_size=5), torch.device("cpu"))
-    from nsbench.bench.runner import evaluate as suite_eval
+    from nsbench.api import evaluate as suite_eval
 
     suite_eval(ckpt, "robustness", Path(out) / "eval", overrides=suite, cache_dir=Path(out) / "cache", device="cpu")
     if rank == 0:
@@ -160,7 +160,7 @@ def test_sharded_evaluation_matches_one_process(tmp_path, tiny_folder):
                     parent_sha256=None, config={}, metrics={})
     model, _ = load_checkpoint(tmp_path / "m.pt")
     one = evaluate(model, ValSet(toy_source(n=37), np.arange(37), 32, batch_size=5), torch.device("cpu"))
-    from nsbench.bench.runner import evaluate as suite_eval
+    from nsbench.api import evaluate as suite_eval
 
     df_one = suite_eval(str(tmp_path / "m.pt"), "robustness", tmp_path / "one", overrides=suite,
                         cache_dir=tmp_path / "cache1", device="cpu")

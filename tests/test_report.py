@@ -19,7 +19,7 @@ XSS = "<script>alert(1)</script>"
 @pytest.fixture
 def no_models(monkeypatch):
     """Any attempt to build or run a model fails the test: reports come from saved results only."""
-    import nsbench.bench.runner as R
+    import nsbench.bench.api as R
     import nsbench.models as M
 
     def boom(*a, **k):

@@ -1,14 +1,24 @@
-"""What `nsbench eval` scores: an nsbench checkpoint or a timm model name (`timm:NAME`)."""
+"""What the harness scores, as an EvalModel: a model taking [0, 1] NCHW images plus what the harness must know
+(label, classes, input size, a hash that keys the cache, metadata for meta.json).
+
+Sources: an nsbench checkpoint; `timm:NAME` or `torchvision:NAME`, with the hub's weights or a local state dict
+(`.safetensors`, or a torch file read with weights_only=True); any `nn.Module` through the Python API.
+"""
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 from torch import nn
 
-from ..checkpoint import load_checkpoint
+from ..checkpoint import load_checkpoint, safe_load
 from ..models import NormalizedModel
-from ..utils import NsbenchError
+from ..runs import model_label
+from ..utils import NsbenchError, file_sha256
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 @dataclass
@@ -26,31 +36,157 @@ class EvalModel:
         return self.meta.get("dataset")
 
 
-def load_eval_model(ref: str, label: str | None = None) -> EvalModel:
-    if ref.startswith("timm:"):
-        return _timm_model(ref[5:], label)
+def load_eval_model(ref: str, label: str | None = None, *, checkpoint: str | Path | None = None,
+                    classes: list[str] | int | None = None) -> EvalModel:
+    """An nsbench checkpoint path, `timm:NAME` or `torchvision:NAME` (hub weights, or `checkpoint=` a local
+    state dict); `classes` is a list of names or a count (default: the 1,000 ImageNet classes)."""
+    if ref.startswith(("timm:", "torchvision:")):
+        kind, name = ref.split(":", 1)
+        return (_timm_model if kind == "timm" else _torchvision_model)(name, label, checkpoint, classes)
+    if checkpoint is not None or classes is not None:
+        raise NsbenchError(f"{ref}: --checkpoint and --num-classes/--classes apply to timm:NAME and torchvision:NAME only")
     path = Path(ref)
     model, meta = load_checkpoint(path)
-    return EvalModel(model, label or path.stem, meta["sha256"], meta["classes"], meta["model"]["input_size"], meta, path)
+    return EvalModel(model, label or model_label(path), meta["sha256"], meta["classes"], meta["model"]["input_size"],
+                     meta, path)
 
 
-def _timm_model(name: str, label: str | None) -> EvalModel:
-    import hashlib
+def from_module(module: nn.Module, *, classes: list[str] | int, input_size: int, mean=None, std=None,
+                label: str | None = None, meta: dict | None = None) -> EvalModel:
+    """Wrap any nn.Module. Give `mean` and `std` when it expects normalised inputs (they are applied inside);
+    leave both None when it takes [0, 1] images itself."""
+    if (mean is None) != (std is None):
+        raise NsbenchError("give both mean and std (the model normalises inputs) or neither (it takes [0, 1] images)")
+    names = _class_names(classes)
+    net = NormalizedModel(module, mean, std) if mean is not None else module
+    h = hashlib.sha256(type(module).__qualname__.encode())
+    for k, v in module.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    h.update("\n".join(names).encode())
+    inputs = "normalised inside by the given mean/std" if mean is not None else "model takes [0, 1] images"
+    info = {"model": {"arch": type(module).__name__, "input_size": int(input_size),
+                      "mean": None if mean is None else list(mean), "std": None if std is None else list(std)},
+            "role": "module", "iteration": None, "inputs": inputs,
+            "n_params": sum(p.numel() for p in module.parameters()), **(meta or {})}
+    return EvalModel(net.eval(), label or type(module).__name__.lower(), h.hexdigest(), names, int(input_size), info)
 
+
+def read_class_file(path: str | Path) -> list[str]:
+    path = Path(path)
+    try:
+        names = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    except (OSError, UnicodeDecodeError) as e:
+        raise NsbenchError(f"{path}: cannot read the class list ({type(e).__name__})") from None
+    if not names:
+        raise NsbenchError(f"{path}: the class list is empty (one class name per line)")
+    if len(set(names)) != len(names):
+        raise NsbenchError(f"{path}: the class list repeats a name")
+    return names
+
+
+def _class_names(classes: list[str] | int | None) -> list[str]:
+    if classes is None or classes == 1000:
+        from timm.data import ImageNetInfo
+
+        return list(ImageNetInfo().label_names())
+    if isinstance(classes, int):
+        if classes < 1:
+            raise NsbenchError(f"number of classes must be >= 1, got {classes}")
+        return [str(i) for i in range(classes)]
+    return [str(c) for c in classes]
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """A plain state dict from `.safetensors` or a torch file (weights_only=True), unwrapped from the usual
+    containers ({'state_dict': ...}, {'model': ...}) and DataParallel's `module.` prefix."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        if not path.is_file():
+            raise NsbenchError(f"{path}: file not found")
+        try:
+            sd = load_file(str(path))
+        except Exception as e:  # noqa: BLE001 - header / size errors of any kind
+            raise NsbenchError(f"{path}: not a readable safetensors file ({type(e).__name__})") from None
+    else:
+        sd = safe_load(path)
+        if isinstance(sd, dict) and sd.get("format") == "nsbench-checkpoint":
+            raise NsbenchError(f"{path}: an nsbench checkpoint; pass it as the model itself, not as --checkpoint")
+        for key in ("state_dict", "model", "state_dict_ema", "model_ema"):
+            if isinstance(sd, dict) and isinstance(sd.get(key), dict):
+                sd = sd[key]
+                break
+    if not isinstance(sd, dict) or not sd or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise NsbenchError(f"{path}: not a state dict of tensors")
+    if all(k.startswith("module.") for k in sd):
+        sd = {k[len("module."):]: v for k, v in sd.items()}
+    return sd
+
+
+def _load_weights(net: nn.Module, path: str | Path, ref: str) -> None:
+    sd = read_state_dict(path)
+    try:
+        net.load_state_dict(sd)
+    except RuntimeError as e:
+        hint = " (is --num-classes right?)" if "size mismatch" in str(e) else ""
+        raise NsbenchError(f"{path}: weights do not fit {ref}{hint}: {str(e).splitlines()[1].strip()[:200]}") from None
+
+
+def _timm_model(name: str, label, checkpoint, classes) -> EvalModel:
     import timm
-    from timm.data import ImageNetInfo, resolve_data_config
+    from timm.data import resolve_data_config
 
     if not timm.is_model(name):
         raise NsbenchError(f"timm:{name}: unknown timm model")
-    try:
-        net = timm.create_model(name, pretrained=True)
-    except Exception as e:  # noqa: BLE001 - hub unreachable, missing weights, ...
-        raise NsbenchError(f"timm:{name}: cannot load pretrained weights ({type(e).__name__}); the HF hub must be reachable") from None
+    names = _class_names(classes)
+    if checkpoint is None:
+        try:
+            net = timm.create_model(name, pretrained=True, num_classes=len(names))
+        except Exception as e:  # noqa: BLE001 - hub unreachable, missing weights, ...
+            raise NsbenchError(f"timm:{name}: cannot load pretrained weights ({type(e).__name__}); the HF hub must be "
+                               f"reachable, or pass --checkpoint PATH") from None
+        tag = (getattr(net, "pretrained_cfg", None) or {}).get("tag", "")
+        sha = hashlib.sha256(f"timm:{name}:{tag}:{timm.__version__}".encode()).hexdigest()
+    else:
+        net = timm.create_model(name, pretrained=False, num_classes=len(names))
+        _load_weights(net, checkpoint, f"timm:{name}")
+        sha = file_sha256(checkpoint)
     cfg = resolve_data_config({}, model=net)
-    wrapped = NormalizedModel(net, cfg["mean"], cfg["std"]).eval()
-    classes = list(ImageNetInfo().label_names()) if net.num_classes == 1000 else [str(i) for i in range(net.num_classes)]
-    tag = getattr(net, "pretrained_cfg", {}).get("tag", "") if isinstance(getattr(net, "pretrained_cfg", None), dict) else ""
-    sha = hashlib.sha256(f"timm:{name}:{tag}:{timm.__version__}".encode()).hexdigest()
-    meta = {"model": {"arch": name, "input_size": cfg["input_size"][-1], "mean": list(cfg["mean"]), "std": list(cfg["std"])},
-            "role": "timm-pretrained", "iteration": None, "timm_version": timm.__version__}
-    return EvalModel(wrapped, label or name, sha, classes, cfg["input_size"][-1], meta)
+    return _wrapped(net, f"timm:{name}", label or name, sha, names, int(cfg["input_size"][-1]), cfg["mean"], cfg["std"],
+                    checkpoint, crop_pct=cfg.get("crop_pct"), interpolation=cfg.get("interpolation"))
+
+
+def _torchvision_model(name: str, label, checkpoint, classes) -> EvalModel:
+    import torchvision
+
+    try:
+        builder = torchvision.models.get_model_builder(name)
+    except ValueError:
+        raise NsbenchError(f"torchvision:{name}: unknown torchvision model") from None
+    names = _class_names(classes)
+    if checkpoint is None:
+        if len(names) != 1000:
+            raise NsbenchError(f"torchvision:{name}: hub weights predict 1,000 classes; pass --checkpoint for {len(names)}")
+        try:
+            net = builder(weights="DEFAULT")
+        except Exception as e:  # noqa: BLE001 - download failures
+            raise NsbenchError(f"torchvision:{name}: cannot load pretrained weights ({type(e).__name__}); the network "
+                               f"must be reachable, or pass --checkpoint PATH") from None
+        sha = hashlib.sha256(f"torchvision:{name}:DEFAULT:{torchvision.__version__}".encode()).hexdigest()
+    else:
+        net = builder(weights=None, num_classes=len(names))
+        _load_weights(net, checkpoint, f"torchvision:{name}")
+        sha = file_sha256(checkpoint)
+    # torchvision's ImageNet models: Resize(256) + CenterCrop(224), bilinear, ImageNet mean/std
+    return _wrapped(net, f"torchvision:{name}", label or name, sha, names, 224, IMAGENET_MEAN, IMAGENET_STD, checkpoint,
+                    crop_pct=0.875, interpolation="bilinear")
+
+
+def _wrapped(net, ref, label, sha, names, size, mean, std, checkpoint, **pre) -> EvalModel:
+    meta = {"model": {"arch": ref, "input_size": size, "mean": list(mean), "std": list(std), **pre},
+            "role": "pretrained" if checkpoint is None else "state-dict", "iteration": None,
+            "weights": str(checkpoint) if checkpoint else "hub", "n_params": sum(p.numel() for p in net.parameters())}
+    return EvalModel(NormalizedModel(net, mean, std).eval(), label, sha, names, size, meta,
+                     Path(checkpoint) if checkpoint else None)

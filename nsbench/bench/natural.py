@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 
-from ..config import OptimConfig, RuntimeConfig
-from ..data.loaders import ImageDataset, iterate_clean
+from ..data.loaders import iterate_clean
 from ..data.sources import Source, scan_folder
-from ..data.transforms import TrainAugment
-from ..models import ModelSpec, build_model, default_mean_std
 from ..reference import imagenet_a_classes, imagenet_r_classes
-from ..utils import NsbenchError, seed_everything
+from ..utils import NsbenchError
 from . import cache as K
 from .corruptions import clean_images
 
@@ -55,10 +53,12 @@ def masked_predictions(logits: torch.Tensor, mask_indices: np.ndarray) -> torch.
     return logits[:, torch.as_tensor(mask_indices, dtype=torch.long)].argmax(1)
 
 
-def build_a(train: Source, pool: Source, size: int, references: list, epochs: int, train_limit: int | None,
-            batch_size: int, lr: float, pool_limit: int | None, seed: int, cache_dir: Path,
+def build_a(train: Source, pool: Source, size: int, references: list, *, train_reference: Callable, epochs: int,
+            train_limit: int | None, batch_size: int, lr: float, pool_limit: int | None, seed: int, cache_dir: Path,
             device: torch.device) -> tuple[Path, dict]:
-    """Build (or reuse) DATASET-A from `pool` with reference models trained on `train`."""
+    """Build (or reuse) DATASET-A from `pool` with reference models trained on `train` by `train_reference`
+    (keyword arguments arch, seed, kwargs, source, indices, size, epochs, batch_size, lr, workdir, device; returns
+    an eval-mode model taking [0, 1] images). The harness never trains: the caller passes the trainer in."""
     from .corruptions import pick_indices
 
     refs = [{"arch": r.arch, "seed": r.seed, "kwargs": dict(r.kwargs)} for r in references]
@@ -76,7 +76,9 @@ def build_a(train: Source, pool: Source, size: int, references: list, epochs: in
     wrong = np.ones(len(pool_idx), bool)
     ref_stats = []
     for r in refs:
-        model = _reference_model(r, train, size, epochs, train_limit, batch_size, lr, folder, device)
+        model = train_reference(arch=r["arch"], seed=r["seed"], kwargs=r["kwargs"], source=train,
+                                indices=pick_indices(len(train), train_limit, r["seed"]), size=size, epochs=epochs,
+                                batch_size=batch_size, lr=lr, workdir=folder, device=device)
         preds = []
         with torch.no_grad():
             for x, _, _, _ in iterate_clean(pool, pool_idx, size, 500):
@@ -99,29 +101,3 @@ def build_a(train: Source, pool: Source, size: int, references: list, epochs: in
                 "images_sha256": K.array_sha(folder / "images.npy")}
     K.write_manifest(folder, manifest)
     return folder, manifest
-
-
-def _reference_model(r: dict, train: Source, size: int, epochs: int, train_limit, batch_size: int, lr: float,
-                     folder: Path, device: torch.device):
-    from ..checkpoint import load_checkpoint, save_checkpoint
-    from ..training.fit import train_stage
-    from .corruptions import pick_indices
-
-    path = folder / f"ref-{r['arch']}-{r['seed']}.pt"
-    if path.exists():
-        return load_checkpoint(path)[0].to(device)
-    seed_everything(r["seed"])
-    mean, std = default_mean_std(r["arch"])
-    spec = ModelSpec(r["arch"], num_classes=len(train.classes), input_size=size, mean=mean, std=std, kwargs=r["kwargs"])
-    model = build_model(spec)
-    idx = pick_indices(len(train), train_limit, r["seed"])
-    ds = ImageDataset(train, idx, size, augment=TrainAugment(size, False, 0, 0, 0.0, random_crop_pad=max(1, size // 16)))
-    final, _ = train_stage(model, name=f"ref-{r['arch']}-{r['seed']}",
-                           optim_cfg=OptimConfig(epochs=epochs, batch_size=batch_size, lr=lr, warmup_epochs=0.1),
-                           runtime=RuntimeConfig(), labeled=ds, pseudo=None, ratio=0, unlabeled_weight=0.0, val=None,
-                           device=device, state_path=folder / f"ref-{r['arch']}-{r['seed']}.state.pt", seed=r["seed"],
-                           distributed=False)
-    save_checkpoint(path, final, spec, classes=train.classes, iteration=-1, parent_sha256=None, config={"reference": r},
-                    metrics={}, extra={"role": "dataset-a-reference"})
-    (folder / f"ref-{r['arch']}-{r['seed']}.state.pt").unlink(missing_ok=True)
-    return final.eval().to(device)

@@ -1,69 +1,15 @@
-"""Suite definitions: YAML files under suites/, parsed into typed dataclasses (unknown keys rejected)."""
+"""Suite definitions: YAML files under suites/, parsed into typed dataclasses (unknown keys rejected). The
+sections are those of the registered task kinds (bench/registry.py); each validates its own settings."""
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, make_dataclass
 from pathlib import Path
 
 from ..config import build_config, load_yaml
-from ..reference import C_BENCHMARK, C_VALIDATION, P_TEST
 from ..utils import NsbenchError
-
-
-@dataclass
-class CleanTask:
-    enabled: bool = True
-    limit: int | None = None  # images of the evaluation split (None: all)
-
-
-@dataclass
-class CorruptionTask:
-    enabled: bool = True
-    limit: int | None = 1000  # images per (corruption, severity) cell for built sets
-    corruptions: list[str] = field(default_factory=lambda: list(C_BENCHMARK + C_VALIDATION))
-    severities: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5])
-    root: str | None = None  # official ImageNet-C tree; None: build DATASET-C from the evaluation split
-
-
-@dataclass
-class PerturbationTask:
-    enabled: bool = True
-    limit: int | None = 200  # sequences per perturbation for built sets
-    perturbations: list[str] = field(default_factory=lambda: list(P_TEST))
-    difficulty: int = 1  # 1, 2 or 3 (official noise difficulties live in <name>_2 / <name>_3 folders)
-    root: str | None = None  # official ImageNet-P tree; None: build DATASET-P
-
-
-@dataclass
-class ReferenceModel:
-    arch: str = "test_resnet"
-    seed: int = 0
-    kwargs: dict = field(default_factory=dict)
-
-
-@dataclass
-class NaturalAdversarialTask:
-    enabled: bool = True
-    root: str | None = None  # official ImageNet-A (or -R) folder; None: build DATASET-A
-    mask: str = "imagenet-a"  # imagenet-a | imagenet-r: the 200-class logit subset for official folders
-    pool_split: str | None = None  # held-out pool for built sets (default: the evaluation split)
-    pool_limit: int | None = None
-    references: list[ReferenceModel] = field(default_factory=lambda: [ReferenceModel(seed=s) for s in (0, 1, 2)])
-    ref_epochs: int = 2
-    ref_train_limit: int | None = 20000  # training images for each reference model (seeded subset)
-    ref_batch_size: int = 128
-    ref_lr: float = 0.003
-
-
-@dataclass
-class FGSMTask:
-    enabled: bool = True
-    limit: int | None = 1000
-    eps_255: list[float] = field(default_factory=lambda: [0.0, 1.0, 2.0, 4.0, 8.0, 16.0])
-    attack: str = "fgsm"  # fgsm | pgd
-    pgd_steps: int = 10
-    pgd_alpha_255: float = 1.0
+from .registry import task_kinds
 
 
 @dataclass
@@ -73,23 +19,25 @@ class SuiteData:
     image_size: int | None = None  # None: the checkpoint's input size
 
 
-@dataclass
-class SuiteConfig:
-    name: str = "custom"
-    description: str = ""
-    seed: int = 0
-    batch_size: int = 500
-    normaliser: str = "auto"  # auto | alexnet | none | PATH to a checkpoint (its errors normalise CE / FR / T5D)
-    data: SuiteData = field(default_factory=SuiteData)
-    clean: CleanTask = field(default_factory=CleanTask)
-    corruptions: CorruptionTask = field(default_factory=CorruptionTask)
-    perturbations: PerturbationTask = field(default_factory=PerturbationTask)
-    natural_adversarial: NaturalAdversarialTask = field(default_factory=NaturalAdversarialTask)
-    fgsm: FGSMTask = field(default_factory=FGSMTask)
+def _suite_config() -> type:
+    """SuiteConfig: the suite-wide settings plus one section per registered task kind (see bench/registry.py)."""
+    kinds = task_kinds()
+    fields = [("name", str, field(default="custom")), ("description", str, field(default="")),
+              ("seed", int, field(default=0)), ("batch_size", int, field(default=500)),
+              # auto | alexnet | none | PATH to a checkpoint (its errors normalise CE / FR / T5D)
+              ("normaliser", str, field(default="auto")),
+              ("data", SuiteData, field(default_factory=SuiteData))]
+    fields += [(k.name, k.config, field(default_factory=k.config)) for k in kinds.values()]
 
     def tasks(self) -> list[str]:
-        return [t for t in ("clean", "corruptions", "perturbations", "natural_adversarial", "fgsm")
-                if getattr(self, t).enabled]
+        return [name for name in kinds if getattr(self, name).enabled]
+
+    cls = make_dataclass("SuiteConfig", fields, namespace={"tasks": tasks})
+    cls.__module__ = __name__
+    return cls
+
+
+SuiteConfig = _suite_config()
 
 
 _ENV = re.compile(r"\$\{(\w+)\}")
@@ -123,17 +71,17 @@ def load_suite(path: str | Path, overrides: list[str] = ()) -> SuiteConfig:
         where, v = unresolved[0]
         var = _ENV.search(v).group(1)
         raise NsbenchError(f"{path}: {where} needs ${var} set (or override {where}=PATH, or disable the task)")
-    for c in cfg.corruptions.corruptions:
-        if c not in C_BENCHMARK + C_VALIDATION:
-            raise NsbenchError(f"{path}: unknown corruption {c!r}; valid: {', '.join(C_BENCHMARK + C_VALIDATION)}")
-    if any(s not in (1, 2, 3, 4, 5) for s in cfg.corruptions.severities):
-        raise NsbenchError(f"{path}: severities must be within 1-5")
-    if cfg.perturbations.difficulty not in (1, 2, 3):
-        raise NsbenchError(f"{path}: perturbations.difficulty must be 1, 2 or 3")
-    if cfg.natural_adversarial.mask not in ("imagenet-a", "imagenet-r"):
-        raise NsbenchError(f"{path}: natural_adversarial.mask must be imagenet-a or imagenet-r")
-    if cfg.fgsm.attack not in ("fgsm", "pgd"):
-        raise NsbenchError(f"{path}: fgsm.attack must be fgsm or pgd")
-    if any(e < 0 for e in cfg.fgsm.eps_255):
-        raise NsbenchError(f"{path}: fgsm.eps_255 values must be >= 0")
+    try:
+        validate_suite(cfg)
+    except NsbenchError as e:
+        raise NsbenchError(f"{path}: {e}") from None
     return cfg
+
+
+def validate_suite(cfg) -> None:
+    """Suite-wide checks, then each task section's own validator."""
+    if cfg.batch_size < 1:
+        raise NsbenchError(f"batch_size must be >= 1, got {cfg.batch_size}")
+    for name, kind in task_kinds().items():
+        if kind.validate is not None and getattr(cfg, name).enabled:
+            kind.validate(getattr(cfg, name))

@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from .sources import Source, UnreadableImage
+from .targets import dense_targets
 from .transforms import TrainAugment, prepare, prepare_batch, to_tensor
 
 log = logging.getLogger(__name__)
@@ -89,8 +90,6 @@ def collate_mixed(items):
     if uns:
         first = uns[0][1]
         if isinstance(first, tuple):  # top-k (classes, values) rows: densified once per batch
-            from ..training.pseudo import dense_targets
-
             soft = dense_targets(np.stack([g[1][0] for g in uns]), np.stack([g[1][1] for g in uns]), uns[0][1][2])
         else:
             soft = np.stack([g[1] for g in uns]).astype(np.float32)

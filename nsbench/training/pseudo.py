@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from .. import distributed as D
 from ..data.loaders import iterate_clean
 from ..data.sources import Source
+from ..data.targets import dense_targets  # noqa: F401 - re-exported: the store densifies top-k rows
 from ..utils import NsbenchError, atomic_path, read_json, write_json
 
 log = logging.getLogger(__name__)
@@ -81,14 +82,6 @@ def topk_targets(probs: np.ndarray, soft: bool, k: int | None) -> tuple[np.ndarr
     k = c if k is None and c <= 100 else min(k or 10, c)
     order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
     return order.astype(np.int32), np.take_along_axis(probs, order, 1).astype(np.float32)
-
-
-def dense_targets(cls: np.ndarray, val: np.ndarray, num_classes: int) -> np.ndarray:
-    """Top-k rows back to probability vectors, renormalised to sum to one."""
-    out = np.zeros((len(cls), num_classes), np.float32)
-    np.put_along_axis(out, cls.astype(np.int64), val, 1)
-    out /= out.sum(1, keepdims=True)
-    return out
 
 
 class TopKTargets:

@@ -1,0 +1,126 @@
+"""`evaluate(model, suite, out)`: score one model on every task of a suite and write a results folder.
+
+The model is an nsbench checkpoint path, `timm:NAME` / `torchvision:NAME`, an EvalModel, or any nn.Module (then
+say what the harness must know: `classes`, `input_size`, and `mean`/`std` unless it takes [0, 1] images). A task
+that cannot run records a `failed` row with its reason and the rest of the suite goes on.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+from torch import nn
+
+from .. import distributed as D
+from .. import schema
+from ..utils import NsbenchError, library_versions
+from . import cache as K
+from .context import EvalContext
+from .models import EvalModel, from_module, load_eval_model
+from .normaliser import resolve_normaliser
+from .registry import task_kinds
+from .suite import SuiteConfig, load_suite
+
+log = logging.getLogger(__name__)
+
+
+def as_eval_model(model, *, label: str | None = None, checkpoint=None, classes=None, input_size: int | None = None,
+                  mean=None, std=None) -> EvalModel:
+    if isinstance(model, EvalModel):
+        if label:
+            model.label = label
+        return model
+    if isinstance(model, nn.Module):
+        if classes is None or input_size is None:
+            raise NsbenchError("an nn.Module needs classes= (names or a count) and input_size= (and mean=/std= "
+                               "unless it takes [0, 1] images)")
+        return from_module(model, classes=classes, input_size=input_size, mean=mean, std=std, label=label)
+    if isinstance(model, (str, Path)):
+        return load_eval_model(str(model), label, checkpoint=checkpoint, classes=classes)
+    raise NsbenchError(f"cannot evaluate a {type(model).__name__}: pass a checkpoint path, timm:NAME, "
+                       f"torchvision:NAME or an nn.Module")
+
+
+def evaluate(model: str | Path | EvalModel | nn.Module, suite: str | Path | SuiteConfig = "robustness",
+             out: str | Path | None = None, *, overrides: list[str] = (), label: str | None = None,
+             checkpoint: str | Path | None = None, classes: list[str] | int | None = None,
+             input_size: int | None = None, mean=None, std=None, limit: int | None = None, device: str = "auto",
+             cache_dir: str | Path | None = None, normaliser: str | None = None, workers: int | None = None,
+             batch_size: int | None = None, reference_trainer: Callable | None = None) -> pd.DataFrame:
+    """Score `model` on `suite`, write results.csv / results.parquet / per_image.parquet / meta.json under `out`
+    (default reports/eval-LABEL-SUITE), and return the result rows."""
+    from ..resources import resolve
+    from ..utils import resolve_device
+
+    if limit is not None and limit <= 0:
+        raise NsbenchError(f"limit must be positive, got {limit}")
+    if batch_size is not None and batch_size <= 0:
+        raise NsbenchError(f"batch size must be positive, got {batch_size}")
+    D.init_from_env(device)
+    dev = D.local_device(resolve_device(device))
+    cfg = suite if isinstance(suite, SuiteConfig) else load_suite(resolve("suite", str(suite)), list(overrides))
+    em = as_eval_model(model, label=label, checkpoint=checkpoint, classes=classes, input_size=input_size, mean=mean, std=std)
+    out = Path(out or f"reports/eval-{em.label}-{cfg.name}")
+    if out.exists() and not out.is_dir():
+        raise NsbenchError(f"{out}: exists and is not a folder")
+    ctx = EvalContext(em, cfg, Path(cache_dir) if cache_dir else K.default_cache_dir(), dev, limit=limit,
+                      workers=workers, batch_size=batch_size, reference_trainer=reference_trainer)
+    norm = resolve_normaliser(normaliser or cfg.normaliser, em, cfg)
+    rows, per, sets, timings, t_all = [], [], {}, {}, time.time()
+    kinds = task_kinds()
+    for name in cfg.tasks():
+        t0 = time.time()
+        log.info("%s: %s", em.label, name)
+        try:
+            res = kinds[name].run(ctx, getattr(cfg, name), norm)
+        except Exception as e:  # noqa: BLE001 - a failed task is a row, as in timm's bulk runner
+            reason = (str(e).splitlines() or [""])[0] or type(e).__name__
+            if not isinstance(e, NsbenchError):
+                reason = f"{type(e).__name__}: {reason}"
+            log.error("%s: task %s failed: %s; going on with the rest of the suite", em.label, name, reason,
+                      exc_info=not isinstance(e, NsbenchError))
+            rows.append(ctx.row(name, "all", "failed", None, 0, note=reason))
+        else:
+            rows += res.rows
+            per += res.per_image
+            sets.update(res.sets)
+        timings[name] = time.time() - t0
+    df = schema.frame(rows)
+    if D.is_main():
+        schema.write_results(out, df, pd.concat(per, ignore_index=True) if per else pd.DataFrame(),
+                             _meta(ctx, norm, sets, {**timings, "total": time.time() - t_all}, limit))
+        log.info("%s: results written to %s", em.label, out)
+    D.barrier()
+    return df
+
+
+def _meta(ctx: EvalContext, norm, sets: dict, timings: dict, limit) -> dict:
+    em, cfg = ctx.em, ctx.suite
+    model = em.meta.get("model", {})
+    try:
+        fingerprint = ctx.source.fingerprint() if ctx.source_spec else None
+    except NsbenchError:
+        fingerprint = None
+    return {
+        "model": {"label": em.label, "sha256": em.sha256, "path": str(em.path) if em.path else None,
+                  "arch": model.get("arch"), "iteration": em.meta.get("iteration"),
+                  "parent_sha256": em.meta.get("parent_sha256"), "role": em.meta.get("role"),
+                  "n_params": em.meta.get("n_params"), "train_metrics": em.meta.get("metrics")},
+        "suite": {"name": cfg.name, "config": asdict(cfg)},
+        "dataset": {"source": ctx.source_spec, "split": ctx.split, "fingerprint": fingerprint},
+        "preprocessing": {"image_size": ctx.size, "inputs": "float [0,1] NCHW, normalised inside the model",
+                          "mean": model.get("mean"), "std": model.get("std"),
+                          "small_images": "zero-padded to image_size", "natural_images": "resize 1/0.875, centre crop"},
+        "normaliser": norm.describe(), "sets": sets, "timings_s": timings, "limit": limit,
+        "device": str(ctx.device), "precision": ctx.precision, "batch_size": ctx.bs, "workers": ctx.loader_workers,
+        "versions": library_versions(), "seed": cfg.seed,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+__all__ = ["evaluate", "as_eval_model", "EvalModel"]

@@ -1,0 +1,170 @@
+"""EvalContext: one model, one suite, one device, and the one way the harness gets predictions from them.
+
+Tasks receive a context and ask it for logits (of a batch tensor or of a uint8 image array), for the evaluation
+source, for a cached cell, or for a set built once on rank 0; under torch.distributed it shards and gathers.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+from .. import distributed as D
+from .. import schema
+from ..data import open_source
+from ..data.loaders import iterate_clean
+from ..data.transforms import to_tensor
+from ..utils import NsbenchError, atomic_path
+from . import cache as K
+from .models import EvalModel
+
+log = logging.getLogger(__name__)
+
+
+def default_workers() -> int:
+    """Loader processes: none on small machines (the main process decodes), else the cores less one, at most 8."""
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return 0 if n <= 2 else min(8, n - 1)
+
+
+@dataclass
+class EvalContext:
+    em: EvalModel
+    suite: "object"  # SuiteConfig
+    cache: Path
+    device: torch.device
+    limit: int | None = None
+    workers: int | None = None  # loader and set-building processes (None: default_workers / all cores)
+    batch_size: int | None = None  # None: the suite's
+    reference_trainer: Callable | None = None  # trains -A reference classifiers (bench never imports training)
+    _source: object = field(default=None, repr=False)
+    _model: torch.nn.Module | None = field(default=None, repr=False)
+
+    # ------------------------------------------------------------------ what is being scored, and on what
+    @property
+    def model(self) -> torch.nn.Module:
+        if self._model is None:
+            m = self.em.model.to(self.device).eval()
+            if self.device.type == "cuda":
+                m = m.to(memory_format=torch.channels_last)
+            self._model = m
+        return self._model
+
+    @property
+    def bs(self) -> int:
+        return self.batch_size or self.suite.batch_size
+
+    @property
+    def loader_workers(self) -> int:
+        return default_workers() if self.workers is None else self.workers
+
+    @property
+    def precision(self) -> str:
+        return "bf16 autocast, channels-last" if self.device.type == "cuda" else "fp32"
+
+    @property
+    def cfg_data(self) -> dict:
+        return (self.em.meta.get("config") or {}).get("data", {})
+
+    @property
+    def source_spec(self) -> str | None:
+        return self.suite.data.source or (self.em.dataset or {}).get("source") or self.cfg_data.get("source")
+
+    @property
+    def split(self) -> str:
+        return self.suite.data.split or self.cfg_data.get("val_split") or "test"
+
+    @property
+    def size(self) -> int:
+        return self.suite.data.image_size or self.em.input_size
+
+    @property
+    def source(self):
+        if self._source is None:
+            self._source = self.open(self.split)
+        return self._source
+
+    def open(self, split: str):
+        if not self.source_spec:
+            raise NsbenchError(f"{self.em.label}: no dataset known for this model; set data.source in the suite "
+                               f"(e.g. data.source=imagenet:/data/imagenet)")
+        return open_source(self.source_spec, split, self.cfg_data.get("image_column", "image"),
+                           self.cfg_data.get("label_column", "label"), classes=self.em.classes)
+
+    def for_model(self, em: EvalModel) -> "EvalContext":
+        """The same settings for another model (a normaliser), sharing the opened dataset."""
+        return replace(self, em=em, _model=None, _source=self._source)
+
+    def cap(self, n: int | None) -> int | None:
+        if self.limit is None:
+            return n
+        return self.limit if n is None else min(n, self.limit)
+
+    def row(self, task: str, condition: str, metric: str, value, n: int, **kw) -> dict:
+        return schema.row(model=self.em.label, suite=self.suite.name, task=task, condition=condition, metric=metric,
+                          value=value, n=n, **kw)
+
+    # ------------------------------------------------------------------ predictions
+    def autocast(self):
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (float32, on the CPU) of a [0, 1] NCHW batch."""
+        with self.autocast():
+            return self.model(x.to(self.device, non_blocking=True)).float().cpu()
+
+    def logits(self, images: np.ndarray) -> np.ndarray:
+        """Logits of uint8 NHWC images (any number), batched; under torch.distributed every rank scores a
+        contiguous slice and the slices are gathered in order."""
+        if D.is_dist():
+            return np.concatenate(D.all_gather_objects(self.logits_local(images[D.shard(len(images))])))
+        return self.logits_local(images)
+
+    def logits_local(self, images: np.ndarray) -> np.ndarray:
+        out = [self.forward(to_tensor(np.asarray(images[s : s + self.bs]))).numpy() for s in range(0, len(images), self.bs)]
+        return np.concatenate(out) if out else np.zeros((0, len(self.em.classes)), np.float32)
+
+    def batches(self, source, indices: np.ndarray, batch_size: int | None = None) -> Iterator:
+        """Un-augmented (x, y, source index, n_skipped) batches of `source` at `indices`, in order."""
+        yield from iterate_clean(source, indices, self.size, batch_size or self.bs, self.loader_workers)
+
+    # ------------------------------------------------------------------ sharding, caching, building
+    def sharded(self, idx: np.ndarray, fn: Callable[[np.ndarray], dict]) -> dict[str, np.ndarray]:
+        """`fn(idx_slice) -> dict of arrays` on this rank's share of `idx`, gathered and concatenated in order."""
+        if not D.is_dist():
+            return fn(idx)
+        parts = D.all_gather_objects(fn(idx[D.shard(len(idx))]))
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    def build(self, fn: Callable):
+        """Build a cached set on rank 0 while the others wait, then let every rank open it."""
+        if D.is_dist():
+            if D.is_main():
+                fn()
+            D.barrier()
+        return fn()
+
+    def cell(self, task: str, key: str, compute: Callable[[], dict]) -> dict[str, np.ndarray]:
+        """Per-image outcomes of one cell, computed once per model and key and kept under the cache."""
+        path = self.cache / "cells" / self.em.sha256[:16] / task / f"{K.key_of(key)}.npz"
+        if path.exists():
+            try:
+                with np.load(path, allow_pickle=False) as z:
+                    return {k: z[k] for k in z.files}
+            except Exception as e:  # noqa: BLE001 - a damaged cache file is recomputed, never trusted
+                log.warning("%s: damaged cached cell (%s); recomputing", path, type(e).__name__)
+        arrays = compute()
+        if D.is_main():
+            with atomic_path(path) as tmp:
+                with open(tmp, "wb") as f:
+                    np.savez(f, **arrays)
+        return arrays

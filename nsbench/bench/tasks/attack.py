@@ -1,0 +1,61 @@
+"""fgsm: accuracy under a white-box attack (FGSM, or PGD) at each eps, in grey levels, on [0, 1] images. Rows carry
+the attack's name as their task, so PGD results are never labelled FGSM."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ...utils import NsbenchError
+from ..attacks import adversarial
+from ..corruptions import pick_indices
+from ..registry import TaskResult, register
+
+ATTACKS = ("fgsm", "pgd")
+
+
+@dataclass
+class FGSMTask:
+    enabled: bool = True
+    limit: int | None = 1000
+    eps_255: list[float] = field(default_factory=lambda: [0.0, 1.0, 2.0, 4.0, 8.0, 16.0])
+    attack: str = "fgsm"  # fgsm | pgd
+    pgd_steps: int = 10
+    pgd_alpha_255: float = 1.0
+
+
+def validate(t: FGSMTask) -> None:
+    if t.attack not in ATTACKS:
+        raise NsbenchError(f"fgsm.attack must be one of {', '.join(ATTACKS)}, got {t.attack!r}")
+    if any(e < 0 for e in t.eps_255):
+        raise NsbenchError("fgsm.eps_255 values must be >= 0")
+
+
+@register("fgsm", config=FGSMTask, order=4, validate=validate)
+def run(ctx, t: FGSMTask, norm) -> TaskResult:
+    src = ctx.source
+    idx = pick_indices(len(src), ctx.cap(t.limit), ctx.suite.seed)
+    model = ctx.model  # attacks take gradients in float32, in eval mode
+    rows, per = [], []
+    for eps in t.eps_255:
+        def local(part, eps=eps):
+            correct, ids = [np.zeros(0, bool)], [np.zeros(0, np.int64)]
+            for x, y, i, _ in ctx.batches(src, part, batch_size=min(ctx.bs, 250)):
+                if len(y) == 0:
+                    continue
+                x, y = x.to(ctx.device), y.to(ctx.device)
+                adv = adversarial(model, x, y, eps, t.attack, t.pgd_steps, t.pgd_alpha_255, ctx.suite.seed)
+                with torch.no_grad():
+                    correct.append((model(adv).argmax(1) == y).cpu().numpy())
+                ids.append(i.numpy())
+            return {"correct": np.concatenate(correct), "index": np.concatenate(ids)}
+
+        key = f"{src.name}|{src.fingerprint()}|{t.attack}|{t.pgd_steps}|{t.pgd_alpha_255}|{eps}|{idx.tolist()}"
+        z = ctx.cell("fgsm", key, lambda local=local: ctx.sharded(idx, local))
+        rows.append(ctx.row(t.attack, t.attack, "top1_acc", 100 * z["correct"].mean(), len(z["correct"]),
+                            eps_255=float(eps)))
+        per.append(pd.DataFrame({"task": t.attack, "condition": t.attack, "severity": 0, "eps_255": float(eps),
+                                 "image": z["index"], "correct": z["correct"]}))
+    return TaskResult(rows, per, {"attack": {"name": t.attack, "n": int(len(idx)), "precision": "fp32"}})

@@ -1,0 +1,61 @@
+"""clean: top-1 / top-5 accuracy on the evaluation split, overall and per class."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..corruptions import pick_indices
+from ..registry import TaskResult, register
+
+
+@dataclass
+class CleanTask:
+    enabled: bool = True
+    limit: int | None = None  # images of the evaluation split (None: all)
+
+
+def clean_cell(ctx) -> dict[str, np.ndarray]:
+    """Per-image predictions on the clean split: index, pred, label, correct5 (cached per model)."""
+    src = ctx.source
+    idx = pick_indices(len(src), ctx.cap(ctx.suite.clean.limit), ctx.suite.seed)
+
+    def local(part):
+        preds, c5, ids, labels = [np.zeros(0, np.int64)], [np.zeros(0, bool)], [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+        for x, y, i, _ in ctx.batches(src, part):
+            if len(y) == 0:
+                continue
+            lg = ctx.forward(x)
+            top = lg.topk(min(5, lg.shape[1]), 1).indices
+            preds.append(top[:, 0].numpy())
+            c5.append((top == y[:, None]).any(1).numpy())
+            ids.append(i.numpy())
+            labels.append(y.numpy())
+        return {"index": np.concatenate(ids), "pred": np.concatenate(preds), "label": np.concatenate(labels),
+                "correct5": np.concatenate(c5)}
+
+    return ctx.cell("clean", f"{src.name}|{src.fingerprint()}|{ctx.size}|{idx.tolist()}", lambda: ctx.sharded(idx, local))
+
+
+def clean_correct(ctx) -> np.ndarray:
+    z = clean_cell(ctx)
+    return z["pred"] == z["label"]
+
+
+@register("clean", config=CleanTask, order=0)
+def run(ctx, cfg: CleanTask, norm) -> TaskResult:
+    z = clean_cell(ctx)
+    correct = z["pred"] == z["label"]
+    n = len(correct)
+    rows = [ctx.row("clean", "clean", "top1_acc", 100 * correct.mean(), n),
+            ctx.row("clean", "clean", "top5_acc", 100 * z["correct5"].mean(), n),
+            ctx.row("clean", "clean", "top1_err", 100 * (1 - correct.mean()), n),
+            ctx.row("clean", "clean", "top5_err", 100 * (1 - z["correct5"].mean()), n)]
+    for c, name in enumerate(ctx.em.classes):
+        m = z["label"] == c
+        if m.any():
+            rows.append(ctx.row("clean", f"class:{name}", "class_acc", 100 * correct[m].mean(), m.sum()))
+    per = pd.DataFrame({"task": "clean", "condition": "clean", "severity": 0, "eps_255": 0.0,
+                        "image": z["index"], "correct": correct})
+    return TaskResult(rows, [per])

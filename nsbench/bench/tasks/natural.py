@@ -1,0 +1,89 @@
+"""natural_adversarial (-A): accuracy on the official ImageNet-A / -R folders through their 200-class masks, or on
+DATASET-A, the held-out images that independently trained reference classifiers all misclassify."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ...utils import NsbenchError
+from .. import cache as K
+from .. import natural as A
+from ..corruptions import pick_indices
+from ..registry import TaskResult, register
+
+
+@dataclass
+class ReferenceModel:
+    arch: str = "test_resnet"
+    seed: int = 0
+    kwargs: dict = field(default_factory=dict)
+
+
+@dataclass
+class NaturalAdversarialTask:
+    enabled: bool = True
+    root: str | None = None  # official ImageNet-A (or -R) folder; None: build DATASET-A
+    mask: str = "imagenet-a"  # imagenet-a | imagenet-r: the 200-class logit subset for official folders
+    pool_split: str | None = None  # held-out pool for built sets (default: the evaluation split)
+    pool_limit: int | None = None
+    references: list[ReferenceModel] = field(default_factory=lambda: [ReferenceModel(seed=s) for s in (0, 1, 2)])
+    ref_epochs: int = 2
+    ref_train_limit: int | None = 20000  # training images for each reference model (seeded subset)
+    ref_batch_size: int = 128
+    ref_lr: float = 0.003
+
+
+def validate(t: NaturalAdversarialTask) -> None:
+    if t.mask not in ("imagenet-a", "imagenet-r"):
+        raise NsbenchError("natural_adversarial.mask must be imagenet-a or imagenet-r")
+
+
+def _official(ctx, t: NaturalAdversarialTask) -> tuple[np.ndarray, str, dict]:
+    src, mask, check = A.open_official(t.root, t.mask)
+    idx = pick_indices(len(src), ctx.cap(None), ctx.suite.seed)
+
+    def compute():
+        def local(part):
+            preds = [np.zeros(0, np.int64)]
+            for x, _, _, _ in ctx.batches(src, part):
+                preds.append(A.masked_predictions(ctx.forward(x), mask).numpy())
+            return {"pred": np.concatenate(preds)}
+
+        return {"correct": ctx.sharded(idx, local)["pred"] == src.labels[idx]}
+
+    correct = ctx.cell("natural_adversarial", f"official|{t.root}|{t.mask}|{len(idx)}", compute)["correct"]
+    return correct, t.mask, {"source": f"official {t.mask}: {t.root}", "n": int(len(idx)), **check}
+
+
+def _built(ctx, t: NaturalAdversarialTask) -> tuple[np.ndarray, str, dict]:
+    if ctx.reference_trainer is None:
+        raise NsbenchError("building DATASET-A needs a reference trainer: pass reference_trainer="
+                           "nsbench.training.reference.train_reference (nsbench eval and nsbench.evaluate do)")
+    train = ctx.open(ctx.cfg_data.get("train_split", "train"))
+    pool = ctx.source if not t.pool_split else ctx.open(t.pool_split)
+    folder, manifest = ctx.build(lambda: A.build_a(
+        train, pool, ctx.size, t.references, train_reference=ctx.reference_trainer, epochs=t.ref_epochs,
+        train_limit=t.ref_train_limit, batch_size=t.ref_batch_size, lr=t.ref_lr, pool_limit=t.pool_limit,
+        seed=ctx.suite.seed, cache_dir=ctx.cache, device=ctx.device))
+    images = K.load_array(folder / "images.npy")
+    labels = np.asarray(K.load_array(folder / "labels.npy"))
+    sel = pick_indices(len(labels), ctx.cap(None), ctx.suite.seed)
+    correct = ctx.cell("natural_adversarial", f"{folder.name}|{len(sel)}",
+                       lambda: {"correct": ctx.logits(np.asarray(images)[sel]).argmax(1) == labels[sel]})["correct"]
+    info = {"folder": folder.name, "n": int(len(sel)), "n_pool": manifest["n_pool"], "rule": manifest["rule"],
+            "references": manifest["reference_results"], "ref_epochs": manifest["epochs"],
+            "ref_train_limit": manifest["train_limit"], "pool": manifest["pool"]}
+    return correct, "built", info
+
+
+@register("natural_adversarial", config=NaturalAdversarialTask, order=3, validate=validate)
+def run(ctx, t: NaturalAdversarialTask, norm) -> TaskResult:
+    correct, condition, info = (_official if t.root else _built)(ctx, t)
+    n = len(correct)
+    rows = [ctx.row("natural_adversarial", condition, "top1_acc", 100 * correct.mean(), n),
+            ctx.row("natural_adversarial", condition, "top1_err", 100 * (1 - correct.mean()), n)]
+    per = [pd.DataFrame({"task": "natural_adversarial", "condition": condition, "severity": 0, "eps_255": 0.0,
+                         "image": np.arange(n), "correct": correct})]
+    return TaskResult(rows, per, {"natural_adversarial": info})

@@ -1,0 +1,100 @@
+"""The results schema, in one place: the columns of `results.csv`, the metric names, how a row is made, how a
+results folder is written and how it is checked to be whole.
+
+A results folder holds `results.csv` and `results.parquet` (one row per measurement), `per_image.parquet`
+(per-image / per-sequence outcomes that reports bootstrap and pair on) and `meta.json`, written last, which records
+the row count and the sha256 of `results.csv` so that a truncated or edited file is refused, never reported.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from .utils import NsbenchError, atomic_path, read_json, write_json
+
+COLUMNS = ["model", "suite", "task", "condition", "severity", "eps_255", "eps", "metric", "value", "n", "normaliser",
+           "note"]
+SORT = ["task", "condition", "severity", "eps_255", "metric"]
+
+# metric name -> what it is; `value` is a percentage unless said otherwise.
+METRICS = {
+    "top1_acc": "top-1 accuracy", "top5_acc": "top-5 accuracy", "top1_err": "top-1 error",
+    "top5_err": "top-5 error", "class_acc": "top-1 accuracy of one class",
+    "mean_err": "top-1 error averaged over severities (or corruptions)",
+    "ce": "corruption error, normalised (Hendrycks & Dietterich 2019)", "relative_ce": "relative corruption error",
+    "mce": "mean corruption error over the 15 benchmark corruptions", "relative_mce": "relative mCE",
+    "mce_partial": "mean CE over an incomplete set of corruptions (not mCE)",
+    "relative_mce_partial": "relative mean CE over an incomplete set of corruptions (not relative mCE)",
+    "fp": "flip probability", "t5d": "top-5 distance (not a percentage)", "fr": "flip rate, normalised",
+    "t5d_rel": "top-5 distance, normalised", "mean_fp": "mean flip probability",
+    "mean_t5d": "mean top-5 distance (not a percentage)", "mfr": "mean flip rate over the 10 test perturbations",
+    "mt5d": "mean top-5 distance over the 10 test perturbations, normalised",
+    "mfr_partial": "mean flip rate over an incomplete set of perturbations (not mFR)",
+    "mt5d_partial": "mean normalised top-5 distance over an incomplete set of perturbations (not mT5D)",
+    "failed": "the task could not run; the note says why",
+}
+
+PER_IMAGE_KEYS = ["task", "condition", "severity", "eps_255", "image"]
+
+
+def row(*, model: str, suite: str, task: str, condition: str, metric: str, value: float | None, n: int,
+        severity: int | None = None, eps_255: float | None = None, normaliser: str | None = None,
+        note: str | None = None) -> dict:
+    """One measurement. A value that cannot be defined (e.g. a zero denominator) is None with a note saying why;
+    a non-finite value becomes None with the note "undefined" (never NaN in results)."""
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}")
+    if value is not None and not math.isfinite(float(value)):
+        value, note = None, note or "undefined"
+    return {"model": model, "suite": suite, "task": task, "condition": condition, "severity": severity,
+            "eps_255": eps_255, "eps": None if eps_255 is None else eps_255 / 255.0, "metric": metric,
+            "value": None if value is None else float(value), "n": int(n), "normaliser": normaliser, "note": note}
+
+
+def frame(rows: list[dict]) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    return df.sort_values(SORT, na_position="first", kind="stable").reset_index(drop=True)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def write_results(out: str | Path, df: pd.DataFrame, per_image: pd.DataFrame, meta: dict) -> Path:
+    """Write a results folder; meta.json last, with the row count and the checksum of results.csv."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise NsbenchError(f"{out}: exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    df = frame(df.to_dict("records")) if list(df.columns) == COLUMNS else df
+    with atomic_path(out / "results.csv") as tmp:
+        df.to_csv(tmp, index=False, float_format="%.6g")
+        sha = _sha256(tmp)
+    with atomic_path(out / "results.parquet") as tmp:
+        df.to_parquet(tmp, index=False)
+    if len(per_image):
+        with atomic_path(out / "per_image.parquet") as tmp:
+            per_image.to_parquet(tmp, index=False)
+    else:
+        (out / "per_image.parquet").unlink(missing_ok=True)
+    write_json(out / "meta.json", {**meta, "results": {"rows": int(len(df)), "sha256": sha}})
+    return out
+
+
+def check_results(folder: str | Path) -> dict:
+    """Return meta.json of a results folder after checking that results.csv is the file meta.json describes."""
+    folder = Path(folder)
+    meta = read_json(folder / "meta.json")
+    if not isinstance(meta, dict):
+        raise NsbenchError(f"{folder / 'meta.json'}: expected a JSON object, got {type(meta).__name__}")
+    want = meta.get("results")
+    csv = folder / "results.csv"
+    if not csv.is_file():
+        raise NsbenchError(f"{csv}: file not found")
+    if isinstance(want, dict) and want.get("sha256") and _sha256(csv) != want["sha256"]:
+        raise NsbenchError(f"{csv}: truncated or modified since it was written (checksum differs from meta.json); "
+                           f"re-run nsbench eval")
+    return meta
