@@ -41,7 +41,7 @@ demo: $(STAMP) data
 	fi
 	$(NSBENCH) eval --suite robustness $(DEMO_OUT)/iter0.pt $(DEMO_OUT)/iter1.pt $(DEMO_OUT)/iter2.pt $(DEMO_OUT)/iter3.pt \
 	  --out $(DEMO_REPORT)/eval --cache $(DEMO_OUT)/cache
-	$(NSBENCH) report $(DEMO_REPORT)/eval $(DEMO_OUT) --baseline iter0 --out $(DEMO_REPORT) \
+	$(NSBENCH) report $(DEMO_REPORT)/eval $(DEMO_OUT) --baseline $(notdir $(DEMO_OUT))-iter0 --out $(DEMO_REPORT) \
 	  --title "Noisy Student on Fashion-MNIST: teacher vs students"
 
 test: $(STAMP) data browser

@@ -22,8 +22,9 @@ import torch
 
 from nsbench.bench import corruptions as C
 from nsbench.bench.models import EvalModel
-from nsbench.bench.runner import Runner
+from nsbench.bench.context import EvalContext
 from nsbench.bench.suite import SuiteConfig
+from nsbench.bench.tasks.corruptions import corruption_errors
 from nsbench.data import open_source
 from nsbench.models import ModelSpec, build_model
 from nsbench.reference import C_BENCHMARK, C_VALIDATION
@@ -61,10 +62,10 @@ def main() -> None:
                     model(x[: min(args.batch, n_images - done)])
                     done += args.batch
             bare.append(n_images / (time.perf_counter() - t))
-            runner = Runner(em, cfg, cache, torch.device("cpu"))
-            runner.cell = lambda task, key, compute: compute()  # score every cell afresh, reading the cached set
+            ctx = EvalContext(em, cfg, cache, torch.device("cpu"))
+            ctx.cell = lambda task, key, compute: compute()  # score every cell afresh, reading the cached set
             t = time.perf_counter()
-            runner.corruption_errors()
+            corruption_errors(ctx, cfg.corruptions)
             ours.append(n_images / (time.perf_counter() - t))
         b, o = float(np.median(bare)), float(np.median(ours))
         print(f"warm -C suite: {n_images} images ({len(names)} corruptions x 5 severities x {args.limit} + clean), batch {args.batch}")

@@ -19,7 +19,7 @@ from .. import distributed as D
 from .. import schema
 from ..data import open_source
 from ..data.loaders import iterate_clean
-from ..data.transforms import to_tensor
+from ..data.transforms import IMAGENET_CROP_PCT, INTERPOLATION, to_tensor
 from ..utils import NsbenchError, atomic_path
 from . import cache as K
 from .models import EvalModel
@@ -133,9 +133,17 @@ class EvalContext:
         out = [self.forward(to_tensor(np.asarray(images[s : s + self.bs]))).numpy() for s in range(0, len(images), self.bs)]
         return np.concatenate(out) if out else np.zeros((0, len(self.em.classes)), np.float32)
 
+    @property
+    def resize(self) -> dict:
+        """How photos are resized and cropped: the suite's crop_pct / interpolation, or the model's own."""
+        d, own = self.suite.data, self.em.meta.get("model", {})
+        crop = d.crop_pct if d.crop_pct is not None else (own.get("crop_pct") or IMAGENET_CROP_PCT)
+        interp = d.interpolation if d.interpolation != "model" else own.get("interpolation") or "bilinear"
+        return {"crop_pct": float(crop), "interpolation": interp if interp in INTERPOLATION else "bicubic"}
+
     def batches(self, source, indices: np.ndarray, batch_size: int | None = None) -> Iterator:
         """Un-augmented (x, y, source index, n_skipped) batches of `source` at `indices`, in order."""
-        yield from iterate_clean(source, indices, self.size, batch_size or self.bs, self.loader_workers)
+        yield from iterate_clean(source, indices, self.size, batch_size or self.bs, self.loader_workers, self.resize)
 
     # ------------------------------------------------------------------ sharding, caching, building
     def sharded(self, idx: np.ndarray, fn: Callable[[np.ndarray], dict]) -> dict[str, np.ndarray]:

@@ -1,8 +1,15 @@
-"""Where the denominators of CE, FR and T5D come from: the published AlexNet tables, a reference model scored on
-the very same sets, or nothing (then only unnormalised errors are reported)."""
+"""Where the denominators of CE, FR and T5D come from, chosen per set and per setting.
+
+The published AlexNet tables hold only where they were measured: the official ImageNet-C set (Hendrycks &
+Dietterich 2019, table in hendrycks/robustness README) and the official ImageNet-P set at difficulty 1 (appendix
+E; the `_2`/`_3` noise sets have no published AlexNet numbers). Everywhere else the normaliser is a model scored on
+the very same images (the run's iteration-0 teacher by default, or a checkpoint the user names), or nothing; the
+choice is recorded beside every number.
+"""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Callable
 
 from ..runs import checkpoint as run_checkpoint
@@ -10,22 +17,60 @@ from .models import EvalModel, load_eval_model
 
 log = logging.getLogger(__name__)
 
+ALEXNET = "AlexNet (published)"
+
+
+@dataclass(frozen=True)
+class Choice:
+    kind: str  # alexnet | model | none
+    name: str | None  # what the results' `normaliser` column says
+    why: str  # one line: why this normaliser for this set
+
 
 class Normaliser:
-    def __init__(self, kind: str, model: EvalModel | None = None):
-        self.kind, self.model = kind, model  # kind: alexnet | model | none
-        self.name = {"alexnet": "AlexNet (published)", "none": None}.get(kind) or (
-            f"{model.label} ({model.sha256[:12]})" if model else None)
+    def __init__(self, spec: str, model: EvalModel | None = None):
+        self.spec, self.model = spec, model  # spec: auto | alexnet | none | model
         self._stats: dict[str, object] = {}
         self._ctx = None
+        self.choices: dict[str, dict] = {}
+
+    @property
+    def model_name(self) -> str | None:
+        return f"{self.model.label} ({self.model.sha256[:12]})" if self.model else None
+
+    def choose(self, task: str, *, alexnet_holds: bool, setting: str) -> Choice:
+        """The normaliser for one task's set; `alexnet_holds` when the set and setting are those of the published
+        AlexNet table."""
+        if self.spec == "none":
+            c = Choice("none", None, "no normaliser requested")
+        elif self.spec in ("auto", "alexnet") and alexnet_holds:
+            c = Choice("alexnet", ALEXNET, f"official set, {setting}: the published AlexNet table applies")
+        elif self.spec == "alexnet":
+            log.warning("%s: AlexNet's published numbers do not cover %s; reporting unnormalised errors only", task, setting)
+            c = Choice("none", None, f"AlexNet's published table does not cover {setting}")
+        elif self.model is not None:
+            c = Choice("model", self.model_name, f"{self.model.label} scored on the same images ({setting})")
+        else:
+            c = Choice("none", None, f"no published table for {setting} and no baseline model found")
+        self.choices[task] = {"kind": c.kind, "name": c.name, "why": c.why}
+        return c
 
     def describe(self) -> dict:
-        return {"kind": self.kind, "name": self.name, "sha256": self.model.sha256 if self.model else None}
+        return {"spec": self.spec, "kind": self._overall_kind(), "name": self._overall_name(),
+                "sha256": self.model.sha256 if self.model else None, "per_task": self.choices}
+
+    def _overall_kind(self) -> str:
+        kinds = {c["kind"] for c in self.choices.values()}
+        return kinds.pop() if len(kinds) == 1 else ("mixed" if kinds else self.spec)
+
+    def _overall_name(self) -> str | None:
+        names = {c["name"] for c in self.choices.values()}
+        return names.pop() if len(names) == 1 else (None if not names else "per task")
 
     def reference(self, ctx, key: str, compute: Callable):
-        """`compute(reference_context)` for the reference model, once per key (a task's statistics on its set);
-        None unless this normaliser is a model. The evaluated model is its own reference when it is that model."""
-        if self.kind != "model":
+        """`compute(reference_context)` for the normalising model, once per key; the evaluated model is its own
+        reference when it is that model."""
+        if self.model is None:
             return None
         if key not in self._stats:
             if self.model.sha256 == ctx.em.sha256:
@@ -38,20 +83,15 @@ class Normaliser:
         return self._stats[key]
 
 
-def resolve_normaliser(spec: str, em: EvalModel, suite) -> Normaliser:
-    """auto: AlexNet for official ImageNet-C/-P; for built sets the run's iteration-0 teacher (via lineage)."""
-    if spec in ("none", "alexnet"):
-        return Normaliser(spec)
-    if spec != "auto":
+def resolve_normaliser(spec: str, em: EvalModel, suite=None) -> Normaliser:
+    """auto / alexnet: AlexNet where its table holds, else the run's iteration-0 teacher (found via the
+    checkpoint's lineage) where there is one; none; or PATH: that checkpoint scored on the same sets."""
+    if spec == "none":
+        return Normaliser("none")
+    if spec not in ("auto", "alexnet"):
         return Normaliser("model", load_eval_model(spec))
-    if suite.corruptions.root or suite.perturbations.root:
-        return Normaliser("alexnet")
-    if em.path is not None and em.meta.get("iteration") is not None:
-        root = lineage_root(em)
-        if root is not None:
-            return Normaliser("model", root)
-    log.warning("%s: no iteration-0 teacher found for normalising CE/FR; reporting unnormalised errors only", em.label)
-    return Normaliser("none")
+    root = lineage_root(em) if em.path is not None and em.meta.get("iteration") is not None else None
+    return Normaliser(spec, root)
 
 
 def lineage_root(em: EvalModel) -> EvalModel | None:

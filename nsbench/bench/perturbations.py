@@ -183,10 +183,15 @@ def read_video(path: Path) -> np.ndarray:
     return np.stack(frames)
 
 
+def official_folder(perturbation: str, difficulty: int) -> str:
+    """The ImageNet-P folder of a perturbation: noise difficulties 2 and 3 live in <name>_2 / <name>_3."""
+    return perturbation if difficulty == 1 or "noise" not in perturbation else f"{perturbation}_{difficulty}"
+
+
 def scan_imagenet_p(root: str | Path, perturbation: str, difficulty: int, classes: list[str]) -> list[tuple[Path, int]]:
     """(video path, label) pairs of <root>/<perturbation>[_d]/<wnid>/*.mp4."""
     root = Path(root)
-    name = perturbation if difficulty == 1 or "noise" not in perturbation else f"{perturbation}_{difficulty}"
+    name = official_folder(perturbation, difficulty)
     folder = root / name
     if not folder.is_dir():
         raise NsbenchError(f"{root}: no {name}/ folder (ImageNet-P layout <perturbation>/<wnid>/<image>.mp4)")

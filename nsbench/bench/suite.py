@@ -17,6 +17,10 @@ class SuiteData:
     source: str | None = None  # None: the checkpoint's own dataset
     split: str | None = None  # None: the checkpoint's validation split
     image_size: int | None = None  # None: the checkpoint's input size
+    # photos: resize the shorter side to floor(image_size / crop_pct), centre-crop (the official scripts' Resize(256)
+    # + CenterCrop(224)); crop_pct null takes the model's own from timm's pretrained config
+    crop_pct: float | None = 0.875
+    interpolation: str = "bilinear"  # bilinear (the official scripts) | bicubic | nearest | model (the model's own)
 
 
 def _suite_config() -> type:
@@ -82,6 +86,12 @@ def validate_suite(cfg) -> None:
     """Suite-wide checks, then each task section's own validator."""
     if cfg.batch_size < 1:
         raise NsbenchError(f"batch_size must be >= 1, got {cfg.batch_size}")
+    if cfg.data.crop_pct is not None and not 0 < cfg.data.crop_pct <= 1:
+        raise NsbenchError(f"data.crop_pct must be in (0, 1], got {cfg.data.crop_pct}")
+    if cfg.data.interpolation not in ("bilinear", "bicubic", "nearest", "model"):
+        raise NsbenchError(f"data.interpolation must be bilinear, bicubic, nearest or model, got {cfg.data.interpolation!r}")
+    if cfg.data.image_size is not None and cfg.data.image_size < 1:
+        raise NsbenchError(f"data.image_size must be >= 1, got {cfg.data.image_size}")
     for name, kind in task_kinds().items():
         if kind.validate is not None and getattr(cfg, name).enabled:
             kind.validate(getattr(cfg, name))

@@ -20,8 +20,9 @@ class ImageDataset(Dataset):
     """Items (uint8 HWC image, target, source index); target is an int label or a soft vector row."""
 
     def __init__(self, source: Source, indices: np.ndarray, size: int, targets: np.ndarray | None = None,
-                 augment: TrainAugment | None = None):
+                 augment: TrainAugment | None = None, resize: dict | None = None):
         self.source, self.indices, self.size, self.augment = source, np.asarray(indices, np.int64), size, augment
+        self.resize = resize or {}  # crop_pct / interpolation of the evaluation resize for natural images
         self.targets = targets if targets is not None else source.labels[self.indices]
         # in-memory small images: pad the distinct ones once (channels kept; greyscale expands at batching)
         self._prepared, self._row = None, None
@@ -38,7 +39,7 @@ class ImageDataset(Dataset):
             img = self._prepared[self._row[k]]
         else:
             try:
-                img = prepare(self.source.load(i), self.size, self.source.kind)
+                img = prepare(self.source.load(i), self.size, self.source.kind, **self.resize)
             except UnreadableImage as e:
                 log.warning("skipping unreadable image %s", e)
                 return None
@@ -143,8 +144,8 @@ def make_loader(dataset: ImageDataset, batch_size: int, num_workers: int) -> Dat
     )
 
 
-def iterate_clean(source: Source, indices: np.ndarray, size: int, batch_size: int, num_workers: int = 0
-                  ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]]:
+def iterate_clean(source: Source, indices: np.ndarray, size: int, batch_size: int, num_workers: int = 0,
+                  resize: dict | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]]:
     """Un-augmented batches (x in [0,1] NCHW, labels, source indices, n_skipped) in index order.
 
     In-memory sources are sliced and padded a whole batch at a time; file sources decode in workers.
@@ -156,7 +157,7 @@ def iterate_clean(source: Source, indices: np.ndarray, size: int, batch_size: in
             x = to_tensor(prepare_batch(source.load_batch(idx), size))
             yield x, torch.as_tensor(source.labels[idx]), torch.as_tensor(idx), 0
         return
-    ds = ImageDataset(source, indices, size)
+    ds = ImageDataset(source, indices, size, resize=resize)
     for x, y, idx, skipped in make_loader(ds, batch_size, num_workers):
         if x is None:
             if skipped:

@@ -12,7 +12,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-IMAGENET_CROP_PCT = 0.875  # timm's default crop_pct for 224px ImageNet evaluation
+IMAGENET_CROP_PCT = 0.875  # 224 / 256: the official scripts' Resize(256) + CenterCrop(224); timm's default crop_pct
+SMALL_IMAGE_MAX = 64  # targets up to this side are small-image models (CIFAR, Tiny-ImageNet): small images are padded
+INTERPOLATION = ("bilinear", "bicubic", "nearest")
 
 
 def to_rgb(img: np.ndarray) -> np.ndarray:
@@ -34,30 +36,45 @@ def pad_to(img: np.ndarray, size: int) -> np.ndarray:
     return np.pad(img, ((ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)))
 
 
-def resize_center_crop(img: np.ndarray, size: int, crop_pct: float = IMAGENET_CROP_PCT) -> np.ndarray:
-    h, w = img.shape[:2]
-    scale_to = int(round(size / crop_pct))
+def resize_center_crop(img: np.ndarray, size: int, crop_pct: float = IMAGENET_CROP_PCT,
+                       interpolation: str = "bilinear") -> np.ndarray:
+    """The reference evaluation transform: resize the shorter side to floor(size / crop_pct), then centre-crop
+    size x size. Exactly torchvision's `Resize(256)` + `CenterCrop(224)` at size 224 and crop_pct 0.875, as the
+    official ImageNet-A/-C/-R/-P scripts use (hendrycks/robustness ImageNet-C/test.py: `trn.Resize(256),
+    trn.CenterCrop(224)`; timm's `transforms_factory.transforms_imagenet_eval`: `math.floor(img_size / crop_pct)`)."""
+    import math
+
+    import torchvision.transforms.functional as TF
+    from torchvision.transforms import InterpolationMode
+
+    if interpolation not in INTERPOLATION:
+        raise ValueError(f"interpolation must be one of {', '.join(INTERPOLATION)}, got {interpolation!r}")
     pil = Image.fromarray(to_rgb(img))
-    if min(h, w) != scale_to:
-        r = scale_to / min(h, w)
-        pil = pil.resize((max(size, round(w * r)), max(size, round(h * r))), Image.BICUBIC)
-    W, H = pil.size
-    left, top = (W - size) // 2, (H - size) // 2
-    return np.asarray(pil.crop((left, top, left + size, top + size)))
+    pil = TF.resize(pil, math.floor(size / crop_pct), interpolation=InterpolationMode(interpolation))
+    return np.asarray(TF.center_crop(pil, [size, size]))
 
 
-def prepare(img: np.ndarray, size: int, kind: str) -> np.ndarray:
-    """One uint8 HWC image -> uint8 size x size x 3, deterministically."""
+def prepare(img: np.ndarray, size: int, kind: str, crop_pct: float = IMAGENET_CROP_PCT,
+            interpolation: str = "bilinear") -> np.ndarray:
+    """One uint8 HWC image -> uint8 size x size x 3, deterministically.
+
+    - "as-is" (official robustness files shipped at the model's resolution): unchanged.
+    - "small" (in-memory small-image datasets such as Fashion-MNIST), and any image no larger than the target when
+      the target itself is small (<= SMALL_IMAGE_MAX, CIFAR-like folders): zero-padded to size x size, so corruption
+      code sees the pixels the model does.
+    - everything else (photos): the reference resize + centre crop, also for photos smaller than the crop (resized,
+      never padded).
+    """
     img = to_rgb(img)
-    if kind == "as-is":  # official robustness sets ship at the model's resolution: never resized
+    if kind == "as-is":
         return img
     h, w = img.shape[:2]
-    if kind == "small" or (h <= size and w <= size):
+    if kind == "small" or (h <= size and w <= size and size <= SMALL_IMAGE_MAX):
         img = pad_to(img, size)
         if img.shape[0] == size and img.shape[1] == size:
             return img
-        return resize_center_crop(img, size, crop_pct=1.0)
-    return resize_center_crop(img, size)
+        return resize_center_crop(img, size, crop_pct=1.0, interpolation="bicubic")
+    return resize_center_crop(img, size, crop_pct, interpolation)
 
 
 def prepare_batch(batch: np.ndarray, size: int) -> np.ndarray:

@@ -2,6 +2,7 @@
 for the evaluation split; CE, relative CE, mCE and relative mCE against the normaliser."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,6 +16,8 @@ from .. import corruptions as C
 from .. import metrics as M
 from ..registry import TaskResult, register
 from .clean import clean_correct
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -35,24 +38,33 @@ def validate(t: CorruptionTask) -> None:
 
 
 def _official(ctx, t: CorruptionTask) -> tuple[dict, float, int, dict]:
-    outcomes = {}
+    outcomes, skipped = {}, {}
     cells = [c for c in C.scan_imagenet_c(t.root) if c.corruption in t.corruptions and c.severity in t.severities]
     for cell in tqdm(cells, desc=f"{ctx.em.label} -C", leave=False, mininterval=2.0):
         src = C.open_official_cell(cell, ctx.em.classes)
         idx = C.pick_indices(len(src), ctx.cap(None), ctx.suite.seed)
 
         def compute(src=src, idx=idx):
-            def local(part):
-                preds = [ctx.forward(x).numpy().argmax(1) for x, *_ in ctx.batches(src, part)]
-                return {"pred": np.concatenate(preds) if preds else np.zeros(0, np.int64)}
+            def local(part):  # unreadable images are skipped: the cell keeps the indices it scored
+                preds, ids = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+                for x, _, i, _ in ctx.batches(src, part):
+                    if len(i):
+                        preds.append(ctx.forward(x).numpy().argmax(1))
+                        ids.append(i.numpy())
+                return {"pred": np.concatenate(preds), "index": np.concatenate(ids)}
 
-            return {"correct": ctx.sharded(idx, local)["pred"] == src.labels[idx], "index": idx}
+            z = ctx.sharded(idx, local)
+            return {"correct": z["pred"] == src.labels[z["index"]], "index": z["index"], "n_asked": np.asarray(len(idx))}
 
         key = f"official|{cell.folder}|{len(idx)}"
-        outcomes[f"{cell.corruption}|{cell.severity}"] = ctx.cell("corruptions", key, compute)["correct"]
+        z = ctx.cell("corruptions", key, compute)
+        outcomes[f"{cell.corruption}|{cell.severity}"] = z["correct"], z["index"]
+        skipped[f"{cell.corruption}|{cell.severity}"] = int(z["n_asked"]) - len(z["index"])
     clean_err = 1 - clean_correct(ctx).mean()
-    n = len(next(iter(outcomes.values()))) if outcomes else 0
-    return outcomes, float(clean_err), n, {"source": f"official:{t.root}"}
+    n = max((len(c) for c, _ in outcomes.values()), default=0)
+    info = {"source": f"official:{t.root}", "calibration": "ImageNet-C (official files)",
+            "skipped_unreadable": {k: v for k, v in skipped.items() if v}}
+    return outcomes, float(clean_err), n, info
 
 
 def _built(ctx, t: CorruptionTask) -> tuple[dict, float, int, dict]:
@@ -67,23 +79,27 @@ def _built(ctx, t: CorruptionTask) -> tuple[dict, float, int, dict]:
     outcomes = {}
     for c in tqdm(t.corruptions, desc=f"{ctx.em.label} -C", leave=False, mininterval=2.0):
         for s in t.severities:
-            outcomes[f"{c}|{s}"] = ctx.cell("corruptions", f"{folder.name}|{c}-{s}.npy", run(f"{c}-{s}.npy"))["correct"]
+            correct = ctx.cell("corruptions", f"{folder.name}|{c}-{s}.npy", run(f"{c}-{s}.npy"))["correct"]
+            outcomes[f"{c}|{s}"] = correct, np.arange(len(correct))
     info = {"folder": folder.name, **{k: manifest[k] for k in ("n", "fingerprint", "seed", "imagecorruptions")},
-            "source": folder.name}
+            "source": folder.name, "calibration": manifest.get("calibration", "ImageNet-C (imagecorruptions)")}
     return outcomes, float(clean_err), len(labels), info
 
 
-def corruption_errors(ctx, t: CorruptionTask) -> tuple[dict[str, list[float]], float, dict[str, np.ndarray], int, dict]:
-    """Top-1 error per corruption over severities, clean error on the same images, per-image outcomes, n, set info."""
+def corruption_errors(ctx, t: CorruptionTask) -> tuple[dict[str, list[float]], float, dict[str, tuple], int, dict]:
+    """Top-1 error per corruption over severities, clean error, per-cell (correct, image index), n, set info."""
     outcomes, clean_err, n, info = (_official if t.root else _built)(ctx, t)
-    errors = {c: [float(1 - outcomes[f"{c}|{s}"].mean()) for s in t.severities]
+    errors = {c: [float(1 - outcomes[f"{c}|{s}"][0].mean()) for s in t.severities]
               for c in t.corruptions if all(f"{c}|{s}" in outcomes for s in t.severities)}
     return errors, clean_err, outcomes, n, info
 
 
-def _reference(ctx, t: CorruptionTask, norm):
-    if norm.kind == "alexnet":
-        return alexnet_c_errors(), ALEXNET_CLEAN_ERR
+def _reference(ctx, t: CorruptionTask, choice, norm):
+    if choice.kind == "alexnet":
+        table = alexnet_c_errors()  # severities 1..5; pick the ones scored
+        return {c: [v[s - 1] for s in t.severities] for c, v in table.items()}, ALEXNET_CLEAN_ERR
+    if choice.kind == "none":
+        return None
 
     def compute(ref):
         errors, clean_err, *_ = corruption_errors(ref, t)
@@ -92,29 +108,72 @@ def _reference(ctx, t: CorruptionTask, norm):
     return norm.reference(ctx, "corruptions", compute)
 
 
+def _defined(value: float, what: str) -> tuple[float | None, str | None]:
+    """metrics.ce / relative_ce give NaN for a zero denominator: that ratio is undefined, and says why."""
+    return (None, f"undefined: {what} (zero denominator)") if np.isnan(value) else (value, None)
+
+
+def _normalised_rows(ctx, t, errors: dict, clean_err: float, ref, name: str, n: int) -> list[dict]:
+    """CE and relative CE per corruption; mCE and relative mCE only over the complete benchmark set with every
+    ratio defined, else the `_partial` metrics with their members named."""
+    rows, ces, rces = [], {}, {}
+    for c, errs in errors.items():
+        if c not in ref[0]:
+            continue
+        ref_errs = ref[0][c]
+        ce, note = _defined(M.ce(errs, ref_errs), f"the normaliser makes no error on {c}")
+        rows.append(ctx.row("corruptions", c, "ce", None if ce is None else 100 * ce, n, normaliser=name, note=note))
+        rce, rnote = _defined(M.relative_ce(errs, clean_err, ref_errs, ref[1]),
+                              f"the normaliser's errors on {c} sum to its clean error")
+        rows.append(ctx.row("corruptions", c, "relative_ce", None if rce is None else 100 * rce, n, normaliser=name,
+                            note=rnote))
+        if c in C_BENCHMARK:
+            ces[c], rces[c] = ce, rce
+    for metric, vals in (("mce", ces), ("relative_mce", rces)):
+        rows.append(_mean_row(ctx, metric, vals, sorted(t.severities), name, n))
+    return rows
+
+
+def _mean_row(ctx, metric: str, vals: dict, severities: list[int], name: str, n: int) -> dict:
+    defined = {c: v for c, v in vals.items() if v is not None}
+    missing = [c for c in C_BENCHMARK if c not in vals]
+    undefined = [c for c in vals if vals[c] is None]
+    full = not missing and not undefined and severities == [1, 2, 3, 4, 5]
+    if full:
+        return ctx.row("corruptions", "all", metric, 100 * np.mean(list(defined.values())), n, normaliser=name)
+    parts = [f"{len(defined)} of {len(C_BENCHMARK)} benchmark corruptions"]
+    if missing:
+        parts.append(f"missing: {', '.join(missing)}")
+    if undefined:
+        parts.append(f"undefined: {', '.join(undefined)}")
+    if severities != [1, 2, 3, 4, 5]:
+        parts.append(f"severities {','.join(map(str, severities))} of 1-5")
+    note = "partial: " + "; ".join(parts)
+    log.warning("%s: %s is not %s (%s)", ctx.em.label, f"{metric}_partial", metric, note)
+    value = 100 * np.mean(list(defined.values())) if defined else None
+    return ctx.row("corruptions", "all", f"{metric}_partial", value, n, normaliser=name, note=note)
+
+
 @register("corruptions", config=CorruptionTask, order=1, validate=validate)
 def run(ctx, t: CorruptionTask, norm) -> TaskResult:
     errors, clean_err, outcomes, n, info = corruption_errors(ctx, t)
     rows, per = [], []
-    for key, correct in outcomes.items():
+    for key, (correct, index) in outcomes.items():
         c, s = key.split("|")
         rows.append(ctx.row("corruptions", c, "top1_err", 100 * (1 - correct.mean()), len(correct), severity=int(s)))
         per.append(pd.DataFrame({"task": "corruptions", "condition": c, "severity": int(s), "eps_255": 0.0,
-                                 "image": np.arange(len(correct)), "correct": correct}))
+                                 "image": index, "correct": correct}))
     rows.append(ctx.row("corruptions", "clean", "top1_err", 100 * clean_err, n))
-    ref = _reference(ctx, t, norm)
-    bench = [c for c in C_BENCHMARK if c in errors]
     for c, errs in errors.items():
         rows.append(ctx.row("corruptions", c, "mean_err", 100 * np.mean(errs), n))
-        if ref is not None and c in ref[0]:
-            ref_errs, ref_clean = ref[0][c], ref[1]
-            rows.append(ctx.row("corruptions", c, "ce", 100 * M.ce(errs, ref_errs), n, normaliser=norm.name))
-            rows.append(ctx.row("corruptions", c, "relative_ce", 100 * M.relative_ce(errs, clean_err, ref_errs, ref_clean),
-                                n, normaliser=norm.name))
+    bench = [c for c in C_BENCHMARK if c in errors]
     if bench:
-        rows.append(ctx.row("corruptions", "all", "mean_err", 100 * np.mean([np.mean(errors[c]) for c in bench]), n))
-        if ref is not None:
-            rows.append(ctx.row("corruptions", "all", "mce", M.mce(errors, ref[0], bench), n, normaliser=norm.name))
-            rows.append(ctx.row("corruptions", "all", "relative_mce",
-                                M.relative_mce(errors, clean_err, ref[0], ref[1], bench), n, normaliser=norm.name))
-    return TaskResult(rows, per, {"corruptions": info})
+        partial = len(bench) < len(C_BENCHMARK) or sorted(t.severities) != [1, 2, 3, 4, 5]
+        note = f"partial: {len(bench)} of {len(C_BENCHMARK)} benchmark corruptions" if partial else None
+        rows.append(ctx.row("corruptions", "all", "mean_err", 100 * np.mean([np.mean(errors[c]) for c in bench]), n,
+                            note=note))
+    choice = norm.choose("corruptions", alexnet_holds=bool(t.root), setting="ImageNet-C" if t.root else "a built -C set")
+    ref = _reference(ctx, t, choice, norm)
+    if ref is not None and bench:
+        rows += _normalised_rows(ctx, t, errors, clean_err, ref, choice.name, n)
+    return TaskResult(rows, per, {"corruptions": {**info, "normaliser": choice.why}})

@@ -2,7 +2,9 @@
 DATASET-P; FR, normalised T5D, mFR and mT5D against the normaliser."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,7 +18,7 @@ from .. import perturbations as P
 from ..corruptions import pick_indices
 from ..registry import TaskResult, register
 
-BUILDABLE = tuple(p for p in P_TEST + P_VALIDATION if p != "spatter")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -39,23 +41,36 @@ def validate(t: PerturbationTask) -> None:
 
 def _official(ctx, t: PerturbationTask) -> tuple[dict, dict]:
     out = {}
-    for p in tqdm(t.perturbations, desc=f"{ctx.em.label} -P", leave=False, mininterval=2.0):
+    absent = [p for p in t.perturbations if not (Path(t.root) / P.official_folder(p, t.difficulty)).is_dir()]
+    if absent:
+        log.warning("%s: no folder for %s; scoring the other perturbations (mFR/mT5D become partial)", t.root,
+                    ", ".join(P.official_folder(p, t.difficulty) for p in absent))
+    if len(absent) == len(t.perturbations):
+        raise NsbenchError(f"{t.root}: none of the requested ImageNet-P perturbation folders exist")
+    for p in tqdm([p for p in t.perturbations if p not in absent], desc=f"{ctx.em.label} -P", leave=False, mininterval=2.0):
         videos = P.scan_imagenet_p(t.root, p, t.difficulty, ctx.em.classes)
         videos = [videos[i] for i in pick_indices(len(videos), ctx.cap(None), ctx.suite.seed)]
 
         def compute(videos=videos, p=p):
             def local(part):
-                fp, t5 = [], []
+                fp, t5, ids = [], [], []
                 for k in part:
-                    lg = ctx.logits_local(P.read_video(videos[k][0]))
+                    try:
+                        frames = P.read_video(videos[k][0])
+                    except NsbenchError as e:  # a damaged video is skipped and counted, never fatal
+                        log.warning("skipping unreadable sequence: %s", e)
+                        continue
+                    lg = ctx.logits_local(frames)
                     fp.append(M.flip_probability(lg.argmax(1)[None], M.is_noise(p), t.difficulty)[0])
                     t5.append(M.sequence_t5d(lg, M.is_noise(p), t.difficulty))
-                return {"fp": np.asarray(fp, float), "t5d": np.asarray(t5, float)}
+                    ids.append(k)
+                return {"fp": np.asarray(fp, float), "t5d": np.asarray(t5, float), "index": np.asarray(ids, np.int64)}
 
             return ctx.sharded(np.arange(len(videos)), local)
 
         out[p] = ctx.cell("perturbations", f"official|{t.root}|{p}|{t.difficulty}|{len(videos)}", compute)
-    return out, {"source": f"official:{t.root}"}
+    skipped = {p: len(videos) - len(z["fp"]) for p, z in out.items()}
+    return out, {"source": f"official:{t.root}", "skipped_unreadable": {p: k for p, k in skipped.items() if k}}
 
 
 def _built(ctx, t: PerturbationTask) -> tuple[dict, dict]:
@@ -80,9 +95,11 @@ def perturbation_stats(ctx, t: PerturbationTask) -> tuple[dict[str, dict[str, np
     return (_official if t.root else _built)(ctx, t)
 
 
-def _reference(ctx, t: PerturbationTask, norm):
-    if norm.kind == "alexnet":
+def _reference(ctx, t: PerturbationTask, choice, norm):
+    if choice.kind == "alexnet":
         return {p: {"fp": v["fp"], "t5d": v["t5d"]} for p, v in alexnet_p().items()}
+    if choice.kind == "none":
+        return None
 
     def compute(ref):
         stats, _ = perturbation_stats(ref, t)
@@ -91,31 +108,57 @@ def _reference(ctx, t: PerturbationTask, norm):
     return norm.reference(ctx, "perturbations", compute)
 
 
+def _mean_row(ctx, metric: str, vals: dict, name: str, n: int) -> dict:
+    """mFR / mT5D over the 10 test perturbations with every ratio defined; otherwise the `_partial` metric."""
+    defined = {p: v for p, v in vals.items() if v is not None}
+    missing = [p for p in P_TEST if p not in vals]
+    undefined = [p for p, v in vals.items() if v is None]
+    if not missing and not undefined:
+        return ctx.row("perturbations", "all", metric, 100 * np.mean(list(defined.values())), n, normaliser=name)
+    parts = [f"{len(defined)} of {len(P_TEST)} test perturbations"]
+    if missing:
+        parts.append(f"missing: {', '.join(missing)}")
+    if undefined:
+        parts.append(f"undefined: {', '.join(undefined)}")
+    note = "partial: " + "; ".join(parts)
+    log.warning("%s: %s is not %s (%s)", ctx.em.label, f"{metric}_partial", metric, note)
+    value = 100 * np.mean(list(defined.values())) if defined else None
+    return ctx.row("perturbations", "all", f"{metric}_partial", value, n, normaliser=name, note=note)
+
+
 @register("perturbations", config=PerturbationTask, order=2, validate=validate)
 def run(ctx, t: PerturbationTask, norm) -> TaskResult:
     stats, info = perturbation_stats(ctx, t)
-    ref = _reference(ctx, t, norm)
-    rows, per, frs, t5s = [], [], [], []
+    official = bool(t.root)
+    choice = norm.choose("perturbations", alexnet_holds=official and t.difficulty == 1,
+                         setting=f"{'ImageNet-P' if official else 'a built -P set'} at difficulty {t.difficulty}")
+    ref = _reference(ctx, t, choice, norm)
+    rows, per, frs, t5s = [], [], {}, {}
     for p, z in stats.items():
         n = len(z["fp"])
         fp, t5 = float(z["fp"].mean()), float(z["t5d"].mean())
         rows += [ctx.row("perturbations", p, "fp", 100 * fp, n), ctx.row("perturbations", p, "t5d", t5, n)]
+        index = z["index"] if "index" in z else np.arange(n)
         per.append(pd.DataFrame({"task": "perturbations", "condition": p, "severity": 0, "eps_255": 0.0,
-                                 "image": np.arange(n), "flip": z["fp"], "t5d": z["t5d"]}))
+                                 "image": index, "flip": z["fp"], "t5d": z["t5d"]}))
         if ref is not None and p in ref:
-            fr = fp / ref[p]["fp"] if ref[p]["fp"] else float("nan")
-            rt5 = t5 / ref[p]["t5d"] if ref[p]["t5d"] else float("nan")
-            rows += [ctx.row("perturbations", p, "fr", 100 * fr, n, normaliser=norm.name),
-                     ctx.row("perturbations", p, "t5d_rel", 100 * rt5, n, normaliser=norm.name)]
+            fr = fp / ref[p]["fp"] if ref[p]["fp"] else None
+            rt5 = t5 / ref[p]["t5d"] if ref[p]["t5d"] else None
+            why = "undefined: the normaliser {} on {} (zero denominator)"
+            rows += [ctx.row("perturbations", p, "fr", None if fr is None else 100 * fr, n, normaliser=choice.name,
+                             note=None if fr is not None else why.format("never flips", p)),
+                     ctx.row("perturbations", p, "t5d_rel", None if rt5 is None else 100 * rt5, n, normaliser=choice.name,
+                             note=None if rt5 is not None else why.format("has zero top-5 distance", p))]
             if p in P_TEST:
-                frs.append(fr)
-                t5s.append(rt5)
+                frs[p], t5s[p] = fr, rt5
     test = [p for p in P_TEST if p in stats]
     if test:
         n = len(stats[test[0]]["fp"])
-        rows.append(ctx.row("perturbations", "all", "mean_fp", 100 * np.mean([stats[p]["fp"].mean() for p in test]), n))
-        rows.append(ctx.row("perturbations", "all", "mean_t5d", np.mean([stats[p]["t5d"].mean() for p in test]), n))
-        if frs:
-            rows.append(ctx.row("perturbations", "all", "mfr", 100 * np.mean(frs), n, normaliser=norm.name))
-            rows.append(ctx.row("perturbations", "all", "mt5d", 100 * np.mean(t5s), n, normaliser=norm.name))
-    return TaskResult(rows, per, {"perturbations": info})
+        note = None if len(test) == len(P_TEST) else f"partial: {len(test)} of {len(P_TEST)} test perturbations"
+        rows.append(ctx.row("perturbations", "all", "mean_fp", 100 * np.mean([stats[p]["fp"].mean() for p in test]), n,
+                            note=note))
+        rows.append(ctx.row("perturbations", "all", "mean_t5d", np.mean([stats[p]["t5d"].mean() for p in test]), n,
+                            note=note))
+        if ref is not None:
+            rows += [_mean_row(ctx, "mfr", frs, choice.name, n), _mean_row(ctx, "mt5d", t5s, choice.name, n)]
+    return TaskResult(rows, per, {"perturbations": {**info, "normaliser": choice.why}})
