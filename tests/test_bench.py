@@ -217,7 +217,11 @@ def test_suite_end_to_end_on_a_trained_run_resumes_from_cached_cells(tiny_run, t
     df0 = evaluate(str(tiny_run / "iter0.pt"), "robustness", out / "iter0", overrides=TINY_SUITE, cache_dir=cache, device="cpu")
     ce = df0[df0.metric == "ce"]
     assert len(ce) == 4 and np.allclose(ce.value, 100.0)
-    assert df0[(df0.metric == "mce")].value.iloc[0] == pytest.approx(100.0)
+    # 3 of the 15 benchmark corruptions at severities 1-2: never "mce", always the partial metric with its members
+    assert "mce" not in set(df0.metric)
+    part = df0[df0.metric == "mce_partial"].iloc[0]
+    assert part.value == pytest.approx(100.0) and part.note.startswith("partial: 3 of 15 benchmark corruptions")
+    assert "missing: shot_noise" in part.note and "severities 1,2 of 1-5" in part.note
     # the student: killed during FGSM, then resumed; cells already computed are not recomputed
     kinds = registry.task_kinds()
 
@@ -238,7 +242,8 @@ def test_suite_end_to_end_on_a_trained_run_resumes_from_cached_cells(tiny_run, t
     df = pd.read_csv(out / label / "results.csv")
     assert set(df.task) == {"clean", "corruptions", "perturbations", "natural_adversarial", "fgsm"}
     assert list(df.columns) == schema.COLUMNS
-    norm = df[df.metric.isin(["ce", "relative_ce", "mce", "relative_mce", "fr", "t5d_rel", "mfr", "mt5d"])]
+    norm = df[df.metric.isin(["ce", "relative_ce", "mce_partial", "relative_mce_partial", "fr", "t5d_rel", "mfr_partial",
+                              "mt5d_partial"])]
     assert len(norm) and norm.normaliser.str.startswith(f"{tiny_run.name}-iter0").all()
     clean = df[(df.task == "clean") & (df.metric == "top1_acc")].value.iloc[0]
     fgsm0 = df[(df.task == "fgsm") & (df.eps_255 == 0)].value.iloc[0]

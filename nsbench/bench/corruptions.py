@@ -27,10 +27,15 @@ SEEDED_KWARG = {"impulse_noise", "glass_blur"}  # these take seed= (imagecorrupt
 CATEGORIES = ("noise", "blur", "weather", "digital", "extra")  # optional level in unpacked ImageNet-C copies
 
 
-def corrupt_one(img: np.ndarray, name: str, severity: int, seed: int) -> np.ndarray:
+def corrupt_one(img: np.ndarray, name: str, severity: int, seed: int, calibration: str = "imagenet-c") -> np.ndarray:
+    """One corrupted image; `calibration` picks the reference generator's parameters (see bench/calibrated.py)."""
+    np.random.seed(seed)
+    if calibration != "imagenet-c":
+        from .calibrated import corrupt_calibrated
+
+        return corrupt_calibrated(img, name, severity, calibration, seed)
     from imagecorruptions import corrupt
 
-    np.random.seed(seed)
     kwargs = {"seed": seed} if name in SEEDED_KWARG else {}
     out = corrupt(img, corruption_name=name, severity=severity, **kwargs)
     if out.shape != img.shape:  # some corruptions return a cropped/resized frame on odd sizes
@@ -41,11 +46,12 @@ def corrupt_one(img: np.ndarray, name: str, severity: int, seed: int) -> np.ndar
 
 
 def _build_cell(args) -> tuple[str, int, str]:
-    folder, clean_path, name, severity, base_seed, indices = args
+    folder, clean_path, name, severity, base_seed, indices, calibration = args
     clean = K.load_array(Path(clean_path))
     out = np.empty_like(clean)
     for k in range(len(clean)):
-        out[k] = corrupt_one(np.asarray(clean[k]), name, severity, K.seed_for(base_seed, name, severity, int(indices[k])))
+        seed = K.seed_for(base_seed, name, severity, int(indices[k]))
+        out[k] = corrupt_one(np.asarray(clean[k]), name, severity, seed, calibration)
     path = Path(folder) / f"{name}-{severity}.npy"
     K.save_array(path, out)
     return name, severity, K.array_sha(path)
@@ -101,13 +107,19 @@ def pick_indices(n: int, limit: int | None, seed: int) -> np.ndarray:
 
 
 def build_c(source: Source, size: int, corruptions: list[str], severities: list[int], limit: int | None, seed: int,
-            cache_dir: Path, workers: int | None = None) -> tuple[Path, dict]:
-    """Build (or reuse) DATASET-C; return its folder and manifest."""
+            cache_dir: Path, workers: int | None = None, calibration: str = "auto") -> tuple[Path, dict]:
+    """Build (or reuse) DATASET-C; return its folder and manifest. `calibration` auto picks the reference generator
+    calibrated for the image size: CIFAR-10-C (~32 px), Tiny-ImageNet-C (~64 px) or ImageNet-C."""
     import importlib.metadata as md
 
+    from .calibrated import calibration_for
+
+    calibration = calibration_for(size) if calibration == "auto" else calibration
     idx = pick_indices(len(source), limit, seed)
     spec = {"kind": "C", "source": source.name, "fingerprint": source.fingerprint(), "size": size, "seed": seed,
             "n": len(idx), "imagecorruptions": md.version("imagecorruptions-imaug")}
+    if calibration != "imagenet-c":  # sets built before calibrations existed keep their key
+        spec["calibration"] = calibration
     folder = cache_dir / "sets" / f"C-{K.key_of(spec)}"
     manifest = K.read_manifest(folder)
     want = {(c, s) for c in corruptions for s in severities}
@@ -115,7 +127,7 @@ def build_c(source: Source, size: int, corruptions: list[str], severities: list[
         return folder, manifest
     kept = write_clean_set(folder, source, idx, size)
     done = {(c["corruption"], c["severity"]): c for c in (manifest or {}).get("cells", [])}
-    todo = [(str(folder), str(folder / "clean.npy"), c, s, seed, kept) for c, s in sorted(want - set(done))
+    todo = [(str(folder), str(folder / "clean.npy"), c, s, seed, kept, calibration) for c, s in sorted(want - set(done))
             if not (folder / f"{c}-{s}.npy").exists()]
     for c, s in sorted(want - set(done)):
         if (folder / f"{c}-{s}.npy").exists():  # finished by an interrupted build
@@ -123,7 +135,7 @@ def build_c(source: Source, size: int, corruptions: list[str], severities: list[
     log.info("building %d DATASET-C cells of %d images in %s", len(todo), len(kept), folder)
     for c, s, sha in run_tasks(_build_cell, todo, workers, "building -C"):
         done[(c, s)] = {"corruption": c, "severity": s, "file": f"{c}-{s}.npy", "sha256": sha}
-    manifest = {**spec, "indices_sha256": K.array_sha(folder / "indices.npy"), "n": int(len(kept)),
+    manifest = {**spec, "calibration": calibration, "indices_sha256": K.array_sha(folder / "indices.npy"), "n": int(len(kept)),
                 "cells": sorted(done.values(), key=lambda d: (d["corruption"], d["severity"]))}
     K.write_manifest(folder, manifest)
     return folder, manifest

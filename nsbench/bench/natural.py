@@ -54,11 +54,13 @@ def masked_predictions(logits: torch.Tensor, mask_indices: np.ndarray) -> torch.
 
 
 def build_a(train: Source, pool: Source, size: int, references: list, *, train_reference: Callable, epochs: int,
-            train_limit: int | None, batch_size: int, lr: float, pool_limit: int | None, seed: int, cache_dir: Path,
-            device: torch.device) -> tuple[Path, dict]:
-    """Build (or reuse) DATASET-A from `pool` with reference models trained on `train` by `train_reference`
-    (keyword arguments arch, seed, kwargs, source, indices, size, epochs, batch_size, lr, workdir, device; returns
-    an eval-mode model taking [0, 1] images). The harness never trains: the caller passes the trainer in."""
+            max_rounds: int, min_gain: float, train_limit: int | None, val_limit: int, batch_size: int, lr: float,
+            pool_limit: int | None, seed: int, cache_dir: Path, device: torch.device) -> tuple[Path, dict]:
+    """Build (or reuse) DATASET-A from `pool` with reference models trained on `train` by `train_reference` (keyword
+    arguments arch, seed, kwargs, source, indices, val_indices, size, epochs, max_rounds, min_gain, batch_size, lr,
+    workdir, device; returns an eval-mode model taking [0, 1] images and what it reached). Each reference trains
+    until its accuracy on held-out training images stops improving. The harness never trains: the caller passes
+    the trainer in."""
     from .corruptions import pick_indices
 
     refs = [{"arch": r.arch, "seed": r.seed, "kwargs": dict(r.kwargs)} for r in references]
@@ -66,7 +68,8 @@ def build_a(train: Source, pool: Source, size: int, references: list, *, train_r
         raise NsbenchError("natural_adversarial.references: at least one reference model is needed")
     spec = {"kind": "A", "train": train.name, "train_fingerprint": train.fingerprint(), "pool": pool.name,
             "pool_fingerprint": pool.fingerprint(), "size": size, "references": refs, "epochs": epochs,
-            "train_limit": train_limit, "batch_size": batch_size, "lr": lr, "pool_limit": pool_limit, "seed": seed}
+            "train_limit": train_limit, "batch_size": batch_size, "lr": lr, "pool_limit": pool_limit, "seed": seed,
+            "max_rounds": max_rounds, "min_gain": min_gain, "val_limit": val_limit}
     folder = cache_dir / "sets" / f"A-{K.key_of(spec)}"
     manifest = K.read_manifest(folder)
     if manifest:
@@ -76,9 +79,10 @@ def build_a(train: Source, pool: Source, size: int, references: list, *, train_r
     wrong = np.ones(len(pool_idx), bool)
     ref_stats = []
     for r in refs:
-        model = train_reference(arch=r["arch"], seed=r["seed"], kwargs=r["kwargs"], source=train,
-                                indices=pick_indices(len(train), train_limit, r["seed"]), size=size, epochs=epochs,
-                                batch_size=batch_size, lr=lr, workdir=folder, device=device)
+        idx, val_idx = _train_val(len(train), train_limit, val_limit, r["seed"])
+        model, reached = train_reference(arch=r["arch"], seed=r["seed"], kwargs=r["kwargs"], source=train, indices=idx,
+                                         val_indices=val_idx, size=size, epochs=epochs, max_rounds=max_rounds,
+                                         min_gain=min_gain, batch_size=batch_size, lr=lr, workdir=folder, device=device)
         preds = []
         with torch.no_grad():
             for x, _, _, _ in iterate_clean(pool, pool_idx, size, 500):
@@ -86,8 +90,9 @@ def build_a(train: Source, pool: Source, size: int, references: list, *, train_r
         preds = np.concatenate(preds)
         ok = preds == pool.labels[pool_idx]
         wrong &= ~ok
-        ref_stats.append({**r, "pool_top1": float(ok.mean() * 100)})
-        log.info("DATASET-A reference %s seed %d: pool top-1 %.2f%%", r["arch"], r["seed"], ok.mean() * 100)
+        ref_stats.append({**r, "pool_top1": float(ok.mean() * 100), **reached})
+        log.info("DATASET-A reference %s seed %d: held-out top-1 %.2f%% after %d round(s), pool top-1 %.2f%%",
+                 r["arch"], r["seed"], reached["val_top1"], reached["rounds"], ok.mean() * 100)
     kept = pool_idx[wrong]
     if len(kept) == 0:
         raise NsbenchError("DATASET-A: the reference models got every pool image right; nothing to keep")
@@ -98,6 +103,17 @@ def build_a(train: Source, pool: Source, size: int, references: list, *, train_r
     manifest = {**spec, "n_pool": int(len(pool_idx)), "n": int(len(kept)), "reference_results": ref_stats,
                 "per_class": np.bincount(labels, minlength=len(pool.classes)).tolist(),
                 "rule": "kept: pool images that every reference model misclassifies",
+                "reference_training": f"rounds of {epochs} epoch(s), at most {max_rounds}, until held-out top-1 gains "
+                                      f"less than {min_gain} points; best round kept",
                 "images_sha256": K.array_sha(folder / "images.npy")}
     K.write_manifest(folder, manifest)
     return folder, manifest
+
+
+def _train_val(n: int, train_limit: int | None, val_limit: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A reference's training indices and disjoint held-out indices of the training split (seeded)."""
+    perm = np.random.default_rng([seed, 17]).permutation(n)
+    n_val = min(val_limit, max(1, n // 10))
+    val, rest = np.sort(perm[:n_val]), perm[n_val:]
+    train = rest if train_limit is None or train_limit >= len(rest) else rest[:train_limit]
+    return np.sort(train), val

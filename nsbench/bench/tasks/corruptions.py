@@ -27,12 +27,17 @@ class CorruptionTask:
     corruptions: list[str] = field(default_factory=lambda: list(C_BENCHMARK + C_VALIDATION))
     severities: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5])
     root: str | None = None  # official ImageNet-C tree; None: build DATASET-C from the evaluation split
+    # built sets: the reference generator's parameters; auto = calibrated for the image size (CIFAR-10-C up to 48 px,
+    # Tiny-ImageNet-C up to 128 px, ImageNet-C above)
+    calibration: str = "auto"
 
 
 def validate(t: CorruptionTask) -> None:
     for c in t.corruptions:
         if c not in C_BENCHMARK + C_VALIDATION:
             raise NsbenchError(f"unknown corruption {c!r}; valid: {', '.join(C_BENCHMARK + C_VALIDATION)}")
+    if t.calibration not in ("auto", "cifar-10-c", "tiny-imagenet-c", "imagenet-c"):
+        raise NsbenchError(f"corruptions.calibration must be auto, cifar-10-c, tiny-imagenet-c or imagenet-c, got {t.calibration!r}")
     if not t.severities or any(s not in (1, 2, 3, 4, 5) for s in t.severities):
         raise NsbenchError("corruptions.severities must be a non-empty list within 1-5")
 
@@ -62,14 +67,15 @@ def _official(ctx, t: CorruptionTask) -> tuple[dict, float, int, dict]:
         skipped[f"{cell.corruption}|{cell.severity}"] = int(z["n_asked"]) - len(z["index"])
     clean_err = 1 - clean_correct(ctx).mean()
     n = max((len(c) for c, _ in outcomes.values()), default=0)
-    info = {"source": f"official:{t.root}", "calibration": "ImageNet-C (official files)",
+    info = {"source": f"official:{t.root}", "calibration": "imagenet-c (official files)",
             "skipped_unreadable": {k: v for k, v in skipped.items() if v}}
     return outcomes, float(clean_err), n, info
 
 
 def _built(ctx, t: CorruptionTask) -> tuple[dict, float, int, dict]:
     folder, manifest = ctx.build(lambda: C.build_c(ctx.source, ctx.size, t.corruptions, t.severities,
-                                                   ctx.cap(t.limit), ctx.suite.seed, ctx.cache, ctx.workers))
+                                                   ctx.cap(t.limit), ctx.suite.seed, ctx.cache, ctx.workers,
+                                                   t.calibration))
     labels = np.asarray(K.load_array(folder / "labels.npy"))
 
     def run(file):
@@ -82,7 +88,7 @@ def _built(ctx, t: CorruptionTask) -> tuple[dict, float, int, dict]:
             correct = ctx.cell("corruptions", f"{folder.name}|{c}-{s}.npy", run(f"{c}-{s}.npy"))["correct"]
             outcomes[f"{c}|{s}"] = correct, np.arange(len(correct))
     info = {"folder": folder.name, **{k: manifest[k] for k in ("n", "fingerprint", "seed", "imagecorruptions")},
-            "source": folder.name, "calibration": manifest.get("calibration", "ImageNet-C (imagecorruptions)")}
+            "source": folder.name, "calibration": manifest.get("calibration", "imagenet-c")}
     return outcomes, float(clean_err), len(labels), info
 
 

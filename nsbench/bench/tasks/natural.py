@@ -29,8 +29,11 @@ class NaturalAdversarialTask:
     pool_split: str | None = None  # held-out pool for built sets (default: the evaluation split)
     pool_limit: int | None = None
     references: list[ReferenceModel] = field(default_factory=lambda: [ReferenceModel(seed=s) for s in (0, 1, 2)])
-    ref_epochs: int = 2
+    ref_epochs: int = 2  # epochs per training round of a reference model
+    ref_max_rounds: int = 4  # rounds until held-out accuracy stops improving (gains less than ref_min_gain points)
+    ref_min_gain: float = 0.5
     ref_train_limit: int | None = 20000  # training images for each reference model (seeded subset)
+    ref_val_limit: int = 2000  # held-out training images that decide when a reference stops
     ref_batch_size: int = 128
     ref_lr: float = 0.003
 
@@ -38,6 +41,13 @@ class NaturalAdversarialTask:
 def validate(t: NaturalAdversarialTask) -> None:
     if t.mask not in ("imagenet-a", "imagenet-r"):
         raise NsbenchError("natural_adversarial.mask must be imagenet-a or imagenet-r")
+    if not t.root and not t.references:
+        raise NsbenchError("natural_adversarial.references: at least one reference model is needed to build -A")
+    for key in ("ref_epochs", "ref_max_rounds", "ref_batch_size", "ref_val_limit"):
+        if getattr(t, key) < 1:
+            raise NsbenchError(f"natural_adversarial.{key} must be >= 1, got {getattr(t, key)}")
+    if t.ref_lr <= 0 or t.ref_min_gain < 0:
+        raise NsbenchError("natural_adversarial.ref_lr must be > 0 and ref_min_gain >= 0")
 
 
 def _official(ctx, t: NaturalAdversarialTask) -> tuple[np.ndarray, str, dict]:
@@ -65,8 +75,9 @@ def _built(ctx, t: NaturalAdversarialTask) -> tuple[np.ndarray, str, dict]:
     pool = ctx.source if not t.pool_split else ctx.open(t.pool_split)
     folder, manifest = ctx.build(lambda: A.build_a(
         train, pool, ctx.size, t.references, train_reference=ctx.reference_trainer, epochs=t.ref_epochs,
-        train_limit=t.ref_train_limit, batch_size=t.ref_batch_size, lr=t.ref_lr, pool_limit=t.pool_limit,
-        seed=ctx.suite.seed, cache_dir=ctx.cache, device=ctx.device))
+        max_rounds=t.ref_max_rounds, min_gain=t.ref_min_gain, train_limit=t.ref_train_limit, val_limit=t.ref_val_limit,
+        batch_size=t.ref_batch_size, lr=t.ref_lr, pool_limit=t.pool_limit, seed=ctx.suite.seed, cache_dir=ctx.cache,
+        device=ctx.device))
     images = K.load_array(folder / "images.npy")
     labels = np.asarray(K.load_array(folder / "labels.npy"))
     sel = pick_indices(len(labels), ctx.cap(None), ctx.suite.seed)
@@ -74,7 +85,8 @@ def _built(ctx, t: NaturalAdversarialTask) -> tuple[np.ndarray, str, dict]:
                        lambda: {"correct": ctx.logits(np.asarray(images)[sel]).argmax(1) == labels[sel]})["correct"]
     info = {"folder": folder.name, "n": int(len(sel)), "n_pool": manifest["n_pool"], "rule": manifest["rule"],
             "references": manifest["reference_results"], "ref_epochs": manifest["epochs"],
-            "ref_train_limit": manifest["train_limit"], "pool": manifest["pool"]}
+            "ref_train_limit": manifest["train_limit"], "pool": manifest["pool"],
+            "reference_training": manifest.get("reference_training")}
     return correct, "built", info
 
 
