@@ -38,6 +38,31 @@ def array_sha(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
+_VERIFIED: set[tuple] = set()  # (path, size, mtime_ns, sha) already checked by this process
+
+
+def damaged(folder: Path, files: dict[str, str | None]) -> list[str]:
+    """The files of a built set that are missing or whose checksum differs from the manifest's (None: unchecked).
+    Each file is hashed once per process; a file rewritten since is hashed again."""
+    bad = []
+    for name, want in files.items():
+        path = folder / name
+        if not path.is_file():
+            bad.append(name)
+            continue
+        if want is None:
+            continue
+        st = path.stat()
+        key = (str(path), st.st_size, st.st_mtime_ns, want)
+        if key in _VERIFIED:
+            continue
+        if array_sha(path) != want:
+            bad.append(name)
+        else:
+            _VERIFIED.add(key)
+    return bad
+
+
 def read_manifest(folder: Path) -> dict | None:
     m = folder / "manifest.json"
     return read_json(m) if m.exists() else None

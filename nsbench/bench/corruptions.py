@@ -121,7 +121,7 @@ def build_c(source: Source, size: int, corruptions: list[str], severities: list[
     if calibration != "imagenet-c":  # sets built before calibrations existed keep their key
         spec["calibration"] = calibration
     folder = cache_dir / "sets" / f"C-{K.key_of(spec)}"
-    manifest = K.read_manifest(folder)
+    manifest = _verified(folder, K.read_manifest(folder))
     want = {(c, s) for c in corruptions for s in severities}
     if manifest and want <= {(c["corruption"], c["severity"]) for c in manifest["cells"]}:
         return folder, manifest
@@ -135,10 +135,41 @@ def build_c(source: Source, size: int, corruptions: list[str], severities: list[
     log.info("building %d DATASET-C cells of %d images in %s", len(todo), len(kept), folder)
     for c, s, sha in run_tasks(_build_cell, todo, workers, "building -C"):
         done[(c, s)] = {"corruption": c, "severity": s, "file": f"{c}-{s}.npy", "sha256": sha}
-    manifest = {**spec, "calibration": calibration, "indices_sha256": K.array_sha(folder / "indices.npy"), "n": int(len(kept)),
+    manifest = {**spec, "calibration": calibration, **base_checksums(folder), "n": int(len(kept)),
                 "cells": sorted(done.values(), key=lambda d: (d["corruption"], d["severity"]))}
     K.write_manifest(folder, manifest)
     return folder, manifest
+
+
+BASE_FILES = {"indices.npy": "indices_sha256", "clean.npy": "clean_sha256", "labels.npy": "labels_sha256"}
+
+
+def base_checksums(folder: Path) -> dict:
+    return {key: K.array_sha(folder / name) for name, key in BASE_FILES.items()}
+
+
+def verify_set(folder: Path, manifest: dict | None, parts: str) -> dict | None:
+    """A built set's manifest once its files match their checksums: damaged parts (manifest[parts] entries) are
+    dropped, to be rebuilt; damaged base files (clean images, labels, indices) discard the whole set."""
+    if not manifest:
+        return None
+    if K.damaged(folder, {name: manifest.get(key) for name, key in BASE_FILES.items()}):
+        log.warning("%s: damaged clean images / labels / indices; rebuilding the set", folder)
+        for p in folder.glob("*.npy"):
+            p.unlink()
+        (folder / "manifest.json").unlink(missing_ok=True)
+        return None
+    good = [c for c in manifest[parts] if not K.damaged(folder, {c["file"]: c["sha256"]})]
+    if len(good) < len(manifest[parts]):
+        bad = [c["file"] for c in manifest[parts] if c not in good]
+        log.warning("%s: damaged %s; rebuilding them", folder, ", ".join(bad))
+        for f in bad:
+            (folder / f).unlink(missing_ok=True)
+    return {**manifest, parts: good}
+
+
+def _verified(folder: Path, manifest: dict | None) -> dict | None:
+    return verify_set(folder, manifest, "cells")
 
 
 def _quiet_worker() -> None:

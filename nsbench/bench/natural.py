@@ -72,8 +72,11 @@ def build_a(train: Source, pool: Source, size: int, references: list, *, train_r
             "max_rounds": max_rounds, "min_gain": min_gain, "val_limit": val_limit}
     folder = cache_dir / "sets" / f"A-{K.key_of(spec)}"
     manifest = K.read_manifest(folder)
-    if manifest:
+    if manifest and not K.damaged(folder, {"images.npy": manifest.get("images_sha256"),
+                                           "labels.npy": manifest.get("labels_sha256")}):
         return folder, manifest
+    if manifest:
+        log.warning("%s: damaged DATASET-A files; rebuilding the set (trained references are reused)", folder)
     folder.mkdir(parents=True, exist_ok=True)
     pool_idx = pick_indices(len(pool), pool_limit, seed)
     wrong = np.ones(len(pool_idx), bool)
@@ -105,7 +108,7 @@ def build_a(train: Source, pool: Source, size: int, references: list, *, train_r
                 "rule": "kept: pool images that every reference model misclassifies",
                 "reference_training": f"rounds of {epochs} epoch(s), at most {max_rounds}, until held-out top-1 gains "
                                       f"less than {min_gain} points; best round kept",
-                "images_sha256": K.array_sha(folder / "images.npy")}
+                "images_sha256": K.array_sha(folder / "images.npy"), "labels_sha256": K.array_sha(folder / "labels.npy")}
     K.write_manifest(folder, manifest)
     return folder, manifest
 

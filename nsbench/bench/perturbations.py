@@ -18,7 +18,7 @@ from PIL import Image
 from ..data.sources import Source
 from ..utils import NsbenchError
 from . import cache as K
-from .corruptions import pick_indices, run_tasks, write_clean_set
+from .corruptions import base_checksums, pick_indices, run_tasks, verify_set, write_clean_set
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ def build_p(source: Source, size: int, perturbations: list[str], difficulty: int
     spec = {"kind": "P", "source": source.name, "fingerprint": source.fingerprint(), "size": size, "seed": seed,
             "n": len(idx), "generator": "cifar-p-params-v1"}
     folder = cache_dir / "sets" / f"P-{K.key_of(spec)}"
-    manifest = K.read_manifest(folder) or {}
+    manifest = verify_set(folder, K.read_manifest(folder), "sequences") or {}
     have = {(c["perturbation"], c["difficulty"]): c for c in manifest.get("sequences", [])}
     want = {(p, difficulty) for p in perturbations}
     if want <= set(have):
@@ -159,7 +159,8 @@ def build_p(source: Source, size: int, perturbations: list[str], difficulty: int
     log.info("building %d DATASET-P perturbations of %d sequences in %s", len(todo), len(kept), folder)
     for name, d, sha in run_tasks(_build_one, todo, workers, "building -P"):
         have[(name, d)] = {"perturbation": name, "difficulty": d, "file": f"{name}-d{d}.npy", "sha256": sha}
-    manifest = {**spec, "n": int(len(kept)), "sequences": sorted(have.values(), key=lambda d: (d["perturbation"], d["difficulty"]))}
+    manifest = {**spec, **base_checksums(folder), "n": int(len(kept)),
+                "sequences": sorted(have.values(), key=lambda d: (d["perturbation"], d["difficulty"]))}
     K.write_manifest(folder, manifest)
     return folder, manifest
 
