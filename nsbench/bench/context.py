@@ -110,6 +110,24 @@ class EvalContext:
         return schema.row(model=self.em.label, suite=self.suite.name, task=task, condition=condition, metric=metric,
                           value=value, n=n, **kw)
 
+    def mean_row(self, task: str, metric: str, vals: dict, members: tuple, what: str, n: int, *,
+                 normaliser: str | None, extra: list[str] = ()) -> dict:
+        """`metric` (x100) as the mean of `vals` when every member of the benchmark set is there with a defined
+        value (and no `extra` restriction applies); otherwise `METRIC_partial` over the defined ones, its members
+        named in the note, and a warning."""
+        defined = {k: v for k, v in vals.items() if v is not None}
+        missing = [k for k in members if k not in vals]
+        undefined = [k for k, v in vals.items() if v is None]
+        if not missing and not undefined and not extra:
+            return self.row(task, "all", metric, 100 * np.mean(list(defined.values())), n, normaliser=normaliser)
+        parts = [f"{len(defined)} of {len(members)} {what}"]
+        parts += [f"missing: {', '.join(missing)}"] if missing else []
+        parts += [f"undefined: {', '.join(undefined)}"] if undefined else []
+        note = "partial: " + "; ".join([*parts, *extra])
+        log.warning("%s: %s_partial is not %s (%s)", self.em.label, metric, metric, note)
+        value = 100 * np.mean(list(defined.values())) if defined else None
+        return self.row(task, "all", f"{metric}_partial", value, n, normaliser=normaliser, note=note)
+
     # ------------------------------------------------------------------ predictions
     def autocast(self):
         if self.device.type == "cuda":

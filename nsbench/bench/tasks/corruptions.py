@@ -2,7 +2,6 @@
 for the evaluation split; CE, relative CE, mCE and relative mCE against the normaliser."""
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,7 +16,6 @@ from .. import metrics as M
 from ..registry import TaskResult, register
 from .clean import clean_correct
 
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -135,29 +133,12 @@ def _normalised_rows(ctx, t, errors: dict, clean_err: float, ref, name: str, n: 
                             note=rnote))
         if c in C_BENCHMARK:
             ces[c], rces[c] = ce, rce
+    sev = sorted(t.severities)
+    extra = [] if sev == [1, 2, 3, 4, 5] else [f"severities {','.join(map(str, sev))} of 1-5"]
     for metric, vals in (("mce", ces), ("relative_mce", rces)):
-        rows.append(_mean_row(ctx, metric, vals, sorted(t.severities), name, n))
+        rows.append(ctx.mean_row("corruptions", metric, vals, C_BENCHMARK, "benchmark corruptions", n, normaliser=name,
+                                 extra=extra))
     return rows
-
-
-def _mean_row(ctx, metric: str, vals: dict, severities: list[int], name: str, n: int) -> dict:
-    defined = {c: v for c, v in vals.items() if v is not None}
-    missing = [c for c in C_BENCHMARK if c not in vals]
-    undefined = [c for c in vals if vals[c] is None]
-    full = not missing and not undefined and severities == [1, 2, 3, 4, 5]
-    if full:
-        return ctx.row("corruptions", "all", metric, 100 * np.mean(list(defined.values())), n, normaliser=name)
-    parts = [f"{len(defined)} of {len(C_BENCHMARK)} benchmark corruptions"]
-    if missing:
-        parts.append(f"missing: {', '.join(missing)}")
-    if undefined:
-        parts.append(f"undefined: {', '.join(undefined)}")
-    if severities != [1, 2, 3, 4, 5]:
-        parts.append(f"severities {','.join(map(str, severities))} of 1-5")
-    note = "partial: " + "; ".join(parts)
-    log.warning("%s: %s is not %s (%s)", ctx.em.label, f"{metric}_partial", metric, note)
-    value = 100 * np.mean(list(defined.values())) if defined else None
-    return ctx.row("corruptions", "all", f"{metric}_partial", value, n, normaliser=name, note=note)
 
 
 @register("corruptions", config=CorruptionTask, order=1, validate=validate)

@@ -108,24 +108,6 @@ def _reference(ctx, t: PerturbationTask, choice, norm):
     return norm.reference(ctx, "perturbations", compute)
 
 
-def _mean_row(ctx, metric: str, vals: dict, name: str, n: int) -> dict:
-    """mFR / mT5D over the 10 test perturbations with every ratio defined; otherwise the `_partial` metric."""
-    defined = {p: v for p, v in vals.items() if v is not None}
-    missing = [p for p in P_TEST if p not in vals]
-    undefined = [p for p, v in vals.items() if v is None]
-    if not missing and not undefined:
-        return ctx.row("perturbations", "all", metric, 100 * np.mean(list(defined.values())), n, normaliser=name)
-    parts = [f"{len(defined)} of {len(P_TEST)} test perturbations"]
-    if missing:
-        parts.append(f"missing: {', '.join(missing)}")
-    if undefined:
-        parts.append(f"undefined: {', '.join(undefined)}")
-    note = "partial: " + "; ".join(parts)
-    log.warning("%s: %s is not %s (%s)", ctx.em.label, f"{metric}_partial", metric, note)
-    value = 100 * np.mean(list(defined.values())) if defined else None
-    return ctx.row("perturbations", "all", f"{metric}_partial", value, n, normaliser=name, note=note)
-
-
 @register("perturbations", config=PerturbationTask, order=2, validate=validate)
 def run(ctx, t: PerturbationTask, norm) -> TaskResult:
     stats, info = perturbation_stats(ctx, t)
@@ -160,5 +142,6 @@ def run(ctx, t: PerturbationTask, norm) -> TaskResult:
         rows.append(ctx.row("perturbations", "all", "mean_t5d", np.mean([stats[p]["t5d"].mean() for p in test]), n,
                             note=note))
         if ref is not None:
-            rows += [_mean_row(ctx, "mfr", frs, choice.name, n), _mean_row(ctx, "mt5d", t5s, choice.name, n)]
+            rows += [ctx.mean_row("perturbations", m, v, P_TEST, "test perturbations", n, normaliser=choice.name)
+                     for m, v in (("mfr", frs), ("mt5d", t5s))]
     return TaskResult(rows, per, {"perturbations": {**info, "normaliser": choice.why}})
