@@ -103,21 +103,27 @@ def run(args) -> int:
 
 
 def _headline(label: str, df, folder: Path) -> None:
+    """One log line of headline numbers, each under the name it was computed as (mCE or mCE_partial, ...)."""
     log = logging.getLogger("nsbench")
-
-    def get(task, metric, condition=None):
-        m = (df.task == task) & (df.metric == metric)
-        if condition:
-            m &= df.condition == condition
-        return df[m].value.iloc[0] if m.any() else float("nan")
-
-    attack = next((t for t in ("fgsm", "pgd") if (df.task == t).any()), None)
-    at8 = df[(df.task == attack) & (df.eps_255 == 8)].value.mean() if attack else float("nan")
-    failed = df[df.metric == "failed"]
-    log.info("%s: clean top-1 %.2f%%, -A top-1 %.2f%%, mCE %.1f (mean err %.1f%%), mFR %.1f, mT5D %.1f, %s@8/255 %.1f%%",
-             label, get("clean", "top1_acc"), get("natural_adversarial", "top1_acc"), get("corruptions", "mce", "all"),
-             get("corruptions", "mean_err", "all"), get("perturbations", "mfr", "all"), get("perturbations", "mt5d", "all"),
-             (attack or "fgsm").upper(), at8)
-    for _, r in failed.iterrows():
+    parts = []
+    for task, metric, condition, fmt in (("clean", "top1_acc", "clean", "clean top-1 {:.2f}%"),
+                                         ("natural_adversarial", "top1_acc", None, "-A top-1 {:.2f}%"),
+                                         ("corruptions", "mce", "all", "{name} {:.1f}"),
+                                         ("corruptions", "mean_err", "all", "-C mean err {:.1f}%"),
+                                         ("perturbations", "mfr", "all", "{name} {:.1f}"),
+                                         ("perturbations", "mt5d", "all", "{name} {:.1f}")):
+        for name in (metric, f"{metric}_partial"):
+            m = (df.task == task) & (df.metric == name) & ((df.condition == condition) if condition else True)
+            if m.any():
+                v = df[m].value.iloc[0]
+                parts.append(fmt.replace("{name}", name).format(v) if v == v and v is not None
+                             else f"{name} undefined")
+                break
+    for attack in ("fgsm", "pgd"):
+        m = (df.task == attack) & (df.eps_255 == 8)
+        if m.any():
+            parts.append(f"{attack.upper()}@8/255 {df[m].value.iloc[0]:.1f}%")
+    log.info("%s: %s", label, ", ".join(parts) or "no headline numbers")
+    for _, r in df[df.metric == "failed"].iterrows():
         log.warning("%s: task %s failed: %s", label, r.task, r.note)
     log.info("%s: results in %s", label, folder)
