@@ -51,7 +51,7 @@ def measures(evals: list[EvalResult]) -> list[Measure]:
                                        ("mfr", "mFR", "perturbations", "-P"), ("mt5d", "mT5D", "perturbations", "-P")):
         if (task, metric) in have:
             out.append(Measure(metric, label, bench, task, metric, False, "all"))
-        elif (task, f"{metric}_partial") in have:
+        if (task, f"{metric}_partial") in have:
             out.append(Measure(f"{metric}_partial", f"{label} (partial)", bench, task, f"{metric}_partial", False,
                                warning=f"{label} (partial) covers an incomplete benchmark set: not comparable with {label}"))
         if metric == "relative_mce":
