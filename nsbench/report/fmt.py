@@ -14,6 +14,11 @@ CORRUPTION_NAMES = {
     "gaussian_blur": "Gaussian blur", "spatter": "Spatter", "saturate": "Saturate", "translate": "Translate",
     "rotate": "Rotate", "tilt": "Tilt", "scale": "Scale", "shear": "Shear",
 }
+# column headings as the ImageNet-C paper's tables print them (the family row above says noise / blur / ...)
+SHORT_NAMES = {"gaussian_noise": "Gauss.", "shot_noise": "Shot", "impulse_noise": "Impulse", "defocus_blur": "Defocus",
+               "glass_blur": "Glass", "motion_blur": "Motion", "zoom_blur": "Zoom", "brightness": "Bright",
+               "elastic_transform": "Elastic", "jpeg_compression": "JPEG", "speckle_noise": "Speckle",
+               "gaussian_blur": "G. blur"}
 TASK_NAMES = {"clean": "clean", "corruptions": "-C (corruptions)", "perturbations": "-P (perturbations)",
               "natural_adversarial": "-A (natural adversarial)", "fgsm": "adversarial attacks"}
 
@@ -54,6 +59,10 @@ def value_or_note(v, note: str = "", digits: int = 1) -> str:
     if note.startswith("undefined"):
         return "undefined"
     return f"failed ({note})" if note else "–"
+
+
+def short_name(condition: str) -> str:
+    return SHORT_NAMES.get(condition) or name(condition)
 
 
 def name(condition: str) -> str:

@@ -100,7 +100,7 @@ def condition_table(evals: list[EvalResult], task: str, metric: str, baseline: s
             v, note = lookup(r.rows, task, metric, c)
             vals.append(F.value_or_note(v, note, 0 if metric in ("ce", "fr", "relative_ce") else 1))
         rows.append({"model": r.label, "baseline": r.label == baseline, "vals": vals})
-    return {"columns": [F.name(c) for c in conds], "groups": groups, "rows": rows}
+    return {"columns": [(F.short_name(c), F.name(c)) for c in conds], "groups": groups, "rows": rows}
 
 
 def severity_curves(evals: list[EvalResult]) -> pd.DataFrame:
