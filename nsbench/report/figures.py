@@ -95,6 +95,7 @@ def dots(table: pd.DataFrame, xlabel: str, names: dict[str, str], ref: float | N
         ax.axvline(ref, color="grey", lw=1, ls="--")
     if lo > 0 and hi / lo > 2.5:
         ax.set_xscale("log")
+        xlabel += " (log scale)"
         ticks = [v for v in (10, 20, 30, 50, 70, 100, 150, 200, 300, 500, 1000) if lo / 1.2 <= v <= hi * 1.2]
         ax.xaxis.set_major_locator(FixedLocator(ticks))
         ax.xaxis.set_major_formatter(ScalarFormatter())
@@ -118,7 +119,7 @@ def attack_curve(head: pd.DataFrame) -> str | None:
         return None
     a["eps"] = a.measure.str.split("@").str[1].astype(float)
     a["attack"] = a.measure.str.split("@").str[0]
-    fig, ax = plt.subplots(figsize=(5.2, 3.4))
+    fig, ax = plt.subplots(figsize=(4.4, 3.2))
     for i, ((model, attack), g) in enumerate(a.groupby(["model", "attack"], sort=False)):
         g = g.sort_values("eps")
         err = np.vstack([g.value - g.ci_low, g.ci_high - g.value]).astype(float)

@@ -39,7 +39,7 @@ def _figures(evals: list[EvalResult], runs: list[RunResult], head: pd.DataFrame)
     if ce.empty:
         ce, ce_label = T.per_condition(evals, "corruptions", "mean_err"), "mean top-1 error (%)"
     fr = T.per_condition(evals, "perturbations", "fr")
-    fr_label = "FR (100 = normaliser; log scale when spread)"
+    fr_label = "FR (100 = normaliser)"
     if fr.empty:
         fr, fr_label = T.per_condition(evals, "perturbations", "fp"), "flip probability (%)"
     sections = [
