@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from . import stats as S
-from .headline import Measure, lookup, measures, sampler
+from .headline import Measure, failure, lookup, measures, sampler
 from .load import EvalResult
 
 SEED = re.compile(r"^(?P<pre>.*?)[-_.]?seed[-_]?(?P<seed>\d+)(?P<post>.*)$", re.IGNORECASE)
@@ -27,6 +27,8 @@ def verdict(low: float, high: float, higher: bool) -> str:
 
 def _row(r: EvalResult, m: Measure, s: S.Sampler | None, seed: int) -> dict:
     value, note = lookup(r.rows, m.task, m.metric, m.condition, m.eps)
+    if not np.isfinite(value) and not note:
+        note = failure(r, m.task)  # shown as "failed (reason)"
     lo = hi = np.nan
     if s is not None and S.reproduces(s):
         lo, hi = S.interval(s, seed)

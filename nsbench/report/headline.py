@@ -42,6 +42,12 @@ def lookup(rows: pd.DataFrame, task: str, metric: str, condition: str | None = N
     return float(r.value), str(r.get("note", "") or "")
 
 
+def failure(r: EvalResult, task: str) -> str:
+    """The reason a task failed for this model ("" when it did not)."""
+    m = (r.rows.task == task) & (r.rows.metric == "failed")
+    return str(r.rows[m].note.iloc[0] or "no reason recorded") if m.any() else ""
+
+
 def measures(evals: list[EvalResult]) -> list[Measure]:
     """The headline measures present in at least one model, in the page's order."""
     have = {(t, m) for r in evals for t, m in zip(r.rows.task, r.rows.metric)}

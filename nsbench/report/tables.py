@@ -9,7 +9,7 @@ import pandas as pd
 from ..reference import C_BENCHMARK, P_TEST
 from . import fmt as F
 from .figures import FAMILIES
-from .headline import lookup
+from .headline import failure, lookup
 from .load import EvalResult
 
 BENCHES = [("clean", "Clean", ["clean_top1"]),
@@ -18,12 +18,6 @@ BENCHES = [("clean", "Clean", ["clean_top1"]),
            ("-A", "Natural adversarial examples (-A)", ["a_top1"]),
            ("attack", "Adversarial attacks", None)]
 TASK_OF = {"clean": "clean", "-C": "corruptions", "-P": "perturbations", "-A": "natural_adversarial", "attack": "fgsm"}
-
-
-def failure(r: EvalResult, task: str) -> str:
-    """The reason a task failed for this model ("" when it did not)."""
-    m = (r.rows.task == task) & (r.rows.metric == "failed")
-    return str(r.rows[m].note.iloc[0] or "no reason recorded") if m.any() else ""
 
 
 def cell(h: pd.Series | None, marks: set, *, failed: str = "") -> dict:
