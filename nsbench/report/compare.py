@@ -87,21 +87,28 @@ def across_seeds(head: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
     out = []
     for key, members in groups.items():
         for measure, sub in head[head.model.isin(members.values())].groupby("measure", sort=False):
-            vals = {s: float(sub[sub.model == lab].value.iloc[0]) for s, lab in members.items() if (sub.model == lab).any()}
+            vals = _by_seed(sub, members)
             mean, lo, hi = S.seeds_interval(np.array(list(vals.values())))
             row = {"group": key, "measure": measure, "label": sub.label.iloc[0], "seeds": len(vals), "value": mean,
                    "ci_low": lo, "ci_high": hi, "diff": np.nan, "diff_low": np.nan, "diff_high": np.nan,
-                   "p_value": np.nan, "test": "", "verdict": ""}
-            higher = bool(sub.higher_is_better.iloc[0])
-            if base_group is not None and key != base_group:
-                bsub = head[(head.measure == measure)]
-                bvals = {s: float(bsub[bsub.model == lab].value.iloc[0]) for s, lab in groups[base_group].items()
-                         if (bsub.model == lab).any()}
+                   "p_value": np.nan, "test": "", "verdict": "", "higher_is_better": bool(sub.higher_is_better.iloc[0])}
+            if base_group is not None and key != base_group and len(vals) >= 2:
+                bvals = _by_seed(head[head.measure == measure], groups[base_group])
                 d = S.seeds_difference(vals, bvals)
                 row.update(diff=d["diff"], diff_low=d["diff_low"], diff_high=d["diff_high"], p_value=d["p"], test=d["test"])
-                row["verdict"] = verdict(d["diff_low"], d["diff_high"], higher)
+                row["verdict"] = verdict(d["diff_low"], d["diff_high"], row["higher_is_better"])
             out.append(row)
     return pd.DataFrame(out)
+
+
+def _by_seed(rows: pd.DataFrame, members: dict[int, str]) -> dict[int, float]:
+    """seed -> finite value of one measure."""
+    out = {}
+    for seed, label in members.items():
+        v = rows[rows.model == label].value
+        if len(v) and np.isfinite(v.iloc[0]):
+            out[seed] = float(v.iloc[0])
+    return out
 
 
 def best_marks(head: pd.DataFrame, baseline: str | None) -> set[tuple[str, str]]:

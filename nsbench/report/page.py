@@ -49,7 +49,7 @@ def verdicts(head: pd.DataFrame, baseline: str | None) -> list[dict]:
         for _, keys in order:
             for k in keys:
                 h = head[(head.model == model) & (head.measure == k)]
-                if len(h):
+                if len(h) and (F.finite(h.value.iloc[0]) or h.note.iloc[0] or k == keys[-1]):
                     b = head[(head.model == baseline) & (head.measure == k)]
                     lines.append(_line(h.iloc[0], b.iloc[0] if len(b) else None))
                     break
@@ -106,7 +106,8 @@ def model_table(head: pd.DataFrame, evals: list[EvalResult], runs: list[RunResul
         for k, _, _ in cols:
             h = head[(head.model == r.label) & (head.measure == k)]
             v = h.value.iloc[0] if len(h) else float("nan")
-            cells.append({"text": F.value_or_note(v, h.note.iloc[0] if len(h) else ""),
+            text = F.value_or_note(v, h.note.iloc[0] if len(h) else "")
+            cells.append({"text": "failed" if text.startswith("failed") else text,
                           "sort": f"{v:.6g}" if F.finite(v) else ""})
         rows.append({"baseline": r.label == baseline, "cells": cells})
     header = [("model", "text"), ("architecture", "text"), ("parameters", "num"), ("iteration", "num"),
@@ -114,11 +115,22 @@ def model_table(head: pd.DataFrame, evals: list[EvalResult], runs: list[RunResul
     return {"header": header, "rows": rows}
 
 
-def seeds_rows(seeds: pd.DataFrame) -> list[dict]:
-    out = []
-    for _, s in seeds.iterrows():
-        out.append({"group": s.group, "label": s.label, "seeds": int(s.seeds), "value": F.num(s.value),
-                    "ci": F.ci(s.ci_low, s.ci_high), "diff": F.signed(s["diff"]), "diff_ci": F.ci(s.diff_low, s.diff_high),
-                    "p": F.pvalue(s.p_value), "verdict": s.verdict or "–",
-                    "cls": {"better": "good", "worse": "bad"}.get(s.verdict, "")})
-    return out
+def seeds_table(seeds: pd.DataFrame, head: pd.DataFrame) -> dict | None:
+    """Seed groups as rows, the model table's headline measures as columns; cells as in the benchmark tables."""
+    from .tables import cell
+
+    if seeds.empty:
+        return None
+    ak = attack_key(head)
+    keys = [k for k, _, _ in MODEL_COLUMNS if (seeds.measure == k).any()] + ([ak] if ak in set(seeds.measure) else [])
+    rows = []
+    for group, sub in seeds.groupby("group", sort=False):
+        cells = []
+        for k in keys:
+            hit = sub[sub.measure == k]
+            h = hit.iloc[0].copy() if len(hit) else None
+            if h is not None:
+                h["model"], h["note"], h["warning"] = group, "", ""
+            cells.append(cell(h, set()))
+        rows.append({"group": group, "seeds": int(sub.seeds.max()), "cells": cells})
+    return {"columns": [seeds[seeds.measure == k].label.iloc[0] for k in keys], "rows": rows}

@@ -116,7 +116,7 @@ def render_report(inputs: list[str | Path], out: str | Path, baseline: str | Non
         normalisers=normalisers, verdicts=P.verdicts(head, baseline), models=P.model_table(head, evals, runs, baseline),
         benches=T.bench_tables(head, evals, marks, baseline), ce=ce, fr=fr,
         ce_metric="CE per corruption (100 = normaliser)" if ce and (head.measure == "mce").any() else "top-1 error per corruption (%)",
-        seeds=P.seeds_rows(seeds) if len(seeds) else [], notes=_notes(evals),
+        seeds=P.seeds_table(seeds, head), notes=_notes(evals),
         figures=_figures(evals, runs, head) if (evals or runs) else [], reference_rows=reference_rows,
         provenance=provenance, sets=sets, run_tables=[_run_table(run) for run in runs], versions=library_versions())
     write_text(out / "index.html", html)
