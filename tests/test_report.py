@@ -136,8 +136,8 @@ def test_report_in_headless_chromium(tmp_path):
             decoded = b.eval("Promise.all(Array.from(document.images).map(i => i.decode().then(() => "
                              "[i.naturalWidth, i.getBoundingClientRect().width])))")
             assert len(decoded) >= 8 and all(w > 0 and 0 < shown <= width for w, shown in decoded), decoded
-            if width == 1400:  # the per-benchmark tables fit without scrolling
-                wide = b.eval("Array.from(document.querySelectorAll('table.bench, table.cond')).filter("
+            if width == 1400:  # every table fits without scrolling
+                wide = b.eval("Array.from(document.querySelectorAll('table')).filter("
                               "t => t.scrollWidth > t.parentElement.clientWidth).map(t => t.id)")
                 assert wide == []
             order = "Array.from(document.querySelectorAll('#models tbody tr')).map(r => r.cells[0].dataset.sort)"

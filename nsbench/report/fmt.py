@@ -19,6 +19,10 @@ SHORT_NAMES = {"gaussian_noise": "Gauss.", "shot_noise": "Shot", "impulse_noise"
                "glass_blur": "Glass", "motion_blur": "Motion", "zoom_blur": "Zoom", "brightness": "Bright",
                "elastic_transform": "Elastic", "jpeg_compression": "JPEG", "speckle_noise": "Speckle",
                "gaussian_blur": "G. blur"}
+METRIC_NAMES = {"top1_acc": "top-1 accuracy", "top5_acc": "top-5 accuracy", "top1_err": "top-1 error",
+                "top5_err": "top-5 error", "mean_err": "mean error", "ce": "CE", "relative_ce": "relative CE",
+                "mce": "mCE", "relative_mce": "relative mCE", "fp": "flip probability", "t5d": "top-5 distance",
+                "fr": "FR", "t5d_rel": "T5D", "mfr": "mFR", "mt5d": "mT5D", "class_acc": "class accuracy"}
 TASK_NAMES = {"clean": "clean", "corruptions": "-C (corruptions)", "perturbations": "-P (perturbations)",
               "natural_adversarial": "-A (natural adversarial)", "fgsm": "adversarial attacks"}
 

@@ -84,6 +84,12 @@ def normaliser_eval(r: EvalResult, evals: list[EvalResult]) -> EvalResult | None
     return next((e for e in evals if (e.meta.get("model") or {}).get("sha256") == sha), None)
 
 
+def _same_model(a: EvalResult | None, b: EvalResult) -> bool:
+    """b is the normaliser itself (same checkpoint hash): its normalised numbers are 100 by definition."""
+    sha = (b.meta.get("model") or {}).get("sha256")
+    return a is not None and bool(sha) and (a.meta.get("model") or {}).get("sha256") == sha
+
+
 def _pivot(per: pd.DataFrame | None, task: str, value: str, index) -> pd.DataFrame | None:
     if per is None or value not in per:
         return None
@@ -138,7 +144,7 @@ def c_sampler(r: EvalResult, m: Measure, ref: EvalResult | None) -> S.Sampler | 
     else:
         den = _c_constants(r.rows, members, unit, clean if base == "relative_mce" else None)
     s = S.corruption(sub.to_numpy(), groups, items, point, kind=base, den=den, clean=(clean, 0))
-    s.fixed = ref is r
+    s.fixed = _same_model(ref, r)
     return s
 
 
@@ -178,7 +184,7 @@ def p_sampler(r: EvalResult, m: Measure, ref: EvalResult | None) -> S.Sampler | 
                         for p in members], float)
         den = den * 100 if base == "mt5d" else den  # fp rows are in %, t5d rows raw
     s = S.perturbation(v, items, point, den=den)
-    s.fixed = ref is r
+    s.fixed = _same_model(ref, r)
     return s
 
 

@@ -78,7 +78,8 @@ def _notes(evals: list[EvalResult]) -> list[str]:
             if x.metric == "failed":
                 out.append(f"{r.label}: {what} failed ({x.note or 'no reason recorded'})")
             else:
-                out.append(f"{r.label}: {what} {F.name(x.condition)} {x.metric}: {x.note or 'undefined'}")
+                metric = F.METRIC_NAMES.get(x.metric, x.metric.replace("_", " "))
+                out.append(f"{r.label}: {what}, {F.name(x.condition)}, {metric}: {x.note or 'undefined'}")
     return out
 
 
