@@ -136,3 +136,27 @@ def test_seed_groups_are_pooled_across_seeds(tmp_path):
     row = seeds[(seeds.group == "student") & (seeds.measure == "clean_top1")].iloc[0]
     assert row.value == pytest.approx(89.0) and "paired t over 2 seeds" == row.test
     assert "Across seeds" in html
+
+
+def _never_flips(rows: pd.DataFrame) -> pd.DataFrame:
+    """What the old writer saves when the normaliser never flips: FR undefined, left empty without a note."""
+    rows = rows.copy()
+    p = rows.task == "perturbations"
+    rows.loc[p & rows.metric.isin(["fr", "mfr"]), "value"] = np.nan
+    rows.loc[p & rows.metric.isin(["fp", "mean_fp"]), "value"] = 0.0
+    return rows
+
+
+def test_old_results_with_empty_values_render_as_undefined(tmp_path):
+    a = copy_model("iter0", tmp_path / "in" / "a", edit=_never_flips)
+    b = copy_model("iter0", tmp_path / "in" / "b", label="other", edit=_never_flips)
+    out = tmp_path / "r"
+    html = render_report([a, b], out, baseline="iter0").read_text()
+    head = pd.read_csv(out / "headline.csv", keep_default_na=False)
+    mfr = head[(head.model == "other") & (head.measure == "mfr")].iloc[0]
+    assert mfr.value == "" and mfr.note == "undefined" and mfr.verdict == "no interval"
+    assert "undefined" in _text(html) and not re.search(r"\bnan\b", _text(html), re.IGNORECASE)
+
+
+def _text(html: str) -> str:
+    return re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", html.split("<body>", 1)[1])

@@ -88,7 +88,7 @@ def dots(table: pd.DataFrame, xlabel: str, names: dict[str, str], ref: float | N
         ax.plot(t[model].to_numpy(float), y + (i - (len(t.columns) - 1) / 2) * 0.12, MARKERS[i % 8], ls="none",
                 label=short(model), alpha=0.85)
     vals = t.to_numpy(float)
-    vals = vals[np.isfinite(vals) & (vals > 0)]
+    vals = vals[np.isfinite(vals)]
     lo, hi = float(vals.min()), float(vals.max())
     if ref is not None:
         lo, hi = min(lo, ref), max(hi, ref)

@@ -180,8 +180,9 @@ def p_sampler(r: EvalResult, m: Measure, ref: EvalResult | None) -> S.Sampler | 
         den = lambda w: w @ rv.T  # noqa: E731
     else:
         raw = "t5d" if base == "mt5d" else "fp"
-        den = np.array([lookup(r.rows, "perturbations", raw, p)[0] / lookup(r.rows, "perturbations", unit, p)[0]
-                        for p in members], float)
+        num = np.array([lookup(r.rows, "perturbations", raw, p)[0] for p in members], float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            den = num / np.array([lookup(r.rows, "perturbations", unit, p)[0] for p in members], float)
         den = den * 100 if base == "mt5d" else den  # fp rows are in %, t5d rows raw
     s = S.perturbation(v, items, point, den=den)
     s.fixed = _same_model(ref, r)

@@ -124,10 +124,8 @@ def _check_values(path: Path, rows: pd.DataFrame) -> pd.DataFrame:
     rows["note"] = note
     if rows[["model", "task", "metric"]].isna().any(axis=None):
         raise NsbenchError(f"{path}: a row lacks its model, task or metric (truncated?)")
-    unexplained = rows.value.isna() & (note == "") & (rows.metric != "failed")
-    if unexplained.any():
-        i = int(np.flatnonzero(unexplained.to_numpy())[0])
-        raise NsbenchError(f"{path}: row {i + 2} has no value and no note (truncated?)")
+    # older writers leave a value empty without a note where it is undefined (e.g. a normaliser that never flips)
+    rows.loc[rows.value.isna() & (note == "") & (rows.metric != "failed"), "note"] = "undefined"
     rows["condition"] = rows["condition"].fillna("")
     return rows
 
