@@ -27,7 +27,8 @@ def attack_key(head: pd.DataFrame) -> str | None:
 
 def _line(h: pd.Series, base: pd.Series | None) -> dict:
     cls = {"better": "good", "worse": "bad"}.get(h.verdict, "")
-    return {"label": h.label, "value": F.value_or_note(h.value, h.note), "base": F.value_or_note(base.value, base.note) if base is not None else "–",
+    return {"label": h.label, "value": F.value_or_note(h.value, h.note),
+            "base": F.value_or_note(base.value, base.note) if base is not None else "–",
             "diff": F.signed(h["diff"]), "ci": F.ci(h.diff_low, h.diff_high), "p": F.pvalue(h.p_value),
             "verdict": h.verdict or "–", "cls": cls, "warning": h.warning, "test": h.test}
 

@@ -16,6 +16,7 @@ from . import fmt as F
 from . import page as P
 from . import tables as T
 from .compare import across_seeds, best_marks, headline
+from .headline import lookup
 from .load import EvalResult, RunResult, load_inputs
 
 
@@ -30,8 +31,7 @@ def _is_imagenet(evals: list[EvalResult]) -> bool:
 def _figures(evals: list[EvalResult], runs: list[RunResult], head: pd.DataFrame) -> list[dict]:
     """Figure sections, each a grid of (caption, PNG data URI) panels."""
     names = {**F.CORRUPTION_NAMES}
-    clean = {r.label: 100 - r.rows[(r.rows.task == "corruptions") & (r.rows.condition == "clean") & (r.rows.metric == "top1_err")].value.mean()
-             for r in evals}
+    clean = {r.label: 100 - lookup(r.rows, "corruptions", "top1_err", "clean")[0] for r in evals}
     clean = {k: (v if np.isfinite(v) else float(head[(head.model == k) & (head.measure == "clean_top1")].value.mean()))
              for k, v in clean.items()}
     ce = T.per_condition(evals, "corruptions", "ce")
@@ -61,7 +61,8 @@ def _provenance(evals: list[EvalResult]) -> list[dict]:
         out.append({
             "model": r.label, "sha256": str(m.get("sha256") or ""), "arch": F.text(m.get("arch")),
             "iteration": F.text(m.get("iteration")), "suite": F.text((r.meta.get("suite") or {}).get("name")),
-            "dataset": F.text(d.get("source")), "split": F.text(d.get("split")), "fingerprint": F.text(d.get("fingerprint")),
+            "dataset": F.text(d.get("source")), "split": F.text(d.get("split")),
+            "fingerprint": F.text(d.get("fingerprint")),
             "normaliser": F.text((r.meta.get("normaliser") or {}).get("name") or "none"),
             "preprocessing": F.text(r.meta.get("preprocessing") or {}), "versions": F.text(r.meta.get("versions") or {}),
             "created": F.text(r.meta.get("created")), "limit": F.text(r.meta.get("limit"))})
@@ -100,9 +101,12 @@ def render_report(inputs: list[str | Path], out: str | Path, baseline: str | Non
     head = headline(evals, baseline) if evals else pd.DataFrame(columns=["model", "measure", "bench"])
     marks = best_marks(head, baseline) if len(head) else set()
     seeds = across_seeds(head, baseline) if len(head) else pd.DataFrame()
-    ce = T.condition_table(evals, "corruptions", "ce", baseline) or T.condition_table(evals, "corruptions", "mean_err", baseline)
+    ce, ce_metric = T.condition_table(evals, "corruptions", "ce", baseline), "CE per corruption (100 = normaliser)"
+    if ce is None:
+        ce, ce_metric = T.condition_table(evals, "corruptions", "mean_err", baseline), "mean top-1 error per corruption (%)"
     fr = T.condition_table(evals, "perturbations", "fr", baseline) or T.condition_table(evals, "perturbations", "fp", baseline)
-    normalisers = sorted({str(n) for r in evals for n in r.rows.get("normaliser", pd.Series(dtype=str)).dropna().unique() if str(n)})
+    normalisers = sorted({str(n) for r in evals if "normaliser" in r.rows
+                          for n in r.rows.normaliser.dropna().unique() if str(n)})
     reference_rows = []
     if _is_imagenet(evals):
         reference_rows = [{"model": r["model"], "metric": r["metric"], "value": F.num(r["value"], 2), "source": r["source"],
@@ -116,7 +120,7 @@ def render_report(inputs: list[str | Path], out: str | Path, baseline: str | Non
         title=title, created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), baseline=baseline,
         normalisers=normalisers, verdicts=P.verdicts(head, baseline), models=P.model_table(head, evals, runs, baseline),
         benches=T.bench_tables(head, evals, marks, baseline), ce=ce, fr=fr,
-        ce_metric="CE per corruption (100 = normaliser)" if ce and (head.measure == "mce").any() else "top-1 error per corruption (%)",
+        ce_metric=ce_metric,
         seeds=P.seeds_table(seeds, head), notes=_notes(evals),
         figures=_figures(evals, runs, head) if (evals or runs) else [], reference_rows=reference_rows,
         provenance=provenance, sets=sets, run_tables=[_run_table(run) for run in runs], versions=library_versions())

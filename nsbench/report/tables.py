@@ -86,7 +86,8 @@ def condition_table(evals: list[EvalResult], task: str, metric: str, baseline: s
             n = sum(1 for c in conds if c in names)
             if n:
                 groups.append({"name": fam, "span": n})
-        conds = [c for fam in FAMILIES.values() for c in fam if c in conds] + [c for c in conds if not any(c in f for f in FAMILIES.values())]
+        known = [c for fam in FAMILIES.values() for c in fam]
+        conds = [c for c in known if c in conds] + [c for c in conds if c not in known]
     rows = []
     for r in evals:
         vals = []
