@@ -160,3 +160,22 @@ def test_old_results_with_empty_values_render_as_undefined(tmp_path):
 
 def _text(html: str) -> str:
     return re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", html.split("<body>", 1)[1])
+
+
+def test_table_normaliser_resamples_the_model_side_only(tmp_path):
+    """With a published-table normaliser (no per-image outcomes), its denominators are recovered from the saved
+    rows as constants: the interval still covers the saved mCE / mFR; as the fixture's two models err independently,
+    holding the denominators fixed narrows it against resampling iter0 as normaliser."""
+    from nsbench.report.compare import headline
+
+    m = copy_model("xss", tmp_path / "m")
+    meta = json.loads((m / "meta.json").read_text())
+    meta["normaliser"] = {"kind": "alexnet", "name": "AlexNet (published)", "sha256": None}
+    (m / "meta.json").write_text(json.dumps(meta))
+    alone = headline(load_inputs([m])[0], None).set_index("measure")
+    paired = headline(load_inputs([FIX / "results"])[0], "iter0")
+    paired = paired[paired.model != "iter0"].set_index("measure")
+    for k in ("mce", "relative_mce", "mfr", "mt5d"):
+        lo, v, hi = alone.loc[k, ["ci_low", "value", "ci_high"]]
+        assert lo < v < hi, k
+        assert hi - lo < paired.loc[k, "ci_high"] - paired.loc[k, "ci_low"], k
