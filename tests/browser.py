@@ -56,6 +56,11 @@ class Browser:
                 return msg.get("result", {})
             self.events.append(msg)
 
+    def set_width(self, width: int, height: int = 1000) -> None:
+        """Lay the page out at `width` CSS pixels (a phone at 400, a laptop at 1400)."""
+        self.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1,
+                  mobile=width < 600)
+
     def goto(self, url: str, timeout: float = 30) -> None:
         self.call("Page.navigate", url=url)
         deadline = time.time() + timeout

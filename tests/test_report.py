@@ -1,9 +1,11 @@
 """Reports: rendered from saved results only, escaped, self-contained, and checked in a real browser."""
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -33,25 +35,65 @@ def test_render_from_fixture_results_without_running_a_model(tmp_path, no_models
     out = tmp_path / "report"
     assert main(["report", str(FIX / "results"), str(FIX / "run"), "--baseline", "iter0", "--out", str(out)]) == 0
     html = (out / "index.html").read_text()
-    for f in ("summary.csv", "comparisons.csv", "corruptions_ce.csv", "perturbations_fr.csv", "results.csv", "provenance.json"):
+    for f in ("headline.csv", "summary.csv", "corruptions_ce.csv", "perturbations_fr.csv", "results.csv", "provenance.json"):
         assert (out / f).exists(), f
-    summary = pd.read_csv(out / "summary.csv")
-    assert set(summary.model) == {"iter0", XSS}
-    xss = summary[summary.model == XSS].iloc[0]
-    assert xss["Δ mCE"] == pytest.approx(-21.0)  # fixture: mCE 100 - 7 * 3 against the baseline's 100
-    comp = pd.read_csv(out / "comparisons.csv")
-    row = comp[(comp.model == XSS) & (comp.measure == "clean top-1")].iloc[0]
-    assert row.ci_low <= row.value <= row.ci_high and 0 <= row.p_value <= 1 and "McNemar" in row.test
-    assert html.count("data:image/png;base64,") >= 5  # severity, CE, FR, FGSM, pseudo-label figures
+    head = pd.read_csv(out / "headline.csv")
+    assert set(head.model) == {"iter0", XSS}
+    mce = head[(head.model == XSS) & (head.measure == "mce")].iloc[0]
+    # the fixture's mCE is computed from its per-image outcomes with iter0 as normaliser; the interval comes from
+    # resampling both models' outcomes on the identical images
+    assert mce.ci_low < mce.value < mce.ci_high and mce.diff_low <= mce["diff"] <= mce.diff_high
+    assert mce.verdict == "better" and mce.diff_high < 0 and "paired bootstrap" in mce.test
+    for measure in ("clean_top1", "a_top1", "mce", "relative_mce", "mfr", "mt5d", "fgsm@8"):
+        row = head[(head.model == XSS) & (head.measure == measure)].iloc[0]
+        assert np.isfinite(row.ci_low) and np.isfinite(row.diff_low), measure  # an interval on every headline number
+    clean = head[(head.model == XSS) & (head.measure == "clean_top1")].iloc[0]
+    assert 0 <= clean.p_value <= 1 and "McNemar" in clean.test
+    base = head[(head.model == "iter0") & (head.measure == "mce")].iloc[0]
+    assert base.value == 100 and "normaliser itself" in base.note  # no fake [100, 100] interval on the page
+    assert 'id="verdict"' in html and "p &lt; 0.001" in html and not re.search(r"\de-\d", re.sub(r"data:[^\"]+", "", html))
+    assert html.count("data:image/png;base64,") >= 8  # 4 families, CE, FR, attacks, 2 progress, 2 pseudo-label
     assert "http://" not in html and "https://" not in html and "<link" not in html  # nothing from the network
     assert "published, not measured here" not in html  # not ImageNet: no published rows
+    assert "{'" not in html and ">None<" not in html  # no Python reprs on the page
+
+
+def _table(html: str, table_id: str) -> str:
+    start = html.index(f'id="{table_id}"')
+    return html[start: html.index("</table>", start)]
+
+
+def test_a_difference_whose_interval_spans_zero_is_neither_coloured_nor_best(tmp_path):
+    out = tmp_path / "r"
+    html = render_report([FIX / "results"], out, baseline="iter0").read_text()
+    head = pd.read_csv(out / "headline.csv")
+    a = head[(head.model == XSS) & (head.measure == "a_top1")].iloc[0]
+    assert a["diff"] > 0 and a.diff_low < 0 < a.diff_high  # higher, but the interval spans zero
+    assert a.verdict == "no significant difference"
+    cell = _table(html, "bench-a")
+    assert 'class="best"' not in cell and "d good" not in cell and "d bad" not in cell
+    assert "d good" in _table(html, "bench-clean") and 'class="best"' in _table(html, "bench-clean")  # the control
+
+
+def test_best_marks_need_intervals_that_exclude_zero():
+    from nsbench.report.compare import best_marks, verdict
+
+    def head(low, high):
+        return pd.DataFrame([
+            {"model": "base", "measure": "m", "higher_is_better": True, "value": 50.0, "verdict": ""},
+            {"model": "new", "measure": "m", "higher_is_better": True, "value": 51.0,
+             "verdict": verdict(low, high, True)}])
+
+    assert best_marks(head(-0.5, 2.5), "base") == set()
+    assert best_marks(head(0.2, 2.5), "base") == {("new", "m")}
+    assert verdict(-3.0, -1.0, False) == "better" and verdict(float("nan"), 1.0, True) == "no interval"
 
 
 def test_model_names_are_escaped(tmp_path):
     html = render_report([FIX / "results"], tmp_path / "r").read_text()
     assert XSS not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
-    assert "<script" not in html.lower()
+    assert html.lower().count("<script") == 1 and "<script>\n(function" in html  # only the page's own sorting code
 
 
 def test_published_rows_appear_for_imagenet_results(tmp_path):
@@ -85,16 +127,29 @@ def test_report_in_headless_chromium(tmp_path):
     index = render_report([FIX / "results", FIX / "run"], tmp_path / "report", baseline="iter0")
     b = Browser()
     try:
-        b.goto(index.as_uri())
-        rows = b.eval("Array.from(document.querySelectorAll('#summary tbody tr')).map(r => r.dataset.model)")
-        assert sorted(rows) == sorted(["iter0", XSS])  # a row per model, the hostile name shown as text
-        assert b.eval("document.querySelectorAll('script').length") == 0
-        assert XSS in b.eval("document.querySelector('#summary').innerText")
-        imgs = b.eval("Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight])")
-        assert len(imgs) >= 5 and all(c and w > 0 and h > 0 for c, w, h in imgs), imgs
-        shot = ARTIFACTS / "report.png"
-        b.screenshot(shot)
-        assert shot.stat().st_size > 10_000
+        for width in (1400, 400):
+            b.set_width(width)
+            b.goto(index.as_uri())
+            assert b.eval("document.documentElement.scrollWidth") <= width  # the page never scrolls sideways
+            assert b.eval("document.querySelectorAll('.verdict li').length") >= 5
+            assert XSS in b.eval("document.querySelector('#verdict').nextElementSibling.innerText")
+            decoded = b.eval("Promise.all(Array.from(document.images).map(i => i.decode().then(() => "
+                             "[i.naturalWidth, i.getBoundingClientRect().width])))")
+            assert len(decoded) >= 8 and all(w > 0 and 0 < shown <= width for w, shown in decoded), decoded
+            if width == 1400:  # every table fits without scrolling
+                wide = b.eval("Array.from(document.querySelectorAll('table')).filter("
+                              "t => t.scrollWidth > t.parentElement.clientWidth).map(t => t.id)")
+                assert wide == []
+            order = "Array.from(document.querySelectorAll('#models tbody tr')).map(r => r.cells[0].dataset.sort)"
+            col = "Array.from(document.querySelectorAll('#models thead button')).findIndex(x => x.textContent === 'mCE')"
+            b.eval(f"document.querySelectorAll('#models thead button')[{col}].click()")
+            assert b.eval(order) == [XSS, "iter0"]  # ascending mCE: 85 before 100
+            b.eval(f"document.querySelectorAll('#models thead button')[{col}].click()")
+            assert b.eval(order) == ["iter0", XSS]
+            assert b.eval("document.querySelectorAll('script').length") == 1
+            shot = ARTIFACTS / f"report-{width}.png"
+            b.screenshot(shot)
+            assert shot.stat().st_size > 10_000
         assert b.console_errors() == []
     finally:
         b.close()

@@ -1,7 +1,11 @@
-"""Figures rendered with matplotlib (Agg) to inline PNGs (data: URIs): the page needs no network."""
+"""Benchmark figures rendered with matplotlib (Agg) to inline PNGs (data: URIs): the page needs no network.
+
+Each figure is small (one panel per image), so the page can lay panels out in a grid that wraps at narrow
+widths; mathtext is off, so a label holding `$` is drawn as typed; axes share their scale where panels compare."""
 from __future__ import annotations
 
 import base64
+import functools
 import io
 
 import matplotlib
@@ -10,6 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import FixedLocator, MaxNLocator, NullLocator, ScalarFormatter  # noqa: E402
 
 # ImageNet-C's corruption families (Hendrycks & Dietterich, ICLR 2019, figure 1; "extra" = the validation four).
 FAMILIES = {
@@ -19,113 +24,109 @@ FAMILIES = {
     "digital": ["contrast", "elastic_transform", "pixelate", "jpeg_compression"],
     "extra": ["speckle_noise", "gaussian_blur", "spatter", "saturate"],
 }
+STYLE = {"text.parse_math": False, "font.size": 10, "axes.titlesize": 11, "legend.fontsize": 8,
+         "figure.constrained_layout.use": True}
+MARKERS = "osD^vP*X"
 
 
-def _png(fig) -> str:
+def figure(fn):
+    """Draw inside the report's style (mathtext off: labels are data, never markup)."""
+    @functools.wraps(fn)
+    def wrapper(*a, **k):
+        with plt.rc_context(STYLE):
+            return fn(*a, **k)
+    return wrapper
+
+
+def png(fig) -> str:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def severity_by_family(curves: pd.DataFrame, clean: dict[str, float]) -> str | None:
+def short(label: str, n: int = 28) -> str:
+    label = str(label)
+    return label if len(label) <= n else label[: n - 1] + "…"
+
+
+@figure
+def severity_by_family(curves: pd.DataFrame, clean: dict[str, float]) -> list[tuple[str, str]]:
+    """One panel per corruption family: accuracy against severity (0 = clean), all on the same y-axis."""
     if curves.empty:
-        return None
-    fams = [f for f, names in FAMILIES.items() if curves.corruption.isin(names).any()]
-    fig, axes = plt.subplots(1, len(fams), figsize=(3.2 * len(fams), 3.0), sharey=True, squeeze=False)
-    for ax, fam in zip(axes[0], fams):
-        sub = curves[curves.corruption.isin(FAMILIES[fam])]
-        for model, g in sub.groupby("model", sort=False):
+        return []
+    lo = min(curves.acc.min(), *[v for v in clean.values() if np.isfinite(v)])
+    ylim = (max(0.0, np.floor(lo / 10) * 10 - 5), 100.0)
+    out = []
+    for fam, names in FAMILIES.items():
+        sub = curves[curves.corruption.isin(names)]
+        if sub.empty:
+            continue
+        fig, ax = plt.subplots(figsize=(3.6, 3.0))
+        for i, (model, g) in enumerate(sub.groupby("model", sort=False)):
             m = g.groupby("severity").acc.mean()
-            xs, ys = [0, *m.index.tolist()], [clean.get(model, np.nan), *m.values.tolist()]
-            ax.plot(xs, ys, marker="o", label=str(model))
-        ax.set_title(fam)
-        ax.set_xlabel("severity (0 = clean)")
+            ax.plot([0, *m.index.tolist()], [clean.get(model, np.nan), *m.values.tolist()], marker=MARKERS[i % 8],
+                    label=short(model))
+        ax.set(title=fam, xlabel="severity (0 = clean)", ylabel="top-1 accuracy (%)", ylim=ylim)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("top-1 accuracy (%)")
-    axes[0][-1].legend(fontsize=7, loc="lower left")
-    return _png(fig)
+        ax.legend(loc="lower left")
+        out.append((f"{fam}: mean over {', '.join(n.replace('_', ' ') for n in names if n in set(sub.corruption))}", png(fig)))
+    return out
 
 
-def grouped_bars(table: pd.DataFrame, ylabel: str, title: str, ref_line: float | None = None) -> str | None:
-    if table.empty:
+@figure
+def dots(table: pd.DataFrame, xlabel: str, names: dict[str, str], ref: float | None = 100.0) -> str | None:
+    """Per-condition values (rows) for each model (columns) as a dot plot; the axis spans the data, not zero, and
+    turns logarithmic (ratios around the reference) when the values spread over more than a factor 2.5."""
+    t = table.apply(pd.to_numeric, errors="coerce")
+    if t.empty or not np.isfinite(t.to_numpy(float)).any():
         return None
-    fig, ax = plt.subplots(figsize=(min(11.0, 4.0 + 0.45 * len(table)), 3.6))  # fits the page at full size
-    n = len(table.columns)
-    width = 0.8 / max(n, 1)
-    x = np.arange(len(table))
-    for i, model in enumerate(table.columns):
-        ax.bar(x + (i - (n - 1) / 2) * width, table[model].to_numpy(float), width, label=str(model))
-    ax.set_xticks(x, [str(i).replace("_", " ") for i in table.index], rotation=45, ha="right", fontsize=8)
-    if ref_line is not None:
-        ax.axhline(ref_line, color="grey", lw=1, ls="--")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=7)
-    return _png(fig)
+    fig, ax = plt.subplots(figsize=(4.6, 1.3 + 0.3 * len(t) + 0.2 * len(t.columns)))
+    y = np.arange(len(t))[::-1]
+    for i, model in enumerate(t.columns):
+        ax.plot(t[model].to_numpy(float), y + (i - (len(t.columns) - 1) / 2) * 0.12, MARKERS[i % 8], ls="none",
+                label=short(model), alpha=0.85)
+    vals = t.to_numpy(float)
+    vals = vals[np.isfinite(vals)]
+    lo, hi = float(vals.min()), float(vals.max())
+    if ref is not None:
+        lo, hi = min(lo, ref), max(hi, ref)
+        ax.axvline(ref, color="grey", lw=1, ls="--")
+    if lo > 0 and hi / lo > 2.5:
+        ax.set_xscale("log")
+        xlabel += " (log scale)"
+        ticks = [v for v in (10, 20, 30, 50, 70, 100, 150, 200, 300, 500, 1000) if lo / 1.2 <= v <= hi * 1.2]
+        ax.xaxis.set_major_locator(FixedLocator(ticks))
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xlim(lo / 1.15, hi * 1.15)
+    else:
+        pad = max(2.0, 0.08 * (hi - lo))
+        ax.set_xlim(lo - pad, hi + pad)
+    ax.set_yticks(y, [names.get(c, str(c)) for c in t.index])
+    ax.set_xlabel(xlabel)
+    ax.grid(axis="x", alpha=0.3)
+    fig.legend(loc="outside lower center", ncol=2, frameon=False)
+    return png(fig)
 
 
-def fgsm_curve(evals) -> str | None:
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    drawn = False
-    for r in evals:
-        f = r.rows[(r.rows.task == "fgsm") & (r.rows.metric == "top1_acc")].sort_values("eps_255")
-        if len(f):
-            ax.plot(f.eps_255, f.value, marker="o", label=r.label)
-            drawn = True
-    if not drawn:
-        plt.close(fig)
+@figure
+def attack_curve(head: pd.DataFrame) -> str | None:
+    """Accuracy against eps per model and attack, with 95% intervals as error bars (eps 0 = clean)."""
+    a = head[head.bench == "attack"].copy()
+    if a.empty:
         return None
-    ax.set_xlabel("eps (grey levels, /255)")
-    ax.set_ylabel("top-1 accuracy (%)")
-    ax.set_title("FGSM accuracy against eps")
+    a["eps"] = a.measure.str.split("@").str[1].astype(float)
+    a["attack"] = a.measure.str.split("@").str[0]
+    fig, ax = plt.subplots(figsize=(4.4, 3.2))
+    for i, ((model, attack), g) in enumerate(a.groupby(["model", "attack"], sort=False)):
+        g = g.sort_values("eps")
+        err = np.vstack([g.value - g.ci_low, g.ci_high - g.value]).astype(float)
+        err = np.where(np.isfinite(err), err, 0.0)
+        ax.errorbar(g.eps, g.value, yerr=err, marker=MARKERS[i % 8], capsize=3, label=short(f"{model} ({attack.upper()})"))
+    ax.set(xlabel="eps (grey levels, /255)", ylabel="top-1 accuracy (%)", ylim=(0, 100))
+    ax.xaxis.set_major_locator(FixedLocator(sorted(a.eps.unique())))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    return _png(fig)
-
-
-def progress(points: pd.DataFrame) -> str | None:
-    """Metrics per Noisy Student iteration: columns iteration, metric, value."""
-    if points.empty or points.iteration.nunique() < 2:
-        return None
-    metrics = list(dict.fromkeys(points.metric))
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.0 * len(metrics), 2.9), squeeze=False)
-    for ax, m in zip(axes[0], metrics):
-        g = points[points.metric == m].sort_values("iteration")
-        ax.plot(g.iteration, g.value, marker="o", color="tab:blue")
-        ax.set_title(m, fontsize=9)
-        ax.set_xlabel("iteration")
-        ax.set_xticks(sorted(g.iteration.unique()))
-        ax.grid(alpha=0.3)
-    return _png(fig)
-
-
-def pseudo_stats(pseudo: dict[int, dict], classes: list[str] | None = None) -> str | None:
-    if not pseudo:
-        return None
-    its = sorted(pseudo)
-    fig, axes = plt.subplots(1, len(its) + 1, figsize=(3.4 * (len(its) + 1), 3.0), squeeze=False)
-    for ax, k in zip(axes[0], its):
-        per = pd.DataFrame(pseudo[k]["per_class"])
-        x = np.arange(len(per))
-        kept, dropped, dup = per["kept"], per["dropped_by_balance"], per["duplicated"]
-        ax.bar(x, kept - dropped, label="kept", color="tab:green")
-        ax.bar(x, dropped, bottom=kept - dropped, label="dropped by balance", color="tab:orange")
-        ax.bar(x, per["predicted"] - kept, bottom=kept, label="below threshold", color="tab:red")
-        ax.bar(x, dup, bottom=kept, label="duplicated", color="tab:purple", alpha=0.6)
-        ax.set_title(f"iteration {k}: per class", fontsize=9)
-        ax.set_xticks(x, [str(c)[:8] for c in (classes or per["class"])], rotation=60, fontsize=6)
-        ax.grid(axis="y", alpha=0.3)
-    axes[0][0].legend(fontsize=6)
-    ax = axes[0][-1]
-    agree = [100 * pseudo[k].get("agreement_kept", np.nan) for k in its]
-    kept = [100 * pseudo[k]["n_kept"] / max(pseudo[k]["n_unlabeled"], 1) for k in its]
-    ax.plot(its, agree, marker="o", label="agreement with hidden labels (kept)")
-    ax.plot(its, kept, marker="s", label="kept after filter")
-    ax.set_ylabel("%")
-    ax.set_xticks(its)
-    ax.set_xlabel("iteration")
-    ax.legend(fontsize=6)
-    ax.grid(alpha=0.3)
-    return _png(fig)
+    ax.legend(loc="upper right")
+    return png(fig)

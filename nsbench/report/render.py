@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import math
 from pathlib import Path
 
 import jinja2
@@ -11,17 +10,14 @@ import pandas as pd
 
 from ..reference import published_results
 from ..utils import NsbenchError, atomic_path, library_versions, write_json, write_text
-from . import figures as F
+from . import figures as FIG
+from . import figures_run as FR
+from . import fmt as F
+from . import page as P
 from . import tables as T
+from .compare import across_seeds, best_marks, headline
+from .headline import lookup
 from .load import EvalResult, RunResult, load_inputs
-
-
-def _fmt(v, digits: int = 2) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "–"
-    if isinstance(v, (float, np.floating)):
-        return f"{v:.{digits}f}"
-    return str(v)
 
 
 def _is_imagenet(evals: list[EvalResult]) -> bool:
@@ -32,23 +28,60 @@ def _is_imagenet(evals: list[EvalResult]) -> bool:
     return bool(evals) and all(imagenet(r) for r in evals)
 
 
-def _progress_points(evals: list[EvalResult], runs: list[RunResult]) -> pd.DataFrame:
-    pts = []
+def _figures(evals: list[EvalResult], runs: list[RunResult], head: pd.DataFrame) -> list[dict]:
+    """Figure sections, each a grid of (caption, PNG data URI) panels."""
+    names = {**F.CORRUPTION_NAMES}
+    clean = {r.label: 100 - lookup(r.rows, "corruptions", "top1_err", "clean")[0] for r in evals}
+    clean = {k: (v if np.isfinite(v) else float(head[(head.model == k) & (head.measure == "clean_top1")].value.mean()))
+             for k, v in clean.items()}
+    ce = T.per_condition(evals, "corruptions", "ce")
+    ce_label = "CE (100 = normaliser)"
+    if ce.empty:
+        ce, ce_label = T.per_condition(evals, "corruptions", "mean_err"), "mean top-1 error (%)"
+    fr = T.per_condition(evals, "perturbations", "fr")
+    fr_label = "FR (100 = normaliser)"
+    if fr.empty:
+        fr, fr_label = T.per_condition(evals, "perturbations", "fp"), "flip probability (%)"
+    sections = [
+        ("Accuracy by severity, per corruption family", FIG.severity_by_family(T.severity_curves(evals), clean)),
+        ("Per corruption and per perturbation (lower is better; dashed line: the normaliser)",
+         [("corruption error per corruption", FIG.dots(ce, ce_label, names, 100.0 if ce_label.startswith("CE") else None)),
+          ("flip rate per perturbation", FIG.dots(fr, fr_label, names, 100.0 if fr_label.startswith("FR") else None))]),
+        ("Adversarial accuracy against eps", [("bars: 95% bootstrap intervals over images", FIG.attack_curve(head))]),
+        ("Noisy Student progress across iterations", FR.progress(FR.progress_points(head, evals), runs)),
+        ("Pseudo-label statistics", FR.pseudo_stats(runs)),
+    ]
+    return [{"title": t, "panels": [(c, s) for c, s in panels if s]} for t, panels in sections if any(s for _, s in panels)]
+
+
+def _provenance(evals: list[EvalResult]) -> list[dict]:
+    out = []
     for r in evals:
-        it = (r.meta.get("model") or {}).get("iteration")
-        if it is None:
-            continue
-        for col, task, metric, cond, _ in T.SUMMARY:
-            if col in ("clean top-1", "-A top-1", "mCE", "-C mean error", "mFR"):
-                v = T._value(r.rows, task, metric, cond)
-                if not np.isnan(v):
-                    pts.append({"iteration": int(it), "metric": col, "value": v})
-    if not pts:
-        for run in runs:
-            for e in run.summary.get("iterations", []):
-                if e.get("val_top1") is not None:
-                    pts.append({"iteration": e["iteration"], "metric": "validation top-1", "value": e["val_top1"]})
-    return pd.DataFrame(pts).drop_duplicates(["iteration", "metric"], keep="last") if pts else pd.DataFrame()
+        m, d = r.meta.get("model") or {}, r.meta.get("dataset") or {}
+        out.append({
+            "model": r.label, "sha256": str(m.get("sha256") or ""), "arch": F.text(m.get("arch")),
+            "iteration": F.text(m.get("iteration")), "suite": F.text((r.meta.get("suite") or {}).get("name")),
+            "dataset": F.text(d.get("source")), "split": F.text(d.get("split")),
+            "fingerprint": F.text(d.get("fingerprint")),
+            "normaliser": F.text((r.meta.get("normaliser") or {}).get("name") or "none"),
+            "preprocessing": F.text(r.meta.get("preprocessing") or {}), "versions": F.text(r.meta.get("versions") or {}),
+            "created": F.text(r.meta.get("created")), "limit": F.text(r.meta.get("limit"))})
+    return out
+
+
+def _notes(evals: list[EvalResult]) -> list[str]:
+    """Failed tasks and undefined values, in words."""
+    out = []
+    for r in evals:
+        rows = r.rows[r.rows.value.isna() | (r.rows.metric == "failed")]
+        for _, x in rows.iterrows():
+            what = F.TASK_NAMES.get(x.task, x.task)
+            if x.metric == "failed":
+                out.append(f"{r.label}: {what} failed ({x.note or 'no reason recorded'})")
+            else:
+                metric = F.METRIC_NAMES.get(x.metric, x.metric.replace("_", " "))
+                out.append(f"{r.label}: {what}, {F.name(x.condition)}, {metric}: {x.note or 'undefined'}")
+    return out
 
 
 def render_report(inputs: list[str | Path], out: str | Path, baseline: str | None = None,
@@ -65,112 +98,74 @@ def render_report(inputs: list[str | Path], out: str | Path, baseline: str | Non
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
 
-    summary, better = T.summary_table(evals) if evals else (pd.DataFrame(), {})
-    best = T.best_per_column(summary, better) if len(summary) else {}
-    deltas = T.with_deltas(summary, baseline) if len(summary) else summary
-    comp = T.comparisons(evals, baseline) if evals else pd.DataFrame()
-    ce = T.per_condition(evals, "corruptions", "ce")
-    ce_metric = "CE (%)"
-    if ce.empty:
-        ce, ce_metric = T.per_condition(evals, "corruptions", "mean_err"), "mean error (%)"
-    fr = T.per_condition(evals, "perturbations", "fr")
-    fr_metric = "FR (%)"
-    if fr.empty:
-        fr, fr_metric = T.per_condition(evals, "perturbations", "fp"), "flip probability (%)"
-    curves = T.severity_curves(evals) if evals else pd.DataFrame()
-    clean = {r.label: T._value(r.rows, "clean", "top1_acc", "clean") for r in evals}
-    pseudo = {k: v for run in runs for k, v in run.pseudo.items()}
-    classes = None
-    figures = [
-        ("Accuracy by severity, per corruption family", F.severity_by_family(curves, clean)),
-        (f"Corruption error per corruption ({ce_metric})", F.grouped_bars(ce, ce_metric, "per corruption", 100.0 if ce_metric.startswith("CE") else None)),
-        (f"Perturbation flip rate per perturbation ({fr_metric})", F.grouped_bars(fr, fr_metric, "per perturbation", 100.0 if fr_metric.startswith("FR") else None)),
-        ("FGSM accuracy against eps", F.fgsm_curve(evals)),
-        ("Noisy Student progress across iterations", F.progress(_progress_points(evals, runs))),
-        ("Pseudo-label statistics per iteration", F.pseudo_stats(pseudo, classes)),
-    ]
-    figures = [(t, src) for t, src in figures if src]
-
-    normalisers = sorted({str(n) for r in evals for n in r.rows.get("normaliser", pd.Series(dtype=str)).dropna().unique()})
+    head = headline(evals, baseline) if evals else pd.DataFrame(columns=["model", "measure", "bench"])
+    marks = best_marks(head, baseline) if len(head) else set()
+    seeds = across_seeds(head, baseline) if len(head) else pd.DataFrame()
+    ce, ce_metric = T.condition_table(evals, "corruptions", "ce", baseline), "CE per corruption (100 = normaliser)"
+    if ce is None:
+        ce, ce_metric = T.condition_table(evals, "corruptions", "mean_err", baseline), "mean top-1 error per corruption (%)"
+    fr = T.condition_table(evals, "perturbations", "fr", baseline) or T.condition_table(evals, "perturbations", "fp", baseline)
+    normalisers = sorted({str(n) for r in evals if "normaliser" in r.rows
+                          for n in r.rows.normaliser.dropna().unique() if str(n)})
     reference_rows = []
     if _is_imagenet(evals):
-        reference_rows = [{"model": r["model"], "metric": r["metric"], "value": _fmt(r["value"], 2), "source": r["source"],
+        reference_rows = [{"model": r["model"], "metric": r["metric"], "value": F.num(r["value"], 2), "source": r["source"],
                            "note": r["note"]} for r in published_results()]
-    provenance = [{
-        "model": r.label, "sha256": (r.meta.get("model") or {}).get("sha256", ""),
-        "arch": (r.meta.get("model") or {}).get("arch"), "iteration": (r.meta.get("model") or {}).get("iteration"),
-        "suite": (r.meta.get("suite") or {}).get("name"), "dataset": (r.meta.get("dataset") or {}).get("source"),
-        "split": (r.meta.get("dataset") or {}).get("split"), "fingerprint": (r.meta.get("dataset") or {}).get("fingerprint"),
-        "normaliser": (r.meta.get("normaliser") or {}).get("name") or "none",
-        "preprocessing": ", ".join(f"{k}: {v}" for k, v in (r.meta.get("preprocessing") or {}).items()),
-        "versions": ", ".join(f"{k} {v}" for k, v in (r.meta.get("versions") or {}).items()),
-        "created": r.meta.get("created"), "limit": r.meta.get("limit"),
-    } for r in evals]
+    provenance = _provenance(evals)
     sets = _sets_description(evals)
-    run_tables = [_run_table(run) for run in runs]
-
-    summary_rows = []
-    for _, row in deltas.iterrows():
-        cols = []
-        for c in summary.columns[1:]:
-            d = row.get(f"Δ {c}", np.nan)
-            cols.append({"value": _fmt(row[c]), "delta": "" if row["model"] == baseline or np.isnan(d) else f"{d:+.2f}",
-                         "best": best.get(c) == row["model"],
-                         "good": (not np.isnan(d)) and row["model"] != baseline and ((d > 0) == better[c]) and d != 0})
-        summary_rows.append({"model": row["model"], "baseline": row["model"] == baseline, "cols": cols})
-
     env = jinja2.Environment(loader=jinja2.PackageLoader("nsbench.report", "templates"),
                              autoescape=jinja2.select_autoescape(["html", "j2"], default=True),
                              undefined=jinja2.StrictUndefined)
     html = env.get_template("report.html.j2").render(
         title=title, created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), baseline=baseline,
-        summary_columns=list(summary.columns[1:]), summary_rows=summary_rows,
-        better={c: ("higher is better" if hb else "lower is better") for c, hb in better.items()},
-        comp_columns=list(comp.columns), comp_rows=_comparison_cells(comp),
-        ce_columns=list(ce.columns), ce_rows=[[str(i), *[_fmt(v) for v in row]] for i, row in ce.iterrows()], ce_metric=ce_metric,
-        fr_columns=list(fr.columns), fr_rows=[[str(i), *[_fmt(v) for v in row]] for i, row in fr.iterrows()], fr_metric=fr_metric,
-        figures=figures, reference_rows=reference_rows, provenance=provenance, normalisers=normalisers, sets=sets,
-        run_tables=run_tables, versions=library_versions(),
-    )
+        normalisers=normalisers, verdicts=P.verdicts(head, baseline), models=P.model_table(head, evals, runs, baseline),
+        benches=T.bench_tables(head, evals, marks, baseline), ce=ce, fr=fr,
+        ce_metric=ce_metric,
+        seeds=P.seeds_table(seeds, head), notes=_notes(evals),
+        figures=_figures(evals, runs, head) if (evals or runs) else [], reference_rows=reference_rows,
+        provenance=provenance, sets=sets, run_tables=[_run_table(run) for run in runs], versions=library_versions())
     write_text(out / "index.html", html)
-    # the data beside the page
-    for name, df in (("summary.csv", deltas), ("comparisons.csv", comp), ("corruptions_ce.csv", ce.reset_index() if len(ce) else ce),
-                     ("perturbations_fr.csv", fr.reset_index() if len(fr) else fr)):
-        with atomic_path(out / name) as tmp:
-            df.to_csv(tmp, index=False, float_format="%.6g")
-    if evals:
-        with atomic_path(out / "results.csv") as tmp:
-            pd.concat([r.rows for r in evals], ignore_index=True).to_csv(tmp, index=False, float_format="%.6g")
-    write_json(out / "provenance.json", {"baseline": baseline, "models": provenance, "sets": sets,
-                                         "inputs": [str(p) for p in inputs], "runs": [str(r.folder) for r in runs]})
+    _write_data(out, evals, head, seeds, {"baseline": baseline, "models": provenance, "sets": sets,
+                                           "inputs": [str(p) for p in inputs], "runs": [str(r.folder) for r in runs]})
     return out / "index.html"
 
 
-def _comparison_cells(comp: pd.DataFrame) -> list[list[str]]:
-    rows = []
-    for _, r in comp.iterrows():
-        rows.append([_fmt(r[c], 2) if c != "p_value" else ("–" if pd.isna(r[c]) else f"{r[c]:.3g}") for c in comp.columns])
-    return rows
+def _write_data(out: Path, evals: list[EvalResult], head: pd.DataFrame, seeds: pd.DataFrame, provenance: dict) -> None:
+    frames = {"headline.csv": head, "corruptions_ce.csv": T.per_condition(evals, "corruptions", "ce"),
+              "perturbations_fr.csv": T.per_condition(evals, "perturbations", "fr")}
+    if len(head):
+        wide = head.pivot(index="model", columns="label", values="value").reindex([r.label for r in evals])
+        frames["summary.csv"] = wide.reset_index()
+    if len(seeds):
+        frames["seeds.csv"] = seeds
+    if evals:
+        frames["results.csv"] = pd.concat([r.rows for r in evals], ignore_index=True)
+    for name, df in frames.items():
+        index = name in ("corruptions_ce.csv", "perturbations_fr.csv")
+        with atomic_path(out / name) as tmp:
+            df.to_csv(tmp, index=index, index_label="condition" if index else None, float_format="%.6g")
+    write_json(out / "provenance.json", provenance)
 
 
 def _sets_description(evals: list[EvalResult]) -> list[dict]:
     seen, out = set(), []
     for r in evals:
         for task, info in (r.meta.get("sets") or {}).items():
+            if not isinstance(info, dict):
+                continue
             key = (task, str(info.get("folder") or info.get("source")))
             if key in seen:
                 continue
             seen.add(key)
             if task == "natural_adversarial" and "references" in info:
-                refs = "; ".join(f"{x['arch']} seed {x['seed']} (pool top-1 {x['pool_top1']:.1f}%)" for x in info["references"])
-                text = (f"{info['n']} images kept of a pool of {info['n_pool']} ({info['pool']}): {info['rule']}. "
-                        f"Reference models, each trained {info['ref_epochs']} epochs on {info['ref_train_limit'] or 'all'} "
+                refs = "; ".join(f"{x.get('arch')} seed {x.get('seed')} (pool top-1 {F.num(x.get('pool_top1'))}%)"
+                                 for x in info["references"])
+                text = (f"{info.get('n')} images kept of a pool of {info.get('n_pool')} ({info.get('pool')}): {info.get('rule')}. "
+                        f"Reference models, each trained {info.get('ref_epochs')} epochs on {info.get('ref_train_limit') or 'all'} "
                         f"training images: {refs}.")
-            elif task == "natural_adversarial":
-                text = f"{info.get('source')}: {info.get('n')} images; class folders {info.get('folder_wnids')}, missing wnids {len(info.get('missing_wnids', []))}."
             else:
-                text = ", ".join(f"{k}: {v}" for k, v in info.items())
-            out.append({"task": task, "text": text})
+                text = F.text(info)
+            out.append({"task": F.TASK_NAMES.get(task, task), "text": text})
     return out
 
 
@@ -178,11 +173,12 @@ def _run_table(run: RunResult) -> dict:
     rows = []
     for e in sorted(run.summary.get("iterations", []), key=lambda e: e["iteration"]):
         p = run.pseudo.get(e["iteration"], {})
-        rows.append([str(e["iteration"]), e["arch"] + (f" {e['kwargs']}" if e.get("kwargs") else ""), f"{e['n_params']:,}",
-                     _fmt(e.get("val_top1")), _fmt(e.get("val_top5")),
-                     str(p.get("n_kept", "–")), str(p.get("n_selected", "–")), str(p.get("n_duplicated", "–")),
-                     _fmt(100 * p["agreement_kept"]) if "agreement_kept" in p else "–",
-                     _fmt(e.get("wall_seconds"), 0), str(e.get("sha256", ""))[:12]])
+        kwargs = e.get("kwargs")
+        rows.append([str(e["iteration"]), F.text(e.get("arch")) + (f" ({F.text(kwargs)})" if kwargs else ""),
+                     F.params(e.get("n_params")), F.num(e.get("val_top1"), 2), F.num(e.get("val_top5"), 2),
+                     F.text(p.get("n_kept")), F.text(p.get("n_selected")), F.text(p.get("n_duplicated")),
+                     F.num(100 * p["agreement_kept"]) if F.finite(p.get("agreement_kept")) else "–",
+                     F.num(e.get("wall_seconds"), 0), str(e.get("sha256") or "")[:12]])
     return {"folder": str(run.folder), "rows": rows,
-            "columns": ["iteration", "model", "parameters", "val top-1", "val top-5", "pseudo kept", "selected",
+            "columns": ["iteration", "model", "parameters", "val top-1 %", "val top-5 %", "pseudo kept", "selected",
                         "duplicated", "agreement (kept) %", "wall s", "sha256"]}

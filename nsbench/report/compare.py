@@ -1,0 +1,130 @@
+"""Headline numbers with intervals, differences against the baseline and a verdict per model and measure; the same
+across seeds when several models share a label up to a `seed<N>` part (as a study names its runs)."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+from . import stats as S
+from .headline import Measure, failure, lookup, measures, sampler
+from .load import EvalResult
+
+SEED = re.compile(r"^(?P<pre>.*?)[-_.]?seed[-_]?(?P<seed>\d+)(?P<post>.*)$", re.IGNORECASE)
+COLUMNS = ["model", "measure", "label", "bench", "higher_is_better", "value", "ci_low", "ci_high", "n", "note",
+           "warning", "diff", "diff_low", "diff_high", "p_value", "test", "verdict"]
+
+
+def verdict(low: float, high: float, higher: bool) -> str:
+    """better / worse only when the interval of the difference excludes zero."""
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return "no interval"
+    if low > 0 or high < 0:
+        return "better" if (low > 0) == higher else "worse"
+    return "no significant difference"
+
+
+def _row(r: EvalResult, m: Measure, s: S.Sampler | None, seed: int) -> dict:
+    value, note = lookup(r.rows, m.task, m.metric, m.condition, m.eps)
+    if not np.isfinite(value) and not note:
+        note = failure(r, m.task)  # shown as "failed (reason)"
+    lo = hi = np.nan
+    if s is not None and S.reproduces(s):
+        lo, hi = S.interval(s, seed)
+        if s.fixed:
+            note = note or "the normaliser itself: 100 by definition"
+    elif np.isfinite(value):
+        note = note or ("per-image outcomes missing: no interval" if s is None
+                        else "per-image outcomes do not reproduce the saved value: no interval")
+    return {"model": r.label, "measure": m.key, "label": m.label, "bench": m.bench, "higher_is_better": m.higher,
+            "value": value, "ci_low": lo, "ci_high": hi, "n": len(s.items) if s is not None else np.nan,
+            "note": note, "warning": m.warning, "diff": np.nan, "diff_low": np.nan, "diff_high": np.nan,
+            "p_value": np.nan, "test": "", "verdict": ""}
+
+
+def headline(evals: list[EvalResult], baseline: str | None) -> pd.DataFrame:
+    """One row per model and headline measure (see COLUMNS)."""
+    base = next((r for r in evals if r.label == baseline), None)
+    out = []
+    for i, m in enumerate(measures(evals)):
+        seed = 1000 * (i + 1)
+        samplers = {r.label: sampler(r, m, evals) for r in evals}
+        sb = samplers.get(baseline)
+        ok_b = sb is not None and S.reproduces(sb)
+        for r in evals:
+            s = samplers[r.label]
+            row = _row(r, m, s, seed)
+            if base is not None and r is not base:
+                bv = lookup(base.rows, m.task, m.metric, m.condition, m.eps)[0]
+                row["diff"] = row["value"] - bv
+                if ok_b and s is not None and S.reproduces(s) and not (s.fixed and sb.fixed):
+                    d = S.difference(s, sb, seed + 1)
+                    row.update(diff_low=d["diff_low"], diff_high=d["diff_high"], p_value=d["p"], test=d["test"])
+                row["verdict"] = verdict(row["diff_low"], row["diff_high"], m.higher)
+            out.append(row)
+    return pd.DataFrame(out, columns=COLUMNS)
+
+
+def seed_groups(labels: list[str]) -> dict[str, dict[int, str]]:
+    """name without its seed part -> {seed: label}, for names shared by two or more seeds."""
+    groups: dict[str, dict[int, str]] = {}
+    for lab in labels:
+        m = SEED.match(lab)
+        if m:
+            key = (m["pre"] + m["post"]).strip("-_.") or "model"
+            groups.setdefault(key, {})[int(m["seed"])] = lab
+    return {k: v for k, v in groups.items() if len(v) >= 2}
+
+
+def across_seeds(head: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
+    """Per seed group and measure: mean over seeds with a t-interval, and the difference against the baseline's
+    group (paired by seed when both hold the same seeds) or against the single baseline model."""
+    groups = seed_groups(list(dict.fromkeys(head.model)))
+    if not groups:
+        return pd.DataFrame()
+    base_group = next((k for k, g in groups.items() if baseline in g.values()), None)
+    out = []
+    for key, members in groups.items():
+        for measure, sub in head[head.model.isin(members.values())].groupby("measure", sort=False):
+            vals = _by_seed(sub, members)
+            mean, lo, hi = S.seeds_interval(np.array(list(vals.values())))
+            row = {"group": key, "measure": measure, "label": sub.label.iloc[0], "seeds": len(vals), "value": mean,
+                   "ci_low": lo, "ci_high": hi, "diff": np.nan, "diff_low": np.nan, "diff_high": np.nan,
+                   "p_value": np.nan, "test": "", "verdict": "", "higher_is_better": bool(sub.higher_is_better.iloc[0])}
+            if base_group is not None and key != base_group and len(vals) >= 2:
+                bvals = _by_seed(head[head.measure == measure], groups[base_group])
+                d = S.seeds_difference(vals, bvals)
+                row.update(diff=d["diff"], diff_low=d["diff_low"], diff_high=d["diff_high"], p_value=d["p"], test=d["test"])
+                row["verdict"] = verdict(d["diff_low"], d["diff_high"], row["higher_is_better"])
+            out.append(row)
+    return pd.DataFrame(out)
+
+
+def _by_seed(rows: pd.DataFrame, members: dict[int, str]) -> dict[int, float]:
+    """seed -> finite value of one measure."""
+    out = {}
+    for seed, label in members.items():
+        v = rows[rows.model == label].value
+        if len(v) and np.isfinite(v.iloc[0]):
+            out[seed] = float(v.iloc[0])
+    return out
+
+
+def best_marks(head: pd.DataFrame, baseline: str | None) -> set[tuple[str, str]]:
+    """(model, measure) pairs that earn a best mark: the best value of a measure, and only where the intervals
+    say so: a non-baseline model's difference against the baseline excludes zero in the good direction; the
+    baseline when every other model is significantly worse."""
+    marks = set()
+    for measure, sub in head.groupby("measure", sort=False):
+        sub = sub[np.isfinite(sub.value)]
+        if len(sub) < 2:
+            continue
+        higher = bool(sub.higher_is_better.iloc[0])
+        best = sub.loc[sub.value.idxmax() if higher else sub.value.idxmin()]
+        if best.model != baseline:
+            if best.verdict == "better":
+                marks.add((best.model, measure))
+        elif (sub[sub.model != baseline].verdict == "worse").all():
+            marks.add((best.model, measure))
+    return marks

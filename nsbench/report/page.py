@@ -1,0 +1,137 @@
+"""What the top of the page says: the verdict per model against the baseline, the sortable model table (architecture,
+parameters, lineage, headline numbers) and the across-seeds table."""
+from __future__ import annotations
+
+import pandas as pd
+
+from . import fmt as F
+from .load import EvalResult, RunResult
+
+VERDICT = [("Clean", ["clean_top1"]), ("-C", ["mce", "mce_partial", "c_mean_err"]),
+           ("-P", ["mfr", "mfr_partial", "mean_fp"]), ("-A", ["a_top1"])]
+MODEL_COLUMNS = [("clean_top1", "clean top-1 %", True), ("mce", "mCE", False), ("mce_partial", "mCE (partial)", False),
+                 ("mfr", "mFR", False), ("mfr_partial", "mFR (partial)", False), ("a_top1", "-A top-1 %", True)]
+
+
+def attack_key(head: pd.DataFrame) -> str | None:
+    """The attack shown in the verdict: FGSM at 8/255 (the paper's headline), else the strongest FGSM, else any."""
+    keys = list(dict.fromkeys(head[head.bench == "attack"].measure))
+    if not keys:
+        return None
+    fgsm = [k for k in keys if k.lower().startswith("fgsm@")]
+    if "fgsm@8" in keys:
+        return "fgsm@8"
+    pool = fgsm or keys
+    return max(pool, key=lambda k: float(k.split("@")[1]))
+
+
+def _line(h: pd.Series, base: pd.Series | None) -> dict:
+    cls = {"better": "good", "worse": "bad"}.get(h.verdict, "")
+    return {"label": h.label, "value": F.value_or_note(h.value, h.note),
+            "base": F.value_or_note(base.value, base.note) if base is not None else "–",
+            "diff": F.signed(h["diff"]), "ci": F.ci(h.diff_low, h.diff_high), "p": F.pvalue(h.p_value),
+            "verdict": h.verdict or "–", "cls": cls, "warning": h.warning, "test": h.test}
+
+
+def verdicts(head: pd.DataFrame, baseline: str | None) -> list[dict]:
+    """Per non-baseline model, one line per benchmark: difference, 95% interval, better / worse / no significant
+    difference."""
+    if baseline is None or head.empty:
+        return []
+    order = [(bench, keys) for bench, keys in VERDICT]
+    ak = attack_key(head)
+    if ak:
+        order.append(("attack", [ak]))
+    out = []
+    for model in dict.fromkeys(head.model):
+        if model == baseline:
+            continue
+        lines = []
+        for _, keys in order:
+            for k in keys:
+                h = head[(head.model == model) & (head.measure == k)]
+                if len(h) and (F.finite(h.value.iloc[0]) or h.note.iloc[0] or k == keys[-1]):
+                    b = head[(head.model == baseline) & (head.measure == k)]
+                    lines.append(_line(h.iloc[0], b.iloc[0] if len(b) else None))
+                    break
+        out.append({"model": model, "lines": lines})
+    return out
+
+
+def _lineage(r: EvalResult, evals: list[EvalResult]) -> str:
+    by_sha = {(e.meta.get("model") or {}).get("sha256"): e for e in evals}
+    chain, cur, seen = [r.label], r, set()
+    while True:
+        parent = (cur.meta.get("model") or {}).get("parent_sha256")
+        if not parent or parent in seen:
+            break
+        seen.add(parent)
+        nxt = by_sha.get(parent)
+        if nxt is None:
+            chain.append(f"{str(parent)[:8]}… (not evaluated)")
+            break
+        chain.append(nxt.label)
+        cur = nxt
+    it = (r.meta.get("model") or {}).get("iteration")
+    if len(chain) == 1:
+        return "teacher (iteration 0)" if it == 0 else "–"
+    return " → ".join(chain[::-1])
+
+
+def _from_runs(sha: str | None, runs: list[RunResult]) -> dict:
+    for run in runs:
+        for e in run.summary.get("iterations", []):
+            if sha and e.get("sha256") == sha:
+                return e
+    return {}
+
+
+def model_table(head: pd.DataFrame, evals: list[EvalResult], runs: list[RunResult], baseline: str | None) -> dict:
+    """Rows for the sortable model table; every cell carries a sort key."""
+    ak = attack_key(head)
+    cols = [(k, lab, hb) for k, lab, hb in MODEL_COLUMNS if (head.measure == k).any()]
+    if ak:
+        cols.append((ak, head[head.measure == ak].label.iloc[0].replace(" top-1 (%)", " %"), True))
+    rows = []
+    for r in evals:
+        m = r.meta.get("model") or {}
+        extra = _from_runs(m.get("sha256"), runs)
+        n_params = m.get("n_params") or extra.get("n_params")
+        arch = m.get("arch") or extra.get("arch")
+        kwargs = extra.get("kwargs")
+        cells = [{"text": r.label, "sort": r.label},
+                 {"text": F.text(arch) + (f" ({F.text(kwargs)})" if kwargs else ""), "sort": F.text(arch)},
+                 {"text": F.params(n_params), "sort": str(n_params or "")},
+                 {"text": F.text(m.get("iteration")), "sort": str(m.get("iteration") if m.get("iteration") is not None else "")},
+                 {"text": _lineage(r, evals), "sort": _lineage(r, evals)}]
+        for k, _, _ in cols:
+            h = head[(head.model == r.label) & (head.measure == k)]
+            v = h.value.iloc[0] if len(h) else float("nan")
+            text = F.value_or_note(v, h.note.iloc[0] if len(h) else "")
+            cells.append({"text": "failed" if text.startswith("failed") else text,
+                          "sort": f"{v:.6g}" if F.finite(v) else ""})
+        rows.append({"baseline": r.label == baseline, "cells": cells})
+    header = [("model", "text"), ("architecture", "text"), ("parameters", "num"), ("iteration", "num"),
+              ("lineage", "text")] + [(lab, "num") for _, lab, _ in cols]
+    return {"header": header, "rows": rows}
+
+
+def seeds_table(seeds: pd.DataFrame, head: pd.DataFrame) -> dict | None:
+    """Seed groups as rows, the model table's headline measures as columns; cells as in the benchmark tables."""
+    from .tables import cell
+
+    if seeds.empty:
+        return None
+    ak = attack_key(head)
+    keys = [k for k, _, _ in MODEL_COLUMNS if (seeds.measure == k).any()] + ([ak] if ak in set(seeds.measure) else [])
+    rows = []
+    for group, sub in seeds.groupby("group", sort=False):
+        cells = []
+        for k in keys:
+            hit = sub[sub.measure == k]
+            h = hit.iloc[0].copy() if len(hit) else None
+            if h is not None:
+                h["model"], h["note"], h["warning"] = group, "", ""
+            cells.append(cell(h, set()))
+        rows.append({"group": group, "seeds": int(sub.seeds.max()), "cells": cells})
+    return {"columns": [seeds[seeds.measure == k].label.iloc[0] for k in keys], "rows": rows}

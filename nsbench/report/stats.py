@@ -1,0 +1,177 @@
+"""Bootstrap intervals over images (or sequences) for every headline number, paired against the baseline.
+
+A *sampler* holds one model's per-item outcomes for one measure and a function that maps bootstrap weights
+W [B, n_items] (each row a resample, as counts / n) to B values of the measure. Two samplers over the identical
+items share the same W, so a difference model - baseline is a paired bootstrap on identical images. mCE, relative
+mCE, mFR and mT5D divide by the normaliser's errors: when the normaliser was evaluated on the same items, its
+outcomes are resampled with the same W; otherwise (AlexNet's published table) its denominators are constants,
+recovered from the saved rows, and only the model side is resampled.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+B = 1000
+LEVEL = 0.95
+CHUNK = 250
+
+
+@dataclass
+class Sampler:
+    items: tuple  # image / sequence ids, in the order the weights use
+    fn: Callable[[np.ndarray], np.ndarray]  # W [b, n] -> b values
+    point: float  # the value saved in results.csv
+    binary: np.ndarray | None = None  # per-item 0/1 outcomes (accuracy measures), for McNemar
+    fixed: bool = False  # the measure is constant by definition (the normaliser's own mCE = 100)
+
+
+def weights(n: int, seed: int, b: int) -> np.ndarray:
+    """b bootstrap resamples of n items as weights (count of each item / n)."""
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, (b, n)) + (np.arange(b) * n)[:, None]
+    return np.bincount(idx.ravel(), minlength=b * n).reshape(b, n) / n
+
+
+def draws(fn: Callable[[np.ndarray], np.ndarray], n: int, seed: int, b: int = B) -> np.ndarray:
+    out = [fn(weights(n, seed + 7919 * k, min(CHUNK, b - k * CHUNK))) for k in range((b + CHUNK - 1) // CHUNK)]
+    return np.concatenate(out)
+
+
+def reproduces(s: Sampler) -> bool:
+    """The per-item outcomes give back the saved value (else they belong to something else: no interval)."""
+    n = len(s.items)
+    if n == 0 or not np.isfinite(s.point):
+        return False
+    got = float(s.fn(np.full((1, n), 1.0 / n))[0])
+    return bool(np.isfinite(got) and abs(got - s.point) <= 1e-3 * max(1.0, abs(s.point)))
+
+
+def quantiles(x: np.ndarray) -> tuple[float, float]:
+    x = x[np.isfinite(x)]
+    if len(x) < 0.9 * B:
+        return np.nan, np.nan
+    lo, hi = np.quantile(x, [(1 - LEVEL) / 2, 1 - (1 - LEVEL) / 2])
+    return float(lo), float(hi)
+
+
+def interval(s: Sampler, seed: int) -> tuple[float, float]:
+    if s.fixed:
+        return s.point, s.point
+    return quantiles(draws(s.fn, len(s.items), seed))
+
+
+def paired(a: Sampler, b: Sampler) -> bool:
+    return len(a.items) > 0 and a.items == b.items
+
+
+def difference(a: Sampler, b: Sampler, seed: int) -> dict:
+    """a - b with a 95% interval: paired on identical items, else two independent bootstraps."""
+    if paired(a, b):
+        d = draws(lambda w: a.fn(w) - b.fn(w), len(a.items), seed)
+        how = f"paired bootstrap over {len(a.items)} items"
+    else:
+        d = draws(a.fn, len(a.items), seed) - draws(b.fn, len(b.items), seed + 1)
+        how = f"unpaired bootstrap ({len(a.items)} vs {len(b.items)} items)"
+    lo, hi = quantiles(d)
+    dd = d[np.isfinite(d)]
+    p = float(min(1.0, 2 * min((dd <= 0).mean(), (dd >= 0).mean()))) if len(dd) else np.nan
+    if paired(a, b) and a.binary is not None and b.binary is not None:
+        p, how = mcnemar(a.binary, b.binary)
+    return {"diff": a.point - b.point, "diff_low": lo, "diff_high": hi, "p": p, "test": how}
+
+
+def mcnemar(a: np.ndarray, b: np.ndarray) -> tuple[float, str]:
+    from scipy.stats import binomtest
+
+    n01, n10 = int((a & ~b).sum()), int((~a & b).sum())
+    p = binomtest(n01, n01 + n10, 0.5).pvalue if n01 + n10 else 1.0
+    return float(p), f"exact McNemar ({n01} vs {n10} discordant of {len(a)}); interval: paired bootstrap"
+
+
+# ----------------------------------------------------------------------------------------- samplers per measure
+
+def accuracy(x: np.ndarray, items: tuple, point: float) -> Sampler:
+    """Top-1 accuracy (%) from per-item 0/1 outcomes."""
+    x = np.asarray(x, float)
+    return Sampler(items, lambda w: 100 * (w @ x), point, binary=x.astype(bool))
+
+
+def corruption(err_cells: np.ndarray, groups: np.ndarray, items: tuple, point: float, *, kind: str,
+               den: np.ndarray | Callable | None = None, clean: tuple[float, float] = (0.0, 0.0)) -> Sampler:
+    """-C measures from correct [cells, n] and the corruption index of each cell (groups [cells]).
+
+    kind: "mean_err" (100 x mean over corruptions of the mean error), "mce" (100 x mean of sum_s E / den_c) or
+    "relative_mce" (100 x mean of sum_s (E - E_clean) / den_c). den: constants [C] (in %), or a function W -> [b, C]
+    for a normaliser resampled on the same items. clean: (model clean error %, its severities per corruption).
+    """
+    x = np.asarray(err_cells, float)
+    n_c = int(groups.max()) + 1
+    g = np.zeros((len(groups), n_c))
+    g[np.arange(len(groups)), groups] = 1.0
+    per_c = g.sum(0)
+
+    def fn(w):
+        sums = (100 * (1 - w @ x.T)) @ g  # [b, C] summed errors (%) over severities
+        if kind == "mean_err":
+            return (sums / per_c).mean(1)
+        if kind == "relative_mce":
+            sums = sums - clean[0] * per_c
+        d = den(w) if callable(den) else np.broadcast_to(den, sums.shape)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return 100 * (sums / d).mean(1)
+
+    return Sampler(items, fn, point)
+
+
+def perturbation(v: np.ndarray, items: tuple, point: float, *, den: np.ndarray | Callable | None = None,
+                 scale: float = 100.0) -> Sampler:
+    """-P measures from per-sequence values v [P, n] (flip rate or top-5 distance): scale x mean_p(mean / den_p);
+    den None gives the plain mean over perturbations (scale 100 turns flip rates into %)."""
+    v = np.asarray(v, float)
+
+    def fn(w):
+        means = w @ v.T  # [b, P]
+        if den is None:
+            return scale * means.mean(1)
+        d = den(w) if callable(den) else np.broadcast_to(den, means.shape)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return scale * (means / d).mean(1)
+
+    return Sampler(items, fn, point)
+
+
+def seeds_interval(values: np.ndarray) -> tuple[float, float, float]:
+    """Mean and 95% t-interval over seeds."""
+    from scipy.stats import t
+
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v)]
+    if len(v) < 2:
+        return (float(v.mean()) if len(v) else np.nan), np.nan, np.nan
+    half = t.ppf(1 - (1 - LEVEL) / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
+    return float(v.mean()), float(v.mean() - half), float(v.mean() + half)
+
+
+def seeds_difference(a: dict, b: dict) -> dict:
+    """Across seeds: a, b map seed -> value. Paired by seed when both hold the same seeds, else Welch."""
+    from scipy.stats import t, ttest_1samp, ttest_ind
+
+    common = sorted(set(a) & set(b))
+    if len(common) >= 2 and len(common) == len(a) == len(b):
+        d = np.array([a[s] - b[s] for s in common], float)
+        m, lo, hi = seeds_interval(d)
+        p = float(ttest_1samp(d, 0.0).pvalue) if d.std() > 0 else (1.0 if m == 0 else 0.0)
+        return {"diff": m, "diff_low": lo, "diff_high": hi, "p": p, "test": f"paired t over {len(d)} seeds"}
+    x, y = np.array(list(a.values()), float), np.array(list(b.values()), float)
+    if len(x) < 2 or len(y) < 2:
+        return {"diff": np.nan, "diff_low": np.nan, "diff_high": np.nan, "p": np.nan, "test": ""}
+    va, vb = x.var(ddof=1) / len(x), y.var(ddof=1) / len(y)
+    se = np.sqrt(va + vb)
+    dof = (va + vb) ** 2 / (va**2 / (len(x) - 1) + vb**2 / (len(y) - 1)) if va + vb > 0 else 1.0
+    half = t.ppf(1 - (1 - LEVEL) / 2, dof) * se
+    m = float(x.mean() - y.mean())
+    p = float(ttest_ind(x, y, equal_var=False).pvalue) if se > 0 else (1.0 if m == 0 else 0.0)
+    return {"diff": m, "diff_low": m - half, "diff_high": m + half, "p": p, "test": "Welch t over seeds"}
