@@ -3,7 +3,8 @@ results folder is written and how it is checked to be whole.
 
 A results folder holds `results.csv` and `results.parquet` (one row per measurement), `per_image.parquet`
 (per-image / per-sequence outcomes that reports bootstrap and pair on) and `meta.json`, written last, which records
-the row count and the sha256 of `results.csv` so that a truncated or edited file is refused, never reported.
+the row count and the sha256 of `results.csv` so that a truncated or edited file is refused, never reported
+(nsbench/report/load.py checks it).
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .utils import NsbenchError, atomic_path, read_json, write_json
+from .utils import NsbenchError, atomic_path, write_json
 
 COLUMNS = ["model", "suite", "task", "condition", "severity", "eps_255", "eps", "metric", "value", "n", "normaliser",
            "note"]
@@ -82,19 +83,3 @@ def write_results(out: str | Path, df: pd.DataFrame, per_image: pd.DataFrame, me
         (out / "per_image.parquet").unlink(missing_ok=True)
     write_json(out / "meta.json", {**meta, "results": {"rows": int(len(df)), "sha256": sha}})
     return out
-
-
-def check_results(folder: str | Path) -> dict:
-    """Return meta.json of a results folder after checking that results.csv is the file meta.json describes."""
-    folder = Path(folder)
-    meta = read_json(folder / "meta.json")
-    if not isinstance(meta, dict):
-        raise NsbenchError(f"{folder / 'meta.json'}: expected a JSON object, got {type(meta).__name__}")
-    want = meta.get("results")
-    csv = folder / "results.csv"
-    if not csv.is_file():
-        raise NsbenchError(f"{csv}: file not found")
-    if isinstance(want, dict) and want.get("sha256") and _sha256(csv) != want["sha256"]:
-        raise NsbenchError(f"{csv}: truncated or modified since it was written (checksum differs from meta.json); "
-                           f"re-run nsbench eval")
-    return meta

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..runs import HISTORY, is_finished_run, pseudo_stats_files
 from ..utils import NsbenchError
 
 REQUIRED = {"model", "task", "condition", "metric", "value"}
@@ -44,7 +45,7 @@ def _is_eval(p: Path) -> bool:
 
 
 def _is_run(p: Path) -> bool:
-    return (p / "summary.json").exists() and (p / "config.yaml").exists()
+    return is_finished_run(p)
 
 
 def load_inputs(paths: list[str | Path]) -> tuple[list[EvalResult], list[RunResult]]:
@@ -162,19 +163,15 @@ def load_run(p: Path) -> RunResult:
     if not isinstance(its, list) or not all(isinstance(e, dict) and "iteration" in e for e in its):
         raise NsbenchError(f"{p / 'summary.json'}: iterations must be a list of objects with an iteration")
     history = pd.DataFrame()
-    if (p / "history.csv").exists():
+    if (p / HISTORY).exists():
         try:
-            history = pd.read_csv(p / "history.csv")
+            history = pd.read_csv(p / HISTORY)
         except Exception as e:  # noqa: BLE001
-            raise NsbenchError(f"{p / 'history.csv'}: unreadable ({type(e).__name__})") from None
+            raise NsbenchError(f"{p / HISTORY}: unreadable ({type(e).__name__})") from None
         if len(history.columns) and not {"iteration", "epoch"} <= set(history.columns):
-            raise NsbenchError(f"{p / 'history.csv'}: no iteration and epoch columns (corrupt?)")
+            raise NsbenchError(f"{p / HISTORY}: no iteration and epoch columns (corrupt?)")
     pseudo = {}
-    for stats in sorted(p.glob("iter*/pseudo/stats.json")):
-        try:
-            k = int(stats.parent.parent.name[4:])
-        except ValueError:
-            continue
+    for k, stats in pseudo_stats_files(p).items():
         obj = read_json_object(stats)
         per = obj.get("per_class")
         if per is not None and not (isinstance(per, list) and all(isinstance(x, dict) for x in per)):
