@@ -136,4 +136,46 @@ def load_suite(path: str | Path, overrides: list[str] = ()) -> SuiteConfig:
         raise NsbenchError(f"{path}: fgsm.attack must be fgsm or pgd")
     if any(e < 0 for e in cfg.fgsm.eps_255):
         raise NsbenchError(f"{path}: fgsm.eps_255 values must be >= 0")
+    try:
+        validate_suite(cfg)
+    except NsbenchError as e:
+        raise NsbenchError(f"{path}: {e}") from None
     return cfg
+
+
+def validate_suite(cfg: SuiteConfig) -> None:
+    """Range checks of every suite value (counts, limits, eps, steps, names); one-line NsbenchError naming the key."""
+    from ..config import check_range
+    from ..reference import P_VALIDATION
+
+    check_range("batch_size", cfg.batch_size, lo=1)
+    check_range("data.image_size", cfg.data.image_size, lo=1, optional=True)
+    check_range("clean.limit", cfg.clean.limit, lo=1, optional=True)
+    c, p, a, f = cfg.corruptions, cfg.perturbations, cfg.natural_adversarial, cfg.fgsm
+    check_range("corruptions.limit", c.limit, lo=1, optional=True)
+    if c.enabled and (not c.corruptions or not c.severities):
+        raise NsbenchError("corruptions: corruptions and severities must not be empty (or set corruptions.enabled=false)")
+    check_range("perturbations.limit", p.limit, lo=1, optional=True)
+    valid_p = tuple(P_TEST) + tuple(P_VALIDATION)
+    for name in p.perturbations:
+        if name not in valid_p:
+            raise NsbenchError(f"perturbations.perturbations: unknown perturbation {name!r}; valid: {', '.join(valid_p)}")
+        if name == "spatter" and p.enabled and p.root is None:
+            raise NsbenchError("perturbations.perturbations: 'spatter' exists only in the official ImageNet-P "
+                               "(set perturbations.root)")
+    if p.enabled and not p.perturbations:
+        raise NsbenchError("perturbations.perturbations: must not be empty (or set perturbations.enabled=false)")
+    check_range("natural_adversarial.pool_limit", a.pool_limit, lo=1, optional=True)
+    if a.enabled and a.root is None and not a.references:
+        raise NsbenchError("natural_adversarial.references: building DATASET-A needs at least one reference model")
+    check_range("natural_adversarial.ref_epochs", a.ref_epochs, lo=1)
+    check_range("natural_adversarial.ref_train_limit", a.ref_train_limit, lo=1, optional=True)
+    check_range("natural_adversarial.ref_batch_size", a.ref_batch_size, lo=1)
+    check_range("natural_adversarial.ref_lr", a.ref_lr, lo=0, lo_open=True)
+    check_range("fgsm.limit", f.limit, lo=1, optional=True)
+    if f.enabled and not f.eps_255:
+        raise NsbenchError("fgsm.eps_255: must list at least one epsilon (or set fgsm.enabled=false)")
+    for e in f.eps_255:
+        check_range("fgsm.eps_255", e, lo=0, hi=255)
+    check_range("fgsm.pgd_steps", f.pgd_steps, lo=1)
+    check_range("fgsm.pgd_alpha_255", f.pgd_alpha_255, lo=0, lo_open=True)
