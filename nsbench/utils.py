@@ -153,7 +153,7 @@ def library_versions() -> dict[str, str]:
     import importlib.metadata as md
 
     out = {}
-    for name in ("nsbench", "torch", "torchvision", "timm", "numpy", "torchattacks", "imagecorruptions-imaug"):
+    for name in ("nsbench", "torch", "torchvision", "timm", "numpy", "imagecorruptions-imaug"):
         try:
             out[name] = md.version(name)
         except md.PackageNotFoundError:

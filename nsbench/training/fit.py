@@ -100,8 +100,7 @@ def _autocast(device: torch.device, amp: bool):
     return contextlib.nullcontext()
 
 
-def _non_finite(name: str, loss: torch.Tensor, *, epoch: int, epochs: int, step: int, steps: int, state_path: Path,
-                start_epoch: int) -> None:
+def _non_finite(name: str, loss: torch.Tensor, *, epoch: int, epochs: int, step: int, steps: int, state_path: Path) -> None:
     """Stop at the first NaN/inf loss, before it reaches the weights; the state of the last finished epoch stays."""
     from ..utils import NsbenchError
 
@@ -210,7 +209,7 @@ def train_stage(
                 loss = loss + unlabeled_weight * soft_cross_entropy(logits[n_lab:], yu.to(device))
             if not torch.isfinite(loss.detach()).item():
                 _non_finite(name, loss, epoch=epoch, epochs=optim_cfg.epochs, step=step, steps=steps_per_epoch,
-                            state_path=state_path, start_epoch=start_epoch)
+                            state_path=state_path)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if optim_cfg.grad_clip > 0:
