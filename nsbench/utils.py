@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import random
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -50,8 +51,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp_path, path)
     except OSError as e:
         raise NsbenchError(f"{path}: cannot write ({_os_cause(e)})") from None
-    except RuntimeError as e:  # torch.save's C++ writer reports ENOSPC/EFBIG as "file write failed"
-        if "write" not in str(e).lower():
+    except RuntimeError as e:  # torch.save's C++ writer: ENOSPC/EFBIG surface as "unexpected pos" or "write failed"
+        if not re.search(r"write|inline_container|unexpected pos|PytorchStreamWriter", str(e), re.IGNORECASE):
             raise
         raise NsbenchError(f"{path}: cannot write ({_write_cause(path, e)})") from None
     finally:
@@ -65,13 +66,18 @@ def _os_cause(e: OSError) -> str:
 
 
 def _write_cause(path: Path, e: Exception) -> str:
+    """torch's writer drops errno; name the likely cause from what can be checked."""
+    import resource
     import shutil
 
     with contextlib.suppress(OSError):
-        if shutil.disk_usage(path.parent).free < (1 << 20):
+        if shutil.disk_usage(path.parent).free < (16 << 20):
             return "No space left on device"
+    with contextlib.suppress(OSError, ValueError):
+        if resource.getrlimit(resource.RLIMIT_FSIZE)[0] != resource.RLIM_INFINITY:
+            return "the file size limit (ulimit -f) was reached"
     lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-    return lines[0][:200] if lines else type(e).__name__
+    return "the write was cut short: disk full or quota exceeded? (" + (lines[0][:160] if lines else type(e).__name__) + ")"
 
 
 def pid_alive(pid: int) -> bool:
@@ -89,8 +95,6 @@ def pid_alive(pid: int) -> bool:
 
 def clean_stale_temps(folder: str | os.PathLike) -> list[Path]:
     """Delete atomic_path temporaries under `folder` whose writer process is dead; return what was removed."""
-    import re
-
     pattern = re.compile(r"^\..+" + re.escape(TEMP_MARK) + r"(\d+)-\w+$")
     removed = []
     folder = Path(folder)
