@@ -54,19 +54,16 @@ def _killed_pid_temp(folder: Path) -> Path:
     """)
     proc = subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True)
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
-    left = [p for p in folder.iterdir() if p.name.startswith(".big.bin")]
-    assert len(left) == 1 and str(proc.args) and re.fullmatch(r"\.big\.bin\.tmp-\d+-\w+", left[0].name), left
-    return left[0]
+    (left,) = [p for p in folder.iterdir() if p.name.startswith(".big.bin")]
+    return left
 
 
 def _dead_lock(folder: Path) -> None:
     import socket
 
-    from nsbench.lock import LOCK_NAME
-
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    (folder / LOCK_NAME).write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname(), "what": "killed"}))
+    (folder / ".nsbench.lock").write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname(), "what": "killed"}))
 
 
 # ---- 1 + 11: a kill between iterK.pt and summary.json; temp files of killed writers -------------------------
@@ -114,6 +111,17 @@ def test_resume_retrains_an_unrecorded_checkpoint_that_is_damaged(tiny_folder, t
     assert [e["iteration"] for e in summary["iterations"]] == [0]
     assert (out / "iter0.pt.damaged").exists()
     read_checkpoint(out / "iter0.pt")  # a whole checkpoint again
+
+
+def test_temporaries_of_killed_writers_are_recognised_and_only_theirs_removed(tmp_path):
+    from nsbench.utils import clean_stale_temps
+
+    stale = _killed_pid_temp(tmp_path)
+    assert re.fullmatch(r"\.big\.bin\.tmp-\d+-\w+", stale.name) and stale.stat().st_size == 100000
+    live = tmp_path / f".other.tmp-{os.getpid()}-abc"
+    live.write_bytes(b"a write in progress")
+    assert clean_stale_temps(tmp_path) == [stale]
+    assert not stale.exists() and live.exists()
 
 
 # ---- 2: 16-bit images --------------------------------------------------------------------------------------
@@ -479,3 +487,16 @@ def _with_handler(parser, fn):
         for sub in action.choices.values():
             sub.set_defaults(handler=fn)
     return parser
+
+
+@pytest.mark.slow
+def test_under_torchrun_each_line_is_printed_once(tiny_folder, tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump(_teacher_only(tiny_folder)))
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
+                           "nsbench", "train", "--recipe", str(recipe), "--out", str(tmp_path / "run")],
+                          env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 0, text[-3000:]
+    for line in ("iteration 0: supervised teacher", "iter0 epoch 1/1 loss", "iteration 0: val top-1"):
+        assert text.count(line) == 1, (line, text[-3000:])
