@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import json
+import logging
 import os
 import socket
 import time
@@ -96,10 +97,14 @@ def run_lock(folder: Path, *, what: str, wait: bool = False, poll: float = 1.0) 
     lock = folder / LOCK_NAME
     record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "what": what,
                          "since": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}).encode()
+    told = False
     while (holder := _try_acquire(lock, record)) is not None:
         if not wait:
             raise NsbenchError(f"{folder}: in use by {describe(holder)}; wait for it to finish, or delete {lock} "
                                f"if that process is gone")
+        if not told:
+            logging.getLogger("nsbench").info("%s: in use by %s; waiting for it", folder, describe(holder))
+            told = True
         time.sleep(poll)
     try:
         yield lock

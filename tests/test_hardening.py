@@ -500,3 +500,25 @@ def test_under_torchrun_each_line_is_printed_once(tiny_folder, tmp_path):
     assert proc.returncode == 0, text[-3000:]
     for line in ("iteration 0: supervised teacher", "iter0 epoch 1/1 loss", "iteration 0: val top-1"):
         assert text.count(line) == 1, (line, text[-3000:])
+
+
+def test_run_lock_waits_for_a_live_holder_when_asked(tmp_path):
+    import threading
+
+    from nsbench.lock import run_lock
+
+    order = []
+    with run_lock(tmp_path, what="first"):
+        t = threading.Thread(target=lambda: _take(tmp_path, order))
+        t.start()
+        t.join(0.3)
+        order.append("first releases")
+    t.join()
+    assert order == ["first releases", "second holds"]
+
+
+def _take(folder, order):
+    from nsbench.lock import run_lock
+
+    with run_lock(folder, what="second", wait=True, poll=0.05):
+        order.append("second holds")
