@@ -44,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     rank = _env_rank()
     level = logging.DEBUG if args.verbose else logging.INFO
     logging.getLogger("nsbench").setLevel(level if rank == 0 else max(level, logging.ERROR))
+    if rank != 0:  # library warnings too: rank 0 prints them once for the job
+        import warnings
+
+        warnings.simplefilter("ignore")
     try:
         return int(args.handler(args) or 0)
     except NsbenchError as e:
