@@ -20,7 +20,7 @@ import torch
 import yaml
 
 from conftest import make_image, tiny_recipe
-from nsbench.checkpoint import load_checkpoint, read_checkpoint, safe_load, save_checkpoint
+from nsbench.checkpoint import load_checkpoint, read_checkpoint, safe_load
 from nsbench.cli import main
 from nsbench.config import OptimConfig, RuntimeConfig, load_train_config
 from nsbench.data import fashion_mnist
@@ -29,7 +29,7 @@ from nsbench.data.sources import ArraySource, open_source
 from nsbench.models import ModelSpec, build_model
 from nsbench.training import driver
 from nsbench.training.fit import train_stage
-from nsbench.utils import NsbenchError, atomic_path, file_sha256, write_json
+from nsbench.utils import NsbenchError, file_sha256, write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
