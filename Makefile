@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml
 	$(PIP) --upgrade pip
 	$(PIP) $(TORCH_SPEC)
 	$(PIP) -e '.[test]'
+	# torchattacks only as the reference the attack test compares against, outside the environment's packages:
+	# it pins requests~=2.25.1 (security advisories), so it must never resolve its dependencies or count as installed
+	$(PIP) --no-deps --upgrade --target $(VENV)/reference-libs torchattacks==3.5.1
 	touch $(STAMP)
 
 # Fashion-MNIST from Debian's dataset-fashion-mnist when apt is there; otherwise nsbench falls back to the HF hub.

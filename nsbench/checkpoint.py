@@ -50,10 +50,43 @@ def safe_load(path: str | Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsafe pickle"
-        raise NsbenchError(f"{path}: refused to load: it holds objects beyond weights ({first[:160]})") from None
+        raise NsbenchError(f"{path}: refused to load: it holds objects beyond weights ({_blocked(e)})") from None
     except Exception as e:  # noqa: BLE001 - zip/EOF/format errors of any kind
         raise NsbenchError(f"{path}: not an nsbench checkpoint ({type(e).__name__})") from None
+
+
+def _blocked(e: Exception) -> str:
+    """The part of torch's weights_only refusal that names what was blocked (e.g. `GLOBAL posix.system`), one line.
+
+    torch's message opens with advice to rerun with weights_only=False, which nsbench never does; skip that."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    for ln in lines:
+        if "GLOBAL" in ln or "unsupported" in ln.lower() or "not an allowed global" in ln.lower():
+            return ln[:300]
+    keep = [ln for ln in lines if "weights_only" not in ln and "torch.load" not in ln]
+    return (keep or lines or ["unsafe pickle"])[0][:300]
+
+
+def _check_meta(path: Path, meta: Any, state: Any) -> None:
+    """A tagged checkpoint whose metadata or weights are not what nsbench writes -> one line naming the field."""
+    if not isinstance(meta, dict):
+        raise NsbenchError(f"{path}: checkpoint metadata is corrupt (a {type(meta).__name__}, expected a mapping)")
+    model = meta.get("model")
+    required = {"arch": str, "num_classes": int, "input_size": int, "mean": list, "std": list}
+    if not isinstance(model, dict):
+        raise NsbenchError(f"{path}: checkpoint metadata is corrupt (no 'model' mapping)")
+    for key, typ in required.items():
+        if not isinstance(model.get(key), typ) or isinstance(model.get(key), bool):
+            raise NsbenchError(f"{path}: checkpoint metadata is corrupt (model.{key}: expected {typ.__name__}, "
+                               f"got {model.get(key)!r:.60})")
+    classes = meta.get("classes")
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+        raise NsbenchError(f"{path}: checkpoint metadata is corrupt (classes: expected a list of names)")
+    if len(classes) != model["num_classes"]:
+        raise NsbenchError(f"{path}: checkpoint metadata is corrupt ({len(classes)} class names for "
+                           f"model.num_classes={model['num_classes']})")
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise NsbenchError(f"{path}: checkpoint weights are corrupt (state_dict is not a mapping of tensors)")
 
 
 def read_checkpoint(path: str | Path) -> tuple[dict, dict]:
@@ -67,14 +100,24 @@ def read_checkpoint(path: str | Path) -> tuple[dict, dict]:
         meta = json.loads(obj["meta"])
     except (KeyError, TypeError, json.JSONDecodeError):
         raise NsbenchError(f"{path}: checkpoint metadata is missing or corrupt") from None
+    _check_meta(Path(path), meta, obj.get("state_dict"))
     return meta, obj["state_dict"]
 
 
 def load_checkpoint(path: str | Path) -> tuple[NormalizedModel, dict]:
     """Rebuild the model described by a checkpoint, in eval mode, and return it with its metadata."""
     meta, state = read_checkpoint(path)
-    spec = ModelSpec.from_dict(meta["model"])
-    model = build_model(spec)
+    try:
+        spec = ModelSpec.from_dict(meta["model"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise NsbenchError(f"{path}: checkpoint metadata is corrupt (model: {type(e).__name__}: {e})") from None
+    try:
+        model = build_model(spec)
+    except NsbenchError as e:
+        raise NsbenchError(f"{path}: {e}") from None
+    except Exception as e:  # noqa: BLE001 - e.g. num_classes=-1 or a mean of the wrong length in damaged metadata
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise NsbenchError(f"{path}: checkpoint metadata describes a model that cannot be built ({first})") from None
     try:
         model.load_state_dict(state)
     except RuntimeError as e:

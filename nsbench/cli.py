@@ -5,6 +5,7 @@ import argparse
 import logging
 import sys
 
+from . import __version__
 from .utils import NsbenchError
 
 EPILOG = """examples:
@@ -25,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nsbench", description="Noisy Student training and robustness benchmarks.",
                                      epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"nsbench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for mod in (train, eval_cmd, report, export, ls):
         mod.add_parser(sub)
@@ -40,15 +42,42 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
     if extra:
         getattr(args, args.overrides_dest).extend(extra)
-    logging.getLogger("nsbench").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    rank = _env_rank()
+    level = logging.DEBUG if args.verbose else logging.INFO
+    logging.getLogger("nsbench").setLevel(level if rank == 0 else max(level, logging.ERROR))
+    if rank != 0:  # library warnings too: rank 0 prints them once for the job
+        import warnings
+
+        warnings.simplefilter("ignore")
     try:
         return int(args.handler(args) or 0)
     except NsbenchError as e:
-        print(f"nsbench: error: {e}", file=sys.stderr)
+        if rank == 0:
+            print(f"nsbench: error: {e}", file=sys.stderr)
+        elif _joined_group():  # a rank failing alone (its shard, its device): say which
+            print(f"nsbench: error: [rank {rank}] {e}", file=sys.stderr)
+        # else: an input error found before the ranks met; every rank finds the same one and rank 0 reports it
         return 2
     except KeyboardInterrupt:
-        print("nsbench: interrupted; finished work is saved, rerun with --resume to continue", file=sys.stderr)
+        if rank == 0:
+            print("nsbench: interrupted; finished work is saved, rerun with --resume to continue", file=sys.stderr)
         return 130
+    except Exception:
+        if rank != 0:  # an unexpected failure on one rank: mark its traceback with the rank
+            print(f"nsbench: [rank {rank}] failed:", file=sys.stderr)
+        raise
+
+
+def _env_rank() -> int:
+    from .distributed import env_rank
+
+    return env_rank()
+
+
+def _joined_group() -> bool:
+    from .distributed import is_dist
+
+    return is_dist()
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ falls back to a default.
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -116,6 +118,26 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
+class YamlLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that also reads YAML 1.2 floats such as 1e-3 and 5E+2 as numbers (YAML 1.1, and so PyYAML,
+    wants a dot and a signed exponent, and reads `lr: 1e-3` as the string '1e-3')."""
+
+
+YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def _numeric_string(value: str) -> Any:
+    """'1e-3' (a quoted number, or one that reached us as text) -> 0.001; anything else stays as it was."""
+    try:
+        return float(value.strip().replace("_", "")) if value.strip() else value
+    except ValueError:
+        return value
+
+
 def _check_type(value: Any, hint: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
@@ -153,6 +175,8 @@ def _check_type(value: Any, hint: Any, where: str) -> Any:
             raise NsbenchError(f"{where}: expected an integer, got {value!r}")
         return value
     if hint is float:
+        if isinstance(value, str):
+            value = _numeric_string(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise NsbenchError(f"{where}: expected a number, got {value!r}")
         return float(value)
@@ -205,7 +229,7 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise NsbenchError(f"override {text!r}: expected KEY=VALUE, e.g. ns.iterations=3")
     key, raw = text.split("=", 1)
     try:
-        value = yaml.safe_load(raw) if raw != "" else ""
+        value = yaml.load(raw, Loader=YamlLoader) if raw != "" else ""
     except yaml.YAMLError:
         value = raw
     return key.strip(), value
@@ -214,7 +238,7 @@ def parse_override(text: str) -> tuple[str, Any]:
 def load_yaml(path: str | Path) -> dict:
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=YamlLoader)
     except FileNotFoundError:
         raise NsbenchError(f"{path}: file not found") from None
     except yaml.YAMLError as e:
@@ -248,6 +272,101 @@ def load_train_config(recipe: str | Path | dict, overrides: list[str] = ()) -> T
     base = recipe if isinstance(recipe, dict) else load_yaml(recipe)
     where = "recipe" if isinstance(recipe, dict) else str(recipe)
     try:
-        return build_config(TrainConfig, base, overrides)
+        cfg = build_config(TrainConfig, base, overrides)
+        validate_train_config(cfg)
     except NsbenchError as e:
         raise NsbenchError(f"{where}: {e}") from None
+    return cfg
+
+
+# ---- range checks: every value is checked when the config loads, before any data is read or model trained ----
+
+def check_range(where: str, value: Any, *, lo: float | None = None, hi: float | None = None, lo_open: bool = False,
+                hi_open: bool = False, optional: bool = False) -> None:
+    """Raise a one-line NsbenchError unless lo <= value <= hi (open ends when asked); None passes if `optional`."""
+    if value is None and optional:
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise NsbenchError(f"{where}: must be a finite number, got {value!r}")
+    ok = (lo is None or (value > lo if lo_open else value >= lo)) and (hi is None or (value < hi if hi_open else value <= hi))
+    if not ok:
+        left = "" if lo is None else f"{'>' if lo_open else '>='} {lo:g}"
+        right = "" if hi is None else f"{'<' if hi_open else '<='} {hi:g}"
+        raise NsbenchError(f"{where}: must be {' and '.join(x for x in (left, right) if x)}, got {value!r}")
+
+
+def check_choice(where: str, value: Any, choices: tuple) -> None:
+    if value not in choices:
+        raise NsbenchError(f"{where}: unknown value {value!r}; valid: {', '.join(map(str, choices))}")
+
+
+OPTIMIZERS = ("adamw", "sgd", "rmsprop")
+PER_CLASS_STATS = ("mean", "median", "max", "min")
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def validate_optim(o: OptimConfig, where: str) -> None:
+    check_range(f"{where}.epochs", o.epochs, lo=1)
+    check_range(f"{where}.batch_size", o.batch_size, lo=1)
+    check_choice(f"{where}.optimizer", o.optimizer, OPTIMIZERS)
+    check_range(f"{where}.lr", o.lr, lo=0, lo_open=True)
+    check_range(f"{where}.weight_decay", o.weight_decay, lo=0)
+    check_range(f"{where}.momentum", o.momentum, lo=0, hi=1, hi_open=True)
+    check_range(f"{where}.warmup_epochs", o.warmup_epochs, lo=0)
+    check_range(f"{where}.label_smoothing", o.label_smoothing, lo=0, hi=1, hi_open=True)
+    check_range(f"{where}.ema_decay", o.ema_decay, lo=0, hi=1, hi_open=True)
+    check_range(f"{where}.grad_clip", o.grad_clip, lo=0)
+    check_range(f"{where}.eval_every", o.eval_every, lo=1)
+
+
+def validate_model(m: ModelConfig, where: str) -> None:
+    if not m.arch.strip():
+        raise NsbenchError(f"{where}.arch: must name a model, got {m.arch!r}")
+    check_range(f"{where}.drop_rate", m.drop_rate, lo=0, hi=1, hi_open=True)
+    check_range(f"{where}.drop_path_rate", m.drop_path_rate, lo=0, hi=1, hi_open=True)
+
+
+def validate_train_config(cfg: TrainConfig) -> None:
+    """Range checks of every TrainConfig value; raises a one-line NsbenchError naming the key."""
+    from .data.sources import SourceSpec
+
+    d = cfg.data
+    for key in ("source", "unlabeled"):
+        spec = getattr(d, key)
+        if spec is not None:
+            try:
+                SourceSpec.parse(spec)
+            except NsbenchError as e:
+                raise NsbenchError(f"data.{key}: {e}") from None
+    check_range("data.labels_per_class", d.labels_per_class, lo=1, optional=True)
+    check_range("data.unlabeled_limit", d.unlabeled_limit, lo=1, optional=True)
+    check_range("data.val_limit", d.val_limit, lo=1, optional=True)
+    check_range("data.image_size", d.image_size, lo=1)
+    check_range("data.num_workers", d.num_workers, lo=0)
+    validate_model(cfg.teacher, "teacher")
+    if not cfg.students:
+        raise NsbenchError("students: must list at least one student model")
+    for i, m in enumerate(cfg.students):
+        validate_model(m, f"students.{i}")
+    validate_optim(cfg.teacher_optim, "teacher_optim")
+    validate_optim(cfg.student_optim, "student_optim")
+    p = cfg.pseudo
+    check_range("pseudo.temperature", p.temperature, lo=0, lo_open=True)
+    check_range("pseudo.threshold", p.threshold, lo=0, hi=1)
+    if isinstance(p.per_class, str):
+        check_choice("pseudo.per_class", p.per_class, PER_CLASS_STATS)
+    else:
+        check_range("pseudo.per_class", p.per_class, lo=1)
+    check_range("pseudo.topk", p.topk, lo=1, optional=True)
+    check_range("pseudo.batch_size", p.batch_size, lo=1)
+    n = cfg.noise
+    check_range("noise.ra_layers", n.ra_layers, lo=0)
+    check_range("noise.ra_magnitude", n.ra_magnitude, lo=0)
+    check_range("noise.ra_magnitude_std", n.ra_magnitude_std, lo=0)
+    check_range("noise.random_crop_pad", n.random_crop_pad, lo=0)
+    check_range("ns.iterations", cfg.ns.iterations, lo=0)
+    check_range("ns.unlabeled_ratio", cfg.ns.unlabeled_ratio, lo=1)
+    check_range("ns.unlabeled_loss_weight", cfg.ns.unlabeled_loss_weight, lo=0)
+    if not _DEVICE.match(cfg.runtime.device):
+        raise NsbenchError(f"runtime.device: unknown device {cfg.runtime.device!r}; valid: auto, cpu, cuda, cuda:N, mps")
+    check_range("runtime.threads", cfg.runtime.threads, lo=1, optional=True)

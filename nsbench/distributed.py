@@ -19,6 +19,16 @@ def rank() -> int:
     return dist.get_rank() if is_dist() else 0
 
 
+def env_rank() -> int:
+    """This process's rank as torchrun announces it (RANK), usable before the process group is joined."""
+    if is_dist():
+        return dist.get_rank()
+    try:
+        return int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return 0
+
+
 def world_size() -> int:
     return dist.get_world_size() if is_dist() else 1
 

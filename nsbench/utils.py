@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import random
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -21,12 +22,25 @@ class NsbenchError(Exception):
     """A user-facing error: the CLI prints its message on one line and exits 2."""
 
 
+TEMP_MARK = ".tmp-"  # atomic_path's temporaries are named .NAME.tmp-PID-XXXX beside their target
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it into place only if the block succeeds."""
+    """Yield a temporary path beside `path`; rename it into place only if the block succeeds.
+
+    A failed write (disk full, quota, permissions; torch's own writer included) becomes a one-line NsbenchError
+    naming the file and the cause. The temporary is named `.NAME.tmp-PID-XXXX`, so a process killed mid-write
+    leaves a file that `clean_stale_temps` recognises as its own.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_dir():
+            raise NsbenchError(f"{path}: is a folder, cannot write a file there")
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{TEMP_MARK}{os.getpid()}-", suffix="", dir=path.parent)
+    except OSError as e:
+        raise NsbenchError(f"{path}: cannot write ({_os_cause(e)})") from None
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
@@ -35,9 +49,66 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp_path
         os.replace(tmp_path, path)
+    except OSError as e:
+        raise NsbenchError(f"{path}: cannot write ({_os_cause(e)})") from None
+    except RuntimeError as e:  # torch.save's C++ writer: ENOSPC/EFBIG surface as "unexpected pos" or "write failed"
+        if not re.search(r"write|inline_container|unexpected pos|PytorchStreamWriter", str(e), re.IGNORECASE):
+            raise
+        raise NsbenchError(f"{path}: cannot write ({_write_cause(path, e)})") from None
     finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+        with contextlib.suppress(OSError):
+            if tmp_path.exists():
+                tmp_path.unlink()
+
+
+def _os_cause(e: OSError) -> str:
+    return e.strerror or str(e) or type(e).__name__
+
+
+def _write_cause(path: Path, e: Exception) -> str:
+    """torch's writer drops errno; name the likely cause from what can be checked."""
+    import resource
+    import shutil
+
+    with contextlib.suppress(OSError):
+        if shutil.disk_usage(path.parent).free < (16 << 20):
+            return "No space left on device"
+    with contextlib.suppress(OSError, ValueError):
+        if resource.getrlimit(resource.RLIMIT_FSIZE)[0] != resource.RLIM_INFINITY:
+            return "the file size limit (ulimit -f) was reached"
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return "the write was cut short: disk full or quota exceeded? (" + (lines[0][:160] if lines else type(e).__name__) + ")"
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` exists on this host (a process of another user counts as alive)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stale_temps(folder: str | os.PathLike) -> list[Path]:
+    """Delete atomic_path temporaries under `folder` whose writer process is dead; return what was removed."""
+    pattern = re.compile(r"^\..+" + re.escape(TEMP_MARK) + r"(\d+)-\w+$")
+    removed = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return removed
+    for dirpath, _, files in os.walk(folder):
+        for f in files:
+            m = pattern.match(f)
+            if m and not pid_alive(int(m.group(1))):
+                p = Path(dirpath) / f
+                with contextlib.suppress(OSError):
+                    p.unlink()
+                    removed.append(p)
+    return removed
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
@@ -86,7 +157,7 @@ def library_versions() -> dict[str, str]:
     import importlib.metadata as md
 
     out = {}
-    for name in ("nsbench", "torch", "torchvision", "timm", "numpy", "torchattacks", "imagecorruptions-imaug"):
+    for name in ("nsbench", "torch", "torchvision", "timm", "numpy", "imagecorruptions-imaug"):
         try:
             out[name] = md.version(name)
         except md.PackageNotFoundError:
@@ -97,8 +168,12 @@ def library_versions() -> dict[str, str]:
 def setup_logging(log_file: str | os.PathLike | None = None, level: int = logging.INFO) -> None:
     """Log to stderr and, when given, to a file (used by the CLI, never by library code)."""
     root = logging.getLogger("nsbench")
+    rank = os.environ.get("RANK", "0")
+    if rank not in ("", "0"):  # under torchrun only rank 0 speaks; other ranks report errors, marked with the rank
+        level = max(level, logging.ERROR)
     root.setLevel(level)
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
+    fmt = logging.Formatter(("" if rank in ("", "0") else f"[rank {rank}] ") + "%(asctime)s %(levelname)s %(name)s: "
+                            "%(message)s", "%H:%M:%S")
     if not any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler) for h in root.handlers):
         sh = logging.StreamHandler()
         sh.setFormatter(fmt)

@@ -83,15 +83,15 @@ def load_suite(path: str | Path, overrides: list[str] = ()) -> SuiteConfig:
 
 
 def validate_suite(cfg) -> None:
-    """Suite-wide checks, then each task section's own validator."""
-    if cfg.batch_size < 1:
-        raise NsbenchError(f"batch_size must be >= 1, got {cfg.batch_size}")
-    if cfg.data.crop_pct is not None and not 0 < cfg.data.crop_pct <= 1:
-        raise NsbenchError(f"data.crop_pct must be in (0, 1], got {cfg.data.crop_pct}")
+    """Range checks of the suite-wide values, then each enabled task section's own validator; one-line
+    NsbenchError naming the key."""
+    from ..config import check_range
+
+    check_range("batch_size", cfg.batch_size, lo=1)
+    check_range("data.image_size", cfg.data.image_size, lo=1, optional=True)
+    check_range("data.crop_pct", cfg.data.crop_pct, lo=0, lo_open=True, hi=1, optional=True)
     if cfg.data.interpolation not in ("bilinear", "bicubic", "nearest", "model"):
         raise NsbenchError(f"data.interpolation must be bilinear, bicubic, nearest or model, got {cfg.data.interpolation!r}")
-    if cfg.data.image_size is not None and cfg.data.image_size < 1:
-        raise NsbenchError(f"data.image_size must be >= 1, got {cfg.data.image_size}")
     for name, kind in task_kinds().items():
         if kind.validate is not None and getattr(cfg, name).enabled:
             kind.validate(getattr(cfg, name))

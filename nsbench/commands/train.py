@@ -35,7 +35,7 @@ def run(args) -> int:
     from ..config import load_train_config
     from ..resources import resolve
     from ..training.driver import resume_config, train
-    from ..utils import setup_logging
+    from ..utils import clean_stale_temps, setup_logging
 
     if args.resume:
         if args.overrides or args.seed is not None or args.out:
@@ -55,14 +55,33 @@ def run(args) -> int:
             extra.append(f"seed={args.seed}")
         cfg = load_train_config(recipe, extra)
         out = Path(args.out or f"runs/{recipe.stem}")
+        if out.exists() and not out.is_dir():
+            raise NsbenchError(f"--out {out}: exists and is not a folder")
         if (out / "config.yaml").exists():
             raise NsbenchError(f"{out}: already holds a run; use --resume {out} or choose another --out")
     if cfg.ns.iterations < 0:
         raise NsbenchError(f"iterations must be >= 0, got {cfg.ns.iterations}")
-    setup_logging(out / "train.log" if D.rank() == 0 else None)
-    summary = train(cfg, out, resume=bool(args.resume))
+    with _run_folder_lock(out, "resume" if args.resume else "train"):
+        setup_logging(out / "train.log" if D.env_rank() == 0 else None)
+        if D.env_rank() == 0:
+            for p in clean_stale_temps(out):
+                logging.getLogger("nsbench").info("removed %s, left by a killed run", p)
+        summary = train(cfg, out, resume=bool(args.resume))
     if D.is_main():
         log = logging.getLogger("nsbench")
         for e in sorted(summary["iterations"], key=lambda e: e["iteration"]):
             log.info("iter%d %-20s val top-1 %6.2f%%  %s", e["iteration"], e["arch"], e["val_top1"], out / e["checkpoint"])
     return 0
+
+
+def _run_folder_lock(out: Path, verb: str):
+    """Rank 0 holds the run folder's lock, so a second `nsbench train` into it is refused in one line; the other
+    ranks of a torchrun job run under rank 0's lock."""
+    import contextlib
+
+    from .. import distributed as D
+    from ..lock import run_lock
+
+    if D.env_rank() != 0:
+        return contextlib.nullcontext()
+    return run_lock(out, what=f"nsbench train ({verb})")

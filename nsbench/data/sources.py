@@ -23,6 +23,31 @@ class UnreadableImage(Exception):
     """Raised by `Source.load` for an image that cannot be decoded; loaders skip and count it."""
 
 
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
+
+def array_to_uint8(arr: np.ndarray) -> np.ndarray:
+    """16-bit (uint16, or int32 holding 0..65535) pixel values -> uint8 by scaling 65535 -> 255; uint8 unchanged."""
+    if arr.dtype == np.uint8:
+        return arr
+    if arr.dtype.kind in "ui" and arr.dtype.itemsize >= 2:  # any byte order (I;16B reads as >u2)
+        return ((np.clip(arr.astype(np.float64), 0, 65535) / 257.0) + 0.5).astype(np.uint8)
+    return arr
+
+
+def pil_to_uint8(im, keep_grey: bool = True) -> np.ndarray:
+    """A PIL image -> uint8 HWC (L kept as grey when `keep_grey`, everything else RGB).
+
+    PIL's convert("RGB") clips 16-bit greys (modes I;16*, I) at 255, so a 16-bit PNG would decode near-white;
+    those are scaled from 0..65535 instead."""
+    if im.mode in SIXTEEN_BIT_MODES:
+        grey = array_to_uint8(np.asarray(im))
+        return grey if keep_grey else np.repeat(grey[..., None], 3, axis=2)
+    if im.mode == "RGB" or (keep_grey and im.mode == "L"):
+        return np.asarray(im)
+    return np.asarray(im.convert("RGB"))
+
+
 class Source:
     """Base class. Subclasses set `classes`, `labels` (np.int64, -1 = unknown) and implement `load`."""
 
@@ -53,6 +78,8 @@ class ArraySource(Source):
     def __init__(self, name: str, images: np.ndarray, labels: np.ndarray, classes: Sequence[str]):
         if images.ndim == 3:
             images = images[..., None]
+        if images.dtype.kind == "u" and images.dtype.itemsize == 2:  # 16-bit images: keep the top 8 bits' worth of range, not a clip at 255
+            images = array_to_uint8(images)
         if images.dtype != np.uint8 or images.ndim != 4:
             raise NsbenchError(f"{name}: expected uint8 images of shape (N, H, W[, C]), got {images.dtype} {images.shape}")
         self.name, self.images, self.labels, self.classes = name, images, np.asarray(labels, np.int64), list(classes)
@@ -85,7 +112,7 @@ class FileSource(Source):
         path = self.paths[i]
         try:
             with Image.open(path) as im:
-                return np.asarray(im.convert("RGB"))
+                return pil_to_uint8(im, keep_grey=False)
         except Exception as e:  # noqa: BLE001 - corrupt files of any kind are skipped, not fatal
             raise UnreadableImage(f"{path}: {type(e).__name__}: {e}") from None
 
@@ -112,15 +139,17 @@ class HFSource(Source):
             feat = ds.features.get(label_column)
             names = getattr(feat, "names", None)
             self.classes = list(classes or names or [str(i) for i in range(int(self.labels.max()) + 1)])
+            self.named = bool(names)
         else:
             self.labels = np.full(len(ds), -1, dtype=np.int64)
             self.classes = list(classes or [])
+            self.named = False
         self._fp = getattr(ds, "_fingerprint", None) or name
 
     def load(self, i: int) -> np.ndarray:
         try:
             im = self.ds[int(i)][self.image_column]
-            arr = np.asarray(im if not hasattr(im, "convert") else (im if im.mode in ("L", "RGB") else im.convert("RGB")))
+            arr = pil_to_uint8(im) if hasattr(im, "convert") else array_to_uint8(np.asarray(im))
         except Exception as e:  # noqa: BLE001
             raise UnreadableImage(f"{self.name}[{i}]: {type(e).__name__}: {e}") from None
         if arr.dtype != np.uint8:
@@ -189,7 +218,7 @@ class ParquetSource(Source):
         data = cell.get("bytes") if isinstance(cell, dict) else cell
         try:
             with Image.open(io.BytesIO(data)) as im:
-                return np.asarray(im if im.mode in ("L", "RGB") else im.convert("RGB"))
+                return pil_to_uint8(im)
         except Exception as e:  # noqa: BLE001
             raise UnreadableImage(f"{self.name}[{i}]: {type(e).__name__}: {e}") from None
 
@@ -254,7 +283,7 @@ def open_source(
     name = f"{spec}[{split}]"
     if s.scheme == "fashion-mnist":
         images, labels = fashion_mnist.load_split(split)
-        return ArraySource(name, images, labels, fashion_mnist.CLASSES)
+        return check_classes(ArraySource(name, images, labels, fashion_mnist.CLASSES), classes, named=True)
     if s.scheme in ("folder", "imagenet"):
         root = Path(s.target).expanduser()
         if not root.exists():
@@ -273,8 +302,32 @@ def open_source(
         files = sorted(base.glob("*.parquet"))
         if not files:
             raise NsbenchError(f"{base}: no .parquet shards found")
-        return ParquetSource(name, files, image_column, label_column, classes)
-    return _open_hf(s.target, split, name, image_column, label_column, classes)
+        return check_classes(ParquetSource(name, files, image_column, label_column, None), classes, named=False)
+    src = _open_hf(s.target, split, name, image_column, label_column, None)
+    return check_classes(src, classes, named=src.named)
+
+
+def check_classes(src: Source, classes: list[str] | None, *, named: bool) -> Source:
+    """A source opened for a model with `classes` must have the same classes (names when the source names them,
+    else no label beyond the model's count); then it takes the model's names. One-line NsbenchError otherwise."""
+    if classes is None:
+        return src
+    classes = list(classes)
+    own = list(src.classes)
+    if named and own != classes:
+        raise NsbenchError(f"{src.name}: its {len(own)} classes ({_preview(own)}) differ from the model's "
+                           f"{len(classes)} classes ({_preview(classes)})")
+    known = src.labels[src.labels >= 0]
+    n_labels = int(known.max()) + 1 if len(known) else 0
+    if not named and n_labels > len(classes):
+        raise NsbenchError(f"{src.name}: labels go up to {n_labels - 1} ({n_labels} classes) but the model has "
+                           f"{len(classes)} classes ({_preview(classes)})")
+    src.classes = classes
+    return src
+
+
+def _preview(names: list[str], n: int = 4) -> str:
+    return ", ".join(names[:n]) + (", ..." if len(names) > n else "")
 
 
 def _open_hf(target: str, split: str, name: str, image_column: str, label_column: str, classes) -> HFSource:

@@ -149,10 +149,13 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False) -> dict:
     for k in range(0, cfg.ns.iterations + 1):
         ckpt = run / f"iter{k}.pt"
         spec, n_params = ladder[k]
+        if ckpt.exists() and k not in done:  # killed between writing iterK.pt and recording it: reconcile
+            summary = _reconcile(run, k, spec, summary, parent_sha)
+            done = {e["iteration"] for e in summary["iterations"]}
         if ckpt.exists():
-            if k not in done:
-                raise NsbenchError(f"{ckpt}: checkpoint present but not in summary.json; the run folder is inconsistent")
             parent_sha = next(e["sha256"] for e in summary["iterations"] if e["iteration"] == k)
+            if D.is_main():
+                (run / f"iter{k}" / "state.pt").unlink(missing_ok=True)  # killed before this cleanup
             log.info("iteration %d: done already (%s), skipping", k, ckpt.name)
             continue
         t0 = time.time()
@@ -220,6 +223,52 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False) -> dict:
         parent_sha = next(e["sha256"] for e in summary["iterations"] if e["iteration"] == k)
         log.info("iteration %d: val top-1 %.2f%% (%s) in %.0fs", k, metrics["val_top1"], cfg.data.val_split, time.time() - t0)
         D.barrier()
+    return summary
+
+
+def _reconcile(run: Path, k: int, spec: ModelSpec, summary: dict, parent_sha: str | None) -> dict:
+    """iter{k}.pt exists but summary.json lacks it (a kill between the two writes). If the checkpoint loads and is
+    this run's iteration k (its arch, its parent's sha256), record it from its own metadata and the state's history;
+    otherwise move it aside as iter{k}.pt.damaged so that iteration k trains again from its saved state."""
+    from ..checkpoint import read_checkpoint
+    from ..utils import file_sha256
+
+    ckpt = run / f"iter{k}.pt"
+    try:
+        meta, _ = read_checkpoint(ckpt)
+        problem = None
+        if meta.get("iteration") != k or meta["model"]["arch"] != spec.arch:
+            problem = f"it holds iteration {meta.get('iteration')} ({meta['model']['arch']}), not {k} ({spec.arch})"
+        elif k > 0 and meta.get("parent_sha256") != parent_sha:
+            problem = "its parent sha256 is not iteration {}'s".format(k - 1)
+    except NsbenchError as e:
+        problem = str(e)
+    D.barrier()
+    if problem is not None:
+        log.warning("%s: not recorded in summary.json and unusable (%s); moving it aside and training iteration %d "
+                    "again", ckpt, problem, k)
+        if D.is_main():
+            ckpt.replace(ckpt.with_name(ckpt.name + ".damaged"))
+        D.barrier()
+        return summary
+    metrics = dict(meta.get("metrics") or {})
+    entry = {"iteration": k, "arch": spec.arch, "kwargs": spec.kwargs, "n_params": meta.get("n_params"),
+             "checkpoint": ckpt.name, "sha256": file_sha256(ckpt), "parent_sha256": meta.get("parent_sha256"),
+             **metrics, "wall_seconds": metrics.get("train_seconds")}
+    summary = {**summary, "iterations": [e for e in summary["iterations"] if e["iteration"] != k] + [entry]}
+    if D.is_main():
+        state = run / f"iter{k}" / "state.pt"
+        if state.exists():  # the history rows may not have reached history.csv either
+            from ..checkpoint import load_state
+
+            try:
+                rows = [{**h, "iteration": k} for h in load_state(state)["history"]]
+                _write_history(run, rows)
+            except (NsbenchError, KeyError, TypeError) as e:
+                log.warning("%s: could not recover iteration %d's history rows (%s)", state, k, e)
+        write_json(run / "summary.json", summary)
+    log.info("iteration %d: %s was written but not recorded (interrupted run); recorded it now", k, ckpt.name)
+    D.barrier()
     return summary
 
 

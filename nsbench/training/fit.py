@@ -100,6 +100,17 @@ def _autocast(device: torch.device, amp: bool):
     return contextlib.nullcontext()
 
 
+def _non_finite(name: str, loss: torch.Tensor, *, epoch: int, epochs: int, step: int, steps: int, state_path: Path) -> None:
+    """Stop at the first NaN/inf loss, before it reaches the weights; the state of the last finished epoch stays."""
+    from ..utils import NsbenchError
+
+    kept = (f"the last good state (after epoch {epoch}) stays in {state_path}" if state_path.exists()
+            else "no epoch had finished, so no state was saved")
+    raise NsbenchError(f"{name} epoch {epoch + 1}/{epochs} step {step + 1}/{steps}: the training loss is "
+                       f"{loss.item()} (not finite); stopped before it reached the weights, {kept}; lower the learning "
+                       f"rate or set grad_clip")
+
+
 def train_stage(
     model: nn.Module,
     *,
@@ -196,6 +207,9 @@ def train_stage(
                 loss = loss + F.cross_entropy(logits[:n_lab].float(), yl.to(device), label_smoothing=optim_cfg.label_smoothing)
             if yu is not None:
                 loss = loss + unlabeled_weight * soft_cross_entropy(logits[n_lab:], yu.to(device))
+            if not torch.isfinite(loss.detach()).item():
+                _non_finite(name, loss, epoch=epoch, epochs=optim_cfg.epochs, step=step, steps=steps_per_epoch,
+                            state_path=state_path)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if optim_cfg.grad_clip > 0:

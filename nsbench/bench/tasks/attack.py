@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ...config import check_range
 from ...utils import NsbenchError
 from ..attacks import adversarial
 from ..corruptions import pick_indices
@@ -29,8 +30,13 @@ class FGSMTask:
 def validate(t: FGSMTask) -> None:
     if t.attack not in ATTACKS:
         raise NsbenchError(f"fgsm.attack must be one of {', '.join(ATTACKS)}, got {t.attack!r}")
-    if any(e < 0 for e in t.eps_255):
-        raise NsbenchError("fgsm.eps_255 values must be >= 0")
+    check_range("fgsm.limit", t.limit, lo=1, optional=True)
+    if not t.eps_255:
+        raise NsbenchError("fgsm.eps_255: must list at least one epsilon (or set fgsm.enabled=false)")
+    for e in t.eps_255:
+        check_range("fgsm.eps_255", e, lo=0, hi=255)
+    check_range("fgsm.pgd_steps", t.pgd_steps, lo=1)
+    check_range("fgsm.pgd_alpha_255", t.pgd_alpha_255, lo=0, lo_open=True)
 
 
 @register("fgsm", config=FGSMTask, order=4, validate=validate)

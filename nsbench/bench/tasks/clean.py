@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ...config import check_range
 from ..corruptions import pick_indices
 from ..registry import TaskResult, register
 
@@ -14,6 +15,10 @@ from ..registry import TaskResult, register
 class CleanTask:
     enabled: bool = True
     limit: int | None = None  # images of the evaluation split (None: all)
+
+
+def validate(t: CleanTask) -> None:
+    check_range("clean.limit", t.limit, lo=1, optional=True)
 
 
 def clean_cell(ctx) -> dict[str, np.ndarray]:
@@ -43,7 +48,7 @@ def clean_correct(ctx) -> np.ndarray:
     return z["pred"] == z["label"]
 
 
-@register("clean", config=CleanTask, order=0)
+@register("clean", config=CleanTask, order=0, validate=validate)
 def run(ctx, cfg: CleanTask, norm) -> TaskResult:
     z = clean_cell(ctx)
     correct = z["pred"] == z["label"]

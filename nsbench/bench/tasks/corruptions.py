@@ -9,6 +9,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ...reference import ALEXNET_CLEAN_ERR, C_BENCHMARK, C_VALIDATION, alexnet_c_errors
+from ...config import check_range
 from ...utils import NsbenchError
 from .. import cache as K
 from .. import corruptions as C
@@ -31,9 +32,12 @@ class CorruptionTask:
 
 
 def validate(t: CorruptionTask) -> None:
+    check_range("corruptions.limit", t.limit, lo=1, optional=True)
+    if not t.corruptions:
+        raise NsbenchError("corruptions.corruptions: must not be empty (or set corruptions.enabled=false)")
     for c in t.corruptions:
         if c not in C_BENCHMARK + C_VALIDATION:
-            raise NsbenchError(f"unknown corruption {c!r}; valid: {', '.join(C_BENCHMARK + C_VALIDATION)}")
+            raise NsbenchError(f"corruptions.corruptions: unknown corruption {c!r}; valid: {', '.join(C_BENCHMARK + C_VALIDATION)}")
     if t.calibration not in ("auto", "cifar-10-c", "tiny-imagenet-c", "imagenet-c"):
         raise NsbenchError(f"corruptions.calibration must be auto, cifar-10-c, tiny-imagenet-c or imagenet-c, got {t.calibration!r}")
     if not t.severities or any(s not in (1, 2, 3, 4, 5) for s in t.severities):

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ...config import check_range
 from ...utils import NsbenchError
 from .. import cache as K
 from .. import natural as A
@@ -42,12 +43,13 @@ def validate(t: NaturalAdversarialTask) -> None:
     if t.mask not in ("imagenet-a", "imagenet-r"):
         raise NsbenchError("natural_adversarial.mask must be imagenet-a or imagenet-r")
     if not t.root and not t.references:
-        raise NsbenchError("natural_adversarial.references: at least one reference model is needed to build -A")
+        raise NsbenchError("natural_adversarial.references: building DATASET-A needs at least one reference model")
     for key in ("ref_epochs", "ref_max_rounds", "ref_batch_size", "ref_val_limit"):
-        if getattr(t, key) < 1:
-            raise NsbenchError(f"natural_adversarial.{key} must be >= 1, got {getattr(t, key)}")
-    if t.ref_lr <= 0 or t.ref_min_gain < 0:
-        raise NsbenchError("natural_adversarial.ref_lr must be > 0 and ref_min_gain >= 0")
+        check_range(f"natural_adversarial.{key}", getattr(t, key), lo=1)
+    for key in ("pool_limit", "ref_train_limit"):
+        check_range(f"natural_adversarial.{key}", getattr(t, key), lo=1, optional=True)
+    check_range("natural_adversarial.ref_lr", t.ref_lr, lo=0, lo_open=True)
+    check_range("natural_adversarial.ref_min_gain", t.ref_min_gain, lo=0)
 
 
 def _official(ctx, t: NaturalAdversarialTask) -> tuple[np.ndarray, str, dict]:

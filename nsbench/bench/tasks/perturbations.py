@@ -11,6 +11,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ...reference import P_TEST, P_VALIDATION, alexnet_p
+from ...config import check_range
 from ...utils import NsbenchError
 from .. import cache as K
 from .. import metrics as M
@@ -31,12 +32,18 @@ class PerturbationTask:
 
 
 def validate(t: PerturbationTask) -> None:
+    check_range("perturbations.limit", t.limit, lo=1, optional=True)
     if t.difficulty not in (1, 2, 3):
         raise NsbenchError("perturbations.difficulty must be 1, 2 or 3")
+    if not t.perturbations:
+        raise NsbenchError("perturbations.perturbations: must not be empty (or set perturbations.enabled=false)")
     valid = P_TEST + P_VALIDATION
     for p in t.perturbations:
         if p not in valid:
-            raise NsbenchError(f"unknown perturbation {p!r}; valid: {', '.join(valid)}")
+            raise NsbenchError(f"perturbations.perturbations: unknown perturbation {p!r}; valid: {', '.join(valid)}")
+        if p == "spatter" and t.root is None:
+            raise NsbenchError("perturbations.perturbations: 'spatter' exists only in the official ImageNet-P "
+                               "(set perturbations.root)")
 
 
 def _official(ctx, t: PerturbationTask) -> tuple[dict, dict]:
