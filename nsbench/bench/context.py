@@ -20,6 +20,7 @@ from .. import schema
 from ..data import open_source
 from ..data.loaders import iterate_clean
 from ..data.transforms import IMAGENET_CROP_PCT, INTERPOLATION, to_tensor
+from ..lock import run_lock
 from ..utils import NsbenchError, atomic_path
 from . import cache as K
 from .models import EvalModel
@@ -172,12 +173,18 @@ class EvalContext:
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
     def build(self, fn: Callable):
-        """Build a cached set on rank 0 while the others wait, then let every rank open it."""
+        """Build a cached set on rank 0 while the others wait, then let every rank open it. Builds hold the cache's
+        lock, so two evaluations on one cold cache build each set once: the second waits, then reuses it."""
         if D.is_dist():
             if D.is_main():
-                fn()
+                self._locked(fn)
             D.barrier()
-        return fn()
+            return fn()
+        return self._locked(fn)
+
+    def _locked(self, fn: Callable):
+        with run_lock(self.cache / "sets", what="building a robustness set", wait=True):
+            return fn()
 
     def cell(self, task: str, key: str, compute: Callable[[], dict]) -> dict[str, np.ndarray]:
         """Per-image outcomes of one cell, computed once per model and key and kept under the cache."""
