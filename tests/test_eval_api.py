@@ -164,3 +164,28 @@ def test_labels_follow_the_run_folder(tmp_path):
     assert model_label(tmp_path / "model.pt") == "model"
     assert model_label(tmp_path / "myrun" / "best.pt") == "best"
     assert np.isscalar(len(model_label("iter0.pt")))
+
+
+def test_a_second_build_on_one_cache_waits_for_the_first(tmp_path):
+    import threading
+
+    from nsbench.bench.context import EvalContext
+    from nsbench.bench.suite import SuiteConfig
+    from nsbench.lock import run_lock
+
+    ctx = EvalContext(None, SuiteConfig(name="t"), tmp_path / "cache", torch.device("cpu"))
+    order, held = [], threading.Event()
+
+    def first():
+        with run_lock(tmp_path / "cache" / "sets", what="first build"):
+            held.set()
+            order.append("first started")
+            threading.Event().wait(1.5)
+            order.append("first done")
+
+    t = threading.Thread(target=first)
+    t.start()
+    held.wait()
+    ctx.build(lambda: order.append("second built"))
+    t.join()
+    assert order == ["first started", "first done", "second built"]
