@@ -158,15 +158,26 @@ def _sets_description(evals: list[EvalResult]) -> list[dict]:
                 continue
             seen.add(key)
             if task == "natural_adversarial" and "references" in info:
-                refs = "; ".join(f"{x.get('arch')} seed {x.get('seed')} (pool top-1 {F.num(x.get('pool_top1'))}%)"
-                                 for x in info["references"])
-                text = (f"{info.get('n')} images kept of a pool of {info.get('n_pool')} ({info.get('pool')}): {info.get('rule')}. "
-                        f"Reference models, each trained {info.get('ref_epochs')} epochs on {info.get('ref_train_limit') or 'all'} "
-                        f"training images: {refs}.")
+                text = _a_description(info)
             else:
                 text = F.text(info)
             out.append({"task": F.TASK_NAMES.get(task, task), "text": text})
     return out
+
+
+def _a_description(info: dict) -> str:
+    """How a built -A set was filtered and how strong each filter was: a set that weak references filtered is easy."""
+    refs = []
+    for x in info["references"]:
+        reached = (f"held-out top-1 {F.num(x['val_top1'])}% after {x.get('rounds')} round(s), "
+                   if x.get("val_top1") is not None else "")
+        refs.append(f"{x.get('arch')} seed {x.get('seed')} ({reached}pool top-1 {F.num(x.get('pool_top1'))}%, "
+                    f"0% on the kept images by construction)")
+    how = info.get("reference_training") or f"{info.get('ref_epochs')} epochs"
+    return (f"{info.get('n')} images kept of a pool of {info.get('n_pool')} ({info.get('pool')}): {info.get('rule')}. "
+            f"Reference models trained on {info.get('ref_train_limit') or 'all'} training images ({how}): "
+            f"{'; '.join(refs)}. The weaker the references, the easier the set: compare their held-out accuracy with "
+            f"the models' clean accuracy.")
 
 
 def _run_table(run: RunResult) -> dict:
