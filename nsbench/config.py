@@ -39,7 +39,7 @@ class ModelConfig:
     arch: str = "tinynet_e"  # any timm.create_model name
     drop_rate: float = 0.0  # dropout before the classifier
     drop_path_rate: float = 0.0  # stochastic depth
-    pretrained: bool = False
+    pretrained: bool = False  # start from timm's pretrained weights (needs them in the HF cache or the hub)
     kwargs: dict = field(default_factory=dict)  # passed through to timm.create_model
 
 
@@ -67,23 +67,58 @@ class PseudoConfig:
     per_class: int | str = "mean"  # an int, or mean | median | max | min of the filtered per-class counts
     topk: int | None = None  # keep top-k probabilities (None: all classes when <= 100, else 10)
     batch_size: int = 512
+    # Label smoothing of *hard* pseudo-labels (soft targets are used as they are). 0.1 as the released code:
+    # main.py computes the unlabeled loss with softmax_cross_entropy(label_smoothing=FLAGS.label_smoothing),
+    # flag default 0.1.
+    label_smoothing: float = 0.1
+    # Which probabilities the confidence filter reads. untempered (the released code): predict_label.py stores
+    # softmax(logits) and filter_unlabel.py compares its top probability with --min_threshold; the temperature
+    # only shapes the training targets (main.py raises the stored probabilities to 1/teacher_softmax_temp).
+    # tempered: filter on softmax(logits / temperature). The two agree when temperature is 1.
+    filter_on: str = "untempered"  # untempered | tempered
 
 
 @dataclass
 class NoiseConfig:
     randaugment: bool = True
     ra_layers: int = 2  # RandAugment N
-    ra_magnitude: int = 9  # RandAugment M
-    ra_magnitude_std: float = 0.5
-    flip: bool = False  # horizontal flip as well (off for Fashion-MNIST, on for ImageNet)
-    random_crop_pad: int = 0  # pad-and-crop translation, in pixels
+    ra_magnitude: int = 9  # RandAugment M, the level on the code's scale (its per-size scripts: 6-27; 9: timm's usual)
+    ra_magnitude_std: float = 0.0  # magnitude noise (timm's mstd); 0: fixed, as the code's randaugment.py
+    flip: bool = False  # horizontal flip of small (padded) images; natural images: see natural_crop
+    random_crop_pad: int = 0  # pad-and-crop translation of small (padded) images, in pixels
+    # RandAugment implementation. tf (default): the released code's RandAugment (randaugment.py) on timm's ops:
+    # its 15 ops plus Cutout, the chosen op always applied, the magnitude fixed and on its scale (level / 10,
+    # `_MAX_LEVEL = 10.`, not clipped at 10: the scripts use up to 27), grey fill 128, nearest-neighbour
+    # resampling. timm: timm's `rand-m{M}-n{N}-mstd{S}` (each op applied with probability 0.5, magnitude
+    # clipped to 10, relative translation). ra_magnitude means the same level on both (timm's
+    # `_LEVEL_DENOM = 10`); see nsbench/data/transforms.py for the mapping and its remaining differences.
+    ra_ops: str = "tf"  # tf | timm
+    # tf ops: translation (and Cutout half-size) at magnitude 10, in pixels. None: the code's values, 100 (and
+    # 40) for natural images (randaugment.py distort_image_with_randaugment defaults), image_size // 8 for small
+    # images (preprocessing.py _cifar10_preprocess_for_train).
+    ra_translate_const: int | None = None
+    # Natural (not small padded) images in training: inception = random-resized crop (area 8-100 %, aspect 3/4-4/3,
+    # bicubic; preprocessing.py _random_crop) + horizontal flip (preprocessing.py _flip), the ImageNet standard;
+    # center = the deterministic resize + centre crop of evaluation. Small padded images never take it.
+    natural_crop: str = "inception"  # inception | center
 
 
 @dataclass
 class NSConfig:
     iterations: int = 3
     unlabeled_ratio: int = 3  # pseudo-labeled images per labeled image in each student batch
-    unlabeled_loss_weight: float = 1.0
+    unlabeled_loss_weight: float = 1.0  # an extra factor on the pseudo-labeled term, on top of loss_weighting
+    # ratio (the released code): main.py's data_loss = (lab_loss * lab_bsz + unl_loss * unl_bsz) / lab_bsz, i.e.
+    # labeled mean + unlabeled_ratio x pseudo-labeled mean (every image weighs the same). paper: the paper's
+    # equation, labeled mean + pseudo-labeled mean. Default ratio, so that recipes reproduce the released code.
+    loss_weighting: str = "ratio"  # ratio | paper
+    # The student's budget is counted as the paper and the code count it: student_optim.epochs passes over the
+    # *labeled* set (main.py: steps_per_epoch = num_train_images / train_batch_size), each step also taking
+    # unlabeled_ratio x batch_size pseudo-labeled images. at-least-teacher (default): a student whose epochs give
+    # fewer optimizer steps or images than its teacher trained gets more epochs, up to the teacher's budget (the
+    # released scripts train students 2x (B0-B4) or 1x (B5-B7) the supervised 350 epochs, never fewer).
+    # epochs: exactly student_optim.epochs; fewer steps than the teacher is warned about (train.log, summary.json).
+    student_budget: str = "at-least-teacher"  # at-least-teacher | epochs
     init_from_teacher: bool = False  # the paper starts each student from scratch
     allow_smaller_student: bool = False
 
@@ -136,6 +171,25 @@ def _numeric_string(value: str) -> Any:
         return float(value.strip().replace("_", "")) if value.strip() else value
     except ValueError:
         return value
+
+
+CHOICES = {
+    ("pseudo", "filter_on"): ("untempered", "tempered"),
+    ("noise", "ra_ops"): ("tf", "timm"),
+    ("noise", "natural_crop"): ("inception", "center"),
+    ("ns", "loss_weighting"): ("ratio", "paper"),
+    ("ns", "student_budget"): ("at-least-teacher", "epochs"),
+}
+
+
+def check_choices(cfg: TrainConfig) -> None:
+    """One-line NsbenchError for a value outside its key's choices (the Noisy Student keys above)."""
+    for (section, key), valid in CHOICES.items():
+        value = getattr(getattr(cfg, section), key)
+        if value not in valid:
+            raise NsbenchError(f"{section}.{key}: {value!r} is not one of {', '.join(valid)}")
+    if not 0.0 <= cfg.pseudo.label_smoothing < 1.0:
+        raise NsbenchError(f"pseudo.label_smoothing: {cfg.pseudo.label_smoothing} is outside [0, 1)")
 
 
 def _check_type(value: Any, hint: Any, where: str) -> Any:

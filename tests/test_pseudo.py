@@ -180,3 +180,22 @@ def test_streaming_balance_from_shard_statistics_equals_in_memory_select(tmp_pat
         assert stats[key] == ref.stats[key], key
     assert [p["selected"] for p in stats["per_class"]] == [p["selected"] for p in ref.stats["per_class"]]
     assert stats["agreement_kept"] == pytest.approx(ref.stats["agreement_kept"])
+
+
+@pytest.mark.parametrize("filter_on", ["untempered", "tempered"])
+def test_filter_reads_the_probabilities_the_released_code_uses(tmp_path, filter_on):
+    """At temperature 2 the targets are softmax(logits / 2); the filter reads softmax(logits) (the code's
+    predict_label.py / filter_unlabel.py) unless filter_on=tempered."""
+    src, T, thr = oracle_source(), 2.0, 0.5
+    stats = P.build_store(Oracle(), src, np.arange(len(src)), tmp_path / "store", num_classes=C, size=32,
+                          device=torch.device("cpu"), soft=True, temperature=T, topk=None, threshold=thr,
+                          balance=False, per_class="mean", batch_size=4, filter_on=filter_on)
+    plain, tempered = torch.softmax(LOGITS, 1).numpy(), torch.softmax(LOGITS / T, 1).numpy()
+    expected = np.flatnonzero((plain if filter_on == "untempered" else tempered).max(1) >= thr)
+    other = np.flatnonzero((tempered if filter_on == "untempered" else plain).max(1) >= thr)
+    assert expected.tolist() != other.tolist()  # the two filters disagree on these logits, so the check bites
+    idx, targets = P.load_selection(tmp_path / "store", C)
+    assert stats["n_kept"] == len(expected) and sorted(idx.tolist()) == expected.tolist()
+    for k, i in enumerate(idx):  # targets stay tempered either way
+        np.testing.assert_allclose(targets.dense(k), tempered[i], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(P.untempered_confidence(tempered, T), plain.max(1), rtol=1e-5)

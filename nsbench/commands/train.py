@@ -71,6 +71,8 @@ def run(args) -> int:
         log = logging.getLogger("nsbench")
         for e in sorted(summary["iterations"], key=lambda e: e["iteration"]):
             log.info("iter%d %-20s val top-1 %6.2f%%  %s", e["iteration"], e["arch"], e["val_top1"], out / e["checkpoint"])
+        for w in summary.get("warnings", []):  # repeated at the end so that they are not lost in the log
+            log.warning("%s", w)
     return 0
 
 

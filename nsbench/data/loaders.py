@@ -39,10 +39,13 @@ class ImageDataset(Dataset):
             img = self._prepared[self._row[k]]
         else:
             try:
-                img = prepare(self.source.load(i), self.size, self.source.kind, **self.resize)
+                raw = self.source.load(i)
             except UnreadableImage as e:
                 log.warning("skipping unreadable image %s", e)
                 return None
+            if self.augment is not None and self.augment.is_natural(raw, self.source.kind):
+                return self.augment.natural(raw), self.targets[k], i  # crops from the decoded image
+            img = prepare(raw, self.size, self.source.kind, **self.resize)
         if self.augment is not None:
             img = self.augment(img)
         return img, self.targets[k], i

@@ -97,23 +97,56 @@ def to_tensor(batch: np.ndarray) -> torch.Tensor:
 
 
 class TrainAugment:
-    """Input noise for the student: optional pad-and-crop translation and flip, then timm's RandAugment.
+    """Input noise for the student (and the teacher). Small padded images: optional pad-and-crop translation and
+    flip, then RandAugment. Natural images (anything larger than the target size, not of a "small" source), when
+    `natural_crop`: random-resized crop + horizontal flip from the decoded image, then RandAugment.
 
     Works on uint8 HWC images with 1 or 3 channels; greyscale stays single-channel (RandAugment in PIL "L" mode,
     about half the cost of RGB) and becomes 3 channels only when the batch is stacked into a tensor.
     """
 
     def __init__(self, size: int, randaugment: bool, layers: int, magnitude: int, magnitude_std: float,
-                 flip: bool = False, random_crop_pad: int = 0):
+                 flip: bool = False, random_crop_pad: int = 0, *, ops: str = "timm",
+                 translate_const: int | None = None, natural_crop: bool = False):
         from timm.data.auto_augment import rand_augment_transform
+        from timm.data.transforms import RandomResizedCropAndInterpolation
 
         self.size, self.flip, self.pad = size, flip, random_crop_pad
-        self.ra = {}
-        if randaugment and layers > 0:
+        self.ra: dict = {}
+        self.ra_natural: dict = {}
+        if randaugment and layers > 0 and ops == "tf":
+            small = translate_const if translate_const is not None else max(1, size // 8)
+            natural = translate_const if translate_const is not None else TF_TRANSLATE_CONST
+            cutout_natural = translate_const if translate_const is not None else TF_CUTOUT_CONST
+            for mode, fill in (("L", (TF_FILL,)), ("RGB", (TF_FILL,) * 3)):
+                self.ra[mode] = tf_randaugment(magnitude, layers, translate_const=small, cutout_const=small,
+                                               fill=fill, magnitude_std=magnitude_std)
+                self.ra_natural[mode] = tf_randaugment(magnitude, layers, translate_const=natural,
+                                                       cutout_const=cutout_natural, fill=fill,
+                                                       magnitude_std=magnitude_std)
+        elif randaugment and layers > 0:
             # timm's RandAugment config string: m = magnitude, n = layers, mstd = magnitude noise.
             spec = f"rand-m{magnitude}-n{layers}-mstd{magnitude_std}"
             for mode, fill in (("L", (0,)), ("RGB", (0, 0, 0))):
                 self.ra[mode] = rand_augment_transform(spec, {"translate_const": int(size * 0.45), "img_mean": fill})
+            self.ra_natural = self.ra
+        # preprocessing.py _random_crop: area_range (0.08, 1.0), aspect_ratio_range (3/4, 4/3), bicubic resize
+        self.rrc = RandomResizedCropAndInterpolation(size, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3),
+                                                     interpolation="bicubic") if natural_crop else None
+
+    def is_natural(self, img: np.ndarray, kind: str) -> bool:
+        """Whether `img` (as decoded) takes the natural-image path; `prepare` pads the others."""
+        return kind not in ("small", "as-is") and not (img.shape[0] <= self.size and img.shape[1] <= self.size
+                                                        and self.size <= SMALL_IMAGE_MAX)
+
+    def natural(self, img: np.ndarray) -> np.ndarray:
+        """A decoded natural image -> random-resized crop + flip (or the eval resize/centre crop), then RandAugment."""
+        if self.rrc is None:
+            return self._randaugment(resize_center_crop(img, self.size), self.ra_natural)
+        pil = self.rrc(Image.fromarray(to_rgb(img)))
+        if random.random() < 0.5:  # preprocessing.py _flip: random_flip_left_right
+            pil = pil.transpose(Image.FLIP_LEFT_RIGHT)
+        return self._randaugment(np.asarray(pil), self.ra_natural)
 
     def __call__(self, img: np.ndarray) -> np.ndarray:
         # Python's `random` (also what timm's RandAugment draws from) is seeded per epoch by the training loop and
@@ -122,10 +155,14 @@ class TrainAugment:
             img = _shift(img, random.randint(-self.pad, self.pad), random.randint(-self.pad, self.pad))
         if self.flip and random.random() < 0.5:
             img = img[:, ::-1]
-        if self.ra:
+        return self._randaugment(img, self.ra)
+
+    @staticmethod
+    def _randaugment(img: np.ndarray, ra: dict) -> np.ndarray:
+        if ra:
             gray = img.shape[2] == 1
             pil = Image.fromarray(np.ascontiguousarray(img[..., 0] if gray else img), "L" if gray else "RGB")
-            out = np.asarray(self.ra[pil.mode](pil))
+            out = np.asarray(ra[pil.mode](pil))
             img = out[..., None] if gray else out
         return img
 
@@ -138,3 +175,66 @@ def _shift(img: np.ndarray, dy: int, dx: int) -> np.ndarray:
     xs, xd = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
     out[yd, xd] = img[ys, xs]
     return out
+
+
+# ------------------------------------------------------------------ the released code's RandAugment on timm's ops
+#
+# google-research/noisystudent randaugment.py (distort_image_with_randaugment) and timm's auto_augment.py share the
+# level scale: an op's strength is level / 10 of its reference strength (`_MAX_LEVEL = 10.` there,
+# `_LEVEL_DENOM = 10.` in timm) and both extrapolate past 10 when allowed (the code's scripts use up to 27). Per op:
+#   Rotate    level/10 x 30 degrees, random sign          timm 'Rotate'      (same formula)
+#   ShearX/Y  level/10 x 0.3, random sign                 timm 'ShearX/Y'    (same formula)
+#   TranslateX/Y level/10 x translate_const px, random sign  timm 'TranslateX/Y' (absolute; hparam translate_const)
+#   Color, Contrast, Brightness, Sharpness: factor level/10 x 1.8 + 0.1   timm's non-"Increasing" ops (same)
+#   Posterize bits int(level/10 x 4)                      timm 'Posterize'   (same; >= 8 bits is a no-op in timm)
+#   Solarize  threshold int(level/10 x 256)               timm 'Solarize'    (same; capped at 256 = no-op)
+#   SolarizeAdd int(level/10 x 110) added below 128       timm caps the addition at 128 (differs above level 11.6)
+#   AutoContrast, Equalize, Invert                        timm's ops of the same names
+#   Cutout    square of half-side int(level/10 x cutout_const), fill 128   `_Cutout` below (timm has none)
+# The chosen op is always applied (the code draws a probability but none of its ops takes it), the magnitude is
+# fixed (no noise), empty pixels are filled with 128 (replace_value) and resampling is nearest-neighbour (the
+# tf.contrib.image transforms' default). Remaining differences: SolarizeAdd above level 11.6 (above); Contrast's
+# degenerate image is the mean of a 256-bin histogram in TF and PIL's grey mean in timm; TF's blend truncates where
+# PIL rounds.
+TF_OPS = ("AutoContrast", "Equalize", "Invert", "Rotate", "Posterize", "Solarize", "Color", "Contrast",
+          "Brightness", "Sharpness", "ShearX", "ShearY", "TranslateX", "TranslateY", "SolarizeAdd")
+TF_FILL = 128  # randaugment.py distort_image_with_randaugment: replace_value = [128] * 3
+TF_TRANSLATE_CONST = 100  # randaugment.py distort_image_with_randaugment(translate_const=100)
+TF_CUTOUT_CONST = 40  # randaugment.py distort_image_with_randaugment(cutout_const=40)
+TF_LEVEL_DENOM = 10.0  # randaugment.py _MAX_LEVEL
+
+
+class _Cutout:
+    """Cutout as randaugment.py's op: a (2p x 2p) square at a uniform random centre, clipped to the image."""
+
+    name = "Cutout"
+
+    def __init__(self, magnitude: float, cutout_const: int, fill: tuple, magnitude_std: float = 0.0):
+        self.magnitude, self.const, self.fill, self.magnitude_std = magnitude, cutout_const, fill, magnitude_std
+
+    def pad_size(self, magnitude: float) -> int:
+        return int(magnitude / TF_LEVEL_DENOM * self.const)
+
+    def __call__(self, img: Image.Image) -> Image.Image:
+        m = random.gauss(self.magnitude, self.magnitude_std) if self.magnitude_std > 0 else self.magnitude
+        p = self.pad_size(max(0.0, m))
+        w, h = img.size
+        cy, cx = random.randrange(h), random.randrange(w)
+        box = (max(0, cx - p), max(0, cy - p), min(w, cx + p), min(h, cy + p))
+        if p <= 0 or box[2] <= box[0] or box[3] <= box[1]:
+            return img
+        out = img.copy()
+        out.paste(self.fill[0] if img.mode == "L" else tuple(self.fill), box)
+        return out
+
+
+def tf_randaugment(magnitude: float, layers: int, *, translate_const: int, cutout_const: int,
+                   fill: tuple = (TF_FILL,) * 3, magnitude_std: float = 0.0):
+    """The released code's RandAugment (16 ops, `layers` chosen uniformly with replacement) built on timm's ops."""
+    from timm.data.auto_augment import AugmentOp, RandAugment
+
+    hparams = {"translate_const": translate_const, "img_mean": fill, "interpolation": Image.NEAREST,
+               "magnitude_std": magnitude_std, "magnitude_max": max(float(magnitude), TF_LEVEL_DENOM) * 3}
+    ops = [AugmentOp(name, prob=1.0, magnitude=magnitude, hparams=hparams) for name in TF_OPS]
+    ops.append(_Cutout(magnitude, cutout_const, fill, magnitude_std))
+    return RandAugment(ops, num_layers=layers)

@@ -24,13 +24,14 @@ import yaml
 
 from .. import distributed as D
 from ..checkpoint import load_checkpoint, save_checkpoint
-from ..config import ModelConfig, TrainConfig, load_train_config
+from ..config import ModelConfig, TrainConfig, check_choices, load_train_config
 from ..data import labeled_split, open_source, subsample
 from ..data.loaders import ImageDataset
 from ..data.sources import Source
 from ..data.transforms import TrainAugment
 from ..models import ModelSpec, build_model, count_params, default_mean_std
 from ..utils import NsbenchError, atomic_path, read_json, resolve_device, seed_everything, write_json, write_text
+from . import budget as Bud
 from . import pseudo as P
 from .fit import ValSet, train_stage
 
@@ -93,7 +94,27 @@ def load_data(cfg: TrainConfig) -> RunData:
 def _augment(cfg: TrainConfig) -> TrainAugment:
     n = cfg.noise
     return TrainAugment(cfg.data.image_size, n.randaugment, n.ra_layers, n.ra_magnitude, n.ra_magnitude_std,
-                        n.flip, n.random_crop_pad)
+                        n.flip, n.random_crop_pad, ops=n.ra_ops, translate_const=n.ra_translate_const,
+                        natural_crop=n.natural_crop == "inception")
+
+
+def _model_key(k: int, cfg: TrainConfig) -> str:
+    return "teacher" if k == 0 else f"students.{min(k - 1, len(cfg.students) - 1)}"
+
+
+def _build(spec: ModelSpec, k: int, cfg: TrainConfig):
+    """The model of iteration k; timm's pretrained weights when its ModelConfig says so (one-line error if not)."""
+    m = cfg.teacher if k == 0 else cfg.student_for(k)
+    try:
+        return build_model(spec, pretrained=m.pretrained)
+    except NsbenchError as e:
+        raise NsbenchError(f"{_model_key(k, cfg)}.pretrained: {e}") from None
+
+
+def _unlabeled_weight(cfg: TrainConfig) -> float:
+    """Weight of the pseudo-labeled mean in the loss (the labeled mean has weight 1)."""
+    ratio = cfg.ns.unlabeled_ratio if cfg.ns.loss_weighting == "ratio" else 1
+    return cfg.ns.unlabeled_loss_weight * ratio
 
 
 def _write_history(run: Path, rows: list[dict]) -> None:
@@ -117,6 +138,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False) -> dict:
     if cfg.runtime.threads:
         torch.set_num_threads(cfg.runtime.threads)
     seed_everything(cfg.seed)
+    check_choices(cfg)
 
     data = load_data(cfg)
     num_classes = len(data.classes)
@@ -145,6 +167,12 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False) -> dict:
     summary = read_json(run / "summary.json") if (run / "summary.json").exists() else {"iterations": []}
     done = {e["iteration"] for e in summary["iterations"]}
     parent_sha = None
+    budgets = Bud.plan(cfg, len(data.labeled_idx), D.world_size())
+    summary["warnings"] = [b.warning for b in budgets if b.warning]
+    for k in range(cfg.ns.iterations + 1):  # a missing pretrained checkpoint fails now, not iterations later
+        m = cfg.teacher if k == 0 else cfg.student_for(k)
+        if m.pretrained and k not in done and not (k and cfg.ns.init_from_teacher):
+            _build(ladder[k][0], k, cfg)
 
     for k in range(0, cfg.ns.iterations + 1):
         ckpt = run / f"iter{k}.pt"
@@ -162,13 +190,16 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False) -> dict:
         work = run / f"iter{k}"
         work.mkdir(parents=True, exist_ok=True)
         seed_everything(cfg.seed + 1000 * k)
-        model = build_model(spec)
+        model = _build(spec, k, cfg)
         pseudo_ds, stats = None, None
+        log.info(budgets[k].describe(len(data.labeled_idx)))
+        if budgets[k].warning:
+            log.warning("%s", budgets[k].warning)
         if k == 0:
-            optim, ratio = cfg.teacher_optim, 0
+            optim, ratio = budgets[0].optim(cfg.teacher_optim), 0
             log.info("iteration 0: supervised teacher %s (%s parameters)", spec.arch, f"{n_params:,}")
         else:
-            optim, ratio = cfg.student_optim, cfg.ns.unlabeled_ratio
+            optim, ratio = budgets[k].optim(cfg.student_optim), cfg.ns.unlabeled_ratio
             teacher, tmeta = load_checkpoint(run / f"iter{k - 1}.pt")
             teacher.to(device)
             store = work / "pseudo"
@@ -180,7 +211,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False) -> dict:
                 stats = P.build_store(teacher, data.unlabeled, data.unlabeled_idx, store, num_classes=num_classes,
                                       size=size, device=device, soft=pc.soft, temperature=pc.temperature,
                                       topk=pc.topk, threshold=pc.threshold, balance=pc.balance,
-                                      per_class=pc.per_class, batch_size=pc.batch_size, num_workers=workers)
+                                      per_class=pc.per_class, batch_size=pc.batch_size, num_workers=workers,
+                                      filter_on=pc.filter_on)
             log.info("iteration %d: pseudo-labels kept %d of %d (threshold %.2f), %d selected after balancing%s", k,
                      stats["n_kept"], stats["n_unlabeled"], stats["threshold"], stats["n_selected"],
                      f", agreement with hidden labels {100 * stats['agreement_kept']:.1f}%" if "agreement_kept" in stats else "")
@@ -197,11 +229,13 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False) -> dict:
                      k, spec.arch, f"{n_params:,}", spec.drop_rate, spec.drop_path_rate)
         final, history = train_stage(
             model, name=f"iter{k}", optim_cfg=optim, runtime=cfg.runtime, labeled=labeled, pseudo=pseudo_ds,
-            ratio=ratio, unlabeled_weight=cfg.ns.unlabeled_loss_weight, val=val, device=device,
-            state_path=work / "state.pt", seed=cfg.seed + 1000 * k, num_workers=workers)
+            ratio=ratio, unlabeled_weight=_unlabeled_weight(cfg), val=val, device=device,
+            state_path=work / "state.pt", seed=cfg.seed + 1000 * k, num_workers=workers,
+            pseudo_smoothing=0.0 if cfg.pseudo.soft else cfg.pseudo.label_smoothing)
         last = history[-1]
         metrics = {"val_top1": last.get("val_top1"), "val_top5": last.get("val_top5"), "val_split": cfg.data.val_split,
-                   "n_val": int(len(data.val_idx)), "train_seconds": float(sum(h["seconds"] for h in history))}
+                   "n_val": int(len(data.val_idx)), "train_seconds": float(sum(h["seconds"] for h in history)),
+                   "steps": int(sum(h["steps"] for h in history)), "images": int(sum(h["images"] for h in history))}
         if stats is not None:
             metrics["pseudo"] = {k2: stats[k2] for k2 in ("n_kept", "n_selected", "n_duplicated", "agreement_kept") if k2 in stats}
         for h in history:

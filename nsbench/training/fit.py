@@ -1,7 +1,8 @@
 """One visible training loop for the teacher (labeled only) and the noised student (labeled + pseudo-labeled).
 
-An epoch is one pass over the larger of the two streams; each step concatenates a labeled batch of B images with
-a pseudo-labeled batch of B * ratio images, so every batch mixes both at the configured ratio. State is saved
+An epoch is one pass over the labeled set, as the paper and the released code count it (see budget.py); each step
+concatenates a labeled batch of B images with a pseudo-labeled batch of B * ratio images drawn from their own
+stream, so every batch mixes both at the configured ratio. State is saved
 atomically after every epoch, so a killed run resumes from the last finished epoch.
 """
 from __future__ import annotations
@@ -27,6 +28,7 @@ from torch.utils.data import DataLoader
 
 from ..data.loaders import ImageDataset, MixedBatchSampler, MixedDataset, collate_mixed, iterate_clean, worker_init
 from ..data.sources import Source
+from .budget import steps_per_epoch as labeled_steps_per_epoch
 
 log = logging.getLogger(__name__)
 
@@ -128,11 +130,13 @@ def train_stage(
     num_workers: int = 0,
     max_steps: int | None = None,
     distributed: bool = True,
+    pseudo_smoothing: float = 0.0,
 ) -> tuple[nn.Module, list[dict]]:
     """Train `model` in place; return the model to checkpoint (EMA weights if enabled) and the history.
 
     Under torch.distributed (and `distributed`), the model is wrapped in DistributedDataParallel, every rank takes
-    its share of each global batch, and only rank 0 writes the training state.
+    its share of each global batch, and only rank 0 writes the training state. `pseudo_smoothing` smooths the
+    pseudo-labeled targets (for hard pseudo-labels: target * (1 - e) + e / classes).
     """
     from timm.utils import ModelEmaV3
 
@@ -155,7 +159,7 @@ def train_stage(
     B = optim_cfg.batch_size
     Bu = B * ratio if pseudo is not None else 0
     n_l, n_u = len(labeled), len(pseudo) if pseudo is not None else 0
-    steps_per_epoch = max(math.ceil(n_l / (B * world)), math.ceil(n_u / (Bu * world)) if n_u else 0)
+    steps_per_epoch = labeled_steps_per_epoch(n_l, B, world)
     if max_steps:
         steps_per_epoch = min(steps_per_epoch, max_steps)
     total = steps_per_epoch * optim_cfg.epochs
@@ -206,7 +210,10 @@ def train_stage(
             if n_lab:
                 loss = loss + F.cross_entropy(logits[:n_lab].float(), yl.to(device), label_smoothing=optim_cfg.label_smoothing)
             if yu is not None:
-                loss = loss + unlabeled_weight * soft_cross_entropy(logits[n_lab:], yu.to(device))
+                yu = yu.to(device)
+                if pseudo_smoothing > 0:
+                    yu = yu * (1 - pseudo_smoothing) + pseudo_smoothing / yu.shape[1]
+                loss = loss + unlabeled_weight * soft_cross_entropy(logits[n_lab:], yu)
             if not torch.isfinite(loss.detach()).item():
                 _non_finite(name, loss, epoch=epoch, epochs=optim_cfg.epochs, step=step, steps=steps_per_epoch,
                             state_path=state_path)

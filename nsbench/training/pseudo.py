@@ -74,6 +74,16 @@ def teacher_probs(model: nn.Module, source: Source, indices: np.ndarray, size: i
     return np.concatenate(probs), np.concatenate(idxs), skipped
 
 
+def untempered_confidence(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """Top probability of softmax(logits) from rows of softmax(logits / T): p_j^T renormalised (exact, in logs)."""
+    if temperature == 1.0:
+        return probs.max(1)
+    with np.errstate(divide="ignore"):
+        logp = np.log(probs.astype(np.float64))
+    z = temperature * (logp - logp.max(1, keepdims=True))
+    return (1.0 / np.exp(z).sum(1)).astype(np.float32)
+
+
 def topk_targets(probs: np.ndarray, soft: bool, k: int | None) -> tuple[np.ndarray, np.ndarray]:
     """Compress probabilities to (class indices, values) of the top k; hard labels are one class with value 1."""
     n, c = probs.shape
@@ -360,9 +370,10 @@ def plan_and_select(store: Path, world: int, num_classes: int, threshold: float,
 def build_store(teacher: nn.Module, source: Source, indices: np.ndarray, store: Path, *, num_classes: int,
                 size: int, device: torch.device, soft: bool, temperature: float, topk: int | None,
                 threshold: float, balance: bool, per_class: int | str, batch_size: int = 512,
-                num_workers: int = 0) -> dict:
+                num_workers: int = 0, filter_on: str = "untempered") -> dict:
     """Label `indices` of `source` with the un-noised teacher, sharded over ranks (each writes its own shard),
-    then filter and balance globally on rank 0 from the shards' statistics."""
+    then filter and balance globally on rank 0 from the shards' statistics. The filter reads the top probability of
+    softmax(logits) (filter_on="untempered", the released code) or of softmax(logits / temperature) ("tempered")."""
     store.mkdir(parents=True, exist_ok=True)
     rank, world = D.rank(), D.world_size()
     shard = store / shard_name(rank, world)
@@ -379,12 +390,13 @@ def build_store(teacher: nn.Module, source: Source, indices: np.ndarray, store: 
             cls, val = topk_targets(probs, soft, topk)
             k_out = cls.shape[1]
             # the filter always uses the teacher's top probability, for hard labels too
-            writer.add(idx, cls, val, probs.max(1), source.labels[idx])
+            conf = untempered_confidence(probs, temperature) if filter_on == "untempered" else probs.max(1)
+            writer.add(idx, cls, val, conf, source.labels[idx])
         writer.close(skipped, k_out)
     D.barrier()
     if D.is_main():
         stats = plan_and_select(store, world, num_classes, threshold, balance, per_class)
-        stats.update(soft=soft, temperature=temperature, topk=topk)
+        stats.update(soft=soft, temperature=temperature, topk=topk, filter_on=filter_on)
         write_json(store / "stats.json", stats)
     D.barrier()
     return read_json(store / "stats.json")
