@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 DEMO_OUT ?= runs/demo
 PIP := $(PY) -m pip install -q --disable-pip-version-check
 
-.PHONY: demo test test-all data browser clean
+.PHONY: demo test test-all data browser syslibs clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -27,6 +27,14 @@ data:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
 	fi
 
+# opencv-python (what imagecorruptions-imaug requires) loads libGL.so.1 and libglib-2.0.so.0
+syslibs:
+	@if ! ldconfig -p | grep -q 'libGL.so.1 ' || ! ldconfig -p | grep -q 'libglib-2.0.so.0 '; then \
+	  if command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libgl1 libglib2.0-0; \
+	  else echo "nsbench needs libGL.so.1 and libglib-2.0.so.0 (OpenCV): install them with your package manager"; fi; \
+	fi
+
 browser:
 	@if ! command -v chromium >/dev/null && command -v apt-get >/dev/null; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
@@ -36,7 +44,7 @@ DEMO_REPORT ?= reports/demo
 
 # The whole pipeline on the embedded default: train 3 iterations (resuming a killed run), evaluate the teacher and
 # every student with the robustness suite (cached cells resume too), render the report and print its path.
-demo: $(STAMP) data
+demo: $(STAMP) data syslibs
 	@if [ -f $(DEMO_OUT)/config.yaml ]; then \
 	  $(NSBENCH) train --resume $(DEMO_OUT) --iterations 3; \
 	else \
@@ -47,10 +55,10 @@ demo: $(STAMP) data
 	$(NSBENCH) report $(DEMO_REPORT)/eval $(DEMO_OUT) --baseline $(notdir $(DEMO_OUT))-iter0 --out $(DEMO_REPORT) \
 	  --title "Noisy Student on Fashion-MNIST: teacher vs students"
 
-test: $(STAMP) data browser
+test: $(STAMP) data browser syslibs
 	$(PY) -m pytest -q
 
-test-all: $(STAMP) data browser
+test-all: $(STAMP) data browser syslibs
 	$(PY) -m pytest -q -m ''
 
 clean:
