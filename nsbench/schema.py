@@ -8,13 +8,12 @@ the row count and the sha256 of `results.csv` so that a truncated or edited file
 """
 from __future__ import annotations
 
-import hashlib
 import math
 from pathlib import Path
 
 import pandas as pd
 
-from .utils import NsbenchError, atomic_path, write_json
+from .utils import NsbenchError, atomic_path, file_sha256, write_json
 
 COLUMNS = ["model", "suite", "task", "condition", "severity", "eps_255", "eps", "metric", "value", "n", "normaliser",
            "note"]
@@ -60,10 +59,6 @@ def frame(rows: list[dict]) -> pd.DataFrame:
     return df.sort_values(SORT, na_position="first", kind="stable").reset_index(drop=True)
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def write_results(out: str | Path, df: pd.DataFrame, per_image: pd.DataFrame, meta: dict) -> Path:
     """Write a results folder; meta.json last, with the row count and the checksum of results.csv."""
     out = Path(out)
@@ -73,7 +68,7 @@ def write_results(out: str | Path, df: pd.DataFrame, per_image: pd.DataFrame, me
     df = frame(df.to_dict("records")) if list(df.columns) == COLUMNS else df
     with atomic_path(out / "results.csv") as tmp:
         df.to_csv(tmp, index=False, float_format="%.6g")
-        sha = _sha256(tmp)
+        sha = file_sha256(tmp)
     with atomic_path(out / "results.parquet") as tmp:
         df.to_parquet(tmp, index=False)
     if len(per_image):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..utils import atomic_path, read_json, write_json
+from ..utils import atomic_path, file_sha256, read_json, write_json
 
 
 def default_cache_dir() -> Path:
@@ -31,11 +31,7 @@ def load_array(path: Path) -> np.ndarray:
 
 
 def array_sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()[:16]
+    return file_sha256(path)[:16]
 
 
 _VERIFIED: set[tuple] = set()  # (path, size, mtime_ns, sha) already checked by this process

@@ -121,7 +121,7 @@ def build_c(source: Source, size: int, corruptions: list[str], severities: list[
     if calibration != "imagenet-c":  # sets built before calibrations existed keep their key
         spec["calibration"] = calibration
     folder = cache_dir / "sets" / f"C-{K.key_of(spec)}"
-    manifest = _verified(folder, K.read_manifest(folder))
+    manifest = verify_set(folder, K.read_manifest(folder), "cells")
     want = {(c, s) for c in corruptions for s in severities}
     if manifest and want <= {(c["corruption"], c["severity"]) for c in manifest["cells"]}:
         return folder, manifest
@@ -166,10 +166,6 @@ def verify_set(folder: Path, manifest: dict | None, parts: str) -> dict | None:
         for f in bad:
             (folder / f).unlink(missing_ok=True)
     return {**manifest, parts: good}
-
-
-def _verified(folder: Path, manifest: dict | None) -> dict | None:
-    return verify_set(folder, manifest, "cells")
 
 
 def _quiet_worker() -> None:

@@ -27,12 +27,11 @@ def train_reference(*, arch: str, seed: int, kwargs: dict, source: Source, indic
     held-out `val_indices` stops improving: rounds of `epochs` epochs (a fresh cosine cycle each, warm-started), at
     most `max_rounds`, stopping when a round gains less than `min_gain` points; the best round's weights are kept.
     Returns the model (eval mode, on `device`) and what it reached ({rounds, val_top1 per round, val_top1})."""
-    from ..checkpoint import read_checkpoint
-
     name = f"ref-{arch}-{seed}"
     path = Path(workdir) / f"{name}.pt"
     if path.exists():
-        return load_checkpoint(path)[0].to(device), read_checkpoint(path)[0]["metrics"]
+        model, meta = load_checkpoint(path)
+        return model.to(device), meta["metrics"]
     seed_everything(seed)
     mean, std = default_mean_std(arch)
     spec = ModelSpec(arch, num_classes=len(source.classes), input_size=size, mean=mean, std=std, kwargs=kwargs)
