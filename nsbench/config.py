@@ -31,7 +31,9 @@ class DataConfig:
     image_size: int = 32  # square side after padding / resizing
     image_column: str = "image"  # for hf: sources
     label_column: str = "label"
-    num_workers: int = 0
+    # loader processes; auto: none on machines of 2 cores or fewer, else the cores per local GPU less one (or the
+    # cores less one without a GPU), at most 16 (nsbench/data/loaders.py auto_workers)
+    num_workers: int | str = "auto"
 
 
 @dataclass
@@ -396,7 +398,10 @@ def validate_train_config(cfg: TrainConfig) -> None:
     check_range("data.unlabeled_limit", d.unlabeled_limit, lo=1, optional=True)
     check_range("data.val_limit", d.val_limit, lo=1, optional=True)
     check_range("data.image_size", d.image_size, lo=1)
-    check_range("data.num_workers", d.num_workers, lo=0)
+    if d.num_workers != "auto":
+        if isinstance(d.num_workers, bool) or not isinstance(d.num_workers, int):
+            raise NsbenchError(f"data.num_workers: expected an integer or auto, got {d.num_workers!r}")
+        check_range("data.num_workers", d.num_workers, lo=0)
     validate_model(cfg.teacher, "teacher")
     if not cfg.students:
         raise NsbenchError("students: must list at least one student model")

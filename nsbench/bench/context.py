@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator
@@ -18,8 +17,9 @@ import torch
 from .. import distributed as D
 from .. import schema
 from ..data import open_source
-from ..data.loaders import iterate_clean
-from ..data.transforms import IMAGENET_CROP_PCT, INTERPOLATION, to_tensor
+from ..data.augment import to_float
+from ..data.loaders import auto_workers, iterate_clean, stack_uint8
+from ..data.transforms import IMAGENET_CROP_PCT, INTERPOLATION
 from ..lock import run_lock
 from ..utils import NsbenchError, atomic_path
 from . import cache as K
@@ -29,9 +29,8 @@ log = logging.getLogger(__name__)
 
 
 def default_workers() -> int:
-    """Loader processes: none on small machines (the main process decodes), else the cores less one, at most 8."""
-    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return 0 if n <= 2 else min(8, n - 1)
+    """Loader processes: `data.num_workers: auto` (loaders.auto_workers)."""
+    return auto_workers("auto")
 
 
 @dataclass
@@ -148,8 +147,14 @@ class EvalContext:
             return np.concatenate(D.all_gather_objects(self.logits_local(images[D.shard(len(images))])))
         return self.logits_local(images)
 
+    def to_input(self, images: np.ndarray) -> torch.Tensor:
+        """uint8 NHWC images -> the model's float input on the device (uint8 is what travels)."""
+        x = stack_uint8(list(np.asarray(images)))
+        cuda = self.device.type == "cuda"
+        return to_float((x.pin_memory() if cuda else x).to(self.device, non_blocking=cuda))
+
     def logits_local(self, images: np.ndarray) -> np.ndarray:
-        out = [self.forward(to_tensor(np.asarray(images[s : s + self.bs]))).numpy() for s in range(0, len(images), self.bs)]
+        out = [self.forward(self.to_input(images[s : s + self.bs])).numpy() for s in range(0, len(images), self.bs)]
         return np.concatenate(out) if out else np.zeros((0, len(self.em.classes)), np.float32)
 
     @property
@@ -162,7 +167,8 @@ class EvalContext:
 
     def batches(self, source, indices: np.ndarray, batch_size: int | None = None) -> Iterator:
         """Un-augmented (x, y, source index, n_skipped) batches of `source` at `indices`, in order."""
-        yield from iterate_clean(source, indices, self.size, batch_size or self.bs, self.loader_workers, self.resize)
+        yield from iterate_clean(source, indices, self.size, batch_size or self.bs, self.loader_workers, self.resize,
+                                 device=self.device)
 
     # ------------------------------------------------------------------ sharding, caching, building
     def sharded(self, idx: np.ndarray, fn: Callable[[np.ndarray], dict]) -> dict[str, np.ndarray]:

@@ -1,7 +1,13 @@
-"""Datasets and batch iterators over sources; unreadable images are skipped and counted, never fatal."""
+"""Datasets and batch iterators over sources; unreadable images are skipped and counted, never fatal.
+
+Workers decode and ship uint8 (a quarter of float32's bytes); conversion to float, and the training noise, happen
+on the batch's device (augment.py). Clean (labeling, evaluation) loaders parallelise per image: workers fill small
+chunks that the main process joins into batches in order, so one batch never waits on one worker.
+"""
 from __future__ import annotations
 
 import logging
+import os
 import random
 from typing import Iterator
 
@@ -10,8 +16,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from .sources import Source, UnreadableImage
+from .augment import step_generator, to_float
 from .targets import dense_targets
-from .transforms import TrainAugment, prepare, prepare_batch, to_tensor
+from .transforms import TrainAugment, prepare, prepare_batch
+
+LOADER_TIMEOUT = 600  # seconds a worker may take for one chunk before the loader fails instead of hanging
 
 log = logging.getLogger(__name__)
 
@@ -34,37 +43,44 @@ class ImageDataset(Dataset):
         return len(self.indices)
 
     def __getitem__(self, k: int):
+        """(uint8 HWC image, target, source index, natural); None for an unreadable image. With `augment`, a
+        natural image is cropped and flipped here (natural=True); the batch noise comes later (augment.py)."""
         i = int(self.indices[k])
         if self._prepared is not None:
-            img = self._prepared[self._row[k]]
-        else:
-            try:
-                raw = self.source.load(i)
-            except UnreadableImage as e:
-                log.warning("skipping unreadable image %s", e)
-                return None
-            if self.augment is not None and self.augment.is_natural(raw, self.source.kind):
-                return self.augment.natural(raw), self.targets[k], i  # crops from the decoded image
-            img = prepare(raw, self.size, self.source.kind, **self.resize)
-        if self.augment is not None:
-            img = self.augment(img)
-        return img, self.targets[k], i
+            return self._prepared[self._row[k]], self.targets[k], i, False
+        try:
+            raw = self.source.load(i)
+        except UnreadableImage as e:
+            log.warning("skipping unreadable image %s", e)
+            return None
+        if self.augment is not None and self.augment.is_natural(raw, self.source.kind):
+            return self.augment.natural(raw), self.targets[k], i, True  # crops from the decoded image
+        return prepare(raw, self.size, self.source.kind, **self.resize), self.targets[k], i, False
+
+
+def stack_uint8(images: list[np.ndarray]) -> torch.Tensor:
+    """HWC uint8 images (1 or 3 channels, same size) -> uint8 NCHW tensor in channels-last memory (the HWC bytes
+    as they are)."""
+    if any(im.shape[2] != images[0].shape[2] for im in images):
+        images = [np.repeat(im, 3, axis=2) if im.shape[2] == 1 else im for im in images]
+    return torch.from_numpy(np.ascontiguousarray(np.stack(images))).permute(0, 3, 1, 2)
 
 
 def collate(items):
-    """Stack the readable items; report how many were skipped as the fourth element."""
+    """Stack the readable items (uint8 NCHW); report how many were skipped as the fourth element."""
     good = [it for it in items if it is not None]
     skipped = len(items) - len(good)
     if not good:
         return None, None, None, skipped
-    x = to_tensor(np.stack([g[0] for g in good]))
+    x = stack_uint8([g[0] for g in good])
     y = torch.as_tensor(np.asarray([g[1] for g in good], dtype=np.int64))
     idx = torch.as_tensor([g[2] for g in good], dtype=torch.int64)
     return x, y, idx, skipped
 
 
 class MixedDataset(Dataset):
-    """Labeled items (index < n_labeled) followed by pseudo-labeled ones, for MixedBatchSampler's batches."""
+    """Labeled items (index < n_labeled) followed by pseudo-labeled ones. MixedBatchSampler hands it whole steps,
+    (step, indices), which `__getitems__` loads as one batch."""
 
     def __init__(self, labeled: ImageDataset, pseudo: ImageDataset | None):
         self.labeled, self.pseudo = labeled, pseudo
@@ -81,14 +97,50 @@ class MixedDataset(Dataset):
         item = self.pseudo[k]
         return None if item is None else (*item, False)
 
+    def __getitems__(self, step_indices):
+        step, indices = step_indices
+        return step, [self[i] for i in indices]
 
-def collate_mixed(items):
-    """(x, labels of the labeled part, soft targets of the pseudo part, n_labeled, n_skipped); labeled first."""
+
+class MixedCollate:
+    """(step, items) -> Batch. With `augment` (CPU training), the step's noise is applied here, in the loader's
+    worker, from the step's own generator; otherwise the training loop applies it on the device."""
+
+    def __init__(self, augment=None, seed: int = 0, epoch: int = 0):
+        self.augment, self.seed, self.epoch = augment, seed, epoch
+
+    def __call__(self, step_items) -> "Batch":
+        step, items = step_items
+        b = collate_mixed(items)
+        b.step = step
+        if self.augment is not None and b.x is not None:
+            b.x = self.augment(b.x, step_generator(self.seed, self.epoch, step), b.natural)
+            b.augmented = True
+        return b
+
+
+class Batch:
+    """One training step's data: uint8 x (labeled rows first), labels, pseudo-labeled soft targets."""
+
+    __slots__ = ("x", "y", "soft", "n_labeled", "skipped", "natural", "step", "augmented")
+
+    def __init__(self, x, y, soft, n_labeled, skipped, natural):
+        self.x, self.y, self.soft, self.n_labeled, self.skipped, self.natural = x, y, soft, n_labeled, skipped, natural
+        self.step, self.augmented = 0, False
+
+    def pin_memory(self):
+        self.x = self.x.pin_memory() if self.x is not None else None
+        return self
+
+
+def collate_mixed(items) -> Batch:
+    """Readable items of one step -> Batch; the labeled part first."""
     good = [it for it in items if it is not None]
     skipped = len(items) - len(good)
-    lab = [g for g in good if g[3]]
-    uns = [g for g in good if not g[3]]
-    x = to_tensor(np.stack([g[0] for g in lab + uns])) if good else None
+    lab = [g for g in good if g[4]]
+    uns = [g for g in good if not g[4]]
+    x = stack_uint8([g[0] for g in lab + uns]) if good else None
+    natural = torch.as_tensor([bool(g[3]) for g in lab + uns], dtype=torch.bool)
     y = torch.as_tensor(np.asarray([g[1] for g in lab], dtype=np.int64))
     soft = None
     if uns:
@@ -98,7 +150,7 @@ def collate_mixed(items):
         else:
             soft = np.stack([g[1] for g in uns]).astype(np.float32)
         soft = torch.as_tensor(soft)
-    return x, y, soft, len(lab), skipped
+    return Batch(x, y, soft, len(lab), skipped, natural)
 
 
 class MixedBatchSampler(torch.utils.data.Sampler):
@@ -129,7 +181,7 @@ class MixedBatchSampler(torch.utils.data.Sampler):
         for s in range(self.steps):
             a = lab[s * gl + self.rank * self.bl : s * gl + (self.rank + 1) * self.bl]
             b = uns[s * gu + self.rank * self.bu : s * gu + (self.rank + 1) * self.bu] if self.bu else uns[:0]
-            yield np.concatenate([a, b]).tolist()
+            yield s, np.concatenate([a, b]).tolist()
 
 
 def worker_init(worker_id: int) -> None:
@@ -137,34 +189,92 @@ def worker_init(worker_id: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.set_num_threads(1)
+    try:  # OpenCV's own thread pool in every worker oversubscribes the cores (and is not fork-safe)
+        import cv2
+
+        cv2.setNumThreads(1)
+    except ImportError:
+        pass
+
+
+def auto_workers(setting: int | str = "auto") -> int:
+    """Loader processes for `data.num_workers`: an int as given; "auto": none on machines of 2 cores or fewer (the
+    main process decodes; workers would take the model's cores), else the cores per local GPU less one (the main
+    process feeds the GPU), or the cores less one without a GPU, at most 16."""
+    if setting != "auto":
+        return int(setting)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if cores <= 2:
+        return 0
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", max(gpus, 1)))
+    return max(1, min(16, cores // max(local, 1) - 1))
+
+
+def loader_kwargs(num_workers: int, device: torch.device | str | None = None) -> dict:
+    """DataLoader settings shared by every loader: workers seeded and single-threaded, a timeout instead of a hang,
+    pinned memory for GPU transfers."""
+    cuda = torch.device(device).type == "cuda" if device is not None else torch.cuda.is_available()
+    kw = {"num_workers": num_workers, "pin_memory": cuda}
+    if num_workers:
+        kw.update(worker_init_fn=worker_init, timeout=LOADER_TIMEOUT, prefetch_factor=4)
+    return kw
 
 
 def make_loader(dataset: ImageDataset, batch_size: int, num_workers: int) -> DataLoader:
     """Batches of `dataset` in index order (training draws its batches from MixedBatchSampler instead)."""
-    return DataLoader(
-        dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate,
-        worker_init_fn=worker_init if num_workers else None, pin_memory=torch.cuda.is_available(),
-    )
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate, **loader_kwargs(num_workers))
+
+
+def chunk_size(batch_size: int, num_workers: int) -> int:
+    """Images per worker task in clean loaders: a divisor of the batch size (batches stay exactly batch_size
+    images), small enough that every worker has work in every batch, at most 64."""
+    target = max(1, min(64, -(-batch_size // max(1, 2 * num_workers))))
+    return next(c for c in range(target, 0, -1) if batch_size % c == 0)
 
 
 def iterate_clean(source: Source, indices: np.ndarray, size: int, batch_size: int, num_workers: int = 0,
-                  resize: dict | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]]:
-    """Un-augmented batches (x in [0,1] NCHW, labels, source indices, n_skipped) in index order.
+                  resize: dict | None = None, device: torch.device | str | None = None,
+                  channels_last: bool = True) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]]:
+    """Un-augmented batches (x in [0,1] NCHW float on `device` (CPU if None), labels, source indices, n_skipped)
+    in index order. uint8 travels; the conversion to float happens on the device.
 
-    In-memory sources are sliced and padded a whole batch at a time; file sources decode in workers.
+    In-memory sources are sliced and padded a whole batch at a time; file sources decode in workers, per chunk.
     """
     indices = np.asarray(indices, np.int64)
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    cuda = device.type == "cuda"
+
+    def out(x: torch.Tensor) -> torch.Tensor:
+        return to_float(x.to(device, non_blocking=cuda), channels_last)
+
     if source.kind == "small" and source.load_batch(indices[:1]) is not None:
         for s in range(0, len(indices), batch_size):
             idx = indices[s : s + batch_size]
-            x = to_tensor(prepare_batch(source.load_batch(idx), size))
-            yield x, torch.as_tensor(source.labels[idx]), torch.as_tensor(idx), 0
+            x = stack_uint8(list(prepare_batch(source.load_batch(idx), size)))
+            yield out(x.pin_memory() if cuda else x), torch.as_tensor(source.labels[idx]), torch.as_tensor(idx), 0
         return
     ds = ImageDataset(source, indices, size, resize=resize)
-    for x, y, idx, skipped in make_loader(ds, batch_size, num_workers):
-        if x is None:
-            if skipped:
-                yield torch.empty(0, 3, size, size), torch.empty(0, dtype=torch.int64), torch.empty(0, dtype=torch.int64), skipped
-            continue
-        yield x, y, idx, skipped
+    loader = DataLoader(ds, batch_size=chunk_size(batch_size, num_workers) if num_workers else batch_size,
+                        shuffle=False, collate_fn=collate, **loader_kwargs(num_workers, device))
+    xs, ys, ids, skipped, n = [], [], [], 0, 0
 
+    def flush():
+        x = out(torch.cat(xs)) if xs else torch.empty(0, 3, size, size, device=device)
+        y = torch.cat(ys) if ys else torch.empty(0, dtype=torch.int64)
+        i = torch.cat(ids) if ids else torch.empty(0, dtype=torch.int64)
+        return x, y, i, skipped
+
+    for x, y, idx, sk in loader:
+        skipped += sk
+        n += sk
+        if x is not None:
+            xs.append(x)
+            ys.append(y)
+            ids.append(idx)
+            n += len(x)
+        if n >= batch_size:
+            yield flush()
+            xs, ys, ids, skipped, n = [], [], [], 0, 0
+    if n:
+        yield flush()

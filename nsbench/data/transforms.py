@@ -2,7 +2,7 @@
 
 Small images (Fashion-MNIST, CIFAR-like) are padded to the target size so that corruption code, which needs at
 least 32x32, sees the same pixels the model does; natural photos are resized and centre-cropped (0.875 crop, the
-ImageNet convention). Training noise (RandAugment) is timm's implementation on PIL images.
+ImageNet convention). Training noise: random-resized crops here, per image; the rest per batch in augment.py.
 """
 from __future__ import annotations
 
@@ -97,42 +97,41 @@ def to_tensor(batch: np.ndarray) -> torch.Tensor:
 
 
 class TrainAugment:
-    """Input noise for the student (and the teacher). Small padded images: optional pad-and-crop translation and
-    flip, then RandAugment. Natural images (anything larger than the target size, not of a "small" source), when
-    `natural_crop`: random-resized crop + horizontal flip from the decoded image, then RandAugment.
+    """Input noise for the student (and the teacher), in two stages.
 
-    Works on uint8 HWC images with 1 or 3 channels; greyscale stays single-channel (RandAugment in PIL "L" mode,
-    about half the cost of RGB) and becomes 3 channels only when the batch is stacked into a tensor.
+    Per image, where it is decoded: natural images (anything larger than the target size, not of a "small" source)
+    take, when `natural_crop`, a random-resized crop + horizontal flip (else the evaluation resize + centre crop);
+    small images are padded (`prepare`). Per batch (`batch`, nsbench/data/augment.py), on the batch's device: the
+    small images' pad-and-crop shift and flip, then RandAugment with each image drawing its own ops.
     """
 
     def __init__(self, size: int, randaugment: bool, layers: int, magnitude: int, magnitude_std: float,
-                 flip: bool = False, random_crop_pad: int = 0, *, ops: str = "timm",
+                 flip: bool = False, random_crop_pad: int = 0, *, ops: str = "tf",
                  translate_const: int | None = None, natural_crop: bool = False):
-        from timm.data.auto_augment import rand_augment_transform
         from timm.data.transforms import RandomResizedCropAndInterpolation
 
-        self.size, self.flip, self.pad = size, flip, random_crop_pad
-        self.ra: dict = {}
-        self.ra_natural: dict = {}
-        if randaugment and layers > 0 and ops == "tf":
-            small = translate_const if translate_const is not None else max(1, size // 8)
-            natural = translate_const if translate_const is not None else TF_TRANSLATE_CONST
-            cutout_natural = translate_const if translate_const is not None else TF_CUTOUT_CONST
-            for mode, fill in (("L", (TF_FILL,)), ("RGB", (TF_FILL,) * 3)):
-                self.ra[mode] = tf_randaugment(magnitude, layers, translate_const=small, cutout_const=small,
-                                               fill=fill, magnitude_std=magnitude_std)
-                self.ra_natural[mode] = tf_randaugment(magnitude, layers, translate_const=natural,
-                                                       cutout_const=cutout_natural, fill=fill,
-                                                       magnitude_std=magnitude_std)
-        elif randaugment and layers > 0:
-            # timm's RandAugment config string: m = magnitude, n = layers, mstd = magnitude noise.
-            spec = f"rand-m{magnitude}-n{layers}-mstd{magnitude_std}"
-            for mode, fill in (("L", (0,)), ("RGB", (0, 0, 0))):
-                self.ra[mode] = rand_augment_transform(spec, {"translate_const": int(size * 0.45), "img_mean": fill})
-            self.ra_natural = self.ra
+        from .augment import batch_augment
+
+        self.size = size
+        common = dict(ops=ops, translate_const=translate_const)
+        self.batch = batch_augment(size, randaugment, layers, magnitude, magnitude_std, flip, random_crop_pad, **common)
+        # natural images: the code's ImageNet translate / Cutout sizes (100 / 40 px at level 10)
+        self.batch_natural = batch_augment(size, randaugment, layers, magnitude, magnitude_std, **common, natural=True)
         # preprocessing.py _random_crop: area_range (0.08, 1.0), aspect_ratio_range (3/4, 4/3), bicubic resize
         self.rrc = RandomResizedCropAndInterpolation(size, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3),
                                                      interpolation="bicubic") if natural_crop else None
+
+    def on_batch(self, x: torch.Tensor, gen: torch.Generator, natural: torch.Tensor | None = None) -> torch.Tensor:
+        """The batch stage on a uint8 NCHW batch: natural rows (cropped at decoding) take the natural-image noise."""
+        if natural is None or not bool(natural.any()):
+            return self.batch(x, gen)
+        if bool(natural.all()):
+            return self.batch_natural(x, gen, natural)
+        out = x.clone()
+        nat = natural.to(x.device)
+        out[~nat] = self.batch(x[~nat], gen)
+        out[nat] = self.batch_natural(x[nat], gen, natural[natural])
+        return out
 
     def is_natural(self, img: np.ndarray, kind: str) -> bool:
         """Whether `img` (as decoded) takes the natural-image path; `prepare` pads the others."""
@@ -140,41 +139,13 @@ class TrainAugment:
                                                         and self.size <= SMALL_IMAGE_MAX)
 
     def natural(self, img: np.ndarray) -> np.ndarray:
-        """A decoded natural image -> random-resized crop + flip (or the eval resize/centre crop), then RandAugment."""
+        """A decoded natural image -> random-resized crop + flip (or the evaluation resize + centre crop)."""
         if self.rrc is None:
-            return self._randaugment(resize_center_crop(img, self.size), self.ra_natural)
+            return resize_center_crop(img, self.size)
         pil = self.rrc(Image.fromarray(to_rgb(img)))
         if random.random() < 0.5:  # preprocessing.py _flip: random_flip_left_right
             pil = pil.transpose(Image.FLIP_LEFT_RIGHT)
-        return self._randaugment(np.asarray(pil), self.ra_natural)
-
-    def __call__(self, img: np.ndarray) -> np.ndarray:
-        # Python's `random` (also what timm's RandAugment draws from) is seeded per epoch by the training loop and
-        # per worker by torch's DataLoader, so a run is reproducible.
-        if self.pad:
-            img = _shift(img, random.randint(-self.pad, self.pad), random.randint(-self.pad, self.pad))
-        if self.flip and random.random() < 0.5:
-            img = img[:, ::-1]
-        return self._randaugment(img, self.ra)
-
-    @staticmethod
-    def _randaugment(img: np.ndarray, ra: dict) -> np.ndarray:
-        if ra:
-            gray = img.shape[2] == 1
-            pil = Image.fromarray(np.ascontiguousarray(img[..., 0] if gray else img), "L" if gray else "RGB")
-            out = np.asarray(ra[pil.mode](pil))
-            img = out[..., None] if gray else out
-        return img
-
-
-def _shift(img: np.ndarray, dy: int, dx: int) -> np.ndarray:
-    """Translate by (dy, dx) pixels, filling with zeros (pad-and-crop without the padding copy)."""
-    h, w = img.shape[:2]
-    out = np.zeros_like(img)
-    ys, yd = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
-    xs, xd = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
-    out[yd, xd] = img[ys, xs]
-    return out
+        return np.asarray(pil)
 
 
 # ------------------------------------------------------------------ the released code's RandAugment on timm's ops

@@ -26,6 +26,7 @@ from .. import distributed as D
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..config import ModelConfig, TrainConfig, check_choices, load_train_config
 from ..data import labeled_split, open_source, subsample
+from ..data.loaders import auto_workers
 from ..data.loaders import ImageDataset
 from ..data.sources import Source
 from ..data.transforms import TrainAugment
@@ -160,7 +161,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False) -> dict:
     log.info("data: %d labeled, %d unlabeled, %d validation images, %d classes", len(data.labeled_idx),
              len(data.unlabeled_idx), len(data.val_idx), num_classes)
 
-    size, workers = cfg.data.image_size, cfg.data.num_workers
+    size, workers = cfg.data.image_size, auto_workers(cfg.data.num_workers)
+    log.info("data: %d loader worker(s) (data.num_workers: %s)", workers, cfg.data.num_workers)
     val = ValSet(data.val, data.val_idx, size, cfg.pseudo.batch_size, workers)
     augment = _augment(cfg)
     labeled = ImageDataset(data.train, data.labeled_idx, size, augment=augment)
@@ -212,7 +214,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False) -> dict:
                                       size=size, device=device, soft=pc.soft, temperature=pc.temperature,
                                       topk=pc.topk, threshold=pc.threshold, balance=pc.balance,
                                       per_class=pc.per_class, batch_size=pc.batch_size, num_workers=workers,
-                                      filter_on=pc.filter_on)
+                                      filter_on=pc.filter_on, amp=cfg.runtime.amp)
             log.info("iteration %d: pseudo-labels kept %d of %d (threshold %.2f), %d selected after balancing%s", k,
                      stats["n_kept"], stats["n_unlabeled"], stats["threshold"], stats["n_selected"],
                      f", agreement with hidden labels {100 * stats['agreement_kept']:.1f}%" if "agreement_kept" in stats else "")

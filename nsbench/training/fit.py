@@ -26,7 +26,8 @@ from ..checkpoint import load_state, save_state
 from ..config import OptimConfig, RuntimeConfig
 from torch.utils.data import DataLoader
 
-from ..data.loaders import ImageDataset, MixedBatchSampler, MixedDataset, collate_mixed, iterate_clean, worker_init
+from ..data.augment import step_generator, to_float
+from ..data.loaders import ImageDataset, MixedBatchSampler, MixedCollate, MixedDataset, iterate_clean, loader_kwargs
 from ..data.sources import Source
 from .budget import steps_per_epoch as labeled_steps_per_epoch
 
@@ -78,12 +79,10 @@ def evaluate(model: nn.Module, val: ValSet, device: torch.device, channels_last:
     model.eval()
     idx = val.indices[D.shard(len(val.indices))]
     counts = torch.zeros(3, dtype=torch.float64)  # correct@1, correct@5, n
-    for x, y, _, _ in iterate_clean(val.source, idx, val.size, val.batch_size, val.num_workers):
+    for x, y, _, _ in iterate_clean(val.source, idx, val.size, val.batch_size, val.num_workers, device=device,
+                                    channels_last=channels_last):
         if len(y) == 0:
             continue
-        x = x.to(device, non_blocking=True)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
         with _autocast(device, amp):
             logits = model(x).float().cpu()
         k = min(5, logits.shape[1])
@@ -178,6 +177,8 @@ def train_stage(
         log.info("%s: resuming after epoch %d of %d", name, start_epoch, optim_cfg.epochs)
 
     mixed = MixedDataset(labeled, pseudo)
+    augment = labeled.augment.on_batch if labeled.augment is not None else None
+    on_device = device.type == "cuda"  # the noise runs where the batch trains; on a CPU, in the loader
     for epoch in range(start_epoch, optim_cfg.epochs):
         random.seed(seed * 7919 + epoch)
         np.random.seed((seed * 7919 + epoch) % 2**32)
@@ -186,24 +187,25 @@ def train_stage(
         sampler = MixedBatchSampler(n_l, n_u, B, Bu, steps_per_epoch, seed, epoch, rank, world)
         g = torch.Generator()
         g.manual_seed(seed * 7919 + epoch)
-        batches = DataLoader(mixed, batch_sampler=sampler, num_workers=num_workers, collate_fn=collate_mixed,
-                             worker_init_fn=worker_init if num_workers else None, generator=g,
-                             pin_memory=device.type == "cuda", persistent_workers=False)
+        collate = MixedCollate(None if on_device else augment, seed, epoch)
+        batches = DataLoader(mixed, batch_sampler=sampler, collate_fn=collate, generator=g,
+                             **loader_kwargs(num_workers, device))
         t0, seen, loss_sum, skipped = time.time(), 0, 0.0, 0
         bar = tqdm(total=steps_per_epoch, desc=f"{name} epoch {epoch + 1}/{optim_cfg.epochs}", leave=False,
                    disable=rank != 0, mininterval=2.0)
-        for step, (x, yl, yu, n_lab, sk) in enumerate(batches):
+        for step, b in enumerate(batches):
             bar.update()
-            skipped += sk
+            skipped += b.skipped
             gstep = epoch * steps_per_epoch + step
             lr = lr_at(gstep, total, warmup, optim_cfg.lr)
             for grp in opt.param_groups:
                 grp["lr"] = lr
-            if x is None:
+            if b.x is None:
                 continue
-            x = x.to(device, non_blocking=True)
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
+            x, yl, yu, n_lab = b.x.to(device, non_blocking=True), b.y, b.soft, b.n_labeled
+            if augment is not None and not b.augmented:
+                x = augment(x, step_generator(seed, epoch, b.step), b.natural)
+            x = to_float(x, channels_last)
             with _autocast(device, runtime.amp):
                 logits = ddp_model(x)
             loss = logits.new_zeros((), dtype=torch.float32)

@@ -40,31 +40,52 @@ def eval_mode(model: nn.Module):
         model.train(was)
 
 
+def precision(device: torch.device, amp: bool = True) -> str:
+    """How the teacher runs: bf16 autocast and channels-last on CUDA (when amp), else fp32."""
+    return "bf16 autocast, channels-last" if amp and torch.device(device).type == "cuda" else "fp32"
+
+
 @torch.no_grad()
 def teacher_batches(model: nn.Module, source: Source, indices: np.ndarray, size: int, device: torch.device,
-                    temperature: float = 1.0, batch_size: int = 512, num_workers: int = 0, progress: bool = True):
+                    temperature: float = 1.0, batch_size: int = 512, num_workers: int = 0, progress: bool = True,
+                    amp: bool = True):
     """Yield (softmax(logits / T) [b, C], source indices [b], n_skipped) of the un-noised teacher on clean images:
-    eval mode (no dropout, no stochastic depth, BN running statistics) and no augmentation."""
+    eval mode (no dropout, no stochastic depth, BN running statistics) and no augmentation; on CUDA in bf16
+    autocast with channels-last weights and inputs (`precision`), the softmax in float32."""
     if temperature <= 0:
         raise NsbenchError(f"pseudo.temperature must be positive, got {temperature}")
+    fast = precision(device, amp) != "fp32"
+    if fast:
+        model.to(memory_format=torch.channels_last)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if fast else contextlib.nullcontext()
     with eval_mode(model):
         bar = tqdm(total=len(indices), desc="pseudo-labeling", leave=False, disable=not progress, mininterval=2.0)
-        for x, _, idx, sk in iterate_clean(source, indices, size, batch_size, num_workers):
-            bar.update(len(idx) + sk)
+        for x, _, idx, sk in iterate_clean(source, indices, size, batch_size, num_workers, device=device,
+                                           channels_last=fast or x_channels_last(model)):
             if len(idx) == 0:
+                bar.update(sk)
                 yield np.zeros((0, 0), np.float32), np.zeros(0, np.int64), sk
                 continue
-            logits = model(x.to(device, non_blocking=True)).float()
+            with autocast:
+                logits = model(x).float()
+            bar.update(len(idx) + sk)  # after the forward: the bar counts labeled images
             yield torch.softmax(logits / temperature, dim=1).cpu().numpy(), idx.numpy(), sk
         bar.close()
 
 
+def x_channels_last(model: nn.Module) -> bool:
+    """Whether the model's first 4-d weight is channels-last (inputs then match it)."""
+    w = next((p for p in model.parameters() if p.ndim == 4), None)
+    return w is not None and w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous()
+
+
 def teacher_probs(model: nn.Module, source: Source, indices: np.ndarray, size: int, device: torch.device,
                   temperature: float = 1.0, batch_size: int = 512, num_workers: int = 0,
-                  progress: bool = True) -> tuple[np.ndarray, np.ndarray, int]:
+                  progress: bool = True, amp: bool = True) -> tuple[np.ndarray, np.ndarray, int]:
     """All of `teacher_batches` at once: (probs [n, C], indices [n], n_skipped)."""
     probs, idxs, skipped = [], [], 0
-    for p, i, sk in teacher_batches(model, source, indices, size, device, temperature, batch_size, num_workers, progress):
+    for p, i, sk in teacher_batches(model, source, indices, size, device, temperature, batch_size, num_workers,
+                                    progress, amp):
         skipped += sk
         if len(i):
             probs.append(p)
@@ -370,7 +391,7 @@ def plan_and_select(store: Path, world: int, num_classes: int, threshold: float,
 def build_store(teacher: nn.Module, source: Source, indices: np.ndarray, store: Path, *, num_classes: int,
                 size: int, device: torch.device, soft: bool, temperature: float, topk: int | None,
                 threshold: float, balance: bool, per_class: int | str, batch_size: int = 512,
-                num_workers: int = 0, filter_on: str = "untempered") -> dict:
+                num_workers: int = 0, filter_on: str = "untempered", amp: bool = True) -> dict:
     """Label `indices` of `source` with the un-noised teacher, sharded over ranks (each writes its own shard),
     then filter and balance globally on rank 0 from the shards' statistics. The filter reads the top probability of
     softmax(logits) (filter_on="untempered", the released code) or of softmax(logits / temperature) ("tempered")."""
@@ -383,7 +404,7 @@ def build_store(teacher: nn.Module, source: Source, indices: np.ndarray, store: 
         k_out, skipped = 1, 0
         mine = indices[D.shard(len(indices))]
         for probs, idx, sk in teacher_batches(teacher, source, mine, size, device, temperature, batch_size,
-                                              num_workers, progress=D.is_main()):
+                                              num_workers, progress=D.is_main(), amp=amp):
             skipped += sk
             if len(idx) == 0:
                 continue
@@ -396,7 +417,8 @@ def build_store(teacher: nn.Module, source: Source, indices: np.ndarray, store: 
     D.barrier()
     if D.is_main():
         stats = plan_and_select(store, world, num_classes, threshold, balance, per_class)
-        stats.update(soft=soft, temperature=temperature, topk=topk, filter_on=filter_on)
+        stats.update(soft=soft, temperature=temperature, topk=topk, filter_on=filter_on,
+                     precision=precision(device, amp), num_workers=num_workers)
         write_json(store / "stats.json", stats)
     D.barrier()
     return read_json(store / "stats.json")
