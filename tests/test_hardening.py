@@ -282,6 +282,7 @@ def test_bad_train_values_are_refused_when_the_config_loads(override, key):
     ("batch_size=0", "batch_size"), ("clean.limit=0", "clean.limit"), ("corruptions.limit=-1", "corruptions.limit"),
     ("fgsm.eps_255=[300]", "fgsm.eps_255"), ("fgsm.pgd_alpha_255=0", "fgsm.pgd_alpha_255"),
     ("natural_adversarial.ref_epochs=0", "natural_adversarial.ref_epochs"),
+    ("perturbations.calibration=cifar-10-c", "perturbations.calibration"),
 ])
 def test_bad_suite_values_are_refused_when_the_suite_loads(override, key):
     from nsbench.bench.suite import load_suite

@@ -29,12 +29,17 @@ class PerturbationTask:
     perturbations: list[str] = field(default_factory=lambda: list(P_TEST))
     difficulty: int = 1  # 1, 2 or 3 (official noise difficulties live in <name>_2 / <name>_3 folders)
     root: str | None = None  # official ImageNet-P tree; None: build DATASET-P
+    # built sets: the reference generator's parameters; auto = calibrated for the image size (CIFAR-10-P up to 48 px,
+    # Tiny-ImageNet-P up to 128 px, ImageNet-P above)
+    calibration: str = "auto"
 
 
 def validate(t: PerturbationTask) -> None:
     check_range("perturbations.limit", t.limit, lo=1, optional=True)
     if t.difficulty not in (1, 2, 3):
         raise NsbenchError("perturbations.difficulty must be 1, 2 or 3")
+    if t.calibration not in ("auto", *P.TABLES):
+        raise NsbenchError(f"perturbations.calibration: must be auto, {', '.join(P.TABLES)}; got {t.calibration!r}")
     if not t.perturbations:
         raise NsbenchError("perturbations.perturbations: must not be empty (or set perturbations.enabled=false)")
     valid = P_TEST + P_VALIDATION
@@ -77,12 +82,14 @@ def _official(ctx, t: PerturbationTask) -> tuple[dict, dict]:
 
         out[p] = ctx.cell("perturbations", f"official|{t.root}|{p}|{t.difficulty}|{len(videos)}", compute)
     skipped = {p: len(videos) - len(z["fp"]) for p, z in out.items()}
-    return out, {"source": f"official:{t.root}", "skipped_unreadable": {p: k for p, k in skipped.items() if k}}
+    return out, {"source": f"official:{t.root}", "calibration": "imagenet-p (official files)",
+                 "skipped_unreadable": {p: k for p, k in skipped.items() if k}}
 
 
 def _built(ctx, t: PerturbationTask) -> tuple[dict, dict]:
     folder, manifest = ctx.build(lambda: P.build_p(ctx.source, ctx.size, t.perturbations, t.difficulty,
-                                                   ctx.cap(t.limit), ctx.suite.seed, ctx.cache, ctx.workers))
+                                                   ctx.cap(t.limit), ctx.suite.seed, ctx.cache, ctx.workers,
+                                                   t.calibration))
     out = {}
     for p in tqdm(t.perturbations, desc=f"{ctx.em.label} -P", leave=False, mininterval=2.0):
         def compute(p=p):
@@ -94,7 +101,8 @@ def _built(ctx, t: PerturbationTask) -> tuple[dict, dict]:
                     "t5d": np.asarray([M.sequence_t5d(s, noise, t.difficulty) for s in lg])}
 
         out[p] = ctx.cell("perturbations", f"{folder.name}|{p}|{t.difficulty}", compute)
-    return out, {"folder": folder.name, "n": manifest["n"], "seed": manifest["seed"]}
+    return out, {"folder": folder.name, "n": manifest["n"], "seed": manifest["seed"],
+                 "calibration": manifest["calibration"], "calibration_source": manifest["calibration_source"]}
 
 
 def perturbation_stats(ctx, t: PerturbationTask) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
