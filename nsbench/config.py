@@ -34,6 +34,9 @@ class DataConfig:
     # loader processes; auto: none on machines of 2 cores or fewer, else the cores per local GPU less one (or the
     # cores less one without a GPU), at most 16 (nsbench/data/loaders.py auto_workers)
     num_workers: int | str = "auto"
+    # where training JPEGs are decoded: auto = on the GPU when training on CUDA with random-resized crops of
+    # natural images (workers then only read bytes; nsbench/data/decode.py), else by the loader workers; cpu; device
+    decode: str = "auto"
 
 
 @dataclass
@@ -398,6 +401,8 @@ def validate_train_config(cfg: TrainConfig) -> None:
     check_range("data.unlabeled_limit", d.unlabeled_limit, lo=1, optional=True)
     check_range("data.val_limit", d.val_limit, lo=1, optional=True)
     check_range("data.image_size", d.image_size, lo=1)
+    if d.decode not in ("auto", "cpu", "device"):
+        raise NsbenchError(f"data.decode: expected auto, cpu or device, got {d.decode!r}")
     if d.num_workers != "auto":
         if isinstance(d.num_workers, bool) or not isinstance(d.num_workers, int):
             raise NsbenchError(f"data.num_workers: expected an integer or auto, got {d.num_workers!r}")

@@ -183,3 +183,15 @@ def test_damaged_built_files_are_rebuilt_not_trusted(tmp_path, caplog):
     (folder / "labels.npy").write_bytes(b"garbage")
     _, third = C.build_c(src, 32, ["fog"], [1], None, 0, tmp_path, workers=1)
     assert np.array_equal(np.load(folder / "labels.npy"), np.arange(5) % 4) and third["n"] == 5
+
+
+def test_frost_covers_every_size_its_calibration_serves():
+    """Tiny-ImageNet-C's frost layer (scaled 0.3 for 64 px) is smaller than a 96-128 px image: it is enlarged just
+    enough to cover it there, and left at the reference scale where it fits."""
+    from nsbench.bench.calibrated import corrupt_calibrated
+
+    for size, cal in ((128, "tiny-imagenet-c"), (96, "tiny-imagenet-c"), (48, "cifar-10-c")):
+        img = np.random.default_rng(0).integers(0, 255, (size, size, 3), dtype=np.uint8)
+        for seed in range(5):  # each seed may draw another of the frost pictures
+            out = corrupt_calibrated(img, "frost", 5, cal, seed)
+            assert out.shape == img.shape and out.dtype == np.uint8 and not np.array_equal(out, img)

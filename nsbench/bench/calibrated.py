@@ -227,8 +227,11 @@ def _frost(img: np.ndarray, c, scale: float) -> np.ndarray:
     k = np.random.randint(5)
     files = ["frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.jpg", "frost6.jpg"]
     layer = cv2.imread(str(Path(imagecorruptions.__file__).parent / "frost" / files[k]))
-    layer = cv2.resize(layer, (0, 0), fx=scale, fy=scale)
     h, w = img.shape[:2]
+    # the reference's scale fits its own size (32 / 64 px); images larger than that, up to the next calibration's
+    # range, take the smallest scale whose frost layer still covers them (else there is no crop to draw)
+    scale = max(scale, (h + 1) / layer.shape[0], (w + 1) / layer.shape[1])
+    layer = cv2.resize(layer, (0, 0), fx=scale, fy=scale)
     y0, x0 = np.random.randint(0, layer.shape[0] - h), np.random.randint(0, layer.shape[1] - w)
     layer = layer[y0 : y0 + h, x0 : x0 + w][..., [2, 1, 0]]
     return np.uint8(np.clip(c[0] * img.astype(np.float64) + c[1] * layer, 0, 255))

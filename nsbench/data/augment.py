@@ -203,9 +203,20 @@ class BatchRandAugment:
             return x
         p = self.draw(len(x), gen)
         out = x.float()
+        geometric = [k for k, name in enumerate(self.names) if name in SIGNED]
         for layer in range(self.layers):
+            op, apply = p["op"][:, layer], p["apply"][:, layer]
+            # the geometric ops as one resampling of every image that drew one (a matrix each)
+            sel = apply & torch.isin(op, torch.tensor(geometric))
+            if sel.any():
+                rows = sel.nonzero().squeeze(1)
+                mat = self.matrices(op[rows], p["magnitude"][rows, layer], p["sign"][rows, layer], out.shape[2:])
+                idx = rows.to(x.device)
+                out[idx] = affine(out[idx], mat, self.fill, self.mode)
             for k, name in enumerate(self.names):
-                sel = (p["op"][:, layer] == k) & p["apply"][:, layer]
+                if k in geometric:
+                    continue
+                sel = (op == k) & apply
                 if not sel.any():
                     continue
                 rows = sel.nonzero().squeeze(1)
@@ -213,6 +224,20 @@ class BatchRandAugment:
                 out[idx] = self.apply(name, out[idx], p["magnitude"][rows, layer], p["sign"][rows, layer],
                                       p["where"][rows, layer])
         return out.to(torch.uint8)
+
+    def matrices(self, op: torch.Tensor, m: torch.Tensor, sign: torch.Tensor, hw) -> torch.Tensor:
+        """PIL's inverse affine matrix [n, 6] of each image's geometric op."""
+        h, w = int(hw[0]), int(hw[1])
+        mat = _unit(len(op))
+        for k in op.unique().tolist():
+            name, rows = self.names[k], op == k
+            v = self.level(name, m[rows], sign[rows], (h, w))
+            if name == "Rotate":
+                mat[rows] = _rotation(v, w, h)
+            else:
+                col = {"ShearX": 1, "ShearY": 3, "TranslateX": 2, "TranslateXRel": 2}.get(name, 5)
+                mat[rows, col] = v
+        return mat
 
     def level(self, name: str, m: torch.Tensor, sign: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         """Each op's argument at level m (level / 10 of its reference strength), as timm / randaugment.py."""
@@ -243,19 +268,9 @@ class BatchRandAugment:
         n, _, h, w = x.shape
         v = self.level(name, m, sign, (h, w))
         dev = x.device
-        if name in ("Rotate", "ShearX", "ShearY", "TranslateX", "TranslateY", "TranslateXRel", "TranslateYRel"):
-            mat = _unit(n)
-            if name == "Rotate":
-                mat = _rotation(v, w, h)
-            elif name == "ShearX":
-                mat[:, 1] = v
-            elif name == "ShearY":
-                mat[:, 3] = v
-            elif name in ("TranslateX", "TranslateXRel"):
-                mat[:, 2] = v
-            else:
-                mat[:, 5] = v
-            return affine(x, mat, self.fill, self.mode)
+        if name in SIGNED:
+            return affine(x, self.matrices(torch.full((n,), self.names.index(name)), m, sign, (h, w)), self.fill,
+                          self.mode)
         if name == "Cutout":
             return cutout(x, v, where, self.fill)
         fns = {"AutoContrast": autocontrast, "Equalize": equalize, "Invert": invert, "Posterize": posterize,

@@ -32,6 +32,7 @@ class ImageDataset(Dataset):
                  augment: TrainAugment | None = None, resize: dict | None = None):
         self.source, self.indices, self.size, self.augment = source, np.asarray(indices, np.int64), size, augment
         self.resize = resize or {}  # crop_pct / interpolation of the evaluation resize for natural images
+        self.encoded = False  # training with decode on the device: JPEG files travel as bytes (decode.py)
         self.targets = targets if targets is not None else source.labels[self.indices]
         # in-memory small images: pad the distinct ones once (channels kept; greyscale expands at batching)
         self._prepared, self._row = None, None
@@ -49,6 +50,9 @@ class ImageDataset(Dataset):
         if self._prepared is not None:
             return self._prepared[self._row[k]], self.targets[k], i, False
         try:
+            if self.encoded and self.augment is not None and self.augment.rrc is not None and \
+                    (data := self.source.encoded(i)) is not None:
+                return torch.frombuffer(bytearray(data), dtype=torch.uint8), self.targets[k], i, False
             raw = self.source.load(i)
         except UnreadableImage as e:
             log.warning("skipping unreadable image %s", e)
@@ -98,23 +102,23 @@ class MixedDataset(Dataset):
         return None if item is None else (*item, False)
 
     def __getitems__(self, step_indices):
-        step, indices = step_indices
-        return step, [self[i] for i in indices]
+        epoch, step, indices = step_indices
+        return epoch, step, [self[i] for i in indices]
 
 
 class MixedCollate:
-    """(step, items) -> Batch. With `augment` (CPU training), the step's noise is applied here, in the loader's
-    worker, from the step's own generator; otherwise the training loop applies it on the device."""
+    """(epoch, step, items) -> Batch. With `augment` (CPU training), the step's noise is applied here, in the
+    loader's worker, from the step's own generator; otherwise the training loop applies it on the device."""
 
-    def __init__(self, augment=None, seed: int = 0, epoch: int = 0):
-        self.augment, self.seed, self.epoch = augment, seed, epoch
+    def __init__(self, augment=None, seed: int = 0):
+        self.augment, self.seed = augment, seed
 
     def __call__(self, step_items) -> "Batch":
-        step, items = step_items
+        epoch, step, items = step_items
         b = collate_mixed(items)
-        b.step = step
-        if self.augment is not None and b.x is not None:
-            b.x = self.augment(b.x, step_generator(self.seed, self.epoch, step), b.natural)
+        b.epoch, b.step = epoch, step
+        if self.augment is not None and b.x is not None and b.parts is None:
+            b.x = self.augment(b.x, step_generator(self.seed, epoch, step), b.natural)
             b.augmented = True
         return b
 
@@ -122,15 +126,50 @@ class MixedCollate:
 class Batch:
     """One training step's data: uint8 x (labeled rows first), labels, pseudo-labeled soft targets."""
 
-    __slots__ = ("x", "y", "soft", "n_labeled", "skipped", "natural", "step", "augmented")
+    __slots__ = ("x", "y", "soft", "n_labeled", "skipped", "natural", "epoch", "step", "augmented", "parts")
 
     def __init__(self, x, y, soft, n_labeled, skipped, natural):
         self.x, self.y, self.soft, self.n_labeled, self.skipped, self.natural = x, y, soft, n_labeled, skipped, natural
-        self.step, self.augmented = 0, False
+        self.epoch, self.step, self.augmented, self.parts = 0, 0, False, None  # parts: JPEG bytes / crops, per image
 
     def pin_memory(self):
         self.x = self.x.pin_memory() if self.x is not None else None
+        if self.parts is not None:
+            self.parts = (self.parts[0].pin_memory(), *self.parts[1:])
         return self
+
+    def decode_on(self, device: torch.device, size: int, gen: torch.Generator) -> None:
+        """Decode and crop `parts` on the device into x; images that fail to decode leave with their targets."""
+        from .decode import device_crops
+
+        self.x, failed = device_crops(unpack_parts(self.parts), self.natural.tolist(), size, device, gen)
+        self.parts = None
+        if failed:
+            keep = torch.ones(len(self.natural), dtype=torch.bool)
+            keep[failed] = False
+            n = self.n_labeled
+            self.y = self.y[keep[:n]]
+            self.soft = self.soft[keep[n:]] if self.soft is not None else None
+            self.n_labeled = int(keep[:n].sum())
+            self.skipped += len(failed)
+        self.natural = torch.ones(len(self.x), dtype=torch.bool)
+
+
+def pack_parts(parts: list) -> tuple:
+    """Per-image parts (1-d JPEG byte tensors, or HWC uint8 arrays the worker decoded and cropped) as one byte
+    tensor plus their lengths and shapes: one shared-memory block crosses from a worker, not one per image."""
+    flat = [p if isinstance(p, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(p)).reshape(-1) for p in parts]
+    shapes = [None if isinstance(p, torch.Tensor) else tuple(p.shape) for p in parts]
+    return torch.cat(flat) if flat else torch.empty(0, dtype=torch.uint8), [len(f) for f in flat], shapes
+
+
+def unpack_parts(packed: tuple) -> list[torch.Tensor]:
+    """pack_parts' inverse: JPEG bytes stay 1-d; decoded images become uint8 [c, h, w] views."""
+    blob, lengths, shapes = packed
+    out = []
+    for t, shape in zip(torch.split(blob, lengths), shapes):
+        out.append(t if shape is None else t.view(*shape).permute(2, 0, 1))
+    return out
 
 
 def collate_mixed(items) -> Batch:
@@ -139,8 +178,13 @@ def collate_mixed(items) -> Batch:
     skipped = len(items) - len(good)
     lab = [g for g in good if g[4]]
     uns = [g for g in good if not g[4]]
-    x = stack_uint8([g[0] for g in lab + uns]) if good else None
     natural = torch.as_tensor([bool(g[3]) for g in lab + uns], dtype=torch.bool)
+    parts = None
+    if any(isinstance(g[0], torch.Tensor) for g in good):  # JPEG bytes to decode on the device (decode.py)
+        x = None
+        parts = pack_parts([g[0] for g in lab + uns])
+    else:
+        x = stack_uint8([g[0] for g in lab + uns]) if good else None
     y = torch.as_tensor(np.asarray([g[1] for g in lab], dtype=np.int64))
     soft = None
     if uns:
@@ -150,18 +194,24 @@ def collate_mixed(items) -> Batch:
         else:
             soft = np.stack([g[1] for g in uns]).astype(np.float32)
         soft = torch.as_tensor(soft)
-    return Batch(x, y, soft, len(lab), skipped, natural)
+    b = Batch(x, y, soft, len(lab), skipped, natural)
+    b.parts = parts
+    return b
 
 
 class MixedBatchSampler(torch.utils.data.Sampler):
     """Each step: `bl` labeled and `bu` pseudo-labeled indices of a MixedDataset, from seeded per-epoch permutations
     that repeat as needed. Under torch.distributed, rank r takes the r-th share of every global batch, so N ranks
-    together see exactly the batches one process would with N times the batch size."""
+    together see exactly the batches one process would with N times the batch size. It yields (epoch, step,
+    indices); `set_epoch` moves it on, so one loader (and its workers) serves every epoch."""
 
     def __init__(self, n_labeled: int, n_pseudo: int, bl: int, bu: int, steps: int, seed: int, epoch: int,
                  rank: int = 0, world: int = 1):
         self.nl, self.nu, self.bl, self.bu, self.steps = n_labeled, n_pseudo, bl, bu, steps
         self.seed, self.epoch, self.rank, self.world = seed, epoch, rank, world
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
 
     def __len__(self) -> int:
         return self.steps
@@ -181,7 +231,7 @@ class MixedBatchSampler(torch.utils.data.Sampler):
         for s in range(self.steps):
             a = lab[s * gl + self.rank * self.bl : s * gl + (self.rank + 1) * self.bl]
             b = uns[s * gu + self.rank * self.bu : s * gu + (self.rank + 1) * self.bu] if self.bu else uns[:0]
-            yield s, np.concatenate([a, b]).tolist()
+            yield self.epoch, s, np.concatenate([a, b]).tolist()
 
 
 def worker_init(worker_id: int) -> None:
@@ -259,8 +309,8 @@ def iterate_clean(source: Source, indices: np.ndarray, size: int, batch_size: in
                         shuffle=False, collate_fn=collate, **loader_kwargs(num_workers, device))
     xs, ys, ids, skipped, n = [], [], [], 0, 0
 
-    def flush():
-        x = out(torch.cat(xs)) if xs else torch.empty(0, 3, size, size, device=device)
+    def flush():  # chunks went to the device as they came (pinned); joined and converted there
+        x = to_float(torch.cat(xs), channels_last) if xs else torch.empty(0, 3, size, size, device=device)
         y = torch.cat(ys) if ys else torch.empty(0, dtype=torch.int64)
         i = torch.cat(ids) if ids else torch.empty(0, dtype=torch.int64)
         return x, y, i, skipped
@@ -269,7 +319,7 @@ def iterate_clean(source: Source, indices: np.ndarray, size: int, batch_size: in
         skipped += sk
         n += sk
         if x is not None:
-            xs.append(x)
+            xs.append(x.to(device, non_blocking=cuda))
             ys.append(y)
             ids.append(idx)
             n += len(x)

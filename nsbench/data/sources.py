@@ -66,6 +66,10 @@ class Source:
         """A stacked uint8 NHWC batch when the source can do it without decoding files, else None."""
         return None
 
+    def encoded(self, i: int) -> bytes | None:
+        """Image i's JPEG bytes, undecoded (for decoding on the GPU), or None when it is not a JPEG file."""
+        return None
+
     def fingerprint(self) -> str:
         raise NotImplementedError
 
@@ -115,6 +119,14 @@ class FileSource(Source):
                 return pil_to_uint8(im, keep_grey=False)
         except Exception as e:  # noqa: BLE001 - corrupt files of any kind are skipped, not fatal
             raise UnreadableImage(f"{path}: {type(e).__name__}: {e}") from None
+
+    def encoded(self, i: int) -> bytes | None:
+        path = self.paths[i]
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise UnreadableImage(f"{path}: {type(e).__name__}: {e}") from None
+        return data if data[:3] == b"\xff\xd8\xff" else None
 
     def fingerprint(self) -> str:
         h = hashlib.sha256()
@@ -208,14 +220,21 @@ class ParquetSource(Source):
             self._cache[g] = col.to_pylist()
         return self._cache[g]
 
+    def _bytes(self, i: int) -> bytes:
+        g = int(np.searchsorted(self._starts, i, side="right") - 1)
+        cell = self._group(g)[i - self._starts[g]]
+        return cell.get("bytes") if isinstance(cell, dict) else cell
+
+    def encoded(self, i: int) -> bytes | None:
+        data = self._bytes(i)
+        return data if isinstance(data, bytes) and data[:3] == b"\xff\xd8\xff" else None
+
     def load(self, i: int) -> np.ndarray:
         import io
 
         from PIL import Image
 
-        g = int(np.searchsorted(self._starts, i, side="right") - 1)
-        cell = self._group(g)[i - self._starts[g]]
-        data = cell.get("bytes") if isinstance(cell, dict) else cell
+        data = self._bytes(i)
         try:
             with Image.open(io.BytesIO(data)) as im:
                 return pil_to_uint8(im)

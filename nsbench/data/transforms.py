@@ -161,51 +161,15 @@ class TrainAugment:
 #   Solarize  threshold int(level/10 x 256)               timm 'Solarize'    (same; capped at 256 = no-op)
 #   SolarizeAdd int(level/10 x 110) added below 128       timm caps the addition at 128 (differs above level 11.6)
 #   AutoContrast, Equalize, Invert                        timm's ops of the same names
-#   Cutout    square of half-side int(level/10 x cutout_const), fill 128   `_Cutout` below (timm has none)
+#   Cutout    square of half-side int(level/10 x cutout_const), fill 128   augment.py `cutout` (timm has none)
 # The chosen op is always applied (the code draws a probability but none of its ops takes it), the magnitude is
 # fixed (no noise), empty pixels are filled with 128 (replace_value) and resampling is nearest-neighbour (the
-# tf.contrib.image transforms' default). Remaining differences: SolarizeAdd above level 11.6 (above); Contrast's
-# degenerate image is the mean of a 256-bin histogram in TF and PIL's grey mean in timm; TF's blend truncates where
-# PIL rounds.
+# tf.contrib.image transforms' default). augment.py implements these ops on whole batches, pixel-equal to PIL's
+# (tests/test_augment.py). Remaining differences from TF: Contrast's degenerate image is the mean of a 256-bin
+# histogram in TF and PIL's grey mean here; resampling coordinates follow PIL's pixel centres.
 TF_OPS = ("AutoContrast", "Equalize", "Invert", "Rotate", "Posterize", "Solarize", "Color", "Contrast",
           "Brightness", "Sharpness", "ShearX", "ShearY", "TranslateX", "TranslateY", "SolarizeAdd")
 TF_FILL = 128  # randaugment.py distort_image_with_randaugment: replace_value = [128] * 3
 TF_TRANSLATE_CONST = 100  # randaugment.py distort_image_with_randaugment(translate_const=100)
 TF_CUTOUT_CONST = 40  # randaugment.py distort_image_with_randaugment(cutout_const=40)
 TF_LEVEL_DENOM = 10.0  # randaugment.py _MAX_LEVEL
-
-
-class _Cutout:
-    """Cutout as randaugment.py's op: a (2p x 2p) square at a uniform random centre, clipped to the image."""
-
-    name = "Cutout"
-
-    def __init__(self, magnitude: float, cutout_const: int, fill: tuple, magnitude_std: float = 0.0):
-        self.magnitude, self.const, self.fill, self.magnitude_std = magnitude, cutout_const, fill, magnitude_std
-
-    def pad_size(self, magnitude: float) -> int:
-        return int(magnitude / TF_LEVEL_DENOM * self.const)
-
-    def __call__(self, img: Image.Image) -> Image.Image:
-        m = random.gauss(self.magnitude, self.magnitude_std) if self.magnitude_std > 0 else self.magnitude
-        p = self.pad_size(max(0.0, m))
-        w, h = img.size
-        cy, cx = random.randrange(h), random.randrange(w)
-        box = (max(0, cx - p), max(0, cy - p), min(w, cx + p), min(h, cy + p))
-        if p <= 0 or box[2] <= box[0] or box[3] <= box[1]:
-            return img
-        out = img.copy()
-        out.paste(self.fill[0] if img.mode == "L" else tuple(self.fill), box)
-        return out
-
-
-def tf_randaugment(magnitude: float, layers: int, *, translate_const: int, cutout_const: int,
-                   fill: tuple = (TF_FILL,) * 3, magnitude_std: float = 0.0):
-    """The released code's RandAugment (16 ops, `layers` chosen uniformly with replacement) built on timm's ops."""
-    from timm.data.auto_augment import AugmentOp, RandAugment
-
-    hparams = {"translate_const": translate_const, "img_mean": fill, "interpolation": Image.NEAREST,
-               "magnitude_std": magnitude_std, "magnitude_max": max(float(magnitude), TF_LEVEL_DENOM) * 3}
-    ops = [AugmentOp(name, prob=1.0, magnitude=magnitude, hparams=hparams) for name in TF_OPS]
-    ops.append(_Cutout(magnitude, cutout_const, fill, magnitude_std))
-    return RandAugment(ops, num_layers=layers)

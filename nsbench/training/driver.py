@@ -29,7 +29,7 @@ from ..data import labeled_split, open_source, subsample
 from ..data.loaders import auto_workers
 from ..data.loaders import ImageDataset
 from ..data.sources import Source
-from ..data.transforms import TrainAugment
+from ..data.transforms import SMALL_IMAGE_MAX, TrainAugment
 from ..models import ModelSpec, build_model, count_params, default_mean_std
 from ..utils import NsbenchError, atomic_path, read_json, resolve_device, seed_everything, write_json, write_text
 from . import budget as Bud
@@ -97,6 +97,15 @@ def _augment(cfg: TrainConfig) -> TrainAugment:
     return TrainAugment(cfg.data.image_size, n.randaugment, n.ra_layers, n.ra_magnitude, n.ra_magnitude_std,
                         n.flip, n.random_crop_pad, ops=n.ra_ops, translate_const=n.ra_translate_const,
                         natural_crop=n.natural_crop == "inception")
+
+
+def decode_mode(cfg: TrainConfig, device: torch.device) -> str:
+    """data.decode resolved: auto decodes JPEGs on the GPU when training there on random-resized crops of natural
+    images (small images and centre crops gain nothing from it)."""
+    if cfg.data.decode != "auto":
+        return cfg.data.decode
+    natural = cfg.noise.natural_crop == "inception" and cfg.data.image_size > SMALL_IMAGE_MAX
+    return "device" if device.type == "cuda" and natural else "cpu"
 
 
 def _model_key(k: int, cfg: TrainConfig) -> str:
@@ -233,7 +242,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False) -> dict:
             model, name=f"iter{k}", optim_cfg=optim, runtime=cfg.runtime, labeled=labeled, pseudo=pseudo_ds,
             ratio=ratio, unlabeled_weight=_unlabeled_weight(cfg), val=val, device=device,
             state_path=work / "state.pt", seed=cfg.seed + 1000 * k, num_workers=workers,
-            pseudo_smoothing=0.0 if cfg.pseudo.soft else cfg.pseudo.label_smoothing)
+            pseudo_smoothing=0.0 if cfg.pseudo.soft else cfg.pseudo.label_smoothing,
+            decode=decode_mode(cfg, device))
         last = history[-1]
         metrics = {"val_top1": last.get("val_top1"), "val_top5": last.get("val_top5"), "val_split": cfg.data.val_split,
                    "n_val": int(len(data.val_idx)), "train_seconds": float(sum(h["seconds"] for h in history)),

@@ -130,12 +130,14 @@ def train_stage(
     max_steps: int | None = None,
     distributed: bool = True,
     pseudo_smoothing: float = 0.0,
+    decode: str = "cpu",
 ) -> tuple[nn.Module, list[dict]]:
     """Train `model` in place; return the model to checkpoint (EMA weights if enabled) and the history.
 
     Under torch.distributed (and `distributed`), the model is wrapped in DistributedDataParallel, every rank takes
     its share of each global batch, and only rank 0 writes the training state. `pseudo_smoothing` smooths the
-    pseudo-labeled targets (for hard pseudo-labels: target * (1 - e) + e / classes).
+    pseudo-labeled targets (for hard pseudo-labels: target * (1 - e) + e / classes). decode="device": JPEG files
+    travel as bytes and are decoded, cropped and flipped on the device (decode.py).
     """
     from timm.utils import ModelEmaV3
 
@@ -176,20 +178,24 @@ def train_stage(
         start_epoch = int(st["epoch"]) + 1
         log.info("%s: resuming after epoch %d of %d", name, start_epoch, optim_cfg.epochs)
 
+    for ds in (labeled, pseudo):
+        if ds is not None:
+            ds.encoded = decode == "device"
     mixed = MixedDataset(labeled, pseudo)
     augment = labeled.augment.on_batch if labeled.augment is not None else None
     on_device = device.type == "cuda"  # the noise runs where the batch trains; on a CPU, in the loader
+    # one loader for every epoch: its workers start once (persistent), the sampler moves on with set_epoch
+    sampler = MixedBatchSampler(n_l, n_u, B, Bu, steps_per_epoch, seed, start_epoch, rank, world)
+    g = torch.Generator()
+    g.manual_seed(seed * 7919 + start_epoch)
+    batches = DataLoader(mixed, batch_sampler=sampler, collate_fn=MixedCollate(None if on_device else augment, seed),
+                         generator=g, persistent_workers=num_workers > 0, **loader_kwargs(num_workers, device))
     for epoch in range(start_epoch, optim_cfg.epochs):
         random.seed(seed * 7919 + epoch)
         np.random.seed((seed * 7919 + epoch) % 2**32)
         torch.manual_seed(seed * 7919 + epoch)
         ddp_model.train()
-        sampler = MixedBatchSampler(n_l, n_u, B, Bu, steps_per_epoch, seed, epoch, rank, world)
-        g = torch.Generator()
-        g.manual_seed(seed * 7919 + epoch)
-        collate = MixedCollate(None if on_device else augment, seed, epoch)
-        batches = DataLoader(mixed, batch_sampler=sampler, collate_fn=collate, generator=g,
-                             **loader_kwargs(num_workers, device))
+        sampler.set_epoch(epoch)
         t0, seen, loss_sum, skipped = time.time(), 0, 0.0, 0
         bar = tqdm(total=steps_per_epoch, desc=f"{name} epoch {epoch + 1}/{optim_cfg.epochs}", leave=False,
                    disable=rank != 0, mininterval=2.0)
@@ -200,18 +206,25 @@ def train_stage(
             lr = lr_at(gstep, total, warmup, optim_cfg.lr)
             for grp in opt.param_groups:
                 grp["lr"] = lr
-            if b.x is None:
+            if b.x is None and b.parts is None:
                 continue
+            gen = step_generator(seed, b.epoch, b.step)
+            if b.parts is not None:
+                before = b.skipped
+                b.decode_on(device, labeled.size, gen)
+                skipped += b.skipped - before
+                if len(b.x) == 0:
+                    continue
             x, yl, yu, n_lab = b.x.to(device, non_blocking=True), b.y, b.soft, b.n_labeled
             if augment is not None and not b.augmented:
-                x = augment(x, step_generator(seed, epoch, b.step), b.natural)
+                x = augment(x, gen, b.natural)
             x = to_float(x, channels_last)
             with _autocast(device, runtime.amp):
                 logits = ddp_model(x)
             loss = logits.new_zeros((), dtype=torch.float32)
             if n_lab:
                 loss = loss + F.cross_entropy(logits[:n_lab].float(), yl.to(device), label_smoothing=optim_cfg.label_smoothing)
-            if yu is not None:
+            if yu is not None and len(yu):
                 yu = yu.to(device)
                 if pseudo_smoothing > 0:
                     yu = yu * (1 - pseudo_smoothing) + pseudo_smoothing / yu.shape[1]

@@ -1,0 +1,103 @@
+"""JPEG decoding on the training device: loader workers only read the files' bytes; the GPU decodes a whole batch at
+once (nvJPEG through `torchvision.io.decode_jpeg(list, device="cuda")`) and takes each image's random-resized crop
+and flip there.
+
+The crop follows the same rule as the CPU path (timm's RandomResizedCropAndInterpolation, which is torchvision's
+`RandomResizedCrop.get_params`: area 8-100 %, aspect 3/4-4/3 log-uniform, 10 tries, then the centre crop clipped
+to the aspect range; google-research/noisystudent preprocessing.py _random_crop), with bicubic antialiased
+resizing, its draws from the step's generator. Files that are not JPEG (or that nvJPEG refuses) come decoded and
+cropped by the worker instead; one unreadable image is skipped and counted, never fatal.
+"""
+from __future__ import annotations
+
+import logging
+import math
+
+import torch
+import torch.nn.functional as F
+
+log = logging.getLogger(__name__)
+
+JPEG_MAGIC = b"\xff\xd8\xff"
+SCALE, RATIO = (0.08, 1.0), (3 / 4, 4 / 3)  # preprocessing.py _random_crop: area_range, aspect_ratio_range
+
+
+def is_jpeg(data: bytes) -> bool:
+    return data[:3] == JPEG_MAGIC
+
+
+def crop_box(h: int, w: int, gen: torch.Generator) -> tuple[int, int, int, int]:
+    """(top, left, height, width) of one random-resized crop, as torchvision's RandomResizedCrop.get_params."""
+    area = h * w
+    log_ratio = (math.log(RATIO[0]), math.log(RATIO[1]))
+    for _ in range(10):
+        target = area * float(torch.empty(1).uniform_(SCALE[0], SCALE[1], generator=gen))
+        aspect = math.exp(float(torch.empty(1).uniform_(log_ratio[0], log_ratio[1], generator=gen)))
+        cw = int(round(math.sqrt(target * aspect)))
+        ch = int(round(math.sqrt(target / aspect)))
+        if 0 < cw <= w and 0 < ch <= h:
+            top = int(torch.randint(0, h - ch + 1, (1,), generator=gen))
+            left = int(torch.randint(0, w - cw + 1, (1,), generator=gen))
+            return top, left, ch, cw
+    in_ratio = w / h  # fallback: the centre crop, clipped to the aspect range
+    if in_ratio < RATIO[0]:
+        cw, ch = w, int(round(w / RATIO[0]))
+    elif in_ratio > RATIO[1]:
+        ch, cw = h, int(round(h * RATIO[1]))
+    else:
+        cw, ch = w, h
+    return (h - ch) // 2, (w - cw) // 2, ch, cw
+
+
+def resized_crop(img: torch.Tensor, box: tuple[int, int, int, int], size: int, flip: bool) -> torch.Tensor:
+    """uint8 [c, h, w] -> uint8 [c, size, size]: the box, bicubic antialiased resize, optional horizontal flip."""
+    top, left, ch, cw = box
+    x = img[None, :, top : top + ch, left : left + cw].float()
+    x = F.interpolate(x, size=(size, size), mode="bicubic", antialias=True, align_corners=False)
+    x = x.round_().clamp_(0, 255).to(torch.uint8)[0]
+    return x.flip(2) if flip else x
+
+
+def decode_batch(parts: list, device: torch.device) -> tuple[list, list[int]]:
+    """Decode the encoded parts (1-d uint8 CPU tensors of JPEG bytes) on `device`, batched; parts already decoded
+    (uint8 [c, h, w] tensors) pass through. Returns (decoded images or None, positions that failed)."""
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    enc = [k for k, p in enumerate(parts) if p.ndim == 1]
+    out: list = list(parts)
+    failed: list[int] = []
+    if not enc:
+        return out, failed
+    try:
+        imgs = decode_jpeg([parts[k] for k in enc], mode=ImageReadMode.RGB, device=device)
+        for k, im in zip(enc, imgs):
+            out[k] = im
+    except RuntimeError:  # one bad file fails the whole call: decode one by one, skipping the bad ones
+        for k in enc:
+            try:
+                out[k] = decode_jpeg(parts[k], mode=ImageReadMode.RGB, device=device)
+            except RuntimeError as e:
+                log.warning("skipping an image that does not decode: %s", str(e).splitlines()[0][:200])
+                out[k], failed = None, failed + [k]
+    return out, failed
+
+
+def device_crops(parts: list, natural_done: list[bool], size: int, device: torch.device,
+                 gen: torch.Generator) -> tuple[torch.Tensor, list[int]]:
+    """A training batch from mixed parts: encoded JPEGs decoded on `device`, each cropped and flipped from `gen`;
+    parts the worker already cropped (natural_done) pass through. Returns (uint8 [n, 3, size, size], failed)."""
+    decoded, failed = decode_batch(parts, device)
+    out = []
+    for k, img in enumerate(decoded):
+        if img is None:
+            continue
+        img = img.to(device, non_blocking=True)
+        if img.shape[0] == 1:
+            img = img.expand(3, -1, -1)
+        if natural_done[k]:
+            out.append(img)
+            continue
+        box = crop_box(img.shape[1], img.shape[2], gen)
+        out.append(resized_crop(img, box, size, bool(torch.rand(1, generator=gen) < 0.5)))
+    x = torch.stack(out) if out else torch.empty(0, 3, size, size, dtype=torch.uint8, device=device)
+    return x, failed

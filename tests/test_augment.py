@@ -1,0 +1,244 @@
+"""Training noise on uint8 batches (nsbench/data/augment.py) and decoding on the device (decode.py): each op equals
+PIL's, every image draws its own ops, ranges hold, and a step's pixels depend on the seed alone (not on the loader's
+workers or the device)."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageEnhance, ImageOps
+
+from nsbench.data import augment as A
+from nsbench.data.decode import crop_box, decode_batch, device_crops
+from nsbench.data.loaders import (ImageDataset, MixedBatchSampler, MixedCollate, MixedDataset, auto_workers,
+                                  chunk_size, iterate_clean)
+from nsbench.data.sources import ArraySource, scan_folder
+from nsbench.data.transforms import TrainAugment
+
+RNG = np.random.default_rng(0)
+IMAGES = RNG.integers(0, 255, (4, 40, 36, 3), dtype=np.uint8)
+FILL = (128, 128, 128)
+
+
+def _batch(images=IMAGES) -> torch.Tensor:
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float()
+
+
+def _pil(fn) -> np.ndarray:
+    return np.stack([np.asarray(fn(Image.fromarray(im))) for im in IMAGES])
+
+
+def _hwc(x: torch.Tensor) -> np.ndarray:
+    return x.permute(0, 2, 3, 1).to(torch.uint8).numpy()
+
+
+F17 = torch.full((4,), 1.7)
+PIXEL_OPS = {  # op on the batch, the same op on each PIL image
+    "brightness": (lambda x: A.brightness(x, F17), lambda im: ImageEnhance.Brightness(im).enhance(1.7)),
+    "color": (lambda x: A.color(x, F17), lambda im: ImageEnhance.Color(im).enhance(1.7)),
+    "contrast": (lambda x: A.contrast(x, F17), lambda im: ImageEnhance.Contrast(im).enhance(1.7)),
+    "sharpness": (lambda x: A.sharpness(x, F17), lambda im: ImageEnhance.Sharpness(im).enhance(1.7)),
+    "equalize": (A.equalize, ImageOps.equalize),
+    "invert": (A.invert, ImageOps.invert),
+    "posterize": (lambda x: A.posterize(x, torch.full((4,), 3)), lambda im: ImageOps.posterize(im, 3)),
+    "solarize": (lambda x: A.solarize(x, torch.full((4,), 100.0)), lambda im: ImageOps.solarize(im, 100)),
+    "shear": (lambda x: A.affine(x, _mat(1, 0.27), 128.0),
+              lambda im: im.transform(im.size, Image.AFFINE, (1, 0.27, 0, 0, 1, 0), resample=Image.NEAREST,
+                                      fillcolor=FILL)),
+    "translate": (lambda x: A.affine(x, _mat(2, -7.2), 128.0),
+                  lambda im: im.transform(im.size, Image.AFFINE, (1, 0, -7.2, 0, 1, 0), resample=Image.NEAREST,
+                                          fillcolor=FILL)),
+    "rotate": (lambda x: A.affine(x, A._rotation(torch.full((4,), 27.0), 36, 40), 128.0),
+               lambda im: im.rotate(27.0, resample=Image.NEAREST, fillcolor=FILL)),
+}
+
+
+def _mat(col: int, v: float) -> torch.Tensor:
+    m = A._unit(4)
+    m[:, col] = v
+    return m
+
+
+@pytest.mark.parametrize("name", sorted(PIXEL_OPS))
+def test_each_op_equals_pil_pixel_for_pixel(name):
+    ours, pil = PIXEL_OPS[name]
+    np.testing.assert_array_equal(_hwc(ours(_batch())), _pil(pil))
+
+
+def test_autocontrast_and_bilinear_resampling_match_pil():
+    low = (IMAGES // 2 + 20).astype(np.uint8)
+    ref = np.stack([np.asarray(ImageOps.autocontrast(Image.fromarray(im))) for im in low])
+    np.testing.assert_array_equal(_hwc(A.autocontrast(_batch(low))), ref)
+    rot = _hwc(A.affine(_batch(), A._rotation(torch.full((4,), 13.5), 36, 40), 0.0, "bilinear"))
+    ref = _pil(lambda im: im.rotate(13.5, resample=Image.BILINEAR))
+    diff = np.abs(rot.astype(int) - ref)
+    assert diff.max() <= 1 and (diff > 0).mean() < 0.005  # PIL's fixed-point rounding, at most 1 level
+
+
+# google-research/noisystudent randaugment.py at level m (see tests/test_noise.py): rotate m/10 x 30 degrees,
+# shear m/10 x 0.3, translate m/10 x 100 px, enhance m/10 x 1.8 + 0.1, posterize int(m/10 x 4), solarize
+# int(m/10 x 256), cutout int(m/10 x 40)
+@pytest.mark.parametrize("m,expected", [(6, (18.0, 0.18, 60.0, 1.18, 2, 153, 24)),
+                                        (27, (81.0, 0.81, 270.0, 4.96, 10, 691, 108))])
+def test_tf_levels_are_the_released_codes_strengths(m, expected):
+    ra = A.BatchRandAugment(m, 2, ops="tf", translate_const=100, cutout_const=40)
+    one, t = torch.tensor([float(m)]), torch.tensor([1.0])
+    got = [ra.level(n, one, t, (224, 224)).item() for n in
+           ("Rotate", "ShearX", "TranslateX", "Color", "Posterize", "Solarize", "Cutout")]
+    assert got == pytest.approx(list(expected))
+    assert ra.draw(8, torch.Generator().manual_seed(0))["magnitude"].max() == m  # not clipped at 10
+    timm = A.BatchRandAugment(m, 2, ops="timm")
+    assert timm.draw(8, torch.Generator().manual_seed(0))["magnitude"].max() == min(m, 10)
+
+
+def test_every_image_draws_its_own_ops_and_ranges_hold():
+    ra = A.BatchRandAugment(9, 1, ops="tf", magnitude_std=0.5, translate_const=4, cutout_const=4)
+    p = ra.draw(4000, torch.Generator().manual_seed(0))
+    counts = torch.bincount(p["op"][:, 0], minlength=len(ra.names))
+    assert len(ra.names) == 16 and (counts > 150).all()  # uniform over the 16 ops, per image
+    assert ((p["magnitude"] >= 0) & (p["magnitude"] <= ra.magnitude_max)).all()
+    assert p["apply"].all()  # tf: always applied
+    timm = A.BatchRandAugment(9, 2, ops="timm").draw(4000, torch.Generator().manual_seed(0))
+    assert 0.45 < timm["apply"].float().mean() < 0.55  # timm: each op with probability 0.5
+    same = torch.from_numpy(np.repeat(IMAGES[:1], 64, 0)).permute(0, 3, 1, 2).contiguous()
+    out = ra(same, torch.Generator().manual_seed(1))
+    assert out.dtype == torch.uint8 and out.shape == same.shape
+    assert len({o.numpy().tobytes() for o in out}) > 10  # one image, many different results in one batch
+
+
+def test_the_same_seed_gives_the_same_pixels_and_another_seed_others():
+    aug = A.batch_augment(32, True, 2, 9, 0.5, flip=True, random_crop_pad=2)
+    x = torch.from_numpy(RNG.integers(0, 255, (16, 1, 32, 32), dtype=np.uint8))
+    a = aug(x, A.step_generator(0, 1, 2))
+    assert torch.equal(a, aug(x, A.step_generator(0, 1, 2)))
+    assert not torch.equal(a, aug(x, A.step_generator(0, 1, 3)))
+    assert not torch.equal(a, aug(x, A.step_generator(1, 1, 2)))
+    flat = A.BatchAugment(None, flip=True, shift=2)(x, A.step_generator(0, 0, 0))
+    assert (flat.float().mean((1, 2, 3)) <= x.float().mean((1, 2, 3)) + 1e-6).all()  # shifts fill with zeros
+
+
+def _mixed(augment):
+    src = ArraySource("toy", RNG.integers(0, 255, (40, 28, 28, 1), dtype=np.uint8), np.zeros(40, np.int64), ["a"])
+    lab = ImageDataset(src, np.arange(8), 32, augment=augment)
+    pseudo = ImageDataset(src, np.arange(8, 40), 32, targets=np.ones((32, 1), np.float32), augment=augment)
+    return MixedDataset(lab, pseudo)
+
+
+@pytest.mark.timeout(300)
+def test_a_steps_noise_is_the_same_with_or_without_loader_workers():
+    from torch.utils.data import DataLoader
+
+    aug = TrainAugment(32, True, 2, 9, 0.5, flip=True, random_crop_pad=2)
+    ds = _mixed(aug)
+    runs = []
+    for workers in (0, 2):
+        sampler = MixedBatchSampler(8, 32, 2, 6, 4, seed=3, epoch=1)
+        loader = DataLoader(ds, batch_sampler=sampler, collate_fn=MixedCollate(aug.on_batch, 3),
+                            num_workers=workers)
+        runs.append([b.x for b in loader])
+    assert all(torch.equal(a, b) for a, b in zip(*runs))
+    # and the training loop's own application (the GPU's place) gives the same pixels as the loader's
+    b = MixedCollate(None, 3)(ds.__getitems__(next(iter(MixedBatchSampler(8, 32, 2, 6, 4, seed=3, epoch=1)))))
+    assert torch.equal(aug.on_batch(b.x, A.step_generator(3, 1, b.step), b.natural), runs[0][0])
+
+
+def _jpeg_folder(tmp_path, n=6, bad=0):
+    from skimage import data
+
+    photo = data.astronaut()
+    root = tmp_path / "jpg"
+    for k in range(n):
+        d = root / f"c{k % 2}"
+        d.mkdir(parents=True, exist_ok=True)
+        buf = io.BytesIO()
+        Image.fromarray(photo[k * 20 : k * 20 + 300, k * 10 : k * 10 + 400]).save(buf, "JPEG", quality=90)
+        (d / f"{k}.jpg").write_bytes(buf.getvalue()[: 200] if k < bad else buf.getvalue())
+    return scan_folder(root, "jpg")
+
+
+def test_crop_box_follows_random_resized_crop_bounds():
+    g = torch.Generator().manual_seed(0)
+    for _ in range(200):
+        top, left, ch, cw = crop_box(300, 400, g)
+        assert 0 <= top and top + ch <= 300 and 0 <= left and left + cw <= 400
+        assert 0.08 * 0.99 <= ch * cw / (300 * 400) <= 1.0
+        assert 3 / 4 * 0.9 <= cw / ch <= 4 / 3 * 1.1
+    assert crop_box(10, 1000, g)[2:] == (10, 13)  # no try fits: the centre crop clipped to 4:3
+
+
+def test_device_decoding_crops_skips_bad_files_and_is_seeded(tmp_path):
+    src = _jpeg_folder(tmp_path, n=6, bad=1)
+    parts = [torch.frombuffer(bytearray(src.encoded(i)), dtype=torch.uint8) for i in range(len(src))]
+    decoded, failed = decode_batch(parts, torch.device("cpu"))
+    assert len(failed) == 1 and decoded[failed[0]] is None
+    assert all(d.shape[0] == 3 for d in decoded if d is not None)
+    x, failed = device_crops(parts, [False] * 6, 96, torch.device("cpu"), A.step_generator(0, 0, 0))
+    assert x.shape == (5, 3, 96, 96) and x.dtype == torch.uint8 and len(failed) == 1
+    again, _ = device_crops(parts, [False] * 6, 96, torch.device("cpu"), A.step_generator(0, 0, 0))
+    assert torch.equal(x, again)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_training_with_device_decoding_runs_and_counts_the_skipped(tmp_path, workers):
+    from nsbench.config import OptimConfig, RuntimeConfig
+    from nsbench.models import ModelSpec, build_model
+    from nsbench.training.fit import train_stage
+
+    src = _jpeg_folder(tmp_path, n=8, bad=1)
+    aug = TrainAugment(96, True, 2, 9, 0.0, natural_crop=True)
+    lab = ImageDataset(src, np.arange(8), 96, augment=aug)
+    seen = []
+    model = build_model(ModelSpec("test_efficientnet", num_classes=2))
+    model.net.register_forward_pre_hook(lambda m, args: seen.append(args[0].shape))
+    _, hist = train_stage(model, name="t", optim_cfg=OptimConfig(epochs=1, batch_size=4, warmup_epochs=0),
+                          runtime=RuntimeConfig(device="cpu"), labeled=lab, pseudo=None, ratio=0,
+                          unlabeled_weight=1.0, val=None, device=torch.device("cpu"),
+                          state_path=tmp_path / "s.pt", seed=0, decode="device", num_workers=workers)
+    assert hist[0]["skipped"] == 1 and sum(s[0] for s in seen) == 7
+    assert all(tuple(s[1:]) == (3, 96, 96) for s in seen)
+
+
+@pytest.mark.timeout(240)
+def test_pseudo_labeling_a_file_source_with_workers_finishes_in_order(tmp_path):
+    """The pseudo-labeling stall: a file-backed source of several batches through loader workers must finish (the
+    harness's timeout fails the test instead of hanging) and return every image once, in order."""
+    from nsbench.models import ModelSpec, build_model
+    from nsbench.training.pseudo import teacher_probs
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "png"
+    for k in range(70):
+        d = root / f"c{k % 3}"
+        d.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (48, 40, 3), dtype=np.uint8)).save(d / f"{k:03d}.png")
+    src = scan_folder(root, "png")
+    model = build_model(ModelSpec("test_efficientnet", num_classes=3))
+    idx = np.arange(len(src))[::-1].copy()
+    probs, got, skipped = teacher_probs(model, src, idx, 64, torch.device("cpu"), batch_size=16, num_workers=3,
+                                        progress=False)
+    assert skipped == 0 and np.array_equal(got, idx) and probs.shape == (70, 3)
+    ref, _, _ = teacher_probs(model, src, idx, 64, torch.device("cpu"), batch_size=16, num_workers=0, progress=False)
+    np.testing.assert_allclose(probs, ref, atol=1e-5)  # chunked per image across workers: the same batches
+
+
+def test_clean_batches_keep_their_size_when_chunked_across_workers(tmp_path):
+    assert chunk_size(512, 14) == 16 and 512 % chunk_size(512, 14) == 0 and chunk_size(500, 0) == 50
+    src = _jpeg_folder(tmp_path, n=7)
+    sizes = [len(y) for _, y, _, _ in iterate_clean(src, np.arange(7), 64, 3, num_workers=2)]
+    assert sizes == [3, 3, 1]
+
+
+def test_num_workers_auto(monkeypatch):
+    import os
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _: set(range(2)), raising=False)
+    assert auto_workers("auto") == 0 and auto_workers(3) == 3
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _: set(range(16)), raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert auto_workers("auto") == 15
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "8")
+    assert auto_workers("auto") == 1
