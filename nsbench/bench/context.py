@@ -21,6 +21,7 @@ from ..data.augment import to_float
 from ..data.loaders import auto_workers, iterate_clean, stack_uint8
 from ..data.transforms import IMAGENET_CROP_PCT, INTERPOLATION
 from ..lock import run_lock
+from ..models import padded_forward
 from ..utils import NsbenchError, atomic_path
 from . import cache as K
 from .models import EvalModel
@@ -138,7 +139,7 @@ class EvalContext:
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (float32, on the CPU) of a [0, 1] NCHW batch."""
         with self.autocast():
-            return self.model(x.to(self.device, non_blocking=True)).float().cpu()
+            return padded_forward(self.model, x.to(self.device, non_blocking=True), self.bs).float().cpu()
 
     def logits(self, images: np.ndarray) -> np.ndarray:
         """Logits of uint8 NHWC images (any number), batched; under torch.distributed every rank scores a

@@ -201,18 +201,24 @@ class BatchRandAugment:
         """uint8 [n, c, h, w] -> uint8, each image with its own ops."""
         if self.layers <= 0 or len(x) == 0:
             return x
-        p = self.draw(len(x), gen)
-        out = x.float()
+        up = Upload()
+        steps = self.plan(len(x), x.shape[2:], gen, up)
+        return run(x, steps, up.send(x.device))
+
+    def plan(self, n: int, hw, gen: torch.Generator, up: "Upload") -> list:
+        """The draws for n images as steps (op, rows, argument), their tensors queued on `up` (all on the CPU)."""
+        p = self.draw(n, gen)
+        h, w = int(hw[0]), int(hw[1])
         geometric = [k for k, name in enumerate(self.names) if name in SIGNED]
+        steps = []
         for layer in range(self.layers):
-            op, apply = p["op"][:, layer], p["apply"][:, layer]
+            op, apply, m, sign = p["op"][:, layer], p["apply"][:, layer], p["magnitude"][:, layer], p["sign"][:, layer]
             # the geometric ops as one resampling of every image that drew one (a matrix each)
             sel = apply & torch.isin(op, torch.tensor(geometric))
             if sel.any():
                 rows = sel.nonzero().squeeze(1)
-                mat = self.matrices(op[rows], p["magnitude"][rows, layer], p["sign"][rows, layer], out.shape[2:])
-                idx = rows.to(x.device)
-                out[idx] = affine(out[idx], mat, self.fill, self.mode)
+                mat = self.matrices(op[rows], m[rows], sign[rows], (h, w))
+                steps.append(("affine", up.add(rows), up.add(mat), self.fill, self.mode))
             for k, name in enumerate(self.names):
                 if k in geometric:
                     continue
@@ -220,10 +226,14 @@ class BatchRandAugment:
                 if not sel.any():
                     continue
                 rows = sel.nonzero().squeeze(1)
-                idx = rows.to(x.device)
-                out[idx] = self.apply(name, out[idx], p["magnitude"][rows, layer], p["sign"][rows, layer],
-                                      p["where"][rows, layer])
-        return out.to(torch.uint8)
+                v = self.level(name, m[rows], sign[rows], (h, w))
+                if name == "Cutout":
+                    where = p["where"][rows, layer]
+                    cy = (where[:, 0] * h).floor().long().clamp_max(h - 1)
+                    cx = (where[:, 1] * w).floor().long().clamp_max(w - 1)
+                    v = torch.stack([cy, cx, v.long()], 1)
+                steps.append((name, up.add(rows), up.add(v) if v is not None else None, self.fill, self.mode))
+        return steps
 
     def matrices(self, op: torch.Tensor, m: torch.Tensor, sign: torch.Tensor, hw) -> torch.Tensor:
         """PIL's inverse affine matrix [n, 6] of each image's geometric op."""
@@ -262,39 +272,75 @@ class BatchRandAugment:
             return (t * 110).floor()
         if name == "Cutout":
             return (t * self.cutout_const).floor().long()
-        return t
-
-    def apply(self, name: str, x: torch.Tensor, m: torch.Tensor, sign: torch.Tensor, where: torch.Tensor):
-        n, _, h, w = x.shape
-        v = self.level(name, m, sign, (h, w))
-        dev = x.device
-        if name in SIGNED:
-            return affine(x, self.matrices(torch.full((n,), self.names.index(name)), m, sign, (h, w)), self.fill,
-                          self.mode)
-        if name == "Cutout":
-            return cutout(x, v, where, self.fill)
-        fns = {"AutoContrast": autocontrast, "Equalize": equalize, "Invert": invert, "Posterize": posterize,
-               "Brightness": brightness, "Color": color, "Contrast": contrast, "Sharpness": sharpness}
-        if name in fns:
-            return fns[name](x, v.to(dev, x.dtype) if v.dtype.is_floating_point else v.to(dev))
-        if name == "Solarize":
-            return solarize(x, v.to(dev, x.dtype))
-        if name == "SolarizeAdd":
-            return solarize_add(x, v.to(dev, x.dtype))
-        raise ValueError(f"unknown op {name}")
+        return None  # AutoContrast, Equalize, Invert take no argument
 
 
-def cutout(x: torch.Tensor, half: torch.Tensor, where: torch.Tensor, fill: float) -> torch.Tensor:
-    """randaugment.py cutout: a (2p x 2p) square at a uniform random pixel centre, clipped to the image."""
-    n, _, h, w = x.shape
-    cy = (where[:, 0] * h).floor().long().clamp_max(h - 1)
-    cx = (where[:, 1] * w).floor().long().clamp_max(w - 1)
-    ys = torch.arange(h)[None, :]
-    xs = torch.arange(w)[None, :]
-    rows = (ys >= (cy - half)[:, None]) & (ys < (cy + half)[:, None])
-    cols = (xs >= (cx - half)[:, None]) & (xs < (cx + half)[:, None])
-    box = (rows[:, :, None] & cols[:, None, :] & (half > 0)[:, None, None]).to(x.device)
-    return torch.where(box[:, None], torch.full_like(x, fill), x)
+OPS = {"AutoContrast": autocontrast, "Equalize": equalize, "Invert": invert, "Posterize": posterize,
+       "Brightness": brightness, "Color": color, "Contrast": contrast, "Sharpness": sharpness,
+       "Solarize": solarize, "SolarizeAdd": solarize_add}
+
+
+def cutout(x: torch.Tensor, box: torch.Tensor, fill: float) -> torch.Tensor:
+    """randaugment.py cutout: a (2p x 2p) square at a pixel centre, clipped to the image; box [n, 3]: (cy, cx, p)."""
+    _, _, h, w = x.shape
+    cy, cx, half = box[:, 0, None], box[:, 1, None], box[:, 2, None]
+    ys = torch.arange(h, device=x.device)[None, :]
+    xs = torch.arange(w, device=x.device)[None, :]
+    rows = (ys >= cy - half) & (ys < cy + half)
+    cols = (xs >= cx - half) & (xs < cx + half)
+    inside = rows[:, :, None] & cols[:, None, :] & (half > 0)[:, :, None]
+    return torch.where(inside[:, None], torch.full_like(x, fill), x)
+
+
+class Upload:
+    """The small CPU tensors of one batch's draws (rows, levels, matrices), sent to the batch's device as one
+    pinned, asynchronous copy per dtype: one blocking copy each would stall the device's queue dozens of times a
+    step. On the CPU nothing moves; geometry stays in float64 there (PIL computes in double)."""
+
+    def __init__(self):
+        self.ints: list[torch.Tensor] = []
+        self.floats: list[torch.Tensor] = []
+
+    def add(self, t: torch.Tensor) -> tuple[str, int]:
+        if t.dtype.is_floating_point:
+            self.floats.append(t)
+            return "f", len(self.floats) - 1
+        self.ints.append(t.long())
+        return "i", len(self.ints) - 1
+
+    def send(self, device: torch.device):
+        out: dict[str, list] = {}
+        for kind, ts, dt in (("i", self.ints, torch.int64),
+                             ("f", self.floats, torch.float64 if device.type == "cpu" else torch.float32)):
+            if not ts:
+                continue
+            flat = torch.cat([t.reshape(-1).to(dt) for t in ts])
+            if device.type == "cuda":
+                flat = flat.pin_memory().to(device, non_blocking=True)
+            out[kind] = [v.view(t.shape) for v, t in zip(torch.split(flat, [t.numel() for t in ts]), ts)]
+        return lambda handle: out[handle[0]][handle[1]]
+
+
+def run(x: torch.Tensor, steps: list, get) -> torch.Tensor:
+    """Apply planned steps to a uint8 batch on its device; each step's rows are a device index tensor."""
+    out = x.float()
+    for name, rows, arg, fill, mode in steps:
+        idx = get(rows) if rows is not None else None
+        sub = out[idx] if idx is not None else out
+        a = get(arg) if arg is not None else None
+        if name in ("affine", "shift"):
+            res = affine(sub, a, fill, mode)
+        elif name == "flip":
+            res = torch.where(a.bool()[:, None, None, None], sub.flip(3), sub)
+        elif name == "Cutout":
+            res = cutout(sub, a, fill)
+        else:
+            res = OPS[name](sub, a.to(sub.dtype) if a is not None and a.dtype.is_floating_point else a)
+        if idx is None:
+            out = res
+        else:
+            out[idx] = res
+    return out.to(torch.uint8)
 
 
 # ------------------------------------------------------------------------------------------------ the whole noise
@@ -311,20 +357,20 @@ class BatchAugment:
         """uint8 [n, c, h, w] -> uint8; `natural` [n] bool marks images already cropped and flipped at decoding,
         which take only RandAugment."""
         n = len(x)
-        if n == 0:
+        if n == 0 or not self.active:
             return x
         small = torch.ones(n, dtype=torch.bool) if natural is None else ~natural.cpu()
+        up, steps = Upload(), []
         if self.shift:
             d = torch.randint(-self.shift, self.shift + 1, (n, 2), generator=gen) * small[:, None]
             mat = _unit(n)
             mat[:, 2], mat[:, 5] = -d[:, 1].double(), -d[:, 0].double()  # output (y, x) <- input (y - dy, x - dx)
-            x = affine(x.float(), mat, 0.0).to(torch.uint8)
+            steps.append(("shift", None, up.add(mat), 0.0, "nearest"))
         if self.flip:
-            flip = ((torch.rand(n, generator=gen) < 0.5) & small).to(x.device)
-            x = torch.where(flip[:, None, None, None], x.flip(3), x)
+            steps.append(("flip", None, up.add((torch.rand(n, generator=gen) < 0.5) & small), 0.0, None))
         if self.randaugment is not None:
-            x = self.randaugment(x, gen)
-        return x
+            steps += self.randaugment.plan(n, x.shape[2:], gen, up)
+        return run(x, steps, up.send(x.device))
 
     @property
     def active(self) -> bool:

@@ -134,6 +134,8 @@ class Batch:
 
     def pin_memory(self):
         self.x = self.x.pin_memory() if self.x is not None else None
+        self.y = self.y.pin_memory()
+        self.soft = self.soft.pin_memory() if self.soft is not None else None
         if self.parts is not None:
             self.parts = (self.parts[0].pin_memory(), *self.parts[1:])
         return self

@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader
 from ..data.augment import step_generator, to_float
 from ..data.loaders import ImageDataset, MixedBatchSampler, MixedCollate, MixedDataset, iterate_clean, loader_kwargs
 from ..data.sources import Source
+from ..models import padded_forward
 from .budget import steps_per_epoch as labeled_steps_per_epoch
 
 log = logging.getLogger(__name__)
@@ -50,10 +51,12 @@ def make_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
             continue
         (no_decay if p.ndim <= 1 or name.endswith(".bias") else decay).append(p)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    # on CUDA, the fused kernels: one launch per step instead of several per parameter tensor
+    fused = {"fused": True} if decay and decay[0].is_cuda else {}
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=cfg.lr)
+        return torch.optim.AdamW(groups, lr=cfg.lr, **fused)
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True, **fused)
     if cfg.optimizer == "rmsprop":  # the paper's EfficientNet optimiser
         return torch.optim.RMSprop(groups, lr=cfg.lr, momentum=cfg.momentum, alpha=0.9, eps=1e-3)
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}; valid: adamw, sgd, rmsprop")
@@ -84,7 +87,7 @@ def evaluate(model: nn.Module, val: ValSet, device: torch.device, channels_last:
         if len(y) == 0:
             continue
         with _autocast(device, amp):
-            logits = model(x).float().cpu()
+            logits = padded_forward(model, x, val.batch_size).float().cpu()
         k = min(5, logits.shape[1])
         top = logits.topk(k, dim=1).indices
         counts += torch.tensor([(top[:, 0] == y).sum().item(), (top == y[:, None]).any(1).sum().item(), len(y)],
@@ -101,14 +104,14 @@ def _autocast(device: torch.device, amp: bool):
     return contextlib.nullcontext()
 
 
-def _non_finite(name: str, loss: torch.Tensor, *, epoch: int, epochs: int, step: int, steps: int, state_path: Path) -> None:
+def _non_finite(name: str, loss: float, *, epoch: int, epochs: int, step: int, steps: int, state_path: Path) -> None:
     """Stop at the first NaN/inf loss, before it reaches the weights; the state of the last finished epoch stays."""
     from ..utils import NsbenchError
 
     kept = (f"the last good state (after epoch {epoch}) stays in {state_path}" if state_path.exists()
             else "no epoch had finished, so no state was saved")
     raise NsbenchError(f"{name} epoch {epoch + 1}/{epochs} step {step + 1}/{steps}: the training loss is "
-                       f"{loss.item()} (not finite); stopped before it reached the weights, {kept}; lower the learning "
+                       f"{loss} (not finite); stopped before it reached the weights, {kept}; lower the learning "
                        f"rate or set grad_clip")
 
 
@@ -223,14 +226,16 @@ def train_stage(
                 logits = ddp_model(x)
             loss = logits.new_zeros((), dtype=torch.float32)
             if n_lab:
-                loss = loss + F.cross_entropy(logits[:n_lab].float(), yl.to(device), label_smoothing=optim_cfg.label_smoothing)
+                loss = loss + F.cross_entropy(logits[:n_lab].float(), yl.to(device, non_blocking=True),
+                                              label_smoothing=optim_cfg.label_smoothing)
             if yu is not None and len(yu):
-                yu = yu.to(device)
+                yu = yu.to(device, non_blocking=True)
                 if pseudo_smoothing > 0:
                     yu = yu * (1 - pseudo_smoothing) + pseudo_smoothing / yu.shape[1]
                 loss = loss + unlabeled_weight * soft_cross_entropy(logits[n_lab:], yu)
-            if not torch.isfinite(loss.detach()).item():
-                _non_finite(name, loss, epoch=epoch, epochs=optim_cfg.epochs, step=step, steps=steps_per_epoch,
+            loss_value = loss.item()  # the step's one wait for the device
+            if not math.isfinite(loss_value):
+                _non_finite(name, loss_value, epoch=epoch, epochs=optim_cfg.epochs, step=step, steps=steps_per_epoch,
                             state_path=state_path)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -240,7 +245,7 @@ def train_stage(
             if ema is not None:
                 ema.update(model, step=gstep)
             seen += len(x)
-            loss_sum += loss.item() * len(x)
+            loss_sum += loss_value * len(x)
         bar.close()
         elapsed = time.time() - t0
         row = {"stage": name, "epoch": epoch + 1, "steps": steps_per_epoch, "lr": lr,

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from .. import distributed as D
 from ..data.loaders import iterate_clean
+from ..models import padded_forward
 from ..data.sources import Source
 from ..data.targets import dense_targets  # noqa: F401 - re-exported: the store densifies top-k rows
 from ..utils import NsbenchError, atomic_path, read_json, write_json
@@ -67,7 +68,7 @@ def teacher_batches(model: nn.Module, source: Source, indices: np.ndarray, size:
                 yield np.zeros((0, 0), np.float32), np.zeros(0, np.int64), sk
                 continue
             with autocast:
-                logits = model(x).float()
+                logits = padded_forward(model, x, batch_size).float()
             bar.update(len(idx) + sk)  # after the forward: the bar counts labeled images
             yield torch.softmax(logits / temperature, dim=1).cpu().numpy(), idx.numpy(), sk
         bar.close()
