@@ -180,6 +180,10 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False) -> dict:
     parent_sha = None
     budgets = Bud.plan(cfg, len(data.labeled_idx), D.world_size())
     summary["warnings"] = [b.warning for b in budgets if b.warning]
+    # how the data reached the model (this machine's resolution of the recipe's auto settings)
+    summary["data_path"] = {"num_workers": workers, "decode": decode_mode(cfg, device), "device": str(device),
+                            "precision": "bf16 autocast" if cfg.runtime.amp and device.type == "cuda" else "fp32",
+                            "channels_last": cfg.runtime.channels_last}
     for k in range(cfg.ns.iterations + 1):  # a missing pretrained checkpoint fails now, not iterations later
         m = cfg.teacher if k == 0 else cfg.student_for(k)
         if m.pretrained and k not in done and not (k and cfg.ns.init_from_teacher):
@@ -249,7 +253,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False) -> dict:
                    "n_val": int(len(data.val_idx)), "train_seconds": float(sum(h["seconds"] for h in history)),
                    "steps": int(sum(h["steps"] for h in history)), "images": int(sum(h["images"] for h in history))}
         if stats is not None:
-            metrics["pseudo"] = {k2: stats[k2] for k2 in ("n_kept", "n_selected", "n_duplicated", "agreement_kept") if k2 in stats}
+            metrics["pseudo"] = {k2: stats[k2] for k2 in ("n_kept", "n_selected", "n_duplicated", "agreement_kept",
+                                                          "precision") if k2 in stats}
         for h in history:
             h["iteration"] = k
         if D.is_main():
