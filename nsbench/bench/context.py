@@ -150,7 +150,7 @@ class EvalContext:
 
     def to_input(self, images: np.ndarray) -> torch.Tensor:
         """uint8 NHWC images -> the model's float input on the device (uint8 is what travels)."""
-        x = stack_uint8(list(np.asarray(images)))
+        x = stack_uint8(np.asarray(images))
         cuda = self.device.type == "cuda"
         return to_float((x.pin_memory() if cuda else x).to(self.device, non_blocking=cuda))
 

@@ -62,9 +62,11 @@ class ImageDataset(Dataset):
         return prepare(raw, self.size, self.source.kind, **self.resize), self.targets[k], i, False
 
 
-def stack_uint8(images: list[np.ndarray]) -> torch.Tensor:
-    """HWC uint8 images (1 or 3 channels, same size) -> uint8 NCHW tensor in channels-last memory (the HWC bytes
-    as they are)."""
+def stack_uint8(images: list[np.ndarray] | np.ndarray) -> torch.Tensor:
+    """HWC uint8 images (1 or 3 channels, same size; a list or an NHWC array) -> uint8 NCHW tensor in channels-last
+    memory (the HWC bytes as they are)."""
+    if isinstance(images, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
     if any(im.shape[2] != images[0].shape[2] for im in images):
         images = [np.repeat(im, 3, axis=2) if im.shape[2] == 1 else im for im in images]
     return torch.from_numpy(np.ascontiguousarray(np.stack(images))).permute(0, 3, 1, 2)
@@ -303,7 +305,7 @@ def iterate_clean(source: Source, indices: np.ndarray, size: int, batch_size: in
     if source.kind == "small" and source.load_batch(indices[:1]) is not None:
         for s in range(0, len(indices), batch_size):
             idx = indices[s : s + batch_size]
-            x = stack_uint8(list(prepare_batch(source.load_batch(idx), size)))
+            x = stack_uint8(prepare_batch(source.load_batch(idx), size))
             yield out(x.pin_memory() if cuda else x), torch.as_tensor(source.labels[idx]), torch.as_tensor(idx), 0
         return
     ds = ImageDataset(source, indices, size, resize=resize)
