@@ -15,20 +15,21 @@ EPILOG = """examples:
   nsbench eval --suite robustness runs/default/iter3.pt
   nsbench report reports/eval-iter0 reports/eval-iter3 --baseline iter0 --out reports/compare
   nsbench export runs/default/iter3.pt --to timm     # model.safetensors + config.json for plain timm
-  nsbench ls                                         # shipped recipes and suites
+  nsbench study paper_ablations                      # the paper's ablations across seeds, one report
+  nsbench ls                                         # shipped recipes, studies and suites
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
     from .commands import eval as eval_cmd
-    from .commands import export, ls, report, train
+    from .commands import export, ls, report, study, train
 
     parser = argparse.ArgumentParser(prog="nsbench", description="Noisy Student training and robustness benchmarks.",
                                      epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("--version", action="version", version=f"nsbench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for mod in (train, eval_cmd, report, export, ls):
+    for mod in (train, eval_cmd, report, study, export, ls):
         mod.add_parser(sub)
     return parser
 
