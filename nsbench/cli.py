@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         if rank == 0:
-            print("nsbench: interrupted; finished work is saved, rerun with --resume to continue", file=sys.stderr)
+            how = "the same command" if args.command == "study" else "with --resume"
+            print(f"nsbench: interrupted; finished work is saved, rerun {how} to continue", file=sys.stderr)
         return 130
     except Exception:
         if rank != 0:  # an unexpected failure on one rank: mark its traceback with the rank

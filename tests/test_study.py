@@ -209,3 +209,30 @@ def test_a_variant_that_changes_the_teacher_trains_its_own(tiny_folder, tmp_path
     with pytest.raises(NsbenchError, match="changes|differs|iteration"):
         load_study(tiny_study(tmp_path, f"folder:{tiny_folder}",
                               tables=[{"title": "t", "rows": ["no_noise@2"]}]))
+
+
+def test_a_study_runs_unchanged_under_torchrun(tiny_folder, tmp_path):
+    """Two gloo ranks on the CPU: every rank walks the same loop; rank 0 alone writes the study's files."""
+    import os
+    import subprocess
+    import sys
+
+    path = tiny_study(tmp_path, f"folder:{tiny_folder}", seeds=[0],
+                      variants={"noisy_student": {"about": "the recipe", "overrides": []}},
+                      tables=[{"title": "t", "rows": ["teacher", "noisy_student"],
+                               "claims": [{"claim": "student beats teacher", "better": "noisy_student", "than": "teacher"}]}])
+    out = tmp_path / "out"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "nsbench",
+           "study", str(path), "--out", str(out), "--workers", "0"]
+    root = Path(__file__).resolve().parent.parent
+    res = subprocess.run(cmd, env=env, cwd=root, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    done = json.loads((out / "study.json").read_text())["last_invocation"]
+    assert done["trained"] == ["teacher-seed0", "noisy_student-seed0"]
+    assert done["evaluated"] == ["teacher-seed0-iter0", "noisy_student-seed0-iter1"]
+    assert sorted((out / "runs" / "noisy_student-seed0" / "iter1" / "pseudo").glob("labels-*"))[-1].name.endswith("of-00002.parquet")
+    assert pd.read_csv(out / "report" / "claims.csv").verdict.iloc[0] in (
+        "holds", "reversed", "not resolved at this scale")
+    res = subprocess.run(cmd, env=env, cwd=root, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0 and json.loads((out / "study.json").read_text())["last_invocation"]["trained"] == []
