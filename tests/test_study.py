@@ -186,7 +186,7 @@ def test_every_shipped_study_resolves_and_covers_the_papers_ablations():
         assert needed in refs, needed
     cfg = {p.variant: p.cfg for p in s.runs if p.seed == 0 and p.variant}
     assert cfg["no_noise"].noise.randaugment is False and cfg["no_noise"].students[0].drop_rate == 0.0
-    assert cfg["student_larger"].students[0].kwargs["channel_multiplier"] == 1.5
+    assert cfg["student_larger"].students[0].kwargs["channel_multiplier"] == 1.25
     assert cfg["noisy_student"].ns.iterations == 3 and cfg["hard_labels"].ns.iterations == 1
     full = load_study(shipped[0], scale="full")
     assert full.runs[1].cfg.data.unlabeled_limit is None and s.runs[1].cfg.data.unlabeled_limit == 8000
