@@ -78,6 +78,8 @@ def claim_result(claim: dict, evals: list[EvalResult], head: pd.DataFrame, seeds
         out.update(diff=d["diff"], diff_low=d["diff_low"], diff_high=d["diff_high"], p_value=d["p"], test=d["test"])
         if len(a) < len(seeds) or len(b) < len(seeds):
             out["note"] = f"results for {len(a)} and {len(b)} of {len(seeds)} seeds"
+        elif a and all(a[s] == b.get(s) for s in a):
+            out["note"] = "identical in every seed: does the change reach the model?"
     elif a and b:
         seed = seeds[0]
         by_label = {r.label: r for r in evals}
