@@ -15,20 +15,21 @@ EPILOG = """examples:
   nsbench eval --suite robustness runs/default/iter3.pt
   nsbench report reports/eval-iter0 reports/eval-iter3 --baseline iter0 --out reports/compare
   nsbench export runs/default/iter3.pt --to timm     # model.safetensors + config.json for plain timm
-  nsbench ls                                         # shipped recipes and suites
+  nsbench study paper_ablations                      # the paper's ablations across seeds, one report
+  nsbench ls                                         # shipped recipes, studies and suites
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
     from .commands import eval as eval_cmd
-    from .commands import export, ls, report, train
+    from .commands import export, ls, report, study, train
 
     parser = argparse.ArgumentParser(prog="nsbench", description="Noisy Student training and robustness benchmarks.",
                                      epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("--version", action="version", version=f"nsbench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for mod in (train, eval_cmd, report, export, ls):
+    for mod in (train, eval_cmd, report, study, export, ls):
         mod.add_parser(sub)
     return parser
 
@@ -60,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         if rank == 0:
-            print("nsbench: interrupted; finished work is saved, rerun with --resume to continue", file=sys.stderr)
+            how = "the same command" if args.command == "study" else "with --resume"
+            print(f"nsbench: interrupted; finished work is saved, rerun {how} to continue", file=sys.stderr)
         return 130
     except Exception:
         if rank != 0:  # an unexpected failure on one rank: mark its traceback with the rank

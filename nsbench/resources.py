@@ -1,4 +1,5 @@
-"""Shipped recipes and suites, found by name: a path if one exists, else training/NAME.yaml / suites/NAME.yaml.
+"""Shipped recipes, studies and suites, found by name: a path if one exists, else training/NAME.yaml,
+training/studies/NAME.yaml or suites/NAME.yaml.
 
 In a source checkout they are the top-level `training/` and `suites/` folders; in a wheel they are packaged
 under `nsbench/_shipped/`.
@@ -10,7 +11,7 @@ from pathlib import Path
 from .utils import NsbenchError
 
 _PKG = Path(__file__).resolve().parent
-KINDS = {"recipe": "training", "suite": "suites"}
+KINDS = {"recipe": "training", "study": "training/studies", "suite": "suites"}
 
 
 def shipped_dir(kind: str) -> Path:

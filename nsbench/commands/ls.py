@@ -1,16 +1,17 @@
-"""`nsbench ls`: list shipped recipes and suites with their headline."""
+"""`nsbench ls`: list shipped recipes, studies and suites with their headline."""
 from __future__ import annotations
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("ls", help="list shipped training recipes and evaluation suites")
+    p = sub.add_parser("ls", help="list shipped training recipes, studies and evaluation suites")
     p.set_defaults(handler=run)
 
 
 def run(args) -> int:
     from ..resources import headline, list_shipped
 
-    for kind, title in (("recipe", "recipes (nsbench train --recipe NAME)"), ("suite", "suites (nsbench eval --suite NAME)")):
+    for kind, title in (("recipe", "recipes (nsbench train --recipe NAME)"), ("study", "studies (nsbench study NAME)"),
+                        ("suite", "suites (nsbench eval --suite NAME)")):
         print(title)
         for path in list_shipped(kind):
             print(f"  {path.stem:<16} {headline(path)}")

@@ -17,6 +17,7 @@ from . import page as P
 from . import tables as T
 from .compare import across_seeds, best_marks, headline
 from .headline import lookup
+from .study import claims_markdown, study_tables as claim_tables
 from .load import EvalResult, RunResult, load_inputs
 
 
@@ -85,8 +86,9 @@ def _notes(evals: list[EvalResult]) -> list[str]:
 
 
 def render_report(inputs: list[str | Path], out: str | Path, baseline: str | None = None,
-                  title: str = "nsbench robustness report") -> Path:
-    """Write out/index.html and its data files; return the HTML path."""
+                  title: str = "nsbench robustness report", study: dict | None = None) -> Path:
+    """Write out/index.html and its data files; return the HTML path. `study` (nsbench/study `report_spec()`) adds
+    its claim tables and verdicts at the top, in place of the per-model verdict cards."""
     evals, runs = load_inputs(inputs)
     if not evals and not runs:
         raise NsbenchError("nothing to report: pass eval result folders or run folders")
@@ -113,12 +115,14 @@ def render_report(inputs: list[str | Path], out: str | Path, baseline: str | Non
                            "note": r["note"]} for r in published_results()]
     provenance = _provenance(evals)
     sets = _sets_description(evals)
+    study_tables, claims = claim_tables(study, evals, head) if study else ([], None)
     env = jinja2.Environment(loader=jinja2.PackageLoader("nsbench.report", "templates"),
                              autoescape=jinja2.select_autoescape(["html", "j2"], default=True),
                              undefined=jinja2.StrictUndefined)
     html = env.get_template("report.html.j2").render(
         title=title, created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), baseline=baseline,
-        normalisers=normalisers, verdicts=P.verdicts(head, baseline), models=P.model_table(head, evals, runs, baseline),
+        normalisers=normalisers, verdicts=[] if study else P.verdicts(head, baseline), study=study,
+        study_tables=study_tables, models=P.model_table(head, evals, runs, baseline),
         benches=T.bench_tables(head, evals, marks, baseline), ce=ce, fr=fr,
         ce_metric=ce_metric,
         seeds=P.seeds_table(seeds, head), notes=_notes(evals),
@@ -127,6 +131,11 @@ def render_report(inputs: list[str | Path], out: str | Path, baseline: str | Non
     write_text(out / "index.html", html)
     _write_data(out, evals, head, seeds, {"baseline": baseline, "models": provenance, "sets": sets,
                                            "inputs": [str(p) for p in inputs], "runs": [str(r.folder) for r in runs]})
+    if claims is not None:
+        with atomic_path(out / "claims.csv") as tmp:
+            claims.to_csv(tmp, index=False, float_format="%.6g")
+        write_json(out / "claims.json", claims.replace({np.nan: None}).to_dict("records"))
+        write_text(out / "claims.md", claims_markdown(claims, len(study["seeds"])))
     return out / "index.html"
 
 

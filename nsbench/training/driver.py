@@ -318,7 +318,8 @@ def _reconcile(run: Path, k: int, spec: ModelSpec, summary: dict, parent_sha: st
             except (NsbenchError, KeyError, TypeError) as e:
                 log.warning("%s: could not recover iteration %d's history rows (%s)", state, k, e)
         write_json(run / "summary.json", summary)
-    log.info("iteration %d: %s was written but not recorded (interrupted run); recorded it now", k, ckpt.name)
+    log.info("iteration %d: %s was in the folder but not in summary.json (an interrupted run, or a teacher placed "
+             "there by nsbench study); checked and recorded it now", k, ckpt.name)
     D.barrier()
     return summary
 

@@ -1,0 +1,147 @@
+"""A study's tables and claims, from saved results only: one table per claim group as the paper lays it out (rows
+the variants, cells the mean and 95% interval across seeds), and one verdict per claim, decided by the interval of
+the difference, never by its sign alone:
+
+- several seeds: the per-seed differences `better - than` (paired by seed), mean and 95% t-interval;
+- one seed: the paired bootstrap over the identical images (95%), with the exact McNemar test for accuracies.
+
+"holds" when the interval excludes zero in the paper's direction, "reversed" when it excludes zero the other way,
+"not resolved at this scale" otherwise. The study is plain data (nsbench/study/spec.py `Study.report_spec`): each
+row and claim names the evaluated label of every seed, so this module needs nothing but the results.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from . import fmt as F
+from . import stats as S
+from .headline import measures, sampler
+from .load import EvalResult
+
+HOLDS, REVERSED, UNRESOLVED, NO_RESULT = "holds", "reversed", "not resolved at this scale", "no result"
+CLAIM_COLUMNS = ["table", "claim", "better", "than", "metric", "seeds", "better_value", "than_value", "diff",
+                 "diff_low", "diff_high", "p_value", "test", "verdict", "note", "source"]
+
+
+def claim_verdict(low: float, high: float, higher: bool) -> str:
+    """holds / reversed only when the 95% interval of (better - than) excludes zero."""
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return NO_RESULT
+    if low > 0 or high < 0:
+        return HOLDS if (low > 0) == higher else REVERSED
+    return UNRESOLVED
+
+
+def _values(head: pd.DataFrame, measure: str, labels: dict) -> dict:
+    """seed -> the finite value of `measure` for that seed's label."""
+    out = {}
+    for seed, label in labels.items():
+        v = head[(head.model == label) & (head.measure == measure)].value
+        if len(v) and np.isfinite(v.iloc[0]):
+            out[int(seed)] = float(v.iloc[0])
+    return out
+
+
+def _summary(head: pd.DataFrame, measure: str, labels: dict) -> tuple[float, float, float, int]:
+    """Mean and 95% interval of one row's measure: over seeds (t), or with one seed its bootstrap over images."""
+    vals = _values(head, measure, labels)
+    if len(vals) >= 2:
+        m, lo, hi = S.seeds_interval(np.array(list(vals.values())))
+        return m, lo, hi, len(vals)
+    if len(vals) == 1:
+        label = _label({"labels": labels}, next(iter(vals)))
+        h = head[(head.model == label) & (head.measure == measure)].iloc[0]
+        return float(h.value), float(h.ci_low), float(h.ci_high), 1
+    return np.nan, np.nan, np.nan, 0
+
+
+def _cell_text(m: float, lo: float, hi: float, n: int, digits: int = 2) -> str:
+    if not F.finite(m):
+        return "–"
+    if n >= 2 and F.finite(lo):
+        return f"{m:.{digits}f} ± {(hi - lo) / 2:.{digits}f}"
+    return f"{m:.{digits}f} {F.ci(lo, hi, digits)}".strip()
+
+
+def claim_result(claim: dict, evals: list[EvalResult], head: pd.DataFrame, seeds: list[int]) -> dict:
+    """One claim's difference, interval, test and verdict (see the module's docstring)."""
+    key = claim["metric"]
+    rows = head[head.measure == key]
+    higher = bool(rows.higher_is_better.iloc[0]) if len(rows) else True
+    a, b = _values(head, key, claim["better"]["labels"]), _values(head, key, claim["than"]["labels"])
+    out = {"better_value": np.mean(list(a.values())) if a else np.nan,
+           "than_value": np.mean(list(b.values())) if b else np.nan, "seeds": len(set(a) & set(b)),
+           "diff": np.nan, "diff_low": np.nan, "diff_high": np.nan, "p_value": np.nan, "test": "", "note": ""}
+    if len(seeds) >= 2:
+        d = S.seeds_difference(a, b)
+        out.update(diff=d["diff"], diff_low=d["diff_low"], diff_high=d["diff_high"], p_value=d["p"], test=d["test"])
+        if len(a) < len(seeds) or len(b) < len(seeds):
+            out["note"] = f"results for {len(a)} and {len(b)} of {len(seeds)} seeds"
+        elif a and all(a[s] == b.get(s) for s in a):
+            out["note"] = "identical in every seed: does the change reach the model?"
+    elif a and b:
+        seed = seeds[0]
+        by_label = {r.label: r for r in evals}
+        m = next((m for m in measures(evals) if m.key == key), None)
+        ra, rb = by_label.get(_label(claim["better"], seed)), by_label.get(_label(claim["than"], seed))
+        sa = sampler(ra, m, evals) if m and ra else None
+        sb = sampler(rb, m, evals) if m and rb else None
+        out["diff"] = a[seed] - b[seed]
+        if sa is not None and sb is not None and S.reproduces(sa) and S.reproduces(sb):
+            d = S.difference(sa, sb, 4242)
+            out.update(diff_low=d["diff_low"], diff_high=d["diff_high"], p_value=d["p"], test=d["test"])
+        else:
+            out["note"] = "per-image outcomes missing: no interval"
+    else:
+        out["note"] = "not evaluated"
+    out["verdict"] = claim_verdict(out["diff_low"], out["diff_high"], higher)
+    return out
+
+
+def _label(ref: dict, seed: int) -> str:
+    labels = ref["labels"]
+    return labels.get(seed, labels.get(str(seed)))
+
+
+def study_tables(study: dict, evals: list[EvalResult], head: pd.DataFrame) -> tuple[list[dict], pd.DataFrame]:
+    """The template's study tables and the claims as a tidy frame (CLAIM_COLUMNS)."""
+    seeds = [int(s) for s in study["seeds"]]
+    order = [m for m in measures(evals)]
+    names = {m.key: m.label for m in order}
+    tables, claims = [], []
+    for t in study["tables"]:
+        labels = {lab for r in t["rows"] for lab in r["labels"].values()}
+        keys = [m.key for m in order if (head.model.isin(labels) & (head.measure == m.key)).any()]
+        rows = []
+        for r in t["rows"]:
+            cells = []
+            for k in keys:
+                m, lo, hi, n = _summary(head, k, r["labels"])
+                cells.append({"text": _cell_text(m, lo, hi, n), "sort": f"{m:.6g}" if F.finite(m) else "",
+                              "title": f"{n} seed(s)" + (f"; 95% interval [{lo:.2f}, {hi:.2f}]" if F.finite(lo) else "")})
+            n_seeds = len(_values(head, keys[0], r["labels"])) if keys else 0
+            rows.append({"ref": r["ref"], "about": r.get("about", ""), "seeds": n_seeds, "cells": cells})
+        lines = []
+        for c in t["claims"]:
+            res = claim_result(c, evals, head, seeds)
+            row = {"table": t["title"], "claim": c["claim"], "better": c["better"]["ref"], "than": c["than"]["ref"],
+                   "metric": c["metric"], "source": c.get("source", ""), **res}
+            claims.append(row)
+            lines.append({**row, "metric_label": names.get(c["metric"], c["metric"]),
+                          "diff_text": F.signed(res["diff"], 2), "ci": F.ci(res["diff_low"], res["diff_high"], 2),
+                          "p": F.pvalue(res["p_value"]),
+                          "cls": {HOLDS: "good", REVERSED: "bad"}.get(res["verdict"], "")})
+        tables.append({"id": t["id"], "title": t["title"], "source": t.get("source", ""),
+                       "columns": [names[k] for k in keys], "rows": rows, "claims": lines})
+    return tables, pd.DataFrame(claims, columns=CLAIM_COLUMNS)
+
+
+def claims_markdown(claims: pd.DataFrame, seeds: int) -> str:
+    """The claims as one Markdown table (for a README or a closing note)."""
+    how = f"paired over {seeds} seeds, 95% t-interval" if seeds >= 2 else "one seed: paired bootstrap over images, 95%"
+    lines = [f"| claim | better | than | measure | difference ({how}) | verdict |", "|---|---|---|---|---|---|"]
+    for _, c in claims.iterrows():
+        diff = f"{F.signed(c['diff'], 2)} {F.ci(c.diff_low, c.diff_high, 2)}".strip()
+        lines.append(f"| {c.claim} | {c.better} | {c.than} | {c.metric} | {diff} | {c.verdict} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,238 @@
+"""`nsbench study`: variants x seeds trained from one shared teacher per seed, scored with one suite and cache,
+reported as claims with intervals; resumed without redoing anything; bad study files refused before training."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import tiny_recipe
+from nsbench.cli import main
+from nsbench.utils import NsbenchError
+
+
+def tiny_study(tmp_path: Path, source: str, **extra) -> Path:
+    """Two variants x two seeds on the tiny folder dataset: noisy_student (2 iterations) and no_noise (1)."""
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(yaml.safe_dump(tiny_recipe(source, iterations=1)))
+    study = {
+        "name": "tiny", "description": "a two-variant study on tiny data", "recipe": str(recipe), "seeds": [0, 1],
+        "suite": "study", "suite_overrides": ["fgsm.limit=16", "fgsm.eps_255=[4]"],
+        "scales": {"small": ["teacher_optim.epochs=1"], "full": []},
+        "variants": {"noisy_student": {"about": "the recipe", "overrides": ["ns.iterations=2"]},
+                     "no_noise": {"about": "no student noise",
+                                  "overrides": ["noise.randaugment=false", "students.0.drop_rate=0.0",
+                                                "students.0.drop_path_rate=0.0"]}},
+        "tables": [{"title": "Noise", "source": "section 4.1",
+                    "rows": ["teacher", "noisy_student@1", "no_noise"],
+                    "claims": [{"claim": "noise helps", "better": "noisy_student@1", "than": "no_noise"},
+                               {"claim": "the student beats the teacher", "better": "noisy_student", "than": "teacher"}]}],
+    }
+    for k, v in extra.items():
+        study[k] = v
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(study, sort_keys=False))
+    return path
+
+
+def _mtimes(folder: Path) -> dict[str, int]:
+    """Checkpoints, run summaries and eval results (the report is rendered again by design)."""
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in [*folder.glob("runs/**/*"), *folder.glob("eval/**/*")]
+            if p.is_file() and (p.suffix in (".pt", ".npz") or p.name in ("results.csv", "meta.json", "summary.json"))}
+
+
+def test_two_variants_two_seeds_end_to_end_then_resume_redoes_nothing(tiny_folder, tmp_path, caplog):
+    path = tiny_study(tmp_path, f"folder:{tiny_folder}")
+    out = tmp_path / "out"
+    assert main(["study", str(path), "--out", str(out), "--workers", "0"]) == 0
+    first = json.loads((out / "study.json").read_text())["last_invocation"]
+    # one teacher per seed, trained once; every variant starts from its seed's teacher
+    assert sorted(first["trained"]) == sorted(["teacher-seed0", "noisy_student-seed0", "no_noise-seed0",
+                                               "teacher-seed1", "noisy_student-seed1", "no_noise-seed1"])
+    for seed in (0, 1):
+        teacher = (out / "runs" / f"teacher-seed{seed}" / "iter0.pt").read_bytes()
+        for v in ("noisy_student", "no_noise"):
+            run = out / "runs" / f"{v}-seed{seed}"
+            assert (run / "iter0.pt").read_bytes() == teacher
+            summary = json.loads((run / "summary.json").read_text())
+            its = {e["iteration"]: e for e in summary["iterations"]}
+            assert its[1]["parent_sha256"] == its[0]["sha256"]
+        assert yaml.safe_load((out / "runs" / f"no_noise-seed{seed}" / "config.yaml").read_text())["noise"]["randaugment"] is False
+    # every checkpoint scored once, under its variant's name (the shared teacher as `teacher`)
+    labels = {"teacher-seed0-iter0", "noisy_student-seed0-iter1", "noisy_student-seed0-iter2", "no_noise-seed0-iter1",
+              "teacher-seed1-iter0", "noisy_student-seed1-iter1", "noisy_student-seed1-iter2", "no_noise-seed1-iter1"}
+    assert set(first["evaluated"]) == labels
+    assert {p.name for p in (out / "eval").iterdir() if p.name != "cache"} == labels
+    for lab in labels:
+        assert set(pd.read_csv(out / "eval" / lab / "results.csv").model) == {lab}
+    assert (out / "eval" / "cache" / "cells").is_dir()
+    # the report: one table per claim group, cells over seeds, one verdict per claim from its interval
+    html = (out / "report" / "index.html").read_text()
+    assert 'id="claims"' in html and 'id="study-table-0"' in html and 'class="claim"' in html
+    claims = pd.read_csv(out / "report" / "claims.csv")
+    assert list(claims.claim) == ["noise helps", "the student beats the teacher"]
+    for _, c in claims.iterrows():
+        assert c.seeds == 2 and c.test == "paired t over 2 seeds"
+        assert np.isfinite(c.diff_low) and c.diff_low <= c["diff"] <= c.diff_high
+        expect = "holds" if c.diff_low > 0 else "reversed" if c.diff_high < 0 else "not resolved at this scale"
+        assert c.verdict == expect
+    assert "| noise helps | noisy_student@1 | no_noise |" in (out / "report" / "claims.md").read_text()
+    seeds = pd.read_csv(out / "report" / "seeds.csv")  # seed pooling groups by variant and iteration
+    assert {"noisy_student-iter1", "noisy_student-iter2", "no_noise-iter1", "teacher-iter0"} <= set(seeds.group)
+
+    before = _mtimes(out)
+    caplog.clear()
+    assert main(["study", str(path), "--out", str(out), "--workers", "0"]) == 0
+    second = json.loads((out / "study.json").read_text())["last_invocation"]
+    assert second["trained"] == [] and second["evaluated"] == []
+    assert len(before) > 20 and _mtimes(out) == before  # no checkpoint, summary, cached cell or result rewritten
+    assert "finished already, skipping" in caplog.text and "evaluated already, skipping" in caplog.text
+    assert pd.read_csv(out / "report" / "claims.csv").equals(claims)
+
+
+def test_a_killed_study_resumes_the_unfinished_run_only(tiny_folder, tmp_path, monkeypatch):
+    """A study stopped during its second run: the rerun skips the finished teacher, resumes the rest."""
+    import nsbench.training.driver as drv
+
+    path = tiny_study(tmp_path, f"folder:{tiny_folder}", seeds=[0],
+                      variants={"noisy_student": {"about": "the recipe", "overrides": []}},
+                      tables=[{"title": "t", "rows": ["noisy_student"],
+                               "claims": [{"claim": "student beats teacher", "better": "noisy_student", "than": "teacher"}]}])
+    out = tmp_path / "out"
+    real = drv.train_stage
+
+    def killed(model, *, name, **kw):
+        if name == "iter1":
+            raise KeyboardInterrupt
+        return real(model, name=name, **kw)
+
+    monkeypatch.setattr(drv, "train_stage", killed)
+    assert main(["study", str(path), "--out", str(out), "--workers", "0"]) == 130
+    teacher = out / "runs" / "teacher-seed0" / "iter0.pt"
+    t_mtime = teacher.stat().st_mtime_ns
+    monkeypatch.setattr(drv, "train_stage", real)
+    assert main(["study", str(path), "--out", str(out), "--workers", "0"]) == 0
+    done = json.loads((out / "study.json").read_text())["last_invocation"]
+    assert done["trained"] == ["noisy_student-seed0"] and teacher.stat().st_mtime_ns == t_mtime
+    assert "teacher-seed0-iter0" in done["evaluated"] or (out / "eval" / "teacher-seed0-iter0" / "meta.json").exists()
+    claims = pd.read_csv(out / "report" / "claims.csv")
+    assert claims.test.iloc[0].startswith("exact McNemar")  # one seed: the per-image paired test
+
+
+def test_one_seed_claims_use_the_per_image_paired_test():
+    from nsbench.report.study import claim_verdict
+
+    assert claim_verdict(0.5, 2.0, True) == "holds" and claim_verdict(-2.0, -0.5, True) == "reversed"
+    assert claim_verdict(-0.5, 2.0, True) == "not resolved at this scale"
+    assert claim_verdict(-2.0, -0.5, False) == "holds"  # an error measure: lower is the paper's direction
+    assert claim_verdict(np.nan, np.nan, True) == "no result"
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"variants": {"noisy_student": {"overrides": ["students.0.drop_ratee=0.1"]}}}, "variant noisy_student: "),
+    ({"seeds": []}, "seeds: must list at least one seed"),
+    ({"tables": [{"title": "t", "rows": ["noisy_student"], "claims": [{"claim": "c", "better": "nosiy", "than": "teacher"}]}]},
+     "tables.0.claims.0.better: unknown variant 'nosiy'"),
+    ({"variants": {"a": {"overrides": ["seed=3"]}}}, "variant a: sets the seed"),
+    ({"suite": "nope"}, "suite: suite 'nope'"),
+    ({"metric": "top1"}, "metric: unknown measure 'top1'"),
+    ({"colour": "red"}, "unknown key(s) colour"),
+    ({"variants": {"noisy_student": {"overrides": ["pseudo.filter_on=sometimes"]}}}, "pseudo.filter_on"),
+])
+def test_bad_studies_are_refused_in_one_line_before_training(tiny_folder, tmp_path, capsys, monkeypatch, change, message):
+    import nsbench.training.driver as drv
+
+    monkeypatch.setattr(drv, "train", lambda *a, **k: pytest.fail("trained despite a bad study"))
+    path = tiny_study(tmp_path, f"folder:{tiny_folder}", **change)
+    assert main(["study", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(path) in err and message in err, err
+    assert not (tmp_path / "out" / "runs").exists()
+
+
+def test_unknown_or_missing_study_lists_the_shipped_ones(capsys, tmp_path):
+    assert main(["study", "paper_ablatoins"]) == 2
+    err = capsys.readouterr().err
+    assert "no shipped study of that name" in err and "paper_ablations" in err
+    assert main(["study", str(tmp_path / "missing.yaml")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert main(["study", "paper_ablations", "--seeds", "0,x"]) == 2
+    assert main(["study", "paper_ablations", "--scale", "huge"]) == 2
+    assert "not one of small, full" in capsys.readouterr().err
+
+
+def test_every_shipped_study_resolves_and_covers_the_papers_ablations():
+    from nsbench.resources import list_shipped
+    from nsbench.study import load_study
+
+    shipped = list_shipped("study")
+    assert [p.stem for p in shipped] == ["paper_ablations"]
+    for p in shipped:
+        for scale in ("small", "full"):
+            s = load_study(p, scale=scale)
+            assert len(s.seeds) >= 2 and all(s.shares_teacher.values())
+            assert s.runs[0].name == "teacher-seed0" and s.runs[0].cfg.ns.iterations == 0
+    s = load_study(shipped[0])
+    spec = s.report_spec()
+    refs = {c["than"]["ref"] for t in spec["tables"] for c in t["claims"]} | {
+        c["better"]["ref"] for t in spec["tables"] for c in t["claims"]}
+    for needed in ("no_noise", "no_augmentation", "no_dropout", "no_stochastic_depth", "hard_labels", "student_larger",
+                   "noisy_student@2", "noisy_student@3", "no_filter", "no_balance", "ratio_1", "init_from_teacher",
+                   "teacher"):
+        assert needed in refs, needed
+    cfg = {p.variant: p.cfg for p in s.runs if p.seed == 0 and p.variant}
+    assert cfg["no_noise"].noise.randaugment is False and cfg["no_noise"].students[0].drop_rate == 0.0
+    assert cfg["student_larger"].students[0].kwargs["channel_multiplier"] == 1.25
+    assert cfg["noisy_student"].ns.iterations == 3 and cfg["hard_labels"].ns.iterations == 1
+    full = load_study(shipped[0], scale="full")
+    assert full.runs[1].cfg.data.unlabeled_limit is None and s.runs[1].cfg.data.unlabeled_limit == 8000
+
+
+def test_a_variant_that_changes_the_teacher_trains_its_own(tiny_folder, tmp_path):
+    from nsbench.study import load_study
+
+    path = tiny_study(tmp_path, f"folder:{tiny_folder}",
+                      variants={"noisy_student": {"overrides": []},
+                                "wide_teacher": {"overrides": ["teacher_optim.lr=0.001"]},
+                                "fewer_unlabeled": {"overrides": ["data.unlabeled_limit=40"]}},
+                      tables=[{"title": "t", "rows": ["noisy_student", "wide_teacher@0"]}])
+    s = load_study(path)
+    assert s.shares_teacher == {"noisy_student": True, "wide_teacher": False, "fewer_unlabeled": True}
+    assert s.label("wide_teacher@0", 1) == "wide_teacher-seed1-iter0" and s.label("noisy_student@0", 1) == "teacher-seed1-iter0"
+    plans = {p.name: p for p in s.runs}
+    assert plans["wide_teacher-seed0"].teacher is None and plans["fewer_unlabeled-seed0"].teacher == "teacher-seed0"
+    assert [k for k, _ in s.checkpoints(plans["wide_teacher-seed0"])] == [0, 1]
+    with pytest.raises(NsbenchError, match="changes|differs|iteration"):
+        load_study(tiny_study(tmp_path, f"folder:{tiny_folder}",
+                              tables=[{"title": "t", "rows": ["no_noise@2"]}]))
+
+
+def test_a_study_runs_unchanged_under_torchrun(tiny_folder, tmp_path):
+    """Two gloo ranks on the CPU: every rank walks the same loop; rank 0 alone writes the study's files."""
+    import os
+    import subprocess
+    import sys
+
+    path = tiny_study(tmp_path, f"folder:{tiny_folder}", seeds=[0],
+                      variants={"noisy_student": {"about": "the recipe", "overrides": []}},
+                      tables=[{"title": "t", "rows": ["teacher", "noisy_student"],
+                               "claims": [{"claim": "student beats teacher", "better": "noisy_student", "than": "teacher"}]}])
+    out = tmp_path / "out"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "nsbench",
+           "study", str(path), "--out", str(out), "--workers", "0"]
+    root = Path(__file__).resolve().parent.parent
+    res = subprocess.run(cmd, env=env, cwd=root, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    done = json.loads((out / "study.json").read_text())["last_invocation"]
+    assert done["trained"] == ["teacher-seed0", "noisy_student-seed0"]
+    assert done["evaluated"] == ["teacher-seed0-iter0", "noisy_student-seed0-iter1"]
+    assert sorted((out / "runs" / "noisy_student-seed0" / "iter1" / "pseudo").glob("labels-*"))[-1].name.endswith("of-00002.parquet")
+    assert pd.read_csv(out / "report" / "claims.csv").verdict.iloc[0] in (
+        "holds", "reversed", "not resolved at this scale")
+    res = subprocess.run(cmd, env=env, cwd=root, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0 and json.loads((out / "study.json").read_text())["last_invocation"]["trained"] == []
