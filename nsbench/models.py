@@ -98,6 +98,16 @@ def stochastic_modules(model: nn.Module) -> list[nn.Module]:
             getattr(m, "p", getattr(m, "drop_prob", 0.0))]
 
 
+def inert_stochastic_depth(model: nn.Module) -> bool:
+    """True when the model was built with stochastic depth that can never act: timm applies a block's DropPath only
+    on its residual (skip) connection, and none of the blocks holding one has such a connection (timm's
+    test_efficientnet, for one)."""
+    from timm.layers import DropPath
+
+    holders = [m for m in model.modules() if isinstance(getattr(m, "drop_path", None), DropPath)]
+    return bool(holders) and not any(getattr(m, "has_skip", True) for m in holders)
+
+
 def padded_forward(model: nn.Module, x: torch.Tensor, cap: int) -> torch.Tensor:
     """model(x) for inference, with x on CUDA padded (repeating its last image) to the next power of two up to
     `cap` and the padding's outputs dropped: every batch then has one of a few shapes, so cuDNN's per-shape

@@ -221,3 +221,13 @@ def test_imagenet_recipes_mirror_the_released_per_size_settings():
         assert cfg.student_optim.optimizer == "rmsprop" and cfg.student_optim.ema_decay == 0.9999
         assert cfg.pseudo.threshold == 0.3 and cfg.pseudo.soft and cfg.pseudo.filter_on == "untempered"
         assert cfg.student_optim.lr == pytest.approx(0.016 * cfg.student_optim.batch_size * 8 / 256)
+
+
+def test_stochastic_depth_that_cannot_act_is_reported():
+    """timm applies stochastic depth on residual connections only; test_efficientnet has none, so a drop_path_rate
+    there does nothing, and nsbench says so (the run's summary.json `warnings` and train.log)."""
+    from nsbench.models import inert_stochastic_depth
+
+    assert inert_stochastic_depth(build_model(ModelSpec("test_efficientnet", num_classes=3, drop_path_rate=0.1)))
+    assert not inert_stochastic_depth(build_model(ModelSpec("test_efficientnet", num_classes=3)))
+    assert not inert_stochastic_depth(build_model(ModelSpec("test_resnet", num_classes=3, drop_path_rate=0.1)))

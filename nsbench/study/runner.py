@@ -93,7 +93,10 @@ def _train(plan: RunPlan, out: Path) -> bool:
     resume = R.is_run(run)
     if resume:
         _check_same_config(run, plan)
-    if plan.teacher and not R.checkpoint(run, 0).exists():
+    place = plan.teacher and not R.checkpoint(run, 0).exists()
+    D.barrier()  # every rank has looked at the folder before rank 0 writes to it (a barrier behind a per-rank
+    # test of a file rank 0 writes would otherwise pair with a different barrier on a slower rank)
+    if place:
         if D.is_main():
             _place_teacher(out / "runs" / plan.teacher, run)
         D.barrier()
@@ -181,6 +184,7 @@ def _evaluate(study: Study, run: Path, k: int, label: str, out: Path, device: st
 
     entry = next(e for e in read_json(run / R.SUMMARY)["iterations"] if e["iteration"] == k)
     dest = out / "eval" / label
+    D.barrier()  # every rank decides on the same files (rank 0 writes results)
     if _evaluated(dest, entry["sha256"], _suite_record(study)):
         log.info("%s: evaluated already, skipping", label)
         return False

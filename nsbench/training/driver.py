@@ -30,7 +30,7 @@ from ..data.loaders import auto_workers
 from ..data.loaders import ImageDataset
 from ..data.sources import Source
 from ..data.transforms import SMALL_IMAGE_MAX, TrainAugment
-from ..models import ModelSpec, build_model, count_params, default_mean_std
+from ..models import ModelSpec, build_model, count_params, default_mean_std, inert_stochastic_depth
 from ..utils import NsbenchError, atomic_path, read_json, resolve_device, seed_everything, write_json, write_text
 from . import budget as Bud
 from . import pseudo as P
@@ -206,6 +206,12 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False) -> dict:
         work.mkdir(parents=True, exist_ok=True)
         seed_everything(cfg.seed + 1000 * k)
         model = _build(spec, k, cfg)
+        if spec.drop_path_rate and inert_stochastic_depth(model):
+            note = (f"{_model_key(k, cfg)}.drop_path_rate={spec.drop_path_rate} has no effect: none of {spec.arch}'s "
+                    f"blocks has a residual connection, where timm applies stochastic depth")
+            log.warning("%s", note)
+            if note not in summary["warnings"]:
+                summary["warnings"].append(note)
         pseudo_ds, stats = None, None
         log.info(budgets[k].describe(len(data.labeled_idx)))
         if budgets[k].warning:
