@@ -108,6 +108,12 @@ def inert_stochastic_depth(model: nn.Module) -> bool:
     return bool(holders) and not any(getattr(m, "has_skip", True) for m in holders)
 
 
+def inference_precision(device: torch.device | str, amp: bool = True) -> str:
+    """How pseudo-labeling and scoring run: bf16 autocast with channels-last weights and inputs on CUDA (when
+    amp), else fp32. Recorded beside their outputs."""
+    return "bf16 autocast, channels-last" if amp and torch.device(device).type == "cuda" else "fp32"
+
+
 def padded_forward(model: nn.Module, x: torch.Tensor, cap: int) -> torch.Tensor:
     """model(x) for inference, with x on CUDA padded (repeating its last image) to the next power of two up to
     `cap` and the padding's outputs dropped: every batch then has one of a few shapes, so cuDNN's per-shape

@@ -8,8 +8,10 @@ import pytest
 import torch
 from torch import nn
 
+from nsbench.data.augment import to_float
+from nsbench.data.loaders import stack_uint8
 from nsbench.data.sources import ArraySource
-from nsbench.data.transforms import prepare_batch, to_tensor
+from nsbench.data.transforms import prepare_batch
 from nsbench.models import ModelSpec, build_model
 from nsbench.training import pseudo as P
 
@@ -115,7 +117,7 @@ def test_noise_does_not_leak_into_pseudo_labeling():
     np.testing.assert_array_equal(a, b)  # dropout or stochastic depth would make two passes differ
     assert teacher.training  # the caller's mode is restored
     with torch.no_grad():  # the same numbers as eval mode on the clean, un-augmented images
-        clean = to_tensor(prepare_batch(images, 32))
+        clean = to_float(stack_uint8(prepare_batch(images, 32)))
         ref = torch.softmax(teacher.eval()(clean), 1).numpy()
     np.testing.assert_allclose(a, ref, rtol=1e-5, atol=1e-6)
     import copy

@@ -12,9 +12,10 @@ from conftest import tiny_recipe
 from nsbench.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from nsbench.cli import main
 from nsbench.config import OptimConfig, RuntimeConfig, load_train_config
-from nsbench.data.loaders import ImageDataset
+from nsbench.data.augment import to_float
+from nsbench.data.loaders import ImageDataset, stack_uint8
 from nsbench.data.sources import ArraySource
-from nsbench.data.transforms import TrainAugment, prepare_batch, to_tensor
+from nsbench.data.transforms import TrainAugment, prepare_batch
 from nsbench.models import ModelSpec, build_model, stochastic_modules
 from nsbench.training import driver
 from nsbench.training.fit import train_stage
@@ -40,7 +41,7 @@ def test_student_trains_in_train_mode_with_input_and_model_noise(tmp_path):
                 val=None, device=torch.device("cpu"), state_path=tmp_path / "state.pt", seed=0)
     assert seen and all(training for training, _ in seen)
     assert all(len(x) == 16 for _, x in seen)  # 4 labeled + 4 * 3 pseudo-labeled per step
-    clean = to_tensor(prepare_batch(images, 32))
+    clean = to_float(stack_uint8(prepare_batch(images, 32)))
     normalised_clean = (clean - model.mean) / model.std
     x0 = seen[0][1]
     # every input differs from every clean image: augmentation was applied

@@ -17,11 +17,10 @@ import torch
 from .. import distributed as D
 from .. import schema
 from ..data import open_source
-from ..data.augment import to_float
-from ..data.loaders import auto_workers, iterate_clean, stack_uint8
+from ..data.loaders import auto_workers, iterate_clean, stack_uint8, to_device
 from ..data.transforms import IMAGENET_CROP_PCT, INTERPOLATION
 from ..lock import run_lock
-from ..models import padded_forward
+from ..models import inference_precision, padded_forward
 from ..utils import NsbenchError, atomic_path
 from . import cache as K
 from .models import EvalModel
@@ -67,7 +66,7 @@ class EvalContext:
 
     @property
     def precision(self) -> str:
-        return "bf16 autocast, channels-last" if self.device.type == "cuda" else "fp32"
+        return inference_precision(self.device)
 
     @property
     def cfg_data(self) -> dict:
@@ -148,14 +147,8 @@ class EvalContext:
             return np.concatenate(D.all_gather_objects(self.logits_local(images[D.shard(len(images))])))
         return self.logits_local(images)
 
-    def to_input(self, images: np.ndarray) -> torch.Tensor:
-        """uint8 NHWC images -> the model's float input on the device (uint8 is what travels)."""
-        x = stack_uint8(np.asarray(images))
-        cuda = self.device.type == "cuda"
-        return to_float((x.pin_memory() if cuda else x).to(self.device, non_blocking=cuda))
-
     def logits_local(self, images: np.ndarray) -> np.ndarray:
-        out = [self.forward(self.to_input(images[s : s + self.bs])).numpy() for s in range(0, len(images), self.bs)]
+        out = [self.forward(to_device(stack_uint8(np.asarray(images[s : s + self.bs])), self.device)).numpy() for s in range(0, len(images), self.bs)]
         return np.concatenate(out) if out else np.zeros((0, len(self.em.classes)), np.float32)
 
     @property

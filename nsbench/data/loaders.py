@@ -130,9 +130,10 @@ class Batch:
 
     __slots__ = ("x", "y", "soft", "n_labeled", "skipped", "natural", "epoch", "step", "augmented", "parts")
 
-    def __init__(self, x, y, soft, n_labeled, skipped, natural):
+    def __init__(self, x, y, soft, n_labeled, skipped, natural, parts=None):
         self.x, self.y, self.soft, self.n_labeled, self.skipped, self.natural = x, y, soft, n_labeled, skipped, natural
-        self.epoch, self.step, self.augmented, self.parts = 0, 0, False, None  # parts: JPEG bytes / crops, per image
+        self.parts = parts  # instead of x: packed JPEG bytes / worker-cropped images, per image (pack_parts)
+        self.epoch, self.step, self.augmented = 0, 0, False
 
     def pin_memory(self):
         self.x = self.x.pin_memory() if self.x is not None else None
@@ -142,8 +143,9 @@ class Batch:
             self.parts = (self.parts[0].pin_memory(), *self.parts[1:])
         return self
 
-    def decode_on(self, device: torch.device, size: int, gen: torch.Generator) -> None:
-        """Decode and crop `parts` on the device into x; images that fail to decode leave with their targets."""
+    def decode_on(self, device: torch.device, size: int, gen: torch.Generator) -> int:
+        """Decode and crop `parts` on the device into x; images that fail to decode leave with their targets and
+        are counted in `skipped`. Returns how many failed."""
         from .decode import device_crops
 
         self.x, failed = device_crops(unpack_parts(self.parts), self.natural.tolist(), size, device, gen)
@@ -157,6 +159,7 @@ class Batch:
             self.n_labeled = int(keep[:n].sum())
             self.skipped += len(failed)
         self.natural = torch.ones(len(self.x), dtype=torch.bool)
+        return len(failed)
 
 
 def pack_parts(parts: list) -> tuple:
@@ -198,9 +201,7 @@ def collate_mixed(items) -> Batch:
         else:
             soft = np.stack([g[1] for g in uns]).astype(np.float32)
         soft = torch.as_tensor(soft)
-    b = Batch(x, y, soft, len(lab), skipped, natural)
-    b.parts = parts
-    return b
+    return Batch(x, y, soft, len(lab), skipped, natural, parts)
 
 
 class MixedBatchSampler(torch.utils.data.Sampler):
@@ -275,9 +276,18 @@ def loader_kwargs(num_workers: int, device: torch.device | str | None = None) ->
     return kw
 
 
-def make_loader(dataset: ImageDataset, batch_size: int, num_workers: int) -> DataLoader:
+def make_loader(dataset: ImageDataset, batch_size: int, num_workers: int,
+                device: torch.device | str | None = None) -> DataLoader:
     """Batches of `dataset` in index order (training draws its batches from MixedBatchSampler instead)."""
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate, **loader_kwargs(num_workers))
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate,
+                      **loader_kwargs(num_workers, device))
+
+
+def to_device(x: torch.Tensor, device: torch.device, channels_last: bool = True) -> torch.Tensor:
+    """A uint8 NCHW batch -> float [0, 1] on `device`: uint8 travels (pinned, asynchronous to a GPU), the
+    conversion happens there."""
+    cuda = device.type == "cuda"
+    return to_float((x.pin_memory() if cuda else x).to(device, non_blocking=cuda), channels_last)
 
 
 def chunk_size(batch_size: int, num_workers: int) -> int:
@@ -298,19 +308,14 @@ def iterate_clean(source: Source, indices: np.ndarray, size: int, batch_size: in
     indices = np.asarray(indices, np.int64)
     device = torch.device(device) if device is not None else torch.device("cpu")
     cuda = device.type == "cuda"
-
-    def out(x: torch.Tensor) -> torch.Tensor:
-        return to_float(x.to(device, non_blocking=cuda), channels_last)
-
     if source.kind == "small" and source.load_batch(indices[:1]) is not None:
         for s in range(0, len(indices), batch_size):
             idx = indices[s : s + batch_size]
             x = stack_uint8(prepare_batch(source.load_batch(idx), size))
-            yield out(x.pin_memory() if cuda else x), torch.as_tensor(source.labels[idx]), torch.as_tensor(idx), 0
+            yield to_device(x, device, channels_last), torch.as_tensor(source.labels[idx]), torch.as_tensor(idx), 0
         return
     ds = ImageDataset(source, indices, size, resize=resize)
-    loader = DataLoader(ds, batch_size=chunk_size(batch_size, num_workers) if num_workers else batch_size,
-                        shuffle=False, collate_fn=collate, **loader_kwargs(num_workers, device))
+    loader = make_loader(ds, chunk_size(batch_size, num_workers) if num_workers else batch_size, num_workers, device)
     xs, ys, ids, skipped, n = [], [], [], 0, 0
 
     def flush():  # chunks went to the device as they came (pinned); joined and converted there

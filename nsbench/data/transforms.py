@@ -87,15 +87,6 @@ def prepare_batch(batch: np.ndarray, size: int) -> np.ndarray:
     return np.stack([prepare(b, size, "small") for b in batch])
 
 
-def to_tensor(batch: np.ndarray) -> torch.Tensor:
-    """uint8 NHWC (1 or 3 channels) -> float NCHW in [0, 1] with 3 channels, in channels-last memory layout
-    (what the NHWC bytes already are; convolutions run markedly faster in it with oneDNN and cuDNN)."""
-    t = torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2)
-    if t.shape[1] == 1:
-        t = t.expand(-1, 3, -1, -1)
-    return t.to(torch.float32, memory_format=torch.channels_last).div_(255.0)
-
-
 class TrainAugment:
     """Input noise for the student (and the teacher), in two stages.
 

@@ -213,9 +213,7 @@ def train_stage(
                 continue
             gen = step_generator(seed, b.epoch, b.step)
             if b.parts is not None:
-                before = b.skipped
-                b.decode_on(device, labeled.size, gen)
-                skipped += b.skipped - before
+                skipped += b.decode_on(device, labeled.size, gen)
                 if len(b.x) == 0:
                     continue
             x, yl, yu, n_lab = b.x.to(device, non_blocking=True), b.y, b.soft, b.n_labeled

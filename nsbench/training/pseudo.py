@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from .. import distributed as D
 from ..data.loaders import iterate_clean
-from ..models import padded_forward
+from ..models import inference_precision, padded_forward
 from ..data.sources import Source
 from ..data.targets import dense_targets  # noqa: F401 - re-exported: the store densifies top-k rows
 from ..utils import NsbenchError, atomic_path, read_json, write_json
@@ -41,28 +41,22 @@ def eval_mode(model: nn.Module):
         model.train(was)
 
 
-def precision(device: torch.device, amp: bool = True) -> str:
-    """How the teacher runs: bf16 autocast and channels-last on CUDA (when amp), else fp32."""
-    return "bf16 autocast, channels-last" if amp and torch.device(device).type == "cuda" else "fp32"
-
-
 @torch.no_grad()
 def teacher_batches(model: nn.Module, source: Source, indices: np.ndarray, size: int, device: torch.device,
                     temperature: float = 1.0, batch_size: int = 512, num_workers: int = 0, progress: bool = True,
                     amp: bool = True):
     """Yield (softmax(logits / T) [b, C], source indices [b], n_skipped) of the un-noised teacher on clean images:
     eval mode (no dropout, no stochastic depth, BN running statistics) and no augmentation; on CUDA in bf16
-    autocast with channels-last weights and inputs (`precision`), the softmax in float32."""
+    autocast with channels-last weights and inputs (models.inference_precision), the softmax in float32."""
     if temperature <= 0:
         raise NsbenchError(f"pseudo.temperature must be positive, got {temperature}")
-    fast = precision(device, amp) != "fp32"
+    fast = inference_precision(device, amp) != "fp32"
     if fast:
         model.to(memory_format=torch.channels_last)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if fast else contextlib.nullcontext()
     with eval_mode(model):
         bar = tqdm(total=len(indices), desc="pseudo-labeling", leave=False, disable=not progress, mininterval=2.0)
-        for x, _, idx, sk in iterate_clean(source, indices, size, batch_size, num_workers, device=device,
-                                           channels_last=fast or x_channels_last(model)):
+        for x, _, idx, sk in iterate_clean(source, indices, size, batch_size, num_workers, device=device):
             if len(idx) == 0:
                 bar.update(sk)
                 yield np.zeros((0, 0), np.float32), np.zeros(0, np.int64), sk
@@ -72,12 +66,6 @@ def teacher_batches(model: nn.Module, source: Source, indices: np.ndarray, size:
             bar.update(len(idx) + sk)  # after the forward: the bar counts labeled images
             yield torch.softmax(logits / temperature, dim=1).cpu().numpy(), idx.numpy(), sk
         bar.close()
-
-
-def x_channels_last(model: nn.Module) -> bool:
-    """Whether the model's first 4-d weight is channels-last (inputs then match it)."""
-    w = next((p for p in model.parameters() if p.ndim == 4), None)
-    return w is not None and w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous()
 
 
 def teacher_probs(model: nn.Module, source: Source, indices: np.ndarray, size: int, device: torch.device,
@@ -419,7 +407,7 @@ def build_store(teacher: nn.Module, source: Source, indices: np.ndarray, store: 
     if D.is_main():
         stats = plan_and_select(store, world, num_classes, threshold, balance, per_class)
         stats.update(soft=soft, temperature=temperature, topk=topk, filter_on=filter_on,
-                     precision=precision(device, amp), num_workers=num_workers)
+                     precision=inference_precision(device, amp), num_workers=num_workers)
         write_json(store / "stats.json", stats)
     D.barrier()
     return read_json(store / "stats.json")
