@@ -119,6 +119,34 @@ def test_the_same_seed_gives_the_same_pixels_and_another_seed_others():
     assert (flat.float().mean((1, 2, 3)) <= x.float().mean((1, 2, 3)) + 1e-6).all()  # shifts fill with zeros
 
 
+def test_shift_is_pad_and_crop_per_image():
+    x = torch.from_numpy(RNG.integers(1, 255, (5, 3, 9, 7), dtype=np.uint8)).float()
+    d = torch.tensor([[0, 0], [2, -1], [-3, 3], [8, 0], [-1, -6]])
+    got = A.shift(x, d, 0.0)
+    for k, (dy, dx) in enumerate(d.tolist()):  # output (y, x) = input (y - dy, x - dx): pad by 9, crop
+        padded = np.pad(x[k].numpy(), ((0, 0), (9, 9), (9, 9)))
+        np.testing.assert_array_equal(got[k].numpy(), padded[:, 9 - dy : 9 - dy + 9, 9 - dx : 9 - dx + 7])
+
+
+@pytest.mark.parametrize("topk", [True, False])
+def test_in_memory_steps_batch_as_collate_does_item_by_item(topk):
+    from nsbench.data.loaders import collate_mixed
+    from nsbench.data.targets import TopKTargets
+
+    src = ArraySource("toy", RNG.integers(0, 255, (40, 28, 28, 1), dtype=np.uint8), np.arange(40) % 3, ["a", "b", "c"])
+    probs = RNG.random((32, 3)).astype(np.float32)
+    cls = np.argsort(-probs, 1)[:, :2].astype(np.int32)
+    targets = TopKTargets(cls, np.take_along_axis(probs, cls, 1), 3) if topk else probs
+    ds = MixedDataset(ImageDataset(src, np.arange(8), 32), ImageDataset(src, np.arange(8, 40), 32, targets=targets))
+    idx = [5, 1, 1, 7, 9, 30, 12, 12, 39]  # labeled rows first, as the sampler gives them; repeats
+    fast = ds._prepared_batch(np.asarray(idx))
+    slow = collate_mixed([ds[i] for i in idx])
+    assert fast is not None and fast.n_labeled == slow.n_labeled == 4
+    for name in ("x", "y", "soft", "natural"):
+        a, b = getattr(fast, name), getattr(slow, name)
+        assert a.dtype == b.dtype and torch.equal(a, b), name
+
+
 def _mixed(augment):
     src = ArraySource("toy", RNG.integers(0, 255, (40, 28, 28, 1), dtype=np.uint8), np.zeros(40, np.int64), ["a"])
     lab = ImageDataset(src, np.arange(8), 32, augment=augment)

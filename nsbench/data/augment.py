@@ -55,18 +55,10 @@ def _blend(degenerate: torch.Tensor, x: torch.Tensor, factor: torch.Tensor) -> t
     return _trunc8(degenerate + factor.view(-1, 1, 1, 1) * (x - degenerate))
 
 
-def brightness(x, factor):
-    return _blend(torch.zeros_like(x), x, factor)
-
-
 def color(x, factor):
+    if x.shape[1] == 1:  # the blend of a grey image with itself
+        return x
     return _blend(_grey(x).expand_as(x), x, factor)
-
-
-def contrast(x, factor):
-    # ImageEnhance.Contrast: the mean of the greyscale histogram, int(mean + 0.5)
-    mean = torch.floor(_grey(x).mean(dim=(1, 2, 3), keepdim=True) + 0.5)
-    return _blend(mean.expand_as(x), x, factor)
 
 
 _SMOOTH = torch.tensor([[1.0, 1, 1], [1, 5, 1], [1, 1, 1]]) / 13.0  # PIL ImageFilter.SMOOTH
@@ -82,77 +74,150 @@ def sharpness(x, factor):
     return _blend(degenerate, x, factor)
 
 
-def autocontrast(x, _=None):
+# Point ops: each image's (and channel's) 256-entry table, [n, c, 1, 256], computed by applying the op's pixel
+# formula to `t`, the identity table shaped like an image row; `x` supplies the statistics (mean, range, histogram)
+# of the ops that need them. One gather then applies any mix of them to a batch (`apply_lut`).
+def _table(x: torch.Tensor) -> torch.Tensor:
+    return torch.arange(256, device=x.device, dtype=x.dtype).expand(len(x), x.shape[1], 1, 256)
+
+
+def apply_lut(x: torch.Tensor, lut: torch.Tensor) -> torch.Tensor:
+    n, c = x.shape[:2]
+    return torch.gather(lut.reshape(n, c, 256), 2, x.reshape(n, c, -1).long()).view_as(x)
+
+
+def brightness_lut(x, t, factor):
+    return _blend(torch.zeros_like(t), t, factor)
+
+
+def contrast_lut(x, t, factor):
+    # ImageEnhance.Contrast: the mean of the greyscale histogram, int(mean + 0.5)
+    mean = torch.floor(_grey(x).mean(dim=(1, 2, 3), keepdim=True) + 0.5)
+    return _blend(mean.expand_as(t), t, factor)
+
+
+def autocontrast_lut(x, t, _=None):
     # ImageOps.autocontrast(cutoff=0): per channel lut[i] = int(i * 255 / (hi - lo) - lo * scale), clipped
     dt = torch.float64 if x.device.type == "cpu" else torch.float32  # PIL's lut is computed in double
     lo = x.amin(dim=(2, 3), keepdim=True).to(dt)
     hi = x.amax(dim=(2, 3), keepdim=True).to(dt)
     scale = 255.0 / (hi - lo).clamp_min(1)
-    out = _trunc8(x.to(dt) * scale - lo * scale).to(x.dtype)
-    return torch.where(hi > lo, out, x)
+    out = _trunc8(t.to(dt) * scale - lo * scale).to(x.dtype)
+    return torch.where(hi > lo, out, t)
 
 
-def equalize(x, _=None):
-    from torchvision.transforms.v2 import functional as TF
+def equalize_lut(x, t, _=None):
+    # ImageOps.equalize per channel: step = (pixels - count of the last used level) // 255; none: identity; else
+    # lut[i] = (step // 2 + pixels below level i) // step, clipped to 255 (Image.point's uint8 table)
+    n, c = x.shape[:2]
+    v = x.reshape(n * c, -1).long()
+    hist = torch.zeros(n * c, 256, dtype=torch.int64, device=x.device).scatter_add_(1, v, torch.ones_like(v))
+    last = 255 - (hist > 0).flip(1).int().argmax(1, keepdim=True)
+    step = (hist.sum(1, keepdim=True) - hist.gather(1, last)) // 255
+    below = hist.cumsum(1) - hist
+    lut = ((step // 2 + below) // step.clamp_min(1)).clamp_max(255)
+    lut = torch.where(step > 0, lut, torch.arange(256, device=x.device))
+    return lut.view(n, c, 1, 256).to(t.dtype)
 
-    return TF.equalize(x.to(torch.uint8)).to(x.dtype)  # per image and channel, PIL's ImageOps.equalize
+
+def invert_lut(x, t, _=None):
+    return 255 - t
 
 
-def invert(x, _=None):
-    return 255 - x
-
-
-def posterize(x, bits):
-    bits = bits.view(-1, 1, 1, 1).to(x.device)
+def posterize_lut(x, t, bits):
+    bits = bits.view(-1, 1, 1, 1).to(t.device)
     keep = torch.bitwise_left_shift(torch.full_like(bits, 255), (8 - bits).clamp(0, 8)) & 255
-    out = (x.to(torch.int32) & keep).to(x.dtype)
-    return torch.where(bits >= 8, x, out)
+    return torch.where(bits >= 8, t, (t.to(torch.int32) & keep).to(t.dtype))
 
 
-def solarize(x, threshold):
-    return torch.where(x >= threshold.view(-1, 1, 1, 1), 255 - x, x)
+def solarize_lut(x, t, threshold):
+    return torch.where(t >= threshold.view(-1, 1, 1, 1), 255 - t, t)
 
 
-def solarize_add(x, add, threshold: int = 128):
-    return torch.where(x < threshold, (x + add.view(-1, 1, 1, 1)).clamp_max(255), x)
+def solarize_add_lut(x, t, add, threshold: int = 128):
+    return torch.where(t < threshold, (t + add.view(-1, 1, 1, 1)).clamp_max(255), t)
 
 
-def affine(x: torch.Tensor, matrix: torch.Tensor, fill: float, mode: str = "nearest") -> torch.Tensor:
+POINT_OPS = {"AutoContrast": autocontrast_lut, "Equalize": equalize_lut, "Invert": invert_lut,
+             "Posterize": posterize_lut, "Solarize": solarize_lut, "SolarizeAdd": solarize_add_lut,
+             "Brightness": brightness_lut, "Contrast": contrast_lut}
+NEEDS_PIXELS = {"AutoContrast", "Equalize", "Contrast"}  # point ops whose table depends on the image
+
+
+def _point(name: str):
+    lut_fn = POINT_OPS[name]
+
+    def op(x: torch.Tensor, arg=None) -> torch.Tensor:
+        return apply_lut(x, lut_fn(x, _table(x), arg))
+
+    op.__name__ = op.__qualname__ = name.lower()
+    op.__doc__ = f"{name} on a float batch of uint8 values, through its table ({lut_fn.__name__})."
+    return op
+
+
+autocontrast, equalize, invert, posterize = (_point(k) for k in ("AutoContrast", "Equalize", "Invert", "Posterize"))
+solarize, solarize_add, brightness, contrast = (_point(k) for k in ("Solarize", "SolarizeAdd", "Brightness",
+                                                                    "Contrast"))
+
+
+def affine(x: torch.Tensor, matrix, fill: float, mode: str = "nearest") -> torch.Tensor:
     """PIL's Image.transform(AFFINE, (a, b, c, d, e, f)) per image: output (x, y) samples the input at
     (a (x+0.5) + b (y+0.5) + c, d (x+0.5) + e (y+0.5) + f); outside the image: `fill`. matrix: [n, 6]."""
     n, c, h, w = x.shape
-    dt = torch.float64 if x.device.type == "cpu" else torch.float32  # PIL computes in double
-    m = matrix.to(x.device, dt)
+    if mode != "nearest":
+        return _affine_bilinear(x, matrix, fill)
+    dt = torch.float64 if x.device.type == "cpu" else torch.float32  # PIL computes in double: floor() picks its pixel
+    m = torch.as_tensor(matrix).to(x.device, dt)
     ys = torch.arange(h, device=x.device, dtype=dt) + 0.5
     xs = torch.arange(w, device=x.device, dtype=dt) + 0.5
     gx = m[:, 0, None, None] * xs[None, None, :] + m[:, 1, None, None] * ys[None, :, None] + m[:, 2, None, None]
     gy = m[:, 3, None, None] * xs[None, None, :] + m[:, 4, None, None] * ys[None, :, None] + m[:, 5, None, None]
-    if mode == "nearest":
-        ix, iy = gx.floor().long(), gy.floor().long()  # Geometry.c COORD: negative -> outside
-        ok = (gx >= 0) & (gy >= 0) & (ix < w) & (iy < h)
-        flat = (iy.clamp(0, h - 1) * w + ix.clamp(0, w - 1)).view(n, 1, h * w).expand(n, c, h * w)
-        out = torch.gather(x.reshape(n, c, h * w), 2, flat).view(n, c, h, w)
-        return torch.where(ok[:, None], out, torch.full_like(out, fill))
-    # bilinear: grid_sample at the same coordinates (align_corners=False puts pixel centres where PIL does), edge
-    # pixels repeated past the border (PIL's BILINEAR_HEAD), `fill` where the point itself is outside (as nearest)
-    grid = torch.stack([gx / w * 2 - 1, gy / h * 2 - 1], dim=-1).to(x.dtype)
+    ix, iy = gx.floor_().long(), gy.floor_().long()  # Geometry.c COORD: negative -> outside
+    ok = (ix >= 0) & (iy >= 0) & (ix < w) & (iy < h)
+    flat = (iy.clamp_(0, h - 1) * w).add_(ix.clamp_(0, w - 1)).view(n, 1, h * w).expand(n, c, h * w)
+    out = torch.gather(x.reshape(n, c, h * w), 2, flat).view(n, c, h, w)
+    return out.masked_fill_(~ok[:, None], fill)
+
+
+def _affine_bilinear(x: torch.Tensor, matrix, fill: float) -> torch.Tensor:
+    """affine() with bilinear sampling, in float32 on every device (within a grey level of PIL's fixed-point
+    arithmetic anyway): grid_sample at PIL's coordinates (align_corners=False puts pixel centres where PIL does),
+    edge pixels repeated past the border (PIL's BILINEAR_HEAD), `fill` where the point itself is outside."""
+    n, c, h, w = x.shape
+    m = torch.as_tensor(matrix).to(x.device, torch.float32)
+    ys = (torch.arange(h, device=x.device, dtype=torch.float32) + 0.5)[None, :, None]
+    xs = (torch.arange(w, device=x.device, dtype=torch.float32) + 0.5)[None, None, :]
+    gx = m[:, 0, None, None] * xs + m[:, 1, None, None] * ys + m[:, 2, None, None]
+    gy = m[:, 3, None, None] * xs + m[:, 4, None, None] * ys + m[:, 5, None, None]
+    outside = ((gx < 0) | (gy < 0) | (gx >= w) | (gy >= h))[:, None]
+    grid = torch.stack([gx.mul_(2 / w).sub_(1), gy.mul_(2 / h).sub_(1)], dim=-1)
     out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    ok = ((gx >= 0) & (gy >= 0) & (gx < w) & (gy < h))[:, None]
-    return torch.where(ok, _trunc8(out + 1e-3), torch.full_like(out, fill))  # PIL truncates; 1e-3: float error
+    return _trunc8(out.add_(1e-3)).masked_fill_(outside, fill)  # PIL truncates; 1e-3: float error
 
 
-def _rotation(deg: torch.Tensor, w: int, h: int) -> torch.Tensor:
+def shift(x: torch.Tensor, d: torch.Tensor, fill: float = 0.0, pad: int | None = None) -> torch.Tensor:
+    """Pad-and-crop: output (y, x) = input (y - dy, x - dx) per image, `fill` where that falls outside; d: [n, 2]
+    integer (dy, dx), |d| <= pad. Each image's crop is one window of the padded batch (two copies in all)."""
+    n, c, h, w = x.shape
+    d = d.to(x.device, torch.int64)
+    if pad is None:
+        pad = int(d.abs().max()) if len(d) else 0
+    windows = F.pad(x, (pad, pad, pad, pad), value=fill).unfold(2, h, 1).unfold(3, w, 1)  # [n, c, 2p+1, 2p+1, h, w]
+    return windows[torch.arange(n, device=x.device), :, pad - d[:, 0], pad - d[:, 1]]
+
+
+def _rotation(deg, w: int, h: int) -> np.ndarray:
     """PIL Image.rotate's inverse matrix about the centre (w/2, h/2), cos/sin rounded to 15 digits as PIL does."""
-    a = -np.radians(deg.double().numpy())
+    a = -np.radians(np.asarray(deg, dtype=np.float64))
     cos, sin = np.round(np.cos(a), 15), np.round(np.sin(a), 15)
     cx, cy = w / 2, h / 2
     c = cos * -cx + sin * -cy + cx
     f = -sin * -cx + cos * -cy + cy
-    return torch.from_numpy(np.stack([cos, sin, c, -sin, cos, f], 1))
+    return np.stack([cos, sin, c, -sin, cos, f], 1)
 
 
-def _unit(n: int) -> torch.Tensor:
-    m = torch.zeros(n, 6, dtype=torch.float64)
+def _unit(n: int) -> np.ndarray:
+    m = np.zeros((n, 6))
     m[:, 0] = m[:, 4] = 1
     return m
 
@@ -182,6 +247,7 @@ class BatchRandAugment:
         self.fill = float(TF_FILL) if self.ops == "tf" else 0.0
         self.mode = "nearest" if self.ops == "tf" else "bilinear"
         self.magnitude_max = max(float(self.magnitude), TF_LEVEL_DENOM) * 3 if self.ops == "tf" else TF_LEVEL_DENOM
+        self._point = np.array([k for k, name in enumerate(self.names) if name in POINT_OPS])
 
     def draw(self, n: int, gen: torch.Generator) -> dict:
         """Every random choice for n images, [n, layers] each (CPU tensors)."""
@@ -206,40 +272,48 @@ class BatchRandAugment:
         return run(x, steps, up.send(x.device))
 
     def plan(self, n: int, hw, gen: torch.Generator, up: "Upload") -> list:
-        """The draws for n images as steps (op, rows, argument), their tensors queued on `up` (all on the CPU)."""
-        p = self.draw(n, gen)
+        """The draws for n images as steps (op, rows, argument), their arrays queued on `up`. The bookkeeping runs in
+        numpy: dozens of tiny selections a step cost a fraction of what they cost as torch calls."""
+        p = {k: v.numpy() for k, v in self.draw(n, gen).items()}
         h, w = int(hw[0]), int(hw[1])
-        geometric = [k for k, name in enumerate(self.names) if name in SIGNED]
+        geometric = np.array([k for k, name in enumerate(self.names) if name in SIGNED])
         steps = []
         for layer in range(self.layers):
             op, apply, m, sign = p["op"][:, layer], p["apply"][:, layer], p["magnitude"][:, layer], p["sign"][:, layer]
+            is_geo = np.isin(op, geometric)
             # the geometric ops as one resampling of every image that drew one (a matrix each)
-            sel = apply & torch.isin(op, torch.tensor(geometric))
-            if sel.any():
-                rows = sel.nonzero().squeeze(1)
+            rows = np.flatnonzero(apply & is_geo)
+            if len(rows):
                 mat = self.matrices(op[rows], m[rows], sign[rows], (h, w))
                 steps.append(("affine", up.add(rows), up.add(mat), self.fill, self.mode))
-            for k, name in enumerate(self.names):
-                if k in geometric:
-                    continue
-                sel = (op == k) & apply
-                if not sel.any():
-                    continue
-                rows = sel.nonzero().squeeze(1)
+            # the point ops as one table lookup of every image that drew one; each image takes one op per layer,
+            # so the groups are disjoint and their order within the layer does not matter
+            rest = apply & ~is_geo
+            point_rows = np.flatnonzero(rest & np.isin(op, self._point))
+            tables = []
+            for k in np.unique(op[rest]).tolist():  # in the order of self.names
+                name = self.names[k]
+                rows = np.flatnonzero(rest & (op == k))
                 v = self.level(name, m[rows], sign[rows], (h, w))
+                v = up.add(v) if v is not None else None
+                if name in POINT_OPS:
+                    tables.append((name, up.add(np.searchsorted(point_rows, rows)), v))
+                    continue
                 if name == "Cutout":
                     where = p["where"][rows, layer]
-                    cy = (where[:, 0] * h).floor().long().clamp_max(h - 1)
-                    cx = (where[:, 1] * w).floor().long().clamp_max(w - 1)
-                    v = torch.stack([cy, cx, v.long()], 1)
-                steps.append((name, up.add(rows), up.add(v) if v is not None else None, self.fill, self.mode))
+                    cy = np.minimum(np.floor(where[:, 0] * h).astype(np.int64), h - 1)
+                    cx = np.minimum(np.floor(where[:, 1] * w).astype(np.int64), w - 1)
+                    v = up.add(np.stack([cy, cx, self.level(name, m[rows], sign[rows], (h, w))], 1))
+                steps.append((name, up.add(rows), v, self.fill, self.mode))
+            if tables:
+                steps.append(("point", up.add(point_rows), tables, self.fill, self.mode))
         return steps
 
-    def matrices(self, op: torch.Tensor, m: torch.Tensor, sign: torch.Tensor, hw) -> torch.Tensor:
+    def matrices(self, op: np.ndarray, m: np.ndarray, sign: np.ndarray, hw) -> np.ndarray:
         """PIL's inverse affine matrix [n, 6] of each image's geometric op."""
         h, w = int(hw[0]), int(hw[1])
         mat = _unit(len(op))
-        for k in op.unique().tolist():
+        for k in np.unique(op).tolist():
             name, rows = self.names[k], op == k
             v = self.level(name, m[rows], sign[rows], (h, w))
             if name == "Rotate":
@@ -249,9 +323,10 @@ class BatchRandAugment:
                 mat[rows, col] = v
         return mat
 
-    def level(self, name: str, m: torch.Tensor, sign: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    def level(self, name: str, m: np.ndarray, sign: np.ndarray, size: tuple[int, int]) -> np.ndarray | None:
         """Each op's argument at level m (level / 10 of its reference strength), as timm / randaugment.py."""
-        t = m / TF_LEVEL_DENOM
+        t = np.asarray(m, dtype=np.float64) / TF_LEVEL_DENOM
+        sign = np.asarray(sign, dtype=np.float64)
         if name == "Rotate":
             return t * 30 * sign
         if name in ("ShearX", "ShearY"):
@@ -265,19 +340,17 @@ class BatchRandAugment:
         if name in ("Color", "Contrast", "Brightness", "Sharpness"):
             return t * 1.8 + 0.1
         if name == "Posterize":
-            return (t * 4).floor().long()
+            return np.floor(t * 4).astype(np.int64)
         if name == "Solarize":
-            return (t * 256).floor()
+            return np.floor(t * 256)
         if name == "SolarizeAdd":
-            return (t * 110).floor()
+            return np.floor(t * 110)
         if name == "Cutout":
-            return (t * self.cutout_const).floor().long()
+            return np.floor(t * self.cutout_const).astype(np.int64)
         return None  # AutoContrast, Equalize, Invert take no argument
 
 
-OPS = {"AutoContrast": autocontrast, "Equalize": equalize, "Invert": invert, "Posterize": posterize,
-       "Brightness": brightness, "Color": color, "Contrast": contrast, "Sharpness": sharpness,
-       "Solarize": solarize, "SolarizeAdd": solarize_add}
+OPS = {"Color": color, "Sharpness": sharpness}  # the ops that are neither geometric nor point ops (and Cutout)
 
 
 def cutout(x: torch.Tensor, box: torch.Tensor, fill: float) -> torch.Tensor:
@@ -301,7 +374,8 @@ class Upload:
         self.ints: list[torch.Tensor] = []
         self.floats: list[torch.Tensor] = []
 
-    def add(self, t: torch.Tensor) -> tuple[str, int]:
+    def add(self, t) -> tuple[str, int]:
+        t = torch.as_tensor(t)
         if t.dtype.is_floating_point:
             self.floats.append(t)
             return "f", len(self.floats) - 1
@@ -309,37 +383,54 @@ class Upload:
         return "i", len(self.ints) - 1
 
     def send(self, device: torch.device):
+        if device.type == "cpu":  # already where they are used (ints int64, floats float64 from add)
+            out = {"i": self.ints, "f": [t.double() for t in self.floats]}
+            return lambda handle: out[handle[0]][handle[1]]
         out: dict[str, list] = {}
-        for kind, ts, dt in (("i", self.ints, torch.int64),
-                             ("f", self.floats, torch.float64 if device.type == "cpu" else torch.float32)):
+        for kind, ts, dt in (("i", self.ints, torch.int64), ("f", self.floats, torch.float32)):
             if not ts:
                 continue
             flat = torch.cat([t.reshape(-1).to(dt) for t in ts])
             if device.type == "cuda":
-                flat = flat.pin_memory().to(device, non_blocking=True)
+                flat = flat.pin_memory()
+            flat = flat.to(device, non_blocking=True)
             out[kind] = [v.view(t.shape) for v, t in zip(torch.split(flat, [t.numel() for t in ts]), ts)]
         return lambda handle: out[handle[0]][handle[1]]
 
 
 def run(x: torch.Tensor, steps: list, get) -> torch.Tensor:
     """Apply planned steps to a uint8 batch on its device; each step's rows are a device index tensor."""
+
+    def arg(handle, dtype):
+        a = get(handle) if handle is not None else None
+        return a.to(dtype) if a is not None and a.dtype.is_floating_point else a
+
     out = x.float()
-    for name, rows, arg, fill, mode in steps:
+    for name, rows, a, fill, mode in steps:
         idx = get(rows) if rows is not None else None
-        sub = out[idx] if idx is not None else out
-        a = get(arg) if arg is not None else None
-        if name in ("affine", "shift"):
-            res = affine(sub, a, fill, mode)
+        sub = out.index_select(0, idx) if idx is not None else out
+        if name == "affine":
+            res = affine(sub, get(a), fill, mode)
+        elif name == "shift":
+            res = shift(sub, get(a), fill, pad=mode)
         elif name == "flip":
-            res = torch.where(a.bool()[:, None, None, None], sub.flip(3), sub)
+            res = torch.where(get(a).bool()[:, None, None, None], sub.flip(3), sub)
         elif name == "Cutout":
-            res = cutout(sub, a, fill)
+            res = cutout(sub, get(a), fill)
+        elif name == "point":  # one table per image, filled by each op for its images
+            t = _table(sub)
+            lut = t.clone()
+            for op, pos, v in a:
+                pos = get(pos)
+                pixels = sub.index_select(0, pos) if op in NEEDS_PIXELS else None
+                lut.index_copy_(0, pos, POINT_OPS[op](pixels, t[: len(pos)], arg(v, sub.dtype)))
+            res = apply_lut(sub, lut)
         else:
-            res = OPS[name](sub, a.to(sub.dtype) if a is not None and a.dtype.is_floating_point else a)
+            res = OPS[name](sub, arg(a, sub.dtype))
         if idx is None:
             out = res
         else:
-            out[idx] = res
+            out.index_copy_(0, idx, res)
     return out.to(torch.uint8)
 
 
@@ -362,10 +453,8 @@ class BatchAugment:
         small = torch.ones(n, dtype=torch.bool) if natural is None else ~natural.cpu()
         up, steps = Upload(), []
         if self.shift:
-            d = torch.randint(-self.shift, self.shift + 1, (n, 2), generator=gen) * small[:, None]
-            mat = _unit(n)
-            mat[:, 2], mat[:, 5] = -d[:, 1].double(), -d[:, 0].double()  # output (y, x) <- input (y - dy, x - dx)
-            steps.append(("shift", None, up.add(mat), 0.0, "nearest"))
+            d = torch.randint(-self.shift, self.shift + 1, (n, 2), generator=gen) * small[:, None]  # (dy, dx)
+            steps.append(("shift", None, up.add(d), 0.0, self.shift))  # the pad, in the step's mode slot
         if self.flip:
             steps.append(("flip", None, up.add((torch.rand(n, generator=gen) < 0.5) & small), 0.0, None))
         if self.randaugment is not None:

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .sources import Source, UnreadableImage
 from .augment import step_generator, to_float
-from .targets import dense_targets
+from .targets import TopKTargets, dense_targets
 from .transforms import TrainAugment, prepare, prepare_batch
 
 LOADER_TIMEOUT = 600  # seconds a worker may take for one chunk before the loader fails instead of hanging
@@ -105,7 +105,24 @@ class MixedDataset(Dataset):
 
     def __getitems__(self, step_indices):
         epoch, step, indices = step_indices
-        return epoch, step, [self[i] for i in indices]
+        batch = self._prepared_batch(np.asarray(indices, np.int64))
+        return epoch, step, batch if batch is not None else [self[i] for i in indices]
+
+    def _prepared_batch(self, idx: np.ndarray) -> "Batch | None":
+        """The step as one Batch by array indexing when every image is an in-memory small one padded at
+        construction (what `collate_mixed` would build item by item); None otherwise."""
+        lab, uns = idx[idx < self.n_labeled], idx[idx >= self.n_labeled] - self.n_labeled
+        parts = [(self.labeled, lab)] + ([(self.pseudo, uns)] if len(uns) else [])
+        if any(ds._prepared is None for ds, _ in parts) or len({ds._prepared.shape[1:] for ds, _ in parts}) > 1:
+            return None
+        x = stack_uint8(np.concatenate([ds._prepared[ds._row[k]] for ds, k in parts]))
+        y = torch.as_tensor(np.asarray(self.labeled.targets[lab], dtype=np.int64))
+        soft = None
+        if len(uns):
+            t = self.pseudo.targets
+            soft = t.dense(uns) if isinstance(t, TopKTargets) else np.asarray(t[uns], np.float32)
+            soft = torch.as_tensor(soft)
+        return Batch(x, y, soft, len(lab), 0, torch.zeros(len(idx), dtype=torch.bool))
 
 
 class MixedCollate:
@@ -117,7 +134,7 @@ class MixedCollate:
 
     def __call__(self, step_items) -> "Batch":
         epoch, step, items = step_items
-        b = collate_mixed(items)
+        b = items if isinstance(items, Batch) else collate_mixed(items)
         b.epoch, b.step = epoch, step
         if self.augment is not None and b.x is not None and b.parts is None:
             b.x = self.augment(b.x, step_generator(self.seed, epoch, step), b.natural)

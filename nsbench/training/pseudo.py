@@ -24,7 +24,7 @@ from .. import distributed as D
 from ..data.loaders import iterate_clean
 from ..models import inference_precision, padded_forward
 from ..data.sources import Source
-from ..data.targets import dense_targets  # noqa: F401 - re-exported: the store densifies top-k rows
+from ..data.targets import TopKTargets, dense_targets  # noqa: F401 - re-exported: the store's top-k rows
 from ..utils import NsbenchError, atomic_path, read_json, write_json
 
 log = logging.getLogger(__name__)
@@ -102,22 +102,6 @@ def topk_targets(probs: np.ndarray, soft: bool, k: int | None) -> tuple[np.ndarr
     k = c if k is None and c <= 100 else min(k or 10, c)
     order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
     return order.astype(np.int32), np.take_along_axis(probs, order, 1).astype(np.float32)
-
-
-class TopKTargets:
-    """Soft targets kept as top-k rows (memory stays top-k sized); the batch collate densifies them."""
-
-    def __init__(self, cls: np.ndarray, val: np.ndarray, num_classes: int):
-        self.cls, self.val, self.c = cls, val, num_classes
-
-    def __len__(self) -> int:
-        return len(self.cls)
-
-    def __getitem__(self, k) -> tuple[np.ndarray, np.ndarray, int]:
-        return self.cls[k], self.val[k], self.c
-
-    def dense(self, k: int) -> np.ndarray:
-        return dense_targets(self.cls[k : k + 1], self.val[k : k + 1], self.c)[0]
 
 
 @dataclass
