@@ -11,7 +11,8 @@ Sections (each prints its table and appends JSON lines to DIR/results.jsonl, so 
 - train: bare forward+backward+step on tensors already on the GPU; nsbench's `train_stage` with JPEGs decoded on
   the GPU (data.decode=device) and by the workers (cpu); nsbench's data path alone (no model); timm's
   `create_loader` (RandAugment, prefetcher) + the same model step.
-- pseudo: `build_store` (bf16, channels-last) against bare bf16 inference at the same batch size; then the earlier
+- pseudo: `build_store` (bf16, channels-last; JPEGs decoded on the GPU and by the workers) against bare bf16
+  inference at the same batch size; then the earlier
   stall's setting (fp32 teacher, cudnn.benchmark, 14 workers, batch 512), timed per batch.
 - corruptions: the -C suite over a built DATASET-C (cold build timed apart), warm, against bare inference.
 - recipe: `nsbench train --recipe default --iterations 3` (the Fashion-MNIST demo recipe), wall time.
@@ -267,16 +268,18 @@ def section_pseudo(args, folder: Path, device) -> None:
         sync(device)
     bare = full / (time.perf_counter() - t)
     emit("pseudo", path="bare bf16 inference, tensors on the device", images_per_s=round(bare, 1), ratio=1.0)
-    for rep in range(2):
-        with tempfile.TemporaryDirectory() as d:
-            t = time.perf_counter()
-            stats = build_store(teacher, src, np.arange(n), Path(d) / "store", num_classes=10, size=size, device=device,
-                                soft=True, temperature=1.0, topk=None, threshold=0.3, balance=True, per_class="mean",
-                                batch_size=batch, num_workers=workers)
-            sync(device)
-            ips = n / (time.perf_counter() - t)
-        emit("pseudo", path=f"nsbench build_store ({stats['precision']}, {workers} workers), run {rep + 1}",
-             images_per_s=round(ips, 1), ratio=round(ips / bare, 3), note="loader start-up included")
+    for decode in args.decodes:  # JPEGs decoded on the device (data.decode auto on a GPU) and by the workers
+        for rep in range(2):
+            with tempfile.TemporaryDirectory() as d:
+                t = time.perf_counter()
+                stats = build_store(teacher, src, np.arange(n), Path(d) / "store", num_classes=10, size=size,
+                                    device=device, soft=True, temperature=1.0, topk=None, threshold=0.3, balance=True,
+                                    per_class="mean", batch_size=batch, num_workers=workers, decode=decode)
+                sync(device)
+                ips = n / (time.perf_counter() - t)
+            emit("pseudo", path=f"nsbench build_store ({stats['precision']}, decode={decode}, {workers} workers), "
+                 f"run {rep + 1}", images_per_s=round(ips, 1), ratio=round(ips / bare, 3),
+                 note="loader start-up included")
     if args.smoke:
         return
     # the setting of the reported stall, with this code: fp32 teacher, cudnn.benchmark, 14 workers, batch 512

@@ -34,8 +34,9 @@ class DataConfig:
     # loader processes; auto: none on machines of 2 cores or fewer, else the cores per local GPU less one (or the
     # cores less one without a GPU), at most 16 (nsbench/data/loaders.py auto_workers)
     num_workers: int | str = "auto"
-    # where training JPEGs are decoded: auto = on the GPU when training on CUDA with random-resized crops of
-    # natural images (workers then only read bytes; nsbench/data/decode.py), else by the loader workers; cpu; device
+    # where JPEGs are decoded for training and pseudo-labeling: auto = on the GPU when running on CUDA on natural
+    # images (for training, with random-resized crops), workers then only read bytes (nsbench/data/decode.py); else
+    # by the loader workers; cpu; device. Scoring always decodes as the reference pipeline does (PIL, CPU).
     decode: str = "auto"
 
 

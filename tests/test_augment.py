@@ -208,6 +208,24 @@ def test_device_decoding_crops_skips_bad_files_and_is_seeded(tmp_path):
     assert torch.equal(x, again)
 
 
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("workers", [0, 2])
+def test_clean_batches_decoded_on_the_device_follow_the_cpu_pipeline(tmp_path, workers):
+    src = _jpeg_folder(tmp_path, n=9, bad=1)
+    Image.fromarray(RNG.integers(0, 255, (120, 90, 3), dtype=np.uint8)).save(src.paths[4].with_suffix(".png"))
+    src.paths[4].unlink()  # one PNG among the JPEGs: the worker decodes it
+    src.paths[4] = src.paths[4].with_suffix(".png")
+    runs = {d: list(iterate_clean(src, np.arange(9), 96, 4, workers, decode=d)) for d in ("cpu", "device")}
+    for (xc, yc, ic, sc), (xd, yd, id_, sd) in zip(*runs.values(), strict=True):
+        assert torch.equal(yc, yd) and torch.equal(ic, id_) and sc == sd and xd.shape == xc.shape
+        diff = ((xc - xd).abs() * 255).round()  # the same JPEG decoder on a CPU; the resizes differ in rounding
+        assert diff.max() <= 1 and diff.mean() < 0.05
+    assert sum(r[3] for r in runs["device"]) == 1 and sum(len(r[2]) for r in runs["device"]) == 8
+    png = [k for k, r in enumerate(runs["cpu"]) if 4 in r[2].tolist()][0]
+    pos = runs["cpu"][png][2].tolist().index(4)  # the PNG went through the worker's own pipeline, unchanged
+    assert torch.equal(runs["cpu"][png][0][pos], runs["device"][png][0][pos])
+
+
 @pytest.mark.parametrize("workers", [0, 2])
 def test_training_with_device_decoding_runs_and_counts_the_skipped(tmp_path, workers):
     from nsbench.config import OptimConfig, RuntimeConfig
@@ -270,3 +288,20 @@ def test_num_workers_auto(monkeypatch):
     assert auto_workers("auto") == 15
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "8")
     assert auto_workers("auto") == 1
+
+
+def test_decode_auto_decodes_natural_jpegs_on_the_gpu_only():
+    from nsbench.config import load_train_config
+    from nsbench.resources import resolve
+    from nsbench.training.driver import decode_mode
+
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    small = load_train_config(resolve("recipe", "default"))  # 32 px Fashion-MNIST: nothing to decode
+    assert {decode_mode(small, d, s) for d in (cuda, cpu) for s in ("train", "label")} == {"cpu"}
+    b0 = resolve("recipe", "imagenet_b0")
+    big = load_train_config(b0)
+    assert decode_mode(big, cuda) == decode_mode(big, cuda, "label") == "device"
+    assert decode_mode(big, cpu) == decode_mode(big, cpu, "label") == "cpu"
+    centre = load_train_config(b0, ["noise.natural_crop=center"])  # training's centre crops stay with the workers
+    assert decode_mode(centre, cuda) == "cpu" and decode_mode(centre, cuda, "label") == "device"
+    assert decode_mode(load_train_config(b0, ["data.decode=cpu"]), cuda, "label") == "cpu"

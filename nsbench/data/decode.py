@@ -1,6 +1,6 @@
-"""JPEG decoding on the training device: loader workers only read the files' bytes; the GPU decodes a whole batch at
-once (nvJPEG through `torchvision.io.decode_jpeg(list, device="cuda")`) and takes each image's random-resized crop
-and flip there.
+"""JPEG decoding on the device: loader workers only read the files' bytes; the GPU decodes a whole batch at once
+(nvJPEG through `torchvision.io.decode_jpeg(list, device="cuda")`) and takes each image's random-resized crop and
+flip there (training), or its evaluation resize and centre crop (pseudo-labeling, `device_center_crops`).
 
 The crop follows the same rule as the CPU path (timm's RandomResizedCropAndInterpolation, which is torchvision's
 `RandomResizedCrop.get_params`: area 8-100 %, aspect 3/4-4/3 log-uniform, 10 tries, then the centre crop clipped
@@ -15,6 +15,8 @@ import math
 
 import torch
 import torch.nn.functional as F
+
+from .transforms import IMAGENET_CROP_PCT
 
 log = logging.getLogger(__name__)
 
@@ -99,5 +101,32 @@ def device_crops(parts: list, natural_done: list[bool], size: int, device: torch
             continue
         box = crop_box(img.shape[1], img.shape[2], gen)
         out.append(resized_crop(img, box, size, bool(torch.rand(1, generator=gen) < 0.5)))
+    x = torch.stack(out) if out else torch.empty(0, 3, size, size, dtype=torch.uint8, device=device)
+    return x, failed
+
+
+def device_center_crops(parts: list, size: int, device: torch.device, crop_pct: float = IMAGENET_CROP_PCT,
+                        interpolation: str = "bilinear") -> tuple[torch.Tensor, list[int]]:
+    """A clean batch from mixed parts: encoded JPEGs decoded on `device`, then `transforms.resize_center_crop`'s
+    geometry (shorter side to floor(size / crop_pct), centre crop) with torchvision's antialiased tensor resize,
+    which follows PIL's to within a grey level or so; parts the worker already prepared pass through. Returns
+    (uint8 [n, 3, size, size], failed positions)."""
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms.v2 import functional as TF
+
+    done = [p.ndim != 1 for p in parts]
+    decoded, failed = decode_batch(parts, device)
+    short = math.floor(size / crop_pct)
+    out = []
+    for img, ready in zip(decoded, done):
+        if img is None:
+            continue
+        img = img.to(device, non_blocking=True)
+        if img.shape[0] == 1:
+            img = img.expand(3, -1, -1)
+        if not ready:
+            img = TF.resize(img, [short], interpolation=InterpolationMode(interpolation), antialias=True)
+            img = TF.center_crop(img, [size, size])
+        out.append(img)
     x = torch.stack(out) if out else torch.empty(0, 3, size, size, dtype=torch.uint8, device=device)
     return x, failed

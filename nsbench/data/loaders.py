@@ -17,8 +17,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from .sources import Source, UnreadableImage
 from .augment import step_generator, to_float
+from .decode import device_center_crops
 from .targets import TopKTargets, dense_targets
-from .transforms import TrainAugment, prepare, prepare_batch
+from .transforms import SMALL_IMAGE_MAX, TrainAugment, prepare, prepare_batch
 
 LOADER_TIMEOUT = 600  # seconds a worker may take for one chunk before the loader fails instead of hanging
 
@@ -50,7 +51,8 @@ class ImageDataset(Dataset):
         if self._prepared is not None:
             return self._prepared[self._row[k]], self.targets[k], i, False
         try:
-            if self.encoded and self.augment is not None and self.augment.rrc is not None and \
+            # encoded: JPEG bytes travel for clean images and for training's random-resized crops (decode.py)
+            if self.encoded and (self.augment is None or self.augment.rrc is not None) and \
                     (data := self.source.encoded(i)) is not None:
                 return torch.frombuffer(bytearray(data), dtype=torch.uint8), self.targets[k], i, False
             raw = self.source.load(i)
@@ -73,12 +75,16 @@ def stack_uint8(images: list[np.ndarray] | np.ndarray) -> torch.Tensor:
 
 
 def collate(items):
-    """Stack the readable items (uint8 NCHW); report how many were skipped as the fourth element."""
+    """Stack the readable items (uint8 NCHW); report how many were skipped as the fourth element. Items of an
+    encoded dataset (JPEG bytes, or images the worker prepared) come packed instead (`pack_parts`)."""
     good = [it for it in items if it is not None]
     skipped = len(items) - len(good)
     if not good:
         return None, None, None, skipped
-    x = stack_uint8([g[0] for g in good])
+    if any(isinstance(g[0], torch.Tensor) for g in good):
+        x = pack_parts([g[0] for g in good])
+    else:
+        x = stack_uint8([g[0] for g in good])
     y = torch.as_tensor(np.asarray([g[1] for g in good], dtype=np.int64))
     idx = torch.as_tensor([g[2] for g in good], dtype=torch.int64)
     return x, y, idx, skipped
@@ -316,11 +322,15 @@ def chunk_size(batch_size: int, num_workers: int) -> int:
 
 def iterate_clean(source: Source, indices: np.ndarray, size: int, batch_size: int, num_workers: int = 0,
                   resize: dict | None = None, device: torch.device | str | None = None,
-                  channels_last: bool = True) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]]:
+                  channels_last: bool = True,
+                  decode: str = "cpu") -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]]:
     """Un-augmented batches (x in [0,1] NCHW float on `device` (CPU if None), labels, source indices, n_skipped)
     in index order. uint8 travels; the conversion to float happens on the device.
 
     In-memory sources are sliced and padded a whole batch at a time; file sources decode in workers, per chunk.
+    decode="device": natural images (targets larger than SMALL_IMAGE_MAX) of JPEG files travel as bytes and are
+    decoded, resized and centre-cropped on `device` (decode.device_center_crops); what is not JPEG still decodes in
+    the workers. Pseudo-labeling uses it on GPUs; scoring keeps the reference's PIL pipeline.
     """
     indices = np.asarray(indices, np.int64)
     device = torch.device(device) if device is not None else torch.device("cpu")
@@ -332,6 +342,7 @@ def iterate_clean(source: Source, indices: np.ndarray, size: int, batch_size: in
             yield to_device(x, device, channels_last), torch.as_tensor(source.labels[idx]), torch.as_tensor(idx), 0
         return
     ds = ImageDataset(source, indices, size, resize=resize)
+    ds.encoded = decode == "device" and size > SMALL_IMAGE_MAX and source.kind != "as-is"
     loader = make_loader(ds, chunk_size(batch_size, num_workers) if num_workers else batch_size, num_workers, device)
     xs, ys, ids, skipped, n = [], [], [], 0, 0
 
@@ -342,6 +353,12 @@ def iterate_clean(source: Source, indices: np.ndarray, size: int, batch_size: in
         return x, y, i, skipped
 
     for x, y, idx, sk in loader:
+        if isinstance(x, tuple):  # packed parts of an encoded chunk
+            x, failed = device_center_crops(unpack_parts(x), size, device, **(resize or {}))
+            if failed:
+                keep = torch.ones(len(y), dtype=torch.bool)
+                keep[failed] = False
+                y, idx, sk = y[keep], idx[keep], sk + len(failed)
         skipped += sk
         n += sk
         if x is not None:

@@ -99,12 +99,13 @@ def _augment(cfg: TrainConfig) -> TrainAugment:
                         natural_crop=n.natural_crop == "inception")
 
 
-def decode_mode(cfg: TrainConfig, device: torch.device) -> str:
-    """data.decode resolved: auto decodes JPEGs on the GPU when training there on random-resized crops of natural
-    images (small images and centre crops gain nothing from it)."""
+def decode_mode(cfg: TrainConfig, device: torch.device, stage: str = "train") -> str:
+    """data.decode resolved for training (stage "train") or pseudo-labeling ("label"): auto decodes JPEGs on the GPU
+    when running there on natural images (targets larger than SMALL_IMAGE_MAX); training also needs random-resized
+    crops (its centre crops stay with the workers). Small images gain nothing from it."""
     if cfg.data.decode != "auto":
         return cfg.data.decode
-    natural = cfg.noise.natural_crop == "inception" and cfg.data.image_size > SMALL_IMAGE_MAX
+    natural = cfg.data.image_size > SMALL_IMAGE_MAX and (stage == "label" or cfg.noise.natural_crop == "inception")
     return "device" if device.type == "cuda" and natural else "cpu"
 
 
@@ -181,7 +182,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False) -> dict:
     budgets = Bud.plan(cfg, len(data.labeled_idx), D.world_size())
     summary["warnings"] = [b.warning for b in budgets if b.warning]
     # how the data reached the model (this machine's resolution of the recipe's auto settings)
-    summary["data_path"] = {"num_workers": workers, "decode": decode_mode(cfg, device), "device": str(device),
+    summary["data_path"] = {"num_workers": workers, "decode": decode_mode(cfg, device),
+                            "decode_labeling": decode_mode(cfg, device, "label"), "device": str(device),
                             "precision": "bf16 autocast" if cfg.runtime.amp and device.type == "cuda" else "fp32",
                             "channels_last": cfg.runtime.channels_last}
     for k in range(cfg.ns.iterations + 1):  # a missing pretrained checkpoint fails now, not iterations later
@@ -233,7 +235,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False) -> dict:
                                       size=size, device=device, soft=pc.soft, temperature=pc.temperature,
                                       topk=pc.topk, threshold=pc.threshold, balance=pc.balance,
                                       per_class=pc.per_class, batch_size=pc.batch_size, num_workers=workers,
-                                      filter_on=pc.filter_on, amp=cfg.runtime.amp)
+                                      filter_on=pc.filter_on, amp=cfg.runtime.amp,
+                                      decode=decode_mode(cfg, device, "label"))
             log.info("iteration %d: pseudo-labels kept %d of %d (threshold %.2f), %d selected after balancing%s", k,
                      stats["n_kept"], stats["n_unlabeled"], stats["threshold"], stats["n_selected"],
                      f", agreement with hidden labels {100 * stats['agreement_kept']:.1f}%" if "agreement_kept" in stats else "")

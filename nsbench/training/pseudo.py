@@ -44,10 +44,11 @@ def eval_mode(model: nn.Module):
 @torch.no_grad()
 def teacher_batches(model: nn.Module, source: Source, indices: np.ndarray, size: int, device: torch.device,
                     temperature: float = 1.0, batch_size: int = 512, num_workers: int = 0, progress: bool = True,
-                    amp: bool = True):
+                    amp: bool = True, decode: str = "cpu"):
     """Yield (softmax(logits / T) [b, C], source indices [b], n_skipped) of the un-noised teacher on clean images:
     eval mode (no dropout, no stochastic depth, BN running statistics) and no augmentation; on CUDA in bf16
-    autocast with channels-last weights and inputs (models.inference_precision), the softmax in float32."""
+    autocast with channels-last weights and inputs (models.inference_precision), the softmax in float32.
+    decode="device": JPEGs are decoded, resized and centre-cropped on `device` (loaders.iterate_clean)."""
     if temperature <= 0:
         raise NsbenchError(f"pseudo.temperature must be positive, got {temperature}")
     fast = inference_precision(device, amp) != "fp32"
@@ -56,7 +57,8 @@ def teacher_batches(model: nn.Module, source: Source, indices: np.ndarray, size:
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if fast else contextlib.nullcontext()
     with eval_mode(model):
         bar = tqdm(total=len(indices), desc="pseudo-labeling", leave=False, disable=not progress, mininterval=2.0)
-        for x, _, idx, sk in iterate_clean(source, indices, size, batch_size, num_workers, device=device):
+        for x, _, idx, sk in iterate_clean(source, indices, size, batch_size, num_workers, device=device,
+                                           decode=decode):
             if len(idx) == 0:
                 bar.update(sk)
                 yield np.zeros((0, 0), np.float32), np.zeros(0, np.int64), sk
@@ -364,10 +366,11 @@ def plan_and_select(store: Path, world: int, num_classes: int, threshold: float,
 def build_store(teacher: nn.Module, source: Source, indices: np.ndarray, store: Path, *, num_classes: int,
                 size: int, device: torch.device, soft: bool, temperature: float, topk: int | None,
                 threshold: float, balance: bool, per_class: int | str, batch_size: int = 512,
-                num_workers: int = 0, filter_on: str = "untempered", amp: bool = True) -> dict:
+                num_workers: int = 0, filter_on: str = "untempered", amp: bool = True, decode: str = "cpu") -> dict:
     """Label `indices` of `source` with the un-noised teacher, sharded over ranks (each writes its own shard),
     then filter and balance globally on rank 0 from the shards' statistics. The filter reads the top probability of
-    softmax(logits) (filter_on="untempered", the released code) or of softmax(logits / temperature) ("tempered")."""
+    softmax(logits) (filter_on="untempered", the released code) or of softmax(logits / temperature) ("tempered").
+    decode="device" decodes JPEGs on `device` (recorded in stats.json with the precision)."""
     store.mkdir(parents=True, exist_ok=True)
     rank, world = D.rank(), D.world_size()
     shard = store / shard_name(rank, world)
@@ -377,7 +380,7 @@ def build_store(teacher: nn.Module, source: Source, indices: np.ndarray, store: 
         k_out, skipped = 1, 0
         mine = indices[D.shard(len(indices))]
         for probs, idx, sk in teacher_batches(teacher, source, mine, size, device, temperature, batch_size,
-                                              num_workers, progress=D.is_main(), amp=amp):
+                                              num_workers, progress=D.is_main(), amp=amp, decode=decode):
             skipped += sk
             if len(idx) == 0:
                 continue
@@ -391,7 +394,7 @@ def build_store(teacher: nn.Module, source: Source, indices: np.ndarray, store: 
     if D.is_main():
         stats = plan_and_select(store, world, num_classes, threshold, balance, per_class)
         stats.update(soft=soft, temperature=temperature, topk=topk, filter_on=filter_on,
-                     precision=inference_precision(device, amp), num_workers=num_workers)
+                     precision=inference_precision(device, amp), num_workers=num_workers, decode=decode)
         write_json(store / "stats.json", stats)
     D.barrier()
     return read_json(store / "stats.json")
