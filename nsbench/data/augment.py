@@ -144,20 +144,37 @@ POINT_OPS = {"AutoContrast": autocontrast_lut, "Equalize": equalize_lut, "Invert
 NEEDS_PIXELS = {"AutoContrast", "Equalize", "Contrast"}  # point ops whose table depends on the image
 
 
-def _point(name: str):
-    lut_fn = POINT_OPS[name]
-
-    def op(x: torch.Tensor, arg=None) -> torch.Tensor:
-        return apply_lut(x, lut_fn(x, _table(x), arg))
-
-    op.__name__ = op.__qualname__ = name.lower()
-    op.__doc__ = f"{name} on a float batch of uint8 values, through its table ({lut_fn.__name__})."
-    return op
+# the point ops one at a time, on a float batch of uint8 values
+def autocontrast(x, _=None):
+    return apply_lut(x, autocontrast_lut(x, _table(x)))
 
 
-autocontrast, equalize, invert, posterize = (_point(k) for k in ("AutoContrast", "Equalize", "Invert", "Posterize"))
-solarize, solarize_add, brightness, contrast = (_point(k) for k in ("Solarize", "SolarizeAdd", "Brightness",
-                                                                    "Contrast"))
+def equalize(x, _=None):
+    return apply_lut(x, equalize_lut(x, _table(x)))
+
+
+def invert(x, _=None):
+    return apply_lut(x, invert_lut(x, _table(x)))
+
+
+def posterize(x, bits):
+    return apply_lut(x, posterize_lut(x, _table(x), bits))
+
+
+def solarize(x, threshold):
+    return apply_lut(x, solarize_lut(x, _table(x), threshold))
+
+
+def solarize_add(x, add):
+    return apply_lut(x, solarize_add_lut(x, _table(x), add))
+
+
+def brightness(x, factor):
+    return apply_lut(x, brightness_lut(x, _table(x), factor))
+
+
+def contrast(x, factor):
+    return apply_lut(x, contrast_lut(x, _table(x), factor))
 
 
 def affine(x: torch.Tensor, matrix, fill: float, mode: str = "nearest") -> torch.Tensor:
@@ -295,16 +312,16 @@ class BatchRandAugment:
                 name = self.names[k]
                 rows = np.flatnonzero(rest & (op == k))
                 v = self.level(name, m[rows], sign[rows], (h, w))
-                v = up.add(v) if v is not None else None
-                if name in POINT_OPS:
-                    tables.append((name, up.add(np.searchsorted(point_rows, rows)), v))
-                    continue
                 if name == "Cutout":
                     where = p["where"][rows, layer]
                     cy = np.minimum(np.floor(where[:, 0] * h).astype(np.int64), h - 1)
                     cx = np.minimum(np.floor(where[:, 1] * w).astype(np.int64), w - 1)
-                    v = up.add(np.stack([cy, cx, self.level(name, m[rows], sign[rows], (h, w))], 1))
-                steps.append((name, up.add(rows), v, self.fill, self.mode))
+                    v = np.stack([cy, cx, v], 1)
+                v = up.add(v) if v is not None else None
+                if name in POINT_OPS:  # its images' positions among point_rows
+                    tables.append((name, up.add(np.searchsorted(point_rows, rows)), v))
+                else:
+                    steps.append((name, up.add(rows), v, self.fill, self.mode))
             if tables:
                 steps.append(("point", up.add(point_rows), tables, self.fill, self.mode))
         return steps
