@@ -353,7 +353,7 @@ def iterate_clean(source: Source, indices: np.ndarray, size: int, batch_size: in
         return x, y, i, skipped
 
     for x, y, idx, sk in loader:
-        if isinstance(x, tuple):  # packed parts of an encoded chunk
+        if x is not None and not isinstance(x, torch.Tensor):  # packed parts (pin_memory makes the tuple a list)
             x, failed = device_center_crops(unpack_parts(x), size, device, **(resize or {}))
             if failed:
                 keep = torch.ones(len(y), dtype=torch.bool)
