@@ -77,6 +77,82 @@ def test_autocontrast_and_bilinear_resampling_match_pil():
     assert diff.max() <= 1 and (diff > 0).mean() < 0.005  # PIL's fixed-point rounding, at most 1 level
 
 
+def _grey_batch(images: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(images[:, None]).float()
+
+
+def test_point_op_tables_equal_pil_on_every_range_and_edge_case():
+    # AutoContrast over every (lo, hi) pair: each image holds every level from lo to hi (PIL's table in double, with
+    # a true division; a reciprocal-and-multiply is one grey level low for about one pair in nine)
+    lo, hi = np.triu_indices(256)
+    ramps = np.clip(np.arange(256)[None], lo[:, None], hi[:, None]).reshape(-1, 16, 16).astype(np.uint8)
+    ref = np.stack([np.asarray(ImageOps.autocontrast(Image.fromarray(im))) for im in ramps])
+    np.testing.assert_array_equal(A.autocontrast(_grey_batch(ramps))[:, 0].to(torch.uint8).numpy(), ref)
+    # Equalize: constant, two-level, narrow, skewed and random images
+    ims = [np.full((12, 12), 7), np.where(RNG.random((12, 12)) < 0.1, 3, 250), RNG.integers(100, 104, (12, 12)),
+           np.minimum(RNG.exponential(20, (12, 12)), 255), RNG.integers(0, 256, (12, 12))]
+    ims = np.stack(ims).astype(np.uint8)
+    ref = np.stack([np.asarray(ImageOps.equalize(Image.fromarray(im))) for im in ims])
+    np.testing.assert_array_equal(A.equalize(_grey_batch(ims))[:, 0].to(torch.uint8).numpy(), ref)
+    x = _grey_batch(ims[4:5].repeat(9, 0))
+    bits = torch.arange(9)  # 0 bits: black (randaugment.py's shift; Pillow 13 refuses 0)
+    got = A.posterize(x, bits)[:, 0].to(torch.uint8).numpy()
+    assert (got[0] == 0).all()
+    for b in range(1, 9):
+        np.testing.assert_array_equal(got[b], np.asarray(ImageOps.posterize(Image.fromarray(ims[4]), b)))
+    thresholds = torch.tensor([0.0, 1, 128, 255, 256])
+    got = A.solarize(x[:5], thresholds)[:, 0].to(torch.uint8).numpy()
+    for k, t in enumerate(thresholds.tolist()):
+        np.testing.assert_array_equal(got[k], np.asarray(ImageOps.solarize(Image.fromarray(ims[4]), int(t))))
+    adds = torch.tensor([0.0, 1, 60, 110, 300])  # randaugment.py solarize_add: clip(img + add) where img < 128
+    got = A.solarize_add(x[:5], adds)[:, 0].numpy()
+    for k, a in enumerate(adds.tolist()):
+        v = ims[4].astype(float)
+        np.testing.assert_array_equal(got[k], np.where(v < 128, np.minimum(v + a, 255), v))
+    for f in (0.0, 0.1, 0.55, 1.0, 1.9):
+        fs = torch.full((5,), f)
+        for ours, pil in ((A.brightness, ImageEnhance.Brightness), (A.contrast, ImageEnhance.Contrast)):
+            ref = np.stack([np.asarray(pil(Image.fromarray(im)).enhance(f)) for im in ims])
+            np.testing.assert_array_equal(ours(_grey_batch(ims), fs)[:, 0].to(torch.uint8).numpy(), ref)
+
+
+def _one_image_at_a_time(ra: A.BatchRandAugment, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """RandAugment from the same draws, each image alone and each op by its own function (no grouping)."""
+    p = ra.draw(len(x), gen)
+    h, w = x.shape[2:]
+    singles = {"AutoContrast": A.autocontrast, "Equalize": A.equalize, "Invert": A.invert, "Posterize": A.posterize,
+               "Solarize": A.solarize, "SolarizeAdd": A.solarize_add, "Brightness": A.brightness,
+               "Contrast": A.contrast, "Color": A.color, "Sharpness": A.sharpness}
+    out = []
+    for i in range(len(x)):
+        img = x[i : i + 1].float()
+        for layer in range(ra.layers):
+            if not p["apply"][i, layer]:
+                continue
+            k = int(p["op"][i, layer])
+            name, m, s = ra.names[k], p["magnitude"][i : i + 1, layer].numpy(), p["sign"][i : i + 1, layer].numpy()
+            v = ra.level(name, m, s, (h, w))
+            if name in A.SIGNED:
+                img = A.affine(img, ra.matrices(np.array([k]), m, s, (h, w)), ra.fill, ra.mode)
+            elif name == "Cutout":
+                cy, cx = (min(int(f * n), n - 1) for f, n in zip(p["where"][i, layer].tolist(), (h, w)))
+                img = A.cutout(img, torch.tensor([[cy, cx, int(v[0])]]), ra.fill)
+            else:
+                arg = None if v is None else torch.as_tensor(v)
+                img = singles[name](img, arg.float() if arg is not None and arg.is_floating_point() else arg)
+        out.append(img)
+    return torch.cat(out).to(torch.uint8)
+
+
+@pytest.mark.parametrize("ops", ["tf", "timm"])
+def test_grouped_layers_equal_each_images_ops_applied_alone(ops):
+    ra = A.BatchRandAugment(9, 2, ops=ops, magnitude_std=0.5, translate_const=6, cutout_const=6)
+    x = torch.from_numpy(RNG.integers(0, 256, (96, 3, 20, 24), dtype=np.uint8))
+    for step in range(3):
+        got = ra(x, A.step_generator(5, 0, step))
+        assert torch.equal(got, _one_image_at_a_time(ra, x, A.step_generator(5, 0, step)))
+
+
 # google-research/noisystudent randaugment.py at level m (see tests/test_noise.py): rotate m/10 x 30 degrees,
 # shear m/10 x 0.3, translate m/10 x 100 px, enhance m/10 x 1.8 + 0.1, posterize int(m/10 x 4), solarize
 # int(m/10 x 256), cutout int(m/10 x 40)

@@ -98,10 +98,12 @@ def contrast_lut(x, t, factor):
 
 def autocontrast_lut(x, t, _=None):
     # ImageOps.autocontrast(cutoff=0): per channel lut[i] = int(i * 255 / (hi - lo) - lo * scale), clipped
-    dt = torch.float64 if x.device.type == "cpu" else torch.float32  # PIL's lut is computed in double
+    # PIL computes the table in double, with a true division: torch's scalar / tensor multiplies by a reciprocal,
+    # one unit in the last place off, which puts one table entry in nine a grey level below PIL's
+    dt = torch.float32 if x.device.type == "mps" else torch.float64  # 256 entries: double costs nothing on a GPU
     lo = x.amin(dim=(2, 3), keepdim=True).to(dt)
     hi = x.amax(dim=(2, 3), keepdim=True).to(dt)
-    scale = 255.0 / (hi - lo).clamp_min(1)
+    scale = torch.full_like(hi, 255.0) / (hi - lo).clamp_min(1)
     out = _trunc8(t.to(dt) * scale - lo * scale).to(x.dtype)
     return torch.where(hi > lo, out, t)
 
@@ -385,7 +387,8 @@ def cutout(x: torch.Tensor, box: torch.Tensor, fill: float) -> torch.Tensor:
 class Upload:
     """The small CPU tensors of one batch's draws (rows, levels, matrices), sent to the batch's device as one
     pinned, asynchronous copy per dtype: one blocking copy each would stall the device's queue dozens of times a
-    step. On the CPU nothing moves; geometry stays in float64 there (PIL computes in double)."""
+    step. On the CPU nothing moves, and levels and matrices stay in float64 (nearest resampling floors PIL's double
+    coordinates)."""
 
     def __init__(self):
         self.ints: list[torch.Tensor] = []
@@ -400,7 +403,7 @@ class Upload:
         return "i", len(self.ints) - 1
 
     def send(self, device: torch.device):
-        if device.type == "cpu":  # already where they are used (ints int64, floats float64 from add)
+        if device.type == "cpu":  # already where they are used: ints are int64 (add), floats become float64
             out = {"i": self.ints, "f": [t.double() for t in self.floats]}
             return lambda handle: out[handle[0]][handle[1]]
         out: dict[str, list] = {}
@@ -410,7 +413,7 @@ class Upload:
             flat = torch.cat([t.reshape(-1).to(dt) for t in ts])
             if device.type == "cuda":
                 flat = flat.pin_memory()
-            flat = flat.to(device, non_blocking=True)
+            flat = flat.to(device, non_blocking=device.type == "cuda")  # asynchronous from pinned memory only
             out[kind] = [v.view(t.shape) for v, t in zip(torch.split(flat, [t.numel() for t in ts]), ts)]
         return lambda handle: out[handle[0]][handle[1]]
 

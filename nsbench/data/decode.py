@@ -71,6 +71,8 @@ def decode_batch(parts: list, device: torch.device) -> tuple[list, list[int]]:
     if not enc:
         return out, failed
     try:
+        if device.type == "cuda":  # nvJPEG decodes on its own stream into memory the current stream may still be
+            torch.cuda.current_stream(device).synchronize()  # reading (freed tensors of the last batch): wait first
         imgs = decode_jpeg([parts[k] for k in enc], mode=ImageReadMode.RGB, device=device)
         for k, im in zip(enc, imgs):
             out[k] = im

@@ -33,7 +33,7 @@ class ImageDataset(Dataset):
                  augment: TrainAugment | None = None, resize: dict | None = None):
         self.source, self.indices, self.size, self.augment = source, np.asarray(indices, np.int64), size, augment
         self.resize = resize or {}  # crop_pct / interpolation of the evaluation resize for natural images
-        self.encoded = False  # training with decode on the device: JPEG files travel as bytes (decode.py)
+        self.encoded = False  # decoding on the device: JPEG files travel as bytes (decode.py)
         self.targets = targets if targets is not None else source.labels[self.indices]
         # in-memory small images: pad the distinct ones once (channels kept; greyscale expands at batching)
         self._prepared, self._row = None, None
@@ -320,6 +320,12 @@ def chunk_size(batch_size: int, num_workers: int) -> int:
     return next(c for c in range(target, 0, -1) if batch_size % c == 0)
 
 
+def decodes_on_device(source: Source, size: int, decode: str) -> bool:
+    """Whether a clean loader decodes `source`'s JPEGs on the device: decode="device", natural images (targets larger
+    than SMALL_IMAGE_MAX), files rather than in-memory or as-is sets."""
+    return decode == "device" and size > SMALL_IMAGE_MAX and source.kind not in ("small", "as-is")
+
+
 def iterate_clean(source: Source, indices: np.ndarray, size: int, batch_size: int, num_workers: int = 0,
                   resize: dict | None = None, device: torch.device | str | None = None,
                   channels_last: bool = True,
@@ -342,7 +348,7 @@ def iterate_clean(source: Source, indices: np.ndarray, size: int, batch_size: in
             yield to_device(x, device, channels_last), torch.as_tensor(source.labels[idx]), torch.as_tensor(idx), 0
         return
     ds = ImageDataset(source, indices, size, resize=resize)
-    ds.encoded = decode == "device" and size > SMALL_IMAGE_MAX and source.kind != "as-is"
+    ds.encoded = decodes_on_device(source, size, decode)
     loader = make_loader(ds, chunk_size(batch_size, num_workers) if num_workers else batch_size, num_workers, device)
     xs, ys, ids, skipped, n = [], [], [], 0, 0
 

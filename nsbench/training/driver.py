@@ -16,6 +16,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -99,10 +100,12 @@ def _augment(cfg: TrainConfig) -> TrainAugment:
                         natural_crop=n.natural_crop == "inception")
 
 
-def decode_mode(cfg: TrainConfig, device: torch.device, stage: str = "train") -> str:
+def decode_mode(cfg: TrainConfig, device: torch.device, stage: Literal["train", "label"] = "train") -> str:
     """data.decode resolved for training (stage "train") or pseudo-labeling ("label"): auto decodes JPEGs on the GPU
     when running there on natural images (targets larger than SMALL_IMAGE_MAX); training also needs random-resized
     crops (its centre crops stay with the workers). Small images gain nothing from it."""
+    if stage not in ("train", "label"):
+        raise ValueError(f"stage must be train or label, got {stage!r}")
     if cfg.data.decode != "auto":
         return cfg.data.decode
     natural = cfg.data.image_size > SMALL_IMAGE_MAX and (stage == "label" or cfg.noise.natural_crop == "inception")

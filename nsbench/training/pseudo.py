@@ -21,10 +21,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .. import distributed as D
-from ..data.loaders import iterate_clean
+from ..data.loaders import decodes_on_device, iterate_clean
 from ..models import inference_precision, padded_forward
 from ..data.sources import Source
-from ..data.targets import TopKTargets, dense_targets  # noqa: F401 - re-exported: the store's top-k rows
+from ..data.targets import TopKTargets, dense_targets  # noqa: F401 - dense_targets re-exported for the store's users
 from ..utils import NsbenchError, atomic_path, read_json, write_json
 
 log = logging.getLogger(__name__)
@@ -394,7 +394,8 @@ def build_store(teacher: nn.Module, source: Source, indices: np.ndarray, store: 
     if D.is_main():
         stats = plan_and_select(store, world, num_classes, threshold, balance, per_class)
         stats.update(soft=soft, temperature=temperature, topk=topk, filter_on=filter_on,
-                     precision=inference_precision(device, amp), num_workers=num_workers, decode=decode)
+                     precision=inference_precision(device, amp), num_workers=num_workers,
+                     decode="device" if decodes_on_device(source, size, decode) else "cpu")  # what ran
         write_json(store / "stats.json", stats)
     D.barrier()
     return read_json(store / "stats.json")
