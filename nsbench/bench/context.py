@@ -148,7 +148,8 @@ class EvalContext:
         return self.logits_local(images)
 
     def logits_local(self, images: np.ndarray) -> np.ndarray:
-        out = [self.forward(to_device(stack_uint8(np.asarray(images[s : s + self.bs])), self.device)).numpy() for s in range(0, len(images), self.bs)]
+        batches = (stack_uint8(np.asarray(images[s : s + self.bs])) for s in range(0, len(images), self.bs))
+        out = [self.forward(to_device(x, self.device)).numpy() for x in batches]
         return np.concatenate(out) if out else np.zeros((0, len(self.em.classes)), np.float32)
 
     @property

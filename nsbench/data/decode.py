@@ -86,49 +86,50 @@ def decode_batch(parts: list, device: torch.device) -> tuple[list, list[int]]:
     return out, failed
 
 
+def _decoded_rgb(parts: list, device: torch.device) -> tuple[list[tuple[int, torch.Tensor]], list[int]]:
+    """decode_batch, then every readable image on `device` with 3 channels: ([(position, uint8 [3, h, w])], failed)."""
+    decoded, failed = decode_batch(parts, device)
+    out = []
+    for k, img in enumerate(decoded):
+        if img is not None:
+            img = img.to(device, non_blocking=True)
+            out.append((k, img.expand(3, -1, -1) if img.shape[0] == 1 else img))
+    return out, failed
+
+
+def _stack(images: list[torch.Tensor], size: int, device: torch.device) -> torch.Tensor:
+    return torch.stack(images) if images else torch.empty(0, 3, size, size, dtype=torch.uint8, device=device)
+
+
 def device_crops(parts: list, natural_done: list[bool], size: int, device: torch.device,
                  gen: torch.Generator) -> tuple[torch.Tensor, list[int]]:
     """A training batch from mixed parts: encoded JPEGs decoded on `device`, each cropped and flipped from `gen`;
     parts the worker already cropped (natural_done) pass through. Returns (uint8 [n, 3, size, size], failed)."""
-    decoded, failed = decode_batch(parts, device)
+    images, failed = _decoded_rgb(parts, device)
     out = []
-    for k, img in enumerate(decoded):
-        if img is None:
-            continue
-        img = img.to(device, non_blocking=True)
-        if img.shape[0] == 1:
-            img = img.expand(3, -1, -1)
-        if natural_done[k]:
-            out.append(img)
-            continue
-        box = crop_box(img.shape[1], img.shape[2], gen)
-        out.append(resized_crop(img, box, size, bool(torch.rand(1, generator=gen) < 0.5)))
-    x = torch.stack(out) if out else torch.empty(0, 3, size, size, dtype=torch.uint8, device=device)
-    return x, failed
+    for k, img in images:
+        if not natural_done[k]:
+            box = crop_box(img.shape[1], img.shape[2], gen)
+            img = resized_crop(img, box, size, bool(torch.rand(1, generator=gen) < 0.5))
+        out.append(img)
+    return _stack(out, size, device), failed
 
 
 def device_center_crops(parts: list, size: int, device: torch.device, crop_pct: float = IMAGENET_CROP_PCT,
                         interpolation: str = "bilinear") -> tuple[torch.Tensor, list[int]]:
     """A clean batch from mixed parts: encoded JPEGs decoded on `device`, then `transforms.resize_center_crop`'s
     geometry (shorter side to floor(size / crop_pct), centre crop) with torchvision's antialiased tensor resize,
-    which follows PIL's to within a grey level or so; parts the worker already prepared pass through. Returns
-    (uint8 [n, 3, size, size], failed positions)."""
+    which follows PIL's to within a grey level or so; parts the worker already prepared (not 1-d bytes) pass
+    through. Returns (uint8 [n, 3, size, size], failed positions)."""
     from torchvision.transforms import InterpolationMode
     from torchvision.transforms.v2 import functional as TF
 
-    done = [p.ndim != 1 for p in parts]
-    decoded, failed = decode_batch(parts, device)
+    images, failed = _decoded_rgb(parts, device)
     short = math.floor(size / crop_pct)
     out = []
-    for img, ready in zip(decoded, done):
-        if img is None:
-            continue
-        img = img.to(device, non_blocking=True)
-        if img.shape[0] == 1:
-            img = img.expand(3, -1, -1)
-        if not ready:
+    for k, img in images:
+        if parts[k].ndim == 1:
             img = TF.resize(img, [short], interpolation=InterpolationMode(interpolation), antialias=True)
             img = TF.center_crop(img, [size, size])
         out.append(img)
-    x = torch.stack(out) if out else torch.empty(0, 3, size, size, dtype=torch.uint8, device=device)
-    return x, failed
+    return _stack(out, size, device), failed
