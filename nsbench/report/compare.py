@@ -13,16 +13,36 @@ from .load import EvalResult
 
 SEED = re.compile(r"^(?P<pre>.*?)[-_.]?seed[-_]?(?P<seed>\d+)(?P<post>.*)$", re.IGNORECASE)
 COLUMNS = ["model", "measure", "label", "bench", "higher_is_better", "value", "ci_low", "ci_high", "n", "note",
-           "warning", "diff", "diff_low", "diff_high", "p_value", "test", "verdict"]
+           "warning", "diff", "diff_low", "diff_high", "p_value", "p_adjusted", "test", "verdict"]
+NOT_AFTER_HOLM = "no significant difference after Holm adjustment"
 
 
-def verdict(low: float, high: float, higher: bool) -> str:
-    """better / worse only when the interval of the difference excludes zero."""
+def verdict(low: float, high: float, higher: bool, p_adjusted: float = np.nan) -> str:
+    """better / worse only when the interval of the difference excludes zero and, where the test is one of a family,
+    its Holm-adjusted p is below 1 - LEVEL (5%): with 20 tests at 5% one "finding" is expected by chance."""
     if not (np.isfinite(low) and np.isfinite(high)):
         return "no interval"
     if low > 0 or high < 0:
+        if np.isfinite(p_adjusted) and p_adjusted >= 1 - S.LEVEL:
+            return NOT_AFTER_HOLM
         return "better" if (low > 0) == higher else "worse"
     return "no significant difference"
+
+
+def adjust(*frames: pd.DataFrame) -> None:
+    """Holm-adjust every test in `frames` as one family (the tests one report makes) and re-derive their verdicts,
+    in place. A row is a test when it has a finite raw p_value."""
+    parts = [f for f in frames if len(f) and "p_value" in f]
+    if not parts:
+        return
+    raw = np.concatenate([f.p_value.to_numpy(float) for f in parts])
+    adj, k = S.holm(raw), 0
+    for f in parts:
+        f["p_adjusted"] = adj[k:k + len(f)]
+        k += len(f)
+        tested = np.isfinite(f.p_adjusted.to_numpy(float))
+        f.loc[tested, "verdict"] = [verdict(r.diff_low, r.diff_high, bool(r.higher_is_better), r.p_adjusted)
+                                    for r in f[tested].itertuples()]
 
 
 def _row(r: EvalResult, m: Measure, s: S.Sampler | None, seed: int) -> dict:
@@ -40,7 +60,7 @@ def _row(r: EvalResult, m: Measure, s: S.Sampler | None, seed: int) -> dict:
     return {"model": r.label, "measure": m.key, "label": m.label, "bench": m.bench, "higher_is_better": m.higher,
             "value": value, "ci_low": lo, "ci_high": hi, "n": len(s.items) if s is not None else np.nan,
             "note": note, "warning": m.warning, "diff": np.nan, "diff_low": np.nan, "diff_high": np.nan,
-            "p_value": np.nan, "test": "", "verdict": ""}
+            "p_value": np.nan, "p_adjusted": np.nan, "test": "", "verdict": ""}
 
 
 def headline(evals: list[EvalResult], baseline: str | None) -> pd.DataFrame:
@@ -63,7 +83,9 @@ def headline(evals: list[EvalResult], baseline: str | None) -> pd.DataFrame:
                     row.update(diff_low=d["diff_low"], diff_high=d["diff_high"], p_value=d["p"], test=d["test"])
                 row["verdict"] = verdict(row["diff_low"], row["diff_high"], m.higher)
             out.append(row)
-    return pd.DataFrame(out, columns=COLUMNS)
+    head = pd.DataFrame(out, columns=COLUMNS)
+    adjust(head)  # the family of this frame; render_report adjusts it again together with the across-seeds tests
+    return head
 
 
 def seed_groups(labels: list[str]) -> dict[str, dict[int, str]]:
@@ -91,14 +113,19 @@ def across_seeds(head: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
             mean, lo, hi = S.seeds_interval(np.array(list(vals.values())))
             row = {"group": key, "measure": measure, "label": sub.label.iloc[0], "seeds": len(vals), "value": mean,
                    "ci_low": lo, "ci_high": hi, "diff": np.nan, "diff_low": np.nan, "diff_high": np.nan,
-                   "p_value": np.nan, "test": "", "verdict": "", "higher_is_better": bool(sub.higher_is_better.iloc[0])}
+                   "p_value": np.nan, "p_adjusted": np.nan, "test": "", "verdict": "",
+                   "higher_is_better": bool(sub.higher_is_better.iloc[0])}
             if base_group is not None and key != base_group and len(vals) >= 2:
                 bvals = _by_seed(head[head.measure == measure], groups[base_group])
                 d = S.seeds_difference(vals, bvals)
                 row.update(diff=d["diff"], diff_low=d["diff_low"], diff_high=d["diff_high"], p_value=d["p"], test=d["test"])
                 row["verdict"] = verdict(d["diff_low"], d["diff_high"], row["higher_is_better"])
+                if d.get("flag"):
+                    row["verdict"], row["test"] = "no interval (zero variance across seeds)", f"{d['test']}: {d['flag']}"
             out.append(row)
-    return pd.DataFrame(out)
+    df = pd.DataFrame(out)
+    adjust(df)
+    return df
 
 
 def _by_seed(rows: pd.DataFrame, members: dict[int, str]) -> dict[int, float]:

@@ -55,6 +55,14 @@ def pvalue(p) -> str:
     return f"p = {p:.3f}" if p < 0.1 else f"p = {p:.2f}"
 
 
+def pvalues(p, adjusted) -> str:
+    """The raw p and, beside it, its Holm-adjusted value: "p = 0.012 (Holm 0.21)"."""
+    raw = pvalue(p)
+    if not raw or not finite(adjusted):
+        return raw
+    return f"{raw} (Holm {pvalue(adjusted).removeprefix('p ').removeprefix('= ')})"
+
+
 def value_or_note(v, note: str = "", digits: int = 1) -> str:
     """A saved value, or why there is none: "failed (reason)", "undefined", never nan."""
     if finite(v):

@@ -29,7 +29,7 @@ def _line(h: pd.Series, base: pd.Series | None) -> dict:
     cls = {"better": "good", "worse": "bad"}.get(h.verdict, "")
     return {"label": h.label, "value": F.value_or_note(h.value, h.note),
             "base": F.value_or_note(base.value, base.note) if base is not None else "–",
-            "diff": F.signed(h["diff"]), "ci": F.ci(h.diff_low, h.diff_high), "p": F.pvalue(h.p_value),
+            "diff": F.signed(h["diff"]), "ci": F.ci(h.diff_low, h.diff_high), "p": F.pvalues(h.p_value, h.p_adjusted),
             "verdict": h.verdict or "–", "cls": cls, "warning": h.warning, "test": h.test}
 
 

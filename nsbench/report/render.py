@@ -15,7 +15,7 @@ from . import figures_run as FR
 from . import fmt as F
 from . import page as P
 from . import tables as T
-from .compare import across_seeds, best_marks, headline
+from .compare import across_seeds, adjust, best_marks, headline
 from .headline import lookup
 from .study import claims_markdown, study_tables as claim_tables
 from .load import EvalResult, RunResult, load_inputs
@@ -101,8 +101,9 @@ def render_report(inputs: list[str | Path], out: str | Path, baseline: str | Non
     out.mkdir(parents=True, exist_ok=True)
 
     head = headline(evals, baseline) if evals else pd.DataFrame(columns=["model", "measure", "bench"])
-    marks = best_marks(head, baseline) if len(head) else set()
     seeds = across_seeds(head, baseline) if len(head) else pd.DataFrame()
+    adjust(head, seeds)  # one family: every test this page shows (Holm)
+    marks = best_marks(head, baseline) if len(head) else set()
     ce, ce_metric = T.condition_table(evals, "corruptions", "ce", baseline), "CE per corruption (100 = normaliser)"
     if ce is None:
         ce, ce_metric = T.condition_table(evals, "corruptions", "mean_err", baseline), "mean top-1 error per corruption (%)"
@@ -125,7 +126,9 @@ def render_report(inputs: list[str | Path], out: str | Path, baseline: str | Non
         study_tables=study_tables, models=P.model_table(head, evals, runs, baseline),
         benches=T.bench_tables(head, evals, marks, baseline), ce=ce, fr=fr,
         ce_metric=ce_metric,
-        seeds=P.seeds_table(seeds, head), notes=_notes(evals),
+        seeds=P.seeds_table(seeds, head), notes=_notes(evals), training_runs=_one_run_note(evals, seeds),
+        n_tests=sum(int(np.isfinite(f.p_value).sum()) for f in (head, seeds) if "p_value" in f),
+        study_tests=int(np.isfinite(claims.p_value).sum()) if claims is not None else 0,
         figures=_figures(evals, runs, head) if (evals or runs) else [], reference_rows=reference_rows,
         provenance=provenance, sets=sets, run_tables=[_run_table(run) for run in runs], versions=library_versions())
     write_text(out / "index.html", html)
@@ -137,6 +140,18 @@ def render_report(inputs: list[str | Path], out: str | Path, baseline: str | Non
         write_json(out / "claims.json", claims.replace({np.nan: None}).to_dict("records"))
         write_text(out / "claims.md", claims_markdown(claims, len(study["seeds"])))
     return out / "index.html"
+
+
+def _one_run_note(evals: list[EvalResult], seeds: pd.DataFrame) -> str:
+    """The verdicts of single training runs describe those runs: say so, and where training randomness is measured."""
+    if len(seeds) or not evals:
+        return ""
+    found = sorted({str(s) for r in evals if (s := (r.meta.get("model") or {}).get("train_seed")) is not None})
+    which = f" (training seed {', '.join(found)})" if found else ""
+    return (f"These verdicts cover one training run per model{which}: their intervals and p values are over the test "
+            f"images and say nothing about training randomness. Another seed, or the same seed on another machine, "
+            f"moves single-run numbers. `nsbench study paper_ablations` trains every variant over several seeds and "
+            f"tests the paper's claims across them.")
 
 
 def _write_data(out: Path, evals: list[EvalResult], head: pd.DataFrame, seeds: pd.DataFrame, provenance: dict) -> None:

@@ -143,6 +143,26 @@ def perturbation(v: np.ndarray, items: tuple, point: float, *, den: np.ndarray |
     return Sampler(items, fn, point)
 
 
+def holm(p) -> np.ndarray:
+    """Holm's step-down adjustment (Holm 1979) of a family of p values, the one-step-per-rank form:
+    sort ascending, p_(i) x (m - i + 1) for i = 1..m, a running maximum so the adjusted values keep the raw order,
+    capped at 1. Non-finite entries (no test) are left out of the family and stay NaN."""
+    p = np.asarray(p, float)
+    out = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    m = len(ok)
+    if m == 0:
+        return out
+    order = ok[np.argsort(p[ok], kind="stable")]
+    scaled = np.minimum(1.0, p[order] * (m - np.arange(m)))
+    out[order] = np.maximum.accumulate(scaled)
+    return out
+
+
+ZERO_VARIANCE = ("the per-seed differences are all equal (zero variance): no interval or test; a constant "
+                 "difference across seeds usually means the seeds do not vary what differs")
+
+
 def seeds_interval(values: np.ndarray) -> tuple[float, float, float]:
     """Mean and 95% t-interval over seeds."""
     from scipy.stats import t
@@ -162,16 +182,23 @@ def seeds_difference(a: dict, b: dict) -> dict:
     common = sorted(set(a) & set(b))
     if len(common) >= 2 and len(common) == len(a) == len(b):
         d = np.array([a[s] - b[s] for s in common], float)
+        test = f"paired t over {len(d)} seeds"
+        if np.ptp(d) == 0:  # a t-interval of zero width would call any constant difference certain
+            return {"diff": float(d.mean()), "diff_low": np.nan, "diff_high": np.nan, "p": np.nan, "test": test,
+                    "flag": ZERO_VARIANCE}
         m, lo, hi = seeds_interval(d)
-        p = float(ttest_1samp(d, 0.0).pvalue) if d.std() > 0 else (1.0 if m == 0 else 0.0)
-        return {"diff": m, "diff_low": lo, "diff_high": hi, "p": p, "test": f"paired t over {len(d)} seeds"}
+        return {"diff": m, "diff_low": lo, "diff_high": hi, "p": float(ttest_1samp(d, 0.0).pvalue), "test": test}
     x, y = np.array(list(a.values()), float), np.array(list(b.values()), float)
     if len(x) < 2 or len(y) < 2:
         return {"diff": np.nan, "diff_low": np.nan, "diff_high": np.nan, "p": np.nan, "test": ""}
     va, vb = x.var(ddof=1) / len(x), y.var(ddof=1) / len(y)
     se = np.sqrt(va + vb)
+    if se == 0:
+        return {"diff": float(x.mean() - y.mean()), "diff_low": np.nan, "diff_high": np.nan, "p": np.nan,
+                "test": "Welch t over seeds", "flag": "both sides are constant across seeds (zero variance): no "
+                                                     "interval or test"}
     dof = (va + vb) ** 2 / (va**2 / (len(x) - 1) + vb**2 / (len(y) - 1)) if va + vb > 0 else 1.0
     half = t.ppf(1 - (1 - LEVEL) / 2, dof) * se
     m = float(x.mean() - y.mean())
-    p = float(ttest_ind(x, y, equal_var=False).pvalue) if se > 0 else (1.0 if m == 0 else 0.0)
+    p = float(ttest_ind(x, y, equal_var=False).pvalue)
     return {"diff": m, "diff_low": m - half, "diff_high": m + half, "p": p, "test": "Welch t over seeds"}

@@ -5,8 +5,9 @@ the difference, never by its sign alone:
 - several seeds: the per-seed differences `better - than` (paired by seed), mean and 95% t-interval;
 - one seed: the paired bootstrap over the identical images (95%), with the exact McNemar test for accuracies.
 
-"holds" when the interval excludes zero in the paper's direction, "reversed" when it excludes zero the other way,
-"not resolved at this scale" otherwise. The study is plain data (nsbench/study/spec.py `Study.report_spec`): each
+"holds" when the interval excludes zero in the paper's direction and the claim's p, Holm-adjusted across every claim
+of the study (one family), is below 5%; "reversed" when both hold the other way; "not resolved at this scale"
+otherwise. Per-seed differences that are all equal give no interval (zero variance) and a flag, never "holds". The study is plain data (nsbench/study/spec.py `Study.report_spec`): each
 row and claim names the evaluated label of every seed, so this module needs nothing but the results.
 """
 from __future__ import annotations
@@ -20,15 +21,19 @@ from .headline import measures, sampler
 from .load import EvalResult
 
 HOLDS, REVERSED, UNRESOLVED, NO_RESULT = "holds", "reversed", "not resolved at this scale", "no result"
+ZERO_VARIANCE = "no interval: zero variance across seeds"
 CLAIM_COLUMNS = ["table", "claim", "better", "than", "metric", "seeds", "better_value", "than_value", "diff",
-                 "diff_low", "diff_high", "p_value", "test", "verdict", "note", "source"]
+                 "diff_low", "diff_high", "p_value", "p_adjusted", "test", "verdict", "note", "source"]
 
 
-def claim_verdict(low: float, high: float, higher: bool) -> str:
-    """holds / reversed only when the 95% interval of (better - than) excludes zero."""
+def claim_verdict(low: float, high: float, higher: bool, p_adjusted: float = np.nan) -> str:
+    """holds / reversed only when the 95% interval of (better - than) excludes zero and the Holm-adjusted p (when
+    there is one) is below 1 - LEVEL."""
     if not (np.isfinite(low) and np.isfinite(high)):
         return NO_RESULT
     if low > 0 or high < 0:
+        if np.isfinite(p_adjusted) and p_adjusted >= 1 - S.LEVEL:
+            return UNRESOLVED
         return HOLDS if (low > 0) == higher else REVERSED
     return UNRESOLVED
 
@@ -72,7 +77,8 @@ def claim_result(claim: dict, evals: list[EvalResult], head: pd.DataFrame, seeds
     a, b = _values(head, key, claim["better"]["labels"]), _values(head, key, claim["than"]["labels"])
     out = {"better_value": np.mean(list(a.values())) if a else np.nan,
            "than_value": np.mean(list(b.values())) if b else np.nan, "seeds": len(set(a) & set(b)),
-           "diff": np.nan, "diff_low": np.nan, "diff_high": np.nan, "p_value": np.nan, "test": "", "note": ""}
+           "diff": np.nan, "diff_low": np.nan, "diff_high": np.nan, "p_value": np.nan, "p_adjusted": np.nan,
+           "test": "", "note": ""}
     if len(seeds) >= 2:
         d = S.seeds_difference(a, b)
         out.update(diff=d["diff"], diff_low=d["diff_low"], diff_high=d["diff_high"], p_value=d["p"], test=d["test"])
@@ -80,6 +86,11 @@ def claim_result(claim: dict, evals: list[EvalResult], head: pd.DataFrame, seeds
             out["note"] = f"results for {len(a)} and {len(b)} of {len(seeds)} seeds"
         elif a and all(a[s] == b.get(s) for s in a):
             out["note"] = "identical in every seed: does the change reach the model?"
+        elif d.get("flag"):
+            out["note"] = d["flag"]
+        if d.get("flag"):
+            out["verdict"] = ZERO_VARIANCE
+            return out
     elif a and b:
         seed = seeds[0]
         by_label = {r.label: r for r in evals}
@@ -96,7 +107,21 @@ def claim_result(claim: dict, evals: list[EvalResult], head: pd.DataFrame, seeds
     else:
         out["note"] = "not evaluated"
     out["verdict"] = claim_verdict(out["diff_low"], out["diff_high"], higher)
+    out["higher"] = higher
     return out
+
+
+def adjust_claims(results: list[dict]) -> None:
+    """Holm across every claim of one study (the family), then each verdict again with its adjusted p; in place."""
+    adj = S.holm([r["p_value"] for r in results])
+    for r, p in zip(results, adj):
+        r["p_adjusted"] = float(p)
+        if r["verdict"] == ZERO_VARIANCE or not np.isfinite(p):
+            continue
+        raw = claim_verdict(r["diff_low"], r["diff_high"], r["higher"])
+        r["verdict"] = claim_verdict(r["diff_low"], r["diff_high"], r["higher"], p)
+        if raw != r["verdict"]:
+            r["note"] = "; ".join(x for x in (r["note"], f"the interval alone says {raw}; not after Holm adjustment") if x)
 
 
 def _label(ref: dict, seed: int) -> str:
@@ -110,6 +135,9 @@ def study_tables(study: dict, evals: list[EvalResult], head: pd.DataFrame) -> tu
     order = [m for m in measures(evals)]
     names = {m.key: m.label for m in order}
     tables, claims = [], []
+    results = [claim_result(c, evals, head, seeds) for t in study["tables"] for c in t["claims"]]
+    adjust_claims(results)
+    results = iter(results)
     for t in study["tables"]:
         labels = {lab for r in t["rows"] for lab in r["labels"].values()}
         keys = [m.key for m in order if (head.model.isin(labels) & (head.measure == m.key)).any()]
@@ -124,13 +152,14 @@ def study_tables(study: dict, evals: list[EvalResult], head: pd.DataFrame) -> tu
             rows.append({"ref": r["ref"], "about": r.get("about", ""), "seeds": n_seeds, "cells": cells})
         lines = []
         for c in t["claims"]:
-            res = claim_result(c, evals, head, seeds)
+            res = next(results)
+            res.pop("higher", None)
             row = {"table": t["title"], "claim": c["claim"], "better": c["better"]["ref"], "than": c["than"]["ref"],
                    "metric": c["metric"], "source": c.get("source", ""), **res}
             claims.append(row)
             lines.append({**row, "metric_label": names.get(c["metric"], c["metric"]),
                           "diff_text": F.signed(res["diff"], 2), "ci": F.ci(res["diff_low"], res["diff_high"], 2),
-                          "p": F.pvalue(res["p_value"]),
+                          "p": F.pvalues(res["p_value"], res["p_adjusted"]),
                           "cls": {HOLDS: "good", REVERSED: "bad"}.get(res["verdict"], "")})
         tables.append({"id": t["id"], "title": t["title"], "source": t.get("source", ""),
                        "columns": [names[k] for k in keys], "rows": rows, "claims": lines})
@@ -140,8 +169,10 @@ def study_tables(study: dict, evals: list[EvalResult], head: pd.DataFrame) -> tu
 def claims_markdown(claims: pd.DataFrame, seeds: int) -> str:
     """The claims as one Markdown table (for a README or a closing note)."""
     how = f"paired over {seeds} seeds, 95% t-interval" if seeds >= 2 else "one seed: paired bootstrap over images, 95%"
-    lines = [f"| claim | better | than | measure | difference ({how}) | verdict |", "|---|---|---|---|---|---|"]
+    lines = [f"| claim | better | than | measure | difference ({how}) | p | p (Holm, {len(claims)} claims) | verdict |",
+             "|---|---|---|---|---|---|---|---|"]
     for _, c in claims.iterrows():
         diff = f"{F.signed(c['diff'], 2)} {F.ci(c.diff_low, c.diff_high, 2)}".strip()
-        lines.append(f"| {c.claim} | {c.better} | {c.than} | {c.metric} | {diff} | {c.verdict} |")
+        p, adj = F.pvalue(c.p_value) or "–", F.pvalue(c.p_adjusted) or "–"
+        lines.append(f"| {c.claim} | {c.better} | {c.than} | {c.metric} | {diff} | {p} | {adj} | {c.verdict} |")
     return "\n".join(lines) + "\n"

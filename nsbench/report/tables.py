@@ -32,7 +32,7 @@ def cell(h: pd.Series | None, marks: set, *, failed: str = "") -> dict:
         delta = f"{F.signed(h['diff'])} {F.ci(h.diff_low, h.diff_high)}".strip()
         if h.verdict in ("better", "worse"):
             cls = "good" if h.verdict == "better" else "bad"
-    title = "; ".join(x for x in (F.pvalue(h.p_value), h.test, h.note, h.warning) if x)
+    title = "; ".join(x for x in (F.pvalues(h.p_value, h.get("p_adjusted")), h.test, h.note, h.warning) if x)
     interval = "(normaliser)" if "normaliser itself" in str(h.note) else F.ci(h.ci_low, h.ci_high)
     return {"value": value, "ci": interval, "delta": delta, "cls": cls,
             "best": (h.model, h.measure) in marks, "title": title, "sort": f"{v:.6g}" if F.finite(v) else ""}
