@@ -109,8 +109,8 @@ def inert_stochastic_depth(model: nn.Module) -> bool:
 
 
 def inference_precision(device: torch.device | str, amp: bool = True) -> str:
-    """How pseudo-labeling and scoring run: bf16 autocast with channels-last weights and inputs on CUDA (when
-    amp), else fp32. Recorded beside their outputs."""
+    """How pseudo-labeling runs: bf16 autocast with channels-last weights and inputs on CUDA (when amp), else fp32.
+    Recorded beside its outputs. (Scoring is fp32 unless a suite asks for bf16: bench/context.py.)"""
     return "bf16 autocast, channels-last" if amp and torch.device(device).type == "cuda" else "fp32"
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable
 
@@ -24,7 +24,7 @@ from .context import EvalContext
 from .models import EvalModel, from_module, load_eval_model
 from .normaliser import resolve_normaliser
 from .registry import task_kinds
-from .suite import SuiteConfig, load_suite
+from .suite import PRECISIONS, SuiteConfig, load_suite
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +51,11 @@ def evaluate(model: str | Path | EvalModel | nn.Module, suite: str | Path | Suit
              checkpoint: str | Path | None = None, classes: list[str] | int | None = None,
              input_size: int | None = None, mean=None, std=None, limit: int | None = None, device: str = "auto",
              cache_dir: str | Path | None = None, normaliser: str | None = None, workers: int | None = None,
-             batch_size: int | None = None, reference_trainer: Callable | None = None) -> pd.DataFrame:
+             batch_size: int | None = None, reference_trainer: Callable | None = None,
+             precision: str | None = None) -> pd.DataFrame:
     """Score `model` on `suite`, write results.csv / results.parquet / per_image.parquet / meta.json under `out`
-    (default reports/eval-LABEL-SUITE), and return the result rows."""
+    (default reports/eval-LABEL-SUITE), and return the result rows. `precision` "fp32" / "bf16" overrides the
+    suite's (default fp32)."""
     from ..resources import resolve
     from ..utils import resolve_device
 
@@ -64,6 +66,10 @@ def evaluate(model: str | Path | EvalModel | nn.Module, suite: str | Path | Suit
     D.init_from_env(device)
     dev = D.local_device(resolve_device(device))
     cfg = suite if isinstance(suite, SuiteConfig) else load_suite(resolve("suite", str(suite)), list(overrides))
+    if precision is not None:
+        if precision not in PRECISIONS:
+            raise NsbenchError(f"precision must be {' or '.join(PRECISIONS)}, got {precision!r}")
+        cfg = replace(cfg, precision=precision)
     em = as_eval_model(model, label=label, checkpoint=checkpoint, classes=classes, input_size=input_size, mean=mean, std=std)
     out = Path(out or f"reports/eval-{em.label}-{cfg.name}")
     if out.exists() and not out.is_dir():
@@ -77,7 +83,8 @@ def evaluate(model: str | Path | EvalModel | nn.Module, suite: str | Path | Suit
         t0 = time.time()
         log.info("%s: %s", em.label, name)
         try:
-            res = kinds[name].run(ctx, getattr(cfg, name), norm)
+            with ctx.numerics():  # fp32 means fp32 on GPUs too (no TF32)
+                res = kinds[name].run(ctx, getattr(cfg, name), norm)
         except Exception as e:  # noqa: BLE001 - a failed task is a row, as in timm's bulk runner
             reason = (str(e).splitlines() or [""])[0] or type(e).__name__
             if not isinstance(e, NsbenchError):

@@ -20,7 +20,7 @@ from ..data import open_source
 from ..data.loaders import auto_workers, iterate_clean, stack_uint8, to_device
 from ..data.transforms import IMAGENET_CROP_PCT, INTERPOLATION
 from ..lock import run_lock
-from ..models import inference_precision, padded_forward
+from ..models import padded_forward
 from ..utils import NsbenchError, atomic_path
 from . import cache as K
 from .models import EvalModel
@@ -66,7 +66,23 @@ class EvalContext:
 
     @property
     def precision(self) -> str:
-        return inference_precision(self.device)
+        """How the harness scores: "fp32" unless the suite asks for bf16 ("bf16 autocast"). Attacks always take
+        their gradients in fp32."""
+        return "bf16 autocast" if self.suite.precision == "bf16" else "fp32"
+
+    @contextlib.contextmanager
+    def numerics(self):
+        """Scoring in true fp32 on GPUs: PyTorch lets cuDNN convolutions use TF32 (a 10-bit mantissa) by default,
+        so both TF32 switches are off while a suite runs, and restored after."""
+        if self.device.type != "cuda":
+            yield
+            return
+        conv, mm = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+        try:
+            yield
+        finally:
+            torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = conv, mm
 
     @property
     def cfg_data(self) -> dict:
@@ -106,9 +122,17 @@ class EvalContext:
             return n
         return self.limit if n is None else min(n, self.limit)
 
-    def row(self, task: str, condition: str, metric: str, value, n: int, **kw) -> dict:
-        return schema.row(model=self.em.label, suite=self.suite.name, task=task, condition=condition, metric=metric,
-                          value=value, n=n, **kw)
+    def row(self, task: str, condition: str, metric: str, value, n: int, *, precision: str | None = None,
+            **kw) -> dict:
+        """One result row; when it was scored in anything but fp32 (`precision`, default the context's), its note
+        says so."""
+        r = schema.row(model=self.em.label, suite=self.suite.name, task=task, condition=condition, metric=metric,
+                       value=value, n=n, **kw)
+        precision = precision or self.precision
+        if precision != "fp32":
+            why = r["note"] or ("undefined" if r["value"] is None and metric != "failed" else "")
+            r["note"] = "; ".join(x for x in (why, f"scored under {precision}") if x)
+        return r
 
     def mean_row(self, task: str, metric: str, vals: dict, members: tuple, what: str, n: int, *,
                  normaliser: str | None, extra: list[str] = ()) -> dict:
@@ -130,8 +154,9 @@ class EvalContext:
 
     # ------------------------------------------------------------------ predictions
     def autocast(self):
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+        """bf16 autocast only when the suite asks for it (on any device); fp32 otherwise."""
+        if self.suite.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     @torch.no_grad()
@@ -189,7 +214,8 @@ class EvalContext:
 
     def cell(self, task: str, key: str, compute: Callable[[], dict]) -> dict[str, np.ndarray]:
         """Per-image outcomes of one cell, computed once per model and key and kept under the cache."""
-        path = self.cache / "cells" / self.em.sha256[:16] / task / f"{K.key_of(key)}.npz"
+        # the precision is part of the key: cells scored under bf16 never stand in for fp32 ones (or back)
+        path = self.cache / "cells" / self.em.sha256[:16] / task / f"{K.key_of(f'{key}|{self.precision}')}.npz"
         if path.exists():
             try:
                 with np.load(path, allow_pickle=False) as z:

@@ -11,6 +11,8 @@ from ..config import build_config, load_yaml
 from ..utils import NsbenchError
 from .registry import task_kinds
 
+PRECISIONS = ("fp32", "bf16")  # how models are scored (suite key `precision`, `nsbench eval --precision`)
+
 
 @dataclass
 class SuiteData:
@@ -30,6 +32,9 @@ def _suite_config() -> type:
               ("seed", int, field(default=0)), ("batch_size", int, field(default=500)),
               # auto | alexnet | none | PATH to a checkpoint (its errors normalise CE / FR / T5D)
               ("normaliser", str, field(default="auto")),
+              # fp32 (the published tables and every reference pipeline) | bf16 (autocast: faster on GPUs, but it
+              # flips some top-1s and every flip moves -P's flip rates); recorded in meta.json and each row's note
+              ("precision", str, field(default="fp32")),
               ("data", SuiteData, field(default_factory=SuiteData))]
     fields += [(k.name, k.config, field(default_factory=k.config)) for k in kinds.values()]
 
@@ -88,6 +93,8 @@ def validate_suite(cfg) -> None:
     from ..config import check_range
 
     check_range("batch_size", cfg.batch_size, lo=1)
+    if cfg.precision not in PRECISIONS:
+        raise NsbenchError(f"precision must be {' or '.join(PRECISIONS)}, got {cfg.precision!r}")
     check_range("data.image_size", cfg.data.image_size, lo=1, optional=True)
     check_range("data.crop_pct", cfg.data.crop_pct, lo=0, lo_open=True, hi=1, optional=True)
     if cfg.data.interpolation not in ("bilinear", "bicubic", "nearest", "model"):

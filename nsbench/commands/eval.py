@@ -36,6 +36,9 @@ def add_parser(sub) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--cache", help="cache folder for built sets and per-cell results (default $NSBENCH_CACHE or ~/.cache/nsbench)")
     p.add_argument("--normaliser", help="auto | alexnet | none | CHECKPOINT (overrides the suite's)")
+    p.add_argument("--precision", choices=("fp32", "bf16"),
+                   help="scoring precision (default: the suite's, fp32); bf16 autocast is faster on GPUs and moves "
+                        "the numbers a little (recorded in meta.json and every row's note)")
     p.add_argument("--report", action="store_true", help="render an HTML report of the evaluated models")
     p.add_argument("--baseline", help="baseline model label for --report (default: the first model)")
     p.set_defaults(handler=run, overrides_dest="models")
@@ -90,7 +93,8 @@ def run(args) -> int:
     folders = []
     for em in loaded:
         df = evaluate(em, args.suite, out / em.label, overrides=overrides, limit=args.limit, device=args.device,
-                      cache_dir=args.cache, normaliser=args.normaliser, workers=args.workers, batch_size=args.batch_size)
+                      cache_dir=args.cache, normaliser=args.normaliser, workers=args.workers, batch_size=args.batch_size,
+                      precision=args.precision)
         folders.append(out / em.label)
         if D.is_main():
             _headline(em.label, df, out / em.label)

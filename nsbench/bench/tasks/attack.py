@@ -61,7 +61,7 @@ def run(ctx, t: FGSMTask, norm) -> TaskResult:
         key = f"{src.name}|{src.fingerprint()}|{t.attack}|{t.pgd_steps}|{t.pgd_alpha_255}|{eps}|{idx.tolist()}"
         z = ctx.cell("fgsm", key, lambda local=local: ctx.sharded(idx, local))
         rows.append(ctx.row(t.attack, t.attack, "top1_acc", 100 * z["correct"].mean(), len(z["correct"]),
-                            eps_255=float(eps)))
+                            eps_255=float(eps), precision="fp32"))
         per.append(pd.DataFrame({"task": t.attack, "condition": t.attack, "severity": 0, "eps_255": float(eps),
                                  "image": z["index"], "correct": z["correct"]}))
     return TaskResult(rows, per, {"attack": {"name": t.attack, "n": int(len(idx)), "precision": "fp32"}})
