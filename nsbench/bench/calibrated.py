@@ -66,6 +66,13 @@ TINY = {  # make_tinyimagenet_c.py
     "elastic_transform": [(0, 0, 0.08), (0.05, 0.3, 0.06), (0.1, 0.08, 0.06), (0.1, 0.03, 0.03), (0.16, 0.03, 0.02)],
 }
 FROST_SCALE = {"cifar-10-c": 0.2, "tiny-imagenet-c": 0.3}  # frost(): cv2.resize(frost, fx=fy=...)
+# How the reference stored each corrupted image. make_tinyimagenet_c.py, DistortImageFolder.__getitem__:
+# `Image.fromarray(np.uint8(img)).save(save_path, quality=85, optimize=True)` under the source's .JPEG name, so every
+# Tiny-ImageNet-C image went through JPEG at quality 85; make_cifar_c.py stored np.uint8 arrays (.npy), lossless.
+SAVED_AS = {"cifar-10-c": None, "tiny-imagenet-c": 85}
+# Bumped when a calibrated generator changes its output, so cached sets made by the old one are never reused.
+# 2: glass_blur copies as the reference's numpy views do; Tiny-ImageNet-C sets pass through JPEG quality 85.
+REVISION = 2
 TABLES = {"cifar-10-c": CIFAR, "tiny-imagenet-c": TINY}
 
 
@@ -73,6 +80,16 @@ def calibration_for(size: int) -> str:
     """The reference generator calibrated nearest the image size: CIFAR-10-C up to 48 px, Tiny-ImageNet-C up to
     128 px, ImageNet-C (imagecorruptions) above."""
     return "cifar-10-c" if size <= 48 else "tiny-imagenet-c" if size <= 128 else "imagenet-c"
+
+
+def as_saved(img: np.ndarray, calibration: str) -> np.ndarray:
+    """The image as the reference's dataset file holds it (see SAVED_AS)."""
+    quality = SAVED_AS.get(calibration)
+    if quality is None:
+        return img
+    buf = BytesIO()
+    Image.fromarray(img).save(buf, "JPEG", quality=quality, optimize=True)
+    return np.asarray(Image.open(buf).convert("RGB"))
 
 
 def params(calibration: str, name: str, severity: int):
@@ -128,7 +145,7 @@ def corrupt_calibrated(img: np.ndarray, name: str, severity: int, calibration: s
     elif name == "gaussian_blur":
         out = _gauss(x, c)
     elif name == "glass_blur":
-        out = _glass(x, c, seed)
+        out = _glass(x, c, seed)  # offsets from the global generator, seeded per image
     elif name == "defocus_blur":
         out = _defocus(x.astype(np.float32), *c)
     elif name == "motion_blur":
@@ -167,39 +184,46 @@ def corrupt_calibrated(img: np.ndarray, name: str, severity: int, calibration: s
 
 
 def _glass(x: np.ndarray, c, seed: int) -> np.ndarray:
+    """glass_blur(): blur, move pixels locally, blur again. The reference's "swap"
+    `x[h, w], x[h_prime, w_prime] = x[h_prime, w_prime], x[h, w]` acts on numpy views: the first assignment
+    overwrites x[h, w], the second writes that new value back where it came from, so each step copies
+    x[h + dy, w + dx] into x[h, w] and values can vanish (about 14 of 256 distinct grey levels of a 32 px image).
+    The offsets come from numpy's global generator in the reference's order (re-seeded per image by the builder)."""
     sigma, delta, iterations = c
     y = np.uint8(_gauss(x, sigma) * 255)
-    _shuffle(y, delta, iterations, seed % (2**32))
+    h, w = y.shape[:2]
+    rows, cols = len(range(h - delta, delta, -1)), len(range(w - delta, delta, -1))
+    # one draw of size (2,) per pixel, (dx, dy), for iterations x rows (bottom up) x columns (right to left): the
+    # same stream as the reference's per-pixel np.random.randint(-delta, delta, size=(2,))
+    offsets = np.random.randint(-delta, delta, size=(iterations, rows, cols, 2))
+    _copy_shift(y, offsets, delta)
     return _gauss(y / 255.0, sigma)
 
 
-_SHUFFLE = None
+_COPY_SHIFT = None
 
 
-def _shuffle(y: np.ndarray, delta: int, iterations: int, seed: int) -> None:
-    """Locally shuffle pixels in place, bottom-right to top-left as the reference does (compiled: the plain loop
-    costs about 0.3 s per 32 px image)."""
-    global _SHUFFLE
-    if _SHUFFLE is None:
+def _copy_shift(y: np.ndarray, offsets: np.ndarray, delta: int) -> None:
+    """In place, in the reference's order: y[i, j] = y[i + dy, j + dx] from the bottom-right corner up (compiled:
+    the plain loop costs about 0.3 s per 32 px image)."""
+    global _COPY_SHIFT
+    if _COPY_SHIFT is None:
         from numba import njit
 
         @njit(cache=False)
-        def shuffle(y, delta, iterations, seed):
-            np.random.seed(seed)
+        def copy_shift(y, offsets, delta):
             h, w = y.shape[0], y.shape[1]
-            for _ in range(iterations):
-                for i in range(h - delta, delta, -1):
-                    for j in range(w - delta, delta, -1):
-                        dx = np.random.randint(-delta, delta)
-                        dy = np.random.randint(-delta, delta)
-                        a, b = i + dy, j + dx
+            for it in range(offsets.shape[0]):
+                for a in range(offsets.shape[1]):
+                    i = h - delta - a
+                    for b in range(offsets.shape[2]):
+                        j = w - delta - b
+                        dx, dy = offsets[it, a, b, 0], offsets[it, a, b, 1]
                         for k in range(y.shape[2]):
-                            t = y[i, j, k]
-                            y[i, j, k] = y[a, b, k]
-                            y[a, b, k] = t
+                            y[i, j, k] = y[i + dy, j + dx, k]
 
-        _SHUFFLE = shuffle
-    _SHUFFLE(y, delta, iterations, seed)
+        _COPY_SHIFT = copy_shift
+    _COPY_SHIFT(y, offsets.astype(np.int64), delta)
 
 
 def _defocus(x: np.ndarray, radius: float, alias_blur: float) -> np.ndarray:

@@ -31,9 +31,9 @@ def corrupt_one(img: np.ndarray, name: str, severity: int, seed: int, calibratio
     """One corrupted image; `calibration` picks the reference generator's parameters (see bench/calibrated.py)."""
     np.random.seed(seed)
     if calibration != "imagenet-c":
-        from .calibrated import corrupt_calibrated
+        from .calibrated import as_saved, corrupt_calibrated
 
-        return corrupt_calibrated(img, name, severity, calibration, seed)
+        return as_saved(corrupt_calibrated(img, name, severity, calibration, seed), calibration)
     from imagecorruptions import corrupt
 
     kwargs = {"seed": seed} if name in SEEDED_KWARG else {}
@@ -112,7 +112,7 @@ def build_c(source: Source, size: int, corruptions: list[str], severities: list[
     calibrated for the image size: CIFAR-10-C (~32 px), Tiny-ImageNet-C (~64 px) or ImageNet-C."""
     import importlib.metadata as md
 
-    from .calibrated import calibration_for
+    from .calibrated import REVISION, SAVED_AS, calibration_for
 
     calibration = calibration_for(size) if calibration == "auto" else calibration
     idx = pick_indices(len(source), limit, seed)
@@ -120,6 +120,9 @@ def build_c(source: Source, size: int, corruptions: list[str], severities: list[
             "n": len(idx), "imagecorruptions": md.version("imagecorruptions-imaug")}
     if calibration != "imagenet-c":  # sets built before calibrations existed keep their key
         spec["calibration"] = calibration
+        spec["calibrated_revision"] = REVISION
+        quality = SAVED_AS.get(calibration)
+        spec["saved_as"] = f"JPEG quality {quality}, as the reference's files" if quality else "lossless (uint8 arrays)"
     folder = cache_dir / "sets" / f"C-{K.key_of(spec)}"
     manifest = verify_set(folder, K.read_manifest(folder), "cells")
     want = {(c, s) for c in corruptions for s in severities}

@@ -14,18 +14,28 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 
+# Denominators are sums of error or flip rates, each a count over at most millions of images or frames (>= 1e-7 when
+# not zero, and AlexNet's published rates are >= 1e-4); a sum smaller than this is floating-point residue of a true
+# zero (e.g. 5 x ((1 - 0.7) - 0.3) = 2.8e-16, which once made a relative mCE of 1.39e15), so the ratio is undefined.
+ZERO = 1e-9
+
+
+def ratio(num: float, den: float) -> float:
+    """num / den, NaN (undefined) when den is zero up to floating-point residue (see ZERO)."""
+    return float(num) / float(den) if abs(float(den)) > ZERO else float("nan")
+
+
 def ce(errors: Sequence[float], ref_errors: Sequence[float]) -> float:
     """Corruption error of one corruption: ratio of the summed errors over severities."""
     if len(errors) != len(ref_errors):
         raise ValueError(f"{len(errors)} severities against {len(ref_errors)} in the normaliser")
-    den = float(np.sum(ref_errors))
-    return float(np.sum(errors)) / den if den else float("nan")
+    return ratio(np.sum(errors), np.sum(ref_errors))
 
 
 def relative_ce(errors: Sequence[float], clean_err: float, ref_errors: Sequence[float], ref_clean_err: float) -> float:
     num = float(np.sum(np.asarray(errors) - clean_err))
     den = float(np.sum(np.asarray(ref_errors) - ref_clean_err))
-    return num / den if den else float("nan")  # undefined when the normaliser does not degrade at all
+    return ratio(num, den)  # undefined when the normaliser does not degrade at all
 
 
 def mce(errors: Mapping[str, Sequence[float]], ref: Mapping[str, Sequence[float]], corruptions: Iterable[str]) -> float:

@@ -90,7 +90,9 @@ def _built(ctx, t: CorruptionTask) -> tuple[dict, float, int, dict]:
             correct = ctx.cell("corruptions", f"{folder.name}|{c}-{s}.npy", run(f"{c}-{s}.npy"))["correct"]
             outcomes[f"{c}|{s}"] = correct, np.arange(len(correct))
     info = {"folder": folder.name, **{k: manifest[k] for k in ("n", "fingerprint", "seed", "imagecorruptions")},
-            "source": folder.name, "calibration": manifest.get("calibration", "imagenet-c")}
+            "source": folder.name, "calibration": manifest.get("calibration", "imagenet-c"),
+            "saved_as": manifest.get("saved_as", "lossless (uint8 arrays; the official ImageNet-C files are JPEG "
+                                                 "quality 85)")}
     return outcomes, float(clean_err), len(labels), info
 
 

@@ -2,6 +2,7 @@
 DATASET-A, the held-out images that independently trained reference classifiers all misclassify."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -13,6 +14,8 @@ from .. import cache as K
 from .. import natural as A
 from ..corruptions import pick_indices
 from ..registry import TaskResult, register
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -52,21 +55,28 @@ def validate(t: NaturalAdversarialTask) -> None:
     check_range("natural_adversarial.ref_min_gain", t.ref_min_gain, lo=0)
 
 
-def _official(ctx, t: NaturalAdversarialTask) -> tuple[np.ndarray, str, dict]:
+def _official(ctx, t: NaturalAdversarialTask) -> tuple[np.ndarray, np.ndarray, str, dict]:
     src, mask, check = A.open_official(t.root, t.mask)
     idx = pick_indices(len(src), ctx.cap(None), ctx.suite.seed)
 
     def compute():
-        def local(part):
-            preds = [np.zeros(0, np.int64)]
-            for x, _, _, _ in ctx.batches(src, part):
-                preds.append(A.masked_predictions(ctx.forward(x), mask).numpy())
-            return {"pred": np.concatenate(preds)}
+        def local(part):  # unreadable images are skipped (as -C does): the cell keeps the indices it scored
+            preds, ids = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+            for x, _, i, _ in ctx.batches(src, part):
+                if len(i):
+                    preds.append(A.masked_predictions(ctx.forward(x), mask).numpy())
+                    ids.append(i.numpy())
+            return {"pred": np.concatenate(preds), "index": np.concatenate(ids)}
 
-        return {"correct": ctx.sharded(idx, local)["pred"] == src.labels[idx]}
+        z = ctx.sharded(idx, local)
+        return {"correct": z["pred"] == src.labels[z["index"]], "index": z["index"]}
 
-    correct = ctx.cell("natural_adversarial", f"official|{t.root}|{t.mask}|{len(idx)}", compute)["correct"]
-    return correct, t.mask, {"source": f"official {t.mask}: {t.root}", "n": int(len(idx)), **check}
+    z = ctx.cell("natural_adversarial", f"official|{t.root}|{t.mask}|{len(idx)}|indexed", compute)
+    skipped = len(idx) - len(z["index"])
+    if skipped:
+        log.warning("%s: %d unreadable image(s) skipped and counted", t.root, skipped)
+    return z["correct"], z["index"], t.mask, {"source": f"official {t.mask}: {t.root}", "n": int(len(z["index"])),
+                                              "skipped_unreadable": int(skipped), **check}
 
 
 def _built(ctx, t: NaturalAdversarialTask) -> tuple[np.ndarray, str, dict]:
@@ -89,15 +99,17 @@ def _built(ctx, t: NaturalAdversarialTask) -> tuple[np.ndarray, str, dict]:
             "references": manifest["reference_results"], "ref_epochs": manifest["epochs"],
             "ref_train_limit": manifest["train_limit"], "pool": manifest["pool"],
             "reference_training": manifest.get("reference_training")}
-    return correct, "built", info
+    return correct, np.arange(len(correct)), "built", info
 
 
 @register("natural_adversarial", config=NaturalAdversarialTask, order=3, validate=validate)
 def run(ctx, t: NaturalAdversarialTask, norm) -> TaskResult:
-    correct, condition, info = (_official if t.root else _built)(ctx, t)
+    correct, index, condition, info = (_official if t.root else _built)(ctx, t)
     n = len(correct)
+    if n == 0:
+        raise NsbenchError(f"{t.root or 'DATASET-A'}: no readable images to score")
     rows = [ctx.row("natural_adversarial", condition, "top1_acc", 100 * correct.mean(), n),
             ctx.row("natural_adversarial", condition, "top1_err", 100 * (1 - correct.mean()), n)]
     per = [pd.DataFrame({"task": "natural_adversarial", "condition": condition, "severity": 0, "eps_255": 0.0,
-                         "image": np.arange(n), "correct": correct})]
+                         "image": index, "correct": correct})]
     return TaskResult(rows, per, {"natural_adversarial": info})

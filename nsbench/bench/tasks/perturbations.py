@@ -139,8 +139,8 @@ def run(ctx, t: PerturbationTask, norm) -> TaskResult:
         per.append(pd.DataFrame({"task": "perturbations", "condition": p, "severity": 0, "eps_255": 0.0,
                                  "image": index, "flip": z["fp"], "t5d": z["t5d"]}))
         if ref is not None and p in ref:
-            fr = fp / ref[p]["fp"] if ref[p]["fp"] else None
-            rt5 = t5 / ref[p]["t5d"] if ref[p]["t5d"] else None
+            fr, rt5 = M.ratio(fp, ref[p]["fp"]), M.ratio(t5, ref[p]["t5d"])  # NaN: a zero denominator
+            fr, rt5 = (None if np.isnan(fr) else fr), (None if np.isnan(rt5) else rt5)
             why = "undefined: the normaliser {} on {} (zero denominator)"
             rows += [ctx.row("perturbations", p, "fr", None if fr is None else 100 * fr, n, normaliser=choice.name,
                              note=None if fr is not None else why.format("never flips", p)),
