@@ -13,6 +13,9 @@ from . import stats as S
 from .load import EvalResult
 
 ATTACKS = {"fgsm": "FGSM", "pgd": "PGD"}
+BUILT_A = ("built -A: images this dataset's reference classifiers all get wrong, without ImageNet-A's human label "
+           "check; it measures errors shared with those models, not robustness to natural adversarial examples "
+           "(see \"How the robustness sets were made\")")
 
 
 @dataclass
@@ -51,8 +54,10 @@ def failure(r: EvalResult, task: str) -> str:
 def measures(evals: list[EvalResult]) -> list[Measure]:
     """The headline measures present in at least one model, in the page's order."""
     have = {(t, m) for r in evals for t, m in zip(r.rows.task, r.rows.metric)}
+    built_a = any("references" in ((r.meta.get("sets") or {}).get("natural_adversarial") or {}) for r in evals)
     out = [Measure("clean_top1", "clean top-1 (%)", "clean", "clean", "top1_acc", True, "clean"),
-           Measure("a_top1", "-A top-1 (%)", "-A", "natural_adversarial", "top1_acc", True)]
+           Measure("a_top1", "built -A top-1 (%)" if built_a else "-A top-1 (%)", "-A", "natural_adversarial",
+                   "top1_acc", True, warning=BUILT_A if built_a else "")]
     for metric, label, task, bench in (("mce", "mCE", "corruptions", "-C"), ("relative_mce", "relative mCE", "corruptions", "-C"),
                                        ("mfr", "mFR", "perturbations", "-P"), ("mt5d", "mT5D", "perturbations", "-P")):
         if (task, metric) in have:

@@ -190,16 +190,34 @@ def _sets_description(evals: list[EvalResult]) -> list[dict]:
 
 
 def _a_description(info: dict) -> str:
-    """How a built -A set was filtered and how strong each filter was: a set that weak references filtered is easy."""
+    """What a built -A set is, how it was filtered and how strong each filter was: a set that weak references
+    filtered is easy, one full of label noise rewards fitting the references' mistakes."""
     refs = []
     for x in info["references"]:
-        reached = (f"held-out top-1 {F.num(x['val_top1'])}% after {x.get('rounds')} round(s), "
+        rounds = x.get("rounds")
+        cap = ""
+        if x.get("cap_binding"):
+            gain = f" (last round +{F.num(x['last_gain'], 2)} points)" if F.finite(x.get("last_gain")) else ""
+            cap = f", stopped by the cap of {x.get('max_rounds')} rounds while still improving{gain}"
+        reached = (f"held-out top-1 {F.num(x['val_top1'])}% after {rounds} round(s){cap}, "
                    if x.get("val_top1") is not None else "")
         refs.append(f"{x.get('arch')} seed {x.get('seed')} ({reached}pool top-1 {F.num(x.get('pool_top1'))}%, "
                     f"0% on the kept images by construction)")
     how = info.get("reference_training") or f"{info.get('ref_epochs')} epochs"
-    return (f"{info.get('n')} images kept of a pool of {info.get('n_pool')} ({info.get('pool')}): {info.get('rule')}. "
-            f"Reference models trained on {info.get('ref_train_limit') or 'all'} training images ({how}): "
+    what = info.get("what_it_measures") or "a built -A set: images that reference classifiers of this dataset all get wrong"
+    text = (f"{what[0].upper()}{what[1:]}. {info.get('n')} images kept of a pool of {info.get('n_pool')} "
+            f"({info.get('pool')}): {info.get('rule')}.")
+    c = info.get("consensus")
+    if isinstance(c, dict) and c.get("n_references", 0) >= 2:
+        top = ", ".join(f"{k} {v}" for k, v in list((c.get("by_true_class") or {}).items())[:3])
+        agreed = ", ".join(f"{k} {v}" for k, v in list((c.get("by_agreed_class") or {}).items())[:3])
+        fate = "excluded from the set" if c.get("rule") == "exclude" else "kept in the set"
+        text += (f" Of the {info.get('n_all_wrong')} images every reference gets wrong, {c.get('n')} "
+                 f"({F.num(100 * c['rate']) if F.finite(c.get('rate')) else '–'}%) have all references naming the same "
+                 f"wrong class, likely label noise, {fate} (true classes: {top or '–'}; named: {agreed or '–'}).")
+    if info.get("skipped_unreadable"):
+        text += f" {info['skipped_unreadable']} unreadable pool image(s) skipped."
+    return (f"{text} Reference models trained on {info.get('ref_train_limit') or 'all'} training images ({how}): "
             f"{'; '.join(refs)}. The weaker the references, the easier the set: compare their held-out accuracy with "
             f"the models' clean accuracy.")
 

@@ -40,11 +40,16 @@ class NaturalAdversarialTask:
     ref_val_limit: int = 2000  # held-out training images that decide when a reference stops
     ref_batch_size: int = 128
     ref_lr: float = 0.003
+    # exclude | keep: the images on which every reference names one and the same wrong class (likely label noise:
+    # ambiguous or mislabelled images); excluded from the scored set by default, counted either way (bench/natural.py)
+    consensus: str = "exclude"
 
 
 def validate(t: NaturalAdversarialTask) -> None:
     if t.mask not in ("imagenet-a", "imagenet-r"):
         raise NsbenchError("natural_adversarial.mask must be imagenet-a or imagenet-r")
+    if t.consensus not in ("exclude", "keep"):
+        raise NsbenchError(f"natural_adversarial.consensus must be exclude or keep, got {t.consensus!r}")
     if not t.root and not t.references:
         raise NsbenchError("natural_adversarial.references: building DATASET-A needs at least one reference model")
     for key in ("ref_epochs", "ref_max_rounds", "ref_batch_size", "ref_val_limit"):
@@ -89,7 +94,7 @@ def _built(ctx, t: NaturalAdversarialTask) -> tuple[np.ndarray, str, dict]:
         train, pool, ctx.size, t.references, train_reference=ctx.reference_trainer, epochs=t.ref_epochs,
         max_rounds=t.ref_max_rounds, min_gain=t.ref_min_gain, train_limit=t.ref_train_limit, val_limit=t.ref_val_limit,
         batch_size=t.ref_batch_size, lr=t.ref_lr, pool_limit=t.pool_limit, seed=ctx.suite.seed, cache_dir=ctx.cache,
-        device=ctx.device))
+        device=ctx.device, consensus=t.consensus))
     images = K.load_array(folder / "images.npy")
     labels = np.asarray(K.load_array(folder / "labels.npy"))
     sel = pick_indices(len(labels), ctx.cap(None), ctx.suite.seed)
@@ -98,7 +103,9 @@ def _built(ctx, t: NaturalAdversarialTask) -> tuple[np.ndarray, str, dict]:
     info = {"folder": folder.name, "n": int(len(sel)), "n_pool": manifest["n_pool"], "rule": manifest["rule"],
             "references": manifest["reference_results"], "ref_epochs": manifest["epochs"],
             "ref_train_limit": manifest["train_limit"], "pool": manifest["pool"],
-            "reference_training": manifest.get("reference_training")}
+            "reference_training": manifest.get("reference_training"), "ref_max_rounds": manifest.get("max_rounds"),
+            **{k: manifest[k] for k in ("consensus", "n_all_wrong", "round_cap_binding", "round_cap_binding_for",
+                                        "what_it_measures", "skipped_unreadable") if k in manifest}}
     return correct, np.arange(len(correct)), "built", info
 
 
