@@ -1,0 +1,87 @@
+"""`optimizer: rmsprop` is TF's RMSProp as the released Noisy Student code runs it (utils.py build_optimizer:
+tf.train.RMSPropOptimizer(lr, decay=0.9, momentum=0.9, epsilon=1e-3)), checked step by step against the update
+rule written out here, not against the library that implements it."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from nsbench.config import OptimConfig
+from nsbench.training.fit import make_optimizer
+
+
+def tf_rmsprop(w0: np.ndarray, grads: list[np.ndarray], lr: float, wd: float, decay=0.9, momentum=0.9, eps=1e-3):
+    """TF1 RMSPropOptimizer (training_ops ApplyRMSProp), with the code's L2 term (weight_decay * l2_loss(w), whose
+    gradient is weight_decay * w) added to the loss gradient:
+        ms  <- decay * ms + (1 - decay) * g^2          (ms starts at 1: the slot's ones initializer)
+        mom <- momentum * mom + lr * g / sqrt(ms + eps)   (eps inside the square root)
+        w   <- w - mom"""
+    w, ms, mom = w0.astype(np.float64), np.ones_like(w0, np.float64), np.zeros_like(w0, np.float64)
+    out = []
+    for g in grads:
+        g = g + wd * w
+        ms = decay * ms + (1 - decay) * g * g
+        mom = momentum * mom + lr * g / np.sqrt(ms + eps)
+        w = w - mom
+        out.append(w.copy())
+    return out
+
+
+def run(opt_cls_or_cfg, model: nn.Module, grads: dict[str, list[np.ndarray]], lrs: list[float]):
+    opt = make_optimizer(model, opt_cls_or_cfg) if isinstance(opt_cls_or_cfg, OptimConfig) else opt_cls_or_cfg
+    params = dict(model.named_parameters())
+    out = {k: [] for k in params}
+    for step, lr in enumerate(lrs):
+        for g in opt.param_groups:
+            g["lr"] = lr  # the training loop sets the scheduled lr before every step
+        for k, p in params.items():
+            p.grad = torch.as_tensor(grads[k][step], dtype=p.dtype)
+        opt.step()
+        for k, p in params.items():
+            out[k].append(p.detach().numpy().astype(np.float64).copy())
+    return out
+
+
+def test_rmsprop_recipes_follow_the_tf_update_rule():
+    torch.manual_seed(0)
+    model = nn.Linear(5, 3)  # weight: L2-decayed group; bias: no decay (as make_optimizer splits them)
+    w0 = {k: p.detach().numpy().copy() for k, p in model.named_parameters()}
+    rng = np.random.default_rng(0)
+    steps = 6
+    grads = {k: [rng.normal(scale=s, size=v.shape).astype(np.float32) for s in np.geomspace(1e-3, 1.0, steps)]
+             for k, v in w0.items()}
+    lrs = [0.016 * (k + 1) / 3 if k < 3 else 0.016 * 0.9 ** k for k in range(steps)]  # warmup, then decay
+    cfg = OptimConfig(optimizer="rmsprop", lr=0.016, momentum=0.9, weight_decay=1e-5)
+    got = run(cfg, model, grads, lrs)
+    for name, wd in (("weight", 1e-5), ("bias", 0.0)):
+        want = []
+        w, ms, mom = w0[name].astype(np.float64), np.ones_like(w0[name], np.float64), np.zeros_like(w0[name], np.float64)
+        for g, lr in zip(grads[name], lrs):  # the rule above, with the scheduled lr of each step
+            g = g + wd * w
+            ms = 0.9 * ms + 0.1 * g * g
+            mom = 0.9 * mom + lr * g / np.sqrt(ms + 1e-3)
+            w = w - mom
+            want.append(w.copy())
+        for k in range(steps):
+            np.testing.assert_allclose(got[name][k], want[k], rtol=1e-5, atol=1e-7, err_msg=f"{name}, step {k + 1}")
+    # a constant lr: the helper above, as written in the docstring
+    model2 = nn.Linear(5, 3)
+    model2.load_state_dict({k: torch.as_tensor(v) for k, v in w0.items()})
+    got2 = run(cfg, model2, grads, [0.016] * steps)
+    for k, want in enumerate(tf_rmsprop(w0["weight"], grads["weight"], 0.016, 1e-5)):
+        np.testing.assert_allclose(got2["weight"][k], want, rtol=1e-5, atol=1e-7)
+
+
+def test_torch_rmsprop_would_fail_the_same_check():
+    """The check has teeth: torch.optim.RMSprop (eps outside the root, mean square from 0) takes a far larger
+    first step with small gradients, which is what the recipes used to run."""
+    torch.manual_seed(0)
+    model = nn.Linear(5, 3)
+    w0 = model.weight.detach().numpy().copy()
+    g = np.full(w0.shape, 1e-3, np.float32)
+    opt = torch.optim.RMSprop(model.parameters(), lr=0.016, momentum=0.9, alpha=0.9, eps=1e-3)
+    out = run(opt, model, {"weight": [g], "bias": [np.zeros(3, np.float32)]}, [0.016])
+    torch_step = np.abs(out["weight"][0] - w0).max()
+    tf_step = np.abs(tf_rmsprop(w0, [g], 0.016, 0.0)[0] - w0).max()
+    assert torch_step > 30 * tf_step
