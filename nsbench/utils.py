@@ -98,9 +98,10 @@ def _write_cause(path: Path, e: Exception) -> str:
     import resource
     import shutil
 
-    m = re.search(r'message: "([^"]+)"', str(e))  # safetensors: IoError(Os { code: 28, ..., message: "No space ..." })
+    # safetensors: "I/O error: File too large (os error 27)" or "IoError(Os { code: 28, ..., message: \"...\" })"
+    m = re.search(r'message: "([^"]+)"|I/O error: (.+?) \(os error \d+\)', str(e))
     if m:
-        return m.group(1)
+        return m.group(1) or m.group(2)
     with contextlib.suppress(OSError):
         if shutil.disk_usage(path.parent).free < (16 << 20):
             return "No space left on device"
