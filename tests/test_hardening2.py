@@ -148,7 +148,8 @@ def _fake_finished_runs(study, out: Path) -> None:
         run.mkdir(parents=True)
         (run / "config.yaml").write_text(yaml.safe_dump(plan.cfg.to_dict(), sort_keys=False))
         its = range(plan.cfg.ns.iterations + 1)
-        (run / "summary.json").write_text(json.dumps({"iterations": [{"iteration": k, "sha256": "0" * 64} for k in its]}))
+        summary = {"iterations": [{"iteration": k, "sha256": "0" * 64} for k in its]}
+        (run / "summary.json").write_text(json.dumps(summary))
         for k in its:
             (run / f"iter{k}.pt").write_bytes(b"a finished checkpoint")
 

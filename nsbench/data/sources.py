@@ -236,7 +236,8 @@ class ParquetSource(Source):
                     self._bad[len(self._groups) - 1] = f"{f} row group {g}: {type(e).__name__}: {e}"
                     labels += [None] * n
         if self._bad:
-            log.warning("%s: %d damaged row group(s) skipped (%s)", name, len(self._bad), next(iter(self._bad.values())))
+            log.warning("%s: %d damaged row group(s) skipped (%s)", name, len(self._bad),
+                        next(iter(self._bad.values())))
         self._starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         self.labels, words = label_ids(labels, classes, name)
         known = self.labels[self.labels >= 0]

@@ -89,11 +89,12 @@ def data_key(r: EvalResult, task: str) -> str | None:
     """What r's task was scored on: the dataset's fingerprint and split, and the set the task built or read (its
     folder and fingerprint in meta.json's sets). Per-image outcomes pair only between equal keys; None: unknown."""
     d = r.meta.get("dataset") or {}
-    if not d.get("fingerprint"):
-        return None
     info = (r.meta.get("sets") or {}).get(task)
-    used = {k: str(info.get(k)) for k in ("folder", "fingerprint", "source") if k in info} if isinstance(info, dict) else {}
-    return json.dumps([str(d["fingerprint"]), str(d.get("split")), used], sort_keys=True)
+    info = info if isinstance(info, dict) else {}
+    used = {k: str(info[k]) for k in ("folder", "fingerprint", "source") if k in info}
+    if not d.get("fingerprint") and not used:  # e.g. results written before fingerprints were recorded
+        return None
+    return json.dumps([str(d.get("fingerprint")), str(d.get("split")), used], sort_keys=True)
 
 
 def _same_data(a: EvalResult | None, b: EvalResult, task: str) -> EvalResult | None:

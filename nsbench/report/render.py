@@ -93,7 +93,8 @@ def _unpaired_notes(head: pd.DataFrame, baseline: str | None) -> list[str]:
     rows = head[head.test.astype(str).str.contains("not paired", regex=False)]
     out = []
     for model, sub in rows.groupby("model", sort=False):
-        why = "scored on different data" if sub.test.str.contains("different data").any() else "a fingerprint is missing"
+        different = sub.test.str.contains("different data").any()
+        why = "scored on different data" if different else "a dataset fingerprint is missing"
         out.append(f"{model} against {baseline}: {why}, so the differences are unpaired (no image-by-image test) "
                    f"for {', '.join(sub.label)}")
     return out
