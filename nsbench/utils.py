@@ -211,6 +211,15 @@ def library_versions() -> dict[str, str]:
     return out
 
 
+def log_file_handler(path: str | os.PathLike) -> logging.FileHandler:
+    """A logging handler appending to `path`; a log that cannot be opened is one NsbenchError naming it."""
+    make_dir(Path(path).parent)
+    try:
+        return logging.FileHandler(path)
+    except OSError as e:
+        raise NsbenchError(f"{path}: cannot write ({_os_cause(e)})") from None
+
+
 def setup_logging(log_file: str | os.PathLike | None = None, level: int = logging.INFO) -> None:
     """Log to stderr and, when given, to a file (used by the CLI, never by library code)."""
     root = logging.getLogger("nsbench")
@@ -227,7 +236,6 @@ def setup_logging(log_file: str | os.PathLike | None = None, level: int = loggin
     if log_file is not None:
         log_file = str(Path(log_file).resolve())
         if not any(isinstance(h, logging.FileHandler) and h.baseFilename == log_file for h in root.handlers):
-            make_dir(Path(log_file).parent)
-            fh = logging.FileHandler(log_file)
+            fh = log_file_handler(log_file)
             fh.setFormatter(fmt)
             root.addHandler(fh)

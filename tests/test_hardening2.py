@@ -192,6 +192,10 @@ def test_models_scored_on_different_data_are_compared_unpaired_and_the_report_sa
     assert "scored on different data" in clean.loc["other", "test"] and "McNemar" not in clean.loc["other", "test"]
     html = render_report([a, other], tmp_path / "r").read_text()
     assert "other against iter0: scored on different data, so the differences are unpaired" in html
+    unknown = _eval_folder("iter0", tmp_path / "unknown", label="unknown", fingerprint="")  # older results
+    evals, _ = load_inputs([a, unknown])
+    test = headline(evals, "iter0").set_index(["model", "measure"]).loc[("unknown", "clean_top1"), "test"]
+    assert test.startswith("unpaired bootstrap") and "a dataset fingerprint is missing" in test
 
 
 # ---- 4: non-finite outputs ------------------------------------------------------------------------------------------
@@ -406,6 +410,18 @@ def test_report_out_naming_a_file_is_one_line(tmp_path, capsys):
     assert main(["report", str(a), "--out", str(tmp_path / "afile" / "sub")]) == 2
     (line,) = _error_lines(capsys.readouterr().err)
     assert line == f"nsbench: error: {tmp_path / 'afile' / 'sub'}: cannot create the folder (Not a directory)"
+
+
+def test_a_log_that_cannot_be_opened_is_one_line(tiny_folder, tmp_path, capsys, monkeypatch):
+    import nsbench.training.driver as drv
+    from test_study import tiny_study
+
+    monkeypatch.setattr(drv, "train", lambda *a, **k: pytest.fail("trained without its log"))
+    path = tiny_study(tmp_path, f"folder:{tiny_folder}", seeds=[0])
+    (tmp_path / "out" / "study.log").mkdir(parents=True)  # stands for a log file that cannot be opened
+    assert main(["study", str(path), "--out", str(tmp_path / "out")]) == 2
+    (line,) = _error_lines(capsys.readouterr().err)
+    assert line == f"nsbench: error: {tmp_path / 'out' / 'study.log'}: cannot write (Is a directory)", line
 
 
 # ---- 8: every variant of a study is resolved and checked before anything trains --------------------------------------

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from .. import distributed as D
 from .. import runs as R
-from ..utils import NsbenchError, atomic_path, clean_stale_temps, make_dir, read_json, write_json
+from ..utils import NsbenchError, atomic_path, clean_stale_temps, log_file_handler, read_json, write_json
 from .spec import RunPlan, Study, describe
 
 log = logging.getLogger("nsbench")
@@ -247,8 +247,7 @@ def _log_to(path: Path):
     if D.env_rank() != 0:
         yield
         return
-    make_dir(path.parent)
-    handler = logging.FileHandler(path)
+    handler = log_file_handler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
     root = logging.getLogger("nsbench")
     root.addHandler(handler)
