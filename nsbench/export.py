@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .checkpoint import read_checkpoint
 from .models import ModelSpec, build_model
-from .utils import NsbenchError, atomic_path, write_text
+from .utils import NsbenchError, atomic_path, make_dir, write_text
 
 
 def export_timm(ckpt: str | Path, out: str | Path) -> Path:
@@ -47,7 +47,7 @@ def export_timm(ckpt: str | Path, out: str | Path) -> Path:
               "label_names": list(meta["classes"]), "model_args": model_args, "pretrained_cfg": pretrained_cfg,
               "nsbench": {"iteration": meta.get("iteration"), "parent_sha256": meta.get("parent_sha256"),
                           "metrics": meta.get("metrics"), "source": str(ckpt)}}
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out)
     with atomic_path(out / "model.safetensors") as tmp:
         save_file(net_state, str(tmp), metadata={"format": "pt"})
     write_text(out / "config.json", json.dumps(config, indent=2) + "\n")

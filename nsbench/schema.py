@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .utils import NsbenchError, atomic_path, file_sha256, write_json
+from .utils import NsbenchError, atomic_path, file_sha256, make_dir, write_json
 
 COLUMNS = ["model", "suite", "task", "condition", "severity", "eps_255", "eps", "metric", "value", "n", "normaliser",
            "note"]
@@ -64,7 +64,7 @@ def write_results(out: str | Path, df: pd.DataFrame, per_image: pd.DataFrame, me
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise NsbenchError(f"{out}: exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out)
     df = frame(df.to_dict("records")) if list(df.columns) == COLUMNS else df
     with atomic_path(out / "results.csv") as tmp:
         df.to_csv(tmp, index=False, float_format="%.6g")

@@ -34,8 +34,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     leaves a file that `clean_stale_temps` recognises as its own.
     """
     path = Path(path)
+    make_dir(path.parent)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         if path.is_dir():
             raise NsbenchError(f"{path}: is a folder, cannot write a file there")
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{TEMP_MARK}{os.getpid()}-", suffix="", dir=path.parent)
@@ -51,8 +51,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp_path, path)
     except OSError as e:
         raise NsbenchError(f"{path}: cannot write ({_os_cause(e)})") from None
-    except RuntimeError as e:  # torch.save's C++ writer: ENOSPC/EFBIG surface as "unexpected pos" or "write failed"
-        if not re.search(r"write|inline_container|unexpected pos|PytorchStreamWriter", str(e), re.IGNORECASE):
+    except Exception as e:  # noqa: BLE001 - writers that drop errno: torch's C++ writer, safetensors (Rust)
+        if not _is_write_failure(e):
             raise
         raise NsbenchError(f"{path}: cannot write ({_write_cause(path, e)})") from None
     finally:
@@ -61,15 +61,47 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
                 tmp_path.unlink()
 
 
+def make_dir(path: str | os.PathLike) -> Path:
+    """Create folder `path` (and its parents); a failure (a file in the way, a read-only filesystem, a full disk,
+    permissions) is one NsbenchError naming the folder and the cause."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise NsbenchError(f"{path}: exists and is not a folder") from None
+    except OSError as e:
+        raise NsbenchError(f"{path}: cannot create the folder ({_os_cause(e)})") from None
+    return path
+
+
 def _os_cause(e: OSError) -> str:
     return e.strerror or str(e) or type(e).__name__
 
 
+# How writers that do not raise OSError say that a write failed: torch's C++ stream writer ("unexpected pos",
+# "PytorchStreamWriter failed writing file", and at some free-space levels the bare libstdc++ "basic_ios::clear:
+# iostream error"), and safetensors' Rust writer (SafetensorError "Error while serializing: IoError(...)").
+_WRITE_FAILURE = re.compile(r"write|inline_container|unexpected pos|PytorchStreamWriter|basic_ios|iostream error|"
+                            r"IoError|serializ", re.IGNORECASE)
+
+
+def _is_write_failure(e: Exception) -> bool:
+    if isinstance(e, NsbenchError):
+        return False
+    kind = type(e).__name__
+    return (isinstance(e, RuntimeError) or kind == "SafetensorError") and bool(_WRITE_FAILURE.search(str(e)))
+
+
 def _write_cause(path: Path, e: Exception) -> str:
-    """torch's writer drops errno; name the likely cause from what can be checked."""
+    """torch's and safetensors' writers drop errno (or bury it in their message); name the likely cause from what
+    the message says and what can be checked."""
     import resource
     import shutil
 
+    # safetensors: "I/O error: File too large (os error 27)" or "IoError(Os { code: 28, ..., message: \"...\" })"
+    m = re.search(r'message: "([^"]+)"|I/O error: (.+?) \(os error \d+\)', str(e))
+    if m:
+        return m.group(1) or m.group(2)
     with contextlib.suppress(OSError):
         if shutil.disk_usage(path.parent).free < (16 << 20):
             return "No space left on device"
@@ -78,6 +110,20 @@ def _write_cause(path: Path, e: Exception) -> str:
             return "the file size limit (ulimit -f) was reached"
     lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
     return "the write was cut short: disk full or quota exceeded? (" + (lines[0][:160] if lines else type(e).__name__) + ")"
+
+
+def stop_if_diverged(metrics: dict, *, stage: str, epoch: int, epochs: int, lr: float) -> None:
+    """Stop training when the validation logits are not finite: the weights have diverged (the loss may still
+    read finite, e.g. 2.9e9 after lr=1e4), and argmax over NaN logits would score class 0 as a prediction.
+    `metrics` is the validation result with `non_finite` (images whose logits hold a NaN or inf) and `n`."""
+    bad = int(metrics.get("non_finite") or 0)
+    if bad <= 0:
+        return
+    m = re.search(r"\d+", stage)
+    it = f"iteration {m.group(0)}" if m else f"stage {stage}"
+    raise NsbenchError(f"{stage}: {it}, epoch {epoch}/{epochs}, learning rate {lr:.4g}: the validation logits are "
+                       f"not finite (NaN or inf) for {bad} of {metrics.get('n')} images; the model diverged and is "
+                       f"not saved; lower the learning rate or set grad_clip")
 
 
 def pid_alive(pid: int) -> bool:
@@ -165,6 +211,15 @@ def library_versions() -> dict[str, str]:
     return out
 
 
+def log_file_handler(path: str | os.PathLike) -> logging.FileHandler:
+    """A logging handler appending to `path`; a log that cannot be opened is one NsbenchError naming it."""
+    make_dir(Path(path).parent)
+    try:
+        return logging.FileHandler(path)
+    except OSError as e:
+        raise NsbenchError(f"{path}: cannot write ({_os_cause(e)})") from None
+
+
 def setup_logging(log_file: str | os.PathLike | None = None, level: int = logging.INFO) -> None:
     """Log to stderr and, when given, to a file (used by the CLI, never by library code)."""
     root = logging.getLogger("nsbench")
@@ -181,7 +236,6 @@ def setup_logging(log_file: str | os.PathLike | None = None, level: int = loggin
     if log_file is not None:
         log_file = str(Path(log_file).resolve())
         if not any(isinstance(h, logging.FileHandler) and h.baseFilename == log_file for h in root.handlers):
-            Path(log_file).parent.mkdir(parents=True, exist_ok=True)
-            fh = logging.FileHandler(log_file)
+            fh = log_file_handler(log_file)
             fh.setFormatter(fmt)
             root.addHandler(fh)

@@ -134,8 +134,8 @@ def test_a_failing_task_is_a_row_and_the_suite_goes_on_and_pgd_is_labelled_pgd(t
                  "--suite", "quick", "--out", str(out), "--cache", str(tmp_path / "cache"), "--device", "cpu",
                  *data(tiny_folder), *FAST, "natural_adversarial.enabled=true",
                  f"natural_adversarial.root={tmp_path / 'no-such-imagenet-a'}",
-                 "fgsm.attack=pgd", "fgsm.pgd_steps=2", "fgsm.eps_255=[0,4]"]) == 0
-    df = pd.read_csv(out / "test_resnet" / "results.csv")
+                 "fgsm.attack=pgd", "fgsm.pgd_steps=2", "fgsm.eps_255=[0,4]"]) == 1  # a task failed: non-zero
+    df = pd.read_csv(out / "test_resnet" / "results.csv")  # and every row is still written
     failed = df[df.metric == "failed"]
     assert list(failed.task) == ["natural_adversarial"] and "not found" in failed.note.iloc[0]
     assert {"clean", "corruptions", "pgd"} <= set(df.task) and "fgsm" not in set(df.task)

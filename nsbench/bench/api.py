@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 import pandas as pd
+import torch
 from torch import nn
 
 from .. import distributed as D
@@ -76,6 +77,7 @@ def evaluate(model: str | Path | EvalModel | nn.Module, suite: str | Path | Suit
         raise NsbenchError(f"{out}: exists and is not a folder")
     ctx = EvalContext(em, cfg, Path(cache_dir) if cache_dir else K.default_cache_dir(), dev, limit=limit,
                       workers=workers, batch_size=batch_size, reference_trainer=reference_trainer)
+    ctx.check_data()
     norm = resolve_normaliser(normaliser or cfg.normaliser, em, cfg)
     rows, per, sets, timings, t_all = [], [], {}, {}, time.time()
     kinds = task_kinds()
@@ -104,6 +106,15 @@ def evaluate(model: str | Path | EvalModel | nn.Module, suite: str | Path | Suit
         log.info("%s: results written to %s", em.label, out)
     D.barrier()
     return df
+
+
+def check_data(model: EvalModel, suite: str | Path | SuiteConfig = "robustness", *, overrides: list[str] = ()) -> None:
+    """The check `evaluate` makes before any work (EvalContext.check_data), for a caller about to score several
+    models: every model's data is opened and matched before the first one is scored."""
+    from ..resources import resolve
+
+    cfg = suite if isinstance(suite, SuiteConfig) else load_suite(resolve("suite", str(suite)), list(overrides))
+    EvalContext(model, cfg, K.default_cache_dir(), torch.device("cpu")).check_data()
 
 
 def _meta(ctx: EvalContext, norm, sets: dict, timings: dict, limit) -> dict:

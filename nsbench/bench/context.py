@@ -18,6 +18,7 @@ from .. import distributed as D
 from .. import schema
 from ..data import open_source
 from ..data.loaders import auto_workers, iterate_clean, stack_uint8, to_device
+from ..data.sources import UnreadableImage
 from ..data.transforms import IMAGENET_CROP_PCT, INTERPOLATION
 from ..lock import run_lock
 from ..models import padded_forward
@@ -113,6 +114,24 @@ class EvalContext:
         return open_source(self.source_spec, split, self.cfg_data.get("image_column", "image"),
                            self.cfg_data.get("label_column", "label"), classes=self.em.classes)
 
+    def check_data(self) -> None:
+        """Open the evaluation data and match it to the model before any work starts: a missing folder, classes that
+        differ from the model's, an unreadable Parquet or HF source, or a source none of whose images decode is one
+        NsbenchError here, not a `failed` row in every task. No dataset known: the tasks say so themselves."""
+        if not self.source_spec:
+            return
+        src = self.source
+        if len(src) == 0:
+            raise NsbenchError(f"{src.name}: holds no images")
+        first = None
+        for i in range(len(src)):  # stops at the first readable image: one read on healthy data
+            try:
+                src.load(i)
+                return
+            except UnreadableImage as e:
+                first = first or str(e)
+        raise NsbenchError(f"{src.name}: none of its {len(src)} images can be read (first: {first})")
+
     def for_model(self, em: EvalModel) -> "EvalContext":
         """The same settings for another model (a normaliser), sharing the opened dataset."""
         return replace(self, em=em, _model=None, _source=self._source)
@@ -163,7 +182,17 @@ class EvalContext:
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (float32, on the CPU) of a [0, 1] NCHW batch."""
         with self.autocast():
-            return padded_forward(self.model, x.to(self.device, non_blocking=True), self.bs).float().cpu()
+            return self.finite(padded_forward(self.model, x.to(self.device, non_blocking=True), self.bs).float().cpu())
+
+    def finite(self, logits: torch.Tensor) -> torch.Tensor:
+        """`logits`, refused when any is NaN or inf: argmax over NaN picks class 0, so a diverged model would be
+        scored as if it predicted (a model of all-NaN weights read as 30% top-1); the task fails with this reason."""
+        bad = ~torch.isfinite(logits)
+        if bad.any():
+            rows = int(bad.reshape(len(logits), -1).any(1).sum()) if logits.ndim else 1
+            raise NsbenchError(f"{self.em.label}: the model's outputs are not finite (NaN or inf) for {rows} of "
+                               f"{len(logits) if logits.ndim else 1} images in a batch; a diverged model has no score")
+        return logits
 
     def logits(self, images: np.ndarray) -> np.ndarray:
         """Logits of uint8 NHWC images (any number), batched; under torch.distributed every rank scores a

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 EXAMPLES = """examples:
@@ -70,7 +71,7 @@ def _check_args(args, models: list[str]) -> None:
 
 def run(args) -> int:
     from .. import distributed as D
-    from ..bench.api import as_eval_model
+    from ..bench.api import as_eval_model, check_data
     from ..bench.models import read_class_file
     from ..utils import setup_logging
     from ..api import evaluate
@@ -90,12 +91,15 @@ def run(args) -> int:
     for e in loaded:
         if labels.count(e.label) > 1:
             e.label = f"{e.label}-{e.sha256[:8]}"
-    folders = []
+    for em in loaded:  # every model's data opened and matched before the first is scored: exit 2, nothing written
+        check_data(em, args.suite, overrides=overrides)
+    folders, failed = [], []
     for em in loaded:
         df = evaluate(em, args.suite, out / em.label, overrides=overrides, limit=args.limit, device=args.device,
                       cache_dir=args.cache, normaliser=args.normaliser, workers=args.workers, batch_size=args.batch_size,
                       precision=args.precision)
         folders.append(out / em.label)
+        failed += [f"{em.label}: {r.task}" for r in df[df.metric == "failed"].itertuples()]
         if D.is_main():
             _headline(em.label, df, out / em.label)
     if args.report and D.is_main():
@@ -103,6 +107,11 @@ def run(args) -> int:
 
         html = render_report(folders, out / "report", baseline=args.baseline or loaded[0].label)
         print(html)
+    if failed:  # the rows are written (failed rows say why); the exit status lets `eval && report` stop here
+        if D.is_main():
+            print(f"nsbench: error: {len(failed)} task(s) failed ({'; '.join(failed)}); results with their reasons "
+                  f"in {out}", file=sys.stderr)
+        return 1
     return 0
 
 

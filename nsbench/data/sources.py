@@ -6,6 +6,7 @@ only its index (paths, labels), never every image, so ImageNet-sized folders ope
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,8 @@ import numpy as np
 
 from ..utils import NsbenchError
 from . import fashion_mnist
+
+log = logging.getLogger(__name__)
 
 IMAGE_EXTS = (".jpeg", ".jpg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 
@@ -147,11 +150,12 @@ class HFSource(Source):
             raise NsbenchError(f"{name}: no image column {image_column!r}; columns: {', '.join(cols)}")
         self.name, self.ds, self.image_column = name, ds, image_column
         if label_column and label_column in cols:
-            self.labels = np.asarray(ds[label_column], dtype=np.int64)
             feat = ds.features.get(label_column)
             names = getattr(feat, "names", None)
-            self.classes = list(classes or names or [str(i) for i in range(int(self.labels.max()) + 1)])
-            self.named = bool(names)
+            # a column of class names maps by the model's classes (`classes`) when given, else by the sorted names
+            self.labels, words = label_ids(list(ds[label_column]), None if names else classes, name)
+            self.classes = list(names or words or [str(i) for i in range(int(self.labels.max(initial=-1)) + 1)])
+            self.named = bool(names or words)
         else:
             self.labels = np.full(len(ds), -1, dtype=np.int64)
             self.classes = list(classes or [])
@@ -172,12 +176,35 @@ class HFSource(Source):
         return hashlib.sha256(str(self._fp).encode()).hexdigest()[:16]
 
 
+def label_ids(values: list, classes: list[str] | None, where: str) -> tuple[np.ndarray, list[str] | None]:
+    """A label column as class ids (-1 where missing) and, for a column of class names, the names it maps by:
+    the model's `classes` when given (a name not among them is a one-line error), else the sorted names found."""
+    words = [v for v in values if isinstance(v, (str, bytes))]
+    if not words:
+        try:
+            return np.asarray([-1 if v is None else v for v in values], dtype=np.int64), None
+        except (TypeError, ValueError, OverflowError):
+            bad = next(v for v in values if v is not None and not isinstance(v, (int, np.integer)))
+            raise NsbenchError(f"{where}: label {bad!r} is neither a class id nor a class name") from None
+    text = [v.decode() if isinstance(v, bytes) else v for v in values]
+    vocab = list(classes) if classes else sorted({v for v in text if isinstance(v, str)})
+    index = {c: i for i, c in enumerate(vocab)}
+    unknown = sorted({v for v in text if isinstance(v, str) and v not in index})
+    if unknown:
+        raise NsbenchError(f"{where}: label {unknown[0]!r} is not among the model's {len(vocab)} classes "
+                           f"({_preview(vocab)})")
+    if any(v is not None and not isinstance(v, str) for v in text):
+        raise NsbenchError(f"{where}: the label column mixes class names and numbers")
+    return np.asarray([-1 if v is None else index[v] for v in text], dtype=np.int64), vocab
+
+
 class ParquetSource(Source):
     """Parquet image shards (the layout HF `datasets` and most pipelines write): an `image` column of encoded bytes
-    (binary, or a struct with a `bytes` field) and an optional integer `label` column.
+    (binary, or a struct with a `bytes` field) and an optional `label` column of class ids or class names.
 
     Opening reads only the footers and the label column; images are decoded on demand from one row group at a
-    time (a small LRU cache), so a set far larger than memory streams through in order.
+    time (a small LRU cache), so a set far larger than memory streams through in order. A damaged row group (the
+    footer intact) is skipped and counted like an unreadable file: its rows raise UnreadableImage.
     """
 
     kind = "natural"
@@ -187,6 +214,7 @@ class ParquetSource(Source):
 
         self.name, self.files, self.image_column = name, files, image_column
         self._groups: list[tuple[int, int]] = []  # (file number, row group)
+        self._bad: dict[int, str] = {}  # row group -> why it cannot be read
         sizes, labels = [], []
         for fi, f in enumerate(files):
             try:
@@ -201,26 +229,40 @@ class ParquetSource(Source):
                 self._groups.append((fi, g))
                 n = pf.metadata.row_group(g).num_rows
                 sizes.append(n)
-                labels.append(pf.read_row_group(g, columns=[label_column]).column(0).to_numpy(zero_copy_only=False)
-                              if has_label else np.full(n, -1))
+                try:
+                    labels += (pf.read_row_group(g, columns=[label_column]).column(0).to_pylist() if has_label
+                               else [None] * n)
+                except Exception as e:  # noqa: BLE001 - a damaged row group: its rows are skipped when loaded
+                    self._bad[len(self._groups) - 1] = f"{f} row group {g}: {type(e).__name__}: {e}"
+                    labels += [None] * n
+        if self._bad:
+            log.warning("%s: %d damaged row group(s) skipped (%s)", name, len(self._bad),
+                        next(iter(self._bad.values())))
         self._starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-        self.labels = np.concatenate(labels).astype(np.int64) if labels else np.zeros(0, np.int64)
+        self.labels, words = label_ids(labels, classes, name)
         known = self.labels[self.labels >= 0]
-        self.classes = list(classes or [str(i) for i in range(int(known.max()) + 1 if len(known) else 0)])
+        self.classes = list(classes or words or [str(i) for i in range(int(known.max()) + 1 if len(known) else 0)])
         self._cache: dict[int, list] = {}
 
     def _group(self, g: int) -> list:
         import pyarrow.parquet as pq
 
+        if g in self._bad:
+            raise UnreadableImage(self._bad[g])
         if g not in self._cache:
             if len(self._cache) >= 4:
                 self._cache.pop(next(iter(self._cache)))
             fi, rg = self._groups[g]
-            col = pq.ParquetFile(self.files[fi]).read_row_group(rg, columns=[self.image_column]).column(0)
-            self._cache[g] = col.to_pylist()
+            try:
+                col = pq.ParquetFile(self.files[fi]).read_row_group(rg, columns=[self.image_column]).column(0)
+                self._cache[g] = col.to_pylist()
+            except Exception as e:  # noqa: BLE001 - pyarrow raises OSError, ArrowInvalid, ... for damaged pages
+                self._bad[g] = f"{self.files[fi]} row group {rg}: {type(e).__name__}: {e}"
+                raise UnreadableImage(self._bad[g]) from None
         return self._cache[g]
 
     def _bytes(self, i: int) -> bytes:
+        """Image i's encoded bytes; UnreadableImage when its row group is damaged (every row of it is skipped)."""
         g = int(np.searchsorted(self._starts, i, side="right") - 1)
         cell = self._group(g)[i - self._starts[g]]
         return cell.get("bytes") if isinstance(cell, dict) else cell
@@ -321,8 +363,8 @@ def open_source(
         files = sorted(base.glob("*.parquet"))
         if not files:
             raise NsbenchError(f"{base}: no .parquet shards found")
-        return check_classes(ParquetSource(name, files, image_column, label_column, None), classes, named=False)
-    src = _open_hf(s.target, split, name, image_column, label_column, None)
+        return check_classes(ParquetSource(name, files, image_column, label_column, classes), classes, named=False)
+    src = _open_hf(s.target, split, name, image_column, label_column, classes)
     return check_classes(src, classes, named=src.named)
 
 

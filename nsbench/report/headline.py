@@ -2,6 +2,7 @@
 comparison with the baseline, as one tidy frame that the verdict, the tables and headline.csv share."""
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
@@ -87,6 +88,23 @@ def normaliser_eval(r: EvalResult, evals: list[EvalResult]) -> EvalResult | None
     if n.get("kind") != "model" or not sha:
         return None
     return next((e for e in evals if (e.meta.get("model") or {}).get("sha256") == sha), None)
+
+
+def data_key(r: EvalResult, task: str) -> str | None:
+    """What r's task was scored on: the dataset's fingerprint and split, and the set the task built or read (its
+    folder and fingerprint in meta.json's sets). Per-image outcomes pair only between equal keys; None: unknown."""
+    d = r.meta.get("dataset") or {}
+    info = (r.meta.get("sets") or {}).get(task)
+    info = info if isinstance(info, dict) else {}
+    used = {k: str(info[k]) for k in ("folder", "fingerprint", "source") if k in info}
+    if not d.get("fingerprint") and not used:  # e.g. results written before fingerprints were recorded
+        return None
+    return json.dumps([str(d.get("fingerprint")), str(d.get("split")), used], sort_keys=True)
+
+
+def _same_data(a: EvalResult | None, b: EvalResult, task: str) -> EvalResult | None:
+    """a when it was scored on b's data for `task` (a normaliser's outcomes resample with b's only then)."""
+    return a if a is not None and data_key(b, task) is not None and data_key(a, task) == data_key(b, task) else None
 
 
 def _same_model(a: EvalResult | None, b: EvalResult) -> bool:
@@ -195,10 +213,17 @@ def p_sampler(r: EvalResult, m: Measure, ref: EvalResult | None) -> S.Sampler | 
 
 
 def sampler(r: EvalResult, m: Measure, evals: list[EvalResult]) -> S.Sampler | None:
+    s = _sampler(r, m, evals)
+    if s is not None:
+        s.data = data_key(r, m.task)
+    return s
+
+
+def _sampler(r: EvalResult, m: Measure, evals: list[EvalResult]) -> S.Sampler | None:
     if m.bench == "-C":
-        return c_sampler(r, m, normaliser_eval(r, evals))
+        return c_sampler(r, m, _same_data(normaliser_eval(r, evals), r, m.task))
     if m.bench == "-P":
-        return p_sampler(r, m, normaliser_eval(r, evals))
+        return p_sampler(r, m, _same_data(normaliser_eval(r, evals), r, m.task))
     per = r.per_image
     if per is None or "correct" not in per:
         return None

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 
 from ..reference import published_results
-from ..utils import NsbenchError, atomic_path, library_versions, write_json, write_text
+from ..runs import is_run
+from ..utils import NsbenchError, atomic_path, library_versions, make_dir, write_json, write_text
 from . import figures as FIG
 from . import figures_run as FR
 from . import fmt as F
@@ -85,6 +86,20 @@ def _notes(evals: list[EvalResult]) -> list[str]:
     return out
 
 
+def _unpaired_notes(head: pd.DataFrame, baseline: str | None) -> list[str]:
+    """Comparisons that could not pair images because the two models were scored on different data."""
+    if "test" not in head:
+        return []
+    rows = head[head.test.astype(str).str.contains("not paired", regex=False)]
+    out = []
+    for model, sub in rows.groupby("model", sort=False):
+        different = sub.test.str.contains("different data").any()
+        why = "scored on different data" if different else "a dataset fingerprint is missing"
+        out.append(f"{model} against {baseline}: {why}, so the differences are unpaired (no image-by-image test) "
+                   f"for {', '.join(sub.label)}")
+    return out
+
+
 def render_report(inputs: list[str | Path], out: str | Path, baseline: str | None = None,
                   title: str = "nsbench robustness report", study: dict | None = None) -> Path:
     """Write out/index.html and its data files; return the HTML path. `study` (nsbench/study `report_spec()`) adds
@@ -98,7 +113,8 @@ def render_report(inputs: list[str | Path], out: str | Path, baseline: str | Non
     if evals and baseline not in labels:
         raise NsbenchError(f"baseline {baseline!r} is not among the models: {', '.join(labels)}")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    check_out(out, inputs, evals, runs)
+    make_dir(out)
 
     head = headline(evals, baseline) if evals else pd.DataFrame(columns=["model", "measure", "bench"])
     seeds = across_seeds(head, baseline) if len(head) else pd.DataFrame()
@@ -126,7 +142,8 @@ def render_report(inputs: list[str | Path], out: str | Path, baseline: str | Non
         study_tables=study_tables, models=P.model_table(head, evals, runs, baseline),
         benches=T.bench_tables(head, evals, marks, baseline), ce=ce, fr=fr,
         ce_metric=ce_metric,
-        seeds=P.seeds_table(seeds, head), notes=_notes(evals), training_runs=_one_run_note(evals, seeds),
+        seeds=P.seeds_table(seeds, head), notes=_notes(evals) + _unpaired_notes(head, baseline),
+        training_runs=_one_run_note(evals, seeds),
         n_tests=sum(int(np.isfinite(f.p_value).sum()) for f in (head, seeds) if "p_value" in f),
         study_tests=int(np.isfinite(claims.p_value).sum()) if claims is not None else 0,
         figures=_figures(evals, runs, head) if (evals or runs) else [], reference_rows=reference_rows,
@@ -152,6 +169,22 @@ def _one_run_note(evals: list[EvalResult], seeds: pd.DataFrame) -> str:
             f"images and say nothing about training randomness. Another seed, or the same seed on another machine, "
             f"moves single-run numbers. `nsbench study paper_ablations` trains every variant over several seeds and "
             f"tests the paper's claims across them.")
+
+
+def check_out(out: Path, inputs: list, evals: list[EvalResult], runs: list[RunResult]) -> None:
+    """A report is written beside its inputs, never into them: an --out that is an input, one of the result or run
+    folders found in them, or any other folder of eval results or training run would have its files (results.csv
+    first) overwritten by the report's, and be refused as modified from then on."""
+    if out.exists() and not out.is_dir():
+        raise NsbenchError(f"--out {out}: exists and is not a folder")
+    here = out.resolve()
+    for p in [*(Path(x) for x in inputs), *(r.folder for r in evals), *(r.folder for r in runs)]:
+        if p.resolve() == here:
+            raise NsbenchError(f"--out {out}: is an input of the report ({p}); a report never writes into its "
+                               f"inputs: choose another folder")
+    if (out / "meta.json").is_file() and (out / "results.csv").is_file() or is_run(out):
+        raise NsbenchError(f"--out {out}: holds {'a training run' if is_run(out) else 'eval results'}, which the "
+                           f"report would overwrite: choose another folder")
 
 
 def _write_data(out: Path, evals: list[EvalResult], head: pd.DataFrame, seeds: pd.DataFrame, provenance: dict) -> None:

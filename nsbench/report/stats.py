@@ -26,6 +26,7 @@ class Sampler:
     point: float  # the value saved in results.csv
     binary: np.ndarray | None = None  # per-item 0/1 outcomes (accuracy measures), for McNemar
     fixed: bool = False  # the measure is constant by definition (the normaliser's own mCE = 100)
+    data: str | None = None  # what the items were scored on (dataset fingerprint, split, set); None: unknown
 
 
 def weights(n: int, seed: int, b: int) -> np.ndarray:
@@ -64,7 +65,9 @@ def interval(s: Sampler, seed: int) -> tuple[float, float]:
 
 
 def paired(a: Sampler, b: Sampler) -> bool:
-    return len(a.items) > 0 and a.items == b.items
+    """Image by image only on the same data: equal item ids mean the same images only when both were scored on one
+    dataset (equal fingerprints); ids of two different folders of the same size are equal too."""
+    return len(a.items) > 0 and a.items == b.items and a.data is not None and a.data == b.data
 
 
 def difference(a: Sampler, b: Sampler, seed: int) -> dict:
@@ -75,6 +78,10 @@ def difference(a: Sampler, b: Sampler, seed: int) -> dict:
     else:
         d = draws(a.fn, len(a.items), seed) - draws(b.fn, len(b.items), seed + 1)
         how = f"unpaired bootstrap ({len(a.items)} vs {len(b.items)} items)"
+        if a.data is None or b.data is None:
+            how += "; not paired: a dataset fingerprint is missing"
+        elif a.data != b.data:
+            how += "; not paired: scored on different data (dataset fingerprints or sets differ)"
     lo, hi = quantiles(d)
     dd = d[np.isfinite(d)]
     p = float(min(1.0, 2 * min((dd <= 0).mean(), (dd >= 0).mean()))) if len(dd) else np.nan

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from .. import distributed as D
 from .. import runs as R
-from ..utils import NsbenchError, atomic_path, clean_stale_temps, read_json, write_json
+from ..utils import NsbenchError, atomic_path, clean_stale_temps, log_file_handler, read_json, write_json
 from .spec import RunPlan, Study, describe
 
 log = logging.getLogger("nsbench")
@@ -49,6 +49,7 @@ def run_study(study: Study, out: str | Path, *, device: str = "auto", workers: i
                 log.info("removed %s, left by a killed run", p)
         log.info("study %s (%s): %d run(s), %d seed(s), scale %s, into %s", study.name, study.path, len(study.runs),
                  len(study.seeds), study.scale, out)
+        preflight(study, out)
         for plan in study.runs:
             t = time.time()
             if _train(plan, out):
@@ -72,6 +73,39 @@ def run_study(study: Study, out: str | Path, *, device: str = "auto", workers: i
 
 # ------------------------------------------------------------------------------------------------------- training
 
+def preflight(study: Study, out: Path) -> None:
+    """Everything that can refuse the study, before anything trains: every run folder an earlier invocation left
+    holds this study's config for its run (finished ones included: a changed study must not re-report old claims
+    under new definitions), and every variant's model ladder holds (no student smaller than its teacher)."""
+    for plan in study.runs:
+        run = out / "runs" / plan.name
+        if R.is_run(run):
+            _check_same_config(run, plan)
+    _check_ladders(study)
+
+
+def _check_ladders(study: Study) -> None:
+    from ..data import open_source
+    from ..training.driver import check_ladder
+
+    classes: dict[tuple, int] = {}  # the training source's class count, opened once per source
+    seen = set()
+    for plan in study.runs:
+        d = plan.cfg.data
+        key = (d.source, d.train_split, d.image_column, d.label_column)
+        ladder = json.dumps([key, plan.cfg.to_dict()["teacher"], plan.cfg.to_dict()["students"],
+                             plan.cfg.ns.iterations, plan.cfg.ns.allow_smaller_student, d.image_size], default=str)
+        if plan.cfg.ns.iterations == 0 or ladder in seen:
+            continue
+        seen.add(ladder)
+        try:
+            if key not in classes:
+                classes[key] = len(open_source(*key).classes)
+            check_ladder(plan.cfg, classes[key])
+        except NsbenchError as e:
+            raise NsbenchError(f"{study.path}: variant {plan.variant} ({plan.name}): {e}") from None
+
+
 def _finished(run: Path, iterations: int) -> bool:
     if not R.is_finished_run(run):
         return False
@@ -87,12 +121,12 @@ def _train(plan: RunPlan, out: Path) -> bool:
     from ..training.driver import train
 
     run = out / "runs" / plan.name
+    resume = R.is_run(run)
+    if resume:  # compared before a finished run is skipped: its checkpoints belong to the config it holds
+        _check_same_config(run, plan)
     if _finished(run, plan.cfg.ns.iterations):
         log.info("%s: finished already, skipping", run)
         return False
-    resume = R.is_run(run)
-    if resume:
-        _check_same_config(run, plan)
     place = plan.teacher and not R.checkpoint(run, 0).exists()
     D.barrier()  # every rank has looked at the folder before rank 0 writes to it (a barrier behind a per-rank
     # test of a file rank 0 writes would otherwise pair with a different barrier on a slower rank)
@@ -213,8 +247,7 @@ def _log_to(path: Path):
     if D.env_rank() != 0:
         yield
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path)
+    handler = log_file_handler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
     root = logging.getLogger("nsbench")
     root.addHandler(handler)

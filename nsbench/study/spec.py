@@ -177,6 +177,9 @@ def _load(path: Path, scale, seeds, overrides, device) -> Study:
                                f"{TEACHER!r}, no 'seed<N>')")
         if isinstance(v, list):
             v = {"overrides": v}
+        if v is not None and not isinstance(v, dict):
+            raise NsbenchError(f"variants.{name}: expected a mapping (about, overrides) or a list of KEY=VALUE "
+                               f"overrides, got {type(v).__name__} {v!r}")
         variants[name] = from_dict(VariantSpec, v or {}, f"variants.{name}")
     if not variants:
         raise NsbenchError("variants: must name at least one variant")

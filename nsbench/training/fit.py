@@ -30,6 +30,7 @@ from ..data.augment import step_generator, to_float
 from ..data.loaders import ImageDataset, MixedBatchSampler, MixedCollate, MixedDataset, iterate_clean, loader_kwargs
 from ..data.sources import Source
 from ..models import padded_forward
+from ..utils import stop_if_diverged
 from .budget import steps_per_epoch as labeled_steps_per_epoch
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ def evaluate(model: nn.Module, val: ValSet, device: torch.device, channels_last:
     was_training = model.training
     model.eval()
     idx = val.indices[D.shard(len(val.indices))]
-    counts = torch.zeros(3, dtype=torch.float64)  # correct@1, correct@5, n
+    counts = torch.zeros(4, dtype=torch.float64)  # correct@1, correct@5, n, images with non-finite logits
     for x, y, _, _ in iterate_clean(val.source, idx, val.size, val.batch_size, val.num_workers, device=device,
                                     channels_last=channels_last):
         if len(y) == 0:
@@ -97,12 +98,13 @@ def evaluate(model: nn.Module, val: ValSet, device: torch.device, channels_last:
             logits = padded_forward(model, x, val.batch_size).float().cpu()
         k = min(5, logits.shape[1])
         top = logits.topk(k, dim=1).indices
-        counts += torch.tensor([(top[:, 0] == y).sum().item(), (top == y[:, None]).any(1).sum().item(), len(y)],
-                               dtype=torch.float64)
+        counts += torch.tensor([(top[:, 0] == y).sum().item(), (top == y[:, None]).any(1).sum().item(), len(y),
+                                (~torch.isfinite(logits)).any(1).sum().item()], dtype=torch.float64)
     model.train(was_training)
     counts = D.all_reduce_sum(counts.to(device if device.type == "cuda" and D.is_dist() else "cpu")).cpu()
     n = max(counts[2].item(), 1)
-    return {"top1": 100 * counts[0].item() / n, "top5": 100 * counts[1].item() / n, "n": int(counts[2].item())}
+    return {"top1": 100 * counts[0].item() / n, "top5": 100 * counts[1].item() / n, "n": int(counts[2].item()),
+            "non_finite": int(counts[3].item())}
 
 
 def _autocast(device: torch.device, amp: bool):
@@ -259,6 +261,7 @@ def train_stage(
         last = epoch + 1 == optim_cfg.epochs
         if val is not None and (last or (epoch + 1) % max(1, optim_cfg.eval_every) == 0):
             m = evaluate(ema.module if ema is not None else model, val, device, channels_last, runtime.amp)
+            stop_if_diverged(m, stage=name, epoch=epoch + 1, epochs=optim_cfg.epochs, lr=lr)
             row.update(val_top1=m["top1"], val_top5=m["top5"])
         history.append(row)
         log.info("%s epoch %d/%d loss %.4f lr %.2e %s%.0f img/s", name, epoch + 1, optim_cfg.epochs,

@@ -54,7 +54,7 @@ def run(ctx, t: FGSMTask, norm) -> TaskResult:
                 x, y = x.to(ctx.device), y.to(ctx.device)
                 adv = adversarial(model, x, y, eps, t.attack, t.pgd_steps, t.pgd_alpha_255, ctx.suite.seed)
                 with torch.no_grad():
-                    correct.append((model(adv).argmax(1) == y).cpu().numpy())
+                    correct.append((ctx.finite(model(adv)).argmax(1) == y).cpu().numpy())
                 ids.append(i.numpy())
             return {"correct": np.concatenate(correct), "index": np.concatenate(ids)}
 
