@@ -5,7 +5,6 @@ source, for a cached cell, or for a set built once on rank 0; under torch.distri
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -20,7 +19,7 @@ from ..data import open_source
 from ..data.loaders import auto_workers, iterate_clean, stack_uint8, to_device
 from ..data.transforms import IMAGENET_CROP_PCT, INTERPOLATION
 from ..lock import run_lock
-from ..models import inference_precision, padded_forward
+from ..models import autocast, inference_precision, padded_forward
 from ..utils import NsbenchError, atomic_path
 from . import cache as K
 from .models import EvalModel
@@ -130,9 +129,7 @@ class EvalContext:
 
     # ------------------------------------------------------------------ predictions
     def autocast(self):
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return autocast(self.device)
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -15,7 +15,8 @@ from ..data.sources import Source
 from ..data.transforms import TrainAugment
 from ..models import ModelSpec, build_model, default_mean_std
 from ..utils import seed_everything
-from .fit import ValSet, evaluate, train_stage
+from .stage import SEED_STRIDE, StageConfig, train_stage
+from .validate import ValSet, evaluate
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +42,11 @@ def train_reference(*, arch: str, seed: int, kwargs: dict, source: Source, indic
     history, best, best_state = [], -1.0, None
     for r in range(max_rounds):
         state = Path(workdir) / f"{name}.round{r}.state.pt"
-        model, _ = train_stage(model, name=f"{name} round {r + 1}", optim_cfg=OptimConfig(epochs=epochs, batch_size=batch_size, lr=lr,
-                               warmup_epochs=0.1 if r == 0 else 0.0), runtime=RuntimeConfig(), labeled=ds, pseudo=None,
-                               ratio=0, unlabeled_weight=0.0, val=None, device=device, state_path=state,
-                               seed=seed + 7919 * r, distributed=False)
+        optim = OptimConfig(epochs=epochs, batch_size=batch_size, lr=lr, warmup_epochs=0.1 if r == 0 else 0.0)
+        # each round a fresh cosine cycle from the last round's weights, with its own seed
+        stage = StageConfig(name=f"{name} round {r + 1}", optim=optim, runtime=RuntimeConfig(), labeled=ds,
+                            device=device, state_path=state, seed=seed + SEED_STRIDE * r, distributed=False)
+        model, _ = train_stage(model, stage)
         state.unlink(missing_ok=True)
         acc = float(evaluate(model, val, device)["top1"])
         history.append(acc)
