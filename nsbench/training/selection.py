@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from .. import distributed as D
 from ..config import PseudoConfig
 from ..utils import NsbenchError, atomic_path, read_json, write_json
-from .store import HIST_BINS, column, conf_bins, iter_groups, selection_file, shards, stats_file
+from .store import HIST_BINS, column, conf_bins, iter_groups, selection_file, shard_paths, stats_file
 
 @dataclass
 class Selection:
@@ -86,7 +86,7 @@ def _target(counts: np.ndarray, per_class: int | str) -> int:
 def plan_and_select(store: Path, world: int, num_classes: int, threshold: float, balance: bool,
                     per_class: int | str) -> dict:
     """Rank 0: merge shard statistics, plan balancing, resolve boundary bins, write per-shard selections."""
-    parts = shards(store, world)
+    parts = shard_paths(store, world)
     stats = [np.load(stats_file(s)) for s in parts]
     hist = sum(z["hist"] for z in stats)
     predicted = sum(z["predicted"] for z in stats)

@@ -111,7 +111,7 @@ class ShardWriter:
                          conf_sum=np.array([self.conf_sum]))
 
 
-def shards(store: Path, world: int) -> list[Path]:
+def shard_paths(store: Path, world: int) -> list[Path]:
     return sorted(store.glob(f"labels-*-of-{world:05d}.parquet"))
 
 
@@ -131,7 +131,7 @@ def column(table: pa.Table, name: str) -> np.ndarray:
 def read_store(store: Path, columns: list[str] | None = None, world: int | None = None) -> dict[str, np.ndarray]:
     """Concatenate a store's shards (only `columns`). For inspection and tests: it holds the whole store in memory."""
     world = world or read_json(store / "stats.json")["world_size"]
-    shards = shards(store, world)
+    shards = shard_paths(store, world)
     if not shards:
         raise NsbenchError(f"{store}: no pseudo-label shards")
     table = pa.concat_tables([pq.read_table(s, columns=columns) for s in shards])
@@ -146,7 +146,7 @@ def load_selection(store: Path, num_classes: int) -> tuple[np.ndarray, TopKTarge
     """(source indices, repeated once per use, and their soft targets) of the selected pseudo-labeled set."""
     world = read_json(store / "stats.json")["world_size"]
     idx_all, cls_all, val_all = [], [], []
-    for s in shards(store, world):
+    for s in shard_paths(store, world):
         sel = pq.read_table(selection_file(s))
         rows = sel.column("row").to_numpy()
         if not len(rows):
