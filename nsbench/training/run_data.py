@@ -57,7 +57,8 @@ def split_record(cfg: TrainConfig, data: RunData) -> dict:
     return {"seed": cfg.seed, "labels_per_class": cfg.data.labels_per_class, "n_labeled": int(len(data.labeled_idx)),
             "n_unlabeled": int(len(data.unlabeled_idx)), "n_val": int(len(data.val_idx)),
             "labeled_indices": data.labeled_idx.tolist(), "unlabeled_source": cfg.data.unlabeled or cfg.data.source,
-            "train_fingerprint": data.train.fingerprint()}
+            "train_fingerprint": data.train.fingerprint(),
+            "classes": list(data.classes)}  # so that reports name the classes from the run folder alone
 
 
 def record_split(run: Path, cfg: TrainConfig, split: dict, resume: bool, config_text: str) -> None:
