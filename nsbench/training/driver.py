@@ -99,7 +99,8 @@ def train_iteration(run: Run, k: int, parent_sha: str | None) -> None:
         teacher.to(run.device)
         stats = pseudo_label(run, k, teacher)
         idx, targets = load_selection(R.pseudo_dir(run.folder, k), run.num_classes)
-        pseudo = ImageDataset(run.data.unlabeled, idx, cfg.data.image_size, targets=targets, augment=run.labeled.augment)
+        pseudo = ImageDataset(run.data.unlabeled, idx, cfg.data.image_size, targets=targets,
+                              augment=run.labeled.augment)  # the students' noise, as the labeled set's
         if cfg.ns.init_from_teacher:
             _init_from(model, teacher, spec, tmeta)
         del teacher

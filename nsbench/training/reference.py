@@ -2,6 +2,7 @@
 (`nsbench.bench` scores models and never imports training)."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -20,6 +21,33 @@ from .validate import ValSet, evaluate
 
 log = logging.getLogger(__name__)
 
+FIRST_ROUND_WARMUP_EPOCHS = 0.1  # later rounds start from trained weights and need none
+MIN_VAL_BATCH = 256
+CROP_PAD_DIVISOR = 16  # the references' only noise: a pad-and-crop shift of max(1, size // 16) pixels
+
+
+def _augment(size: int) -> TrainAugment:
+    """Light noise for the references: a pad-and-crop shift, no RandAugment."""
+    return TrainAugment(size, False, 0, 0, 0.0, random_crop_pad=max(1, size // CROP_PAD_DIVISOR))
+
+
+def _optim(epochs: int, batch_size: int, lr: float, round_: int) -> OptimConfig:
+    return OptimConfig(epochs=epochs, batch_size=batch_size, lr=lr,
+                       warmup_epochs=FIRST_ROUND_WARMUP_EPOCHS if round_ == 0 else 0.0)
+
+
+def recipe() -> dict:
+    """Everything of the reference training that the caller's arguments do not say (optimiser, schedule, noise,
+    runtime, seeds, the rule that keeps a round), as plain data: DATASET-A's cache key includes it, so a change
+    here builds a new set instead of reusing one built by other references."""
+    optim = dataclasses.asdict(_optim(1, 1, 1.0, 0))
+    for given in ("epochs", "batch_size", "lr"):  # the caller's, already in the key
+        optim.pop(given)
+    return {"trainer": f"{__name__}.train_reference", "optim": optim, "later_rounds_warmup_epochs": 0.0,
+            "runtime": dataclasses.asdict(RuntimeConfig()), "noise": f"pad-and-crop max(1, size // {CROP_PAD_DIVISOR}), no RandAugment",
+            "round_seed": f"seed + {SEED_STRIDE} * round", "keep": "best round by held-out top-1",
+            "stop": "a round that does not improve, or gains less than min_gain after the first"}
+
 
 def train_reference(*, arch: str, seed: int, kwargs: dict, source: Source, indices: np.ndarray, val_indices: np.ndarray,
                     size: int, epochs: int, max_rounds: int, min_gain: float, batch_size: int, lr: float,
@@ -37,15 +65,14 @@ def train_reference(*, arch: str, seed: int, kwargs: dict, source: Source, indic
     mean, std = default_mean_std(arch)
     spec = ModelSpec(arch, num_classes=len(source.classes), input_size=size, mean=mean, std=std, kwargs=kwargs)
     model = build_model(spec)
-    ds = ImageDataset(source, indices, size, augment=TrainAugment(size, False, 0, 0, 0.0, random_crop_pad=max(1, size // 16)))
-    val = ValSet(source, np.asarray(val_indices), size, batch_size=max(batch_size, 256))
+    ds = ImageDataset(source, indices, size, augment=_augment(size))
+    val = ValSet(source, np.asarray(val_indices), size, batch_size=max(batch_size, MIN_VAL_BATCH))
     history, best, best_state = [], -1.0, None
     for r in range(max_rounds):
         state = Path(workdir) / f"{name}.round{r}.state.pt"
-        optim = OptimConfig(epochs=epochs, batch_size=batch_size, lr=lr, warmup_epochs=0.1 if r == 0 else 0.0)
         # each round a fresh cosine cycle from the last round's weights, with its own seed
-        stage = StageConfig(name=f"{name} round {r + 1}", optim=optim, runtime=RuntimeConfig(), labeled=ds,
-                            device=device, state_path=state, seed=seed + SEED_STRIDE * r, distributed=False)
+        stage = StageConfig(name=f"{name} round {r + 1}", optim=_optim(epochs, batch_size, lr, r),
+                            runtime=RuntimeConfig(), labeled=ds, device=device, state_path=state, seed=seed + SEED_STRIDE * r, distributed=False)
         model, _ = train_stage(model, stage)
         state.unlink(missing_ok=True)
         acc = float(evaluate(model, val, device)["top1"])
@@ -65,3 +92,6 @@ def train_reference(*, arch: str, seed: int, kwargs: dict, source: Source, indic
                     config={"reference": {"arch": arch, "seed": seed, "kwargs": kwargs}}, metrics=info,
                     extra={"role": "dataset-a-reference"})
     return model.eval().to(device), info
+
+
+train_reference.recipe = recipe  # read by the harness for DATASET-A's cache key (bench/natural.py build_a)
