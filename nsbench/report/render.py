@@ -13,7 +13,7 @@ from ..utils import NsbenchError, atomic_path, library_versions, write_json, wri
 from . import figures as FIG
 from . import figures_run as FR
 from . import fmt as F
-from . import page as P
+from . import page
 from . import tables as T
 from .compare import across_seeds, best_marks, headline
 from .headline import lookup
@@ -121,11 +121,11 @@ def render_report(inputs: list[str | Path], out: str | Path, baseline: str | Non
                              undefined=jinja2.StrictUndefined)
     html = env.get_template("report.html.j2").render(
         title=title, created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), baseline=baseline,
-        normalisers=normalisers, verdicts=[] if study else P.verdicts(head, baseline), study=study,
-        study_tables=study_tables, models=P.model_table(head, evals, runs, baseline),
+        normalisers=normalisers, verdicts=[] if study else page.verdicts(head, baseline), study=study,
+        study_tables=study_tables, models=page.model_table(head, evals, runs, baseline),
         benches=T.bench_tables(head, evals, marks, baseline), ce=ce, fr=fr,
         ce_metric=ce_metric,
-        seeds=P.seeds_table(seeds, head), notes=_notes(evals),
+        seeds=page.seeds_table(seeds, head), notes=_notes(evals),
         figures=_figures(evals, runs, head) if (evals or runs) else [], reference_rows=reference_rows,
         provenance=provenance, sets=sets, run_tables=[_run_table(run) for run in runs], versions=library_versions())
     write_text(out / "index.html", html)

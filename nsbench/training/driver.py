@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 import yaml
 
-from .. import distributed as D
-from .. import runs as R
+from .. import distributed
+from .. import runs
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..config import OptimConfig, TrainConfig, check_choices, load_train_config
 from ..data.loaders import ImageDataset, auto_workers
@@ -72,7 +72,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False) -> dict:
     parent_sha = None
     for k in range(cfg.ns.iterations + 1):
         if is_done(run, k, parent_sha):
-            log.info("iteration %d: done already (%s), skipping", k, R.checkpoint(run.folder, k).name)
+            log.info("iteration %d: done already (%s), skipping", k, runs.checkpoint(run.folder, k).name)
         else:
             train_iteration(run, k, parent_sha)
         parent_sha = records.sha_of(run.summary, k)
@@ -83,7 +83,7 @@ def train_iteration(run: Run, k: int, parent_sha: str | None) -> None:
     """Iteration k: the teacher (k = 0), or label, select and train the noised student; then record it."""
     t0 = time.time()
     cfg, spec, n_params = run.cfg, *run.ladder[k]
-    R.work_dir(run.folder, k).mkdir(parents=True, exist_ok=True)
+    runs.work_dir(run.folder, k).mkdir(parents=True, exist_ok=True)
     seed_everything(iteration_seed(cfg, k))
     model = ladder.build(spec, k, cfg)
     _warn(run, ladder.inert_depth_warning(model, spec, k, cfg))
@@ -95,10 +95,10 @@ def train_iteration(run: Run, k: int, parent_sha: str | None) -> None:
         stage = stage_config(run, k, cfg.teacher_optim, pseudo=None, ratio=0)
         stats = None
     else:
-        teacher, tmeta = load_checkpoint(R.checkpoint(run.folder, k - 1))
+        teacher, tmeta = load_checkpoint(runs.checkpoint(run.folder, k - 1))
         teacher.to(run.device)
         stats = pseudo_label(run, k, teacher)
-        idx, targets = load_selection(R.pseudo_dir(run.folder, k), run.num_classes)
+        idx, targets = load_selection(runs.pseudo_dir(run.folder, k), run.num_classes)
         pseudo = ImageDataset(run.data.unlabeled, idx, cfg.data.image_size, targets=targets,
                               augment=run.labeled.augment)  # the students' noise, as the labeled set's
         if cfg.ns.init_from_teacher:
@@ -113,7 +113,7 @@ def train_iteration(run: Run, k: int, parent_sha: str | None) -> None:
 
 def pseudo_label(run: Run, k: int, teacher: torch.nn.Module) -> dict:
     """Label and select iteration k's pseudo-labeled set into its store (reused when complete); its stats.json."""
-    cfg, store = run.cfg, R.pseudo_dir(run.folder, k)
+    cfg, store = run.cfg, runs.pseudo_dir(run.folder, k)
     if is_complete(store):
         stats = read_json(store / "stats.json")
         log.info("iteration %d: pseudo-label store exists, reusing it", k)
@@ -124,7 +124,8 @@ def pseudo_label(run: Run, k: int, teacher: torch.nn.Module) -> dict:
         stats = select_pseudo_labels(store, cfg.pseudo, run.num_classes, labeling)
     log.info("iteration %d: pseudo-labels kept %d of %d (threshold %.2f), %d selected after balancing%s", k,
              stats["n_kept"], stats["n_unlabeled"], stats["threshold"], stats["n_selected"],
-             f", agreement with hidden labels {100 * stats['agreement_kept']:.1f}%" if "agreement_kept" in stats else "")
+             f", agreement with hidden labels {100 * stats['agreement_kept']:.1f}%" if "agreement_kept" in stats
+             else "")
     return stats
 
 
@@ -134,7 +135,7 @@ def stage_config(run: Run, k: int, optim: OptimConfig, pseudo: ImageDataset | No
     return StageConfig(
         name=f"iter{k}", optim=run.budgets[k].optim(optim), runtime=cfg.runtime, labeled=run.labeled, pseudo=pseudo,
         ratio=ratio, unlabeled_weight=unlabeled_weight(cfg), val=run.val, device=run.device,
-        state_path=R.state_path(run.folder, k), seed=iteration_seed(cfg, k), num_workers=run.workers,
+        state_path=runs.state_path(run.folder, k), seed=iteration_seed(cfg, k), num_workers=run.workers,
         # smoothing soft targets would blur what the teacher said; hard labels get the released code's smoothing
         pseudo_smoothing=0.0 if cfg.pseudo.soft else cfg.pseudo.label_smoothing,
         decode=decode_mode(cfg, run.device))
@@ -142,8 +143,8 @@ def stage_config(run: Run, k: int, optim: OptimConfig, pseudo: ImageDataset | No
 
 def start(cfg: TrainConfig, folder: Path, resume: bool) -> Run:
     """Everything before iteration 0: devices and seeds, data, the ladder, the recorded split, the budgets."""
-    D.init_from_env(cfg.runtime.device)
-    device = D.local_device(resolve_device(cfg.runtime.device))
+    distributed.init_from_env(cfg.runtime.device)
+    device = distributed.local_device(resolve_device(cfg.runtime.device))
     if cfg.runtime.threads:
         torch.set_num_threads(cfg.runtime.threads)
     seed_everything(cfg.seed)
@@ -159,7 +160,7 @@ def start(cfg: TrainConfig, folder: Path, resume: bool) -> Run:
     val = ValSet(data.val, data.val_idx, size, cfg.pseudo.batch_size, workers)
     labeled = ImageDataset(data.train, data.labeled_idx, size, augment=train_augment(cfg))
     summary = records.read_summary(folder)
-    budgets = budget.plan(cfg, len(data.labeled_idx), D.world_size())
+    budgets = budget.plan(cfg, len(data.labeled_idx), distributed.world_size())
     summary["warnings"] = [b.warning for b in budgets if b.warning]
     # how the data reached the model (this machine's resolution of the recipe's auto settings)
     summary["data_path"] = {"num_workers": workers, "decode": decode_mode(cfg, device),
@@ -173,13 +174,13 @@ def start(cfg: TrainConfig, folder: Path, resume: bool) -> Run:
 def is_done(run: Run, k: int, parent_sha: str | None) -> bool:
     """Whether iteration k is finished: its checkpoint exists and is recorded. A checkpoint written but not
     recorded (killed between the two) is reconciled first: recorded if it is this run's, else moved aside."""
-    ckpt = R.checkpoint(run.folder, k)
+    ckpt = runs.checkpoint(run.folder, k)
     if ckpt.exists() and k not in records.finished(run.summary):
         run.summary = records.reconcile(run.folder, k, run.ladder[k][0], run.summary, parent_sha)
     if not ckpt.exists():
         return False
-    if D.is_main():
-        R.state_path(run.folder, k).unlink(missing_ok=True)  # killed before this cleanup
+    if distributed.is_main():
+        runs.state_path(run.folder, k).unlink(missing_ok=True)  # killed before this cleanup
     return True
 
 
@@ -197,23 +198,25 @@ def record_iteration(run: Run, k: int, final, history: list[dict], stats: dict |
                                                          "precision") if key in stats}
     for h in history:
         h["iteration"] = k
-    if D.is_main():
-        ckpt = R.checkpoint(folder, k)
+    if distributed.is_main():
+        ckpt = runs.checkpoint(folder, k)
         sha = save_checkpoint(ckpt, final, spec, classes=run.data.classes, iteration=k, parent_sha256=parent_sha,
                               config=cfg.to_dict(), metrics=metrics,
                               extra={"role": "teacher" if k == 0 else "student", "n_params": n_params,
-                                     "dataset": {"source": cfg.data.source, "fingerprint": run.split["train_fingerprint"],
+                                     "dataset": {"source": cfg.data.source,
+                                                 "fingerprint": run.split["train_fingerprint"],
                                                  "val_split": cfg.data.val_split}})
         entry = {"iteration": k, "arch": spec.arch, "kwargs": spec.kwargs, "n_params": n_params,
                  "checkpoint": ckpt.name, "sha256": sha, "parent_sha256": parent_sha, **metrics,
                  "wall_seconds": time.time() - t0}
         run.summary = records.with_entry(run.summary, entry)
         records.write_history(folder, history)
-        write_json(folder / R.SUMMARY, run.summary)
-        R.state_path(folder, k).unlink(missing_ok=True)
-    run.summary = D.broadcast_object(run.summary)
-    log.info("iteration %d: val top-1 %.2f%% (%s) in %.0fs", k, metrics["val_top1"], cfg.data.val_split, time.time() - t0)
-    D.barrier()
+        write_json(folder / runs.SUMMARY, run.summary)
+        runs.state_path(folder, k).unlink(missing_ok=True)
+    run.summary = distributed.broadcast_object(run.summary)
+    log.info("iteration %d: val top-1 %.2f%% (%s) in %.0fs", k, metrics["val_top1"], cfg.data.val_split,
+             time.time() - t0)
+    distributed.barrier()
 
 
 def _init_from(model, teacher, spec: ModelSpec, tmeta: dict) -> None:
@@ -233,7 +236,7 @@ def _warn(run: Run, note: str | None) -> None:
 
 
 def resume_config(run: Path, iterations: int | None) -> TrainConfig:
-    path = run / R.CONFIG
+    path = run / runs.CONFIG
     if not path.exists():
         raise NsbenchError(f"{run}: not a run folder (no config.yaml)")
     overrides = [f"ns.iterations={iterations}"] if iterations is not None else []

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .. import distributed as D
+from .. import distributed
 from ..config import PseudoConfig
 from ..data.loaders import decodes_on_device, iterate_clean
 from ..data.sources import Source
@@ -116,10 +116,10 @@ def label_unlabeled(teacher: nn.Module, source: Source, indices: np.ndarray, sto
     (a shard whose statistics exist is not labeled again: a resumed run). Returns how the labeling ran, for the
     store's stats.json (selection.select_pseudo_labels writes it)."""
     store.mkdir(parents=True, exist_ok=True)
-    shard = store / shard_name(D.rank(), D.world_size())
+    shard = store / shard_name(distributed.rank(), distributed.world_size())
     if not stats_file(shard).exists():
-        _label_shard(teacher, source, indices[D.shard(len(indices))], shard, cfg)
-    D.barrier()
+        _label_shard(teacher, source, indices[distributed.shard(len(indices))], shard, cfg)
+    distributed.barrier()
     pc = cfg.pseudo
     return {"soft": pc.soft, "temperature": pc.temperature, "topk": pc.topk, "filter_on": pc.filter_on,
             "precision": inference_precision(cfg.device, cfg.amp), "num_workers": cfg.num_workers,
@@ -132,7 +132,8 @@ def _label_shard(teacher: nn.Module, source: Source, mine: np.ndarray, shard: Pa
     writer = ShardWriter(shard, cfg.num_classes, pc.threshold)
     k_out, skipped = 1, 0
     for probs, idx, sk in teacher_batches(teacher, source, mine, cfg.size, cfg.device, pc.temperature, pc.batch_size,
-                                          cfg.num_workers, progress=D.is_main(), amp=cfg.amp, decode=cfg.decode):
+                                          cfg.num_workers, progress=distributed.is_main(), amp=cfg.amp,
+                                          decode=cfg.decode):
         skipped += sk
         if len(idx) == 0:
             continue

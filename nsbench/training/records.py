@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import distributed as D
-from .. import runs as R
+from .. import distributed
+from .. import runs
 from ..checkpoint import load_state, read_checkpoint
 from ..models import ModelSpec
 from ..utils import NsbenchError, atomic_path, file_sha256, read_json, write_json
@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 
 def read_summary(run: Path) -> dict:
-    path = run / R.SUMMARY
+    path = run / runs.SUMMARY
     return read_json(path) if path.exists() else {"iterations": []}
 
 
@@ -37,9 +37,9 @@ def with_entry(summary: dict, entry: dict) -> dict:
 
 def write_history(run: Path, rows: list[dict]) -> None:
     """Rank 0: history.csv with these iterations' rows replaced (a re-trained iteration never appears twice)."""
-    if not D.is_main():
+    if not distributed.is_main():
         return
-    path = run / R.HISTORY
+    path = run / runs.HISTORY
     old = pd.read_csv(path) if path.exists() else pd.DataFrame()
     new = pd.DataFrame(rows)
     if len(old) and len(new):
@@ -56,32 +56,32 @@ def reconcile(run: Path, k: int, spec: ModelSpec, summary: dict, parent_sha: str
 
     Why the parent's hash: a checkpoint of the right architecture may still descend from another teacher (a run
     re-trained from an earlier iteration); only the lineage says it belongs to this run."""
-    ckpt = R.checkpoint(run, k)
+    ckpt = runs.checkpoint(run, k)
     problem, meta = _inspect(ckpt, k, spec, parent_sha)
-    D.barrier()
+    distributed.barrier()
     if problem is not None:
         log.warning("%s: not recorded in summary.json and unusable (%s); moving it aside and training iteration %d "
                     "again", ckpt, problem, k)
-        if D.is_main():
-            ckpt.replace(R.damaged(ckpt))
-        D.barrier()
+        if distributed.is_main():
+            ckpt.replace(runs.damaged(ckpt))
+        distributed.barrier()
         return summary
     metrics = dict(meta.get("metrics") or {})
     entry = {"iteration": k, "arch": spec.arch, "kwargs": spec.kwargs, "n_params": meta.get("n_params"),
              "checkpoint": ckpt.name, "sha256": file_sha256(ckpt), "parent_sha256": meta.get("parent_sha256"),
              **metrics, "wall_seconds": metrics.get("train_seconds")}
     summary = with_entry(summary, entry)
-    if D.is_main():
-        state = R.state_path(run, k)
+    if distributed.is_main():
+        state = runs.state_path(run, k)
         if state.exists():  # the history rows may not have reached history.csv either
             try:
                 write_history(run, [{**h, "iteration": k} for h in load_state(state)["history"]])
             except (NsbenchError, KeyError, TypeError) as e:
                 log.warning("%s: could not recover iteration %d's history rows (%s)", state, k, e)
-        write_json(run / R.SUMMARY, summary)
+        write_json(run / runs.SUMMARY, summary)
     log.info("iteration %d: %s was in the folder but not in summary.json (an interrupted run, or a teacher placed "
              "there by nsbench study); checked and recorded it now", k, ckpt.name)
-    D.barrier()
+    distributed.barrier()
     return summary
 
 

@@ -44,7 +44,8 @@ def recipe() -> dict:
     for given in ("epochs", "batch_size", "lr"):  # the caller's, already in the key
         optim.pop(given)
     return {"trainer": f"{__name__}.train_reference", "optim": optim, "later_rounds_warmup_epochs": 0.0,
-            "runtime": dataclasses.asdict(RuntimeConfig()), "noise": f"pad-and-crop max(1, size // {CROP_PAD_DIVISOR}), no RandAugment",
+            "runtime": dataclasses.asdict(RuntimeConfig()),
+            "noise": f"pad-and-crop max(1, size // {CROP_PAD_DIVISOR}), no RandAugment",
             "round_seed": f"seed + {SEED_STRIDE} * round", "keep": "best round by held-out top-1",
             "stop": "a round that does not improve, or gains less than min_gain after the first"}
 
@@ -72,7 +73,8 @@ def train_reference(*, arch: str, seed: int, kwargs: dict, source: Source, indic
         state = Path(workdir) / f"{name}.round{r}.state.pt"
         # each round a fresh cosine cycle from the last round's weights, with its own seed
         stage = StageConfig(name=f"{name} round {r + 1}", optim=_optim(epochs, batch_size, lr, r),
-                            runtime=RuntimeConfig(), labeled=ds, device=device, state_path=state, seed=seed + SEED_STRIDE * r, distributed=False)
+                            runtime=RuntimeConfig(), labeled=ds, device=device, state_path=state,
+                            seed=seed + SEED_STRIDE * r, distributed=False)
         model, _ = train_stage(model, stage)
         state.unlink(missing_ok=True)
         acc = float(evaluate(model, val, device)["top1"])

@@ -8,8 +8,8 @@ from typing import Literal
 import numpy as np
 import torch
 
-from .. import distributed as D
-from .. import runs as R
+from .. import distributed
+from .. import runs
 from ..config import TrainConfig
 from ..data import labeled_split, open_source, subsample
 from ..data.sources import Source
@@ -63,16 +63,17 @@ def split_record(cfg: TrainConfig, data: RunData) -> dict:
 
 def record_split(run: Path, cfg: TrainConfig, split: dict, resume: bool, config_text: str) -> None:
     """Rank 0 writes config.yaml and split.json; a resumed run must find the same split of the same data."""
-    if D.is_main():
+    if distributed.is_main():
         run.mkdir(parents=True, exist_ok=True)
-        path = run / R.SPLIT
+        path = run / runs.SPLIT
         if resume and path.exists():
             old = read_json(path)
-            if old["labeled_indices"] != split["labeled_indices"] or old["train_fingerprint"] != split["train_fingerprint"]:
-                raise NsbenchError(f"{path}: the data or split changed since this run started; resume needs the same data")
-        write_text(run / R.CONFIG, config_text)
+            if any(old[key] != split[key] for key in ("labeled_indices", "train_fingerprint")):
+                raise NsbenchError(f"{path}: the data or split changed since this run started; resume needs the "
+                                   f"same data")
+        write_text(run / runs.CONFIG, config_text)
         write_json(path, split)
-    D.barrier()
+    distributed.barrier()
 
 
 def train_augment(cfg: TrainConfig) -> TrainAugment:

@@ -14,10 +14,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .. import distributed as D
+from .. import distributed
 from ..config import PseudoConfig
 from ..utils import NsbenchError, atomic_path, read_json, write_json
 from .store import HIST_BINS, column, conf_bins, iter_groups, selection_file, shard_paths, stats_file
+
 
 @dataclass
 class Selection:
@@ -35,13 +36,15 @@ def select(confidence: np.ndarray, hard: np.ndarray, num_classes: int, threshold
     non-empty class ends with exactly the target.
     """
     n = len(confidence)
-    kept = np.flatnonzero(confidence >= threshold)
+    kept = np.flatnonzero(confidence >= threshold)  # the confidence filter (label.filter_confidence says what it reads)
     counts = np.bincount(hard[kept], minlength=num_classes)
     target = _target(counts, per_class) if balance else None
     pieces, per = [], []
     for c in range(num_classes):
         rows = kept[hard[kept] == c]
-        rows = rows[np.lexsort((rows, -confidence[rows]))]  # most confident first, ties by row
+        # most confident first; ties by row, so that the selection never depends on the sort's or the shards' order
+        # (one process or many, the same rows win, and the streaming plan below can reproduce it exactly)
+        rows = rows[np.lexsort((rows, -confidence[rows]))]
         if target is None or len(rows) == 0:
             chosen, dup, dropped = rows, 0, 0
         elif len(rows) >= target:
@@ -158,9 +161,9 @@ def plan_and_select(store: Path, world: int, num_classes: int, threshold: float,
 def select_pseudo_labels(store: Path, pc: PseudoConfig, num_classes: int, labeling: dict) -> dict:
     """After every rank labeled its shard: rank 0 filters and balances over the whole store (plan_and_select) and
     writes stats.json, with `labeling` (how the labels were made), last; every rank returns it."""
-    if D.is_main():
-        stats = plan_and_select(store, D.world_size(), num_classes, pc.threshold, pc.balance, pc.per_class)
+    if distributed.is_main():
+        stats = plan_and_select(store, distributed.world_size(), num_classes, pc.threshold, pc.balance, pc.per_class)
         stats.update(labeling)
         write_json(store / "stats.json", stats)
-    D.barrier()
+    distributed.barrier()
     return read_json(store / "stats.json")

@@ -27,7 +27,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from .. import distributed as D
+from .. import distributed
 from ..checkpoint import load_state, save_state
 from ..config import OptimConfig, RuntimeConfig, TrainConfig
 from ..data.augment import step_generator, to_float
@@ -129,7 +129,7 @@ def train_stage(model: nn.Module, cfg: StageConfig) -> tuple[nn.Module, list[dic
                                         "ema": t.ema.module.state_dict() if t.ema is not None else None,
                                         "epoch": epoch, "history": t.history})
         if t.distributed:
-            D.barrier()
+            distributed.barrier()
     return t.final, t.history
 
 
@@ -137,8 +137,8 @@ def setup(model: nn.Module, cfg: StageConfig) -> Trainer:
     """The model on its device, the optimiser, the EMA copy, DDP, and the step counts of the schedule."""
     from timm.utils import ModelEmaV3
 
-    dist_on = cfg.distributed and D.is_dist()
-    rank, world = (D.rank(), D.world_size()) if dist_on else (0, 1)
+    dist_on = cfg.distributed and distributed.is_dist()
+    rank, world = (distributed.rank(), distributed.world_size()) if dist_on else (0, 1)
     if dist_on and cfg.runtime.sync_bn and cfg.device.type == "cuda":  # SyncBatchNorm runs on GPUs only
         from timm.layers import convert_sync_batchnorm
 

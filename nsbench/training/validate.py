@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import distributed as D
+from .. import distributed
 from ..data.loaders import iterate_clean
 from ..data.sources import Source
 from ..models import autocast, padded_forward
@@ -28,7 +28,7 @@ def evaluate(model: nn.Module, val: ValSet, device: torch.device, channels_last:
     """Top-1 / top-5 accuracy over a clean set; shards over ranks and sums counts exactly once."""
     was_training = model.training
     model.eval()
-    idx = val.indices[D.shard(len(val.indices))]
+    idx = val.indices[distributed.shard(len(val.indices))]
     counts = torch.zeros(3, dtype=torch.float64)  # correct@1, correct@5, n
     for x, y, _, _ in iterate_clean(val.source, idx, val.size, val.batch_size, val.num_workers, device=device,
                                     channels_last=channels_last):
@@ -41,6 +41,7 @@ def evaluate(model: nn.Module, val: ValSet, device: torch.device, channels_last:
         counts += torch.tensor([(top[:, 0] == y).sum().item(), (top == y[:, None]).any(1).sum().item(), len(y)],
                                dtype=torch.float64)
     model.train(was_training)
-    counts = D.all_reduce_sum(counts.to(device if device.type == "cuda" and D.is_dist() else "cpu")).cpu()
+    on = device if device.type == "cuda" and distributed.is_dist() else "cpu"  # where the process group reduces
+    counts = distributed.all_reduce_sum(counts.to(on)).cpu()
     n = max(counts[2].item(), 1)
     return {"top1": 100 * counts[0].item() / n, "top5": 100 * counts[1].item() / n, "n": int(counts[2].item())}
