@@ -327,7 +327,10 @@ def test_pseudo_labeling_a_file_source_with_workers_finishes_in_order(tmp_path):
     """The pseudo-labeling stall: a file-backed source of several batches through loader workers must finish (the
     harness's timeout fails the test instead of hanging) and return every image once, in order."""
     from nsbench.models import ModelSpec, build_model
-    from nsbench.training.label import teacher_probs
+    import dataclasses
+
+    from nsbench.config import PseudoConfig
+    from nsbench.training.label import LabelConfig, teacher_probs
 
     rng = np.random.default_rng(0)
     root = tmp_path / "png"
@@ -338,10 +341,10 @@ def test_pseudo_labeling_a_file_source_with_workers_finishes_in_order(tmp_path):
     src = scan_folder(root, "png")
     model = build_model(ModelSpec("test_efficientnet", num_classes=3))
     idx = np.arange(len(src))[::-1].copy()
-    probs, got, skipped = teacher_probs(model, src, idx, 64, torch.device("cpu"), batch_size=16, num_workers=3,
-                                        progress=False)
+    job = LabelConfig(PseudoConfig(batch_size=16), 3, 64, torch.device("cpu"), num_workers=3)
+    probs, got, skipped = teacher_probs(model, src, idx, job, progress=False)
     assert skipped == 0 and np.array_equal(got, idx) and probs.shape == (70, 3)
-    ref, _, _ = teacher_probs(model, src, idx, 64, torch.device("cpu"), batch_size=16, num_workers=0, progress=False)
+    ref, _, _ = teacher_probs(model, src, idx, dataclasses.replace(job, num_workers=0), progress=False)
     np.testing.assert_allclose(probs, ref, atol=1e-5)  # chunked per image across workers: the same batches
 
 

@@ -24,6 +24,11 @@ LOGITS = torch.tensor([[2.0, 1.0, 0.0, -1.0], [0.0, 0.0, 3.0, 0.0], [1.0, 1.2, 0
                        [-2.0, 0.0, 0.5, 4.0], [0.3, 0.2, 0.1, 0.0], [5.0, -5.0, 0.0, 0.0]])
 
 
+def job(size: int = 32, **pseudo) -> LabelConfig:
+    """How a teacher labels in these tests: on the CPU, the pseudo section's `pseudo` settings."""
+    return LabelConfig(PseudoConfig(**pseudo), C, size, torch.device("cpu"))
+
+
 def build_store(teacher, src, indices, store, *, num_classes, size, device, **pseudo):
     """Label, then select, as the driver does (label.py, then selection.py); the store's stats.json."""
     job = LabelConfig(PseudoConfig(**pseudo), num_classes, size, device)
@@ -48,8 +53,8 @@ def oracle_source() -> ArraySource:
 @pytest.mark.parametrize("temperature", [1.0, 0.5, 2.0])
 def test_oracle_soft_labels_are_softmax_of_logits_over_temperature(temperature):
     src = oracle_source()
-    probs, idx, skipped = teacher_probs(Oracle(), src, np.arange(len(src)), 32, torch.device("cpu"),
-                                          temperature=temperature, batch_size=4, progress=False)
+    probs, idx, skipped = teacher_probs(Oracle(), src, np.arange(len(src)),
+                                        job(temperature=temperature, batch_size=4), progress=False)
     expected = torch.softmax(LOGITS / temperature, 1).numpy()
     assert skipped == 0 and idx.tolist() == list(range(len(src)))
     np.testing.assert_allclose(probs, expected, rtol=1e-6, atol=1e-7)
@@ -59,7 +64,7 @@ def test_oracle_soft_labels_are_softmax_of_logits_over_temperature(temperature):
 
 def test_oracle_hard_labels_are_argmax_one_hot():
     src = oracle_source()
-    probs, _, _ = teacher_probs(Oracle(), src, np.arange(len(src)), 32, torch.device("cpu"), progress=False)
+    probs, _, _ = teacher_probs(Oracle(), src, np.arange(len(src)), job(), progress=False)
     cls, val = topk_targets(probs, soft=False, k=None)
     assert cls[:, 0].tolist() == [0, 2, 1, 3, 0, 0]
     dense = dense_targets(cls, val, C)
@@ -122,8 +127,8 @@ def test_noise_does_not_leak_into_pseudo_labeling():
     rng = np.random.default_rng(0)
     images = rng.integers(0, 255, (24, 28, 28, 1), dtype=np.uint8)
     src = ArraySource("noise", images, np.zeros(24, np.int64), [str(i) for i in range(C)])
-    a, _, _ = teacher_probs(teacher, src, np.arange(24), 32, torch.device("cpu"), batch_size=8, progress=False)
-    b, _, _ = teacher_probs(teacher, src, np.arange(24), 32, torch.device("cpu"), batch_size=8, progress=False)
+    a, _, _ = teacher_probs(teacher, src, np.arange(24), job(batch_size=8), progress=False)
+    b, _, _ = teacher_probs(teacher, src, np.arange(24), job(batch_size=8), progress=False)
     np.testing.assert_array_equal(a, b)  # dropout or stochastic depth would make two passes differ
     assert teacher.training  # the caller's mode is restored
     with torch.no_grad():  # the same numbers as eval mode on the clean, un-augmented images

@@ -49,21 +49,20 @@ def eval_mode(model: nn.Module):
 
 
 @torch.no_grad()
-def teacher_batches(model: nn.Module, source: Source, indices: np.ndarray, size: int, device: torch.device,
-                    temperature: float = 1.0, batch_size: int = 512, num_workers: int = 0, progress: bool = True,
-                    amp: bool = True, decode: str = "cpu"):
+def teacher_batches(model: nn.Module, source: Source, indices: np.ndarray, cfg: LabelConfig, progress: bool = True):
     """Yield (softmax(logits / T) [b, C], source indices [b], n_skipped) of the un-noised teacher on clean images:
     eval mode (no dropout, no stochastic depth, BN running statistics) and no augmentation; on CUDA in bf16
     autocast with channels-last weights and inputs (models.inference_precision), the softmax in float32.
     decode="device": JPEGs are decoded, resized and centre-cropped on `device` (loaders.iterate_clean)."""
+    temperature, batch_size, device, amp = cfg.pseudo.temperature, cfg.pseudo.batch_size, cfg.device, cfg.amp
     if temperature <= 0:
         raise NsbenchError(f"pseudo.temperature must be positive, got {temperature}")
     if inference_precision(device, amp) != "fp32":
         model.to(memory_format=torch.channels_last)
     with eval_mode(model):
         bar = tqdm(total=len(indices), desc="pseudo-labeling", leave=False, disable=not progress, mininterval=2.0)
-        for x, _, idx, sk in iterate_clean(source, indices, size, batch_size, num_workers, device=device,
-                                           decode=decode):
+        for x, _, idx, sk in iterate_clean(source, indices, cfg.size, batch_size, cfg.num_workers, device=device,
+                                           decode=cfg.decode):
             if len(idx) == 0:
                 bar.update(sk)
                 yield np.zeros((0, 0), np.float32), np.zeros(0, np.int64), sk
@@ -75,13 +74,11 @@ def teacher_batches(model: nn.Module, source: Source, indices: np.ndarray, size:
         bar.close()
 
 
-def teacher_probs(model: nn.Module, source: Source, indices: np.ndarray, size: int, device: torch.device,
-                  temperature: float = 1.0, batch_size: int = 512, num_workers: int = 0,
-                  progress: bool = True, amp: bool = True) -> tuple[np.ndarray, np.ndarray, int]:
+def teacher_probs(model: nn.Module, source: Source, indices: np.ndarray, cfg: LabelConfig,
+                  progress: bool = True) -> tuple[np.ndarray, np.ndarray, int]:
     """All of `teacher_batches` at once: (probs [n, C], indices [n], n_skipped)."""
     probs, idxs, skipped = [], [], 0
-    for p, i, sk in teacher_batches(model, source, indices, size, device, temperature, batch_size, num_workers,
-                                    progress, amp):
+    for p, i, sk in teacher_batches(model, source, indices, cfg, progress):
         skipped += sk
         if len(i):
             probs.append(p)
@@ -131,9 +128,7 @@ def _label_shard(teacher: nn.Module, source: Source, mine: np.ndarray, shard: Pa
     pc = cfg.pseudo
     writer = ShardWriter(shard, cfg.num_classes, pc.threshold)
     k_out, skipped = 1, 0
-    for probs, idx, sk in teacher_batches(teacher, source, mine, cfg.size, cfg.device, pc.temperature, pc.batch_size,
-                                          cfg.num_workers, progress=distributed.is_main(), amp=cfg.amp,
-                                          decode=cfg.decode):
+    for probs, idx, sk in teacher_batches(teacher, source, mine, cfg, progress=distributed.is_main()):
         skipped += sk
         if len(idx) == 0:
             continue

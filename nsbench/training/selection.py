@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 from .. import distributed
 from ..config import PseudoConfig
 from ..utils import NsbenchError, atomic_path, read_json, write_json
+from .label import LabelConfig, label_unlabeled
 from .store import HIST_BINS, column, conf_bins, iter_groups, selection_file, shard_paths, stats_file
 
 
@@ -86,18 +87,33 @@ def _target(counts: np.ndarray, per_class: int | str) -> int:
     return int(round(float(fns[per_class](nonzero))))
 
 
+@dataclass
+class Plan:
+    """Per class: every kept image enters `base` times, and its `m` most confident once more. Those `m` are every
+    kept row in a confidence bin above `bbin` plus the `need` most confident rows inside bin `bbin`."""
+
+    base: np.ndarray
+    m: np.ndarray
+    bbin: np.ndarray
+    need: np.ndarray
+
+
 def plan_and_select(store: Path, world: int, num_classes: int, threshold: float, balance: bool,
                     per_class: int | str) -> dict:
-    """Rank 0: merge shard statistics, plan balancing, resolve boundary bins, write per-shard selections."""
+    """Rank 0: merge shard statistics, plan balancing, resolve boundary bins, write per-shard selections; returns
+    the store's statistics (what stats.json holds, less how the labels were made)."""
     parts = shard_paths(store, world)
     stats = [np.load(stats_file(s)) for s in parts]
     hist = sum(z["hist"] for z in stats)
-    predicted = sum(z["predicted"] for z in stats)
-    correct_kept = sum(z["correct_kept"] for z in stats)
-    n, n_correct, n_true, skipped = (int(sum(z["scalars"][i] for z in stats)) for i in range(4))
     counts = hist.sum(1)
     target = _target(counts, per_class) if balance else None
-    # per class: every kept image enters `base` times, and its `m` most confident once more
+    plan = _plan(hist, counts, target, num_classes)
+    _write_selections(parts, threshold, plan, _boundary_rows(parts, threshold, plan))
+    return _store_stats(stats, counts, plan, target, threshold, balance, world)
+
+
+def _plan(hist: np.ndarray, counts: np.ndarray, target: int | None, num_classes: int) -> Plan:
+    """The balancing from the merged histograms alone (no row is read)."""
     base = np.ones(num_classes, np.int64) if target is None else np.where(counts >= target, 0, target // np.maximum(counts, 1))
     m = np.zeros(num_classes, np.int64) if target is None else np.where(counts >= target, target, target % np.maximum(counts, 1))
     m[counts == 0] = 0
@@ -108,18 +124,26 @@ def plan_and_select(store: Path, world: int, num_classes: int, threshold: float,
         b = int(np.flatnonzero(cum[c] >= m[c]).max())
         bbin[c] = b
         need[c] = m[c] - (cum[c, b + 1] if b + 1 < HIST_BINS else 0)
-    # exact tie resolution inside each class's boundary bin: most confident first, then lower global row
-    cand = {c: [] for c in np.flatnonzero(need)}
+    return Plan(base, m, bbin, need)
+
+
+def _boundary_rows(parts: list[Path], threshold: float, plan: Plan) -> set[int]:
+    """Global rows chosen inside each class's boundary bin: exactly `select`'s order (most confident first, then
+    the lower global row), from one more pass over the shards that keeps only the boundary bins' candidates."""
+    cand = {c: [] for c in np.flatnonzero(plan.need)}
     offset = 0
     for s in parts:
         for t in iter_groups(s, ["hard", "confidence"]):
             hard, conf = column(t, "hard").astype(np.int64), column(t, "confidence")
-            hit = (conf >= threshold) & (conf_bins(conf) == bbin[hard]) & (need[hard] > 0)
+            hit = (conf >= threshold) & (conf_bins(conf) == plan.bbin[hard]) & (plan.need[hard] > 0)
             for r in np.flatnonzero(hit):
                 cand[int(hard[r])].append((-float(conf[r]), offset + int(r)))
             offset += len(hard)
-    chosen = {row for c, lst in cand.items() for _, row in sorted(lst)[: need[c]]}
-    # per-shard selections: (row within the shard, source index, count)
+    return {row for c, lst in cand.items() for _, row in sorted(lst)[: plan.need[c]]}
+
+
+def _write_selections(parts: list[Path], threshold: float, plan: Plan, chosen: set[int]) -> None:
+    """Each shard's selection: (row within the shard, source index, count) of every row that enters the student."""
     offset = 0
     for s in parts:
         rows_out, idx_out, cnt_out, local = [], [], [], 0
@@ -128,8 +152,8 @@ def plan_and_select(store: Path, world: int, num_classes: int, threshold: float,
             kept = conf >= threshold
             bins = conf_bins(conf)
             grow = offset + np.arange(len(idx))
-            top = kept & ((bins > bbin[hard]) | np.isin(grow, list(chosen) if chosen else []))
-            cnt = np.where(kept, base[hard], 0) + top
+            top = kept & ((bins > plan.bbin[hard]) | np.isin(grow, list(chosen) if chosen else []))
+            cnt = np.where(kept, plan.base[hard], 0) + top
             sel = np.flatnonzero(cnt)
             rows_out.append(local + sel)
             idx_out.append(idx[sel])
@@ -141,10 +165,18 @@ def plan_and_select(store: Path, world: int, num_classes: int, threshold: float,
                           "count": pa.array((np.concatenate(cnt_out) if cnt_out else np.zeros(0)).astype(np.int32))})
         with atomic_path(selection_file(s)) as tmp:
             pq.write_table(table, tmp)
-    selected = counts * base + m
+
+
+def _store_stats(stats: list, counts: np.ndarray, plan: Plan, target: int | None, threshold: float, balance: bool,
+                 world: int) -> dict:
+    """The store's statistics from the shards' merged counts: as `select` reports them, plus skipped images."""
+    predicted = sum(z["predicted"] for z in stats)
+    correct_kept = sum(z["correct_kept"] for z in stats)
+    n, n_correct, n_true, skipped = (int(sum(z["scalars"][i] for z in stats)) for i in range(4))
+    selected = counts * plan.base + plan.m
     per = [{"class": c, "predicted": int(predicted[c]), "kept": int(counts[c]), "selected": int(selected[c]),
             "duplicated": int(max(selected[c] - counts[c], 0)), "dropped_by_balance": int(max(counts[c] - selected[c], 0))}
-           for c in range(num_classes)]
+           for c in range(len(counts))]
     out = {"n_unlabeled": n, "threshold": threshold, "n_filtered": int(n - counts.sum()), "n_kept": int(counts.sum()),
            "balance": balance, "per_class_target": None if target is None else int(target),
            "n_selected": int(selected.sum()), "n_duplicated": int(sum(p["duplicated"] for p in per)),
@@ -167,3 +199,10 @@ def select_pseudo_labels(store: Path, pc: PseudoConfig, num_classes: int, labeli
         write_json(store / "stats.json", stats)
     distributed.barrier()
     return read_json(store / "stats.json")
+
+
+def label_and_select(teacher, source, indices: np.ndarray, store: Path, cfg: LabelConfig) -> dict:
+    """Both steps at once, as the driver runs them (label.label_unlabeled, then select_pseudo_labels): for callers
+    that want a finished store (benchmarks, tests); returns its stats.json."""
+    labeling = label_unlabeled(teacher, source, indices, store, cfg)
+    return select_pseudo_labels(store, cfg.pseudo, cfg.num_classes, labeling)
