@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -50,50 +51,79 @@ def recipe() -> dict:
             "stop": "a round that does not improve, or gains less than min_gain after the first"}
 
 
-def train_reference(*, arch: str, seed: int, kwargs: dict, source: Source, indices: np.ndarray, val_indices: np.ndarray,
-                    size: int, epochs: int, max_rounds: int, min_gain: float, batch_size: int, lr: float,
-                    workdir: Path, device: torch.device) -> tuple[torch.nn.Module, dict]:
-    """Train (or reload from `workdir`) one reference classifier on `source` at `indices` until its accuracy on the
-    held-out `val_indices` stops improving: rounds of `epochs` epochs (a fresh cosine cycle each, warm-started), at
-    most `max_rounds`, stopping when a round gains less than `min_gain` points; the best round's weights are kept.
-    Returns the model (eval mode, on `device`) and what it reached ({rounds, val_top1 per round, val_top1})."""
-    name = f"ref-{arch}-{seed}"
-    path = Path(workdir) / f"{name}.pt"
+@dataclass
+class ReferenceJob:
+    """One reference classifier to train: the keyword arguments the harness passes (bench/natural.py build_a)."""
+
+    arch: str
+    seed: int
+    kwargs: dict  # for timm.create_model
+    source: Source
+    indices: np.ndarray  # training images of `source`
+    val_indices: np.ndarray  # held-out images of `source`, which decide when to stop
+    size: int
+    epochs: int  # per round
+    max_rounds: int
+    min_gain: float  # points of held-out top-1 a round must add to go on
+    batch_size: int
+    lr: float
+    workdir: Path  # where the trained reference is kept (reloaded when present)
+    device: torch.device
+
+
+def train_reference(**job) -> tuple[torch.nn.Module, dict]:
+    """Train (or reload from `workdir`) one reference classifier (ReferenceJob's fields, as keywords) until its
+    accuracy on the held-out `val_indices` stops improving: rounds of `epochs` epochs (a fresh cosine cycle each,
+    warm-started), at most `max_rounds`, stopping when a round gains less than `min_gain` points; the best round's
+    weights are kept. Returns the model (eval mode, on `device`) and what it reached ({rounds, val_top1 per round,
+    val_top1})."""
+    j = ReferenceJob(**job)
+    path = Path(j.workdir) / f"{_name(j)}.pt"
     if path.exists():
         model, meta = load_checkpoint(path)
-        return model.to(device), meta["metrics"]
-    seed_everything(seed)
-    mean, std = default_mean_std(arch)
-    spec = ModelSpec(arch, num_classes=len(source.classes), input_size=size, mean=mean, std=std, kwargs=kwargs)
-    model = build_model(spec)
-    ds = ImageDataset(source, indices, size, augment=_augment(size))
-    val = ValSet(source, np.asarray(val_indices), size, batch_size=max(batch_size, MIN_VAL_BATCH))
+        return model.to(j.device), meta["metrics"]
+    seed_everything(j.seed)
+    mean, std = default_mean_std(j.arch)
+    spec = ModelSpec(j.arch, num_classes=len(j.source.classes), input_size=j.size, mean=mean, std=std, kwargs=j.kwargs)
+    model, history, best = _rounds(build_model(spec), j)
+    info = {"rounds": len(history), "epochs_per_round": j.epochs, "val_top1_per_round": history, "val_top1": best,
+            "n_train": int(len(j.indices)), "n_val": int(len(j.val_indices))}
+    save_checkpoint(path, model, spec, classes=j.source.classes, iteration=-1, parent_sha256=None,
+                    config={"reference": {"arch": j.arch, "seed": j.seed, "kwargs": j.kwargs}}, metrics=info,
+                    extra={"role": "dataset-a-reference"})
+    return model.eval().to(j.device), info
+
+
+def _name(j: ReferenceJob) -> str:
+    return f"ref-{j.arch}-{j.seed}"
+
+
+def _rounds(model: torch.nn.Module, j: ReferenceJob) -> tuple[torch.nn.Module, list[float], float]:
+    """Train round after round; return the model holding the best round's weights, every round's held-out top-1
+    and the best."""
+    ds = ImageDataset(j.source, j.indices, j.size, augment=_augment(j.size))
+    val = ValSet(j.source, np.asarray(j.val_indices), j.size, batch_size=max(j.batch_size, MIN_VAL_BATCH))
     history, best, best_state = [], -1.0, None
-    for r in range(max_rounds):
-        state = Path(workdir) / f"{name}.round{r}.state.pt"
+    for r in range(j.max_rounds):
+        state = Path(j.workdir) / f"{_name(j)}.round{r}.state.pt"
         # each round a fresh cosine cycle from the last round's weights, with its own seed
-        stage = StageConfig(name=f"{name} round {r + 1}", optim=_optim(epochs, batch_size, lr, r),
-                            runtime=RuntimeConfig(), labeled=ds, device=device, state_path=state,
-                            seed=seed + SEED_STRIDE * r, distributed=False)
+        stage = StageConfig(name=f"{_name(j)} round {r + 1}", optim=_optim(j.epochs, j.batch_size, j.lr, r),
+                            runtime=RuntimeConfig(), labeled=ds, device=j.device, state_path=state,
+                            seed=j.seed + SEED_STRIDE * r, distributed=False)
         model, _ = train_stage(model, stage)
         state.unlink(missing_ok=True)
-        acc = float(evaluate(model, val, device)["top1"])
+        acc = float(evaluate(model, val, j.device)["top1"])
         history.append(acc)
-        log.info("%s: round %d, held-out top-1 %.2f%%", name, r + 1, acc)
+        log.info("%s: round %d, held-out top-1 %.2f%%", _name(j), r + 1, acc)
         if acc > best:
             gain, best = acc - best, acc
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            if r > 0 and gain < min_gain:
+            if r > 0 and gain < j.min_gain:
                 break
         else:
             break
     model.load_state_dict(best_state)
-    info = {"rounds": len(history), "epochs_per_round": epochs, "val_top1_per_round": history, "val_top1": best,
-            "n_train": int(len(indices)), "n_val": int(len(val_indices))}
-    save_checkpoint(path, model, spec, classes=source.classes, iteration=-1, parent_sha256=None,
-                    config={"reference": {"arch": arch, "seed": seed, "kwargs": kwargs}}, metrics=info,
-                    extra={"role": "dataset-a-reference"})
-    return model.eval().to(device), info
+    return model, history, best
 
 
 train_reference.recipe = recipe  # read by the harness for DATASET-A's cache key (bench/natural.py build_a)

@@ -18,7 +18,7 @@ from .. import distributed
 from ..config import PseudoConfig
 from ..utils import NsbenchError, atomic_path, read_json, write_json
 from .label import LabelConfig, label_unlabeled
-from .store import HIST_BINS, column, conf_bins, iter_groups, selection_file, shard_paths, stats_file
+from .store import HIST_BINS, column, conf_bins, iter_groups, passes_filter, selection_file, shard_paths, stats_file
 
 
 @dataclass
@@ -37,7 +37,7 @@ def select(confidence: np.ndarray, hard: np.ndarray, num_classes: int, threshold
     non-empty class ends with exactly the target.
     """
     n = len(confidence)
-    kept = np.flatnonzero(confidence >= threshold)  # the confidence filter (label.filter_confidence says what it reads)
+    kept = np.flatnonzero(passes_filter(confidence, threshold))
     counts = np.bincount(hard[kept], minlength=num_classes)
     target = _target(counts, per_class) if balance else None
     pieces, per = [], []
@@ -135,7 +135,7 @@ def _boundary_rows(parts: list[Path], threshold: float, plan: Plan) -> set[int]:
     for s in parts:
         for t in iter_groups(s, ["hard", "confidence"]):
             hard, conf = column(t, "hard").astype(np.int64), column(t, "confidence")
-            hit = (conf >= threshold) & (conf_bins(conf) == plan.bbin[hard]) & (plan.need[hard] > 0)
+            hit = passes_filter(conf, threshold) & (conf_bins(conf) == plan.bbin[hard]) & (plan.need[hard] > 0)
             for r in np.flatnonzero(hit):
                 cand[int(hard[r])].append((-float(conf[r]), offset + int(r)))
             offset += len(hard)
@@ -149,7 +149,7 @@ def _write_selections(parts: list[Path], threshold: float, plan: Plan, chosen: s
         rows_out, idx_out, cnt_out, local = [], [], [], 0
         for t in iter_groups(s, ["index", "hard", "confidence"]):
             idx, hard, conf = column(t, "index"), column(t, "hard").astype(np.int64), column(t, "confidence")
-            kept = conf >= threshold
+            kept = passes_filter(conf, threshold)
             bins = conf_bins(conf)
             grow = offset + np.arange(len(idx))
             top = kept & ((bins > plan.bbin[hard]) | np.isin(grow, list(chosen) if chosen else []))

@@ -37,7 +37,15 @@ def selection_file(shard: Path) -> Path:
     return shard.with_name(shard.name.replace("labels-", "selection-"))
 
 
+def passes_filter(conf: np.ndarray, threshold: float) -> np.ndarray:
+    """The confidence filter: which pseudo-labels the student may see (pseudo.threshold; label.filter_confidence
+    says which probability `conf` is). Applied as shards are written, so the histograms count kept rows only, and
+    again by selection.py on every pass over the rows."""
+    return conf >= threshold
+
+
 def conf_bins(conf: np.ndarray) -> np.ndarray:
+    """Histogram bin of each confidence (HIST_BINS equal bins over [0, 1]; 1.0 falls in the last)."""
     return np.minimum((conf.astype(np.float64) * HIST_BINS).astype(np.int64), HIST_BINS - 1)
 
 
@@ -79,7 +87,7 @@ class ShardWriter:
             return
         idx, cls, val, conf, true = (np.concatenate(parts) for parts in zip(*self.pending))
         hard = cls[:, 0].astype(np.int64)
-        kept = conf >= self.threshold
+        kept = passes_filter(conf, self.threshold)
         codes = hard[kept] * HIST_BINS + conf_bins(conf[kept])
         self.hist += np.bincount(codes, minlength=self.c * HIST_BINS).reshape(self.c, HIST_BINS)
         self.predicted += np.bincount(hard, minlength=self.c)
