@@ -266,7 +266,9 @@ def loss_step(t: Trainer, cfg: StageConfig, x: torch.Tensor, b: Batch, gstep: in
         nn.utils.clip_grad_norm_(t.model.parameters(), cfg.optim.grad_clip)
     t.opt.step()
     if t.ema is not None:
-        t.ema.update(t.model, step=gstep)  # the EMA of the weights (timm ModelEmaV3; its warmup counts steps)
+        # the EMA of the weights (timm ModelEmaV3). With the stage's global step, timm uses decay 0 for steps 0 and 1
+        # (the average starts as the weights, not as the random init) and a resumed stage does not start over
+        t.ema.update(t.model, step=gstep)
     return loss_value
 
 
