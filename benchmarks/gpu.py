@@ -11,7 +11,7 @@ Sections (each prints its table and appends JSON lines to DIR/results.jsonl, so 
 - train: bare forward+backward+step on tensors already on the GPU; nsbench's `train_stage` with JPEGs decoded on
   the GPU (data.decode=device) and by the workers (cpu); nsbench's data path alone (no model); timm's
   `create_loader` (RandAugment, prefetcher) + the same model step.
-- pseudo: `build_store` (bf16, channels-last; JPEGs decoded on the GPU and by the workers) against bare bf16
+- pseudo: `label_and_select` (bf16, channels-last; JPEGs decoded on the GPU and by the workers) against bare bf16
   inference at the same batch size; then the earlier
   stall's setting (fp32 teacher, cudnn.benchmark, 14 workers, batch 512), timed per batch.
 - corruptions: the -C suite over a built DATASET-C (cold build timed apart), warm, against bare inference.
@@ -99,14 +99,14 @@ def jpeg_folder(root: Path, n: int, w: int = 500, h: int = 375) -> Path:
 
 # ------------------------------------------------------------------------------------------------ train
 def bare_train(model, opt, x, y, steps: int, device) -> float:
-    from nsbench.training.fit import _autocast
+    from nsbench.models import autocast
 
     model.train()
     for i in range(steps + 3):
         if i == 3:
             sync(device)
             t = time.perf_counter()
-        with _autocast(device, True):
+        with autocast(device, True):
             loss = torch.nn.functional.cross_entropy(model(x).float(), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -121,8 +121,9 @@ def section_train(args, folder: Path, device) -> None:
     from nsbench.data.sources import scan_folder
     from nsbench.data.transforms import TrainAugment
     from nsbench.models import ModelSpec, build_model
-    from nsbench.training.fit import make_optimizer, train_stage
-    from nsbench.training.pseudo import TopKTargets
+    from nsbench.data.targets import TopKTargets
+    from nsbench.training.optim import make_optimizer
+    from nsbench.training.stage import StageConfig, train_stage
 
     size, bl, ratio = args.size, args.batch, 3
     total = bl * (1 + ratio)
@@ -154,10 +155,11 @@ def section_train(args, folder: Path, device) -> None:
         with tempfile.TemporaryDirectory() as d:
             m = build_model(spec)
             t = time.perf_counter()
-            _, hist = train_stage(m, name=f"bench-{decode}", optim_cfg=ocfg, runtime=RuntimeConfig(device=str(device)),
-                                  labeled=lab, pseudo=pseudo, ratio=ratio, unlabeled_weight=float(ratio), val=None,
-                                  device=device, state_path=Path(d) / "s.pt", seed=0, num_workers=workers,
-                                  max_steps=args.steps, decode=decode)
+            stage = StageConfig(name=f"bench-{decode}", optim=ocfg, runtime=RuntimeConfig(device=str(device)),
+                                labeled=lab, pseudo=pseudo, ratio=ratio, unlabeled_weight=float(ratio),
+                                device=device, state_path=Path(d) / "s.pt", seed=0, num_workers=workers,
+                                max_steps=args.steps, decode=decode)
+            _, hist = train_stage(m, stage)
             sync(device)
             wall = time.perf_counter() - t
         ips = hist[-1]["images_per_s"]  # the second epoch: workers started, shapes tuned
@@ -180,7 +182,8 @@ def data_path_only(lab, pseudo, bl, ratio, steps, workers, device, decode, size)
     from torch.utils.data import DataLoader
 
     from nsbench.data.augment import step_generator, to_float
-    from nsbench.data.loaders import MixedBatchSampler, MixedCollate, MixedDataset, loader_kwargs
+    from nsbench.data.loaders import loader_kwargs
+    from nsbench.training.batches import MixedBatchSampler, MixedCollate, MixedDataset
 
     for ds in (lab, pseudo):
         ds.encoded = decode == "device"
@@ -212,7 +215,8 @@ def timm_loader(folder, spec, ocfg, batch, steps, workers, device, size) -> floa
     from timm.data import create_dataset, create_loader
 
     from nsbench.models import build_model
-    from nsbench.training.fit import _autocast, make_optimizer
+    from nsbench.models import autocast
+    from nsbench.training.optim import make_optimizer
 
     ds = create_dataset("", root=str(folder), is_training=True)
     loader = create_loader(ds, input_size=(3, size, size), batch_size=batch, is_training=True, use_prefetcher=True,
@@ -228,7 +232,7 @@ def timm_loader(folder, spec, ocfg, batch, steps, workers, device, size) -> floa
                 sync(device)
                 t, n = time.perf_counter(), 0
             x = x.contiguous(memory_format=torch.channels_last)
-            with _autocast(device, True):
+            with autocast(device, True):
                 # timm's prefetcher normalises already; nsbench's model normalises inside: the cost is the same
                 loss = torch.nn.functional.cross_entropy(model(x).float(), y)
             opt.zero_grad(set_to_none=True)
@@ -247,7 +251,9 @@ def section_pseudo(args, folder: Path, device) -> None:
     from nsbench.data.loaders import auto_workers
     from nsbench.data.sources import scan_folder
     from nsbench.models import ModelSpec, build_model
-    from nsbench.training.pseudo import build_store
+    from nsbench.config import PseudoConfig
+    from nsbench.training.label import LabelConfig
+    from nsbench.training.selection import label_and_select
 
     size, batch = args.size, args.pseudo_batch
     workers = auto_workers("auto")
@@ -272,12 +278,12 @@ def section_pseudo(args, folder: Path, device) -> None:
         for rep in range(2):
             with tempfile.TemporaryDirectory() as d:
                 t = time.perf_counter()
-                stats = build_store(teacher, src, np.arange(n), Path(d) / "store", num_classes=10, size=size,
-                                    device=device, soft=True, temperature=1.0, topk=None, threshold=0.3, balance=True,
-                                    per_class="mean", batch_size=batch, num_workers=workers, decode=decode)
+                job = LabelConfig(PseudoConfig(threshold=0.3, batch_size=batch), 10, size, device,
+                                  num_workers=workers, decode=decode)
+                stats = label_and_select(teacher, src, np.arange(n), Path(d) / "store", job)
                 sync(device)
                 ips = n / (time.perf_counter() - t)
-            emit("pseudo", path=f"nsbench build_store ({stats['precision']}, decode={decode}, {workers} workers), "
+            emit("pseudo", path=f"nsbench label_and_select ({stats['precision']}, decode={decode}, {workers} workers), "
                  f"run {rep + 1}", images_per_s=round(ips, 1), ratio=round(ips / bare, 3),
                  note="loader start-up included")
     if args.smoke:

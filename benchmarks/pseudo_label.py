@@ -2,10 +2,10 @@
 
     python benchmarks/pseudo_label.py [--n 3000] [--batch 512]
 
-1. Throughput: nsbench's `build_store` (un-noised teacher, softmax, top-k, streaming Parquet shard, histogram
+1. Throughput: nsbench's `label_and_select` (un-noised teacher, softmax, top-k, streaming Parquet shard, histogram
    statistics, global filter and balancing) over Fashion-MNIST's 60,000 training images, against bare inference of
    the same model at the same batch size on in-memory tensors. Target >= 0.95.
-2. Memory: `build_store` over Parquet image shards (PNG bytes, the streaming source) of N and 10 N images, each
+2. Memory: `label_and_select` over Parquet image shards (PNG bytes, the streaming source) of N and 10 N images, each
    in a fresh process; prints the peak resident memory of each and their ratio. Target < 1.2.
 """
 from __future__ import annotations
@@ -26,7 +26,9 @@ import torch
 
 from nsbench.data import open_source
 from nsbench.models import ModelSpec, build_model
-from nsbench.training.pseudo import build_store
+from nsbench.config import PseudoConfig
+from nsbench.training.label import LabelConfig
+from nsbench.training.selection import label_and_select
 
 SPEC = ModelSpec("test_efficientnet", num_classes=10, kwargs={"channel_multiplier": 1.5})
 
@@ -78,8 +80,8 @@ def child(shards: str, store: str, batch: int) -> None:
     th = threading.Thread(target=sample, daemon=True)
     th.start()
     t = time.perf_counter()
-    build_store(teacher, src, np.arange(len(src)), Path(store), num_classes=10, size=32, device=torch.device("cpu"),
-                soft=True, temperature=1.0, topk=None, threshold=0.0, balance=True, per_class="mean", batch_size=batch)
+    job = LabelConfig(PseudoConfig(threshold=0.0, batch_size=batch), 10, 32, torch.device("cpu"))
+    label_and_select(teacher, src, np.arange(len(src)), Path(store), job)
     secs = time.perf_counter() - t
     stop.set()
     th.join()
@@ -109,14 +111,13 @@ def main() -> None:
                     teacher(x[: min(args.batch, n - s)])
             bare.append(n / (time.perf_counter() - t))
             t = time.perf_counter()
-            build_store(teacher, src, np.arange(n), Path(d) / f"s{r}", num_classes=10, size=32, device=torch.device("cpu"),
-                        soft=True, temperature=1.0, topk=None, threshold=0.3, balance=True, per_class="mean",
-                        batch_size=args.batch)
+            job = LabelConfig(PseudoConfig(threshold=0.3, batch_size=args.batch), 10, 32, torch.device("cpu"))
+            label_and_select(teacher, src, np.arange(n), Path(d) / f"s{r}", job)
             ours.append(n / (time.perf_counter() - t))
     b, o = float(np.median(bare)), float(np.median(ours))
     print(f"pseudo-labeling {n} Fashion-MNIST images, {SPEC.arch} {SPEC.kwargs}, batch {args.batch}, {torch.get_num_threads()} threads")
     print(f"  bare inference on in-memory tensors:           {b:8.1f} images/s")
-    print(f"  nsbench build_store (labels, shard, balance):   {o:8.1f} images/s")
+    print(f"  nsbench label_and_select (labels, shard, balance):   {o:8.1f} images/s")
     print(f"  ratio: {o / b:.3f}  (target >= 0.95)")
     peaks = {}
     with tempfile.TemporaryDirectory() as d:

@@ -26,10 +26,12 @@ from nsbench.config import OptimConfig, RuntimeConfig, load_train_config
 from nsbench.data import open_source
 from nsbench.data.loaders import ImageDataset
 from nsbench.resources import resolve
-from nsbench.training.driver import _augment, model_spec
+from nsbench.data.targets import TopKTargets
 from nsbench.models import build_model
-from nsbench.training.fit import make_optimizer, train_stage
-from nsbench.training.pseudo import TopKTargets
+from nsbench.training.ladder import model_spec
+from nsbench.training.optim import make_optimizer
+from nsbench.training.run_data import train_augment
+from nsbench.training.stage import StageConfig, train_stage
 
 
 def bare(model, opt, x, y, steps: int) -> float:
@@ -47,7 +49,7 @@ def data_only(lab, pseudo, args, seed: int) -> float:
     """ms per step of the student loop's loader (sampling, batching, noise) without a model, 0 workers."""
     from torch.utils.data import DataLoader
 
-    from nsbench.data.loaders import MixedBatchSampler, MixedCollate, MixedDataset
+    from nsbench.training.batches import MixedBatchSampler, MixedCollate, MixedDataset
 
     sampler = MixedBatchSampler(len(lab), len(pseudo), args.batch, args.batch * args.ratio, args.steps, seed, 0)
     batches = DataLoader(MixedDataset(lab, pseudo), batch_sampler=sampler,
@@ -60,11 +62,11 @@ def data_only(lab, pseudo, args, seed: int) -> float:
 
 def loop(spec, lab, pseudo, args, seed: int, workers: int) -> float:
     with tempfile.TemporaryDirectory() as d:
-        _, hist = train_stage(build_model(spec), name="bench",
-                              optim_cfg=OptimConfig(epochs=2, batch_size=args.batch, warmup_epochs=0),
-                              runtime=RuntimeConfig(device="cpu"), labeled=lab, pseudo=pseudo,
-                              ratio=args.ratio, unlabeled_weight=1.0, val=None, device=torch.device("cpu"),
-                              state_path=Path(d) / "s.pt", seed=seed, num_workers=workers, max_steps=args.steps)
+        stage = StageConfig(name="bench", optim=OptimConfig(epochs=2, batch_size=args.batch, warmup_epochs=0),
+                            runtime=RuntimeConfig(device="cpu"), labeled=lab, pseudo=pseudo, ratio=args.ratio,
+                            unlabeled_weight=1.0, device=torch.device("cpu"), state_path=Path(d) / "s.pt", seed=seed,
+                            num_workers=workers, max_steps=args.steps)
+        _, hist = train_stage(build_model(spec), stage)
     return hist[1]["images_per_s"]  # the second epoch: warm, as every epoch of a stage but its first
 
 
@@ -82,11 +84,11 @@ def main() -> None:
     total = args.batch * (1 + args.ratio)
     n_u = args.batch * args.ratio * args.steps
     rng = np.random.default_rng(0)
-    lab = ImageDataset(src, rng.choice(len(src), args.batch * args.steps, replace=False), 32, augment=_augment(cfg))  # one epoch = --steps
+    lab = ImageDataset(src, rng.choice(len(src), args.batch * args.steps, replace=False), 32, augment=train_augment(cfg))  # one epoch = --steps
     cls = np.argsort(-rng.random((n_u, 10)), 1).astype(np.int32)
     val = np.sort(rng.random((n_u, 10)), 1)[:, ::-1].astype(np.float32)
     pseudo = ImageDataset(src, rng.choice(len(src), n_u, replace=False), 32,
-                          targets=TopKTargets(cls, val / val.sum(1, keepdims=True), 10), augment=_augment(cfg))
+                          targets=TopKTargets(cls, val / val.sum(1, keepdims=True), 10), augment=train_augment(cfg))
     torch.manual_seed(0)
     model = build_model(spec).to(memory_format=torch.channels_last)  # the layout nsbench trains in
     opt = make_optimizer(model, OptimConfig(optimizer="adamw", lr=1e-3))  # the optimiser train_stage builds

@@ -97,7 +97,7 @@ class NoiseConfig:
     # `_MAX_LEVEL = 10.`, not clipped at 10: the scripts use up to 27), grey fill 128, nearest-neighbour
     # resampling. timm: timm's `rand-m{M}-n{N}-mstd{S}` (each op applied with probability 0.5, magnitude
     # clipped to 10, relative translation). ra_magnitude means the same level on both (timm's
-    # `_LEVEL_DENOM = 10`); see nsbench/data/transforms.py for the mapping and its remaining differences.
+    # `_LEVEL_DENOM = 10`); see nsbench/data/augment.py for the mapping and its remaining differences.
     ra_ops: str = "tf"  # tf | timm
     # tf ops: translation (and Cutout half-size) at magnitude 10, in pixels. None: the code's values, 100 (and
     # 40) for natural images (randaugment.py distort_image_with_randaugment defaults), image_size // 8 for small

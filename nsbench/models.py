@@ -5,6 +5,7 @@ mean/std travel with the weights.
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 import timm
@@ -112,6 +113,14 @@ def inference_precision(device: torch.device | str, amp: bool = True) -> str:
     """How pseudo-labeling runs: bf16 autocast with channels-last weights and inputs on CUDA (when amp), else fp32.
     Recorded beside its outputs. (Scoring is fp32 unless a suite asks for bf16: bench/context.py.)"""
     return "bf16 autocast, channels-last" if amp and torch.device(device).type == "cuda" else "fp32"
+
+
+def autocast(device: torch.device | str, amp: bool = True):
+    """The one mixed-precision rule: bf16 autocast on CUDA when `amp`, else full precision (a CPU's autocast gains
+    nothing here and would change the numbers)."""
+    if amp and torch.device(device).type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def padded_forward(model: nn.Module, x: torch.Tensor, cap: int) -> torch.Tensor:

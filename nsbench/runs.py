@@ -5,6 +5,7 @@ RUN/config.yaml           the resolved configuration
 RUN/split.json            the seeded labeled / unlabeled split
 RUN/train.log             the log
 RUN/iter{k}.pt            one self-describing checkpoint per finished iteration (0 = the supervised teacher)
+RUN/iter{k}.pt.damaged    a checkpoint found unrecorded and unusable on resume, moved aside
 RUN/iter{k}/state.pt      training state while iteration k trains
 RUN/iter{k}/pseudo/       iteration k's pseudo-label store (stats.json written last)
 RUN/history.csv           one row per epoch of every iteration
@@ -39,6 +40,12 @@ def state_path(run: str | Path, iteration: int) -> Path:
 
 def pseudo_dir(run: str | Path, iteration: int) -> Path:
     return work_dir(run, iteration) / "pseudo"
+
+
+def damaged(checkpoint_path: str | Path) -> Path:
+    """Where a checkpoint that cannot be this run's is moved aside on resume (iter{k}.pt.damaged)."""
+    p = Path(checkpoint_path)
+    return p.with_name(p.name + ".damaged")
 
 
 def pseudo_stats_files(run: str | Path) -> dict[int, Path]:

@@ -9,6 +9,7 @@ the row count and the sha256 of `results.csv` so that a truncated or edited file
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -38,6 +39,32 @@ METRICS = {
 }
 
 PER_IMAGE_KEYS = ["task", "condition", "severity", "eps_255", "image"]
+
+# Task names: the `task` column. Every suite task writes rows under its registry name, except the attack task
+# (registered as FGSM, its `attack` setting picks FGSM or PGD): its rows carry the attack's name as their task and
+# condition, so PGD results are never labelled FGSM. A task that fails writes its `failed` row under its registry name.
+CLEAN = "clean"
+CORRUPTIONS = "corruptions"
+PERTURBATIONS = "perturbations"
+NATURAL_ADVERSARIAL = "natural_adversarial"
+FGSM = "fgsm"
+PGD = "pgd"
+ATTACKS = (FGSM, PGD)  # the attacks, and the task names their rows carry
+
+# Measure names: the headline numbers of a report (headline.csv's `measure`) that a study claim may test, and the
+# task each needs; attacks add one measure per attack and eps, `ATTACK@EPS` (attack_measure).
+CLEAN_TOP1 = "clean_top1"
+A_TOP1 = "a_top1"
+C_MEAN_ERR = "c_mean_err"
+MEASURES = {CLEAN_TOP1: CLEAN, A_TOP1: NATURAL_ADVERSARIAL, "mce": CORRUPTIONS, "mce_partial": CORRUPTIONS,
+            "relative_mce": CORRUPTIONS, C_MEAN_ERR: CORRUPTIONS, "mfr": PERTURBATIONS,
+            "mfr_partial": PERTURBATIONS, "mt5d": PERTURBATIONS, "mean_fp": PERTURBATIONS}
+ATTACK_MEASURE = re.compile(r"^(?P<attack>" + "|".join(ATTACKS) + r")@(?P<eps>\d+(?:\.\d+)?)$")
+
+
+def attack_measure(attack: str, eps_255: float) -> str:
+    """The measure name of an attack's accuracy at eps (in grey levels): `fgsm@8`, `pgd@4`, `fgsm@0.5`."""
+    return f"{attack}@{eps_255:g}"
 
 
 def row(*, model: str, suite: str, task: str, condition: str, metric: str, value: float | None, n: int,

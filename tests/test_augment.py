@@ -12,10 +12,10 @@ from PIL import Image, ImageEnhance, ImageOps
 
 from nsbench.data import augment as A
 from nsbench.data.decode import crop_box, decode_batch, device_crops
-from nsbench.data.loaders import (ImageDataset, MixedBatchSampler, MixedCollate, MixedDataset, auto_workers,
-                                  chunk_size, iterate_clean)
+from nsbench.data.loaders import ImageDataset, auto_workers, chunk_size, iterate_clean
 from nsbench.data.sources import ArraySource, scan_folder
 from nsbench.data.transforms import TrainAugment
+from nsbench.training.batches import MixedBatchSampler, MixedCollate, MixedDataset
 
 RNG = np.random.default_rng(0)
 IMAGES = RNG.integers(0, 255, (4, 40, 36, 3), dtype=np.uint8)
@@ -206,7 +206,7 @@ def test_shift_is_pad_and_crop_per_image():
 
 @pytest.mark.parametrize("topk", [True, False])
 def test_in_memory_steps_batch_as_collate_does_item_by_item(topk):
-    from nsbench.data.loaders import collate_mixed
+    from nsbench.training.batches import collate_mixed
     from nsbench.data.targets import TopKTargets
 
     src = ArraySource("toy", RNG.integers(0, 255, (40, 28, 28, 1), dtype=np.uint8), np.arange(40) % 3, ["a", "b", "c"])
@@ -306,7 +306,7 @@ def test_clean_batches_decoded_on_the_device_follow_the_cpu_pipeline(tmp_path, w
 def test_training_with_device_decoding_runs_and_counts_the_skipped(tmp_path, workers):
     from nsbench.config import OptimConfig, RuntimeConfig
     from nsbench.models import ModelSpec, build_model
-    from nsbench.training.fit import train_stage
+    from nsbench.training.stage import StageConfig, train_stage
 
     src = _jpeg_folder(tmp_path, n=8, bad=1)
     aug = TrainAugment(96, True, 2, 9, 0.0, natural_crop=True)
@@ -314,10 +314,10 @@ def test_training_with_device_decoding_runs_and_counts_the_skipped(tmp_path, wor
     seen = []
     model = build_model(ModelSpec("test_efficientnet", num_classes=2))
     model.net.register_forward_pre_hook(lambda m, args: seen.append(args[0].shape))
-    _, hist = train_stage(model, name="t", optim_cfg=OptimConfig(epochs=1, batch_size=4, warmup_epochs=0),
+    _, hist = train_stage(model, StageConfig(name="t", optim=OptimConfig(epochs=1, batch_size=4, warmup_epochs=0),
                           runtime=RuntimeConfig(device="cpu"), labeled=lab, pseudo=None, ratio=0,
                           unlabeled_weight=1.0, val=None, device=torch.device("cpu"),
-                          state_path=tmp_path / "s.pt", seed=0, decode="device", num_workers=workers)
+                          state_path=tmp_path / "s.pt", seed=0, decode="device", num_workers=workers))
     assert hist[0]["skipped"] == 1 and sum(s[0] for s in seen) == 7
     assert all(tuple(s[1:]) == (3, 96, 96) for s in seen)
 
@@ -327,7 +327,10 @@ def test_pseudo_labeling_a_file_source_with_workers_finishes_in_order(tmp_path):
     """The pseudo-labeling stall: a file-backed source of several batches through loader workers must finish (the
     harness's timeout fails the test instead of hanging) and return every image once, in order."""
     from nsbench.models import ModelSpec, build_model
-    from nsbench.training.pseudo import teacher_probs
+    import dataclasses
+
+    from nsbench.config import PseudoConfig
+    from nsbench.training.label import LabelConfig, teacher_probs
 
     rng = np.random.default_rng(0)
     root = tmp_path / "png"
@@ -338,10 +341,10 @@ def test_pseudo_labeling_a_file_source_with_workers_finishes_in_order(tmp_path):
     src = scan_folder(root, "png")
     model = build_model(ModelSpec("test_efficientnet", num_classes=3))
     idx = np.arange(len(src))[::-1].copy()
-    probs, got, skipped = teacher_probs(model, src, idx, 64, torch.device("cpu"), batch_size=16, num_workers=3,
-                                        progress=False)
+    job = LabelConfig(PseudoConfig(batch_size=16), 3, 64, torch.device("cpu"), num_workers=3)
+    probs, got, skipped = teacher_probs(model, src, idx, job, progress=False)
     assert skipped == 0 and np.array_equal(got, idx) and probs.shape == (70, 3)
-    ref, _, _ = teacher_probs(model, src, idx, 64, torch.device("cpu"), batch_size=16, num_workers=0, progress=False)
+    ref, _, _ = teacher_probs(model, src, idx, dataclasses.replace(job, num_workers=0), progress=False)
     np.testing.assert_allclose(probs, ref, atol=1e-5)  # chunked per image across workers: the same batches
 
 
@@ -369,7 +372,7 @@ def test_num_workers_auto(monkeypatch):
 def test_decode_auto_decodes_natural_jpegs_on_the_gpu_only():
     from nsbench.config import load_train_config
     from nsbench.resources import resolve
-    from nsbench.training.driver import decode_mode
+    from nsbench.training.run_data import decode_mode
 
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
     small = load_train_config(resolve("recipe", "default"))  # 32 px Fashion-MNIST: nothing to decode

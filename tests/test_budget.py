@@ -12,8 +12,8 @@ import yaml
 from nsbench.cli import main
 from nsbench.config import load_train_config
 from nsbench.resources import resolve
-from nsbench.training import budget as B
-from nsbench.training import driver
+from nsbench.training import driver, ladder
+from nsbench.training.budget import plan as plan_budgets
 from nsbench.utils import NsbenchError
 
 
@@ -24,7 +24,7 @@ def _cfg(overrides=()):
 @pytest.mark.parametrize("n_labeled", [200, 1000, 5000])
 def test_students_get_at_least_the_teachers_steps_and_images_by_default(n_labeled):
     for extra in ([], ["student_optim.epochs=1"], ["student_optim.batch_size=8", "ns.unlabeled_ratio=1"]):
-        plan = B.plan(_cfg(["ns.iterations=3", *extra]), n_labeled)
+        plan = plan_budgets(_cfg(["ns.iterations=3", *extra]), n_labeled)
         for teacher, student in zip(plan, plan[1:]):
             assert student.steps >= teacher.steps and student.images >= teacher.images, (extra, student)
             assert student.warning is None
@@ -36,7 +36,7 @@ def test_students_get_at_least_the_teachers_steps_and_images_by_default(n_labele
 
 
 def test_an_explicit_smaller_budget_is_kept_and_warned_about():
-    plan = B.plan(_cfg(["ns.student_budget=epochs", "student_optim.epochs=2"]), 1000)
+    plan = plan_budgets(_cfg(["ns.student_budget=epochs", "student_optim.epochs=2"]), 1000)
     assert plan[1].epochs == 2 and plan[1].steps == 64 < plan[0].steps == 1200
     assert "fewer than its teacher's 1,200 steps" in plan[1].warning
     assert plan[2].warning is None  # iteration 2's teacher is the 64-step student
@@ -62,9 +62,9 @@ def test_default_recipe_shape_on_a_folder_student_trains_at_least_the_teachers_s
     seen = {}
     real = driver.train_stage
 
-    def spy(model, **kw):
-        seen[kw["name"]] = kw
-        return real(model, **kw)
+    def spy(model, stage):
+        seen[stage.name] = stage
+        return real(model, stage)
 
     monkeypatch.setattr(driver, "train_stage", spy)
     out = tmp_path / "run"
@@ -82,14 +82,14 @@ def test_default_recipe_shape_on_a_folder_student_trains_at_least_the_teachers_s
     for k in (1, 2):
         assert f"iteration {k}: student budget {steps[k]} steps" in log and "raised from the configured 1" in log
     # hard pseudo-labels get the code's label smoothing; the recipe's loss weighting (paper) weighs them by 1
-    assert seen["iter1"]["pseudo_smoothing"] == pytest.approx(0.1) and seen["iter1"]["unlabeled_weight"] == 1.0
-    assert seen["iter0"]["optim_cfg"].epochs == 3
+    assert seen["iter1"].pseudo_smoothing == pytest.approx(0.1) and seen["iter1"].unlabeled_weight == 1.0
+    assert seen["iter0"].optim.epochs == 3
 
 
 def test_a_student_budget_below_the_teachers_is_warned_in_the_log_and_summary(tiny_folder, tmp_path, monkeypatch):
     seen = {}
     real = driver.train_stage
-    monkeypatch.setattr(driver, "train_stage", lambda model, **kw: (seen.update({kw["name"]: kw}), real(model, **kw))[1])
+    monkeypatch.setattr(driver, "train_stage", lambda model, stage: (seen.update({stage.name: stage}), real(model, stage))[1])
     out = tmp_path / "run"
     args = _folder_recipe(tmp_path, tiny_folder, "--out", str(out), "--iterations", "1", "ns.student_budget=epochs",
                           "ns.loss_weighting=ratio")
@@ -99,8 +99,8 @@ def test_a_student_budget_below_the_teachers_is_warned_in_the_log_and_summary(ti
     budget = [w for w in summary["warnings"] if "drop_path_rate" not in w]
     assert len(budget) == 1 and "fewer than its teacher's 6 steps" in budget[0]
     assert "WARNING" in (out / "train.log").read_text() and summary["warnings"][0] in (out / "train.log").read_text()
-    assert seen["iter1"]["unlabeled_weight"] == 3.0  # main.py: unlabeled_ratio x the pseudo-labeled mean
-    assert seen["iter1"]["pseudo_smoothing"] == 0.0  # soft targets are never smoothed
+    assert seen["iter1"].unlabeled_weight == 3.0  # main.py: unlabeled_ratio x the pseudo-labeled mean
+    assert seen["iter1"].pseudo_smoothing == 0.0  # soft targets are never smoothed
 
 
 def test_pretrained_weights_load_from_timm_or_fail_in_one_line(tiny_folder, tmp_path, monkeypatch, capsys):
@@ -125,6 +125,6 @@ def test_pretrained_weights_load_from_timm_or_fail_in_one_line(tiny_folder, tmp_
 
     monkeypatch.setattr(M.timm, "create_model", fake)
     cfg = load_train_config(resolve("recipe", "default"), ["teacher.pretrained=true"])
-    spec = driver.model_spec(cfg.teacher, 4, 32)
-    assert (driver._build(spec, 0, cfg).net.classifier.weight == 0.25).all()
-    assert not (driver._build(driver.model_spec(cfg.students[0], 4, 32), 1, cfg).net.classifier.weight == 0.25).all()
+    spec = ladder.model_spec(cfg.teacher, 4, 32)
+    assert (ladder.build(spec, 0, cfg).net.classifier.weight == 0.25).all()
+    assert not (ladder.build(ladder.model_spec(cfg.students[0], 4, 32), 1, cfg).net.classifier.weight == 0.25).all()

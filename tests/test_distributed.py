@@ -17,15 +17,25 @@ import torch.multiprocessing as mp
 
 from conftest import make_image, tiny_recipe
 from nsbench.checkpoint import load_checkpoint, save_checkpoint
-from nsbench.config import OptimConfig, RuntimeConfig
+from nsbench.config import OptimConfig, PseudoConfig, RuntimeConfig
 from nsbench.data.loaders import ImageDataset
 from nsbench.data.sources import ArraySource
 from nsbench.models import ModelSpec, build_model
-from nsbench.training import pseudo as P
-from nsbench.training.fit import ValSet, evaluate, train_stage
-from nsbench.utils import file_sha256
+from nsbench.data.targets import TopKTargets
+from nsbench.training.label import LabelConfig, label_unlabeled
+from nsbench.training.selection import select_pseudo_labels
+from nsbench.training.stage import StageConfig, train_stage
+from nsbench.training.store import load_selection, read_store
+from nsbench.training.validate import ValSet, evaluate
+from nsbench.utils import file_sha256, read_json
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def build_store(teacher, src, indices, store, *, num_classes, size, device, **pseudo):
+    """Label, then select, as the driver does (label.py, then selection.py); the store's stats.json."""
+    job = LabelConfig(PseudoConfig(**pseudo), num_classes, size, device)
+    return select_pseudo_labels(store, job.pseudo, num_classes, label_unlabeled(teacher, src, indices, store, job))
 
 
 def toy_source(n=48, classes=4, seed=0) -> ArraySource:
@@ -49,7 +59,7 @@ def _store_worker(rank, world, init_file, ckpt, store):
     _init(rank, world, init_file)
     teacher, _ = load_checkpoint(ckpt)
     src = toy_source()
-    P.build_store(teacher, src, np.arange(len(src)), Path(store), num_classes=4, size=32, device=torch.device("cpu"),
+    build_store(teacher, src, np.arange(len(src)), Path(store), num_classes=4, size=32, device=torch.device("cpu"),
                   soft=True, temperature=1.0, topk=2, threshold=0.5, balance=True, per_class="max", batch_size=7)
     dist.destroy_process_group()
 
@@ -64,24 +74,24 @@ def test_two_rank_pseudo_label_store_equals_one_process_store(tmp_path):
                     config={}, metrics={})
     teacher, _ = load_checkpoint(tmp_path / "t.pt")
     src = toy_source()
-    one = P.build_store(teacher, src, np.arange(len(src)), tmp_path / "one", num_classes=4, size=32,
+    one = build_store(teacher, src, np.arange(len(src)), tmp_path / "one", num_classes=4, size=32,
                         device=torch.device("cpu"), soft=True, temperature=1.0, topk=2, threshold=0.5, balance=True,
                         per_class="max", batch_size=7)
     _run(_store_worker, 2, tmp_path, str(tmp_path / "t.pt"), str(tmp_path / "two"))
     assert sorted(p.name for p in (tmp_path / "two").glob("labels-*")) == ["labels-00000-of-00002.parquet",
                                                                           "labels-00001-of-00002.parquet"]
     assert 0 < one["n_kept"] < 48 and one["n_duplicated"] > 0  # the filter and the balancing both act
-    two = P.read_json(tmp_path / "two" / "stats.json")
+    two = read_json(tmp_path / "two" / "stats.json")
     for key in ("n_kept", "n_selected", "n_duplicated", "per_class_target", "per_class", "agreement_kept"):
         assert one[key] == two[key], key
-    a, b = P.read_store(tmp_path / "one"), P.read_store(tmp_path / "two")
+    a, b = read_store(tmp_path / "one"), read_store(tmp_path / "two")
     for col in a:  # integers exactly; probabilities to float tolerance (batches are sliced differently)
         if a[col].dtype.kind in "iu":
             np.testing.assert_array_equal(a[col], b[col], err_msg=col)
         else:
             np.testing.assert_allclose(a[col], b[col], rtol=1e-5, atol=1e-6, err_msg=col)
-    ia, ta = P.load_selection(tmp_path / "one", 4)
-    ib, tb = P.load_selection(tmp_path / "two", 4)
+    ia, ta = load_selection(tmp_path / "one", 4)
+    ib, tb = load_selection(tmp_path / "two", 4)
     oa, ob = np.lexsort((ta.val[:, 0], ia)), np.lexsort((tb.val[:, 0], ib))
     assert np.array_equal(ia[oa], ib[ob])
     np.testing.assert_allclose(ta.val[oa], tb.val[ob], rtol=1e-5, atol=1e-6)
@@ -94,7 +104,7 @@ def _datasets():
     lab = ImageDataset(src, np.arange(16), 32)
     cls = np.stack([np.arange(16, 48) % 4, (np.arange(16, 48) + 1) % 4], 1).astype(np.int32)
     val = np.tile(np.array([[0.7, 0.3]], np.float32), (32, 1))
-    pseudo = ImageDataset(src, np.arange(16, 48), 32, targets=P.TopKTargets(cls, val, 4))
+    pseudo = ImageDataset(src, np.arange(16, 48), 32, targets=TopKTargets(cls, val, 4))
     return lab, pseudo
 
 
@@ -103,9 +113,9 @@ def _step(batch: int, state: Path):
     # GroupNorm: per-sample statistics, so per-rank batches normalise exactly as the combined batch does
     model = build_model(ModelSpec("test_efficientnet_gn", num_classes=4))
     lab, pseudo = _datasets()
-    final, _ = train_stage(model, name="ddp", optim_cfg=OptimConfig(epochs=1, batch_size=batch, warmup_epochs=0, lr=0.01),
+    final, _ = train_stage(model, StageConfig(name="ddp", optim=OptimConfig(epochs=1, batch_size=batch, warmup_epochs=0, lr=0.01),
                            runtime=RuntimeConfig(device="cpu"), labeled=lab, pseudo=pseudo, ratio=2, unlabeled_weight=1.0,
-                           val=None, device=torch.device("cpu"), state_path=state, seed=3, max_steps=1)
+                           val=None, device=torch.device("cpu"), state_path=state, seed=3, max_steps=1))
     return final
 
 

@@ -28,7 +28,7 @@ from nsbench.data.loaders import ImageDataset
 from nsbench.data.sources import ArraySource, open_source
 from nsbench.models import ModelSpec, build_model
 from nsbench.training import driver
-from nsbench.training.fit import train_stage
+from nsbench.training.stage import StageConfig, train_stage
 from nsbench.utils import NsbenchError, file_sha256, write_json
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -213,10 +213,10 @@ def test_training_stops_at_the_first_non_finite_loss_and_keeps_the_last_good_sta
     state = tmp_path / "state.pt"
     with pytest.raises(NsbenchError, match=r"^it0 epoch 2/3 step 1/2: the training loss is nan \(not finite\).*"
                                            r"after epoch 1\) stays in .*state\.pt"):
-        train_stage(model, name="it0", optim_cfg=OptimConfig(epochs=3, batch_size=8, warmup_epochs=0),
+        train_stage(model, StageConfig(name="it0", optim=OptimConfig(epochs=3, batch_size=8, warmup_epochs=0),
                     runtime=RuntimeConfig(device="cpu", channels_last=False), labeled=ImageDataset(src, np.arange(16), 32),
                     pseudo=None, ratio=0, unlabeled_weight=1.0, val=None, device=torch.device("cpu"),
-                    state_path=state, seed=0)
+                    state_path=state, seed=0))
     st = safe_load(state)
     assert st["epoch"] == 0 and all(torch.isfinite(v).all() for v in st["model"].values() if v.is_floating_point())
     assert all(torch.isfinite(p).all() for p in model.parameters())  # the NaN never reached the weights

@@ -215,7 +215,9 @@ def test_non_finite_validation_logits_stop_training_naming_iteration_epoch_and_l
     from nsbench.config import OptimConfig, RuntimeConfig
     from nsbench.data.loaders import ImageDataset
     from nsbench.data.sources import ArraySource
-    from nsbench.training.fit import ValSet, lr_at, train_stage
+    from nsbench.training.optim import lr_at
+    from nsbench.training.stage import StageConfig, train_stage
+    from nsbench.training.validate import ValSet
 
     rng = np.random.default_rng(0)
     src = ArraySource("toy", rng.integers(0, 255, (16, 32, 32, 3), dtype=np.uint8), np.arange(16) % 2, ["a", "b"])
@@ -225,10 +227,10 @@ def test_non_finite_validation_logits_stop_training_naming_iteration_epoch_and_l
     lr = f"{lr_at(1, 4, 0, 0.01):.4g}"  # the schedule's rate at the epoch's last step (2 steps per epoch, 4 in all)
     with pytest.raises(NsbenchError, match=rf"^iter1: iteration 1, epoch 1/2, learning rate {re.escape(lr)}: the "
                                            r"validation logits are not finite \(NaN or inf\) for 16 of 16 images"):
-        train_stage(model, name="iter1", optim_cfg=OptimConfig(epochs=2, batch_size=8, warmup_epochs=0, lr=0.01),
-                    runtime=RuntimeConfig(device="cpu", channels_last=False), labeled=ImageDataset(src, np.arange(16), 32),
-                    pseudo=None, ratio=0, unlabeled_weight=1.0, val=ValSet(src, np.arange(16), 32),
-                    device=torch.device("cpu"), state_path=tmp_path / "state.pt", seed=0)
+        train_stage(model, StageConfig(name="iter1", optim=OptimConfig(epochs=2, batch_size=8, warmup_epochs=0, lr=0.01),
+                                       runtime=RuntimeConfig(device="cpu", channels_last=False),
+                                       labeled=ImageDataset(src, np.arange(16), 32), val=ValSet(src, np.arange(16), 32),
+                                       device=torch.device("cpu"), state_path=tmp_path / "state.pt", seed=0))
     assert not (tmp_path / "state.pt").exists()  # the diverged epoch was not saved as a good state
 
 
@@ -297,13 +299,15 @@ def test_a_damaged_parquet_row_group_is_skipped_and_counted(tmp_path, columns):
 
 def test_pseudo_labeling_an_unlabeled_parquet_source_skips_a_damaged_row_group(tmp_path):
     from nsbench.data.sources import open_source
-    from nsbench.training.pseudo import teacher_probs
+    from nsbench.config import PseudoConfig
+    from nsbench.training.label import LabelConfig, teacher_probs
 
     path = _parquet(tmp_path / "unl", [None] * 12)  # unlabeled
     _damage_row_group(path, 2)
     src = open_source(f"parquet:{tmp_path / 'unl'}", "train")
-    probs, idx, skipped = teacher_probs(build_model(ModelSpec("test_resnet", num_classes=4)), src, np.arange(12), 32,
-                                        torch.device("cpu"), batch_size=4, progress=False)
+    cfg = LabelConfig(PseudoConfig(batch_size=4), num_classes=4, size=32, device=torch.device("cpu"))
+    probs, idx, skipped = teacher_probs(build_model(ModelSpec("test_resnet", num_classes=4)), src, np.arange(12), cfg,
+                                        progress=False)
     assert idx.tolist() == list(range(8)) and skipped == 4 and probs.shape == (8, 4)
 
 

@@ -8,16 +8,31 @@ import pytest
 import torch
 from torch import nn
 
+from nsbench.config import PseudoConfig
 from nsbench.data.augment import to_float
 from nsbench.data.loaders import stack_uint8
 from nsbench.data.sources import ArraySource
+from nsbench.data.targets import dense_targets
 from nsbench.data.transforms import prepare_batch
 from nsbench.models import ModelSpec, build_model
-from nsbench.training import pseudo as P
+from nsbench.training.label import LabelConfig, label_unlabeled, teacher_probs, topk_targets, untempered_confidence
+from nsbench.training.selection import plan_and_select, select, select_pseudo_labels
+from nsbench.training.store import ShardWriter, is_complete, load_selection, read_store, shard_name
 
 C = 4
 LOGITS = torch.tensor([[2.0, 1.0, 0.0, -1.0], [0.0, 0.0, 3.0, 0.0], [1.0, 1.2, 0.9, 1.1],
                        [-2.0, 0.0, 0.5, 4.0], [0.3, 0.2, 0.1, 0.0], [5.0, -5.0, 0.0, 0.0]])
+
+
+def job(size: int = 32, **pseudo) -> LabelConfig:
+    """How a teacher labels in these tests: on the CPU, the pseudo section's `pseudo` settings."""
+    return LabelConfig(PseudoConfig(**pseudo), C, size, torch.device("cpu"))
+
+
+def build_store(teacher, src, indices, store, *, num_classes, size, device, **pseudo):
+    """Label, then select, as the driver does (label.py, then selection.py); the store's stats.json."""
+    job = LabelConfig(PseudoConfig(**pseudo), num_classes, size, device)
+    return select_pseudo_labels(store, job.pseudo, num_classes, label_unlabeled(teacher, src, indices, store, job))
 
 
 class Oracle(nn.Module):
@@ -38,30 +53,30 @@ def oracle_source() -> ArraySource:
 @pytest.mark.parametrize("temperature", [1.0, 0.5, 2.0])
 def test_oracle_soft_labels_are_softmax_of_logits_over_temperature(temperature):
     src = oracle_source()
-    probs, idx, skipped = P.teacher_probs(Oracle(), src, np.arange(len(src)), 32, torch.device("cpu"),
-                                          temperature=temperature, batch_size=4, progress=False)
+    probs, idx, skipped = teacher_probs(Oracle(), src, np.arange(len(src)),
+                                        job(temperature=temperature, batch_size=4), progress=False)
     expected = torch.softmax(LOGITS / temperature, 1).numpy()
     assert skipped == 0 and idx.tolist() == list(range(len(src)))
     np.testing.assert_allclose(probs, expected, rtol=1e-6, atol=1e-7)
-    cls, val = P.topk_targets(probs, soft=True, k=None)
-    np.testing.assert_allclose(P.dense_targets(cls, val, C), expected, rtol=1e-5, atol=1e-7)
+    cls, val = topk_targets(probs, soft=True, k=None)
+    np.testing.assert_allclose(dense_targets(cls, val, C), expected, rtol=1e-5, atol=1e-7)
 
 
 def test_oracle_hard_labels_are_argmax_one_hot():
     src = oracle_source()
-    probs, _, _ = P.teacher_probs(Oracle(), src, np.arange(len(src)), 32, torch.device("cpu"), progress=False)
-    cls, val = P.topk_targets(probs, soft=False, k=None)
+    probs, _, _ = teacher_probs(Oracle(), src, np.arange(len(src)), job(), progress=False)
+    cls, val = topk_targets(probs, soft=False, k=None)
     assert cls[:, 0].tolist() == [0, 2, 1, 3, 0, 0]
-    dense = P.dense_targets(cls, val, C)
+    dense = dense_targets(cls, val, C)
     np.testing.assert_array_equal(dense, np.eye(C, dtype=np.float32)[[0, 2, 1, 3, 0, 0]])
 
 
 def test_topk_keeps_largest_and_renormalises():
     probs = torch.softmax(LOGITS, 1).numpy()
-    cls, val = P.topk_targets(probs, soft=True, k=2)
+    cls, val = topk_targets(probs, soft=True, k=2)
     assert cls.shape == (6, 2)
     assert cls[1, 0] == 2 and cls[3, 0] == 3
-    dense = P.dense_targets(cls, val, C)
+    dense = dense_targets(cls, val, C)
     np.testing.assert_allclose(dense.sum(1), 1.0, rtol=1e-6)
     assert (dense > 0).sum(1).tolist() == [2] * 6
 
@@ -70,7 +85,7 @@ def test_filter_and_balance_give_exact_per_class_counts():
     # class 0: 6 images, class 1: 2 images, class 2: 3 images (one below threshold), class 3: none
     hard = np.array([0, 0, 0, 0, 0, 0, 1, 1, 2, 2, 2])
     conf = np.array([.9, .8, .7, .6, .5, .95, .6, .4, .9, .2, .7])
-    sel = P.select(conf, hard, 4, threshold=0.3, balance=True, per_class=4, true_labels=None)
+    sel = select(conf, hard, 4, threshold=0.3, balance=True, per_class=4, true_labels=None)
     per = {p["class"]: p for p in sel.stats["per_class"]}
     assert sel.stats["n_filtered"] == 1 and sel.stats["n_kept"] == 10
     assert [per[c]["selected"] for c in range(4)] == [4, 4, 4, 0]
@@ -87,11 +102,11 @@ def test_filter_and_balance_give_exact_per_class_counts():
 def test_balance_target_mean_and_uneven_duplication():
     hard = np.array([0] * 5 + [1] * 2)
     conf = np.array([.9, .9, .9, .9, .9, .8, .7])
-    sel = P.select(conf, hard, 2, threshold=0.3, balance=True, per_class="mean")
+    sel = select(conf, hard, 2, threshold=0.3, balance=True, per_class="mean")
     assert sel.stats["per_class_target"] == 4  # round(mean(5, 2)) = round(3.5) = 4
     per = sel.stats["per_class"]
     assert per[1]["selected"] == 4 and sorted(sel.positions[sel.positions >= 5].tolist()) == [5, 5, 6, 6]
-    sel3 = P.select(conf, hard, 2, threshold=0.3, balance=True, per_class=5)
+    sel3 = select(conf, hard, 2, threshold=0.3, balance=True, per_class=5)
     # 5 = 2 whole repeats + the single most confident once more
     assert sorted(sel3.positions[sel3.positions >= 5].tolist()) == [5, 5, 5, 6, 6]
 
@@ -99,7 +114,7 @@ def test_balance_target_mean_and_uneven_duplication():
 def test_no_balance_keeps_filtered_set_and_reports_agreement():
     hard = np.array([0, 1, 1, 2])
     conf = np.array([.9, .2, .8, .5])
-    sel = P.select(conf, hard, 3, threshold=0.3, balance=False, per_class="mean", true_labels=np.array([0, 1, 2, 2]))
+    sel = select(conf, hard, 3, threshold=0.3, balance=False, per_class="mean", true_labels=np.array([0, 1, 2, 2]))
     assert sorted(sel.positions.tolist()) == [0, 2, 3]
     assert sel.stats["agreement_all"] == pytest.approx(0.75)
     assert sel.stats["agreement_kept"] == pytest.approx(2 / 3)
@@ -112,8 +127,8 @@ def test_noise_does_not_leak_into_pseudo_labeling():
     rng = np.random.default_rng(0)
     images = rng.integers(0, 255, (24, 28, 28, 1), dtype=np.uint8)
     src = ArraySource("noise", images, np.zeros(24, np.int64), [str(i) for i in range(C)])
-    a, _, _ = P.teacher_probs(teacher, src, np.arange(24), 32, torch.device("cpu"), batch_size=8, progress=False)
-    b, _, _ = P.teacher_probs(teacher, src, np.arange(24), 32, torch.device("cpu"), batch_size=8, progress=False)
+    a, _, _ = teacher_probs(teacher, src, np.arange(24), job(batch_size=8), progress=False)
+    b, _, _ = teacher_probs(teacher, src, np.arange(24), job(batch_size=8), progress=False)
     np.testing.assert_array_equal(a, b)  # dropout or stochastic depth would make two passes differ
     assert teacher.training  # the caller's mode is restored
     with torch.no_grad():  # the same numbers as eval mode on the clean, un-augmented images
@@ -128,23 +143,23 @@ def test_noise_does_not_leak_into_pseudo_labeling():
     import tempfile
 
     with tempfile.TemporaryDirectory() as d:
-        P.build_store(teacher.train(), src, np.arange(24), Path(d), num_classes=C, size=32, device=torch.device("cpu"),
+        build_store(teacher.train(), src, np.arange(24), Path(d), num_classes=C, size=32, device=torch.device("cpu"),
                       soft=True, temperature=1.0, topk=None, threshold=0.0, balance=False, per_class="mean", batch_size=8)
-        store = P.read_store(Path(d))
-    dense = P.dense_targets(store["topk_class"], store["topk_prob"], C)
+        store = read_store(Path(d))
+    dense = dense_targets(store["topk_class"], store["topk_prob"], C)
     np.testing.assert_allclose(dense[np.argsort(store["index"])], ref, rtol=1e-5, atol=1e-6)
 
 
 def test_store_round_trip(tmp_path):
     src = oracle_source()
-    stats = P.build_store(Oracle(), src, np.arange(len(src)), tmp_path / "store", num_classes=C, size=32,
+    stats = build_store(Oracle(), src, np.arange(len(src)), tmp_path / "store", num_classes=C, size=32,
                           device=torch.device("cpu"), soft=True, temperature=1.0, topk=None, threshold=0.3,
                           balance=False, per_class="mean", batch_size=4)
-    assert P.is_complete(tmp_path / "store")
+    assert is_complete(tmp_path / "store")
     probs = torch.softmax(LOGITS, 1).numpy()
     expected_rows = np.flatnonzero(probs.max(1) >= 0.3)
     assert stats["n_kept"] == len(expected_rows)
-    idx, targets = P.load_selection(tmp_path / "store", C)
+    idx, targets = load_selection(tmp_path / "store", C)
     assert sorted(idx.tolist()) == expected_rows.tolist()
     for k, i in enumerate(idx):
         np.testing.assert_allclose(targets.dense(k), probs[i], rtol=1e-5, atol=1e-7)
@@ -154,7 +169,9 @@ def test_store_round_trip(tmp_path):
                                                           (True, "max", 0.0)])
 def test_streaming_balance_from_shard_statistics_equals_in_memory_select(tmp_path, monkeypatch, balance, per_class, threshold):
     """Three shards with small row groups and many exact ties: the histogram plan must match `select` exactly."""
-    monkeypatch.setattr(P, "ROW_GROUP", 16)
+    import nsbench.training.store as pseudo_store
+
+    monkeypatch.setattr(pseudo_store, "ROW_GROUP", 16)
     rng = np.random.default_rng(0)
     n, c = 300, 5
     conf = np.round(rng.random(n).astype(np.float32), 2)  # coarse values: ties within and across bins
@@ -162,20 +179,20 @@ def test_streaming_balance_from_shard_statistics_equals_in_memory_select(tmp_pat
     true = np.where(rng.random(n) < 0.8, hard, (hard + 1) % c)
     bounds = [0, 90, 200, n]
     for r in range(3):
-        w = P.ShardWriter(tmp_path / P.shard_name(r, 3), c, threshold)
+        w = ShardWriter(tmp_path / shard_name(r, 3), c, threshold)
         for s in range(bounds[r], bounds[r + 1], 25):
             e = min(s + 25, bounds[r + 1])
             cls = np.stack([hard[s:e], (hard[s:e] + 1) % c], 1).astype(np.int32)
             val = np.stack([conf[s:e], 1 - conf[s:e]], 1).astype(np.float32)
             w.add(np.arange(s, e) + 1000, cls, val, conf[s:e], true[s:e])
         w.close(0, 2)
-    stats = P.plan_and_select(tmp_path, 3, c, threshold, balance, per_class)
-    ref = P.select(conf, hard, c, threshold, balance, per_class, true)
+    stats = plan_and_select(tmp_path, 3, c, threshold, balance, per_class)
+    ref = select(conf, hard, c, threshold, balance, per_class, true)
     got = []
     for r in range(3):
         import pyarrow.parquet as pq
 
-        sel = pq.read_table(tmp_path / P.shard_name(r, 3).replace("labels-", "selection-")).to_pydict()
+        sel = pq.read_table(tmp_path / shard_name(r, 3).replace("labels-", "selection-")).to_pydict()
         got += [i - 1000 for i, k in zip(sel["index"], sel["count"]) for _ in range(k)]
     assert sorted(got) == sorted(ref.positions.tolist())
     for key in ("n_kept", "n_filtered", "n_selected", "n_duplicated", "per_class_target"):
@@ -189,15 +206,15 @@ def test_filter_reads_the_probabilities_the_released_code_uses(tmp_path, filter_
     """At temperature 2 the targets are softmax(logits / 2); the filter reads softmax(logits) (the code's
     predict_label.py / filter_unlabel.py) unless filter_on=tempered."""
     src, T, thr = oracle_source(), 2.0, 0.5
-    stats = P.build_store(Oracle(), src, np.arange(len(src)), tmp_path / "store", num_classes=C, size=32,
+    stats = build_store(Oracle(), src, np.arange(len(src)), tmp_path / "store", num_classes=C, size=32,
                           device=torch.device("cpu"), soft=True, temperature=T, topk=None, threshold=thr,
                           balance=False, per_class="mean", batch_size=4, filter_on=filter_on)
     plain, tempered = torch.softmax(LOGITS, 1).numpy(), torch.softmax(LOGITS / T, 1).numpy()
     expected = np.flatnonzero((plain if filter_on == "untempered" else tempered).max(1) >= thr)
     other = np.flatnonzero((tempered if filter_on == "untempered" else plain).max(1) >= thr)
     assert expected.tolist() != other.tolist()  # the two filters disagree on these logits, so the check bites
-    idx, targets = P.load_selection(tmp_path / "store", C)
+    idx, targets = load_selection(tmp_path / "store", C)
     assert stats["n_kept"] == len(expected) and sorted(idx.tolist()) == expected.tolist()
     for k, i in enumerate(idx):  # targets stay tempered either way
         np.testing.assert_allclose(targets.dense(k), tempered[i], rtol=1e-5, atol=1e-7)
-    np.testing.assert_allclose(P.untempered_confidence(tempered, T), plain.max(1), rtol=1e-5)
+    np.testing.assert_allclose(untempered_confidence(tempered, T), plain.max(1), rtol=1e-5)

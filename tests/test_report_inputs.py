@@ -105,7 +105,7 @@ def _failed_and_partial(rows: pd.DataFrame) -> pd.DataFrame:
                                                                 "CUDA out of memory"]
     rows.loc[rows.metric == "mce", ["metric", "condition", "note"]] = [
         "mce_partial", "gaussian_noise,shot_noise,impulse_noise", "missing: 12 of 15 corruptions"]
-    rows.loc[(rows.task == "fgsm"), "condition"] = "pgd"
+    rows.loc[(rows.task == "fgsm"), ["task", "condition"]] = ["pgd", "pgd"]  # as the attack task writes PGD rows
     return pd.concat([rows, failed], ignore_index=True)
 
 

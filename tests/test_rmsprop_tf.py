@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from nsbench.config import OptimConfig
-from nsbench.training.fit import make_optimizer
+from nsbench.training.optim import make_optimizer
 
 
 def tf_rmsprop(w0: np.ndarray, grads: list[np.ndarray], lr: float, wd: float, decay=0.9, momentum=0.9, eps=1e-3):

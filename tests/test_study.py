@@ -107,10 +107,10 @@ def test_a_killed_study_resumes_the_unfinished_run_only(tiny_folder, tmp_path, m
     out = tmp_path / "out"
     real = drv.train_stage
 
-    def killed(model, *, name, **kw):
-        if name == "iter1":
+    def killed(model, stage):
+        if stage.name == "iter1":
             raise KeyboardInterrupt
-        return real(model, name=name, **kw)
+        return real(model, stage)
 
     monkeypatch.setattr(drv, "train_stage", killed)
     assert main(["study", str(path), "--out", str(out), "--workers", "0"]) == 130

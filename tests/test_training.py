@@ -15,11 +15,11 @@ from nsbench.config import OptimConfig, RuntimeConfig, load_train_config
 from nsbench.data.augment import to_float
 from nsbench.data.loaders import ImageDataset, stack_uint8
 from nsbench.data.sources import ArraySource
+from nsbench.data.targets import dense_targets
 from nsbench.data.transforms import TrainAugment, prepare_batch
 from nsbench.models import ModelSpec, build_model, stochastic_modules
-from nsbench.training import driver
-from nsbench.training.fit import train_stage
-from nsbench.training.pseudo import dense_targets
+from nsbench.training import driver, ladder
+from nsbench.training.stage import StageConfig, train_stage
 from nsbench.utils import NsbenchError, file_sha256
 
 
@@ -36,9 +36,9 @@ def test_student_trains_in_train_mode_with_input_and_model_noise(tmp_path):
     labeled = ImageDataset(src, np.arange(8), 32, augment=aug)
     soft = dense_targets(np.zeros((24, 1), np.int32), np.ones((24, 1), np.float32), 3)
     pseudo = ImageDataset(src, np.arange(8, 32), 32, targets=soft, augment=aug)
-    train_stage(model, name="t", optim_cfg=OptimConfig(epochs=1, batch_size=4, warmup_epochs=0),
+    train_stage(model, StageConfig(name="t", optim=OptimConfig(epochs=1, batch_size=4, warmup_epochs=0),
                 runtime=RuntimeConfig(device="cpu"), labeled=labeled, pseudo=pseudo, ratio=3, unlabeled_weight=1.0,
-                val=None, device=torch.device("cpu"), state_path=tmp_path / "state.pt", seed=0)
+                val=None, device=torch.device("cpu"), state_path=tmp_path / "state.pt", seed=0))
     assert seen and all(training for training, _ in seen)
     assert all(len(x) == 16 for _, x in seen)  # 4 labeled + 4 * 3 pseudo-labeled per step
     clean = to_float(stack_uint8(prepare_batch(images, 32)))
@@ -54,9 +54,9 @@ def test_smaller_student_is_refused_unless_allowed(tiny_folder):
     recipe["students"] = [{"arch": "test_efficientnet", "kwargs": {"channel_multiplier": 0.5}}]
     cfg = load_train_config(recipe)
     with pytest.raises(NsbenchError, match="smaller than its teacher"):
-        driver.check_ladder(cfg, 4)
+        ladder.check_ladder(cfg, 4)
     cfg = load_train_config(recipe, ["ns.allow_smaller_student=true"])
-    assert len(driver.check_ladder(cfg, 4)) == 2
+    assert len(ladder.check_ladder(cfg, 4)) == 2
 
 
 def test_checkpoint_round_trip_gives_identical_logits(tmp_path):
@@ -135,13 +135,13 @@ def test_interrupted_run_resumes_without_redoing_finished_work(tiny_folder, tmp_
     real = driver.train_stage
     calls = []
 
-    def crash_in_iter2(model, **kw):  # kill iteration 2 after its first epoch has been saved
-        calls.append(kw["name"])
-        if kw["name"] == "iter2":
-            kw["optim_cfg"].epochs = 1
-            real(model, **kw)
+    def crash_in_iter2(model, stage):  # kill iteration 2 after its first epoch has been saved
+        calls.append(stage.name)
+        if stage.name == "iter2":
+            stage.optim.epochs = 1
+            real(model, stage)
             raise KeyboardInterrupt
-        return real(model, **kw)
+        return real(model, stage)
 
     monkeypatch.setattr(driver, "train_stage", crash_in_iter2)
     assert main(["train", "--recipe", str(recipe), "--out", str(out)]) == 130
@@ -150,7 +150,7 @@ def test_interrupted_run_resumes_without_redoing_finished_work(tiny_folder, tmp_
     before = {p.name: (p.stat().st_mtime_ns, file_sha256(p)) for p in
               [out / "iter0.pt", out / "iter1.pt", *sorted((out / "iter2" / "pseudo").glob("*.parquet"))]}
 
-    monkeypatch.setattr(driver, "train_stage", lambda model, **kw: (calls.append(kw["name"]), real(model, **kw))[1])
+    monkeypatch.setattr(driver, "train_stage", lambda model, stage: (calls.append(stage.name), real(model, stage))[1])
     calls.clear()
     assert main(["train", "--resume", str(out)]) == 0
     assert calls == ["iter2"], "finished iterations were trained again"
@@ -172,7 +172,7 @@ def test_every_shipped_recipe_loads_and_its_ladder_never_shrinks():
         cfg = load_train_config(path)
         assert headline(path).split()[0] in ("nsbench", "torchrun"), f"{path} is not headed by its command"
         if cfg.data.image_size <= 64:  # building 1000-class B0-B2 ladders is slow on a CPU; sizes are checked for small ones
-            driver.check_ladder(cfg, 10)
+            ladder.check_ladder(cfg, 10)
 
 
 def test_config_rejects_unknown_and_ill_typed_keys():
@@ -191,10 +191,10 @@ def test_ema_of_weights_is_what_gets_checkpointed(tmp_path):
     src = ArraySource("toy", rng.integers(0, 255, (16, 32, 32, 3), dtype=np.uint8), np.arange(16) % 2, ["a", "b"])
     model = build_model(ModelSpec("test_efficientnet", num_classes=2))
     start = {k: v.clone() for k, v in model.state_dict().items()}
-    final, _ = train_stage(model, name="ema", optim_cfg=OptimConfig(epochs=2, batch_size=4, warmup_epochs=0, ema_decay=0.5),
+    final, _ = train_stage(model, StageConfig(name="ema", optim=OptimConfig(epochs=2, batch_size=4, warmup_epochs=0, ema_decay=0.5),
                            runtime=RuntimeConfig(device="cpu"), labeled=ImageDataset(src, np.arange(16), 32), pseudo=None,
                            ratio=0, unlabeled_weight=0.0, val=None, device=torch.device("cpu"),
-                           state_path=tmp_path / "s.pt", seed=0)
+                           state_path=tmp_path / "s.pt", seed=0))
     assert final is not model  # the EMA copy, not the raw weights
     w = "net.classifier.weight"
     assert not torch.equal(final.state_dict()[w], model.state_dict()[w])

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..schema import ATTACKS, FGSM
 from ..utils import NsbenchError
 
 
@@ -47,20 +48,20 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, alpha: f
     return adv
 
 
-def adversarial(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps_255: float, attack: str = "fgsm",
+def adversarial(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps_255: float, attack: str = FGSM,
                 steps: int = 10, alpha_255: float = 1.0, seed: int = 0) -> torch.Tensor:
     """x' = clip(x + eps * sign(grad_x loss), 0, 1) for FGSM; PGD iterates with step alpha inside the eps ball.
 
     The model is attacked in eval mode (dropout off, BN running statistics) and its mode is restored after."""
     check_unit_range(x)
-    if attack not in ("fgsm", "pgd"):
-        raise NsbenchError(f"unknown attack {attack!r}; valid: fgsm, pgd")
+    if attack not in ATTACKS:
+        raise NsbenchError(f"unknown attack {attack!r}; valid: {', '.join(ATTACKS)}")
     eps = eps_255 / 255.0
     was_training = model.training
     model.eval()
     try:
         y = y.detach().to(x.device)
-        if attack == "fgsm":
+        if attack == FGSM:
             return fgsm(model, x, y, eps)
         g = torch.Generator(device=x.device)
         g.manual_seed(seed)

@@ -17,6 +17,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..data.sources import FileSource, Source, scan_folder
+from ..data.splits import subsample as pick_indices  # noqa: F401 - one subset rule (data/splits.py); tasks import it here
 from ..data.transforms import prepare
 from ..utils import NsbenchError
 from . import cache as K
@@ -98,12 +99,6 @@ def run_tasks(fn, tasks: list, workers: int | None, desc: str):
             bar.update()
             yield r
     bar.close()
-
-
-def pick_indices(n: int, limit: int | None, seed: int) -> np.ndarray:
-    if limit is None or limit >= n:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))
 
 
 def build_c(source: Source, size: int, corruptions: list[str], severities: list[int], limit: int | None, seed: int,

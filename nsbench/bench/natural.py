@@ -78,7 +78,8 @@ def build_a(train: Source, pool: Source, size: int, references: list, *, train_r
     spec = {"kind": "A", "train": train.name, "train_fingerprint": train.fingerprint(), "pool": pool.name,
             "pool_fingerprint": pool.fingerprint(), "size": size, "references": refs, "epochs": epochs,
             "train_limit": train_limit, "batch_size": batch_size, "lr": lr, "pool_limit": pool_limit, "seed": seed,
-            "max_rounds": max_rounds, "min_gain": min_gain, "val_limit": val_limit}
+            "max_rounds": max_rounds, "min_gain": min_gain, "val_limit": val_limit,
+            "trainer": _trainer_recipe(train_reference)}
     if consensus != "keep":  # sets built before the consensus rule keep their key
         spec["consensus"] = consensus
     folder = cache_dir / "sets" / f"A-{K.key_of(spec)}"
@@ -174,6 +175,15 @@ def _predict(model: torch.nn.Module, pool: Source, pool_idx: np.ndarray, size: i
             if len(i):
                 out[[where[int(j)] for j in i]] = model(x.to(device)).argmax(1).cpu().numpy()
     return out
+
+
+def _trainer_recipe(train_reference: Callable) -> dict | str:
+    """What decides the references beyond build_a's arguments, for the cache key: the trainer's own recipe when it
+    describes it (`train_reference.recipe()`, as nsbench's does), else the trainer's qualified name."""
+    recipe = getattr(train_reference, "recipe", None)
+    if callable(recipe):
+        return recipe()
+    return f"{getattr(train_reference, '__module__', '?')}.{getattr(train_reference, '__qualname__', repr(train_reference))}"
 
 
 def _train_val(n: int, train_limit: int | None, val_limit: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -132,7 +132,9 @@ def _headline(label: str, df, folder: Path) -> None:
                 parts.append(fmt.replace("{name}", name).format(v) if v == v and v is not None
                              else f"{name} undefined")
                 break
-    for attack in ("fgsm", "pgd"):
+    from ..schema import ATTACKS
+
+    for attack in ATTACKS:
         m = (df.task == attack) & (df.eps_255 == 8)
         if m.any():
             parts.append(f"{attack.upper()}@8/255 {df[m].value.iloc[0]:.1f}%")

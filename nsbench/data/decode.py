@@ -20,12 +20,7 @@ from .transforms import IMAGENET_CROP_PCT
 
 log = logging.getLogger(__name__)
 
-JPEG_MAGIC = b"\xff\xd8\xff"
 SCALE, RATIO = (0.08, 1.0), (3 / 4, 4 / 3)  # preprocessing.py _random_crop: area_range, aspect_ratio_range
-
-
-def is_jpeg(data: bytes) -> bool:
-    return data[:3] == JPEG_MAGIC
 
 
 def crop_box(h: int, w: int, gen: torch.Generator) -> tuple[int, int, int, int]:

@@ -28,7 +28,11 @@ def labeled_split(labels: np.ndarray, per_class: int | None, seed: int, name: st
     return labeled, np.flatnonzero(mask)
 
 
-def subsample(indices: np.ndarray, limit: int | None, seed: int) -> np.ndarray:
+def subsample(indices: np.ndarray | int, limit: int | None, seed: int) -> np.ndarray:
+    """A seeded subset of `limit` of `indices` (an int n: of range(n)), sorted; all of them when `limit` is None or
+    not smaller. The one subset rule of the project: the training pools here, the evaluation sets in bench/."""
+    if isinstance(indices, (int, np.integer)):
+        indices = np.arange(indices)
     if limit is None or limit >= len(indices):
         return indices
     rng = np.random.default_rng(seed)

@@ -137,30 +137,3 @@ class TrainAugment:
         if random.random() < 0.5:  # preprocessing.py _flip: random_flip_left_right
             pil = pil.transpose(Image.FLIP_LEFT_RIGHT)
         return np.asarray(pil)
-
-
-# ------------------------------------------------------------------ the released code's RandAugment on timm's ops
-#
-# google-research/noisystudent randaugment.py (distort_image_with_randaugment) and timm's auto_augment.py share the
-# level scale: an op's strength is level / 10 of its reference strength (`_MAX_LEVEL = 10.` there,
-# `_LEVEL_DENOM = 10.` in timm) and both extrapolate past 10 when allowed (the code's scripts use up to 27). Per op:
-#   Rotate    level/10 x 30 degrees, random sign          timm 'Rotate'      (same formula)
-#   ShearX/Y  level/10 x 0.3, random sign                 timm 'ShearX/Y'    (same formula)
-#   TranslateX/Y level/10 x translate_const px, random sign  timm 'TranslateX/Y' (absolute; hparam translate_const)
-#   Color, Contrast, Brightness, Sharpness: factor level/10 x 1.8 + 0.1   timm's non-"Increasing" ops (same)
-#   Posterize bits int(level/10 x 4)                      timm 'Posterize'   (same; >= 8 bits is a no-op in timm)
-#   Solarize  threshold int(level/10 x 256)               timm 'Solarize'    (same; capped at 256 = no-op)
-#   SolarizeAdd int(level/10 x 110) added below 128       timm caps the addition at 128 (differs above level 11.6)
-#   AutoContrast, Equalize, Invert                        timm's ops of the same names
-#   Cutout    square of half-side int(level/10 x cutout_const), fill 128   augment.py `cutout` (timm has none)
-# The chosen op is always applied (the code draws a probability but none of its ops takes it), the magnitude is
-# fixed (no noise), empty pixels are filled with 128 (replace_value) and resampling is nearest-neighbour (the
-# tf.contrib.image transforms' default). augment.py implements these ops on whole batches, pixel-equal to PIL's
-# (tests/test_augment.py). Remaining differences from TF: Contrast's degenerate image is the mean of a 256-bin
-# histogram in TF and PIL's grey mean here; resampling coordinates follow PIL's pixel centres.
-TF_OPS = ("AutoContrast", "Equalize", "Invert", "Rotate", "Posterize", "Solarize", "Color", "Contrast",
-          "Brightness", "Sharpness", "ShearX", "ShearY", "TranslateX", "TranslateY", "SolarizeAdd")
-TF_FILL = 128  # randaugment.py distort_image_with_randaugment: replace_value = [128] * 3
-TF_TRANSLATE_CONST = 100  # randaugment.py distort_image_with_randaugment(translate_const=100)
-TF_CUTOUT_CONST = 40  # randaugment.py distort_image_with_randaugment(cutout_const=40)
-TF_LEVEL_DENOM = 10.0  # randaugment.py _MAX_LEVEL

@@ -2,15 +2,19 @@
 and pseudo-label statistics per class (named classes, one iteration per panel)."""
 from __future__ import annotations
 
+import json
+
 from .figures import MARKERS, figure, png, short  # first: selects the Agg backend
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
-from .load import EvalResult, RunResult
+from ..runs import SPLIT  # noqa: E402
+from ..schema import A_TOP1, CLEAN_TOP1, FGSM, PGD, attack_measure  # noqa: E402
+from .load import EvalResult, RunResult  # noqa: E402
 
-ACCURACY = ["clean_top1", "a_top1", "fgsm@8"]
+ACCURACY = [CLEAN_TOP1, A_TOP1, attack_measure(FGSM, 8), attack_measure(PGD, 8)]
 RELATIVE = ["mce", "relative_mce", "mfr", "mt5d"]
 
 
@@ -66,24 +70,21 @@ def progress(points: pd.DataFrame, runs: list[RunResult]) -> list[tuple[str, str
 
 
 def class_names(run: RunResult, stats: dict) -> list[str] | None:
-    """Class names from stats.json, else from the run's dataset when nsbench knows its classes."""
+    """Class names from stats.json, else from the run's split.json (runs record their classes there), else from
+    the pseudo-label statistics; None when the run folder does not say (the report reads saved results only)."""
     if isinstance(stats.get("classes"), list):
         return [str(c) for c in stats["classes"]]
+    split = run.folder / SPLIT
+    if split.exists():
+        try:
+            classes = json.loads(split.read_text()).get("classes")
+        except (OSError, ValueError, AttributeError):
+            classes = None
+        if isinstance(classes, list):
+            return [str(c) for c in classes]
     per = stats.get("per_class") or []
     if per and all("name" in p for p in per):
         return [str(p["name"]) for p in per]
-    cfg = run.folder / "config.yaml"
-    if cfg.exists():
-        import yaml
-
-        try:
-            src = str(((yaml.safe_load(cfg.read_text()) or {}).get("data") or {}).get("source") or "")
-        except yaml.YAMLError:
-            return None
-        if src in ("fashion-mnist", "fashion_mnist"):
-            from ..data.fashion_mnist import CLASSES
-
-            return list(CLASSES)
     return None
 
 

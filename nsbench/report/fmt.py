@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 
+from ..schema import CLEAN, CORRUPTIONS, FGSM, NATURAL_ADVERSARIAL, PERTURBATIONS, PGD
+
 CORRUPTION_NAMES = {
     "gaussian_noise": "Gaussian noise", "shot_noise": "Shot noise", "impulse_noise": "Impulse noise",
     "defocus_blur": "Defocus blur", "glass_blur": "Glass blur", "motion_blur": "Motion blur", "zoom_blur": "Zoom blur",
@@ -23,8 +25,10 @@ METRIC_NAMES = {"top1_acc": "top-1 accuracy", "top5_acc": "top-5 accuracy", "top
                 "top5_err": "top-5 error", "mean_err": "mean error", "ce": "CE", "relative_ce": "relative CE",
                 "mce": "mCE", "relative_mce": "relative mCE", "fp": "flip probability", "t5d": "top-5 distance",
                 "fr": "FR", "t5d_rel": "T5D", "mfr": "mFR", "mt5d": "mT5D", "class_acc": "class accuracy"}
-TASK_NAMES = {"clean": "clean", "corruptions": "-C (corruptions)", "perturbations": "-P (perturbations)",
-              "natural_adversarial": "-A (natural adversarial)", "fgsm": "adversarial attacks"}
+TASK_NAMES = {CLEAN: "clean", CORRUPTIONS: "-C (corruptions)", PERTURBATIONS: "-P (perturbations)",
+              NATURAL_ADVERSARIAL: "-A (natural adversarial)",
+              FGSM: "adversarial attacks",  # also the failed row of either attack (the registry's name)
+              PGD: "adversarial attacks (PGD)"}
 
 
 def finite(v) -> bool:

@@ -10,10 +10,12 @@ import numpy as np
 import pandas as pd
 
 from ..reference import C_BENCHMARK, P_TEST
+from ..schema import (A_TOP1, ATTACKS, C_MEAN_ERR, CLEAN, CLEAN_TOP1, CORRUPTIONS, NATURAL_ADVERSARIAL, PERTURBATIONS,
+                      attack_measure)
 from . import stats as S
 from .load import EvalResult
 
-ATTACKS = {"fgsm": "FGSM", "pgd": "PGD"}
+ATTACK_LABELS = {attack: attack.upper() for attack in ATTACKS}  # FGSM, PGD
 BUILT_A = ("built -A: images this dataset's reference classifiers all get wrong, without ImageNet-A's human label "
            "check; it measures errors shared with those models, not robustness to natural adversarial examples "
            "(see \"How the robustness sets were made\")")
@@ -55,27 +57,27 @@ def failure(r: EvalResult, task: str) -> str:
 def measures(evals: list[EvalResult]) -> list[Measure]:
     """The headline measures present in at least one model, in the page's order."""
     have = {(t, m) for r in evals for t, m in zip(r.rows.task, r.rows.metric)}
-    built_a = any("references" in ((r.meta.get("sets") or {}).get("natural_adversarial") or {}) for r in evals)
-    out = [Measure("clean_top1", "clean top-1 (%)", "clean", "clean", "top1_acc", True, "clean"),
-           Measure("a_top1", "built -A top-1 (%)" if built_a else "-A top-1 (%)", "-A", "natural_adversarial",
+    built_a = any("references" in ((r.meta.get("sets") or {}).get(NATURAL_ADVERSARIAL) or {}) for r in evals)
+    out = [Measure(CLEAN_TOP1, "clean top-1 (%)", "clean", CLEAN, "top1_acc", True, "clean"),
+           Measure(A_TOP1, "built -A top-1 (%)" if built_a else "-A top-1 (%)", "-A", NATURAL_ADVERSARIAL,
                    "top1_acc", True, warning=BUILT_A if built_a else "")]
-    for metric, label, task, bench in (("mce", "mCE", "corruptions", "-C"), ("relative_mce", "relative mCE", "corruptions", "-C"),
-                                       ("mfr", "mFR", "perturbations", "-P"), ("mt5d", "mT5D", "perturbations", "-P")):
+    for metric, label, task, bench in (("mce", "mCE", CORRUPTIONS, "-C"), ("relative_mce", "relative mCE", CORRUPTIONS, "-C"),
+                                       ("mfr", "mFR", PERTURBATIONS, "-P"), ("mt5d", "mT5D", PERTURBATIONS, "-P")):
         if (task, metric) in have:
             out.append(Measure(metric, label, bench, task, metric, False, "all"))
         if (task, f"{metric}_partial") in have:
             out.append(Measure(f"{metric}_partial", f"{label} (partial)", bench, task, f"{metric}_partial", False,
                                warning=f"{label} (partial) covers an incomplete benchmark set: not comparable with {label}"))
         if metric == "relative_mce":
-            out.append(Measure("c_mean_err", "-C mean error (%)", "-C", "corruptions", "mean_err", False, "all"))
-    if ("perturbations", "mfr") not in have and ("perturbations", "mean_fp") in have:
-        out.append(Measure("mean_fp", "-P mean flip probability (%)", "-P", "perturbations", "mean_fp", False, "all"))
-    attacks = sorted({(str(c), float(e)) for r in evals for c, e, t in zip(r.rows.condition, r.rows.get("eps_255", []), r.rows.task)
-                      if t == "fgsm" and np.isfinite(e) and e > 0})
+            out.append(Measure(C_MEAN_ERR, "-C mean error (%)", "-C", CORRUPTIONS, "mean_err", False, "all"))
+    if (PERTURBATIONS, "mfr") not in have and (PERTURBATIONS, "mean_fp") in have:
+        out.append(Measure("mean_fp", "-P mean flip probability (%)", "-P", PERTURBATIONS, "mean_fp", False, "all"))
+    # an attack's rows carry its name as their task and condition (schema.ATTACKS): FGSM and PGD each get measures
+    attacks = sorted({(str(t), float(e)) for r in evals for t, e in zip(r.rows.task, r.rows.get("eps_255", []))
+                      if t in ATTACKS and np.isfinite(e) and e > 0})
     for attack, eps in attacks:
-        name = ATTACKS.get(attack.lower(), attack)
-        out.append(Measure(f"{attack}@{eps:g}", f"{name} {eps:g}/255 top-1 (%)", "attack", "fgsm", "top1_acc", True,
-                           attack, eps))
+        out.append(Measure(attack_measure(attack, eps), f"{ATTACK_LABELS[attack]} {eps:g}/255 top-1 (%)", "attack",
+                           attack, "top1_acc", True, attack, eps))
     present = [m for m in out if any(np.isfinite(lookup(r.rows, m.task, m.metric, m.condition, m.eps)[0])
                                      or lookup(r.rows, m.task, m.metric, m.condition, m.eps)[1] for r in evals)]
     return present

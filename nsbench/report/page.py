@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..schema import A_TOP1, C_MEAN_ERR, CLEAN_TOP1, FGSM, attack_measure
 from . import fmt as F
 from .load import EvalResult, RunResult
 
-VERDICT = [("Clean", ["clean_top1"]), ("-C", ["mce", "mce_partial", "c_mean_err"]),
-           ("-P", ["mfr", "mfr_partial", "mean_fp"]), ("-A", ["a_top1"])]
-MODEL_COLUMNS = [("clean_top1", "clean top-1 %", True), ("mce", "mCE", False), ("mce_partial", "mCE (partial)", False),
-                 ("mfr", "mFR", False), ("mfr_partial", "mFR (partial)", False), ("a_top1", "-A top-1 %", True)]
+VERDICT = [("Clean", [CLEAN_TOP1]), ("-C", ["mce", "mce_partial", C_MEAN_ERR]),
+           ("-P", ["mfr", "mfr_partial", "mean_fp"]), ("-A", [A_TOP1])]
+MODEL_COLUMNS = [(CLEAN_TOP1, "clean top-1 %", True), ("mce", "mCE", False), ("mce_partial", "mCE (partial)", False),
+                 ("mfr", "mFR", False), ("mfr_partial", "mFR (partial)", False), (A_TOP1, "-A top-1 %", True)]
+PAPER_ATTACK = attack_measure(FGSM, 8)  # the paper's headline attack: FGSM at 8/255
 
 
 def attack_key(head: pd.DataFrame) -> str | None:
@@ -18,9 +20,9 @@ def attack_key(head: pd.DataFrame) -> str | None:
     keys = list(dict.fromkeys(head[head.bench == "attack"].measure))
     if not keys:
         return None
-    fgsm = [k for k in keys if k.lower().startswith("fgsm@")]
-    if "fgsm@8" in keys:
-        return "fgsm@8"
+    fgsm = [k for k in keys if k.lower().startswith(f"{FGSM}@")]
+    if PAPER_ATTACK in keys:
+        return PAPER_ATTACK
     pool = fgsm or keys
     return max(pool, key=lambda k: float(k.split("@")[1]))
 

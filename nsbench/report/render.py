@@ -14,7 +14,7 @@ from ..utils import NsbenchError, atomic_path, library_versions, make_dir, write
 from . import figures as FIG
 from . import figures_run as FR
 from . import fmt as F
-from . import page as P
+from . import page
 from . import tables as T
 from .compare import across_seeds, adjust, best_marks, headline
 from .headline import lookup
@@ -138,11 +138,11 @@ def render_report(inputs: list[str | Path], out: str | Path, baseline: str | Non
                              undefined=jinja2.StrictUndefined)
     html = env.get_template("report.html.j2").render(
         title=title, created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), baseline=baseline,
-        normalisers=normalisers, verdicts=[] if study else P.verdicts(head, baseline), study=study,
-        study_tables=study_tables, models=P.model_table(head, evals, runs, baseline),
+        normalisers=normalisers, verdicts=[] if study else page.verdicts(head, baseline), study=study,
+        study_tables=study_tables, models=page.model_table(head, evals, runs, baseline),
         benches=T.bench_tables(head, evals, marks, baseline), ce=ce, fr=fr,
         ce_metric=ce_metric,
-        seeds=P.seeds_table(seeds, head), notes=_notes(evals) + _unpaired_notes(head, baseline),
+        seeds=page.seeds_table(seeds, head), notes=_notes(evals) + _unpaired_notes(head, baseline),
         training_runs=_one_run_note(evals, seeds),
         n_tests=sum(int(np.isfinite(f.p_value).sum()) for f in (head, seeds) if "p_value" in f),
         study_tests=int(np.isfinite(claims.p_value).sum()) if claims is not None else 0,

@@ -7,17 +7,19 @@ import numpy as np
 import pandas as pd
 
 from ..reference import C_BENCHMARK, P_TEST
+from ..schema import A_TOP1, C_MEAN_ERR, CLEAN, CLEAN_TOP1, CORRUPTIONS, FGSM, NATURAL_ADVERSARIAL, PERTURBATIONS
 from . import fmt as F
 from .figures import FAMILIES
 from .headline import failure, lookup
 from .load import EvalResult
 
-BENCHES = [("clean", "Clean", ["clean_top1"]),
-           ("-C", "Common corruptions (-C)", ["mce", "mce_partial", "relative_mce", "relative_mce_partial", "c_mean_err"]),
+BENCHES = [("clean", "Clean", [CLEAN_TOP1]),
+           ("-C", "Common corruptions (-C)", ["mce", "mce_partial", "relative_mce", "relative_mce_partial", C_MEAN_ERR]),
            ("-P", "Perturbations (-P)", ["mfr", "mfr_partial", "mt5d", "mt5d_partial", "mean_fp"]),
-           ("-A", "Natural adversarial examples (-A)", ["a_top1"]),
+           ("-A", "Natural adversarial examples (-A)", [A_TOP1]),
            ("attack", "Adversarial attacks", None)]
-TASK_OF = {"clean": "clean", "-C": "corruptions", "-P": "perturbations", "-A": "natural_adversarial", "attack": "fgsm"}
+# the task whose `failed` row explains an empty cell: a failed task writes it under its registry name (FGSM for attacks)
+TASK_OF = {"clean": CLEAN, "-C": CORRUPTIONS, "-P": PERTURBATIONS, "-A": NATURAL_ADVERSARIAL, "attack": FGSM}
 
 
 def cell(h: pd.Series | None, marks: set, *, failed: str = "") -> dict:

@@ -86,7 +86,7 @@ def preflight(study: Study, out: Path) -> None:
 
 def _check_ladders(study: Study) -> None:
     from ..data import open_source
-    from ..training.driver import check_ladder
+    from ..training.ladder import check_ladder
 
     classes: dict[tuple, int] = {}  # the training source's class count, opened once per source
     seen = set()

@@ -34,16 +34,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import TrainConfig, build_config, check_choices, from_dict, load_train_config, load_yaml
+from ..schema import ATTACK_MEASURE, MEASURES
 from ..utils import NsbenchError
 
 TEACHER = "teacher"  # the shared teacher's run-folder stem, and a row / claim reference
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 REF = re.compile(r"^(?P<variant>[A-Za-z][A-Za-z0-9_]*)(?:@(?P<iteration>\d+))?$")
-# headline measures a claim may test (nsbench/report/headline.py), and the suite task each needs
-METRICS = {"clean_top1": "clean", "a_top1": "natural_adversarial", "mce": "corruptions", "mce_partial": "corruptions",
-           "relative_mce": "corruptions", "c_mean_err": "corruptions", "mfr": "perturbations",
-           "mfr_partial": "perturbations", "mt5d": "perturbations", "mean_fp": "perturbations"}
-ATTACK = re.compile(r"^(?P<attack>fgsm|pgd)@(?P<eps>\d+(?:\.\d+)?)$")
 # keys of iteration 0's training: variants that agree on them share a teacher (the unlabeled pool is not used by it)
 TEACHER_DATA_FREE = ("unlabeled", "unlabeled_limit", "num_workers")
 
@@ -279,17 +275,17 @@ def _check_ref(study: Study, ref, where: str, has_teacher: bool) -> None:
 
 def _check_metric(study: Study, metric: str, where: str) -> None:
     suite = study.suite
-    m = ATTACK.match(metric)
+    m = ATTACK_MEASURE.match(metric)
     if m:
         t = suite.fgsm
         if not t.enabled or t.attack != m["attack"] or float(m["eps"]) not in [float(e) for e in t.eps_255]:
             raise NsbenchError(f"{where}: {metric} needs the suite's fgsm task with attack {m['attack']} at eps_255 "
                                f"{m['eps']}")
         return
-    if metric not in METRICS:
-        raise NsbenchError(f"{where}: unknown measure {metric!r}; valid: {', '.join(METRICS)}, fgsm@EPS, pgd@EPS")
-    if not getattr(suite, METRICS[metric]).enabled:
-        raise NsbenchError(f"{where}: {metric} needs the suite's {METRICS[metric]} task, which it disables")
+    if metric not in MEASURES:
+        raise NsbenchError(f"{where}: unknown measure {metric!r}; valid: {', '.join(MEASURES)}, fgsm@EPS, pgd@EPS")
+    if not getattr(suite, MEASURES[metric]).enabled:
+        raise NsbenchError(f"{where}: {metric} needs the suite's {MEASURES[metric]} task, which it disables")
 
 
 def describe(study: Study) -> dict:

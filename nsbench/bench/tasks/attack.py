@@ -1,5 +1,5 @@
 """fgsm: accuracy under a white-box attack (FGSM, or PGD) at each eps, in grey levels, on [0, 1] images. Rows carry
-the attack's name as their task, so PGD results are never labelled FGSM."""
+the attack's name as their task and condition (schema.ATTACKS), so PGD results are never labelled FGSM."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -9,12 +9,11 @@ import pandas as pd
 import torch
 
 from ...config import check_range
+from ...schema import ATTACKS, FGSM
 from ...utils import NsbenchError
 from ..attacks import adversarial
 from ..corruptions import pick_indices
 from ..registry import TaskResult, register
-
-ATTACKS = ("fgsm", "pgd")
 
 
 @dataclass
@@ -22,7 +21,7 @@ class FGSMTask:
     enabled: bool = True
     limit: int | None = 1000
     eps_255: list[float] = field(default_factory=lambda: [0.0, 1.0, 2.0, 4.0, 8.0, 16.0])
-    attack: str = "fgsm"  # fgsm | pgd
+    attack: str = FGSM  # fgsm | pgd (schema.ATTACKS)
     pgd_steps: int = 10
     pgd_alpha_255: float = 1.0
 
@@ -39,7 +38,7 @@ def validate(t: FGSMTask) -> None:
     check_range("fgsm.pgd_alpha_255", t.pgd_alpha_255, lo=0, lo_open=True)
 
 
-@register("fgsm", config=FGSMTask, order=4, validate=validate)
+@register(FGSM, config=FGSMTask, order=4, validate=validate)
 def run(ctx, t: FGSMTask, norm) -> TaskResult:
     src = ctx.source
     idx = pick_indices(len(src), ctx.cap(t.limit), ctx.suite.seed)
@@ -59,7 +58,7 @@ def run(ctx, t: FGSMTask, norm) -> TaskResult:
             return {"correct": np.concatenate(correct), "index": np.concatenate(ids)}
 
         key = f"{src.name}|{src.fingerprint()}|{t.attack}|{t.pgd_steps}|{t.pgd_alpha_255}|{eps}|{idx.tolist()}"
-        z = ctx.cell("fgsm", key, lambda local=local: ctx.sharded(idx, local))
+        z = ctx.cell(FGSM, key, lambda local=local: ctx.sharded(idx, local))
         rows.append(ctx.row(t.attack, t.attack, "top1_acc", 100 * z["correct"].mean(), len(z["correct"]),
                             eps_255=float(eps), precision="fp32"))
         per.append(pd.DataFrame({"task": t.attack, "condition": t.attack, "severity": 0, "eps_255": float(eps),

@@ -15,7 +15,7 @@ from ...config import check_range
 from ...utils import NsbenchError
 from .. import cache as K
 from .. import metrics as M
-from .. import perturbations as P
+from .. import perturbations as perturbation_sets
 from ..corruptions import pick_indices
 from ..registry import TaskResult, register
 
@@ -38,8 +38,9 @@ def validate(t: PerturbationTask) -> None:
     check_range("perturbations.limit", t.limit, lo=1, optional=True)
     if t.difficulty not in (1, 2, 3):
         raise NsbenchError("perturbations.difficulty must be 1, 2 or 3")
-    if t.calibration not in ("auto", *P.TABLES):
-        raise NsbenchError(f"perturbations.calibration: must be auto, {', '.join(P.TABLES)}; got {t.calibration!r}")
+    if t.calibration not in ("auto", *perturbation_sets.TABLES):
+        raise NsbenchError(f"perturbations.calibration: must be auto, {', '.join(perturbation_sets.TABLES)}; "
+                           f"got {t.calibration!r}")
     if not t.perturbations:
         raise NsbenchError("perturbations.perturbations: must not be empty (or set perturbations.enabled=false)")
     valid = P_TEST + P_VALIDATION
@@ -53,14 +54,14 @@ def validate(t: PerturbationTask) -> None:
 
 def _official(ctx, t: PerturbationTask) -> tuple[dict, dict]:
     out = {}
-    absent = [p for p in t.perturbations if not (Path(t.root) / P.official_folder(p, t.difficulty)).is_dir()]
+    absent = [p for p in t.perturbations if not (Path(t.root) / perturbation_sets.official_folder(p, t.difficulty)).is_dir()]
     if absent:
         log.warning("%s: no folder for %s; scoring the other perturbations (mFR/mT5D become partial)", t.root,
-                    ", ".join(P.official_folder(p, t.difficulty) for p in absent))
+                    ", ".join(perturbation_sets.official_folder(p, t.difficulty) for p in absent))
     if len(absent) == len(t.perturbations):
         raise NsbenchError(f"{t.root}: none of the requested ImageNet-P perturbation folders exist")
     for p in tqdm([p for p in t.perturbations if p not in absent], desc=f"{ctx.em.label} -P", leave=False, mininterval=2.0):
-        videos = P.scan_imagenet_p(t.root, p, t.difficulty, ctx.em.classes)
+        videos = perturbation_sets.scan_imagenet_p(t.root, p, t.difficulty, ctx.em.classes)
         videos = [videos[i] for i in pick_indices(len(videos), ctx.cap(None), ctx.suite.seed)]
 
         def compute(videos=videos, p=p):
@@ -68,7 +69,7 @@ def _official(ctx, t: PerturbationTask) -> tuple[dict, dict]:
                 fp, t5, ids = [], [], []
                 for k in part:
                     try:
-                        frames = P.read_video(videos[k][0])
+                        frames = perturbation_sets.read_video(videos[k][0])
                     except NsbenchError as e:  # a damaged video is skipped and counted, never fatal
                         log.warning("skipping unreadable sequence: %s", e)
                         continue
@@ -87,7 +88,7 @@ def _official(ctx, t: PerturbationTask) -> tuple[dict, dict]:
 
 
 def _built(ctx, t: PerturbationTask) -> tuple[dict, dict]:
-    folder, manifest = ctx.build(lambda: P.build_p(ctx.source, ctx.size, t.perturbations, t.difficulty,
+    folder, manifest = ctx.build(lambda: perturbation_sets.build_p(ctx.source, ctx.size, t.perturbations, t.difficulty,
                                                    ctx.cap(t.limit), ctx.suite.seed, ctx.cache, ctx.workers,
                                                    t.calibration))
     out = {}
