@@ -80,3 +80,13 @@ def imagenet_r_classes() -> tuple[tuple[int, ...], tuple[str, ...]]:
 def published_results() -> list[dict]:
     """Headline published numbers (model, metric, value, source, note) for reference rows in reports."""
     return [{**r, "value": float(r["value"])} for r in _rows("published_results.csv")]
+
+
+# --- scorecard (issue 23) -------------------------------------------------------------------------------------------
+@lru_cache(maxsize=None)
+def imagenet_c_bar_severities() -> dict[str, tuple[float, ...]]:
+    """ImageNet-C-bar corruption parameters of severities 1..5; make_imagenet_c_bar.py names a severity folder
+    "{:.2f}" of its parameter. Source: facebookresearch/augmentation-corruption imagenet_c_bar/imagenet_c_bar.csv
+    (commit c7d90e3)."""
+    return {r["corruption"]: tuple(float(r[f"severity_{s}"]) for s in range(1, 6))
+            for r in _rows("imagenet_c_bar_severities.csv")}

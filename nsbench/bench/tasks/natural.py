@@ -10,6 +10,7 @@ import pandas as pd
 from ...config import check_range
 from ...utils import NsbenchError
 from .. import cache as K
+from .. import calibration as CAL
 from .. import natural as A
 from ..corruptions import pick_indices
 from ..registry import TaskResult, register
@@ -52,24 +53,27 @@ def validate(t: NaturalAdversarialTask) -> None:
     check_range("natural_adversarial.ref_min_gain", t.ref_min_gain, lo=0)
 
 
-def _official(ctx, t: NaturalAdversarialTask) -> tuple[np.ndarray, str, dict]:
+def _official(ctx, t: NaturalAdversarialTask) -> tuple[dict, str, dict]:
     src, mask, check = A.open_official(t.root, t.mask)
     idx = pick_indices(len(src), ctx.cap(None), ctx.suite.seed)
 
     def compute():
-        def local(part):
-            preds = [np.zeros(0, np.int64)]
-            for x, _, _, _ in ctx.batches(src, part):
-                preds.append(A.masked_predictions(ctx.forward(x), mask).numpy())
-            return {"pred": np.concatenate(preds)}
+        def local(part):  # calibration over the 200-class label set, as robustness_metrics use_dataset_labelset
+            out = {k: [np.zeros(0)] for k in ("pred", *CAL.PER_IMAGE)}
+            for x, _, i, _ in ctx.batches(src, part):
+                z = CAL.per_image(ctx.forward(x).numpy(), src.labels[i.numpy()], mask)
+                for k, v in {"pred": z["pred"], **CAL.columns(z)}.items():
+                    out[k].append(v)
+            return {k: np.concatenate(v) for k, v in out.items()}
 
-        return {"correct": ctx.sharded(idx, local)["pred"] == src.labels[idx]}
+        z = ctx.sharded(idx, local)
+        return {"correct": z["pred"] == src.labels[idx], **CAL.columns(z)}
 
-    correct = ctx.cell("natural_adversarial", f"official|{t.root}|{t.mask}|{len(idx)}", compute)["correct"]
-    return correct, t.mask, {"source": f"official {t.mask}: {t.root}", "n": int(len(idx)), **check}
+    z = ctx.cell("natural_adversarial", f"official|{t.root}|{t.mask}|{len(idx)}|calibration", compute)
+    return z, t.mask, {"source": f"official {t.mask}: {t.root}", "n": int(len(idx)), **check}
 
 
-def _built(ctx, t: NaturalAdversarialTask) -> tuple[np.ndarray, str, dict]:
+def _built(ctx, t: NaturalAdversarialTask) -> tuple[dict, str, dict]:
     if ctx.reference_trainer is None:
         raise NsbenchError("building DATASET-A needs a reference trainer: pass reference_trainer="
                            "nsbench.training.reference.train_reference (nsbench eval and nsbench.evaluate do)")
@@ -83,21 +87,26 @@ def _built(ctx, t: NaturalAdversarialTask) -> tuple[np.ndarray, str, dict]:
     images = K.load_array(folder / "images.npy")
     labels = np.asarray(K.load_array(folder / "labels.npy"))
     sel = pick_indices(len(labels), ctx.cap(None), ctx.suite.seed)
-    correct = ctx.cell("natural_adversarial", f"{folder.name}|{len(sel)}",
-                       lambda: {"correct": ctx.logits(np.asarray(images)[sel]).argmax(1) == labels[sel]})["correct"]
+    def score():
+        z = CAL.per_image(ctx.logits(np.asarray(images)[sel]), labels[sel])
+        return {"correct": z["correct"], **CAL.columns(z)}
+
+    z = ctx.cell("natural_adversarial", f"{folder.name}|{len(sel)}|calibration", score)
     info = {"folder": folder.name, "n": int(len(sel)), "n_pool": manifest["n_pool"], "rule": manifest["rule"],
             "references": manifest["reference_results"], "ref_epochs": manifest["epochs"],
             "ref_train_limit": manifest["train_limit"], "pool": manifest["pool"],
             "reference_training": manifest.get("reference_training")}
-    return correct, "built", info
+    return z, "built", info
 
 
 @register("natural_adversarial", config=NaturalAdversarialTask, order=3, validate=validate)
 def run(ctx, t: NaturalAdversarialTask, norm) -> TaskResult:
-    correct, condition, info = (_official if t.root else _built)(ctx, t)
+    z, condition, info = (_official if t.root else _built)(ctx, t)
+    correct = z["correct"]
     n = len(correct)
     rows = [ctx.row("natural_adversarial", condition, "top1_acc", 100 * correct.mean(), n),
-            ctx.row("natural_adversarial", condition, "top1_err", 100 * (1 - correct.mean()), n)]
+            ctx.row("natural_adversarial", condition, "top1_err", 100 * (1 - correct.mean()), n),
+            *CAL.rows(ctx, "natural_adversarial", condition, z)]
     per = [pd.DataFrame({"task": "natural_adversarial", "condition": condition, "severity": 0, "eps_255": 0.0,
-                         "image": np.arange(n), "correct": correct})]
+                         "image": np.arange(n), "correct": correct, **CAL.columns(z)})]
     return TaskResult(rows, per, {"natural_adversarial": info})
