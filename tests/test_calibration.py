@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from nsbench.bench import calibration as CAL
+from nsbench import calibration as CAL
 
 
 def test_ece_by_hand_with_two_images_sharing_a_bin():
