@@ -46,6 +46,10 @@ METRICS.update({
 })
 # tasks reading official shifted sets from their released layouts (bench/tasks/<name>.py)
 OFFICIAL_SET_TASKS = ("imagenet_v2", "imagenet_sketch", "imagenet_c_bar", "imagenet_3dcc")
+# tasks whose cells are corruption x severity (one row per cell; reports summarise them per task)
+CORRUPTION_TREE_TASKS = ("corruptions", "imagenet_c_bar", "imagenet_3dcc")
+# any torchattacks attack by name (bench/tasks/attacks_by_name.py)
+NAMED_ATTACKS_TASK = "attacks"
 # --- end scorecard names --------------------------------------------------------------------------------------------
 
 PER_IMAGE_KEYS = ["task", "condition", "severity", "eps_255", "image"]

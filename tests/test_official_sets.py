@@ -137,3 +137,11 @@ def test_imagenet_suite_skips_absent_sets_with_a_note(tmp_path, monkeypatch):
         assert row["metric"] == "skipped" and row["value"] is None and "$NSBENCH_IMAGENET" in row["note"]
     with pytest.raises(Exception, match="folder not found"):
         TS.run(ctx, TS.ImageNetSketchTask(enabled=True, root=str(tmp_path / "nowhere")), None)
+
+
+def test_every_official_set_task_is_registered_and_off_by_default():
+    from nsbench.bench.registry import task_kinds
+    from nsbench.schema import OFFICIAL_SET_TASKS
+
+    kinds = task_kinds()
+    assert all(t in kinds and not getattr(SuiteConfig(), t).enabled for t in OFFICIAL_SET_TASKS)

@@ -8,12 +8,13 @@ import numpy as np
 import pandas as pd
 
 from ..calibration import ece_weighted  # the harness's own binning (nsbench/calibration.py)
+from ..schema import CORRUPTION_TREE_TASKS
 from . import fmt as F
 from . import stats as S
 from .load import EvalResult
 
 METRICS = (("ece", "ECE (%)"), ("nll", "NLL"), ("brier", "Brier"))
-TREE_TASKS = ("corruptions", "imagenet_c_bar", "imagenet_3dcc")  # one cell per corruption and severity
+TREE_TASKS = CORRUPTION_TREE_TASKS  # one cell per corruption and severity
 COLUMNS = ["model", "task", "condition", "eps_255", "metric", "value", "ci_low", "ci_high", "n", "diff", "diff_low",
            "diff_high", "note"]
 SEED = 4242

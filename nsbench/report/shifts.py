@@ -91,3 +91,24 @@ def accuracy_frame(evals: list[EvalResult]) -> pd.DataFrame:
                 rows.append({"model": r.label, "set": k, "label": label(k), "value": m.value, "ci_low": m.low,
                              "ci_high": m.high, "n": m.n, "note": m.note})
     return pd.DataFrame(rows, columns=["model", "set", "label", "value", "ci_low", "ci_high", "n", "note"])
+
+
+def attack_frame(evals: list[EvalResult]) -> pd.DataFrame:
+    """Top-1 accuracy under each attack run by name (task `attacks`), with its interval over images."""
+    rows = []
+    for r in evals:
+        hits = r.rows[(r.rows.task == "attacks") & (r.rows.metric == "top1_acc") & r.rows.value.notna()]
+        for _, x in hits.iterrows():
+            m = Measured(float(x.value), n=int(x.n))
+            per = r.per_image
+            if per is not None and "correct" in per:
+                p = per[(per.task == "attacks") & (per.condition == x.condition) & per.correct.notna()]
+                if np.isfinite(x.eps_255):
+                    p = p[p.eps_255 == x.eps_255]
+                if len(p) and not p.image.duplicated().any():
+                    s = S.accuracy(p.sort_values("image").correct.astype(bool).to_numpy(), tuple(p.image), m.value)
+                    if S.reproduces(s):
+                        m.low, m.high = S.interval(s, SEED)
+            rows.append({"model": r.label, "attack": x.condition, "eps_255": x.eps_255, "value": m.value,
+                         "ci_low": m.low, "ci_high": m.high, "n": m.n})
+    return pd.DataFrame(rows, columns=["model", "attack", "eps_255", "value", "ci_low", "ci_high", "n"])
