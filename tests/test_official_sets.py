@@ -77,9 +77,17 @@ def test_sketch_reads_wnid_folders(tmp_path):
     for k, c in enumerate((3, 7)):
         for j in range(2):
             save(tmp_path / "ImageNet-Sketch" / "sketch" / names[c] / f"{j}.JPEG", encoded_image(k, 100))
-    ctx = ctx_for(tmp_path, PixelOracle([3, 7], decoy=None))
+    rng = np.random.default_rng(1)
+    odd = rng.integers(0, 30, (120, 70, 3)).astype(np.uint8)  # portrait, grey < 40: class 3
+    save(tmp_path / "ImageNet-Sketch" / "sketch" / names[3] / "odd.JPEG", odd)
+    oracle = Recorder([3, 7], decoy=None)
+    ctx = ctx_for(tmp_path, oracle)
     res = TS.run(ctx, TS.ImageNetSketchTask(enabled=True, root=str(tmp_path / "ImageNet-Sketch")), None)
-    assert [(r["value"], r["n"]) for r in by(res.rows, metric="top1_acc")] == [(100.0, 4)]
+    assert [(r["value"], r["n"]) for r in by(res.rows, metric="top1_acc")] == [(100.0, 5)]
+    with Image.open(tmp_path / "ImageNet-Sketch" / "sketch" / names[3] / "odd.JPEG") as im:
+        want = prepare(np.asarray(im.convert("RGB")), 64, "natural", **ctx.resize)  # resize shorter side, centre crop
+    seen = [(x.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8) for x in oracle.inputs]
+    assert any(np.array_equal(img, want) for batch in seen for img in batch)
     conf = np.exp(10) / (np.exp(10) + 999)  # the oracle's one logit of 10 among 1,000
     ece = by(res.rows, metric="ece")[0]["value"]
     assert ece == pytest.approx(100 * (1 - conf))
@@ -103,6 +111,10 @@ def test_c_bar_maps_parameter_folders_to_severities_and_reports_mean_error_only(
     assert means["all"]["note"].startswith("partial: 2 of 10 corruptions")
     assert not any(r["metric"] in ("ce", "mce", "mce_partial") for r in res.rows)
     assert {x.shape[1:] for x in oracle.inputs} == {(3, 64, 64)}  # shipped files scored as they are
+    with Image.open(root / "sparkles" / "1" / names[3] / "a.JPEG") as im:
+        shipped = np.asarray(im.convert("RGB"))
+    seen = [(x.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8) for x in oracle.inputs]
+    assert any(np.array_equal(img, shipped) for batch in seen for img in batch)  # no resize, no crop
     assert len(by(res.rows, metric="ece", condition="sparkles")) == 5
 
 
