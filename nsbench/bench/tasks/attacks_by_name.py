@@ -95,7 +95,7 @@ def validate(t: AttacksTask) -> None:
                                f"{', '.join(k for k in params if k not in ('self', 'model'))}")
 
 
-def build(cls, model: torch.nn.Module, a: AttackSpec, n_classes: int, seed: int):
+def build(cls, model: torch.nn.Module, a: AttackSpec, n_classes: int, seed: int, device: torch.device | None = None):
     params = inspect.signature(cls.__init__).parameters
     kw = dict(a.kwargs)
     eps = eps_of(a)
@@ -107,6 +107,8 @@ def build(cls, model: torch.nn.Module, a: AttackSpec, n_classes: int, seed: int)
         kw["seed"] = seed
     atk = cls(model, **kw)
     atk.set_model_training_mode(model_training=False)  # eval mode: dropout off, BN running statistics
+    if device is not None:  # torchattacks guesses it from the parameters; a parameter-free model has none
+        atk.set_device(device)
     return atk
 
 
@@ -127,7 +129,7 @@ def run(ctx, t: AttacksTask, norm) -> TaskResult:
 
         def local(part, a=a, cls=cls):
             out = {k: [np.zeros(0)] for k in ("pred", "index", "label", *CAL.PER_IMAGE)}
-            atk = build(cls, model, a, len(ctx.em.classes), ctx.suite.seed)
+            atk = build(cls, model, a, len(ctx.em.classes), ctx.suite.seed, ctx.device)
             for x, y, i, _ in ctx.batches(src, part, batch_size=t.batch_size):
                 if len(y) == 0:
                     continue
