@@ -80,3 +80,26 @@ def imagenet_r_classes() -> tuple[tuple[int, ...], tuple[str, ...]]:
 def published_results() -> list[dict]:
     """Headline published numbers (model, metric, value, source, note) for reference rows in reports."""
     return [{**r, "value": float(r["value"])} for r in _rows("published_results.csv")]
+
+
+# --- scorecard (issue 23) -------------------------------------------------------------------------------------------
+@lru_cache(maxsize=None)
+def imagenet_c_bar_severities() -> dict[str, tuple[float, ...]]:
+    """ImageNet-C-bar corruption parameters of severities 1..5; make_imagenet_c_bar.py names a severity folder
+    "{:.2f}" of its parameter. Source: facebookresearch/augmentation-corruption imagenet_c_bar/imagenet_c_bar.csv
+    (commit c7d90e3)."""
+    return {r["corruption"]: tuple(float(r[f"severity_{s}"]) for s in range(1, 6))
+            for r in _rows("imagenet_c_bar_severities.csv")}
+
+
+@lru_cache(maxsize=None)
+def published_scorecard() -> list[dict]:
+    """Published numbers matched to scored models by name (`match`: nsbench model names), each with the protocol that
+    produced it. Sources per row (reference_data/README.md)."""
+    out = []
+    for r in _rows("published_scorecard.csv"):
+        out.append({**r, "value": float(r["value"]), "value_text": r["value"], "match": tuple(m for m in r["match"].split(";") if m),
+                    "img_size": int(r["img_size"]) if r["img_size"] else None,
+                    "crop_pct": float(r["crop_pct"]) if r["crop_pct"] else None,
+                    "n_images": int(r["n_images"]) if r["n_images"] else None})
+    return out

@@ -38,6 +38,21 @@ METRICS = {
     "failed": "the task could not run; the note says why",
 }
 
+# --- scorecard names (issue 23): calibration metrics and the official shifted sets' summaries -------------------
+METRICS.update({
+    "ece": "expected calibration error, 15 equal-width confidence bins (robustness_metrics), x100",
+    "nll": "negative log-likelihood of the true class, nats (not a percentage)",
+    "brier": "Brier score, sum over classes of the squared error of the probabilities (0-2, not a percentage)",
+    "skipped": "the task's data is absent (its root is not set); the note says how to set it",
+})
+# tasks reading official shifted sets from their released layouts (bench/tasks/<name>.py)
+OFFICIAL_SET_TASKS = ("imagenet_v2", "imagenet_sketch", "imagenet_c_bar", "imagenet_3dcc")
+# tasks whose cells are corruption x severity (one row per cell; reports summarise them per task)
+CORRUPTION_TREE_TASKS = ("corruptions", "imagenet_c_bar", "imagenet_3dcc")
+# any torchattacks attack by name (bench/tasks/attacks_by_name.py)
+NAMED_ATTACKS_TASK = "attacks"
+# --- end scorecard names --------------------------------------------------------------------------------------------
+
 PER_IMAGE_KEYS = ["task", "condition", "severity", "eps_255", "image"]
 
 # Task names: the `task` column. Every suite task writes rows under its registry name, except the attack task

@@ -182,7 +182,11 @@ def test_sharded_evaluation_matches_one_process(tmp_path, tiny_folder):
     a = df_one.sort_values(["task", "condition", "severity", "eps_255", "metric"]).reset_index(drop=True)
     b = df_two.sort_values(["task", "condition", "severity", "eps_255", "metric"]).reset_index(drop=True)
     assert len(a) == len(b) and len(a) > 20
-    np.testing.assert_allclose(a.value.to_numpy(float), b.value.to_numpy(float), rtol=1e-6, atol=1e-6)
+    # counts of right answers agree exactly; ECE / NLL / Brier are continuous in the logits, which differ in the
+    # last float32 bits between batch shapes, and results.csv keeps 6 significant digits
+    np.testing.assert_allclose(a.value.to_numpy(float), b.value.to_numpy(float), rtol=2e-5, atol=1e-6)
+    exact = ~a.metric.isin(["ece", "nll", "brier"]).to_numpy()
+    np.testing.assert_allclose(a.value.to_numpy(float)[exact], b.value.to_numpy(float)[exact], rtol=1e-6, atol=1e-6)
     assert (a.n.to_numpy() == b.n.to_numpy()).all()
 
 

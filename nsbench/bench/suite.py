@@ -67,6 +67,8 @@ def _expand(value):
 
 def load_suite(path: str | Path, overrides: list[str] = ()) -> SuiteConfig:
     base = _expand(load_yaml(path))
+    if isinstance(base, dict) and isinstance(base.get("attacks"), list):  # `attacks: [{name: ...}]` means attacks.run
+        base["attacks"] = {"enabled": True, "run": base["attacks"]}
     try:
         cfg = build_config(SuiteConfig, base, overrides)
     except NsbenchError as e:

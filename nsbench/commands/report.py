@@ -16,11 +16,15 @@ def add_parser(sub) -> None:
     p.add_argument("--baseline", help="model label to compare against (default: the first model)")
     p.add_argument("--out", default="reports/report", help="output folder (index.html + data)")
     p.add_argument("--title", default="nsbench robustness report")
+    p.add_argument("--er-baseline", action="append", default=[], metavar="MODEL",
+                   help="a model the effective-robustness line is fitted through (repeat; two or more; default: "
+                        "the shipped published rows)")
     p.set_defaults(handler=run)
 
 
 def run(args) -> int:
     from ..report.render import render_report
 
-    print(render_report(args.inputs, args.out, baseline=args.baseline, title=args.title))
+    print(render_report(args.inputs, args.out, baseline=args.baseline, title=args.title,
+                        er_baselines=args.er_baseline))
     return 0

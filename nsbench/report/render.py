@@ -20,6 +20,7 @@ from .compare import across_seeds, adjust, best_marks, headline
 from .headline import lookup
 from .study import claims_markdown, study_tables as claim_tables
 from .load import EvalResult, RunResult, load_inputs
+from .scorecard import build as scorecard_sections
 
 
 def _is_imagenet(evals: list[EvalResult]) -> bool:
@@ -101,7 +102,8 @@ def _unpaired_notes(head: pd.DataFrame, baseline: str | None) -> list[str]:
 
 
 def render_report(inputs: list[str | Path], out: str | Path, baseline: str | None = None,
-                  title: str = "nsbench robustness report", study: dict | None = None) -> Path:
+                  title: str = "nsbench robustness report", study: dict | None = None,
+                  er_baselines: list[str] | None = None) -> Path:
     """Write out/index.html and its data files; return the HTML path. `study` (nsbench/study `report_spec()`) adds
     its claim tables and verdicts at the top, in place of the per-model verdict cards."""
     evals, runs = load_inputs(inputs)
@@ -133,6 +135,10 @@ def render_report(inputs: list[str | Path], out: str | Path, baseline: str | Non
     provenance = _provenance(evals)
     sets = _sets_description(evals)
     study_tables, claims = claim_tables(study, evals, head) if study else ([], None)
+    unknown = [b for b in er_baselines or [] if b not in labels]
+    if unknown:
+        raise NsbenchError(f"effective-robustness baseline {unknown[0]!r} is not among the models: {', '.join(labels)}")
+    scorecard, scorecard_frames = scorecard_sections(evals, head, baseline, er_baselines)
     env = jinja2.Environment(loader=jinja2.PackageLoader("nsbench.report", "templates"),
                              autoescape=jinja2.select_autoescape(["html", "j2"], default=True),
                              undefined=jinja2.StrictUndefined)
@@ -147,10 +153,14 @@ def render_report(inputs: list[str | Path], out: str | Path, baseline: str | Non
         n_tests=sum(int(np.isfinite(f.p_value).sum()) for f in (head, seeds) if "p_value" in f),
         study_tests=int(np.isfinite(claims.p_value).sum()) if claims is not None else 0,
         figures=_figures(evals, runs, head) if (evals or runs) else [], reference_rows=reference_rows,
-        provenance=provenance, sets=sets, run_tables=[_run_table(run) for run in runs], versions=library_versions())
+        provenance=provenance, sets=sets, run_tables=[_run_table(run) for run in runs], versions=library_versions(),
+        scorecard=scorecard)
     write_text(out / "index.html", html)
     _write_data(out, evals, head, seeds, {"baseline": baseline, "models": provenance, "sets": sets,
                                            "inputs": [str(p) for p in inputs], "runs": [str(r.folder) for r in runs]})
+    for name, frame in scorecard_frames.items():
+        with atomic_path(out / name) as tmp:
+            frame.to_csv(tmp, index=False, float_format="%.6g")
     if claims is not None:
         with atomic_path(out / "claims.csv") as tmp:
             claims.to_csv(tmp, index=False, float_format="%.6g")

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from ...config import check_range
+from .. import calibration as CAL
 from ..corruptions import pick_indices
 from ..registry import TaskResult, register
 
@@ -22,12 +23,14 @@ def validate(t: CleanTask) -> None:
 
 
 def clean_cell(ctx) -> dict[str, np.ndarray]:
-    """Per-image predictions on the clean split: index, pred, label, correct5 (cached per model)."""
+    """Per-image predictions on the clean split: index, pred, label, correct5 and the calibration columns
+    (confidence, nll, brier; cached per model)."""
     src = ctx.source
     idx = pick_indices(len(src), ctx.cap(ctx.suite.clean.limit), ctx.suite.seed)
 
     def local(part):
         preds, c5, ids, labels = [np.zeros(0, np.int64)], [np.zeros(0, bool)], [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+        cal = {k: [np.zeros(0)] for k in CAL.PER_IMAGE}
         for x, y, i, _ in ctx.batches(src, part):
             if len(y) == 0:
                 continue
@@ -37,10 +40,12 @@ def clean_cell(ctx) -> dict[str, np.ndarray]:
             c5.append((top == y[:, None]).any(1).numpy())
             ids.append(i.numpy())
             labels.append(y.numpy())
+            for k, v in CAL.columns(CAL.per_image(lg.numpy(), y.numpy())).items():
+                cal[k].append(v)
         return {"index": np.concatenate(ids), "pred": np.concatenate(preds), "label": np.concatenate(labels),
-                "correct5": np.concatenate(c5)}
+                "correct5": np.concatenate(c5), **{k: np.concatenate(v) for k, v in cal.items()}}
 
-    return ctx.cell("clean", f"{src.name}|{src.fingerprint()}|{ctx.size}|{idx.tolist()}", lambda: ctx.sharded(idx, local))
+    return ctx.cell("clean", f"{src.name}|{src.fingerprint()}|{ctx.size}|{idx.tolist()}|calibration", lambda: ctx.sharded(idx, local))
 
 
 def clean_correct(ctx) -> np.ndarray:
@@ -61,6 +66,7 @@ def run(ctx, cfg: CleanTask, norm) -> TaskResult:
         m = z["label"] == c
         if m.any():
             rows.append(ctx.row("clean", f"class:{name}", "class_acc", 100 * correct[m].mean(), m.sum()))
+    rows += CAL.rows(ctx, "clean", "clean", {**z, "correct": correct})
     per = pd.DataFrame({"task": "clean", "condition": "clean", "severity": 0, "eps_255": 0.0,
-                        "image": z["index"], "correct": correct})
+                        "image": z["index"], "correct": correct, **CAL.columns(z)})
     return TaskResult(rows, [per])

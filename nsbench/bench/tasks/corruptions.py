@@ -12,6 +12,7 @@ from ...reference import ALEXNET_CLEAN_ERR, C_BENCHMARK, C_VALIDATION, alexnet_c
 from ...config import check_range
 from ...utils import NsbenchError
 from .. import cache as K
+from .. import calibration as CAL
 from .. import corruptions as C
 from .. import metrics as M
 from ..registry import TaskResult, register
@@ -53,22 +54,25 @@ def _official(ctx, t: CorruptionTask) -> tuple[dict, float, int, dict]:
 
         def compute(src=src, idx=idx):
             def local(part):  # unreadable images are skipped: the cell keeps the indices it scored
-                preds, ids = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+                out = {k: [np.zeros(0)] for k in ("pred", "index", *CAL.PER_IMAGE)}
                 for x, _, i, _ in ctx.batches(src, part):
                     if len(i):
-                        preds.append(ctx.forward(x).numpy().argmax(1))
-                        ids.append(i.numpy())
-                return {"pred": np.concatenate(preds), "index": np.concatenate(ids)}
+                        z = CAL.per_image(ctx.forward(x).numpy(), src.labels[i.numpy()])
+                        for k, v in {"pred": z["pred"], "index": i.numpy(), **CAL.columns(z)}.items():
+                            out[k].append(v)
+                return {k: np.concatenate(v) for k, v in out.items()}
 
             z = ctx.sharded(idx, local)
-            return {"correct": z["pred"] == src.labels[z["index"]], "index": z["index"], "n_asked": np.asarray(len(idx))}
+            index = z["index"].astype(np.int64)
+            return {"correct": z["pred"] == src.labels[index], "index": index, "n_asked": np.asarray(len(idx)),
+                    **CAL.columns(z)}
 
-        key = f"official|{cell.folder}|{len(idx)}"
+        key = f"official|{cell.folder}|{len(idx)}|calibration"
         z = ctx.cell("corruptions", key, compute)
-        outcomes[f"{cell.corruption}|{cell.severity}"] = z["correct"], z["index"]
+        outcomes[f"{cell.corruption}|{cell.severity}"] = z["correct"], z["index"], CAL.columns(z)
         skipped[f"{cell.corruption}|{cell.severity}"] = int(z["n_asked"]) - len(z["index"])
     clean_err = 1 - clean_correct(ctx).mean()
-    n = max((len(c) for c, _ in outcomes.values()), default=0)
+    n = max((len(c) for c, *_ in outcomes.values()), default=0)
     info = {"source": f"official:{t.root}", "calibration": "imagenet-c (official files)",
             "skipped_unreadable": {k: v for k, v in skipped.items() if v}}
     return outcomes, float(clean_err), n, info
@@ -81,14 +85,18 @@ def _built(ctx, t: CorruptionTask) -> tuple[dict, float, int, dict]:
     labels = np.asarray(K.load_array(folder / "labels.npy"))
 
     def run(file):
-        return lambda: {"correct": ctx.logits(K.load_array(folder / file)).argmax(1) == labels}
+        def score():
+            z = CAL.per_image(ctx.logits(K.load_array(folder / file)), labels)
+            return {"correct": z["correct"], **CAL.columns(z)}
 
-    clean_err = 1 - ctx.cell("corruptions", f"{folder.name}|clean.npy", run("clean.npy"))["correct"].mean()
+        return score
+
+    clean_err = 1 - ctx.cell("corruptions", f"{folder.name}|clean.npy|calibration", run("clean.npy"))["correct"].mean()
     outcomes = {}
     for c in tqdm(t.corruptions, desc=f"{ctx.em.label} -C", leave=False, mininterval=2.0):
         for s in t.severities:
-            correct = ctx.cell("corruptions", f"{folder.name}|{c}-{s}.npy", run(f"{c}-{s}.npy"))["correct"]
-            outcomes[f"{c}|{s}"] = correct, np.arange(len(correct))
+            z = ctx.cell("corruptions", f"{folder.name}|{c}-{s}.npy|calibration", run(f"{c}-{s}.npy"))
+            outcomes[f"{c}|{s}"] = z["correct"], np.arange(len(z["correct"])), CAL.columns(z)
     info = {"folder": folder.name, **{k: manifest[k] for k in ("n", "fingerprint", "seed", "imagecorruptions")},
             "source": folder.name, "calibration": manifest.get("calibration", "imagenet-c"),
             "saved_as": manifest.get("saved_as", "lossless (uint8 arrays; the official ImageNet-C files are JPEG "
@@ -151,11 +159,12 @@ def _normalised_rows(ctx, t, errors: dict, clean_err: float, ref, name: str, n: 
 def run(ctx, t: CorruptionTask, norm) -> TaskResult:
     errors, clean_err, outcomes, n, info = corruption_errors(ctx, t)
     rows, per = [], []
-    for key, (correct, index) in outcomes.items():
+    for key, (correct, index, cal) in outcomes.items():
         c, s = key.split("|")
         rows.append(ctx.row("corruptions", c, "top1_err", 100 * (1 - correct.mean()), len(correct), severity=int(s)))
+        rows += CAL.rows(ctx, "corruptions", c, {**cal, "correct": correct}, severity=int(s))
         per.append(pd.DataFrame({"task": "corruptions", "condition": c, "severity": int(s), "eps_255": 0.0,
-                                 "image": index, "correct": correct}))
+                                 "image": index, "correct": correct, **cal}))
     rows.append(ctx.row("corruptions", "clean", "top1_err", 100 * clean_err, n))
     for c, errs in errors.items():
         rows.append(ctx.row("corruptions", c, "mean_err", 100 * np.mean(errs), n))

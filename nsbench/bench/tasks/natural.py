@@ -11,6 +11,7 @@ import pandas as pd
 from ...config import check_range
 from ...utils import NsbenchError
 from .. import cache as K
+from .. import calibration as CAL
 from .. import natural as A
 from ..corruptions import pick_indices
 from ..registry import TaskResult, register
@@ -60,31 +61,34 @@ def validate(t: NaturalAdversarialTask) -> None:
     check_range("natural_adversarial.ref_min_gain", t.ref_min_gain, lo=0)
 
 
-def _official(ctx, t: NaturalAdversarialTask) -> tuple[np.ndarray, np.ndarray, str, dict]:
+def _official(ctx, t: NaturalAdversarialTask) -> tuple[dict, str, dict]:
     src, mask, check = A.open_official(t.root, t.mask)
     idx = pick_indices(len(src), ctx.cap(None), ctx.suite.seed)
 
     def compute():
-        def local(part):  # unreadable images are skipped (as -C does): the cell keeps the indices it scored
-            preds, ids = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+        def local(part):  # unreadable images are skipped (as -C does): the cell keeps the indices it scored;
+            # calibration over the 200-class label set, as robustness_metrics use_dataset_labelset
+            out = {"pred": [np.zeros(0, np.int64)], "index": [np.zeros(0, np.int64)],
+                   **{k: [np.zeros(0)] for k in CAL.PER_IMAGE}}
             for x, _, i, _ in ctx.batches(src, part):
                 if len(i):
-                    preds.append(A.masked_predictions(ctx.forward(x), mask).numpy())
-                    ids.append(i.numpy())
-            return {"pred": np.concatenate(preds), "index": np.concatenate(ids)}
+                    z = CAL.per_image(ctx.forward(x).numpy(), src.labels[i.numpy()], mask)
+                    for k, v in {"pred": z["pred"], "index": i.numpy(), **CAL.columns(z)}.items():
+                        out[k].append(v)
+            return {k: np.concatenate(v) for k, v in out.items()}
 
         z = ctx.sharded(idx, local)
-        return {"correct": z["pred"] == src.labels[z["index"]], "index": z["index"]}
+        return {"correct": z["pred"] == src.labels[z["index"]], "index": z["index"], **CAL.columns(z)}
 
-    z = ctx.cell("natural_adversarial", f"official|{t.root}|{t.mask}|{len(idx)}|indexed", compute)
+    z = ctx.cell("natural_adversarial", f"official|{t.root}|{t.mask}|{len(idx)}|indexed|calibration", compute)
     skipped = len(idx) - len(z["index"])
     if skipped:
         log.warning("%s: %d unreadable image(s) skipped and counted", t.root, skipped)
-    return z["correct"], z["index"], t.mask, {"source": f"official {t.mask}: {t.root}", "n": int(len(z["index"])),
-                                              "skipped_unreadable": int(skipped), **check}
+    return z, t.mask, {"source": f"official {t.mask}: {t.root}", "n": int(len(z["index"])),
+                       "skipped_unreadable": int(skipped), **check}
 
 
-def _built(ctx, t: NaturalAdversarialTask) -> tuple[np.ndarray, str, dict]:
+def _built(ctx, t: NaturalAdversarialTask) -> tuple[dict, str, dict]:
     if ctx.reference_trainer is None:
         raise NsbenchError("building DATASET-A needs a reference trainer: pass reference_trainer="
                            "nsbench.training.reference.train_reference (nsbench eval and nsbench.evaluate do)")
@@ -98,25 +102,30 @@ def _built(ctx, t: NaturalAdversarialTask) -> tuple[np.ndarray, str, dict]:
     images = K.load_array(folder / "images.npy")
     labels = np.asarray(K.load_array(folder / "labels.npy"))
     sel = pick_indices(len(labels), ctx.cap(None), ctx.suite.seed)
-    correct = ctx.cell("natural_adversarial", f"{folder.name}|{len(sel)}",
-                       lambda: {"correct": ctx.logits(np.asarray(images)[sel]).argmax(1) == labels[sel]})["correct"]
+    def score():
+        z = CAL.per_image(ctx.logits(np.asarray(images)[sel]), labels[sel])
+        return {"correct": z["correct"], **CAL.columns(z)}
+
+    z = ctx.cell("natural_adversarial", f"{folder.name}|{len(sel)}|calibration", score)
     info = {"folder": folder.name, "n": int(len(sel)), "n_pool": manifest["n_pool"], "rule": manifest["rule"],
             "references": manifest["reference_results"], "ref_epochs": manifest["epochs"],
             "ref_train_limit": manifest["train_limit"], "pool": manifest["pool"],
             "reference_training": manifest.get("reference_training"), "ref_max_rounds": manifest.get("max_rounds"),
             **{k: manifest[k] for k in ("consensus", "n_all_wrong", "round_cap_binding", "round_cap_binding_for",
                                         "what_it_measures", "skipped_unreadable") if k in manifest}}
-    return correct, np.arange(len(correct)), "built", info
+    return {**z, "index": np.arange(len(z["correct"]))}, "built", info
 
 
 @register("natural_adversarial", config=NaturalAdversarialTask, order=3, validate=validate)
 def run(ctx, t: NaturalAdversarialTask, norm) -> TaskResult:
-    correct, index, condition, info = (_official if t.root else _built)(ctx, t)
+    z, condition, info = (_official if t.root else _built)(ctx, t)
+    correct = z["correct"]
     n = len(correct)
     if n == 0:
         raise NsbenchError(f"{t.root or 'DATASET-A'}: no readable images to score")
     rows = [ctx.row("natural_adversarial", condition, "top1_acc", 100 * correct.mean(), n),
-            ctx.row("natural_adversarial", condition, "top1_err", 100 * (1 - correct.mean()), n)]
+            ctx.row("natural_adversarial", condition, "top1_err", 100 * (1 - correct.mean()), n),
+            *CAL.rows(ctx, "natural_adversarial", condition, z)]
     per = [pd.DataFrame({"task": "natural_adversarial", "condition": condition, "severity": 0, "eps_255": 0.0,
-                         "image": index, "correct": correct})]
+                         "image": z["index"], "correct": correct, **CAL.columns(z)})]
     return TaskResult(rows, per, {"natural_adversarial": info})

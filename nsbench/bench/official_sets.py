@@ -1,0 +1,162 @@
+"""Official shifted ImageNet sets read from their released layouts: the shared parts of the tasks imagenet_v2,
+imagenet_sketch, imagenet_c_bar and imagenet_3dcc (bench/tasks/).
+
+Two layouts:
+- class folders (ImageNet-V2: `0`..`999`, the ImageNet class index; ImageNet-Sketch: wnids), photos prepared as the
+  clean split is (resize the shorter side, centre crop);
+- corruption trees `<corruption>/<severity>/<wnid>/<image>` (ImageNet-C's layout, used by ImageNet-C-bar and
+  ImageNet-3DCC), files scored as shipped (224 x 224, no resizing), as ImageNet-C is.
+
+A root that is not set (None, or a `${VAR}` left unexpanded) makes the task skip with a note; a root that is set
+but missing is an error.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from ..data.sources import FileSource, scan_folder
+from ..utils import NsbenchError
+from . import calibration as CAL
+from .corruptions import pick_indices
+from .registry import TaskResult
+
+log = logging.getLogger(__name__)
+_UNSET = re.compile(r"\$\{(\w+)\}")
+
+
+def unset_reason(task: str, root: str | None, env: str) -> str | None:
+    """Why the set is absent (then the task is skipped with this note), or None when a root is given."""
+    if root is None or not str(root).strip():
+        return f"no {task}.root set (set ${env} or {task}.root=PATH)"
+    m = _UNSET.search(str(root))
+    if m:
+        return f"${m.group(1)} is not set (set it or {task}.root=PATH)"
+    return None
+
+
+def skipped(ctx, task: str, note: str) -> TaskResult:
+    log.info("%s: %s skipped: %s", ctx.em.label, task, note)
+    return TaskResult([ctx.row(task, "all", "skipped", None, 0, note=note)], [], {task: {"skipped": note}})
+
+
+def existing(task: str, root: str) -> Path:
+    p = Path(root).expanduser()
+    if not p.is_dir():
+        raise NsbenchError(f"{p}: {task} folder not found")
+    return p
+
+
+def need_imagenet_1k(ctx, task: str) -> None:
+    if len(ctx.em.classes) != 1000:
+        raise NsbenchError(f"{task} is labelled with the 1,000 ImageNet classes; {ctx.em.label} has "
+                           f"{len(ctx.em.classes)} classes")
+
+
+def score(ctx, task: str, src: FileSource, key: str) -> dict[str, np.ndarray]:
+    """Per-image outcomes on `src` (index, correct and the calibration columns), cached per model; unreadable
+    images are skipped and the indices kept say which were scored."""
+    idx = pick_indices(len(src), ctx.cap(None), ctx.suite.seed)
+
+    def compute():
+        def local(part):
+            out = {k: [np.zeros(0)] for k in ("pred", "index", *CAL.PER_IMAGE)}
+            for x, _, i, _ in ctx.batches(src, part):
+                if len(i):
+                    z = CAL.per_image(ctx.forward(x).numpy(), src.labels[i.numpy()])
+                    for k, v in {"pred": z["pred"], "index": i.numpy(), **CAL.columns(z)}.items():
+                        out[k].append(v)
+            return {k: np.concatenate(v) for k, v in out.items()}
+
+        z = ctx.sharded(idx, local)
+        index = z["index"].astype(np.int64)
+        return {"correct": z["pred"].astype(np.int64) == src.labels[index], "index": index,
+                "n_asked": np.asarray(len(idx)), **CAL.columns(z)}
+
+    return ctx.cell(task, f"{key}|{src.fingerprint()}|{len(idx)}|calibration", compute)
+
+
+def accuracy_rows(ctx, task: str, condition: str, z: dict, **kw) -> tuple[list[dict], pd.DataFrame]:
+    """top1_acc / top1_err and the calibration rows of one cell, and its per-image frame."""
+    correct = z["correct"]
+    n = len(correct)
+    rows = [ctx.row(task, condition, "top1_acc", 100 * correct.mean(), n, **kw),
+            ctx.row(task, condition, "top1_err", 100 * (1 - correct.mean()), n, **kw),
+            *CAL.rows(ctx, task, condition, z, **kw)]
+    per = pd.DataFrame({"task": task, "condition": condition, "severity": kw.get("severity") or 0,
+                        "eps_255": 0.0, "image": z["index"], "correct": correct, **CAL.columns(z)})
+    return rows, per
+
+
+# ------------------------------------------------------------------------------------------- corruption trees
+
+@dataclass(frozen=True)
+class Cell:
+    corruption: str
+    severity: int
+    folder: Path
+
+
+def scan_tree(root: Path, names: tuple[str, ...], what: str,
+              severity_folders: dict[str, tuple[str, ...]] | None = None) -> tuple[list[Cell], list[str]]:
+    """Cells of `<corruption>/<severity>/<wnid>/` for the known corruption names, and the folders that are not
+    one. A severity folder is `1`..`5`, or (when `severity_folders` gives a corruption's five folder names, as
+    ImageNet-C-bar's generator writes its parameter values) one of those names, its position the severity."""
+    cells, unknown = [], []
+    for cdir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if cdir.name not in names:
+            unknown.append(cdir.name)
+            continue
+        alias = {n: s for s, n in enumerate((severity_folders or {}).get(cdir.name, ()), start=1)}
+        for sdir in sorted(p for p in cdir.iterdir() if p.is_dir()):
+            sev = int(sdir.name) if sdir.name in ("1", "2", "3", "4", "5") else alias.get(sdir.name)
+            if sev is None:
+                raise NsbenchError(f"{sdir}: not a severity folder of {what} (1-5"
+                                   + (f" or {', '.join(alias)})" if alias else ")"))
+            cells.append(Cell(cdir.name, sev, sdir))
+    if not cells:
+        raise NsbenchError(f"{root}: no <corruption>/<severity>/<wnid>/ folders of {what} found "
+                           f"(corruptions: {', '.join(names)})")
+    return cells, unknown
+
+
+def corruption_tree_task(ctx, task: str, t, names: tuple[str, ...], what: str,
+                         severity_folders: dict | None = None, source: str = "") -> TaskResult:
+    """top-1 error (and calibration) per corruption and severity, the mean error per corruption and over all of
+    them; no CE / mCE: these sets publish no normaliser (see the task modules)."""
+    root = existing(task, t.root)
+    cells, unknown = scan_tree(root, names, what, severity_folders)
+    cells = [c for c in cells if c.corruption in t.corruptions and c.severity in t.severities]
+    rows, per, errors = [], [], {}
+    for cell in tqdm(cells, desc=f"{ctx.em.label} {what}", leave=False, mininterval=2.0):
+        src = scan_folder(cell.folder, f"{task}/{cell.corruption}/{cell.severity}", ctx.em.classes)
+        src.kind = "as-is"  # shipped at 224 x 224, scored without resizing (as ImageNet-C)
+        z = score(ctx, task, src, f"{cell.folder}")
+        r, p = accuracy_rows(ctx, task, cell.corruption, z, severity=cell.severity)
+        rows += [x for x in r if x["metric"] != "top1_acc"]
+        per.append(p)
+        errors.setdefault(cell.corruption, {})[cell.severity] = 1 - float(z["correct"].mean())
+    n = max((len(p) for p in per), default=0)
+    complete = [c for c in t.corruptions if len(errors.get(c, {})) == len(t.severities)]
+    for c in complete:
+        rows.append(ctx.row(task, c, "mean_err", 100 * np.mean(list(errors[c].values())), n))
+    if complete:
+        missing = [c for c in names if c not in complete]
+        note = (f"partial: {len(complete)} of {len(names)} corruptions (missing: {', '.join(missing)})"
+                if missing or sorted(t.severities) != [1, 2, 3, 4, 5] else None)
+        rows.append(ctx.row(task, "all", "mean_err", 100 * np.mean([np.mean(list(errors[c].values())) for c in complete]),
+                            n, note=note))
+    info = {"source": f"official {what}: {root}", "layout": source, "cells": len(cells),
+            "preprocessing": "files as shipped (224 x 224), no resizing",
+            "normaliser": "none published for this set: mean top-1 error, no CE / mCE"}
+    if unknown:
+        info["ignored_folders"] = unknown
+        log.warning("%s: %d folder(s) that are not %s corruptions ignored: %s", root, len(unknown), what,
+                    ", ".join(unknown[:5]))
+    return TaskResult(rows, per, {task: info})

@@ -1,0 +1,111 @@
+"""Calibration in the report: ECE, NLL and Brier per model and set, each with a 95% bootstrap interval over images
+and the paired difference against the baseline, from the per-image confidence / nll / brier that the harness
+saves (bench/calibration.py defines the three). Cells of a corruption tree (one per corruption and severity) are
+summarised per task as the mean over its cells, without an interval (the cells hold different images)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..calibration import ece_weighted  # the harness's own binning (nsbench/calibration.py)
+from ..schema import CORRUPTION_TREE_TASKS
+from . import fmt as F
+from . import stats as S
+from .load import EvalResult
+
+METRICS = (("ece", "ECE (%)"), ("nll", "NLL"), ("brier", "Brier"))
+TREE_TASKS = CORRUPTION_TREE_TASKS  # one cell per corruption and severity
+COLUMNS = ["model", "task", "condition", "eps_255", "metric", "value", "ci_low", "ci_high", "n", "diff", "diff_low",
+           "diff_high", "note"]
+SEED = 4242
+SET_NAMES = {"imagenet_v2": "ImageNet-V2", "imagenet_sketch": "ImageNet-Sketch", "imagenet_c_bar": "ImageNet-C-bar",
+             "imagenet_3dcc": "ImageNet-3DCC"}
+
+
+def _cells(r: EvalResult) -> pd.DataFrame:
+    rows = r.rows[r.rows.metric.isin([m for m, _ in METRICS])]
+    return rows[rows.value.notna()]
+
+
+def _sampler(r: EvalResult, task: str, condition: str, eps: float, metric: str, point: float) -> S.Sampler | None:
+    per = r.per_image
+    if per is None or "confidence" not in per:
+        return None
+    p = per[(per.task == task) & (per.condition == condition) & per.confidence.notna()]
+    if "eps_255" in p and np.isfinite(eps):
+        p = p[p.eps_255 == eps]
+    if p.empty or p.image.duplicated().any():
+        return None
+    p = p.sort_values("image")
+    items = tuple(p.image)
+    if metric == "ece":
+        conf, correct = p.confidence.to_numpy(float), p.correct.astype(bool).to_numpy()
+        return S.Sampler(items, lambda w: 100 * ece_weighted(w, conf, correct), point)
+    x = p[metric].to_numpy(float)
+    return S.Sampler(items, lambda w: w @ x, point)
+
+
+def calibration_frame(evals: list[EvalResult], baseline: str | None) -> pd.DataFrame:
+    """One row per model, cell (task, condition, eps) and metric; corruption trees as one mean row per task."""
+    base = next((r for r in evals if r.label == baseline), None)
+    out = []
+    for r in evals:
+        cells = _cells(r)
+        single = cells[~cells.task.isin(TREE_TASKS)]
+        for _, x in single.iterrows():
+            eps = float(x.eps_255) if F.finite(x.get("eps_255")) else np.nan
+            s = _sampler(r, x.task, x.condition, eps, x.metric, float(x.value))
+            row = {"model": r.label, "task": x.task, "condition": x.condition, "eps_255": eps, "metric": x.metric,
+                   "value": float(x.value), "ci_low": np.nan, "ci_high": np.nan, "n": int(x.n), "diff": np.nan,
+                   "diff_low": np.nan, "diff_high": np.nan, "note": ""}
+            if s is not None and S.reproduces(s):
+                row["ci_low"], row["ci_high"] = S.interval(s, SEED)
+                if base is not None and r is not base:
+                    bx = _cells(base)
+                    bx = bx[(bx.task == x.task) & (bx.condition == x.condition) & (bx.metric == x.metric)]
+                    if len(bx):
+                        sb = _sampler(base, x.task, x.condition, eps, x.metric, float(bx.value.iloc[0]))
+                        if sb is not None and S.reproduces(sb):
+                            d = S.difference(s, sb, SEED + 1)
+                            row.update(diff=d["diff"], diff_low=d["diff_low"], diff_high=d["diff_high"])
+            else:
+                row["note"] = "per-image values missing: no interval"
+            out.append(row)
+        tree = cells[cells.task.isin(TREE_TASKS)]
+        for (task, metric), g in tree.groupby(["task", "metric"], sort=False):
+            out.append({"model": r.label, "task": task, "condition": "mean over cells", "eps_255": np.nan,
+                        "metric": metric, "value": float(g.value.mean()), "ci_low": np.nan, "ci_high": np.nan,
+                        "n": int(g.n.max()), "diff": np.nan, "diff_low": np.nan, "diff_high": np.nan,
+                        "note": f"mean over {len(g)} corruption x severity cells; no interval"})
+    return pd.DataFrame(out, columns=COLUMNS)
+
+
+def calibration_table(frame: pd.DataFrame, baseline: str | None) -> dict | None:
+    """Rows (model, set) with ECE / NLL / Brier cells: value, interval, difference against the baseline."""
+    if frame.empty:
+        return None
+    rows = []
+    keys = frame[["model", "task", "condition", "eps_255"]].drop_duplicates()
+    for _, k in keys.iterrows():
+        sub = frame[(frame.model == k.model) & (frame.task == k.task) & (frame.condition == k.condition)
+                    & ((frame.eps_255 == k.eps_255) | (frame.eps_255.isna() & pd.isna(k.eps_255)))]
+        cells = []
+        for metric, _ in METRICS:
+            hit = sub[sub.metric == metric]
+            if not len(hit):
+                cells.append({"value": "–", "ci": "", "delta": "", "cls": "", "title": ""})
+                continue
+            h = hit.iloc[0]
+            digits = 1 if metric == "ece" else 3
+            delta, cls = "", ""
+            if F.finite(h["diff"]):
+                delta = f"{F.signed(h['diff'], digits)} {F.ci(h.diff_low, h.diff_high, digits)}".strip()
+                if F.finite(h.diff_low) and (h.diff_low > 0 or h.diff_high < 0):
+                    cls = "bad" if h.diff_low > 0 else "good"  # lower is better for all three
+            cells.append({"value": F.num(h.value, digits), "ci": F.ci(h.ci_low, h.ci_high, digits), "delta": delta,
+                          "cls": cls, "title": h.note})
+        where = SET_NAMES.get(k.task) or F.TASK_NAMES.get(k.task, k.task.replace("_", " "))
+        cond = "" if k.condition in (k.task, "clean", "sketch") else f": {F.name(k.condition)}"
+        eps = f" at {k.eps_255:g}/255" if F.finite(k.eps_255) and k.eps_255 > 0 else ""
+        rows.append({"model": k.model, "baseline": k.model == baseline, "set": f"{where}{cond}{eps}", "cells": cells})
+    return {"columns": [label for _, label in METRICS], "rows": rows}

@@ -1,0 +1,108 @@
+"""Published against measured: each shipped published number (reference_data/published_scorecard.csv) whose model
+name matches a scored model (its label or its `timm:` / `torchvision:` name), beside what nsbench measured, the
+difference with the measured number's 95% interval, and, where the published number lies outside that interval
+(widened by the published number's rounding), the likely causes that can be checked from the saved metadata:
+preprocessing (image size, crop, interpolation), normaliser, label set, a subset of the images, precision."""
+from __future__ import annotations
+
+import pandas as pd
+
+from ..reference import published_scorecard
+from . import fmt as F
+from . import shifts as SH
+from .load import EvalResult
+
+COLUMNS = ["model", "published_model", "set", "metric", "published", "measured", "measured_low", "measured_high",
+           "diff", "diff_low", "diff_high", "outside", "causes", "source", "note"]
+PHOTO_SETS = ("clean", "imagenet_sketch", "imagenet_a", "imagenet_r")  # resized + cropped (ImageNet-C files are not)
+
+
+def names(r: EvalResult) -> set[str]:
+    arch = (r.meta.get("model") or {}).get("arch")
+    return {r.label} | ({str(arch)} if arch else set())
+
+
+def _rounding(value_text: str) -> float:
+    """Half a unit of the published number's last printed digit."""
+    digits = len(value_text.split(".")[1]) if "." in value_text else 0
+    return 0.5 * 10 ** (-digits)
+
+
+def _measured(r: EvalResult, pub: dict, head: pd.DataFrame) -> SH.Measured | None:
+    if pub["metric"] == "top1_acc":
+        return SH.accuracy(r, pub["set"])
+    if pub["metric"] == "mce" and pub["set"] == "imagenet_c":
+        h = head[(head.model == r.label) & (head.measure == "mce")] if len(head) else head
+        if not len(h) or not F.finite(h.value.iloc[0]):
+            return None
+        h = h.iloc[0]
+        return SH.Measured(float(h.value), float(h.ci_low), float(h.ci_high), int(h.n) if F.finite(h.n) else 0)
+    return None
+
+
+def causes(r: EvalResult, pub: dict, m: SH.Measured) -> list[str]:
+    """What differs between the published protocol and this measurement, from the saved metadata."""
+    pre = r.meta.get("preprocessing") or {}
+    out = []
+    size = pre.get("image_size")
+    if pub["img_size"] and size and int(size) != pub["img_size"]:
+        out.append(f"preprocessing: measured at {size} px, published at {pub['img_size']} px")
+    if pub["set"] in PHOTO_SETS or pub["set"].startswith("imagenet_v2:"):
+        crop = pre.get("crop_pct")
+        if pub["crop_pct"] and crop and abs(float(crop) - pub["crop_pct"]) > 1e-3:
+            out.append(f"preprocessing: crop_pct {float(crop):g} measured, {pub['crop_pct']:g} published")
+        interp = pre.get("interpolation")
+        if pub["interpolation"] and interp and interp != pub["interpolation"]:
+            out.append(f"preprocessing: {interp} resizing measured, {pub['interpolation']} published")
+    if pub["metric"] == "mce":
+        used = r.rows[(r.rows.task == "corruptions") & (r.rows.metric == "mce")].normaliser
+        used = str(used.iloc[0]) if len(used) and isinstance(used.iloc[0], str) else "none"
+        if pub["normaliser"] and used != pub["normaliser"]:
+            out.append(f"normaliser: {used} measured, {pub['normaliser']} published")
+    if pub["set"] in ("imagenet_a", "imagenet_r") and pub["label_set"] != "200":
+        out.append(f"label set: measured through the 200-class subset, published {pub['label_set']}-way")
+    if pub["n_images"] and m.n and m.n != pub["n_images"]:
+        out.append(f"images: {m.n:,} measured of the {pub['n_images']:,} in the released set")
+    if str(r.meta.get("precision") or "fp32") != "fp32":
+        out.append(f"precision: {r.meta.get('precision')} measured")
+    return out
+
+
+def published_vs_measured(evals: list[EvalResult], head: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for r in evals:
+        mine = names(r)
+        for pub in published_scorecard():
+            if not mine & set(pub["match"]):
+                continue
+            m = _measured(r, pub, head)
+            if m is None:
+                continue
+            tol = _rounding(pub["value_text"])
+            diff = m.value - pub["value"]
+            lo, hi = m.low - pub["value"], m.high - pub["value"]
+            known = F.finite(lo) and F.finite(hi)
+            outside = bool(known and (lo - tol > 0 or hi + tol < 0))
+            why = causes(r, pub, m) if outside else []
+            if outside and not why:
+                why = ["none of preprocessing, normaliser, label set, image count or precision differs: check the "
+                       "weights' version and the library versions in the provenance"]
+            rows.append({"model": r.label, "published_model": pub["model"], "set": pub["set"], "metric": pub["metric"],
+                         "published": pub["value"], "measured": m.value, "measured_low": m.low, "measured_high": m.high,
+                         "diff": diff, "diff_low": lo, "diff_high": hi, "outside": outside, "causes": "; ".join(why),
+                         "source": pub["source"], "note": "; ".join(x for x in (pub["note"], m.note) if x)})
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def table(frame: pd.DataFrame) -> list[dict]:
+    out = []
+    for _, x in frame.iterrows():
+        metric = "top-1 %" if x.metric == "top1_acc" else F.METRIC_NAMES.get(x.metric, x.metric)
+        out.append({"model": x.model, "published_model": x.published_model, "set": SH.label(x.set), "metric": metric,
+                    "published": F.num(x.published, 2), "measured": F.num(x.measured, 2),
+                    "ci": F.ci(x.measured_low, x.measured_high, 2), "diff": F.signed(x["diff"], 2),
+                    "diff_ci": F.ci(x.diff_low, x.diff_high, 2),
+                    "flag": "outside the interval" if x.outside else ("within" if F.finite(x.diff_low) else "no interval"),
+                    "cls": "bad" if x.outside else "", "causes": x.causes, "source": x.source, "note": x.note})
+    return out
+
