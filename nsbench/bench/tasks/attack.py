@@ -11,6 +11,7 @@ import torch
 from ...config import check_range
 from ...schema import ATTACKS, FGSM
 from ...utils import NsbenchError
+from .. import calibration as CAL
 from ..attacks import adversarial
 from ..corruptions import pick_indices
 from ..registry import TaskResult, register
@@ -46,21 +47,24 @@ def run(ctx, t: FGSMTask, norm) -> TaskResult:
     rows, per = [], []
     for eps in t.eps_255:
         def local(part, eps=eps):
-            correct, ids = [np.zeros(0, bool)], [np.zeros(0, np.int64)]
+            out = {"correct": [np.zeros(0, bool)], "index": [np.zeros(0, np.int64)],
+                   **{k: [np.zeros(0)] for k in CAL.PER_IMAGE}}
             for x, y, i, _ in ctx.batches(src, part, batch_size=min(ctx.bs, 250)):
                 if len(y) == 0:
                     continue
                 x, y = x.to(ctx.device), y.to(ctx.device)
                 adv = adversarial(model, x, y, eps, t.attack, t.pgd_steps, t.pgd_alpha_255, ctx.suite.seed)
                 with torch.no_grad():
-                    correct.append((ctx.finite(model(adv)).argmax(1) == y).cpu().numpy())
-                ids.append(i.numpy())
-            return {"correct": np.concatenate(correct), "index": np.concatenate(ids)}
+                    z = CAL.per_image(ctx.finite(model(adv)).float().cpu().numpy(), y.cpu().numpy())
+                for k, v in {"correct": z["correct"], "index": i.numpy(), **CAL.columns(z)}.items():
+                    out[k].append(v)
+            return {k: np.concatenate(v) for k, v in out.items()}
 
         key = f"{src.name}|{src.fingerprint()}|{t.attack}|{t.pgd_steps}|{t.pgd_alpha_255}|{eps}|{idx.tolist()}"
-        z = ctx.cell(FGSM, key, lambda local=local: ctx.sharded(idx, local))
+        z = ctx.cell(FGSM, f"{key}|calibration", lambda local=local: ctx.sharded(idx, local))
         rows.append(ctx.row(t.attack, t.attack, "top1_acc", 100 * z["correct"].mean(), len(z["correct"]),
                             eps_255=float(eps), precision="fp32"))
+        rows += CAL.rows(ctx, t.attack, t.attack, z, eps_255=float(eps), precision="fp32")
         per.append(pd.DataFrame({"task": t.attack, "condition": t.attack, "severity": 0, "eps_255": float(eps),
-                                 "image": z["index"], "correct": z["correct"]}))
+                                 "image": z["index"], "correct": z["correct"], **CAL.columns(z)}))
     return TaskResult(rows, per, {"attack": {"name": t.attack, "n": int(len(idx)), "precision": "fp32"}})
