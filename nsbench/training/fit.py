@@ -19,7 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
+from ..tensorboard import log_epoch
+from ..utils import tqdm
 
 from .. import distributed as D
 from ..checkpoint import load_state, save_state
@@ -256,6 +257,7 @@ def train_stage(
             m = evaluate(ema.module if ema is not None else model, val, device, channels_last, runtime.amp)
             row.update(val_top1=m["top1"], val_top5=m["top5"])
         history.append(row)
+        log_epoch(row)  # TensorBoard, when a session is open (nsbench/tensorboard.py)
         log.info("%s epoch %d/%d loss %.4f lr %.2e %s%.0f img/s", name, epoch + 1, optim_cfg.epochs,
                  row["train_loss"], lr, f"val top-1 {row['val_top1']:.2f} " if "val_top1" in row else "",
                  row["images_per_s"])

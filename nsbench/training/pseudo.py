@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from ..utils import tqdm
 
 from .. import distributed as D
 from ..data.loaders import decodes_on_device, iterate_clean
