@@ -264,7 +264,8 @@ def test_timm_models_without_the_hub_get_one_line_errors(monkeypatch):
     from nsbench.bench.models import load_eval_model
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(NsbenchError, match=r"timm:resnet18: cannot load pretrained weights .*HF hub must be reachable"):
+    with pytest.raises(NsbenchError, match=r"timm:resnet18: pretrained weights are not in the local HF cache and "
+                                           r"HF_HUB_OFFLINE is set; pass --checkpoint PATH"):
         load_eval_model("timm:resnet18")
     with pytest.raises(NsbenchError, match="unknown timm model"):
         load_eval_model("timm:no_such_net")

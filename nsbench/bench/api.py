@@ -20,9 +20,9 @@ from .. import distributed as D
 from .. import schema
 from ..utils import NsbenchError, library_versions
 from . import cache as K
-from .context import EvalContext
+from .context import ClassCountMismatch, EvalContext
 from .inputs import check_input_size, check_out_folder
-from .models import EvalModel, from_module, load_eval_model
+from .models import EvalModel, from_module, load_eval_model, with_input_size
 from .normaliser import resolve_normaliser
 from .registry import task_kinds
 from .suite import SuiteConfig, load_suite
@@ -35,11 +35,7 @@ def as_eval_model(model, *, label: str | None = None, checkpoint=None, classes=N
     if isinstance(model, EvalModel):
         if label:
             model.label = label
-        if input_size is not None and input_size != model.input_size:
-            model.meta.setdefault("model", {}).setdefault("own_input_size", model.input_size)
-            model.meta["model"].update(input_size=int(input_size), input_size_from="given (--input-size / input_size=)")
-            model.input_size = int(input_size)
-        return model
+        return with_input_size(model, input_size)
     if isinstance(model, nn.Module):
         if classes is None or input_size is None:
             raise NsbenchError("an nn.Module needs classes= (names or a count) and input_size= (and mean=/std= "
@@ -118,6 +114,8 @@ def _check_size(ctx: EvalContext) -> dict:
     seen = {"image_size_from": size_from}
     try:
         source = ctx.source
+    except ClassCountMismatch:  # the model's outputs cannot be matched to the data's classes at all
+        raise
     except NsbenchError:  # no dataset or an unusable one: the tasks say so, each as a failed row
         return seen
     return {**seen, **check_input_size(source, ctx.size, explicit=explicit, model=ctx.em.label, size_from=size_from)}

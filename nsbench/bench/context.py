@@ -28,6 +28,10 @@ from .models import EvalModel
 log = logging.getLogger(__name__)
 
 
+class ClassCountMismatch(NsbenchError):
+    """A bare class count that the dataset cannot match: refused before any task runs (bench/api.py)."""
+
+
 def adopt_class_order(src, n: int) -> list[str]:
     """A model given only its class count (`--num-classes N`) predicts the dataset's classes in the dataset's own
     order: torchvision ImageFolder's (sorted folder names) for folders, the label ids for unnamed sources. A
@@ -37,11 +41,11 @@ def adopt_class_order(src, n: int) -> list[str]:
     if isinstance(src, ParquetSource) or not getattr(src, "named", True):  # label ids only (Parquet, HF without names): ids below N fit
         known = src.labels[src.labels >= 0]
         if len(known) and int(known.max()) >= n:
-            raise NsbenchError(f"{src.name}: labels go up to {int(known.max())} but --num-classes {n}")
+            raise ClassCountMismatch(f"{src.name}: labels go up to {int(known.max())} but --num-classes {n}")
         src.classes = [str(i) for i in range(n)]
         return list(src.classes)
     if len(src.classes) != n:
-        raise NsbenchError(f"{src.name}: {len(src.classes)} classes ({', '.join(map(str, src.classes[:4]))}"
+        raise ClassCountMismatch(f"{src.name}: {len(src.classes)} classes ({', '.join(map(str, src.classes[:4]))}"
                            f"{', ...' if len(src.classes) > 4 else ''}) but --num-classes {n}; outputs are matched "
                            f"to classes in sorted folder order only when the counts agree: pass --classes FILE "
                            f"(one name per line, in the model's output order) instead")
@@ -172,7 +176,9 @@ class EvalContext:
         return self.logits_local(images)
 
     def logits_local(self, images: np.ndarray) -> np.ndarray:
-        batches = (stack_uint8(np.asarray(images[s : s + self.bs])) for s in range(0, len(images), self.bs))
+        # np.array copies: built sets are memory-mapped read-only, and torch warns on (and must never write to)
+        # a tensor over read-only memory; one batch's copy is small
+        batches = (stack_uint8(np.array(images[s : s + self.bs])) for s in range(0, len(images), self.bs))
         out = [self.forward(to_device(x, self.device)).numpy() for x in batches]
         return np.concatenate(out) if out else np.zeros((0, len(self.em.classes)), np.float32)
 

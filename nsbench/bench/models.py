@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..checkpoint import load_checkpoint, safe_load
+from .hub import timm_pretrained, torchvision_pretrained
 from ..models import NormalizedModel
 from ..runs import model_label
 from ..utils import NsbenchError, file_sha256
@@ -58,10 +59,18 @@ def load_eval_model(ref: str, label: str | None = None, *, checkpoint: str | Pat
         meta["model"]["input_size_from"] = "the checkpoint (its training size)"
         em = EvalModel(model, label or model_label(path), meta["sha256"], meta["classes"],
                        meta["model"]["input_size"], meta, path)
-    if input_size is not None and int(input_size) != em.input_size:
-        em.meta["model"]["own_input_size"] = em.input_size
-        em.input_size = int(input_size)
-        em.meta["model"].update(input_size=int(input_size), input_size_from="given (--input-size / input_size=)")
+    return with_input_size(em, input_size)
+
+
+def with_input_size(em: EvalModel, input_size: int | None) -> EvalModel:
+    """`em` scored at `input_size` when given (chosen by the user, so taken as given and recorded so); its own size
+    is kept as `own_input_size`, which keys its cached cells."""
+    if input_size is None:
+        return em
+    model = em.meta.setdefault("model", {})
+    model.setdefault("own_input_size", em.input_size)
+    model.update(input_size=int(input_size), input_size_from="given (--input-size / input_size=)")
+    em.input_size = int(input_size)
     return em
 
 
@@ -163,11 +172,7 @@ def _timm_model(name: str, label, checkpoint, classes) -> EvalModel:
         raise NsbenchError(f"timm:{name}: unknown timm model")
     names = _class_names(classes)
     if checkpoint is None:
-        try:
-            net = timm.create_model(name, pretrained=True, num_classes=len(names))
-        except Exception as e:  # noqa: BLE001 - hub unreachable, missing weights, ...
-            raise NsbenchError(f"timm:{name}: cannot load pretrained weights ({type(e).__name__}); the HF hub must be "
-                               f"reachable, or pass --checkpoint PATH") from None
+        net = timm_pretrained(name, len(names))
         tag = (getattr(net, "pretrained_cfg", None) or {}).get("tag", "")
         sha = hashlib.sha256(f"timm:{name}:{tag}:{timm.__version__}".encode()).hexdigest()
     else:
@@ -193,11 +198,7 @@ def _torchvision_model(name: str, label, checkpoint, classes) -> EvalModel:
     if checkpoint is None:
         if len(names) != 1000:
             raise NsbenchError(f"torchvision:{name}: hub weights predict 1,000 classes; pass --checkpoint for {len(names)}")
-        try:
-            net = builder(weights="DEFAULT")
-        except Exception as e:  # noqa: BLE001 - download failures
-            raise NsbenchError(f"torchvision:{name}: cannot load pretrained weights ({type(e).__name__}); the network "
-                               f"must be reachable, or pass --checkpoint PATH") from None
+        net = torchvision_pretrained(name, builder)
         sha = hashlib.sha256(f"torchvision:{name}:DEFAULT:{torchvision.__version__}".encode()).hexdigest()
     else:
         net = builder(weights=None, num_classes=len(names))
