@@ -249,3 +249,50 @@ def test_offline_hub_models_fail_at_once_or_load_from_the_cache(monkeypatch, tmp
     x = torch.rand(2, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(em.model.net(x), net.eval()(x))
+
+
+def help_examples() -> list[list[str]]:
+    """Every `nsbench ...` line of the CLI's and the subcommands' --help examples, continuations joined."""
+    import shlex
+
+    from nsbench import cli
+    from nsbench.commands import eval as eval_cmd
+    from nsbench.commands import export, report, study, train
+
+    lines = []
+    for text in (cli.EPILOG, eval_cmd.EXAMPLES, export.EXAMPLES, report.EXAMPLES, study.EXAMPLES, train.EXAMPLES):
+        joined = re.sub(r"\\\n\s*", " ", text)
+        for ln in joined.splitlines():
+            ln = ln.strip()
+            if ln.startswith("nsbench "):
+                lines.append(shlex.split(ln.split("  #")[0])[1:])
+    return lines
+
+
+def test_help_examples_parse_and_their_baselines_are_labels_they_make():
+    from nsbench.cli import build_parser
+
+    def model_label(ckpt: str) -> str:  # runs.model_label of the run's checkpoint once the run exists
+        p = Path(ckpt)
+        return f"{p.parent.name}-{p.stem}" if re.fullmatch(r"iter\d+", p.stem) else p.stem
+
+    parser = build_parser()
+    examples = help_examples()
+    assert len(examples) > 15
+    for argv in examples:
+        args, extra = parser.parse_known_args(argv)
+        assert all("=" in e for e in extra) or getattr(args, "positional_extras", False), argv
+    evaluated = {}  # eval --out folder -> labels written there
+    for argv in examples:
+        args, extra = parser.parse_known_args(argv)
+        if args.command == "eval":
+            models = [m.replace("iter*", f"iter{k}") for m in [*args.models, *extra] if "=" not in m for k in range(4)]
+            labels = [model_label(m) for m in models if not m.startswith(("timm:", "torchvision:"))]
+            evaluated.setdefault(args.out, set()).update(labels)
+            if args.baseline:
+                assert args.baseline in labels, argv
+        if args.command == "report" and args.baseline:
+            labels = {model_label(f"{i}/iter{k}.pt") for i in args.inputs for k in range(4)} | {Path(i).name for i in args.inputs}
+            for i in args.inputs:
+                labels |= evaluated.get(i, set())
+            assert args.baseline in labels, argv
