@@ -212,3 +212,24 @@ def test_a_demo_sized_report_fits_at_1400_and_400_px(tmp_path):
         assert b.console_errors() == []
     finally:
         b.close()
+
+
+def test_per_corruption_and_perturbation_intervals_for_the_dot_plots():
+    """Each CE / FR dot gets a 95% bootstrap interval around its saved value (the normaliser's own CE = 100 has
+    none to speak of), computed as the headline means are; cells without per-image outcomes get none."""
+    from nsbench.report import tables as T
+    from nsbench.report.headline import condition_intervals
+    from nsbench.report.load import load_inputs
+
+    evals, _ = load_inputs([FIX / "results"])
+    for task, metric in (("corruptions", "ce"), ("perturbations", "fr"), ("perturbations", "fp")):
+        t = T.per_condition(evals, task, metric)
+        ci = condition_intervals(evals, task, metric, list(t.index))
+        assert len(ci) == t.size
+        for (model, cond), (lo, hi) in ci.items():
+            v = t.loc[cond, model]
+            assert lo <= v + 1e-9 and v - 1e-9 <= hi
+            if metric != "fp" and model == "iter0":  # the normaliser: exactly 100, interval of width 0
+                assert lo == hi == 100.0
+            else:
+                assert hi > lo

@@ -16,7 +16,7 @@ from . import fmt as F
 from . import page as P
 from . import tables as T
 from .compare import across_seeds, best_marks, headline
-from .headline import lookup
+from .headline import condition_intervals, lookup
 from .study import claims_markdown, study_tables as claim_tables
 from .load import EvalResult, RunResult, load_inputs
 
@@ -46,14 +46,25 @@ def _figures(evals: list[EvalResult], runs: list[RunResult], head: pd.DataFrame)
     sections = [
         ("Accuracy by severity, per corruption family", FIG.severity_by_family(T.severity_curves(evals), clean)),
         ("Per corruption and per perturbation (lower is better; dashed line: the normaliser)",
-         [("corruption error per corruption", FIG.dots(ce, ce_label, names, 100.0 if ce_label.startswith("CE") else None)),
+         [("corruption error per corruption (bars: 95% bootstrap intervals over images)",
+           FIG.dots(ce, ce_label, names, 100.0 if ce_label.startswith("CE") else None, _intervals(evals, ce, ce_label))),
           ("flip rate per perturbation" if fr_label.startswith("FR") else "flip probability per perturbation",
-           FIG.dots(fr, fr_label, names, 100.0 if fr_label.startswith("FR") else None))]),
+           FIG.dots(fr, fr_label, names, 100.0 if fr_label.startswith("FR") else None, _intervals(evals, fr, fr_label)))]),
         ("Adversarial accuracy against eps", [("bars: 95% bootstrap intervals over images", FIG.attack_curve(head))]),
         ("Noisy Student progress across iterations", FR.progress(FR.progress_points(head, evals), runs)),
         ("Pseudo-label statistics", FR.pseudo_stats(runs)),
     ]
     return [{"title": t, "panels": [(c, s) for c, s in panels if s]} for t, panels in sections if any(s for _, s in panels)]
+
+
+def _intervals(evals: list[EvalResult], table: pd.DataFrame, label: str) -> dict:
+    """Per-condition 95% intervals for a dot plot's table (its label says which unit metric it holds)."""
+    if table.empty:
+        return {}
+    task, metric = {"CE": ("corruptions", "ce"), "mean top-1 error": ("corruptions", "mean_err"),
+                    "FR": ("perturbations", "fr"), "flip probability": ("perturbations", "fp")}[
+        next(k for k in ("CE", "mean top-1 error", "FR", "flip probability") if label.startswith(k))]
+    return condition_intervals(evals, task, metric, list(table.index))
 
 
 def _provenance(evals: list[EvalResult]) -> list[dict]:
