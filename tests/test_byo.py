@@ -296,3 +296,19 @@ def test_help_examples_parse_and_their_baselines_are_labels_they_make():
             for i in args.inputs:
                 labels |= evaluated.get(i, set())
             assert args.baseline in labels, argv
+
+
+def test_the_python_api_is_typed_and_lazy():
+    import inspect
+    import subprocess
+    import sys
+
+    import nsbench
+
+    for fn in (nsbench.evaluate, nsbench.train):
+        params = inspect.signature(fn).parameters.values()
+        assert not any(p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL) for p in params), fn
+    assert {"input_size", "overwrite", "checkpoint", "classes"} <= set(inspect.signature(nsbench.evaluate).parameters)
+    assert {"config", "overrides", "out", "resume"} <= set(inspect.signature(nsbench.train).parameters)
+    code = "import sys, nsbench; assert 'torch' not in sys.modules"
+    assert subprocess.run([sys.executable, "-c", code], env={**__import__("os").environ}).returncode == 0
