@@ -4,8 +4,8 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
-    if name == "evaluate":  # imported lazily: `import nsbench` stays light
-        from .api import evaluate
+    if name in ("evaluate", "train"):  # imported lazily: `import nsbench` stays light
+        from . import api
 
-        return evaluate
+        return getattr(api, name)
     raise AttributeError(f"module 'nsbench' has no attribute {name!r}")

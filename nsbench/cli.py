@@ -12,8 +12,8 @@ EPILOG = """examples:
   nsbench train --iterations 3                       # default recipe on the embedded Fashion-MNIST
   nsbench train --recipe imagenet_b0 --out runs/in1k data.source=imagenet:/data/imagenet
   nsbench train --resume runs/default                # continue a killed run
-  nsbench eval --suite robustness runs/default/iter3.pt
-  nsbench report reports/eval-iter0 reports/eval-iter3 --baseline iter0 --out reports/compare
+  nsbench eval --suite robustness runs/default/iter0.pt runs/default/iter3.pt --out reports/fmnist
+  nsbench report reports/fmnist runs/default --baseline default-iter0 --out reports/compare
   nsbench export runs/default/iter3.pt --to timm     # model.safetensors + config.json for plain timm
   nsbench study paper_ablations                      # the paper's ablations across seeds, one report
   nsbench ls                                         # shipped recipes, studies and suites
@@ -31,14 +31,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for mod in (train, eval_cmd, report, study, export, ls):
         mod.add_parser(sub)
+    for p in sub.choices.values():  # -v after the subcommand too; SUPPRESS keeps a -v given before it
+        p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    # KEY=VALUE overrides may follow options (argparse does not intermix positionals); anything else is an error
-    stray = [a for a in extra if a.startswith("-") or "=" not in a]
+    # KEY=VALUE overrides may follow options (argparse does not intermix positionals), and so may more models of
+    # `eval` (timm:a --checkpoint x timm:b --checkpoint y); anything else is an error
+    loose = getattr(args, "positional_extras", False)
+    stray = [a for a in extra if a.startswith("-") or ("=" not in a and not loose)]
     if stray or (extra and not hasattr(args, "overrides_dest")):
         parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
     if extra:

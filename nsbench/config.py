@@ -136,6 +136,7 @@ class RuntimeConfig:
     channels_last: bool = True  # channels-last weights and inputs (faster convolutions on CPU and GPU)
     sync_bn: bool = True  # under DDP on GPUs, batch statistics across ranks (the paper's cross-replica BN); CPU: n/a
     threads: int | None = None  # torch.set_num_threads on CPU (None: leave torch's default)
+    tensorboard: bool = False  # training curves under RUN/tensorboard/ (needs the tensorboard extra)
 
 
 @dataclass

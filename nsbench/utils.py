@@ -8,6 +8,7 @@ import logging
 import os
 import random
 import re
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -226,6 +227,8 @@ def setup_logging(log_file: str | os.PathLike | None = None, level: int = loggin
     rank = os.environ.get("RANK", "0")
     if rank not in ("", "0"):  # under torchrun only rank 0 speaks; other ranks report errors, marked with the rank
         level = max(level, logging.ERROR)
+    elif root.level:  # `nsbench -v` set DEBUG before the command's setup: keep the more verbose level
+        level = min(level, root.level)
     root.setLevel(level)
     fmt = logging.Formatter(("" if rank in ("", "0") else f"[rank {rank}] ") + "%(asctime)s %(levelname)s %(name)s: "
                             "%(message)s", "%H:%M:%S")
@@ -239,3 +242,20 @@ def setup_logging(log_file: str | os.PathLike | None = None, level: int = loggin
             fh = log_file_handler(log_file)
             fh.setFormatter(fmt)
             root.addHandler(fh)
+
+
+def tqdm(*args, **kwargs):
+    """A tqdm progress bar that stays off when stderr is not a terminal (a piped or redirected log gets the log
+    lines only, not hundreds of carriage-return updates and blank lines); notebooks keep theirs."""
+    from tqdm.auto import tqdm as _tqdm
+
+    if not kwargs.get("disable"):
+        kwargs["disable"] = not (_stderr_is_terminal() or "ipykernel" in sys.modules)
+    return _tqdm(*args, **kwargs)
+
+
+def _stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced or closed stderr
+        return False

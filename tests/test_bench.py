@@ -214,7 +214,7 @@ def test_suite_end_to_end_on_a_trained_run_resumes_from_cached_cells(tiny_run, t
 
     cache, out = tmp_path / "cache", tmp_path / "eval"
     # iteration 0 normalises itself: every CE is exactly 100
-    df0 = evaluate(str(tiny_run / "iter0.pt"), "robustness", out / "iter0", overrides=TINY_SUITE, cache_dir=cache, device="cpu")
+    df0 = evaluate(str(tiny_run / "iter0.pt"), "robustness", out, overrides=TINY_SUITE, cache_dir=cache, device="cpu")
     ce = df0[df0.metric == "ce"]
     assert len(ce) == 4 and np.allclose(ce.value, 100.0)
     # 3 of the 15 benchmark corruptions at severities 1-2: never "mce", always the partial metric with its members
@@ -230,7 +230,7 @@ def test_suite_end_to_end_on_a_trained_run_resumes_from_cached_cells(tiny_run, t
 
     monkeypatch.setitem(registry._TASKS, "fgsm", dataclasses.replace(kinds["fgsm"], run=interrupted))
     with pytest.raises(KeyboardInterrupt):
-        evaluate(str(tiny_run / "iter1.pt"), "robustness", out / "iter1", overrides=TINY_SUITE, cache_dir=cache, device="cpu")
+        evaluate(str(tiny_run / "iter1.pt"), "robustness", out, overrides=TINY_SUITE, cache_dir=cache, device="cpu")
     cells = {p: p.stat().st_mtime_ns for p in (cache / "cells").rglob("*.npz")}
     monkeypatch.setitem(registry._TASKS, "fgsm", kinds["fgsm"])
     assert main(["eval", "--suite", "robustness", str(tiny_run / "iter1.pt"), "--out", str(out), "--cache", str(cache),
@@ -255,7 +255,7 @@ def test_suite_end_to_end_on_a_trained_run_resumes_from_cached_cells(tiny_run, t
     import json
 
     meta = json.loads((out / label / "meta.json").read_text())
-    assert meta["normaliser"]["sha256"] == json.loads((out / "iter0" / "meta.json").read_text())["model"]["sha256"]
+    assert meta["normaliser"]["sha256"] == json.loads((out / f"{tiny_run.name}-iter0" / "meta.json").read_text())["model"]["sha256"]
     assert meta["sets"]["natural_adversarial"]["rule"].startswith("kept: pool images that every reference")
     assert meta["dataset"]["fingerprint"] and meta["model"]["iteration"] == 1
 
@@ -264,7 +264,8 @@ def test_timm_models_without_the_hub_get_one_line_errors(monkeypatch):
     from nsbench.bench.models import load_eval_model
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(NsbenchError, match=r"timm:resnet18: cannot load pretrained weights .*HF hub must be reachable"):
+    with pytest.raises(NsbenchError, match=r"timm:resnet18: pretrained weights are not in the local HF cache and "
+                                           r"HF_HUB_OFFLINE is set; pass --checkpoint PATH"):
         load_eval_model("timm:resnet18")
     with pytest.raises(NsbenchError, match="unknown timm model"):
         load_eval_model("timm:no_such_net")

@@ -178,7 +178,7 @@ def test_sharded_evaluation_matches_one_process(tmp_path, tiny_folder):
                        nprocs=2, start_method="spawn", join=True)
     two = pd.read_csv(tmp_path / "two" / "fit_eval.csv").iloc[0]
     assert (two.top1, two.top5, two.n) == pytest.approx((one["top1"], one["top5"], one["n"]))
-    df_two = pd.read_csv(tmp_path / "two" / "eval" / "results.csv")
+    df_two = pd.read_csv(tmp_path / "two" / "eval" / "m" / "results.csv")  # out/LABEL, as the CLI lays it out
     a = df_one.sort_values(["task", "condition", "severity", "eps_255", "metric"]).reset_index(drop=True)
     b = df_two.sort_values(["task", "condition", "severity", "eps_255", "metric"]).reset_index(drop=True)
     assert len(a) == len(b) and len(a) > 20

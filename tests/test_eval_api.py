@@ -41,9 +41,9 @@ def test_an_nn_module_is_scored_through_the_python_api(tiny_folder, tmp_path):
                   overrides=data(tiny_folder) + FAST, cache_dir=tmp_path / "cache", device="cpu")
     top1 = df[(df.task == "clean") & (df.metric == "top1_acc")].value.iloc[0]
     assert top1 == 100.0  # the oracle knows the rule, so the harness fed it the right pixels and labels
-    meta = json.loads((out / "meta.json").read_text())
+    meta = json.loads((out / "quadrantoracle" / "meta.json").read_text())  # out/LABEL, as `nsbench eval --out`
     assert meta["model"]["label"] == "quadrantoracle" and meta["model"]["role"] == "module"
-    assert meta["results"]["rows"] == len(pd.read_csv(out / "results.csv"))
+    assert meta["results"]["rows"] == len(pd.read_csv(out / "quadrantoracle" / "results.csv"))
     with pytest.raises(NsbenchError, match="classes= .* and input_size="):
         evaluate(QuadrantOracle(), "quick", tmp_path / "x", overrides=data(tiny_folder) + FAST)
 
@@ -88,8 +88,9 @@ def test_hostile_or_wrong_checkpoint_files_are_refused_in_one_line(tmp_path, cap
                  "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "refused to load" in err[0] and "evil.pth" in err[0]
-    assert main(["eval", "timm:test_resnet", "timm:test_efficientnet", "--num-classes", "4"]) == 2
-    assert "describe one timm:/torchvision: model" in capsys.readouterr().err
+    w = str(tmp_path / "evil.pth")
+    assert main(["eval", "timm:test_resnet", "timm:test_efficientnet", "--num-classes", "4", *["--checkpoint", w] * 3]) == 2
+    assert "--checkpoint given 3 time(s) for 2 timm:/torchvision: models" in capsys.readouterr().err
 
 
 def test_export_to_timm_gives_identical_logits_in_plain_timm(tiny_run, tmp_path):
@@ -135,11 +136,11 @@ def test_a_failing_task_is_a_row_and_the_suite_goes_on_and_pgd_is_labelled_pgd(t
                  *data(tiny_folder), *FAST, "natural_adversarial.enabled=true",
                  f"natural_adversarial.root={tmp_path / 'no-such-imagenet-a'}",
                  "fgsm.attack=pgd", "fgsm.pgd_steps=2", "fgsm.eps_255=[0,4]"]) == 1  # a task failed: non-zero
-    df = pd.read_csv(out / "test_resnet" / "results.csv")  # and every row is still written
+    df = pd.read_csv(out / "r" / "results.csv")  # and every row is still written
     failed = df[df.metric == "failed"]
     assert list(failed.task) == ["natural_adversarial"] and "not found" in failed.note.iloc[0]
     assert {"clean", "corruptions", "pgd"} <= set(df.task) and "fgsm" not in set(df.task)
-    per = pd.read_parquet(out / "test_resnet" / "per_image.parquet")
+    per = pd.read_parquet(out / "r" / "per_image.parquet")
     assert set(per.task) == {"clean", "corruptions", "pgd"}
 
 

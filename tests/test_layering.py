@@ -21,7 +21,7 @@ PKG = Path(__file__).resolve().parent.parent / "nsbench"
 # Brier) that the harness computes and the report bootstraps with one binning.
 BASE = {"schema", "runs", "utils", "reference", "calibration"}
 # The middle layer: what models, checkpoints, data and configs are, and the machinery every layer above shares.
-CORE = {"models", "checkpoint", "data", "config", "distributed", "lock", "resources"}
+CORE = {"models", "checkpoint", "data", "config", "distributed", "lock", "resources", "tensorboard"}
 # Every part of nsbench (a top-level module or package) -> the parts it may import. A new part must be placed here.
 ALLOWED = {
     "__main__": {"cli"},
@@ -40,6 +40,7 @@ ALLOWED = {
     "data": BASE,  # knows nothing of its consumers: no training, models or bench
     "distributed": BASE,
     "lock": BASE,
+    "tensorboard": {"distributed"} | BASE,  # the optional training-curve writer (runtime.tensorboard)
     "resources": BASE,
     "schema": {"utils"},
     "runs": {"utils"},

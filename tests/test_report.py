@@ -75,17 +75,20 @@ def test_a_difference_whose_interval_spans_zero_is_neither_coloured_nor_best(tmp
     assert "d good" in _table(html, "bench-clean") and 'class="best"' in _table(html, "bench-clean")  # the control
 
 
-def test_best_marks_need_intervals_that_exclude_zero():
+def test_best_marks_need_intervals_that_exclude_zero_and_a_best_clear_of_the_runner_up():
     from nsbench.report.compare import best_marks, verdict
 
-    def head(low, high):
+    def head(low, high, new_ci=(50.6, 51.4)):
         return pd.DataFrame([
-            {"model": "base", "measure": "m", "higher_is_better": True, "value": 50.0, "verdict": ""},
-            {"model": "new", "measure": "m", "higher_is_better": True, "value": 51.0,
-             "verdict": verdict(low, high, True)}])
+            {"model": "base", "measure": "m", "higher_is_better": True, "value": 50.0, "ci_low": 49.6,
+             "ci_high": 50.4, "verdict": ""},
+            {"model": "new", "measure": "m", "higher_is_better": True, "value": 51.0, "ci_low": new_ci[0],
+             "ci_high": new_ci[1], "verdict": verdict(low, high, True)}])
 
     assert best_marks(head(-0.5, 2.5), "base") == set()
     assert best_marks(head(0.2, 2.5), "base") == {("new", "m")}
+    # a paired difference that excludes zero, but the best's interval overlaps the runner-up's: no star
+    assert best_marks(head(0.2, 2.5, new_ci=(50.2, 51.8)), "base") == set()
     assert verdict(-3.0, -1.0, False) == "better" and verdict(float("nan"), 1.0, True) == "no interval"
 
 
@@ -153,3 +156,80 @@ def test_report_in_headless_chromium(tmp_path):
         assert b.console_errors() == []
     finally:
         b.close()
+
+
+def _demo_like(tmp_path: Path) -> Path:
+    """The fixture's model as four iterations with the demo's labels, a lineage chain and a long architecture."""
+    import json
+
+    root = tmp_path / "demo"
+    parent = None
+    for k in range(4):
+        label, dst = f"demo-iter{k}", root / f"demo-iter{k}"
+        shutil.copytree(FIX / "results" / "iter0", dst)
+        meta = json.loads((dst / "meta.json").read_text())
+        sha = f"{k + 1:064x}"
+        meta["model"].update(label=label, sha256=sha, iteration=k, parent_sha256=parent,
+                             arch="tf_efficientnet_lite0.in1k_with_a_long_variant_name")
+        parent = sha
+        (dst / "meta.json").write_text(json.dumps(meta))
+        rows = pd.read_csv(dst / "results.csv")
+        rows.assign(model=label).to_csv(dst / "results.csv", index=False)
+        per = pd.read_parquet(dst / "per_image.parquet")
+        per.assign(model=label).to_parquet(dst / "per_image.parquet") if "model" in per else None
+    return root
+
+
+@pytest.mark.browser
+def test_a_demo_sized_report_fits_at_1400_and_400_px(tmp_path):
+    """Four models with lineage: the Models table fits at 1400 px (its text cells wrap) and scrolls inside its own
+    box at 400 px; preprocessing/versions are said once; the -P table is headed by what it shows."""
+    from browser import Browser, chromium_path
+
+    if chromium_path() is None:
+        pytest.fail("chromium is not installed; `make test` installs it (apt-get install chromium)")
+    index = render_report([_demo_like(tmp_path)], tmp_path / "report", baseline="demo-iter0")
+    html = index.read_text()
+    assert html.count(": preprocessing ") == 1 and "all models: preprocessing " in html  # once, not per model
+    b = Browser()
+    try:
+        for width in (1400, 400):
+            b.set_width(width)
+            b.goto(index.as_uri())
+            assert b.eval("document.documentElement.scrollWidth") <= width
+            models = b.eval("(() => { const t = document.querySelector('#models'); "
+                            "return [t.scrollWidth, t.parentElement.clientWidth, t.rows.length]; })()")
+            assert models[2] == 5
+            if width == 1400:
+                assert models[0] <= models[1], models  # no clipped last column
+                wide = b.eval("Array.from(document.querySelectorAll('table')).filter("
+                              "t => t.scrollWidth > t.parentElement.clientWidth).map(t => t.id)")
+                assert wide == []
+            heads = b.eval("Array.from(document.querySelectorAll('h3')).map(h => h.textContent)")
+            assert "Flip rate per perturbation" not in heads  # FR (normalised) or flip probability, by what it holds
+            assert any(h.startswith(("FR per perturbation", "Flip probability per perturbation")) for h in heads)
+            b.screenshot(ARTIFACTS / f"report-demo-{width}.png")
+        assert b.console_errors() == []
+    finally:
+        b.close()
+
+
+def test_per_corruption_and_perturbation_intervals_for_the_dot_plots():
+    """Each CE / FR dot gets a 95% bootstrap interval around its saved value (the normaliser's own CE = 100 has
+    none to speak of), computed as the headline means are; cells without per-image outcomes get none."""
+    from nsbench.report import tables as T
+    from nsbench.report.headline import condition_intervals
+    from nsbench.report.load import load_inputs
+
+    evals, _ = load_inputs([FIX / "results"])
+    for task, metric in (("corruptions", "ce"), ("perturbations", "fr"), ("perturbations", "fp")):
+        t = T.per_condition(evals, task, metric)
+        ci = condition_intervals(evals, task, metric, list(t.index))
+        assert len(ci) == t.size
+        for (model, cond), (lo, hi) in ci.items():
+            v = t.loc[cond, model]
+            assert lo <= v + 1e-9 and v - 1e-9 <= hi
+            if metric != "fp" and model == "iter0":  # the normaliser: exactly 100, interval of width 0
+                assert lo == hi == 100.0
+            else:
+                assert hi > lo

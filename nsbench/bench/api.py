@@ -21,8 +21,9 @@ from .. import distributed as D
 from .. import schema
 from ..utils import NsbenchError, library_versions
 from . import cache as K
-from .context import EvalContext
-from .models import EvalModel, from_module, load_eval_model
+from .context import ClassCountMismatch, EvalContext
+from .inputs import check_input_size, check_out_folder
+from .models import EvalModel, from_module, load_eval_model, with_input_size
 from .normaliser import resolve_normaliser
 from .registry import task_kinds
 from .suite import PRECISIONS, SuiteConfig, load_suite
@@ -35,14 +36,14 @@ def as_eval_model(model, *, label: str | None = None, checkpoint=None, classes=N
     if isinstance(model, EvalModel):
         if label:
             model.label = label
-        return model
+        return with_input_size(model, input_size)
     if isinstance(model, nn.Module):
         if classes is None or input_size is None:
             raise NsbenchError("an nn.Module needs classes= (names or a count) and input_size= (and mean=/std= "
                                "unless it takes [0, 1] images)")
         return from_module(model, classes=classes, input_size=input_size, mean=mean, std=std, label=label)
     if isinstance(model, (str, Path)):
-        return load_eval_model(str(model), label, checkpoint=checkpoint, classes=classes)
+        return load_eval_model(str(model), label, checkpoint=checkpoint, classes=classes, input_size=input_size)
     raise NsbenchError(f"cannot evaluate a {type(model).__name__}: pass a checkpoint path, timm:NAME, "
                        f"torchvision:NAME or an nn.Module")
 
@@ -53,10 +54,13 @@ def evaluate(model: str | Path | EvalModel | nn.Module, suite: str | Path | Suit
              input_size: int | None = None, mean=None, std=None, limit: int | None = None, device: str = "auto",
              cache_dir: str | Path | None = None, normaliser: str | None = None, workers: int | None = None,
              batch_size: int | None = None, reference_trainer: Callable | None = None,
-             precision: str | None = None) -> pd.DataFrame:
-    """Score `model` on `suite`, write results.csv / results.parquet / per_image.parquet / meta.json under `out`
-    (default reports/eval-LABEL-SUITE), and return the result rows. `precision` "fp32" / "bf16" overrides the
-    suite's (default fp32)."""
+             precision: str | None = None, overwrite: bool = False) -> pd.DataFrame:
+    """Score `model` on `suite`, write results.csv / results.parquet / per_image.parquet / meta.json in the folder
+    `out` itself (default reports/eval-LABEL-SUITE), and return the result rows. `precision` "fp32" / "bf16"
+    overrides the suite's (default fp32). A folder holding another model's results is refused unless `overwrite`;
+    data that cannot be opened or matched to the model is refused before any work (EvalContext.check_data); a model
+    input size nobody chose that is far larger than the data's images is refused with the fix named
+    (bench/inputs.py)."""
     from ..resources import resolve
     from ..utils import resolve_device
 
@@ -75,9 +79,11 @@ def evaluate(model: str | Path | EvalModel | nn.Module, suite: str | Path | Suit
     out = Path(out or f"reports/eval-{em.label}-{cfg.name}")
     if out.exists() and not out.is_dir():
         raise NsbenchError(f"{out}: exists and is not a folder")
+    check_out_folder(out, em.sha256, em.label, overwrite=overwrite)
     ctx = EvalContext(em, cfg, Path(cache_dir) if cache_dir else K.default_cache_dir(), dev, limit=limit,
                       workers=workers, batch_size=batch_size, reference_trainer=reference_trainer)
     ctx.check_data()
+    sizes = _check_size(ctx)
     norm = resolve_normaliser(normaliser or cfg.normaliser, em, cfg)
     rows, per, sets, timings, t_all = [], [], {}, {}, time.time()
     kinds = task_kinds()
@@ -101,8 +107,9 @@ def evaluate(model: str | Path | EvalModel | nn.Module, suite: str | Path | Suit
         timings[name] = time.time() - t0
     df = schema.frame(rows)
     if D.is_main():
-        schema.write_results(out, df, pd.concat(per, ignore_index=True) if per else pd.DataFrame(),
-                             _meta(ctx, norm, sets, {**timings, "total": time.time() - t_all}, limit))
+        meta = _meta(ctx, norm, sets, {**timings, "total": time.time() - t_all}, limit)
+        meta["preprocessing"].update(sizes)
+        schema.write_results(out, df, pd.concat(per, ignore_index=True) if per else pd.DataFrame(), meta)
         log.info("%s: results written to %s", em.label, out)
     D.barrier()
     return df
@@ -115,6 +122,21 @@ def check_data(model: EvalModel, suite: str | Path | SuiteConfig = "robustness",
 
     cfg = suite if isinstance(suite, SuiteConfig) else load_suite(resolve("suite", str(suite)), list(overrides))
     EvalContext(model, cfg, K.default_cache_dir(), torch.device("cpu")).check_data()
+
+
+def _check_size(ctx: EvalContext) -> dict:
+    """The input size's origin and the data's image size (meta.json); refuses an unchosen size far too large."""
+    own = ctx.em.meta.get("model", {})
+    size_from = "the suite's data.image_size" if ctx.suite.data.image_size else own.get("input_size_from", "the model")
+    explicit = bool(ctx.suite.data.image_size) or not any(w in size_from for w in ("pretrained", "torchvision's"))
+    seen = {"image_size_from": size_from}
+    try:
+        source = ctx.source
+    except ClassCountMismatch:  # the model's outputs cannot be matched to the data's classes at all
+        raise
+    except NsbenchError:  # no dataset or an unusable one: the tasks say so, each as a failed row
+        return seen
+    return {**seen, **check_input_size(source, ctx.size, explicit=explicit, model=ctx.em.label, size_from=size_from)}
 
 
 def _meta(ctx: EvalContext, norm, sets: dict, timings: dict, limit) -> dict:

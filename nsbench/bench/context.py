@@ -29,6 +29,30 @@ from .models import EvalModel
 log = logging.getLogger(__name__)
 
 
+class ClassCountMismatch(NsbenchError):
+    """A bare class count that the dataset cannot match: refused before any task runs (bench/api.py)."""
+
+
+def adopt_class_order(src, n: int) -> list[str]:
+    """A model given only its class count (`--num-classes N`) predicts the dataset's classes in the dataset's own
+    order: torchvision ImageFolder's (sorted folder names) for folders, the label ids for unnamed sources. A
+    dataset that names its classes must then have exactly N, since any other count would shift every index."""
+    from ..data.sources import ParquetSource
+
+    if isinstance(src, ParquetSource) or not getattr(src, "named", True):  # label ids only (Parquet, HF without names): ids below N fit
+        known = src.labels[src.labels >= 0]
+        if len(known) and int(known.max()) >= n:
+            raise ClassCountMismatch(f"{src.name}: labels go up to {int(known.max())} but --num-classes {n}")
+        src.classes = [str(i) for i in range(n)]
+        return list(src.classes)
+    if len(src.classes) != n:
+        raise ClassCountMismatch(f"{src.name}: {len(src.classes)} classes ({', '.join(map(str, src.classes[:4]))}"
+                           f"{', ...' if len(src.classes) > 4 else ''}) but --num-classes {n}; outputs are matched "
+                           f"to classes in sorted folder order only when the counts agree: pass --classes FILE "
+                           f"(one name per line, in the model's output order) instead")
+    return list(src.classes)
+
+
 def default_workers() -> int:
     """Loader processes: `data.num_workers: auto` (loaders.auto_workers)."""
     return auto_workers("auto")
@@ -111,8 +135,12 @@ class EvalContext:
         if not self.source_spec:
             raise NsbenchError(f"{self.em.label}: no dataset known for this model; set data.source in the suite "
                                f"(e.g. data.source=imagenet:/data/imagenet)")
-        return open_source(self.source_spec, split, self.cfg_data.get("image_column", "image"),
-                           self.cfg_data.get("label_column", "label"), classes=self.em.classes)
+        by_count = self.em.meta.get("classes_from") == "count"
+        src = open_source(self.source_spec, split, self.cfg_data.get("image_column", "image"),
+                          self.cfg_data.get("label_column", "label"), classes=None if by_count else self.em.classes)
+        if by_count:
+            self.em.classes = adopt_class_order(src, len(self.em.classes))
+        return src
 
     def check_data(self) -> None:
         """Open the evaluation data and match it to the model before any work starts: a missing folder, classes that
@@ -202,7 +230,9 @@ class EvalContext:
         return self.logits_local(images)
 
     def logits_local(self, images: np.ndarray) -> np.ndarray:
-        batches = (stack_uint8(np.asarray(images[s : s + self.bs])) for s in range(0, len(images), self.bs))
+        # np.array copies: built sets are memory-mapped read-only, and torch warns on (and must never write to)
+        # a tensor over read-only memory; one batch's copy is small
+        batches = (stack_uint8(np.array(images[s : s + self.bs])) for s in range(0, len(images), self.bs))
         out = [self.forward(to_device(x, self.device)).numpy() for x in batches]
         return np.concatenate(out) if out else np.zeros((0, len(self.em.classes)), np.float32)
 
@@ -243,6 +273,9 @@ class EvalContext:
 
     def cell(self, task: str, key: str, compute: Callable[[], dict]) -> dict[str, np.ndarray]:
         """Per-image outcomes of one cell, computed once per model and key and kept under the cache."""
+        own = self.em.meta.get("model", {}).get("own_input_size", self.em.input_size)
+        if self.size != own:  # the same weights scored at another size are another cell
+            key = f"{key}|size={self.size}"
         # the precision is part of the key: cells scored under bf16 never stand in for fp32 ones (or back)
         path = self.cache / "cells" / self.em.sha256[:16] / task / f"{K.key_of(f'{key}|{self.precision}')}.npz"
         if path.exists():

@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from ..data.sources import FileSource, Source, scan_folder
 from ..data.splits import subsample as pick_indices  # noqa: F401 - one subset rule (data/splits.py); tasks import it here
 from ..data.transforms import prepare
-from ..utils import NsbenchError
+from ..utils import NsbenchError, tqdm
 from . import cache as K
 
 log = logging.getLogger(__name__)

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..checkpoint import load_checkpoint, safe_load
+from .hub import timm_pretrained, torchvision_pretrained
 from ..models import NormalizedModel
 from ..runs import model_label
 from ..utils import NsbenchError, file_sha256
@@ -37,18 +38,40 @@ class EvalModel:
 
 
 def load_eval_model(ref: str, label: str | None = None, *, checkpoint: str | Path | None = None,
-                    classes: list[str] | int | None = None) -> EvalModel:
+                    classes: list[str] | int | None = None, input_size: int | None = None) -> EvalModel:
     """An nsbench checkpoint path, `timm:NAME` or `torchvision:NAME` (hub weights, or `checkpoint=` a local
-    state dict); `classes` is a list of names or a count (default: the 1,000 ImageNet classes)."""
+    state dict); `classes` is a list of names or a count (default: the 1,000 ImageNet classes); `input_size`
+    replaces the model's own (a checkpoint's training size, a timm model's pretrained config, torchvision's 224).
+    A model given local weights is labelled after the weights' file unless `label` says otherwise."""
+    if input_size is not None and input_size <= 0:
+        raise NsbenchError(f"input size must be positive, got {input_size}")
     if ref.startswith(("timm:", "torchvision:")):
         kind, name = ref.split(":", 1)
-        return (_timm_model if kind == "timm" else _torchvision_model)(name, label, checkpoint, classes)
-    if checkpoint is not None or classes is not None:
-        raise NsbenchError(f"{ref}: --checkpoint and --num-classes/--classes apply to timm:NAME and torchvision:NAME only")
-    path = Path(ref)
-    model, meta = load_checkpoint(path)
-    return EvalModel(model, label or model_label(path), meta["sha256"], meta["classes"], meta["model"]["input_size"],
-                     meta, path)
+        if label is None and checkpoint is not None:
+            label = Path(checkpoint).stem  # two weights of one architecture must not share a label (or a folder)
+        em = (_timm_model if kind == "timm" else _torchvision_model)(name, label, checkpoint, classes)
+    else:
+        if checkpoint is not None or classes is not None:
+            raise NsbenchError(f"{ref}: --checkpoint and --num-classes/--classes apply to timm:NAME and "
+                               f"torchvision:NAME only")
+        path = Path(ref)
+        model, meta = load_checkpoint(path)
+        meta["model"]["input_size_from"] = "the checkpoint (its training size)"
+        em = EvalModel(model, label or model_label(path), meta["sha256"], meta["classes"],
+                       meta["model"]["input_size"], meta, path)
+    return with_input_size(em, input_size)
+
+
+def with_input_size(em: EvalModel, input_size: int | None) -> EvalModel:
+    """`em` scored at `input_size` when given (chosen by the user, so taken as given and recorded so); its own size
+    is kept as `own_input_size`, which keys its cached cells."""
+    if input_size is None:
+        return em
+    model = em.meta.setdefault("model", {})
+    model.setdefault("own_input_size", em.input_size)
+    model.update(input_size=int(input_size), input_size_from="given (--input-size / input_size=)")
+    em.input_size = int(input_size)
+    return em
 
 
 def from_module(module: nn.Module, *, classes: list[str] | int, input_size: int, mean=None, std=None,
@@ -66,9 +89,10 @@ def from_module(module: nn.Module, *, classes: list[str] | int, input_size: int,
     h.update("\n".join(names).encode())
     inputs = "normalised inside by the given mean/std" if mean is not None else "model takes [0, 1] images"
     info = {"model": {"arch": type(module).__name__, "input_size": int(input_size),
+                      "input_size_from": "given (input_size=)",
                       "mean": None if mean is None else list(mean), "std": None if std is None else list(std)},
             "role": "module", "iteration": None, "inputs": inputs,
-            "n_params": sum(p.numel() for p in module.parameters()), **(meta or {})}
+            "n_params": sum(p.numel() for p in module.parameters()), **_classes_from(classes), **(meta or {})}
     return EvalModel(net.eval(), label or type(module).__name__.lower(), h.hexdigest(), names, int(input_size), info)
 
 
@@ -83,6 +107,12 @@ def read_class_file(path: str | Path) -> list[str]:
     if len(set(names)) != len(names):
         raise NsbenchError(f"{path}: the class list repeats a name")
     return names
+
+
+def _classes_from(classes: list[str] | int | None) -> dict:
+    """Recorded so that the harness knows a bare count (`--num-classes N`): such a model's outputs are matched to
+    the dataset's own classes in their order (torchvision ImageFolder's: sorted folder names), not by name."""
+    return {"classes_from": "count"} if isinstance(classes, int) and classes != 1000 else {}
 
 
 def _class_names(classes: list[str] | int | None) -> list[str]:
@@ -142,11 +172,7 @@ def _timm_model(name: str, label, checkpoint, classes) -> EvalModel:
         raise NsbenchError(f"timm:{name}: unknown timm model")
     names = _class_names(classes)
     if checkpoint is None:
-        try:
-            net = timm.create_model(name, pretrained=True, num_classes=len(names))
-        except Exception as e:  # noqa: BLE001 - hub unreachable, missing weights, ...
-            raise NsbenchError(f"timm:{name}: cannot load pretrained weights ({type(e).__name__}); the HF hub must be "
-                               f"reachable, or pass --checkpoint PATH") from None
+        net = timm_pretrained(name, len(names))
         tag = (getattr(net, "pretrained_cfg", None) or {}).get("tag", "")
         sha = hashlib.sha256(f"timm:{name}:{tag}:{timm.__version__}".encode()).hexdigest()
     else:
@@ -154,8 +180,11 @@ def _timm_model(name: str, label, checkpoint, classes) -> EvalModel:
         _load_weights(net, checkpoint, f"timm:{name}")
         sha = file_sha256(checkpoint)
     cfg = resolve_data_config({}, model=net)
-    return _wrapped(net, f"timm:{name}", label or name, sha, names, int(cfg["input_size"][-1]), cfg["mean"], cfg["std"],
-                    checkpoint, crop_pct=cfg.get("crop_pct"), interpolation=cfg.get("interpolation"))
+    em = _wrapped(net, f"timm:{name}", label or name, sha, names, int(cfg["input_size"][-1]), cfg["mean"], cfg["std"],
+                  checkpoint, crop_pct=cfg.get("crop_pct"), interpolation=cfg.get("interpolation"))
+    em.meta["model"]["input_size_from"] = "the timm model's pretrained config"
+    em.meta.update(_classes_from(classes))
+    return em
 
 
 def _torchvision_model(name: str, label, checkpoint, classes) -> EvalModel:
@@ -169,19 +198,18 @@ def _torchvision_model(name: str, label, checkpoint, classes) -> EvalModel:
     if checkpoint is None:
         if len(names) != 1000:
             raise NsbenchError(f"torchvision:{name}: hub weights predict 1,000 classes; pass --checkpoint for {len(names)}")
-        try:
-            net = builder(weights="DEFAULT")
-        except Exception as e:  # noqa: BLE001 - download failures
-            raise NsbenchError(f"torchvision:{name}: cannot load pretrained weights ({type(e).__name__}); the network "
-                               f"must be reachable, or pass --checkpoint PATH") from None
+        net = torchvision_pretrained(name, builder)
         sha = hashlib.sha256(f"torchvision:{name}:DEFAULT:{torchvision.__version__}".encode()).hexdigest()
     else:
         net = builder(weights=None, num_classes=len(names))
         _load_weights(net, checkpoint, f"torchvision:{name}")
         sha = file_sha256(checkpoint)
     # torchvision's ImageNet models: Resize(256) + CenterCrop(224), bilinear, ImageNet mean/std
-    return _wrapped(net, f"torchvision:{name}", label or name, sha, names, 224, IMAGENET_MEAN, IMAGENET_STD, checkpoint,
-                    crop_pct=0.875, interpolation="bilinear")
+    em = _wrapped(net, f"torchvision:{name}", label or name, sha, names, 224, IMAGENET_MEAN, IMAGENET_STD, checkpoint,
+                  crop_pct=0.875, interpolation="bilinear")
+    em.meta["model"]["input_size_from"] = "torchvision's ImageNet default (224)"
+    em.meta.update(_classes_from(classes))
+    return em
 
 
 def _wrapped(net, ref, label, sha, names, size, mean, std, checkpoint, **pre) -> EvalModel:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
@@ -11,8 +12,10 @@ EXAMPLES = """examples:
   nsbench eval --suite quick runs/a/iter3.pt runs/b/iter3.pt --out reports/ab --limit 200   # labels a-iter3, b-iter3
   nsbench eval --suite imagenet timm:tf_efficientnet_b0.ns_jft_in1k corruptions.root=/data/ImageNet-C
   nsbench eval --suite robustness timm:resnet18 --checkpoint my_resnet.safetensors --classes classes.txt \\
-      data.source=folder:/data/mine --label mine
-  nsbench eval --suite robustness runs/default/iter*.pt --out reports/fmnist --report
+      --input-size 32 data.source=folder:/data/mine                   # label my_resnet; 32 px images at 32 px
+  nsbench eval --suite quick timm:resnet18 --checkpoint a.safetensors torchvision:resnet18 --checkpoint b.pth \\
+      --num-classes 10 --input-size 32 data.source=folder:/data/mine  # two models: labels a and b
+  nsbench eval --suite robustness runs/default/iter*.pt --out reports/fmnist --report --baseline default-iter0
 """
 
 
@@ -25,11 +28,20 @@ def add_parser(sub) -> None:
     p.add_argument("--out", help="output folder (default reports/eval-SUITE); one subfolder per model label")
     p.add_argument("--label", action="append", default=[],
                    help="a model's label (once per model, in order; default: RUN-iterK for a run's checkpoint, "
-                        "else the file or model name)")
-    p.add_argument("--checkpoint", help="weights for a timm:/torchvision: model: .safetensors or a torch state dict")
+                        "the weights' file name for --checkpoint, else the model name)")
+    p.add_argument("--checkpoint", action="append", default=[], metavar="WEIGHTS",
+                   help="weights for a timm:/torchvision: model: .safetensors or a torch state dict; repeat it for "
+                        "several, the k-th going with the k-th timm:/torchvision: model (or all with one)")
+    p.add_argument("--input-size", type=int, metavar="PX",
+                   help="side of the model's input (default: a checkpoint's training size, a timm model's pretrained "
+                        "config, 224 for torchvision); give it for models trained on small images (e.g. 32), "
+                        "since images far smaller than an unchosen default are refused")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--num-classes", type=int, help="classes a timm:/torchvision: model predicts (default 1000)")
-    g.add_argument("--classes", help="file of class names, one per line, in the model's output order")
+    g.add_argument("--num-classes", type=int, metavar="N",
+                   help="classes a timm:/torchvision: model predicts (default 1000); output k is the dataset's k-th "
+                        "class in its own order, for class folders the sorted folder names as torchvision's "
+                        "ImageFolder maps them (the dataset must have N classes; else use --classes)")
+    g.add_argument("--classes", metavar="FILE", help="file of class names, one per line, in the model's output order")
     p.add_argument("--limit", type=int, help="at most N images per task (quick runs)")
     p.add_argument("--batch-size", type=int, help="images per forward pass (default: the suite's)")
     p.add_argument("--workers", type=int,
@@ -42,7 +54,11 @@ def add_parser(sub) -> None:
                         "the numbers a little (recorded in meta.json and every row's note)")
     p.add_argument("--report", action="store_true", help="render an HTML report of the evaluated models")
     p.add_argument("--baseline", help="baseline model label for --report (default: the first model)")
-    p.set_defaults(handler=run, overrides_dest="models")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace another model's results already in --out/LABEL (refused otherwise)")
+    p.add_argument("--json", action="store_true",
+                   help="print each model's headline numbers and results folder as one JSON object on stdout")
+    p.set_defaults(handler=run, overrides_dest="models", positional_extras=True)
 
 
 def _check_args(args, models: list[str]) -> None:
@@ -57,10 +73,15 @@ def _check_args(args, models: list[str]) -> None:
         raise NsbenchError(f"--workers must be >= 0, got {args.workers}")
     if args.label and len(args.label) != len(models):
         raise NsbenchError(f"--label given {len(args.label)} time(s) for {len(models)} model(s): give one per model")
+    for name, v in (("--input-size", args.input_size),):
+        if v is not None and v <= 0:
+            raise NsbenchError(f"{name} must be positive, got {v}")
     hub = [m for m in models if m.startswith(("timm:", "torchvision:"))]
-    if (args.checkpoint or args.num_classes or args.classes) and len(hub) != 1:
-        raise NsbenchError("--checkpoint, --num-classes and --classes describe one timm:/torchvision: model; "
-                           f"{len(hub)} given")
+    if (args.num_classes or args.classes) and not hub:
+        raise NsbenchError("--num-classes and --classes describe timm:/torchvision: models; none given")
+    if args.checkpoint and len(args.checkpoint) != len(hub) and len(hub) != 1:
+        raise NsbenchError(f"--checkpoint given {len(args.checkpoint)} time(s) for {len(hub)} timm:/torchvision: "
+                           f"models: give one per such model, in order (or several for one model)")
     for m in models:
         if not m.startswith(("timm:", "torchvision:")) and not Path(m).is_file():
             raise NsbenchError(f"{m}: checkpoint not found")
@@ -71,42 +92,51 @@ def _check_args(args, models: list[str]) -> None:
 
 def run(args) -> int:
     from .. import distributed as D
+    from ..api import eval_root, evaluate
     from ..bench.api import as_eval_model, check_data
+    from ..bench.inputs import check_out_folder
     from ..bench.models import read_class_file
-    from ..utils import setup_logging
-    from ..api import evaluate
+    from ..utils import NsbenchError, setup_logging
 
     setup_logging()
     overrides = [m for m in args.models if "=" in m and not Path(m).exists()]
     models = [m for m in args.models if m not in overrides]
     _check_args(args, models)
     classes = read_class_file(args.classes) if args.classes else args.num_classes
-    out = Path(args.out or f"reports/eval-{Path(args.suite).stem}")
+    out = eval_root(args.suite, args.out)
     loaded = []
-    for k, m in enumerate(models):
+    for k, (m, weights) in enumerate(_paired(models, args.checkpoint)):
         hub = m.startswith(("timm:", "torchvision:"))
-        loaded.append(as_eval_model(m, label=args.label[k] if args.label else None,
-                                    checkpoint=args.checkpoint if hub else None, classes=classes if hub else None))
+        loaded.append(as_eval_model(m, label=args.label[k] if args.label else None, checkpoint=weights,
+                                    classes=classes if hub else None, input_size=args.input_size))
     labels = [e.label for e in loaded]
     for e in loaded:
         if labels.count(e.label) > 1:
             e.label = f"{e.label}-{e.sha256[:8]}"
+    for em in loaded:  # before any long work: no model's results may replace another's
+        check_out_folder(out / em.label, em.sha256, em.label, overwrite=args.overwrite)
+    if args.report and args.baseline and args.baseline not in [e.label for e in loaded]:
+        raise NsbenchError(f"--baseline {args.baseline}: not among the models' labels ({', '.join(e.label for e in loaded)})")
     for em in loaded:  # every model's data opened and matched before the first is scored: exit 2, nothing written
         check_data(em, args.suite, overrides=overrides)
-    folders, failed = [], []
+    headlines, failed = [], []
     for em in loaded:
-        df = evaluate(em, args.suite, out / em.label, overrides=overrides, limit=args.limit, device=args.device,
+        df = evaluate(em, args.suite, out, overrides=overrides, limit=args.limit, device=args.device,
                       cache_dir=args.cache, normaliser=args.normaliser, workers=args.workers, batch_size=args.batch_size,
-                      precision=args.precision)
-        folders.append(out / em.label)
+                      precision=args.precision, overwrite=args.overwrite)
         failed += [f"{em.label}: {r.task}" for r in df[df.metric == "failed"].itertuples()]
         if D.is_main():
-            _headline(em.label, df, out / em.label)
+            headlines.append({"label": em.label, "folder": str(out / em.label), **_headline(em.label, df, out / em.label)})
+    html = None
     if args.report and D.is_main():
         from ..report.render import render_report
 
-        html = render_report(folders, out / "report", baseline=args.baseline or loaded[0].label)
-        print(html)
+        html = render_report([out / e.label for e in loaded], out / "report", baseline=args.baseline or loaded[0].label)
+        if not args.json:
+            print(html)
+    if args.json and D.is_main():
+        print(json.dumps({"suite": args.suite, "out": str(out), "report": str(html) if html else None,
+                          "models": headlines}, indent=2, allow_nan=False, default=_json_number))
     if failed:  # the rows are written (failed rows say why); the exit status lets `eval && report` stop here
         if D.is_main():
             print(f"nsbench: error: {len(failed)} task(s) failed ({'; '.join(failed)}); results with their reasons "
@@ -115,10 +145,26 @@ def run(args) -> int:
     return 0
 
 
-def _headline(label: str, df, folder: Path) -> None:
-    """One log line of headline numbers, each under the name it was computed as (mCE or mCE_partial, ...)."""
+def _paired(models: list[str], weights: list[str]) -> list[tuple[str, str | None]]:
+    """Each model with its --checkpoint: the k-th timm:/torchvision: model takes the k-th; one such model given
+    several checkpoints is scored once with each."""
+    hub = [m for m in models if m.startswith(("timm:", "torchvision:"))]
+    if len(hub) == 1 and len(weights) > 1:
+        at = models.index(hub[0])
+        return [(m, None) for m in models[:at]] + [(hub[0], w) for w in weights] + [(m, None) for m in models[at + 1:]]
+    it = iter(weights)
+    return [(m, next(it, None) if m.startswith(("timm:", "torchvision:")) else None) for m in models]
+
+
+def _json_number(v):
+    return None if v is None else float(v)
+
+
+def _headline(label: str, df, folder: Path) -> dict:
+    """One log line of headline numbers, each under the name it was computed as (mCE or mCE_partial, ...); the
+    same numbers returned by those names (for --json; an undefined one is null)."""
     log = logging.getLogger("nsbench")
-    parts = []
+    parts, numbers = [], {}
     for task, metric, condition, fmt in (("clean", "top1_acc", "clean", "clean top-1 {:.2f}%"),
                                          ("natural_adversarial", "top1_acc", None, "-A top-1 {:.2f}%"),
                                          ("corruptions", "mce", "all", "{name} {:.1f}"),
@@ -129,8 +175,9 @@ def _headline(label: str, df, folder: Path) -> None:
             m = (df.task == task) & (df.metric == name) & ((df.condition == condition) if condition else True)
             if m.any():
                 v = df[m].value.iloc[0]
-                parts.append(fmt.replace("{name}", name).format(v) if v == v and v is not None
-                             else f"{name} undefined")
+                defined = v is not None and v == v
+                parts.append(fmt.replace("{name}", name).format(v) if defined else f"{name} undefined")
+                numbers[f"{task}/{name}"] = float(v) if defined else None
                 break
     from ..schema import ATTACKS
 
@@ -138,7 +185,9 @@ def _headline(label: str, df, folder: Path) -> None:
         m = (df.task == attack) & (df.eps_255 == 8)
         if m.any():
             parts.append(f"{attack.upper()}@8/255 {df[m].value.iloc[0]:.1f}%")
+            numbers[f"{attack}/top1_acc@8/255"] = float(df[m].value.iloc[0])
     log.info("%s: %s", label, ", ".join(parts) or "no headline numbers")
     for _, r in df[df.metric == "failed"].iterrows():
         log.warning("%s: task %s failed: %s", label, r.task, r.note)
     log.info("%s: results in %s", label, folder)
+    return {"headline": numbers, "failed": {str(r.task): str(r.note) for _, r in df[df.metric == "failed"].iterrows()}}

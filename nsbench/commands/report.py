@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 
 EXAMPLES = """examples:
-  nsbench report reports/fmnist/iter0 reports/fmnist/iter3 --baseline iter0 --out reports/fmnist/report
-  nsbench report reports/fmnist runs/default --out reports/fmnist/report     # all models in a folder + a run
+  nsbench report reports/fmnist/fmnist-iter0 reports/fmnist/fmnist-iter3 --baseline fmnist-iter0 --out reports/fmnist/report
+  nsbench report reports/fmnist runs/fmnist --baseline fmnist-iter0 --out reports/fmnist/report   # a folder + a run
 """
 
 

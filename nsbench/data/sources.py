@@ -404,3 +404,16 @@ def _open_hf(target: str, split: str, name: str, image_column: str, label_column
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise NsbenchError(f"hf:{target}: cannot load split {split!r} ({msg})") from None
     return HFSource(name, ds, image_column, label_column, classes)
+
+
+def image_sizes(source, n: int = 8) -> list[tuple[int, int]]:
+    """(height, width) of up to `n` images spread evenly over `source`; unreadable ones are skipped."""
+    total = len(source)
+    sizes = []
+    for i in np.unique(np.linspace(0, max(total - 1, 0), num=min(n, total)).astype(int)):
+        try:
+            img = source.load(int(i))
+        except Exception:  # noqa: BLE001 - an unreadable image is the data path's business (skipped and counted)
+            continue
+        sizes.append((int(img.shape[0]), int(img.shape[1])))
+    return sizes

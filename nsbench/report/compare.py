@@ -138,17 +138,26 @@ def _by_seed(rows: pd.DataFrame, members: dict[int, str]) -> dict[int, float]:
     return out
 
 
+def _separated(best, runner, higher: bool) -> bool:
+    """Whether the best value's 95% interval lies wholly beyond the runner-up's (missing intervals: no)."""
+    lo, hi = (best.ci_low, runner.ci_high) if higher else (runner.ci_low, best.ci_high)
+    return bool(np.isfinite(lo) and np.isfinite(hi) and lo > hi)
+
+
 def best_marks(head: pd.DataFrame, baseline: str | None) -> set[tuple[str, str]]:
     """(model, measure) pairs that earn a best mark: the best value of a measure, and only where the intervals
-    say so: a non-baseline model's difference against the baseline excludes zero in the good direction; the
-    baseline when every other model is significantly worse."""
+    say so: its 95% interval does not overlap the runner-up's, and a non-baseline model's difference against the
+    baseline excludes zero in the good direction (the baseline: every other model is significantly worse)."""
     marks = set()
     for measure, sub in head.groupby("measure", sort=False):
         sub = sub[np.isfinite(sub.value)]
         if len(sub) < 2:
             continue
         higher = bool(sub.higher_is_better.iloc[0])
-        best = sub.loc[sub.value.idxmax() if higher else sub.value.idxmin()]
+        ranked = sub.sort_values("value", ascending=not higher)
+        best, runner = ranked.iloc[0], ranked.iloc[1]
+        if not _separated(best, runner, higher):  # the runner-up's interval reaches the best's: no winner to mark
+            continue
         if best.model != baseline:
             if best.verdict == "better":
                 marks.add((best.model, measure))

@@ -76,17 +76,25 @@ def severity_by_family(curves: pd.DataFrame, clean: dict[str, float]) -> list[tu
 
 
 @figure
-def dots(table: pd.DataFrame, xlabel: str, names: dict[str, str], ref: float | None = 100.0) -> str | None:
-    """Per-condition values (rows) for each model (columns) as a dot plot; the axis spans the data, not zero, and
-    turns logarithmic (ratios around the reference) when the values spread over more than a factor 2.5."""
+def dots(table: pd.DataFrame, xlabel: str, names: dict[str, str], ref: float | None = 100.0,
+         intervals: dict | None = None) -> str | None:
+    """Per-condition values (rows) for each model (columns) as a dot plot, each dot with its 95% interval
+    (`intervals[(model, condition)] = (low, high)`) where known; the axis spans the values, not zero (intervals
+    beyond it are cut at its edge), and turns logarithmic (ratios around the reference) when the values spread
+    over more than a factor 2.5."""
     t = table.apply(pd.to_numeric, errors="coerce")
     if t.empty or not np.isfinite(t.to_numpy(float)).any():
         return None
+    intervals = intervals or {}
     fig, ax = plt.subplots(figsize=(4.6, 1.3 + 0.3 * len(t) + 0.2 * len(t.columns)))
     y = np.arange(len(t))[::-1]
     for i, model in enumerate(t.columns):
-        ax.plot(t[model].to_numpy(float), y + (i - (len(t.columns) - 1) / 2) * 0.12, MARKERS[i % 8], ls="none",
-                label=short(model), alpha=0.85)
+        x = t[model].to_numpy(float)
+        lo = np.array([intervals.get((model, c), (np.nan, np.nan))[0] for c in t.index], float)
+        hi = np.array([intervals.get((model, c), (np.nan, np.nan))[1] for c in t.index], float)
+        err = np.vstack([x - lo, hi - x])
+        ax.errorbar(x, y + (i - (len(t.columns) - 1) / 2) * 0.12, xerr=np.where(np.isfinite(err), np.abs(err), 0.0),
+                    fmt=MARKERS[i % 8], elinewidth=0.8, capsize=0, label=short(model), alpha=0.85)
     vals = t.to_numpy(float)
     vals = vals[np.isfinite(vals)]
     lo, hi = float(vals.min()), float(vals.max())

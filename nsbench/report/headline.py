@@ -141,14 +141,17 @@ def _members(rows: pd.DataFrame, m: Measure, unit_metric: str, order) -> list[st
     return [c for c in order if c in have]
 
 
-def c_sampler(r: EvalResult, m: Measure, ref: EvalResult | None) -> S.Sampler | None:
-    point = lookup(r.rows, m.task, m.metric, m.condition)[0]
+def c_sampler(r: EvalResult, m: Measure, ref: EvalResult | None, only: str | None = None) -> S.Sampler | None:
+    """The sampler of a -C mean; with `only`, of that one corruption's unit value (its CE, relative CE or mean
+    error), for per-corruption intervals."""
     piv = _pivot(r.per_image, "corruptions", "correct", ["condition", "severity"])
     base = m.metric.removesuffix("_partial")
     unit = {"mce": "ce", "relative_mce": "relative_ce", "mean_err": "mean_err"}[base]
+    point = lookup(r.rows, m.task, m.metric, m.condition)[0] if only is None else lookup(r.rows, m.task, unit, only)[0]
     if piv is None:
         return None
-    members = [c for c in _members(r.rows, m, unit, C_BENCHMARK) if c in piv.index.get_level_values(0)]
+    members = [only] if only is not None else _members(r.rows, m, unit, C_BENCHMARK)
+    members = [c for c in members if c in piv.index.get_level_values(0)]
     if not members:
         return None
     sub = piv.loc[members]
@@ -184,15 +187,16 @@ def _c_constants(rows: pd.DataFrame, members: list[str], unit: str, clean: float
     return np.asarray(out, float)
 
 
-def p_sampler(r: EvalResult, m: Measure, ref: EvalResult | None) -> S.Sampler | None:
-    point = lookup(r.rows, m.task, m.metric, m.condition)[0]
+def p_sampler(r: EvalResult, m: Measure, ref: EvalResult | None, only: str | None = None) -> S.Sampler | None:
+    """The sampler of a -P mean; with `only`, of that one perturbation's FR, T5D or flip probability."""
     base = m.metric.removesuffix("_partial")
     value = "t5d" if base == "mt5d" else "flip"
     piv = _pivot(r.per_image, "perturbations", value, "condition")
     if piv is None:
         return None
     unit = {"mfr": "fr", "mt5d": "t5d_rel", "mean_fp": "fp"}[base]
-    members = [p for p in _members(r.rows, m, unit, P_TEST) if p in piv.index]
+    point = lookup(r.rows, m.task, m.metric, m.condition)[0] if only is None else lookup(r.rows, m.task, unit, only)[0]
+    members = [p for p in ([only] if only is not None else _members(r.rows, m, unit, P_TEST)) if p in piv.index]
     if not members:
         return None
     v = piv.loc[members].to_numpy()
@@ -236,3 +240,25 @@ def _sampler(r: EvalResult, m: Measure, evals: list[EvalResult]) -> S.Sampler | 
         return None
     p = p.sort_values("image")
     return S.accuracy(p.correct.astype(bool).to_numpy(), tuple(p.image), lookup(r.rows, m.task, m.metric, m.condition, m.eps)[0])
+
+
+# per-condition unit metric -> the mean measure whose sampler computes it for one condition
+_UNIT_OF = {("corruptions", "ce"): "mce", ("corruptions", "mean_err"): "mean_err",
+            ("perturbations", "fr"): "mfr", ("perturbations", "fp"): "mean_fp"}
+
+
+def condition_intervals(evals: list[EvalResult], task: str, metric: str, conditions: list[str]) -> dict:
+    """{(model, condition): (low, high)}: 95% bootstrap intervals of each corruption's CE (or mean error) or each
+    perturbation's FR (or flip probability), resampling images (sequences) exactly as the headline means do; a
+    cell whose per-image outcomes do not give back its saved value gets none."""
+    mean = _UNIT_OF[(task, metric)]
+    m = Measure(mean, mean, "-C" if task == "corruptions" else "-P", task, mean, False, "all")
+    build = c_sampler if task == "corruptions" else p_sampler
+    out = {}
+    for r in evals:
+        ref = normaliser_eval(r, evals)
+        for k, c in enumerate(conditions):
+            s = build(r, m, ref, only=c)
+            if s is not None and S.reproduces(s):
+                out[(r.label, c)] = S.interval(s, seed=1000 + k)
+    return out

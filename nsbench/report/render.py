@@ -17,7 +17,7 @@ from . import fmt as F
 from . import page
 from . import tables as T
 from .compare import across_seeds, adjust, best_marks, headline
-from .headline import lookup
+from .headline import condition_intervals, lookup
 from .study import claims_markdown, study_tables as claim_tables
 from .load import EvalResult, RunResult, load_inputs
 from .scorecard import build as scorecard_sections
@@ -48,13 +48,25 @@ def _figures(evals: list[EvalResult], runs: list[RunResult], head: pd.DataFrame)
     sections = [
         ("Accuracy by severity, per corruption family", FIG.severity_by_family(T.severity_curves(evals), clean)),
         ("Per corruption and per perturbation (lower is better; dashed line: the normaliser)",
-         [("corruption error per corruption", FIG.dots(ce, ce_label, names, 100.0 if ce_label.startswith("CE") else None)),
-          ("flip rate per perturbation", FIG.dots(fr, fr_label, names, 100.0 if fr_label.startswith("FR") else None))]),
+         [("corruption error per corruption (bars: 95% bootstrap intervals over images)",
+           FIG.dots(ce, ce_label, names, 100.0 if ce_label.startswith("CE") else None, _intervals(evals, ce, ce_label))),
+          ("flip rate per perturbation" if fr_label.startswith("FR") else "flip probability per perturbation",
+           FIG.dots(fr, fr_label, names, 100.0 if fr_label.startswith("FR") else None, _intervals(evals, fr, fr_label)))]),
         ("Adversarial accuracy against eps", [("bars: 95% bootstrap intervals over images", FIG.attack_curve(head))]),
         ("Noisy Student progress across iterations", FR.progress(FR.progress_points(head, evals), runs)),
         ("Pseudo-label statistics", FR.pseudo_stats(runs)),
     ]
     return [{"title": t, "panels": [(c, s) for c, s in panels if s]} for t, panels in sections if any(s for _, s in panels)]
+
+
+def _intervals(evals: list[EvalResult], table: pd.DataFrame, label: str) -> dict:
+    """Per-condition 95% intervals for a dot plot's table (its label says which unit metric it holds)."""
+    if table.empty:
+        return {}
+    task, metric = {"CE": ("corruptions", "ce"), "mean top-1 error": ("corruptions", "mean_err"),
+                    "FR": ("perturbations", "fr"), "flip probability": ("perturbations", "fp")}[
+        next(k for k in ("CE", "mean top-1 error", "FR", "flip probability") if label.startswith(k))]
+    return condition_intervals(evals, task, metric, list(table.index))
 
 
 def _provenance(evals: list[EvalResult]) -> list[dict]:
@@ -70,6 +82,16 @@ def _provenance(evals: list[EvalResult]) -> list[dict]:
             "preprocessing": F.text(r.meta.get("preprocessing") or {}), "versions": F.text(r.meta.get("versions") or {}),
             "created": F.text(r.meta.get("created")), "limit": F.text(r.meta.get("limit"))})
     return out
+
+
+def _provenance_notes(provenance: list[dict]) -> list[dict]:
+    """Preprocessing and versions once per distinct text (usually once for all models), not once per model."""
+    groups: dict[tuple, list[str]] = {}
+    for p in provenance:
+        groups.setdefault((p["preprocessing"], p["versions"]), []).append(p["model"])
+    whole = len(groups) == 1 and len(provenance) > 1
+    return [{"models": "all models" if whole else ", ".join(models), "preprocessing": pre, "versions": ver}
+            for (pre, ver), models in groups.items()]
 
 
 def _notes(evals: list[EvalResult]) -> list[str]:
@@ -125,7 +147,9 @@ def render_report(inputs: list[str | Path], out: str | Path, baseline: str | Non
     ce, ce_metric = T.condition_table(evals, "corruptions", "ce", baseline), "CE per corruption (100 = normaliser)"
     if ce is None:
         ce, ce_metric = T.condition_table(evals, "corruptions", "mean_err", baseline), "mean top-1 error per corruption (%)"
-    fr = T.condition_table(evals, "perturbations", "fr", baseline) or T.condition_table(evals, "perturbations", "fp", baseline)
+    fr, fr_metric = T.condition_table(evals, "perturbations", "fr", baseline), "FR per perturbation (100 = normaliser)"
+    if fr is None:  # no normaliser: the cells are the flip probabilities themselves
+        fr, fr_metric = T.condition_table(evals, "perturbations", "fp", baseline), "Flip probability per perturbation (%)"
     normalisers = sorted({str(n) for r in evals if "normaliser" in r.rows
                           for n in r.rows.normaliser.dropna().unique() if str(n)})
     reference_rows = []
@@ -147,7 +171,7 @@ def render_report(inputs: list[str | Path], out: str | Path, baseline: str | Non
         normalisers=normalisers, verdicts=[] if study else page.verdicts(head, baseline), study=study,
         study_tables=study_tables, models=page.model_table(head, evals, runs, baseline),
         benches=T.bench_tables(head, evals, marks, baseline), ce=ce, fr=fr,
-        ce_metric=ce_metric,
+        ce_metric=ce_metric, fr_metric=fr_metric, provenance_notes=_provenance_notes(provenance),
         seeds=page.seeds_table(seeds, head), notes=_notes(evals) + _unpaired_notes(head, baseline),
         training_runs=_one_run_note(evals, seeds),
         n_tests=sum(int(np.isfinite(f.p_value).sum()) for f in (head, seeds) if "p_value" in f),

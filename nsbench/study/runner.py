@@ -222,8 +222,9 @@ def _evaluate(study: Study, run: Path, k: int, label: str, out: Path, device: st
     if _evaluated(dest, entry["sha256"], _suite_record(study)):
         log.info("%s: evaluated already, skipping", label)
         return False
-    evaluate(str(R.checkpoint(run, k)), study.suite, dest, label=label, device=device, workers=workers,
-             cache_dir=out / "eval" / "cache")
+    # dest is out/eval/LABEL, as evaluate lays it out; the study owns it, so a retrained variant replaces its results
+    evaluate(str(R.checkpoint(run, k)), study.suite, dest.parent, label=label, device=device, workers=workers,
+             cache_dir=out / "eval" / "cache", overwrite=True)
     return True
 
 

@@ -14,14 +14,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from .. import distributed
 from ..config import PseudoConfig
 from ..data.loaders import decodes_on_device, iterate_clean
 from ..data.sources import Source
 from ..models import autocast, inference_precision, padded_forward
-from ..utils import NsbenchError
+from ..utils import NsbenchError, tqdm
 from .store import ShardWriter, shard_name, stats_file
 
 @dataclass

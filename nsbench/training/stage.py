@@ -25,7 +25,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from .. import distributed
 from ..checkpoint import load_state, save_state
@@ -33,7 +32,8 @@ from ..config import OptimConfig, RuntimeConfig, TrainConfig
 from ..data.augment import step_generator, to_float
 from ..data.loaders import ImageDataset, loader_kwargs
 from ..models import autocast
-from ..utils import NsbenchError, stop_if_diverged
+from ..tensorboard import log_epoch
+from ..utils import NsbenchError, stop_if_diverged, tqdm
 from .batches import Batch, MixedBatchSampler, MixedCollate, MixedDataset
 from .budget import steps_per_epoch as labeled_steps_per_epoch
 from .optim import lr_at, make_optimizer, set_lr
@@ -121,6 +121,7 @@ def train_stage(model: nn.Module, cfg: StageConfig) -> tuple[nn.Module, list[dic
     for epoch in range(t.start_epoch, cfg.optim.epochs):
         row = run_epoch(t, cfg, epoch)
         t.history.append(row)
+        log_epoch(row)  # TensorBoard, when a session is open (nsbench/tensorboard.py)
         log.info("%s epoch %d/%d loss %.4f lr %.2e %s%.0f img/s", cfg.name, epoch + 1, cfg.optim.epochs,
                  row["train_loss"], row["lr"], f"val top-1 {row['val_top1']:.2f} " if "val_top1" in row else "",
                  row["images_per_s"])

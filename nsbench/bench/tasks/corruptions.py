@@ -6,11 +6,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from ...reference import ALEXNET_CLEAN_ERR, C_BENCHMARK, C_VALIDATION, alexnet_c_errors
 from ...config import check_range
-from ...utils import NsbenchError
+from ...utils import NsbenchError, tqdm
 from .. import cache as K
 from .. import calibration as CAL
 from .. import corruptions as C

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from ...reference import P_TEST, P_VALIDATION, alexnet_p
 from ...config import check_range
-from ...utils import NsbenchError
+from ...utils import NsbenchError, tqdm
 from .. import cache as K
 from .. import metrics as M
 from .. import perturbations as perturbation_sets
