@@ -82,7 +82,7 @@ def test_reference_rounds_and_a_binding_cap_are_recorded(tmp_path):
 
 def test_meta_json_and_the_report_say_what_built_a_is(tiny_folder, tmp_path):
     """End to end through evaluate(): a trainer whose references agree on some wrong classes."""
-    from nsbench import evaluate
+    from nsbench.bench.api import evaluate  # the harness's entry: takes the -A reference trainer, writes into out
     from nsbench.report.render import render_report
 
     def h(x):
