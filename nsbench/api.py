@@ -85,7 +85,7 @@ def train(recipe: str | Path = "default", out: str | Path | None = None, *,
     from .config import TrainConfig, load_train_config
     from .resources import resolve
     from .training.driver import resume_config, train as run_driver  # the one way into training
-    from .utils import NsbenchError, clean_stale_temps
+    from .utils import NsbenchError, clean_stale_temps, log_to
 
     if resume:
         if out is None or overrides or seed is not None or config is not None:
@@ -113,7 +113,7 @@ def train(recipe: str | Path = "default", out: str | Path | None = None, *,
             raise NsbenchError(f"{out}: already holds a run; use --resume {out} (resume=True) or choose another --out")
     if cfg.ns.iterations < 0:
         raise NsbenchError(f"iterations must be >= 0, got {cfg.ns.iterations}")
-    with _run_folder_lock(out, "resume" if resume else "train"), _log_file(out / "train.log"), \
+    with _run_folder_lock(out, "resume" if resume else "train"), log_to(out / "train.log", enabled=D.env_rank() == 0), \
             _tensorboard(cfg, out):
         if D.env_rank() == 0:
             for p in clean_stale_temps(out):
@@ -131,30 +131,6 @@ def _run_folder_lock(out: Path, verb: str):
     if D.env_rank() != 0:
         return contextlib.nullcontext()
     return run_lock(out, what=f"nsbench train ({verb})")
-
-
-@contextlib.contextmanager
-def _log_file(path: Path):
-    """The run's train.log (rank 0), at INFO unless the caller chose a level. Only the file handler is added (and
-    removed afterwards): where else the log goes is the caller's choice (the CLI adds stderr)."""
-    from . import distributed as D
-
-    root = logging.getLogger("nsbench")
-    if D.env_rank() != 0:
-        yield
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
-    level = root.level
-    root.setLevel(level or logging.INFO)
-    root.addHandler(handler)
-    try:
-        yield
-    finally:
-        root.removeHandler(handler)
-        handler.close()
-        root.setLevel(level)
 
 
 def _tensorboard(cfg, out: Path):

@@ -221,6 +221,28 @@ def log_file_handler(path: str | os.PathLike) -> logging.FileHandler:
         raise NsbenchError(f"{path}: cannot write ({_os_cause(e)})") from None
 
 
+@contextlib.contextmanager
+def log_to(path: str | os.PathLike, *, enabled: bool = True) -> Iterator[None]:
+    """Also log nsbench's messages to `path` for the block (at INFO unless the caller chose a level), then remove
+    only that handler: where else the log goes is the caller's choice. `enabled=False` (ranks other than 0) logs
+    nowhere new."""
+    if not enabled:
+        yield
+        return
+    root = logging.getLogger("nsbench")
+    handler = log_file_handler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+    level = root.level
+    root.setLevel(level or logging.INFO)
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+        root.setLevel(level)
+
+
 def setup_logging(log_file: str | os.PathLike | None = None, level: int = logging.INFO) -> None:
     """Log to stderr and, when given, to a file (used by the CLI, never by library code)."""
     root = logging.getLogger("nsbench")

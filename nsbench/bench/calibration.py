@@ -7,7 +7,7 @@ import numpy as np
 
 from ..calibration import ECE_BINS, PER_IMAGE, bins, ece, ece_weighted, per_image, summary
 
-__all__ = ["ECE_BINS", "PER_IMAGE", "bins", "ece", "ece_weighted", "per_image", "summary", "rows", "columns"]
+__all__ = ["ECE_BINS", "PER_IMAGE", "bins", "ece", "ece_weighted", "per_image", "summary", "rows", "columns", "outcomes"]
 
 
 def rows(ctx, task: str, condition: str, z: dict[str, np.ndarray], **kw) -> list[dict]:
@@ -21,3 +21,24 @@ def rows(ctx, task: str, condition: str, z: dict[str, np.ndarray], **kw) -> list
 def columns(z: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The per-image calibration columns of a cell, for its per_image frame (empty when the cell has none)."""
     return {k: np.asarray(z[k], np.float64) for k in PER_IMAGE if k in z}
+
+
+def outcomes(ctx, src, idx: np.ndarray, mask: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Per-image outcomes of the context's model on `src` at `idx`, sharded over ranks: `correct`, the `index` of
+    each image scored (unreadable images are skipped, so it may be shorter than `idx`), `n_asked` and the calibration
+    columns. With `mask` (ImageNet-A/-R), predictions and calibration are over the masked classes, as
+    robustness_metrics' use_dataset_labelset."""
+    def local(part):
+        out = {"pred": [np.zeros(0, np.int64)], "index": [np.zeros(0, np.int64)],
+               **{k: [np.zeros(0)] for k in PER_IMAGE}}
+        for x, _, i, _ in ctx.batches(src, part):
+            if len(i):
+                z = per_image(ctx.forward(x).numpy(), src.labels[i.numpy()], mask)
+                for k, v in {"pred": z["pred"], "index": i.numpy(), **columns(z)}.items():
+                    out[k].append(v)
+        return {k: np.concatenate(v) for k, v in out.items()}
+
+    z = ctx.sharded(idx, local)
+    index = z["index"].astype(np.int64)
+    return {"correct": z["pred"].astype(np.int64) == src.labels[index], "index": index,
+            "n_asked": np.asarray(len(idx)), **columns(z)}

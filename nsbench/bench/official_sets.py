@@ -64,22 +64,7 @@ def score(ctx, task: str, src: FileSource, key: str) -> dict[str, np.ndarray]:
     images are skipped and the indices kept say which were scored."""
     idx = pick_indices(len(src), ctx.cap(None), ctx.suite.seed)
 
-    def compute():
-        def local(part):
-            out = {k: [np.zeros(0)] for k in ("pred", "index", *CAL.PER_IMAGE)}
-            for x, _, i, _ in ctx.batches(src, part):
-                if len(i):
-                    z = CAL.per_image(ctx.forward(x).numpy(), src.labels[i.numpy()])
-                    for k, v in {"pred": z["pred"], "index": i.numpy(), **CAL.columns(z)}.items():
-                        out[k].append(v)
-            return {k: np.concatenate(v) for k, v in out.items()}
-
-        z = ctx.sharded(idx, local)
-        index = z["index"].astype(np.int64)
-        return {"correct": z["pred"].astype(np.int64) == src.labels[index], "index": index,
-                "n_asked": np.asarray(len(idx)), **CAL.columns(z)}
-
-    return ctx.cell(task, f"{key}|{src.fingerprint()}|{len(idx)}|calibration", compute)
+    return ctx.cell(task, f"{key}|{src.fingerprint()}|{len(idx)}|calibration", lambda: CAL.outcomes(ctx, src, idx))
 
 
 def accuracy_rows(ctx, task: str, condition: str, z: dict, **kw) -> tuple[list[dict], pd.DataFrame]:
@@ -101,6 +86,15 @@ class Cell:
     corruption: str
     severity: int
     folder: Path
+
+
+def check_tree_task(task: str, t, valid: tuple[str, ...]) -> None:
+    """A corruption-tree task's corruptions must be among the set's names and its severities within 1-5."""
+    bad = [c for c in t.corruptions if c not in valid]
+    if bad or not t.corruptions:
+        raise NsbenchError(f"{task}.corruptions: unknown {', '.join(bad) or '(empty)'}; valid: {', '.join(valid)}")
+    if not t.severities or any(s not in (1, 2, 3, 4, 5) for s in t.severities):
+        raise NsbenchError(f"{task}.severities must be a non-empty list within 1-5")
 
 
 def scan_tree(root: Path, names: tuple[str, ...], what: str,

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from .. import distributed as D
 from .. import runs as R
-from ..utils import NsbenchError, atomic_path, clean_stale_temps, log_file_handler, read_json, write_json
+from ..utils import NsbenchError, atomic_path, clean_stale_temps, log_to, read_json, write_json
 from .spec import RunPlan, Study, describe
 
 log = logging.getLogger("nsbench")
@@ -43,7 +43,7 @@ def run_study(study: Study, out: str | Path, *, device: str = "auto", workers: i
     D.init_from_env(device)
     lock = run_lock(out, what=f"nsbench study {study.name}") if D.is_main() else contextlib.nullcontext()
     done = {"trained": [], "evaluated": [], "timings_s": {}}
-    with lock, _log_to(out / "study.log"):
+    with lock, log_to(out / "study.log", enabled=D.env_rank() == 0):
         if D.is_main():
             for p in clean_stale_temps(out / "eval"):
                 log.info("removed %s, left by a killed run", p)
@@ -135,7 +135,7 @@ def _train(plan: RunPlan, out: Path) -> bool:
             _place_teacher(out / "runs" / plan.teacher, run)
         D.barrier()
     log.info("%s: %s", run, "resuming" if resume else "training")
-    with _run_lock(run), _log_to(run / R.LOG):
+    with _run_lock(run), log_to(run / R.LOG, enabled=D.env_rank() == 0):
         if D.is_main():
             for p in clean_stale_temps(run):
                 log.info("removed %s, left by a killed run", p)
@@ -240,20 +240,3 @@ def _report(study: Study, out: Path) -> tuple[Path, list[dict]]:
                          title=f"nsbench study {study.name}: {study.spec.description or study.path.name}")
     claims = read_json(out / "report" / "claims.json") if (out / "report" / "claims.json").exists() else []
     return html, claims
-
-
-@contextlib.contextmanager
-def _log_to(path: Path):
-    """Also log to `path` for the block (rank 0 only), then stop."""
-    if D.env_rank() != 0:
-        yield
-        return
-    handler = log_file_handler(path)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
-    root = logging.getLogger("nsbench")
-    root.addHandler(handler)
-    try:
-        yield
-    finally:
-        root.removeHandler(handler)
-        handler.close()

@@ -50,24 +50,9 @@ def _official(ctx, t: CorruptionTask) -> tuple[dict, float, int, dict]:
     for cell in tqdm(cells, desc=f"{ctx.em.label} -C", leave=False, mininterval=2.0):
         src = C.open_official_cell(cell, ctx.em.classes)
         idx = C.pick_indices(len(src), ctx.cap(None), ctx.suite.seed)
-
-        def compute(src=src, idx=idx):
-            def local(part):  # unreadable images are skipped: the cell keeps the indices it scored
-                out = {k: [np.zeros(0)] for k in ("pred", "index", *CAL.PER_IMAGE)}
-                for x, _, i, _ in ctx.batches(src, part):
-                    if len(i):
-                        z = CAL.per_image(ctx.forward(x).numpy(), src.labels[i.numpy()])
-                        for k, v in {"pred": z["pred"], "index": i.numpy(), **CAL.columns(z)}.items():
-                            out[k].append(v)
-                return {k: np.concatenate(v) for k, v in out.items()}
-
-            z = ctx.sharded(idx, local)
-            index = z["index"].astype(np.int64)
-            return {"correct": z["pred"] == src.labels[index], "index": index, "n_asked": np.asarray(len(idx)),
-                    **CAL.columns(z)}
-
         key = f"official|{cell.folder}|{len(idx)}|calibration"
-        z = ctx.cell("corruptions", key, compute)
+        # unreadable images are skipped: the cell keeps the indices it scored
+        z = ctx.cell("corruptions", key, lambda src=src, idx=idx: CAL.outcomes(ctx, src, idx))
         outcomes[f"{cell.corruption}|{cell.severity}"] = z["correct"], z["index"], CAL.columns(z)
         skipped[f"{cell.corruption}|{cell.severity}"] = int(z["n_asked"]) - len(z["index"])
     clean_err = 1 - clean_correct(ctx).mean()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ...utils import NsbenchError
 from .. import official_sets as O
 from ..registry import TaskResult, register
 
@@ -29,12 +28,7 @@ class ImageNet3DCCTask:
 
 
 def validate(t: ImageNet3DCCTask) -> None:
-    bad = [c for c in t.corruptions if c not in THREEDCC_CORRUPTIONS]
-    if bad or not t.corruptions:
-        raise NsbenchError(f"imagenet_3dcc.corruptions: unknown {', '.join(bad) or '(empty)'}; "
-                           f"valid: {', '.join(THREEDCC_CORRUPTIONS)}")
-    if not t.severities or any(s not in (1, 2, 3, 4, 5) for s in t.severities):
-        raise NsbenchError("imagenet_3dcc.severities must be a non-empty list within 1-5")
+    O.check_tree_task("imagenet_3dcc", t, THREEDCC_CORRUPTIONS)
 
 
 @register("imagenet_3dcc", config=ImageNet3DCCTask, order=13, validate=validate)

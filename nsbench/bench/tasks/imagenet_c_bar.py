@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ...reference import imagenet_c_bar_severities
-from ...utils import NsbenchError
 from .. import official_sets as O
 from ..registry import TaskResult, register
 
@@ -37,12 +36,7 @@ class ImageNetCBarTask:
 
 
 def validate(t: ImageNetCBarTask) -> None:
-    bad = [c for c in t.corruptions if c not in CBAR_CORRUPTIONS]
-    if bad or not t.corruptions:
-        raise NsbenchError(f"imagenet_c_bar.corruptions: unknown {', '.join(bad) or '(empty)'}; "
-                           f"valid: {', '.join(CBAR_CORRUPTIONS)}")
-    if not t.severities or any(s not in (1, 2, 3, 4, 5) for s in t.severities):
-        raise NsbenchError("imagenet_c_bar.severities must be a non-empty list within 1-5")
+    O.check_tree_task("imagenet_c_bar", t, CBAR_CORRUPTIONS)
 
 
 @register("imagenet_c_bar", config=ImageNetCBarTask, order=12, validate=validate)

@@ -65,22 +65,9 @@ def _official(ctx, t: NaturalAdversarialTask) -> tuple[dict, str, dict]:
     src, mask, check = A.open_official(t.root, t.mask)
     idx = pick_indices(len(src), ctx.cap(None), ctx.suite.seed)
 
-    def compute():
-        def local(part):  # unreadable images are skipped (as -C does): the cell keeps the indices it scored;
-            # calibration over the 200-class label set, as robustness_metrics use_dataset_labelset
-            out = {"pred": [np.zeros(0, np.int64)], "index": [np.zeros(0, np.int64)],
-                   **{k: [np.zeros(0)] for k in CAL.PER_IMAGE}}
-            for x, _, i, _ in ctx.batches(src, part):
-                if len(i):
-                    z = CAL.per_image(ctx.forward(x).numpy(), src.labels[i.numpy()], mask)
-                    for k, v in {"pred": z["pred"], "index": i.numpy(), **CAL.columns(z)}.items():
-                        out[k].append(v)
-            return {k: np.concatenate(v) for k, v in out.items()}
-
-        z = ctx.sharded(idx, local)
-        return {"correct": z["pred"] == src.labels[z["index"]], "index": z["index"], **CAL.columns(z)}
-
-    z = ctx.cell("natural_adversarial", f"official|{t.root}|{t.mask}|{len(idx)}|indexed|calibration", compute)
+    # unreadable images are skipped (as -C does); predictions and calibration over the 200-class label set
+    z = ctx.cell("natural_adversarial", f"official|{t.root}|{t.mask}|{len(idx)}|indexed|calibration",
+                 lambda: CAL.outcomes(ctx, src, idx, mask))
     skipped = len(idx) - len(z["index"])
     if skipped:
         log.warning("%s: %d unreadable image(s) skipped and counted", t.root, skipped)
