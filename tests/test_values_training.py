@@ -1,0 +1,231 @@
+"""Value tests for what the student trains on: the losses and their weights by value, the confidence filter exactly
+at its threshold with the released code's comparison, and the balanced selection down to the images that reach the
+student's batches (counted by the model itself, from the image ids written into pixel (0, 0))."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from nsbench.config import NSConfig, OptimConfig, RuntimeConfig, TrainConfig
+from nsbench.data.loaders import ImageDataset
+from nsbench.data.sources import ArraySource
+
+# --- training functions: nsbench/training/ is being reorganised; these are the only imports from it -----------
+from nsbench.training import pseudo as P
+from nsbench.training.driver import _unlabeled_weight
+from nsbench.training.fit import soft_cross_entropy, train_stage
+# ----------------------------------------------------------------------------------------------------------------
+
+C = 4
+INF = float("inf")
+N_LAB = 10  # ids 0..9 labeled; 10..21 unlabeled
+# teacher logits per unlabeled id -> (predicted class, top probability); threshold 0.5
+TEACHER = {
+    10: [0, 0, -INF, -INF],  # class 0 (tie: the first), 0.5 exactly: kept (>=)
+    11: [0, -INF, -INF, -INF],  # class 0, 1.0
+    12: [3, 0, 0, 0],  # class 0, e^3 / (e^3 + 3) = 0.870
+    13: [2, 0, 0, 0],  # class 0, 0.711
+    14: [1, 0, 0, 0],  # class 0, 0.475: filtered
+    15: [0, 0, 0, 0],  # class 0, 0.25: filtered
+    16: [0, 4, 0, 0],  # class 1, 0.948
+    17: [0, 2.5, 0, 0],  # class 1, 0.802
+    18: [0, 0, 2, 0],  # class 2, 0.711
+    19: [-INF, -INF, 0, 0],  # class 2, 0.5 exactly: kept
+    20: [-INF, -INF, -INF, 0],  # class 3, 1.0
+    21: [0, 0, 0, 1.5],  # class 3, 0.599
+}
+# per_class = 5, by hand: a class with k < 5 kept images repeats all of them 5 // k times, then its 5 % k most
+# confident once more (filter_unlabel.py's upsampling to a per-class count, made deterministic)
+EXPECTED_USES = {10: 1, 11: 2, 12: 1, 13: 1,  # class 0: 4 kept -> all once, the most confident (11) twice
+                 16: 3, 17: 2,  # class 1: 2 kept -> both twice, 16 once more
+                 18: 3, 19: 2,  # class 2
+                 20: 3, 21: 2}  # class 3
+
+
+class Teacher(nn.Module):
+    def forward(self, x):
+        ids = (x[:, 0, 0, 0] * 255).round().long()
+        table = torch.zeros(32, C)
+        for i, row in TEACHER.items():
+            table[i] = torch.tensor(row)
+        return table[ids]
+
+
+class Recorder(nn.Module):
+    """A linear student that records, per forward, the image ids it was given and the logits it returned."""
+
+    def __init__(self):
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.lin = nn.Linear(3 * 32 * 32, C)
+        with torch.no_grad():
+            self.lin.weight.copy_(torch.randn(C, 3 * 32 * 32, generator=g) * 0.05)
+            self.lin.bias.copy_(torch.tensor([0.3, -0.2, 0.1, 0.0]))
+        self.seen: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def forward(self, x):
+        out = self.lin(x.flatten(1))
+        self.seen.append(((x[:, 0, 0, 0] * 255).round().long().numpy(), out.detach().double().numpy()))
+        return out
+
+
+def source() -> ArraySource:
+    images = np.zeros((22, 32, 32, 3), np.uint8)
+    images[:, 0, 0, 0] = np.arange(22)
+    images[:, 5:, 5:, :] = (np.arange(22)[:, None, None, None] * 11) % 256  # something for the student to read
+    labels = np.arange(22) % C
+    return ArraySource("ids", images, labels, [f"c{i}" for i in range(C)])
+
+
+def teacher_probs(i: int) -> np.ndarray:
+    z = np.asarray(TEACHER[i], float)
+    p = np.exp(z - z.max())
+    return p / p.sum()
+
+
+def log_softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(1, keepdims=True)
+    return z - np.log(np.exp(z).sum(1, keepdims=True))
+
+
+# ---------------------------------------------------------------- losses by value
+
+def test_soft_cross_entropy_by_hand():
+    logits = torch.tensor([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]])
+    target = torch.tensor([[0.2, 0.3, 0.5], [1.0, 0.0, 0.0]])
+    ls = log_softmax(logits.double().numpy())
+    expect = -np.mean([(target[0].numpy() * ls[0]).sum(), math.log(1 / 3)])
+    assert float(soft_cross_entropy(logits, target)) == pytest.approx(expect, abs=1e-6)
+    # a one-hot target is the plain cross-entropy
+    hard = torch.tensor([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+    assert float(soft_cross_entropy(logits, hard)) == pytest.approx(
+        float(nn.functional.cross_entropy(logits, torch.tensor([2, 1]))), abs=1e-6)
+    # bf16 logits are scored in float32
+    assert soft_cross_entropy(logits.bfloat16(), target).dtype == torch.float32
+
+
+@pytest.mark.parametrize("loss_weighting,ratio,weight,expect", [("ratio", 3, 1.0, 3.0), ("ratio", 2, 0.5, 1.0),
+                                                                ("paper", 3, 2.0, 2.0)])
+def test_unlabeled_weight(loss_weighting, ratio, weight, expect):
+    cfg = TrainConfig(ns=NSConfig(unlabeled_ratio=ratio, unlabeled_loss_weight=weight, loss_weighting=loss_weighting))
+    assert _unlabeled_weight(cfg) == expect
+
+
+def _store(tmp_path, soft: bool):
+    src = source()
+    stats = P.build_store(Teacher(), src, np.arange(N_LAB, 22), tmp_path / "store", num_classes=C, size=32,
+                          device=torch.device("cpu"), soft=soft, temperature=1.0, topk=None, threshold=0.5,
+                          balance=True, per_class=5, batch_size=5)
+    return src, stats
+
+
+def _train(tmp_path, src, *, smoothing, pseudo_smoothing, weight):
+    idx, targets = P.load_selection(tmp_path / "store", C)
+    labeled = ImageDataset(src, np.arange(N_LAB), 32)
+    pseudo = ImageDataset(src, idx, 32, targets=targets)
+    model = Recorder()
+    _, hist = train_stage(model, name="s", optim_cfg=OptimConfig(epochs=1, batch_size=5, lr=0.01, warmup_epochs=0,
+                                                                 weight_decay=0.0, label_smoothing=smoothing),
+                          runtime=RuntimeConfig(device="cpu", channels_last=False), labeled=labeled, pseudo=pseudo,
+                          ratio=2, unlabeled_weight=weight, val=None, device=torch.device("cpu"),
+                          state_path=tmp_path / "state.pt", seed=0, pseudo_smoothing=pseudo_smoothing)
+    return model.seen, hist[0]
+
+
+def test_the_filter_keeps_a_confidence_exactly_at_the_threshold_as_the_released_code_does(tmp_path):
+    """filter_unlabel.py (google-research/noisystudent c5ae652, get_keep_image_idx) keeps an image when
+    `prob >= selected_threshold`: equality is kept, the next float below is not."""
+    src, stats = _store(tmp_path, soft=True)
+    assert stats["n_kept"] == 10 and stats["n_filtered"] == 2  # ids 14 and 15
+    idx, _ = P.load_selection(tmp_path / "store", C)
+    assert {10, 19} <= set(idx.tolist()) and not {14, 15} & set(idx.tolist())
+    # in memory, the same rule, and one float below the threshold is out
+    below = np.nextafter(np.float32(0.5), np.float32(0))
+    conf = np.array([0.5, below, 0.9], np.float32)
+    sel = P.select(conf, np.array([0, 1, 1]), 2, threshold=0.5, balance=False, per_class="mean")
+    assert sorted(sel.positions.tolist()) == [0, 2] and sel.stats["n_filtered"] == 1
+    # the streaming store agrees at the boundary (float32 confidences, bins of width 1/4096)
+    w = P.ShardWriter(tmp_path / "s" / P.shard_name(0, 1), 2, 0.5)
+    (tmp_path / "s").mkdir()
+    w.add(np.arange(3), np.array([[0], [1], [1]], np.int32), np.ones((3, 1), np.float32), conf, np.array([0, 1, 1]))
+    w.close(0, 1)
+    out = P.plan_and_select(tmp_path / "s", 1, 2, 0.5, False, "mean")
+    assert out["n_kept"] == 2 and out["n_filtered"] == 1
+
+
+def test_untempered_confidence_by_hand():
+    z = np.array([[2.0, 0.0, -1.0], [0.5, 0.5, 0.0]])
+    plain = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    for t in (0.5, 2.0, 3.0):
+        tempered = np.exp(z / t) / np.exp(z / t).sum(1, keepdims=True)
+        np.testing.assert_allclose(P.untempered_confidence(tempered, t), plain.max(1), rtol=1e-6)
+    np.testing.assert_array_equal(P.untempered_confidence(plain, 1.0), plain.max(1))
+
+
+def test_topk_targets_by_hand():
+    probs = np.array([[0.1, 0.6, 0.3], [0.5, 0.2, 0.3]], np.float32)
+    cls, val = P.topk_targets(probs, soft=False, k=None)
+    assert cls.tolist() == [[1], [0]] and val.tolist() == [[1.0], [1.0]]
+    cls, val = P.topk_targets(probs, soft=True, k=2)
+    assert cls.tolist() == [[1, 2], [0, 2]]
+    np.testing.assert_array_equal(val, np.array([[0.6, 0.3], [0.5, 0.3]], np.float32))
+    cls, val = P.topk_targets(probs, soft=True, k=None)  # <= 100 classes: all of them
+    assert cls.shape == (2, 3) and cls.tolist()[0] == [1, 2, 0]
+    wide = np.tile(np.linspace(1, 2, 150, dtype=np.float32), (1, 1))
+    assert P.topk_targets(wide, soft=True, k=None)[0].shape == (1, 10)  # > 100 classes: the top 10
+    assert P.topk_targets(probs, soft=True, k=7)[0].shape == (2, 3)  # k beyond the classes: all of them
+
+
+@pytest.mark.parametrize("per_class,target", [("mean", 3), ("median", 2), ("max", 6), ("min", 1), (4, 4)])
+def test_balance_targets_by_hand(per_class, target):
+    hard = np.array([0] * 6 + [1] * 2 + [2] * 1 + [3] * 2)  # kept counts 6, 2, 1, 2 -> mean 2.75, median 2
+    sel = P.select(np.full(len(hard), 0.9), hard, 5, threshold=0.5, balance=True, per_class=per_class)
+    assert sel.stats["per_class_target"] == target
+    assert [p["selected"] for p in sel.stats["per_class"]] == [target] * 4 + [0]  # class 4 never predicted
+    assert sel.stats["n_selected"] == 4 * target
+    assert sel.stats["n_duplicated"] == sum(max(target - k, 0) for k in (6, 2, 1, 2))
+    assert sum(p["dropped_by_balance"] for p in sel.stats["per_class"]) == sum(max(k - target, 0) for k in (6, 2, 1, 2))
+
+
+def test_balanced_selection_reaches_the_students_batches_image_by_image(tmp_path):
+    src, stats = _store(tmp_path, soft=True)
+    assert stats["per_class_target"] == 5 and stats["n_selected"] == 20 and stats["n_duplicated"] == 10
+    seen, _ = _train(tmp_path, src, smoothing=0.0, pseudo_smoothing=0.0, weight=1.0)
+    # one epoch: 2 steps of 5 labeled + 10 pseudo-labeled = the whole selection once
+    assert [len(ids) for ids, _ in seen] == [15, 15]
+    ids = np.concatenate([i for i, _ in seen])
+    uses = {int(i): int(n) for i, n in zip(*np.unique(ids[ids >= N_LAB], return_counts=True))}
+    assert uses == EXPECTED_USES
+    assert sorted(ids[ids < N_LAB].tolist()) == list(range(N_LAB))  # every labeled image once
+    for step_ids, _ in seen:  # labeled rows first in every batch
+        assert (step_ids[:5] < N_LAB).all() and (step_ids[5:] >= N_LAB).all()
+
+
+@pytest.mark.parametrize("soft", [True, False])
+def test_the_training_loss_is_the_weighted_sum_by_value(tmp_path, soft):
+    """Epoch loss = mean over steps (weighted by batch size) of CE_smoothed(labeled) + w x softCE(pseudo), each
+    recomputed here from the logits the student returned and the ids it was given."""
+    src, _ = _store(tmp_path, soft=soft)
+    ls, ps, w = 0.1, 0.0 if soft else 0.2, 3.0
+    seen, row = _train(tmp_path, src, smoothing=ls, pseudo_smoothing=ps, weight=w)
+    labels = src.labels
+    total, count = 0.0, 0
+    for ids, z in seen:
+        lab, uns = ids < N_LAB, ids >= N_LAB
+        lsm = log_softmax(z)
+        # torch's label smoothing: (1 - e) CE(y) + e mean_j(-log p_j)
+        ce_l = np.mean((1 - ls) * -lsm[lab, labels[ids[lab]]] + ls * -lsm[lab].mean(1))
+        if soft:
+            t = np.stack([teacher_probs(i) for i in ids[uns]])
+        else:
+            t = np.eye(C)[[int(np.argmax(TEACHER[i])) for i in ids[uns]]]
+        t = t * (1 - ps) + ps / C
+        ce_u = np.mean(-(t * lsm[uns]).sum(1))
+        total += (ce_l + w * ce_u) * len(ids)
+        count += len(ids)
+    assert row["train_loss"] == pytest.approx(total / count, rel=1e-5)
+    assert row["images"] == 30
