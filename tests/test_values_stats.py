@@ -200,3 +200,54 @@ def test_reproduces_quantiles_and_fixed():
     holes[:100] = np.nan  # exactly 90% finite: an interval over the finite ones
     assert S.quantiles(holes) == (pytest.approx(np.quantile(vals[100:], 0.025)),
                                   pytest.approx(np.quantile(vals[100:], 0.975)))
+
+
+def test_reproduces_at_its_tolerance_boundary():
+    const = lambda v: (lambda w: np.full(len(w), v))  # noqa: E731
+    items = (0, 1)
+    assert S.reproduces(S.Sampler(items, const(0.001), 0.0))  # |got - point| = 1e-3 x max(1, 0): kept (<=)
+    assert not S.reproduces(S.Sampler(items, const(0.0015), 0.0))
+    assert S.reproduces(S.Sampler(items, const(1000.9), 1000.0))  # relative above 1: 1e-3 x 1000 = 1
+    assert not S.reproduces(S.Sampler(items, const(1001.5), 1000.0))
+    assert not S.reproduces(S.Sampler(items, const(np.nan), 1.0))
+
+
+def test_identical_unpaired_measures_have_p_one_and_a_zero_interval():
+    v = np.full((2, 30), 0.25)  # every resample has the same mean: d = 0 exactly, in both tails
+    a = S.perturbation(v, tuple(range(30)), 25.0)
+    b = S.perturbation(v, tuple(f"b{i}" for i in range(30)), 25.0)
+    res = S.difference(a, b, seed=2)
+    assert res["p"] == 1.0 and res["diff_low"] == 0.0 and res["diff_high"] == 0.0 and res["test"].startswith("unpaired")
+
+
+def test_pairing_needs_identical_non_empty_items():
+    one = S.Sampler((7,), lambda w: w[:, 0], 1.0)
+    assert S.paired(one, S.Sampler((7,), lambda w: w[:, 0], 1.0))
+    assert not S.paired(one, S.Sampler((8,), lambda w: w[:, 0], 1.0))
+    assert not S.paired(S.Sampler((), lambda w: w, 1.0), S.Sampler((), lambda w: w, 1.0))
+
+
+def test_relative_mce_sampler_default_clean_error_is_zero():
+    correct = np.array([[1, 0], [0, 0]], float)
+    groups, w, den = np.array([0, 1]), np.full((1, 2), 0.5), np.array([80.0, 90.0])
+    rel = S.corruption(correct, groups, (0, 1), 0.0, kind="relative_mce", den=den).fn(w)[0]
+    assert rel == pytest.approx(100 * np.mean([50 / 80, 100 / 90]))
+
+
+def test_t_interval_edge_cases():
+    m, lo, hi = S.seeds_interval(np.array([1.0, 3.0]))  # two seeds: t with 1 dof, 12.706 x sd / sqrt(2)
+    assert m == 2.0 and hi - m == pytest.approx(12.706204736174698 * math.sqrt(2) / math.sqrt(2), abs=1e-9)
+    assert lo == pytest.approx(2 - 12.706204736174698, abs=1e-9)
+    empty = S.seeds_interval(np.array([np.nan]))
+    assert all(np.isnan(empty))
+
+
+def test_welch_with_zero_variances_and_partly_shared_seeds():
+    res = S.seeds_difference({0: 1.0, 1: 1.0}, {2: 3.0, 3: 3.0})
+    assert res["test"] == "Welch t over seeds" and res["diff"] == -2.0
+    assert res["diff_low"] == -2.0 and res["diff_high"] == -2.0 and res["p"] == 0.0
+    same = S.seeds_difference({0: 1.0, 1: 1.0}, {2: 1.0, 3: 1.0})
+    assert same["p"] == 1.0 and same["diff_low"] == 0.0
+    # two shared seeds but a third on one side only: not paired
+    part = S.seeds_difference({0: 1.0, 1: 2.0, 2: 3.0}, {0: 1.5, 1: 2.5})
+    assert part["test"] == "Welch t over seeds" and part["diff"] == pytest.approx(0.0)
