@@ -87,6 +87,11 @@ EQUIVALENT: dict[str, str] = {
     'ordinal_ranks|np.put_along_axis(ranks, order, np.arange(1, logits.shape[-1] + 1)[None].repeat(len(logits), 0), '
     'axis=-1)|drop unary -|2': _2D,
     'sequence_t5d|order = np.argsort(-logits, axis=-1, kind="stable")|drop unary -|2': _2D,
+    "_input_grad|return torch.autograd.grad(loss, x, retain_graph=False, create_graph=False)[0]|False -> True|1":
+        "retain_graph keeps the graph's buffers alive after the call: memory, not the gradient's value",
+    "_input_grad|return torch.autograd.grad(loss, x, retain_graph=False, create_graph=False)[0]|False -> True|2":
+        "create_graph records the backward pass for higher derivatives; the returned gradient is the same "
+        "(every caller takes .sign() and detaches)",
 }
 
 

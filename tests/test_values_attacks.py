@@ -104,3 +104,34 @@ def test_bad_attack_inputs_are_refused():
     unit = torch.tensor(x)
     unit[0, 0, 0, 0], unit[0, 0, 0, 1] = 0.0, 1.0
     adversarial(model, unit, torch.tensor(y), 1.0)  # exactly 0 and 1 are valid
+
+
+def test_pixels_without_gradient_do_not_move():
+    """A pixel the model ignores has a zero gradient: sign 0, so neither FGSM nor a PGD step moves it."""
+    model, w, b, x, y = setup(3)
+    with torch.no_grad():
+        model.w[:, :4] = 0.0  # the first channel is ignored
+    adv = adversarial(model, torch.tensor(x), torch.tensor(y), 8.0).numpy()
+    np.testing.assert_array_equal(adv[:, 0], x[:, 0])
+    assert (np.abs(adv[:, 1:] - x[:, 1:]) > 0).mean() > 0.8
+    # PGD from a zero-size start (eps 0 keeps x) moves nothing at all
+    pgd0 = adversarial(model, torch.tensor(x), torch.tensor(y), 0.0, attack="pgd", steps=3, alpha_255=2.0).numpy()
+    np.testing.assert_array_equal(pgd0, x)
+    # with eps, the ignored channel moves only by its random start
+    gen = torch.Generator().manual_seed(0)
+    start = torch.empty(x.shape).uniform_(-4 / 255, 4 / 255, generator=gen).numpy()
+    pgd = adversarial(model, torch.tensor(x), torch.tensor(y), 4.0, attack="pgd", steps=3, alpha_255=2.0).numpy()
+    np.testing.assert_allclose(pgd[:, 0], np.clip(x + start, 0, 1)[:, 0], atol=1e-7)
+
+
+def test_pgd_defaults_are_ten_steps_of_one_grey_level_from_seed_zero():
+    model, _, _, x, y = setup(4)
+    args = (model, torch.tensor(x), torch.tensor(y), 8.0)
+    np.testing.assert_array_equal(adversarial(*args, attack="pgd").numpy(),
+                                  adversarial(*args, attack="pgd", steps=10, alpha_255=1.0, seed=0).numpy())
+    assert not np.array_equal(adversarial(*args, attack="pgd").numpy(),
+                              adversarial(*args, attack="pgd", steps=11, alpha_255=1.0, seed=0).numpy())
+    assert not np.array_equal(adversarial(*args, attack="pgd").numpy(),
+                              adversarial(*args, attack="pgd", steps=10, alpha_255=1.0, seed=1).numpy())
+    assert not np.array_equal(adversarial(*args, attack="pgd").numpy(),
+                              adversarial(*args, attack="pgd", steps=10, alpha_255=2.0, seed=0).numpy())
