@@ -92,6 +92,11 @@ EQUIVALENT: dict[str, str] = {
     "_input_grad|return torch.autograd.grad(loss, x, retain_graph=False, create_graph=False)[0]|False -> True|2":
         "create_graph records the backward pass for higher derivatives; the returned gradient is the same "
         "(every caller takes .sign() and detaches)",
+    "train_stage|if pseudo_smoothing > 0:|> -> >=|1": "smoothing by 0 is y * 1 + 0 / C = y",
+    "train_stage|x, yl, yu, n_lab = b.x.to(device, non_blocking=True), b.y, b.soft, b.n_labeled|True -> False|1":
+        "non_blocking only lets a pinned host-to-device copy overlap; the stream orders it before use, same values",
+    "train_stage|loss = loss + F.cross_entropy(logits[:n_lab].float(), yl.to(device, non_blocking=True),|True -> False|1":
+        "non_blocking only lets a pinned host-to-device copy overlap; the stream orders it before use, same values",
 }
 
 

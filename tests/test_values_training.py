@@ -128,11 +128,12 @@ def _train(tmp_path, src, *, smoothing, pseudo_smoothing, weight):
     labeled = ImageDataset(src, np.arange(N_LAB), 32)
     pseudo = ImageDataset(src, idx, 32, targets=targets)
     model = Recorder()
+    extra = {"pseudo_smoothing": pseudo_smoothing} if pseudo_smoothing else {}  # the default: no smoothing
     _, hist = train_stage(model, name="s", optim_cfg=OptimConfig(epochs=1, batch_size=5, lr=0.01, warmup_epochs=0,
                                                                  weight_decay=0.0, label_smoothing=smoothing),
                           runtime=RuntimeConfig(device="cpu", channels_last=False), labeled=labeled, pseudo=pseudo,
                           ratio=2, unlabeled_weight=weight, val=None, device=torch.device("cpu"),
-                          state_path=tmp_path / "state.pt", seed=0, pseudo_smoothing=pseudo_smoothing)
+                          state_path=tmp_path / "state.pt", seed=0, **extra)
     return model.seen, hist[0]
 
 
@@ -228,4 +229,17 @@ def test_the_training_loss_is_the_weighted_sum_by_value(tmp_path, soft):
         total += (ce_l + w * ce_u) * len(ids)
         count += len(ids)
     assert row["train_loss"] == pytest.approx(total / count, rel=1e-5)
-    assert row["images"] == 30
+    assert row["images"] == 30 and row["images_per_s"] == pytest.approx(row["images"] / row["seconds"], rel=1e-6)
+
+
+def test_the_loss_of_a_one_image_epoch(tmp_path):
+    """One labeled image, no pseudo-labels: the epoch's loss is that image's cross-entropy (seen = 1)."""
+    src = source()
+    model = Recorder()
+    _, hist = train_stage(model, name="one", optim_cfg=OptimConfig(epochs=1, batch_size=1, warmup_epochs=0),
+                          runtime=RuntimeConfig(device="cpu", channels_last=False),
+                          labeled=ImageDataset(src, np.array([3]), 32), pseudo=None, ratio=0, unlabeled_weight=1.0,
+                          val=None, device=torch.device("cpu"), state_path=tmp_path / "state.pt", seed=0)
+    (ids, z), = model.seen
+    assert ids.tolist() == [3]
+    assert hist[0]["train_loss"] == pytest.approx(-log_softmax(z)[0, src.labels[3]], rel=1e-5)
