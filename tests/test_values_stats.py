@@ -251,3 +251,9 @@ def test_welch_with_zero_variances_and_partly_shared_seeds():
     # two shared seeds but a third on one side only: not paired
     part = S.seeds_difference({0: 1.0, 1: 2.0, 2: 3.0}, {0: 1.5, 1: 2.5})
     assert part["test"] == "Welch t over seeds" and part["diff"] == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("b", [1, 249, 250, 251, 999, 1000, 1001])
+def test_draws_give_exactly_b_resamples(b):
+    got = S.draws(lambda w: w.sum(1), 5, seed=0, b=b)
+    assert got.shape == (b,) and np.allclose(got, 1.0)

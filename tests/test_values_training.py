@@ -229,6 +229,7 @@ def test_the_training_loss_is_the_weighted_sum_by_value(tmp_path, soft):
         total += (ce_l + w * ce_u) * len(ids)
         count += len(ids)
     assert row["train_loss"] == pytest.approx(total / count, rel=1e-5)
+    assert row["skipped"] == 0 and row["steps"] == 2
     assert row["images"] == 30 and row["images_per_s"] == pytest.approx(row["images"] / row["seconds"], rel=1e-6)
 
 
