@@ -99,6 +99,11 @@ EQUIVALENT: dict[str, str] = {
         "two identical rows of weights instead of one; only row 0 is read",
     "corruption|den: np.ndarray | Callable | None = None, clean: tuple[float, float] = (0.0, 0.0)) -> Sampler:|"
     "0.0 -> 1.0|2": "clean[1] (severities per corruption) is documentation only: fn counts cells per corruption",
+    "difference|dd = np.round(d[np.isfinite(d)], 9)|9 -> 10|1":
+        "rounding at 1e-10 instead of 1e-9 also removes the ~1e-13 noise of w @ x on values up to 100, and real "
+        "differences are multiples of 100 / n: the same ties either way",
+    "mcnemar|p = binomtest(n01, n01 + n10, 0.5).pvalue if n01 + n10 else 1.0|+ -> -|1":
+        "with n01 == n10 > 0 the mutant returns 1.0 where binomtest(k, 2k, 1/2) gives exactly 1.0 too",
     "train_stage|if pseudo_smoothing > 0:|> -> >=|1": "smoothing by 0 is y * 1 + 0 / C = y",
     "train_stage|x, yl, yu, n_lab = b.x.to(device, non_blocking=True), b.y, b.soft, b.n_labeled|True -> False|1":
         "non_blocking only lets a pinned host-to-device copy overlap; the stream orders it before use, same values",

@@ -257,3 +257,17 @@ def test_welch_with_zero_variances_and_partly_shared_seeds():
 def test_draws_give_exactly_b_resamples(b):
     got = S.draws(lambda w: w.sum(1), 5, seed=0, b=b)
     assert got.shape == (b,) and np.allclose(got, 1.0)
+
+
+def test_welch_with_small_variances():
+    """Variances below 1 (accuracies as fractions, or close seeds): the same Welch formulas, not a fallback."""
+    from scipy.stats import t as T
+
+    x, y = [0.80, 0.82, 0.81], [0.70, 0.74, 0.71, 0.73]
+    res = S.seeds_difference(dict(enumerate(x)), {10 + i: v for i, v in enumerate(y)})
+    va, vb = np.var(x, ddof=1) / 3, np.var(y, ddof=1) / 4
+    se = math.sqrt(va + vb)
+    dof = (va + vb) ** 2 / (va ** 2 / 2 + vb ** 2 / 3)
+    m = np.mean(x) - np.mean(y)
+    assert res["diff_high"] - res["diff"] == pytest.approx(T.ppf(0.975, dof) * se, rel=1e-9)
+    assert res["p"] == pytest.approx(2 * T.sf(m / se, dof), rel=1e-9) and 0 < res["p"] < 0.05
