@@ -104,6 +104,8 @@ EQUIVALENT: dict[str, str] = {
         "differences are multiples of 100 / n: the same ties either way",
     "mcnemar|p = binomtest(n01, n01 + n10, 0.5).pvalue if n01 + n10 else 1.0|+ -> -|1":
         "with n01 == n10 > 0 the mutant returns 1.0 where binomtest(k, 2k, 1/2) gives exactly 1.0 too",
+    "seeds_difference|dof = (va + vb) ** 2 / (va**2 / (len(x) - 1) + vb**2 / (len(y) - 1)) if va + vb > 0 else 1.0|"
+    "1.0 -> 2.0|1": "the fallback dof serves only va + vb = 0, where se = 0 and the half-width t(dof) x 0 = 0 for any dof",
     "train_stage|if pseudo_smoothing > 0:|> -> >=|1": "smoothing by 0 is y * 1 + 0 / C = y",
     "train_stage|x, yl, yu, n_lab = b.x.to(device, non_blocking=True), b.y, b.soft, b.n_labeled|True -> False|1":
         "non_blocking only lets a pinned host-to-device copy overlap; the stream orders it before use, same values",
@@ -130,6 +132,7 @@ class Mutant:
     desc: str
     path: tuple  # (node index in ast.walk order, kind, sub-index)
     span: tuple = ()  # lines whose execution means the mutated node may run
+    at_import: bool = False  # runs at import (module or class body): every test depends on it
     status: str = ""
     tests: list = field(default_factory=list)
 
@@ -173,6 +176,17 @@ def _statements(tree: ast.AST) -> dict[int, int]:
             visit(child, here)
 
     visit(tree, 0)
+    return out
+
+
+def _in_function_bodies(tree: ast.AST) -> set[int]:
+    """ids of nodes that run when a function is called; every other node (module and class bodies, signatures'
+    defaults) runs at import, before any test is traced."""
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            for stmt in (node.body if isinstance(node.body, list) else [node.body]):
+                out |= {id(n) for n in ast.walk(stmt)}
     return out
 
 
@@ -250,6 +264,7 @@ def enumerate_mutants(path: Path, target: Target) -> list[Mutant]:
     lines = src.splitlines()
     tree = ast.parse(src)
     skip, scope, stmt = _skipped_nodes(tree), _scopes(tree), _statements(tree)
+    called = _in_function_bodies(tree)
     seen: dict[str, int] = {}
     out = []
     for i, node, kind, sub, desc in mutations(tree):
@@ -264,7 +279,7 @@ def enumerate_mutants(path: Path, target: Target) -> list[Mutant]:
         base = f"{q}|{text}|{desc}"
         seen[base] = seen.get(base, 0) + 1
         span = (stmt.get(id(node), node.lineno), *range(node.lineno, node.end_lineno + 1))
-        out.append(Mutant(f"{base}|{seen[base]}", node.lineno, desc, (i, kind, sub), span))
+        out.append(Mutant(f"{base}|{seen[base]}", node.lineno, desc, (i, kind, sub), span, id(node) not in called))
     return out
 
 
@@ -416,8 +431,7 @@ def run_target(name: str, base_only: bool, verbose: bool, shard: tuple[int, int]
             m.status = "equivalent"
             continue
         # fastest first: with -x the first failing test ends the run
-        module_level = m.id.startswith("|")  # executed at import, before any tracing: every test depends on it
-        m.tests = sorted((t for t, ls in lines.items() if (module_level or ls.intersection(m.span)) and t not in failed),
+        m.tests = sorted((t for t, ls in lines.items() if (m.at_import or ls.intersection(m.span)) and t not in failed),
                          key=lambda t: (times.get(t, 1.0), t))
         if not m.tests:
             m.status = "not covered"
