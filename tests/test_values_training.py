@@ -244,3 +244,51 @@ def test_the_loss_of_a_one_image_epoch(tmp_path):
     (ids, z), = model.seen
     assert ids.tolist() == [3]
     assert hist[0]["train_loss"] == pytest.approx(-log_softmax(z)[0, src.labels[3]], rel=1e-5)
+
+
+def test_store_statistics_by_hand(tmp_path):
+    _, stats = _store(tmp_path, soft=True)
+    # predicted classes: ids 10-15 -> 0, 16-17 -> 1, 18-19 -> 2, 20-21 -> 3; true labels are id % 4
+    assert [p["predicted"] for p in stats["per_class"]] == [6, 2, 2, 2]
+    assert [p["kept"] for p in stats["per_class"]] == [4, 2, 2, 2]
+    pred = {i: int(np.argmax(TEACHER[i])) for i in TEACHER}
+    right = [i for i in TEACHER if pred[i] == i % C]
+    assert stats["agreement_all"] == pytest.approx(len(right) / 12)
+    kept = [i for i in TEACHER if i not in (14, 15)]
+    assert stats["agreement_kept"] == pytest.approx(sum(pred[i] == i % C for i in kept) / 10)
+    assert 0 < len(right) < 12  # the fixture has right and wrong pseudo-labels
+    assert stats["mean_confidence"] == pytest.approx(np.mean([teacher_probs(i).max() for i in TEACHER]), rel=1e-6)
+
+
+def test_select_statistics_and_targets_at_their_edges():
+    hard = np.array([0, 0, 1, 1, 1])
+    sel = P.select(np.full(5, 0.9), hard, 3, threshold=0.5, balance=True, per_class=2)
+    assert [p["predicted"] for p in sel.stats["per_class"]] == [2, 3, 0]
+    one = P.select(np.full(5, 0.9), np.zeros(5, int), 2, threshold=0.5, balance=True, per_class="mean")
+    assert one.stats["per_class_target"] == 5  # a single predicted class: its own count
+    none = P.select(np.full(5, 0.1), hard, 2, threshold=0.5, balance=True, per_class="mean")
+    assert none.stats["per_class_target"] == 0 and none.stats["n_selected"] == 0
+    with pytest.raises(Exception, match="must be positive"):
+        P.select(np.full(5, 0.9), hard, 2, threshold=0.5, balance=True, per_class=0)
+
+
+@pytest.mark.parametrize("classes,expect", [(100, 100), (101, 10)])
+def test_topk_keeps_every_class_up_to_100(classes, expect):
+    probs = np.full((1, classes), 1 / classes, np.float32)
+    assert P.topk_targets(probs, soft=True, k=None)[0].shape == (1, expect)
+
+
+def test_an_empty_shard_selects_nothing(tmp_path):
+    import pyarrow.parquet as pq
+
+    P.ShardWriter(tmp_path / P.shard_name(0, 2), 2, 0.5).close(0, 1)
+    w = P.ShardWriter(tmp_path / P.shard_name(1, 2), 2, 0.5)
+    w.add(np.arange(3), np.array([[0], [1], [1]], np.int32), np.ones((3, 1), np.float32),
+          np.array([0.9, 0.8, 0.7], np.float32), np.array([0, 1, 0]))
+    w.close(0, 1)
+    stats = P.plan_and_select(tmp_path, 2, 2, 0.5, False, "mean")
+    assert stats["n_selected"] == 3 and stats["agreement_all"] == pytest.approx(2 / 3)
+    empty = pq.read_table(tmp_path / P.shard_name(0, 2).replace("labels-", "selection-"))
+    assert empty.num_rows == 0
+    full = pq.read_table(tmp_path / P.shard_name(1, 2).replace("labels-", "selection-")).to_pydict()
+    assert full["row"] == [0, 1, 2] and full["count"] == [1, 1, 1]
