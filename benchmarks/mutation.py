@@ -106,6 +106,11 @@ EQUIVALENT: dict[str, str] = {
         "with n01 == n10 > 0 the mutant returns 1.0 where binomtest(k, 2k, 1/2) gives exactly 1.0 too",
     "seeds_difference|dof = (va + vb) ** 2 / (va**2 / (len(x) - 1) + vb**2 / (len(y) - 1)) if va + vb > 0 else 1.0|"
     "1.0 -> 2.0|1": "the fallback dof serves only va + vb = 0, where se = 0 and the half-width t(dof) x 0 = 0 for any dof",
+    "ShardWriter._flush|self.pending, self.n_pending = [], 0|0 -> 1|1":
+        "n_pending only decides when a row group is flushed: one row earlier, same rows and statistics",
+    "plan_and_select|hit = (conf >= threshold) & (_bins(conf) == bbin[hard]) & (need[hard] > 0)|> -> >=|1":
+        "need >= 1 wherever bbin is a real bin (b is the highest bin with cum >= m, so fewer than m rows lie above "
+        "it); where need = 0, bbin = HIST_BINS matches no bin",
     "train_stage|if pseudo_smoothing > 0:|> -> >=|1": "smoothing by 0 is y * 1 + 0 / C = y",
     "train_stage|x, yl, yu, n_lab = b.x.to(device, non_blocking=True), b.y, b.soft, b.n_labeled|True -> False|1":
         "non_blocking only lets a pinned host-to-device copy overlap; the stream orders it before use, same values",

@@ -292,3 +292,38 @@ def test_an_empty_shard_selects_nothing(tmp_path):
     assert empty.num_rows == 0
     full = pq.read_table(tmp_path / P.shard_name(1, 2).replace("labels-", "selection-")).to_pydict()
     assert full["row"] == [0, 1, 2] and full["count"] == [1, 1, 1]
+
+
+def _plan(tmp_path, conf, hard, true, classes, balance, per_class):
+    w = P.ShardWriter(tmp_path / P.shard_name(0, 1), classes, 0.5)
+    n = len(conf)
+    w.add(np.arange(n), hard[:, None].astype(np.int32), np.ones((n, 1), np.float32), conf.astype(np.float32), true)
+    w.close(0, 1)
+    import pyarrow.parquet as pq
+
+    stats = P.plan_and_select(tmp_path, 1, classes, 0.5, balance, per_class)
+    sel = pq.read_table(tmp_path / P.shard_name(0, 1).replace("labels-", "selection-")).to_pydict()
+    return stats, sorted(i for i, k in zip(sel["index"], sel["count"]) for _ in range(k))
+
+
+def test_streaming_balance_keeps_the_most_confident_inside_one_histogram_bin(tmp_path):
+    # class 0: four confidences inside one bin of width 1/4096 ([0.89990, 0.90015)); target 2: the two highest
+    conf = np.array([0.90001, 0.90014, 0.90008, 0.90012, 0.95, 0.6], np.float32)
+    hard = np.array([0, 0, 0, 0, 1, 1])
+    assert len(set(P._bins(conf[:4]).tolist())) == 1
+    stats, rows = _plan(tmp_path, conf, hard, np.array([0, 0, 1, 0, 1, 0]), 2, True, 2)
+    assert rows == [1, 3, 4, 5]
+    assert rows == sorted(P.select(conf, hard, 2, 0.5, True, 2).positions.tolist())
+    per = stats["per_class"]
+    assert [p["dropped_by_balance"] for p in per] == [2, 0] and [p["duplicated"] for p in per] == [0, 0]
+    assert [p["agreement"] for p in per] == [pytest.approx(3 / 4), pytest.approx(1 / 2)]
+
+
+def test_per_class_one_and_per_class_agreement(tmp_path):
+    conf = np.array([0.9, 0.8, 0.7, 0.95], np.float32)
+    hard, true = np.array([0, 0, 0, 1]), np.array([0, 1, 0, 0])
+    sel = P.select(conf, hard, 2, 0.5, True, 1, true_labels=true)
+    assert sorted(sel.positions.tolist()) == [0, 3] and sel.stats["per_class_target"] == 1
+    assert [p["agreement"] for p in sel.stats["per_class"]] == [pytest.approx(2 / 3), 0.0]
+    stats, rows = _plan(tmp_path, conf, hard, true, 2, True, 1)
+    assert rows == [0, 3] and [p["dropped_by_balance"] for p in stats["per_class"]] == [2, 0]
