@@ -111,6 +111,20 @@ EQUIVALENT: dict[str, str] = {
     "plan_and_select|hit = (conf >= threshold) & (_bins(conf) == bbin[hard]) & (need[hard] > 0)|> -> >=|1":
         "need >= 1 wherever bbin is a real bin (b is the highest bin with cum >= m, so fewer than m rows lie above "
         "it); where need = 0, bbin = HIST_BINS matches no bin",
+    "ShardWriter.add|self.n_pending += len(idx)|+ -> -|1":
+        "n_pending only decides when a row group is flushed: one group at close, same rows and statistics",
+    "ShardWriter.add|if self.n_pending >= ROW_GROUP:|>= -> >|1":
+        "n_pending only decides when a row group is flushed: one row later, same rows and statistics",
+    "select|elif len(rows) >= target:|>= -> >|1":
+        "with len(rows) == target the other branch tiles the rows once and adds rows[:0]: the same rows, 0 duplicated",
+    "select|positions = np.concatenate(pieces) if pieces else np.zeros(0, np.int64)|0 -> 1|1":
+        "pieces holds one entry per class and num_classes >= 1: the fallback never runs",
+    "_bins|return np.minimum((conf.astype(np.float64) * HIST_BINS).astype(np.int64), HIST_BINS - 1)|1 -> 2|1":
+        "the writer's histogram and the planner use the same _bins; the boundary bin is then resolved exactly by "
+        "sorting its rows, so any consistent binning selects the same rows (the bins only bound the work)",
+    "_bins|return np.minimum((conf.astype(np.float64) * HIST_BINS).astype(np.int64), HIST_BINS - 1)|* -> /|1":
+        "the writer's histogram and the planner use the same _bins; the boundary bin is then resolved exactly by "
+        "sorting its rows, so any consistent binning selects the same rows (the bins only bound the work)",
     "train_stage|if pseudo_smoothing > 0:|> -> >=|1": "smoothing by 0 is y * 1 + 0 / C = y",
     "train_stage|x, yl, yu, n_lab = b.x.to(device, non_blocking=True), b.y, b.soft, b.n_labeled|True -> False|1":
         "non_blocking only lets a pinned host-to-device copy overlap; the stream orders it before use, same values",

@@ -295,6 +295,7 @@ def test_an_empty_shard_selects_nothing(tmp_path):
 
 
 def _plan(tmp_path, conf, hard, true, classes, balance, per_class):
+    tmp_path.mkdir(parents=True, exist_ok=True)
     w = P.ShardWriter(tmp_path / P.shard_name(0, 1), classes, 0.5)
     n = len(conf)
     w.add(np.arange(n), hard[:, None].astype(np.int32), np.ones((n, 1), np.float32), conf.astype(np.float32), true)
@@ -327,3 +328,53 @@ def test_per_class_one_and_per_class_agreement(tmp_path):
     assert [p["agreement"] for p in sel.stats["per_class"]] == [pytest.approx(2 / 3), 0.0]
     stats, rows = _plan(tmp_path, conf, hard, true, 2, True, 1)
     assert rows == [0, 3] and [p["dropped_by_balance"] for p in stats["per_class"]] == [2, 0]
+
+
+def test_streaming_balance_at_adjacent_bins_and_the_top_bin(tmp_path):
+    """The boundary bin's quota subtracts the rows above it: a row in the next bin up (class 0) and in the very top
+    bin (class 1, confidence >= 4095 / 4096) must not be counted twice; class 2 has one kept row, repeated."""
+    conf = np.array([0.9003, 0.90001, 0.90008, 0.99999, 0.9996, 0.99961, 0.7], np.float32)
+    hard = np.array([0, 0, 0, 1, 1, 1, 2])
+    assert P._bins(conf).tolist() == [3687, 3686, 3686, 4095, 4094, 4094, 2867]
+    stats, rows = _plan(tmp_path, conf, hard, np.full(7, -1), 3, True, 2)
+    assert rows == [0, 2, 3, 5, 6, 6]
+    assert rows == sorted(P.select(conf, hard, 3, 0.5, True, 2).positions.tolist())
+    assert "agreement_all" not in stats  # unknown true labels (-1): no agreement reported
+    _, rows3 = _plan(tmp_path / "three", conf, hard, np.full(7, -1), 3, True, 3)
+    assert rows3 == sorted(P.select(conf, hard, 3, 0.5, True, 3).positions.tolist()) == [0, 1, 2, 3, 4, 5, 6, 6, 6]
+
+
+def test_selected_rows_point_at_their_own_targets_across_row_groups(tmp_path, monkeypatch):
+    monkeypatch.setattr(P, "ROW_GROUP", 2)
+    n = 7
+    conf = np.linspace(0.95, 0.6, n).astype(np.float32)
+    hard = np.arange(n) % 2
+    cls = np.stack([hard, 1 - hard], 1).astype(np.int32)
+    val = np.stack([conf, 1 - conf], 1).astype(np.float32)  # each row's own target
+    (tmp_path / "st").mkdir()
+    w = P.ShardWriter(tmp_path / "st" / P.shard_name(0, 1), 2, 0.5)
+    for s in range(0, n, 2):
+        w.add(np.arange(s, min(s + 2, n)) + 100, cls[s:s + 2], val[s:s + 2], conf[s:s + 2], np.full(len(conf[s:s + 2]), -1))
+    w.close(0, 2)
+    from nsbench.utils import write_json
+
+    stats = P.plan_and_select(tmp_path / "st", 1, 2, 0.5, True, 5)
+    write_json(tmp_path / "st" / "stats.json", stats)
+    idx, targets = P.load_selection(tmp_path / "st", 2)
+    assert sorted(idx.tolist()) == sorted(P.select(conf, hard, 2, 0.5, True, 5).positions + 100)
+    for k, i in enumerate(idx):
+        r = i - 100
+        np.testing.assert_allclose(targets.dense(k)[[hard[r], 1 - hard[r]]], [conf[r], 1 - conf[r]], rtol=1e-6)
+
+
+def test_empty_and_all_filtered_sets_report_zero(tmp_path):
+    empty = P.select(np.zeros(0, np.float32), np.zeros(0, int), 2, 0.5, True, "mean")
+    assert empty.stats["mean_confidence"] == 0.0 and empty.stats["n_selected"] == 0
+    low = P.select(np.full(3, 0.2), np.array([0, 1, 1]), 2, 0.5, True, "mean", true_labels=np.array([0, 1, 1]))
+    assert low.stats["agreement_kept"] == 0.0 and low.stats["agreement_all"] == 1.0
+    stats, rows = _plan(tmp_path, np.full(3, 0.2), np.array([0, 1, 1]), np.array([0, 1, 1]), 2, True, "mean")
+    assert rows == [] and stats["agreement_kept"] == 0.0 and stats["agreement_all"] == 1.0
+    (tmp_path / "none").mkdir()
+    P.ShardWriter(tmp_path / "none" / P.shard_name(0, 1), 2, 0.5).close(0, 1)
+    none = P.plan_and_select(tmp_path / "none", 1, 2, 0.5, True, "mean")
+    assert none["n_unlabeled"] == 0 and none["mean_confidence"] == 0.0 and "agreement_all" not in none
