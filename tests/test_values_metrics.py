@@ -223,3 +223,17 @@ def test_fr_mfr_t5d_mt5d_rows_against_the_alexnet_table(monkeypatch, tmp_path):
     assert rows[("all", "mean_fp")]["value"] == pytest.approx(100 * np.mean([stats[p]["fp"].mean() for p in test]))
     assert rows[("all", "mean_t5d")]["value"] == pytest.approx(np.mean([stats[p]["t5d"].mean() for p in test]))
     assert rows[("shear", "fr")]["value"] == pytest.approx(100 * stats["shear"]["fp"].mean() / alex["shear"][0])
+    assert all(rows[(p, m)]["note"] is None for p in test for m in ("fr", "t5d_rel"))  # defined: no note
+    per = {f.condition.iloc[0]: f for f in res.per_image}
+    for p in test:  # the per-sequence values the report resamples, as -P rows (no severity, no eps)
+        np.testing.assert_array_equal(per[p].flip, stats[p]["fp"])
+        np.testing.assert_array_equal(per[p].t5d, stats[p]["t5d"])
+        assert (per[p].severity == 0).all() and (per[p].eps_255 == 0.0).all() and per[p].image.tolist() == [0, 1, 2, 3]
+
+
+def test_task_order_puts_perturbations_after_corruptions():
+    from nsbench.bench.registry import task_kinds
+
+    kinds = task_kinds()
+    assert kinds["corruptions"].order == 1 and kinds["perturbations"].order == 2
+    assert list(kinds).index("perturbations") == list(kinds).index("corruptions") + 1
