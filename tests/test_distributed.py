@@ -116,7 +116,7 @@ def _ddp_worker(rank, world, init_file, out):
     final, row = _step(4, Path(out) / "state.pt")
     if rank == 0:
         torch.save(final.state_dict(), Path(out) / "ddp.pt")
-        (Path(out) / "ddp_row.json").write_text(json.dumps({"images": row["images"]}))
+        (Path(out) / "ddp_row.json").write_text(json.dumps({k: row[k] for k in ("images", "images_per_s", "seconds")}))
     dist.destroy_process_group()
 
 
@@ -126,7 +126,9 @@ def test_one_ddp_step_matches_one_process_on_the_combined_batch(tmp_path):
     single = single.state_dict()
     _run(_ddp_worker, 2, tmp_path, str(tmp_path))
     # the history counts the images of all ranks: 8 labeled + 16 pseudo-labeled either way
-    assert row["images"] == 24 and json.loads((tmp_path / "ddp_row.json").read_text())["images"] == 24
+    ddp_row = json.loads((tmp_path / "ddp_row.json").read_text())
+    assert row["images"] == 24 and ddp_row["images"] == 24
+    assert ddp_row["images_per_s"] == pytest.approx(ddp_row["images"] / ddp_row["seconds"], rel=1e-6)
     ddp = torch.load(tmp_path / "ddp.pt", weights_only=True)
     init = build_model(ModelSpec("test_efficientnet_gn", num_classes=4))
     moved = 0
