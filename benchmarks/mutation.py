@@ -461,7 +461,8 @@ def run_target(name: str, base_only: bool, verbose: bool, shard: tuple[int, int]
             m.status = "equivalent"
             continue
         # fastest first: with -x the first failing test ends the run
-        m.tests = sorted((t for t, ls in lines.items() if (m.at_import or ls.intersection(m.span)) and t not in failed),
+        pool = times if m.at_import else lines  # at import: every test that ran, even one no traced line reached
+        m.tests = sorted((t for t in pool if (m.at_import or lines[t].intersection(m.span)) and t not in failed),
                          key=lambda t: (times.get(t, 1.0), t))
         if not m.tests:
             m.status = "not covered"
