@@ -80,6 +80,8 @@ TARGETS = {
 }
 
 # Mutants that cannot change behaviour, by id (function | source line | mutation): the reason is printed.
+_EMPTY = ("unreachable: ShardWriter writes every shard with at least one row group (an empty shard: one group of 0 "
+          "rows, tested), so the per-group lists are never empty")
 _2D = "every caller passes 2-D arrays ([rows, classes]), where axis -1 and axis 1 are the same axis"
 EQUIVALENT: dict[str, str] = {
     'ordinal_ranks|order = np.argsort(-logits, axis=-1, kind="stable")|drop unary -|2': _2D,
@@ -125,6 +127,11 @@ EQUIVALENT: dict[str, str] = {
     "_bins|return np.minimum((conf.astype(np.float64) * HIST_BINS).astype(np.int64), HIST_BINS - 1)|* -> /|1":
         "the writer's histogram and the planner use the same _bins; the boundary bin is then resolved exactly by "
         "sorting its rows, so any consistent binning selects the same rows (the bins only bound the work)",
+    "plan_and_select|table = pa.table({\"row\": pa.array(np.concatenate(rows_out) if rows_out else np.zeros(0, np.int64)),|"
+    "0 -> 1|1": _EMPTY,
+    "plan_and_select|\"index\": pa.array(np.concatenate(idx_out) if idx_out else np.zeros(0, np.int64)),|0 -> 1|1": _EMPTY,
+    "plan_and_select|\"count\": pa.array((np.concatenate(cnt_out) if cnt_out else np.zeros(0)).astype(np.int32))})|"
+    "0 -> 1|1": _EMPTY,
     "train_stage|if pseudo_smoothing > 0:|> -> >=|1": "smoothing by 0 is y * 1 + 0 / C = y",
     "train_stage|x, yl, yu, n_lab = b.x.to(device, non_blocking=True), b.y, b.soft, b.n_labeled|True -> False|1":
         "non_blocking only lets a pinned host-to-device copy overlap; the stream orders it before use, same values",
