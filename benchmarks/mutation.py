@@ -495,7 +495,9 @@ def summarise(results: list[dict]) -> None:
     for r in results:
         for m in r["mutants"]:  # equivalents named after a run apply to its saved results too
             m["status"] = "equivalent" if m["id"] in EQUIVALENT else m["status"]
-            if m["id"] in KILLED_BY_HAND and m["status"] in ("survived", "not covered"):
+            # by hand with the current tests only (the "before" suite had no such check)
+            if m["id"] in KILLED_BY_HAND and m["status"] in ("survived", "not covered") and \
+                    r["tests"] != BASE_TESTS[r["target"]]:
                 m["status"] = f"killed (by hand: {KILLED_BY_HAND[m['id']]})"
         key = f"{r['target']}{' (tests before issue 25)' if r['tests'] == BASE_TESTS[r['target']] else ''}"
         agg = by.setdefault(key, {**r, "mutants": [], "seconds": 0})
