@@ -1,6 +1,8 @@
 """torch.distributed on CPU: two gloo processes spawned by the tests themselves."""
 from __future__ import annotations
 
+import json
+
 import os
 import signal
 import subprocess
@@ -113,24 +115,30 @@ def _step(batch: int, state: Path):
     # GroupNorm: per-sample statistics, so per-rank batches normalise exactly as the combined batch does
     model = build_model(ModelSpec("test_efficientnet_gn", num_classes=4))
     lab, pseudo = _datasets()
-    final, _ = train_stage(model, StageConfig(name="ddp", optim=OptimConfig(epochs=1, batch_size=batch, warmup_epochs=0, lr=0.01),
-                           runtime=RuntimeConfig(device="cpu"), labeled=lab, pseudo=pseudo, ratio=2, unlabeled_weight=1.0,
-                           val=None, device=torch.device("cpu"), state_path=state, seed=3, max_steps=1))
-    return final
+    final, hist = train_stage(model, StageConfig(name="ddp", optim=OptimConfig(epochs=1, batch_size=batch, warmup_epochs=0, lr=0.01),
+                              runtime=RuntimeConfig(device="cpu"), labeled=lab, pseudo=pseudo, ratio=2, unlabeled_weight=1.0,
+                              val=None, device=torch.device("cpu"), state_path=state, seed=3, max_steps=1))
+    return final, hist[0]
 
 
 def _ddp_worker(rank, world, init_file, out):
     _init(rank, world, init_file)
-    final = _step(4, Path(out) / "state.pt")
+    final, row = _step(4, Path(out) / "state.pt")
     if rank == 0:
         torch.save(final.state_dict(), Path(out) / "ddp.pt")
+        (Path(out) / "ddp_row.json").write_text(json.dumps({k: row[k] for k in ("images", "images_per_s", "seconds")}))
     dist.destroy_process_group()
 
 
 def test_one_ddp_step_matches_one_process_on_the_combined_batch(tmp_path):
     torch.set_num_threads(1)
-    single = _step(8, tmp_path / "single.pt").state_dict()
+    single, row = _step(8, tmp_path / "single.pt")
+    single = single.state_dict()
     _run(_ddp_worker, 2, tmp_path, str(tmp_path))
+    # the history counts the images of all ranks: 8 labeled + 16 pseudo-labeled either way
+    ddp_row = json.loads((tmp_path / "ddp_row.json").read_text())
+    assert row["images"] == 24 and ddp_row["images"] == 24
+    assert ddp_row["images_per_s"] == pytest.approx(ddp_row["images"] / ddp_row["seconds"], rel=1e-6)
     ddp = torch.load(tmp_path / "ddp.pt", weights_only=True)
     init = build_model(ModelSpec("test_efficientnet_gn", num_classes=4))
     moved = 0

@@ -1,6 +1,7 @@
 """Reports: rendered from saved results only, escaped, self-contained, and checked in a real browser."""
 from __future__ import annotations
 
+import math
 import re
 import shutil
 from pathlib import Path
@@ -48,7 +49,15 @@ def test_render_from_fixture_results_without_running_a_model(tmp_path, no_models
         row = head[(head.model == XSS) & (head.measure == measure)].iloc[0]
         assert np.isfinite(row.ci_low) and np.isfinite(row.diff_low), measure  # an interval on every headline number
     clean = head[(head.model == XSS) & (head.measure == "clean_top1")].iloc[0]
-    assert 0 <= clean.p_value <= 1 and "McNemar" in clean.test
+    # the exact two-sided McNemar p, by hand from the fixture's per-image outcomes: 2 P(X <= min) for X ~ Bin(n, 1/2)
+    a, b = (pd.read_parquet(FIX / "results" / m / "per_image.parquet").query("task == 'clean'").set_index("image").correct
+            for m in ("xss", "iter0"))
+    a, b = a.loc[b.index].to_numpy(bool), b.to_numpy(bool)
+    n01, n10 = int((a & ~b).sum()), int((~a & b).sum())
+    p = min(1.0, 2 * sum(math.comb(n01 + n10, k) for k in range(min(n01, n10) + 1)) / 2 ** (n01 + n10))
+    assert n01 + n10 > 0 and clean.p_value == pytest.approx(p, rel=1e-5)  # saved to 6 digits
+    assert clean.test.startswith(f"exact McNemar ({n01} vs {n10} discordant of {len(a)})")
+    assert clean["diff"] == pytest.approx(100 * (a.mean() - b.mean()))
     base = head[(head.model == "iter0") & (head.measure == "mce")].iloc[0]
     assert base.value == 100 and "normaliser itself" in base.note  # no fake [100, 100] interval on the page
     assert 'id="verdict"' in html and "p &lt; 0.001" in html and not re.search(r"\de-\d", re.sub(r"data:[^\"]+", "", html))

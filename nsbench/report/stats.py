@@ -83,7 +83,9 @@ def difference(a: Sampler, b: Sampler, seed: int) -> dict:
         elif a.data != b.data:
             how += "; not paired: scored on different data (dataset fingerprints or sets differ)"
     lo, hi = quantiles(d)
-    dd = d[np.isfinite(d)]
+    # w @ x sums rounded fractions: equal resampled values may differ by ~1e-16 and a tie (d = 0, counted in
+    # both tails) would fall on one side by rounding noise alone
+    dd = np.round(d[np.isfinite(d)], 9)
     p = float(min(1.0, 2 * min((dd <= 0).mean(), (dd >= 0).mean()))) if len(dd) else np.nan
     if paired(a, b) and a.binary is not None and b.binary is not None:
         p, how = mcnemar(a.binary, b.binary)
