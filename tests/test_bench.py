@@ -248,7 +248,7 @@ def test_suite_end_to_end_on_a_trained_run_resumes_from_cached_cells(tiny_run, t
                               "mt5d_partial"])]
     assert len(norm) and norm.normaliser.str.startswith(f"{tiny_run.name}-iter0").all()
     clean = df[(df.task == "clean") & (df.metric == "top1_acc")].value.iloc[0]
-    fgsm0 = df[(df.task == "fgsm") & (df.eps_255 == 0)].value.iloc[0]
+    fgsm0 = df[(df.task == "fgsm") & (df.eps_255 == 0) & (df.metric == "top1_acc")].value.iloc[0]
     per = pd.read_parquet(out / label / "per_image.parquet")
     clean_sub = per[(per.task == "clean")].set_index("image").correct
     fgsm_sub = per[(per.task == "fgsm") & (per.eps_255 == 0)].set_index("image").correct

@@ -4,6 +4,7 @@ Welch against closed forms and t-table quantiles."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -12,6 +13,11 @@ from nsbench.report import stats as S
 
 # two-sided 95% t quantiles, t_{0.975, dof} (any t table; e.g. NIST/SEMATECH e-Handbook 1.3.6.7.2)
 T975 = {2: 4.302652729749464, 4: 2.7764451051977987}
+
+
+def on(s: S.Sampler, data: str = "fmnist|test") -> S.Sampler:
+    """The sampler as scored on `data`: items pair image by image only between samplers of the same data."""
+    return replace(s, data=data)
 
 
 def resampled_means(x: np.ndarray, seed: int, b: int = 1000) -> np.ndarray:
@@ -56,14 +62,14 @@ def test_accuracy_interval_on_a_fixed_seed_equals_plain_resampling():
 def test_paired_difference_is_the_resampled_difference_and_narrower_than_unpaired():
     a, b = correlated_outcomes()
     items = tuple(range(len(a)))
-    sa, sb = S.accuracy(a, items, 100 * a.mean()), S.accuracy(b, items, 100 * b.mean())
+    sa, sb = on(S.accuracy(a, items, 100 * a.mean())), on(S.accuracy(b, items, 100 * b.mean()))
     paired = S.difference(sa, sb, seed=3)
     assert "paired bootstrap" in paired["test"] and paired["diff"] == pytest.approx(100 * (a.mean() - b.mean()))
     d = 100 * resampled_means(a.astype(float) - b.astype(float), 3)
     assert (paired["diff_low"], paired["diff_high"]) == tuple(pytest.approx(v, abs=1e-9)
                                                               for v in np.quantile(d, [0.025, 0.975]))
     # the same outcomes on items that differ by name: two independent bootstraps, seeds `seed` and `seed + 1`
-    other = S.accuracy(b, tuple(f"o{i}" for i in range(len(b))), 100 * b.mean())
+    other = on(S.accuracy(b, tuple(f"o{i}" for i in range(len(b))), 100 * b.mean()))
     unpaired = S.difference(sa, other, seed=3)
     assert unpaired["test"] == f"unpaired bootstrap ({len(a)} vs {len(b)} items)"
     du = 100 * (resampled_means(a.astype(float), 3) - resampled_means(b.astype(float), 4))
@@ -95,7 +101,7 @@ def test_paired_accuracy_difference_reports_the_mcnemar_p():
     a = np.array([1] * 2 + [0] * 8 + [1] * 20 + [0] * 5, float)
     b = np.array([0] * 2 + [1] * 8 + [1] * 20 + [0] * 5, float)
     items = tuple(range(len(a)))
-    res = S.difference(S.accuracy(a, items, 100 * a.mean()), S.accuracy(b, items, 100 * b.mean()), seed=0)
+    res = S.difference(on(S.accuracy(a, items, 100 * a.mean())), on(S.accuracy(b, items, 100 * b.mean())), seed=0)
     assert res["p"] == pytest.approx(112 / 1024, abs=1e-12) and res["test"].startswith("exact McNemar (2 vs 8")
     assert res["diff"] == pytest.approx(100 * (22 - 28) / 35)
 
@@ -104,8 +110,8 @@ def test_bootstrap_p_of_a_measure_without_binary_outcomes():
     rng = np.random.default_rng(1)
     v = rng.random((1, 50))
     items = tuple(range(50))
-    sa = S.perturbation(v + 0.02, items, 100 * (v.mean() + 0.02))
-    sb = S.perturbation(v, items, 100 * v.mean())
+    sa = on(S.perturbation(v + 0.02, items, 100 * (v.mean() + 0.02)))
+    sb = on(S.perturbation(v, items, 100 * v.mean()))
     res = S.difference(sa, sb, seed=0)
     # every resample of a constant shift is the shift itself: interval [2, 2], p = 2 min(P(d <= 0), P(d >= 0)) = 0
     assert res["diff_low"] == pytest.approx(2.0) and res["diff_high"] == pytest.approx(2.0) and res["p"] == 0.0
@@ -127,10 +133,12 @@ def test_seeds_difference_paired_t_by_closed_form():
     assert (res["diff_low"], res["diff_high"]) == (pytest.approx(1 - half), pytest.approx(1 + half))
     t = 1.0 / (0.5 / math.sqrt(3))
     assert res["p"] == pytest.approx(1 - t / math.sqrt(2 + t * t), abs=1e-12)  # two-sided p of t with 2 dof
+    # a constant per-seed difference has no variance: flagged, with no interval or test (never "certain")
     const = S.seeds_difference({0: 2.0, 1: 3.0}, {0: 1.0, 1: 2.0})
-    assert const["diff"] == 1.0 and const["p"] == 0.0 and const["diff_low"] == const["diff_high"] == 1.0
+    assert const["diff"] == 1.0 and const["flag"] == S.ZERO_VARIANCE
+    assert np.isnan(const["p"]) and np.isnan(const["diff_low"]) and np.isnan(const["diff_high"])
     same = S.seeds_difference({0: 2.0, 1: 3.0}, {0: 2.0, 1: 3.0})
-    assert same["diff"] == 0.0 and same["p"] == 1.0
+    assert same["diff"] == 0.0 and np.isnan(same["p"]) and same["flag"] == S.ZERO_VARIANCE
 
 
 def test_seeds_difference_welch_by_hand():
@@ -221,10 +229,13 @@ def test_identical_unpaired_measures_have_p_one_and_a_zero_interval():
 
 
 def test_pairing_needs_identical_non_empty_items():
-    one = S.Sampler((7,), lambda w: w[:, 0], 1.0)
-    assert S.paired(one, S.Sampler((7,), lambda w: w[:, 0], 1.0))
-    assert not S.paired(one, S.Sampler((8,), lambda w: w[:, 0], 1.0))
-    assert not S.paired(S.Sampler((), lambda w: w, 1.0), S.Sampler((), lambda w: w, 1.0))
+    one = S.Sampler((7,), lambda w: w[:, 0], 1.0, data="d")
+    assert S.paired(one, S.Sampler((7,), lambda w: w[:, 0], 1.0, data="d"))
+    assert not S.paired(one, S.Sampler((8,), lambda w: w[:, 0], 1.0, data="d"))
+    assert not S.paired(S.Sampler((), lambda w: w, 1.0, data="d"), S.Sampler((), lambda w: w, 1.0, data="d"))
+    # the same item ids on other data (another folder of the same size), or on data nobody recorded: not paired
+    assert not S.paired(one, S.Sampler((7,), lambda w: w[:, 0], 1.0, data="e"))
+    assert not S.paired(S.Sampler((7,), lambda w: w[:, 0], 1.0), S.Sampler((7,), lambda w: w[:, 0], 1.0))
 
 
 def test_relative_mce_sampler_default_clean_error_is_zero():
@@ -244,10 +255,10 @@ def test_t_interval_edge_cases():
 
 def test_welch_with_zero_variances_and_partly_shared_seeds():
     res = S.seeds_difference({0: 1.0, 1: 1.0}, {2: 3.0, 3: 3.0})
-    assert res["test"] == "Welch t over seeds" and res["diff"] == -2.0
-    assert res["diff_low"] == -2.0 and res["diff_high"] == -2.0 and res["p"] == 0.0
+    assert res["test"] == "Welch t over seeds" and res["diff"] == -2.0  # both sides constant: flagged, no test
+    assert np.isnan(res["diff_low"]) and np.isnan(res["diff_high"]) and np.isnan(res["p"]) and "zero variance" in res["flag"]
     same = S.seeds_difference({0: 1.0, 1: 1.0}, {2: 1.0, 3: 1.0})
-    assert same["p"] == 1.0 and same["diff_low"] == 0.0
+    assert same["diff"] == 0.0 and np.isnan(same["p"]) and np.isnan(same["diff_low"])
     # two shared seeds but a third on one side only: not paired
     part = S.seeds_difference({0: 1.0, 1: 2.0, 2: 3.0}, {0: 1.5, 1: 2.5})
     assert part["test"] == "Welch t over seeds" and part["diff"] == pytest.approx(0.0)
