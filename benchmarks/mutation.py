@@ -5,7 +5,7 @@ survivors listed.
 
     python benchmarks/mutation.py metrics                # one target; several may be named; --list shows them
     python benchmarks/mutation.py stats --baseline-tests # only the tests that existed before the value tests
-    python benchmarks/mutation.py pseudo --json out.json # results for later comparison
+    python benchmarks/mutation.py selection --json out.json # results for later comparison
 
 How: the parent process imports the test modules once (pytest --collect-only), then records which test executes
 which lines of the target (a line tracer, in a forked child). For every mutant it forks a child that re-executes the
@@ -44,16 +44,20 @@ BASE_TESTS = {  # the suite before the value tests (issue 25), for the "before" 
     "attacks": ["tests/test_bench.py::test_fgsm_eps_zero_equals_clean_and_inputs_outside_unit_range_are_refused",
                 "tests/test_hardening.py::test_attacks_need_no_torchattacks",
                 "tests/test_hardening.py::test_attacks_equal_torchattacks"],
-    "pseudo": ["tests/test_pseudo.py"],
+    "label": ["tests/test_pseudo.py"],
+    "store": ["tests/test_pseudo.py"],
+    "selection": ["tests/test_pseudo.py"],
     "losses": ["tests/test_hardening.py::test_training_stops_at_the_first_non_finite_loss_and_keeps_the_last_good_state",
                "tests/test_training.py::test_student_trains_in_train_mode_with_input_and_model_noise"],
 }
 NEW_TESTS = {
-    "metrics": ["tests/test_values_metrics.py"],
+    "metrics": ["tests/test_values_metrics.py", "tests/test_reference_fidelity.py"],  # + float-zero denominators
     "tasks_p": ["tests/test_values_metrics.py"],
-    "stats": ["tests/test_values_stats.py"],
+    "stats": ["tests/test_values_stats.py", "tests/test_multiplicity.py"],  # + Holm and zero variance
     "attacks": ["tests/test_values_attacks.py"],
-    "pseudo": ["tests/test_values_training.py"],
+    "label": ["tests/test_values_training.py"],
+    "store": ["tests/test_values_training.py"],
+    "selection": ["tests/test_values_training.py"],
     "losses": ["tests/test_values_training.py",
                "tests/test_distributed.py::test_one_ddp_step_matches_one_process_on_the_combined_batch"],
 }
@@ -71,12 +75,15 @@ TARGETS = {
     "tasks_p": Target("nsbench.bench.tasks.perturbations", ("run",)),  # FR, T5D, mFR, mT5D rows
     "stats": Target("nsbench.report.stats"),
     "attacks": Target("nsbench.bench.attacks"),
-    # nsbench/training/ is being reorganised: point these at the new modules after the merge
-    "pseudo": Target("nsbench.training.pseudo", ("untempered_confidence", "topk_targets", "select", "_target",
-                                                 "ShardWriter.add", "ShardWriter._flush", "plan_and_select",
-                                                 "load_selection", "_bins")),
-    "losses": Target("nsbench.training.fit", ("soft_cross_entropy", "train_stage"),
-                     r"loss|smoothing|n_lab|unlabeled_weight|Bu = |steps_per_epoch = "),
+    # pseudo-labels: what the filter reads, the store (filter, histogram, shards), the selection (balancing)
+    "label": Target("nsbench.training.label", ("untempered_confidence", "topk_targets", "filter_confidence")),
+    "store": Target("nsbench.training.store", ("passes_filter", "conf_bins", "ShardWriter.add", "ShardWriter._flush",
+                                               "load_selection")),
+    "selection": Target("nsbench.training.selection", ("select", "_target", "plan_and_select", "_plan",
+                                                       "_boundary_rows", "_write_selections", "_store_stats")),
+    "losses": Target("nsbench.training.stage", ("soft_cross_entropy", "batch_loss", "run_epoch", "make_batches",
+                                                "unlabeled_weight", "setup"),
+                     r"loss|smoothing|n_lab|unlabeled_weight|pseudo_batch = |steps = "),
 }
 
 # Mutants that cannot change behaviour, by id (function | source line | mutation): the reason is printed.
@@ -95,8 +102,11 @@ EQUIVALENT: dict[str, str] = {
     "_input_grad|return torch.autograd.grad(loss, x, retain_graph=False, create_graph=False)[0]|False -> True|2":
         "create_graph records the backward pass for higher derivatives; the returned gradient is the same "
         "(every caller takes .sign() and detaches)",
-    "train_stage|Bu = B * ratio if pseudo is not None else 0|0 -> 1|1":
-        "without pseudo-labels the sampler draws from 0 pseudo-labeled images: an empty stream whatever Bu is",
+    "make_batches|pseudo_batch = cfg.optim.batch_size * cfg.ratio if cfg.pseudo is not None else 0|0 -> 1|1":
+        "without pseudo-labels the sampler draws from 0 pseudo-labeled images: an empty stream whatever the batch",
+    "run_epoch|t0, seen, loss_sum, skipped, lr = time.time(), 0, 0.0, 0, 0.0|0.0 -> 1.0|2":
+        "the initial lr is never read: every epoch has at least one step (budget.steps_per_epoch >= 1), which sets "
+        "lr before the history row takes it",
     "reproduces|got = float(s.fn(np.full((1, n), 1.0 / n))[0])|1 -> 2|1":
         "two identical rows of weights instead of one; only row 0 is read",
     "corruption|den: np.ndarray | Callable | None = None, clean: tuple[float, float] = (0.0, 0.0)) -> Sampler:|"
@@ -107,10 +117,13 @@ EQUIVALENT: dict[str, str] = {
     "mcnemar|p = binomtest(n01, n01 + n10, 0.5).pvalue if n01 + n10 else 1.0|+ -> -|1":
         "with n01 == n10 > 0 the mutant returns 1.0 where binomtest(k, 2k, 1/2) gives exactly 1.0 too",
     "seeds_difference|dof = (va + vb) ** 2 / (va**2 / (len(x) - 1) + vb**2 / (len(y) - 1)) if va + vb > 0 else 1.0|"
-    "1.0 -> 2.0|1": "the fallback dof serves only va + vb = 0, where se = 0 and the half-width t(dof) x 0 = 0 for any dof",
+    "1.0 -> 2.0|1": "unreachable: va + vb = 0 means se = 0, which returns (flagged, no interval) before the dof",
+    "seeds_difference|dof = (va + vb) ** 2 / (va**2 / (len(x) - 1) + vb**2 / (len(y) - 1)) if va + vb > 0 else 1.0|"
+    "> -> >=|1": "unreachable: va + vb = 0 means se = 0, which returns (flagged, no interval) before the dof",
     "ShardWriter._flush|self.pending, self.n_pending = [], 0|0 -> 1|1":
         "n_pending only decides when a row group is flushed: one row earlier, same rows and statistics",
-    "plan_and_select|hit = (conf >= threshold) & (_bins(conf) == bbin[hard]) & (need[hard] > 0)|> -> >=|1":
+    "_boundary_rows|hit = passes_filter(conf, threshold) & (conf_bins(conf) == plan.bbin[hard]) & (plan.need[hard] > 0)|"
+    "> -> >=|1":
         "need >= 1 wherever bbin is a real bin (b is the highest bin with cum >= m, so fewer than m rows lie above "
         "it); where need = 0, bbin = HIST_BINS matches no bin",
     "ShardWriter.add|self.n_pending += len(idx)|+ -> -|1":
@@ -121,21 +134,14 @@ EQUIVALENT: dict[str, str] = {
         "with len(rows) == target the other branch tiles the rows once and adds rows[:0]: the same rows, 0 duplicated",
     "select|positions = np.concatenate(pieces) if pieces else np.zeros(0, np.int64)|0 -> 1|1":
         "pieces holds one entry per class and num_classes >= 1: the fallback never runs",
-    "_bins|return np.minimum((conf.astype(np.float64) * HIST_BINS).astype(np.int64), HIST_BINS - 1)|1 -> 2|1":
-        "the writer's histogram and the planner use the same _bins; the boundary bin is then resolved exactly by "
-        "sorting its rows, so any consistent binning selects the same rows (the bins only bound the work)",
-    "_bins|return np.minimum((conf.astype(np.float64) * HIST_BINS).astype(np.int64), HIST_BINS - 1)|* -> /|1":
-        "the writer's histogram and the planner use the same _bins; the boundary bin is then resolved exactly by "
-        "sorting its rows, so any consistent binning selects the same rows (the bins only bound the work)",
-    "plan_and_select|table = pa.table({\"row\": pa.array(np.concatenate(rows_out) if rows_out else np.zeros(0, np.int64)),|"
+    "_write_selections|table = pa.table({\"row\": pa.array(np.concatenate(rows_out) if rows_out else np.zeros(0, np.int64)),|"
     "0 -> 1|1": _EMPTY,
-    "plan_and_select|\"index\": pa.array(np.concatenate(idx_out) if idx_out else np.zeros(0, np.int64)),|0 -> 1|1": _EMPTY,
-    "plan_and_select|\"count\": pa.array((np.concatenate(cnt_out) if cnt_out else np.zeros(0)).astype(np.int32))})|"
+    "_write_selections|\"index\": pa.array(np.concatenate(idx_out) if idx_out else np.zeros(0, np.int64)),|0 -> 1|1": _EMPTY,
+    "_write_selections|\"count\": pa.array((np.concatenate(cnt_out) if cnt_out else np.zeros(0)).astype(np.int32))})|"
     "0 -> 1|1": _EMPTY,
-    "train_stage|if pseudo_smoothing > 0:|> -> >=|1": "smoothing by 0 is y * 1 + 0 / C = y",
-    "train_stage|x, yl, yu, n_lab = b.x.to(device, non_blocking=True), b.y, b.soft, b.n_labeled|True -> False|1":
-        "non_blocking only lets a pinned host-to-device copy overlap; the stream orders it before use, same values",
-    "train_stage|loss = loss + F.cross_entropy(logits[:n_lab].float(), yl.to(device, non_blocking=True),|True -> False|1":
+    "batch_loss|if cfg.pseudo_smoothing > 0:|> -> >=|1": "smoothing by 0 is y * 1 + 0 / C = y",
+    "batch_loss|loss = loss + F.cross_entropy(logits[:n_lab].float(), b.y.to(cfg.device, non_blocking=True),|"
+    "True -> False|1":
         "non_blocking only lets a pinned host-to-device copy overlap; the stream orders it before use, same values",
 }
 
@@ -144,10 +150,7 @@ EQUIVALENT: dict[str, str] = {
 # workers start fresh interpreters. Each was applied to the file by hand and the named test failed on it.
 _DDP = "tests/test_distributed.py::test_one_ddp_step_matches_one_process_on_the_combined_batch"
 KILLED_BY_HAND: dict[str, str] = {
-    'train_stage|"train_loss": loss_sum / max(seen, 1), "images": seen * world, "images_per_s": seen * world / '
-    'max(elapsed, 1e-9),|* -> /|1': _DDP,
-    'train_stage|"train_loss": loss_sum / max(seen, 1), "images": seen * world, "images_per_s": seen * world / '
-    'max(elapsed, 1e-9),|* -> /|2': _DDP,
+    'run_epoch|"train_loss": loss_sum / max(seen, 1), "images": seen * t.world,|* -> /|1': _DDP,
 }
 
 

@@ -85,6 +85,7 @@ def test_a_floating_point_zero_denominator_is_undefined():
     assert np.isnan(M.relative_ce([0.5] * 5, 0.2, [err] * 5, 0.3))
     assert np.isnan(M.ce([0.2] * 5, [1e-17] * 5))
     assert np.isnan(M.ratio(0.1, 1e-12)) and M.ratio(0.1, 1e-4) == pytest.approx(1000.0)
+    assert np.isnan(M.ratio(0.1, M.ZERO)) and np.isnan(M.ratio(0.1, -M.ZERO))  # the tolerance itself counts as zero
     assert M.relative_ce([0.5] * 5, 0.2, [0.4] * 5, 0.3) == pytest.approx(3.0)  # ordinary ratios untouched
 
 

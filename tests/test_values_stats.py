@@ -282,3 +282,28 @@ def test_welch_with_small_variances():
     m = np.mean(x) - np.mean(y)
     assert res["diff_high"] - res["diff"] == pytest.approx(T.ppf(0.975, dof) * se, rel=1e-9)
     assert res["p"] == pytest.approx(2 * T.sf(m / se, dof), rel=1e-9) and 0 < res["p"] < 0.05
+
+
+def test_items_on_other_or_unrecorded_data_are_compared_unpaired_and_say_why():
+    a, b = correlated_outcomes(n=40)
+    items = tuple(range(40))
+    sa = S.accuracy(a, items, 100 * a.mean())
+    sb = S.accuracy(b, items, 100 * b.mean())
+    other = S.difference(on(sa, "folder-1"), on(sb, "folder-2"), seed=0)
+    assert other["test"] == ("unpaired bootstrap (40 vs 40 items); not paired: scored on different data (dataset "
+                             "fingerprints or sets differ)")
+    for x, y in ((on(sa), sb), (sa, on(sb)), (sa, sb)):  # either side's data unknown
+        assert S.difference(x, y, seed=0)["test"] == ("unpaired bootstrap (40 vs 40 items); not paired: a dataset "
+                                                      "fingerprint is missing")
+    # unpaired means two independent bootstraps (seeds 0 and 1), whatever the reason
+    du = 100 * (resampled_means(a.astype(float), 0) - resampled_means(b.astype(float), 1))
+    assert (other["diff_low"], other["diff_high"]) == tuple(pytest.approx(v, abs=1e-9)
+                                                            for v in np.quantile(du, [0.025, 0.975]))
+
+
+def test_holm_caps_adjusted_p_at_one_and_keeps_the_raw_order():
+    # m = 3, sorted 0.3, 0.45, 0.6: x 3, 2, 1 = 0.9, 0.9, 0.6 -> running max 0.9, 0.9, 0.9 (never below a smaller
+    # raw p's adjusted value)
+    np.testing.assert_allclose(S.holm([0.6, 0.3, 0.45]), [0.9, 0.9, 0.9])
+    # m = 2, sorted 0.6, 0.7: x 2, 1 = 1.2 -> 1 (capped), 0.7 -> running max 1
+    np.testing.assert_allclose(S.holm([0.7, 0.6]), [1.0, 1.0])
