@@ -103,3 +103,23 @@ class Browser:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
             shutil.rmtree(self.profile, ignore_errors=True)
+
+
+def pages(index: Path, widths: tuple[int, ...] = (1400, 400)):
+    """Open the report `index` in one headless Chromium at each width and yield (browser, width), after checking
+    that the page never scrolls sideways; at the end, that the page logged no console error. A missing Chromium
+    fails the test (`make test` installs it) rather than skipping it."""
+    if chromium_path() is None:
+        import pytest
+
+        pytest.fail("chromium is not installed; `make test` installs it (apt-get install chromium)")
+    b = Browser()
+    try:
+        for width in widths:
+            b.set_width(width)
+            b.goto(index.as_uri())
+            assert b.eval("document.documentElement.scrollWidth") <= width, f"{index} scrolls sideways at {width} px"
+            yield b, width
+        assert b.console_errors() == []
+    finally:
+        b.close()

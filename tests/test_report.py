@@ -132,39 +132,29 @@ def test_bad_inputs_get_one_line_errors(tmp_path):
 
 @pytest.mark.browser
 def test_report_in_headless_chromium(tmp_path):
-    from browser import Browser, chromium_path
+    from browser import pages
 
-    if chromium_path() is None:
-        pytest.fail("chromium is not installed; `make test` installs it (apt-get install chromium)")
     index = render_report([FIX / "results", FIX / "run"], tmp_path / "report", baseline="iter0")
-    b = Browser()
-    try:
-        for width in (1400, 400):
-            b.set_width(width)
-            b.goto(index.as_uri())
-            assert b.eval("document.documentElement.scrollWidth") <= width  # the page never scrolls sideways
-            assert b.eval("document.querySelectorAll('.verdict li').length") >= 5
-            assert XSS in b.eval("document.querySelector('#verdict').nextElementSibling.innerText")
-            decoded = b.eval("Promise.all(Array.from(document.images).map(i => i.decode().then(() => "
-                             "[i.naturalWidth, i.getBoundingClientRect().width])))")
-            assert len(decoded) >= 8 and all(w > 0 and 0 < shown <= width for w, shown in decoded), decoded
-            if width == 1400:  # every table fits without scrolling
-                wide = b.eval("Array.from(document.querySelectorAll('table')).filter("
-                              "t => t.scrollWidth > t.parentElement.clientWidth).map(t => t.id)")
-                assert wide == []
-            order = "Array.from(document.querySelectorAll('#models tbody tr')).map(r => r.cells[0].dataset.sort)"
-            col = "Array.from(document.querySelectorAll('#models thead button')).findIndex(x => x.textContent === 'mCE')"
-            b.eval(f"document.querySelectorAll('#models thead button')[{col}].click()")
-            assert b.eval(order) == [XSS, "iter0"]  # ascending mCE: 85 before 100
-            b.eval(f"document.querySelectorAll('#models thead button')[{col}].click()")
-            assert b.eval(order) == ["iter0", XSS]
-            assert b.eval("document.querySelectorAll('script').length") == 1
-            shot = ARTIFACTS / f"report-{width}.png"
-            b.screenshot(shot)
-            assert shot.stat().st_size > 10_000
-        assert b.console_errors() == []
-    finally:
-        b.close()
+    for b, width in pages(index):  # each width: the page never scrolls sideways; no console error
+        assert b.eval("document.querySelectorAll('.verdict li').length") >= 5
+        assert XSS in b.eval("document.querySelector('#verdict').nextElementSibling.innerText")
+        decoded = b.eval("Promise.all(Array.from(document.images).map(i => i.decode().then(() => "
+                         "[i.naturalWidth, i.getBoundingClientRect().width])))")
+        assert len(decoded) >= 8 and all(w > 0 and 0 < shown <= width for w, shown in decoded), decoded
+        if width == 1400:  # every table fits without scrolling
+            wide = b.eval("Array.from(document.querySelectorAll('table')).filter("
+                          "t => t.scrollWidth > t.parentElement.clientWidth).map(t => t.id)")
+            assert wide == []
+        order = "Array.from(document.querySelectorAll('#models tbody tr')).map(r => r.cells[0].dataset.sort)"
+        col = "Array.from(document.querySelectorAll('#models thead button')).findIndex(x => x.textContent === 'mCE')"
+        b.eval(f"document.querySelectorAll('#models thead button')[{col}].click()")
+        assert b.eval(order) == [XSS, "iter0"]  # ascending mCE: 85 before 100
+        b.eval(f"document.querySelectorAll('#models thead button')[{col}].click()")
+        assert b.eval(order) == ["iter0", XSS]
+        assert b.eval("document.querySelectorAll('script').length") == 1
+        shot = ARTIFACTS / f"report-{width}.png"
+        b.screenshot(shot)
+        assert shot.stat().st_size > 10_000
 
 
 def _demo_like(tmp_path: Path) -> Path:
@@ -193,34 +183,24 @@ def _demo_like(tmp_path: Path) -> Path:
 def test_a_demo_sized_report_fits_at_1400_and_400_px(tmp_path):
     """Four models with lineage: the Models table fits at 1400 px (its text cells wrap) and scrolls inside its own
     box at 400 px; preprocessing/versions are said once; the -P table is headed by what it shows."""
-    from browser import Browser, chromium_path
+    from browser import pages
 
-    if chromium_path() is None:
-        pytest.fail("chromium is not installed; `make test` installs it (apt-get install chromium)")
     index = render_report([_demo_like(tmp_path)], tmp_path / "report", baseline="demo-iter0")
     html = index.read_text()
     assert html.count(": preprocessing ") == 1 and "all models: preprocessing " in html  # once, not per model
-    b = Browser()
-    try:
-        for width in (1400, 400):
-            b.set_width(width)
-            b.goto(index.as_uri())
-            assert b.eval("document.documentElement.scrollWidth") <= width
-            models = b.eval("(() => { const t = document.querySelector('#models'); "
-                            "return [t.scrollWidth, t.parentElement.clientWidth, t.rows.length]; })()")
-            assert models[2] == 5
-            if width == 1400:
-                assert models[0] <= models[1], models  # no clipped last column
-                wide = b.eval("Array.from(document.querySelectorAll('table')).filter("
-                              "t => t.scrollWidth > t.parentElement.clientWidth).map(t => t.id)")
-                assert wide == []
-            heads = b.eval("Array.from(document.querySelectorAll('h3')).map(h => h.textContent)")
-            assert "Flip rate per perturbation" not in heads  # FR (normalised) or flip probability, by what it holds
-            assert any(h.startswith(("FR per perturbation", "Flip probability per perturbation")) for h in heads)
-            b.screenshot(ARTIFACTS / f"report-demo-{width}.png")
-        assert b.console_errors() == []
-    finally:
-        b.close()
+    for b, width in pages(index):  # each width: the page never scrolls sideways; no console error
+        models = b.eval("(() => { const t = document.querySelector('#models'); "
+                        "return [t.scrollWidth, t.parentElement.clientWidth, t.rows.length]; })()")
+        assert models[2] == 5
+        if width == 1400:
+            assert models[0] <= models[1], models  # no clipped last column
+            wide = b.eval("Array.from(document.querySelectorAll('table')).filter("
+                          "t => t.scrollWidth > t.parentElement.clientWidth).map(t => t.id)")
+            assert wide == []
+        heads = b.eval("Array.from(document.querySelectorAll('h3')).map(h => h.textContent)")
+        assert "Flip rate per perturbation" not in heads  # FR (normalised) or flip probability, by what it holds
+        assert any(h.startswith(("FR per perturbation", "Flip probability per perturbation")) for h in heads)
+        b.screenshot(ARTIFACTS / f"report-demo-{width}.png")
 
 
 def test_per_corruption_and_perturbation_intervals_for_the_dot_plots():

@@ -9,7 +9,6 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from PIL import Image
 
 from conftest import ARTIFACTS
@@ -120,24 +119,14 @@ def test_report_shows_calibration_published_vs_measured_and_effective_robustness
 
 @pytest.mark.browser
 def test_effective_robustness_figure_in_headless_chromium(evals, tmp_path):
-    from browser import Browser, chromium_path
+    from browser import pages
 
-    if chromium_path() is None:
-        pytest.fail("chromium is not installed; `make test` installs it (apt-get install chromium)")
     index = render_report(evals, tmp_path / "r", baseline="rn50")
-    b = Browser()
-    try:
-        for width in (1400, 400):
-            b.set_width(width)
-            b.goto(index.as_uri())
-            assert b.eval("document.documentElement.scrollWidth") <= width
-            decoded = b.eval("Promise.all(Array.from(document.querySelectorAll('#effective-robustness ~ .grid img'))"
-                             ".map(i => i.decode().then(() => [i.naturalWidth, i.getBoundingClientRect().width])))")
-            assert len(decoded) >= 1 and all(w > 100 and 0 < shown <= width for w, shown in decoded), decoded
-            assert b.eval("document.querySelectorAll('#effective-table tbody tr').length") == 2
-            assert b.eval("document.querySelectorAll('#calibration-table tbody tr').length") >= 4
-            assert "outside the interval" in b.eval("document.querySelector('#published-measured').innerText")
-            b.screenshot(ARTIFACTS / f"scorecard-{width}.png")
-        assert b.console_errors() == []
-    finally:
-        b.close()
+    for b, width in pages(index):  # each width: the page never scrolls sideways; no console error
+        decoded = b.eval("Promise.all(Array.from(document.querySelectorAll('#effective-robustness ~ .grid img'))"
+                         ".map(i => i.decode().then(() => [i.naturalWidth, i.getBoundingClientRect().width])))")
+        assert len(decoded) >= 1 and all(w > 100 and 0 < shown <= width for w, shown in decoded), decoded
+        assert b.eval("document.querySelectorAll('#effective-table tbody tr').length") == 2
+        assert b.eval("document.querySelectorAll('#calibration-table tbody tr').length") >= 4
+        assert "outside the interval" in b.eval("document.querySelector('#published-measured').innerText")
+        b.screenshot(ARTIFACTS / f"scorecard-{width}.png")
