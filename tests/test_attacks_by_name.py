@@ -64,9 +64,7 @@ def test_apgd_ce_equals_the_reference_install_image_for_image(tmp_path, tiny_fol
     assert attacked["value"] < 100.0
     assert {r["metric"] for r in res.rows} == {"top1_acc", "ece", "nll", "brier"}
     # the reference: torchattacks' APGD-CE on the same [0, 1] batches, against the same normalising model
-    from nsbench.bench.corruptions import pick_indices
-
-    idx = pick_indices(len(ctx.source), 12, 0)
+    idx = ctx.pick(len(ctx.source), 12)
     want = []
     for x, y, _, _ in ctx.batches(ctx.source, idx, batch_size=5):
         atk = ta.APGD(ctx.model, eps=96 / 255, steps=5, loss="ce", seed=0, n_restarts=1)

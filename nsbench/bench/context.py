@@ -19,6 +19,7 @@ from .. import schema
 from ..data import open_source
 from ..data.loaders import auto_workers, iterate_clean, stack_uint8, to_device
 from ..data.sources import UnreadableImage
+from ..data.splits import subsample
 from ..data.transforms import IMAGENET_CROP_PCT, INTERPOLATION
 from ..lock import run_lock
 from ..models import padded_forward
@@ -168,6 +169,11 @@ class EvalContext:
         if self.limit is None:
             return n
         return self.limit if n is None else min(n, self.limit)
+
+    def pick(self, n: int, limit: int | None = None) -> np.ndarray:
+        """The items of a set of `n` a task scores: at most `limit` (and the run's --limit), drawn with the suite's
+        seed by the one subset rule (data.splits.subsample), so every model sees the same items."""
+        return subsample(n, self.cap(limit), self.suite.seed)
 
     def row(self, task: str, condition: str, metric: str, value, n: int, *, precision: str | None = None,
             **kw) -> dict:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.sources import FileSource, Source, scan_folder
-from ..data.splits import subsample as pick_indices  # noqa: F401 - one subset rule (data/splits.py); tasks import it here
+from ..data.splits import subsample
 from ..data.transforms import prepare
 from ..utils import NsbenchError, tqdm
 from . import cache as K
@@ -109,7 +109,7 @@ def build_c(source: Source, size: int, corruptions: list[str], severities: list[
     from .calibrated import REVISION, SAVED_AS, calibration_for
 
     calibration = calibration_for(size) if calibration == "auto" else calibration
-    idx = pick_indices(len(source), limit, seed)
+    idx = subsample(len(source), limit, seed)
     spec = {"kind": "C", "source": source.name, "fingerprint": source.fingerprint(), "size": size, "seed": seed,
             "n": len(idx), "imagecorruptions": md.version("imagecorruptions-imaug")}
     if calibration != "imagenet-c":  # sets built before calibrations existed keep their key

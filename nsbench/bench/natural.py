@@ -25,6 +25,7 @@ import torch
 
 from ..data.loaders import iterate_clean
 from ..data.sources import Source, scan_folder
+from ..data.splits import subsample
 from ..reference import imagenet_a_classes, imagenet_r_classes
 from ..utils import NsbenchError
 from . import cache as K
@@ -70,7 +71,6 @@ def build_a(train: Source, pool: Source, size: int, references: list, *, train_r
     until its accuracy on held-out training images stops improving. The harness never trains: the caller passes
     the trainer in. `consensus`: exclude (default) or keep the images on which every reference names one and the
     same wrong class (see the module's docstring)."""
-    from .corruptions import pick_indices
 
     refs = [{"arch": r.arch, "seed": r.seed, "kwargs": dict(r.kwargs)} for r in references]
     if not refs:
@@ -90,7 +90,7 @@ def build_a(train: Source, pool: Source, size: int, references: list, *, train_r
     if manifest:
         log.warning("%s: damaged DATASET-A files; rebuilding the set (trained references are reused)", folder)
     folder.mkdir(parents=True, exist_ok=True)
-    pool_idx = pick_indices(len(pool), pool_limit, seed)
+    pool_idx = subsample(len(pool), pool_limit, seed)
     preds, ref_stats = [], []
     for r in refs:
         idx, val_idx = _train_val(len(train), train_limit, val_limit, r["seed"])

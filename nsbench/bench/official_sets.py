@@ -24,7 +24,6 @@ from tqdm.auto import tqdm
 from ..data.sources import FileSource, scan_folder
 from ..utils import NsbenchError
 from . import calibration as CAL
-from .corruptions import pick_indices
 from .registry import TaskResult
 
 log = logging.getLogger(__name__)
@@ -62,7 +61,7 @@ def need_imagenet_1k(ctx, task: str) -> None:
 def score(ctx, task: str, src: FileSource, key: str) -> dict[str, np.ndarray]:
     """Per-image outcomes on `src` (index, correct and the calibration columns), cached per model; unreadable
     images are skipped and the indices kept say which were scored."""
-    idx = pick_indices(len(src), ctx.cap(None), ctx.suite.seed)
+    idx = ctx.pick(len(src))
 
     return ctx.cell(task, f"{key}|{src.fingerprint()}|{len(idx)}|calibration", lambda: CAL.outcomes(ctx, src, idx))
 

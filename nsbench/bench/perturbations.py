@@ -32,7 +32,8 @@ from PIL import Image
 from ..data.sources import Source
 from ..utils import NsbenchError
 from . import cache as K
-from .corruptions import base_checksums, pick_indices, run_tasks, verify_set, write_clean_set
+from ..data.splits import subsample
+from .corruptions import base_checksums, run_tasks, verify_set, write_clean_set
 
 log = logging.getLogger(__name__)
 
@@ -232,7 +233,7 @@ def build_p(source: Source, size: int, perturbations: list[str], difficulty: int
     calibration = calibration_for(size) if calibration == "auto" else calibration
     if calibration not in TABLES:
         raise NsbenchError(f"unknown -P calibration {calibration!r}; valid: auto, {', '.join(TABLES)}")
-    idx = pick_indices(len(source), limit, seed)
+    idx = subsample(len(source), limit, seed)
     spec = {"kind": "P", "source": source.name, "fingerprint": source.fingerprint(), "size": size, "seed": seed,
             "n": len(idx), "generator": "cifar-p-params-v1"}
     # every set built before calibrations existed used CIFAR-10-P's parameters (scaled by size / 32) and keeps its

@@ -13,7 +13,6 @@ from ...schema import ATTACKS, FGSM
 from ...utils import NsbenchError
 from .. import calibration as CAL
 from ..attacks import adversarial
-from ..corruptions import pick_indices
 from ..registry import TaskResult, register
 
 
@@ -42,7 +41,7 @@ def validate(t: FGSMTask) -> None:
 @register(FGSM, config=FGSMTask, order=4, validate=validate)
 def run(ctx, t: FGSMTask, norm) -> TaskResult:
     src = ctx.source
-    idx = pick_indices(len(src), ctx.cap(t.limit), ctx.suite.seed)
+    idx = ctx.pick(len(src), t.limit)
     model = ctx.model  # attacks take gradients in float32, in eval mode
     rows, per = [], []
     for eps in t.eps_255:

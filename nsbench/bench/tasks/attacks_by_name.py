@@ -26,7 +26,6 @@ from ...config import check_range
 from ...utils import NsbenchError
 from .. import calibration as CAL
 from ..attacks import check_unit_range
-from ..corruptions import pick_indices
 from ..registry import TaskResult, register
 
 PREFIX = "torchattacks:"
@@ -120,7 +119,7 @@ def condition(a: AttackSpec) -> str:
 @register("attacks", config=AttacksTask, order=5, validate=validate)
 def run(ctx, t: AttacksTask, norm) -> TaskResult:
     src = ctx.source
-    idx = pick_indices(len(src), ctx.cap(t.limit), ctx.suite.seed)
+    idx = ctx.pick(len(src), t.limit)
     model = ctx.model
     rows, per, info = [], [], []
     for a in t.run:

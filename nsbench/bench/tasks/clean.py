@@ -8,7 +8,6 @@ import pandas as pd
 
 from ...config import check_range
 from .. import calibration as CAL
-from ..corruptions import pick_indices
 from ..registry import TaskResult, register
 
 
@@ -26,7 +25,7 @@ def clean_cell(ctx) -> dict[str, np.ndarray]:
     """Per-image predictions on the clean split: index, pred, label, correct5 and the calibration columns
     (confidence, nll, brier; cached per model)."""
     src = ctx.source
-    idx = pick_indices(len(src), ctx.cap(ctx.suite.clean.limit), ctx.suite.seed)
+    idx = ctx.pick(len(src), ctx.suite.clean.limit)
 
     def local(part):
         preds, c5, ids, labels = [np.zeros(0, np.int64)], [np.zeros(0, bool)], [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]

@@ -49,7 +49,7 @@ def _official(ctx, t: CorruptionTask) -> tuple[dict, float, int, dict]:
     cells = [c for c in C.scan_imagenet_c(t.root) if c.corruption in t.corruptions and c.severity in t.severities]
     for cell in tqdm(cells, desc=f"{ctx.em.label} -C", leave=False, mininterval=2.0):
         src = C.open_official_cell(cell, ctx.em.classes)
-        idx = C.pick_indices(len(src), ctx.cap(None), ctx.suite.seed)
+        idx = ctx.pick(len(src))
         key = f"official|{cell.folder}|{len(idx)}|calibration"
         # unreadable images are skipped: the cell keeps the indices it scored
         z = ctx.cell("corruptions", key, lambda src=src, idx=idx: CAL.outcomes(ctx, src, idx))

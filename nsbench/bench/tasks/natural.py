@@ -13,7 +13,6 @@ from ...utils import NsbenchError
 from .. import cache as K
 from .. import calibration as CAL
 from .. import natural as A
-from ..corruptions import pick_indices
 from ..registry import TaskResult, register
 
 log = logging.getLogger(__name__)
@@ -63,7 +62,7 @@ def validate(t: NaturalAdversarialTask) -> None:
 
 def _official(ctx, t: NaturalAdversarialTask) -> tuple[dict, str, dict]:
     src, mask, check = A.open_official(t.root, t.mask)
-    idx = pick_indices(len(src), ctx.cap(None), ctx.suite.seed)
+    idx = ctx.pick(len(src))
 
     # unreadable images are skipped (as -C does); predictions and calibration over the 200-class label set
     z = ctx.cell("natural_adversarial", f"official|{t.root}|{t.mask}|{len(idx)}|indexed|calibration",
@@ -88,7 +87,7 @@ def _built(ctx, t: NaturalAdversarialTask) -> tuple[dict, str, dict]:
         device=ctx.device, consensus=t.consensus))
     images = K.load_array(folder / "images.npy")
     labels = np.asarray(K.load_array(folder / "labels.npy"))
-    sel = pick_indices(len(labels), ctx.cap(None), ctx.suite.seed)
+    sel = ctx.pick(len(labels))
     def score():
         z = CAL.per_image(ctx.logits(np.asarray(images)[sel]), labels[sel])
         return {"correct": z["correct"], **CAL.columns(z)}

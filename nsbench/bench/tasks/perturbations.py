@@ -15,7 +15,6 @@ from ...utils import NsbenchError, tqdm
 from .. import cache as K
 from .. import metrics as M
 from .. import perturbations as perturbation_sets
-from ..corruptions import pick_indices
 from ..registry import TaskResult, register
 
 log = logging.getLogger(__name__)
@@ -61,7 +60,7 @@ def _official(ctx, t: PerturbationTask) -> tuple[dict, dict]:
         raise NsbenchError(f"{t.root}: none of the requested ImageNet-P perturbation folders exist")
     for p in tqdm([p for p in t.perturbations if p not in absent], desc=f"{ctx.em.label} -P", leave=False, mininterval=2.0):
         videos = perturbation_sets.scan_imagenet_p(t.root, p, t.difficulty, ctx.em.classes)
-        videos = [videos[i] for i in pick_indices(len(videos), ctx.cap(None), ctx.suite.seed)]
+        videos = [videos[i] for i in ctx.pick(len(videos))]
 
         def compute(videos=videos, p=p):
             def local(part):
