@@ -3,6 +3,7 @@ reported as claims with intervals; resumed without redoing anything; bad study f
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +49,7 @@ def _mtimes(folder: Path) -> dict[str, int]:
 def test_two_variants_two_seeds_end_to_end_then_resume_redoes_nothing(tiny_folder, tmp_path, caplog):
     path = tiny_study(tmp_path, f"folder:{tiny_folder}")
     out = tmp_path / "out"
-    assert main(["study", str(path), "--out", str(out), "--workers", "0"]) == 0
+    assert main(["study", str(path), "--out", str(out), "--workers", "0", "--jobs", "1"]) == 0
     first = json.loads((out / "study.json").read_text())["last_invocation"]
     # one teacher per seed, trained once; every variant starts from its seed's teacher
     assert sorted(first["trained"]) == sorted(["teacher-seed0", "noisy_student-seed0", "no_noise-seed0",
@@ -88,7 +89,7 @@ def test_two_variants_two_seeds_end_to_end_then_resume_redoes_nothing(tiny_folde
 
     before = _mtimes(out)
     caplog.clear()
-    assert main(["study", str(path), "--out", str(out), "--workers", "0"]) == 0
+    assert main(["study", str(path), "--out", str(out), "--workers", "0", "--jobs", "1"]) == 0
     second = json.loads((out / "study.json").read_text())["last_invocation"]
     assert second["trained"] == [] and second["evaluated"] == []
     assert len(before) > 20 and _mtimes(out) == before  # no checkpoint, summary, cached cell or result rewritten
@@ -113,11 +114,11 @@ def test_a_killed_study_resumes_the_unfinished_run_only(tiny_folder, tmp_path, m
         return real(model, stage)
 
     monkeypatch.setattr(drv, "train_stage", killed)
-    assert main(["study", str(path), "--out", str(out), "--workers", "0"]) == 130
+    assert main(["study", str(path), "--out", str(out), "--workers", "0", "--jobs", "1"]) == 130
     teacher = out / "runs" / "teacher-seed0" / "iter0.pt"
     t_mtime = teacher.stat().st_mtime_ns
     monkeypatch.setattr(drv, "train_stage", real)
-    assert main(["study", str(path), "--out", str(out), "--workers", "0"]) == 0
+    assert main(["study", str(path), "--out", str(out), "--workers", "0", "--jobs", "1"]) == 0
     done = json.loads((out / "study.json").read_text())["last_invocation"]
     assert done["trained"] == ["noisy_student-seed0"] and teacher.stat().st_mtime_ns == t_mtime
     assert "teacher-seed0-iter0" in done["evaluated"] or (out / "eval" / "teacher-seed0-iter0" / "meta.json").exists()
@@ -164,7 +165,7 @@ def test_unknown_or_missing_study_lists_the_shipped_ones(capsys, tmp_path):
     assert "no such file" in capsys.readouterr().err
     assert main(["study", "paper_ablations", "--seeds", "0,x"]) == 2
     assert main(["study", "paper_ablations", "--scale", "huge"]) == 2
-    assert "not one of small, full" in capsys.readouterr().err
+    assert "not one of converged, quick, full" in capsys.readouterr().err
 
 
 def test_every_shipped_study_resolves_and_covers_the_papers_ablations():
@@ -172,26 +173,31 @@ def test_every_shipped_study_resolves_and_covers_the_papers_ablations():
     from nsbench.study import load_study
 
     shipped = list_shipped("study")
-    assert [p.stem for p in shipped] == ["paper_ablations"]
+    assert [p.stem for p in shipped] == ["paper_ablations", "paper_ablations_extended"]
+    refs = set()
     for p in shipped:
-        for scale in ("small", "full"):
+        for scale in ("converged", "quick", "full"):
             s = load_study(p, scale=scale)
-            assert len(s.seeds) >= 2 and all(s.shares_teacher.values())
+            assert len(s.seeds) >= 3 and all(s.shares_teacher.values())
             assert s.runs[0].name == "teacher-seed0" and s.runs[0].cfg.ns.iterations == 0
-    s = load_study(shipped[0])
-    spec = s.report_spec()
-    refs = {c["than"]["ref"] for t in spec["tables"] for c in t["claims"]} | {
-        c["better"]["ref"] for t in spec["tables"] for c in t["claims"]}
+        s = load_study(p)
+        assert s.scale == "converged" and s.runs[1].cfg.data.unlabeled_limit is None  # the default: converged
+        assert load_study(p, scale="quick").runs[1].cfg.data.unlabeled_limit == 8000
+        # the doubling test retrains the reference variant's student and the teacher at twice the budgets
+        d = load_study(p, check_convergence=True).doubled
+        assert {x.name for x in d if x.seed == 0} == {"teacher-x2-seed0", "noisy_student-x2-seed0"}
+        assert d[0].cfg.teacher_optim.epochs == 2 * s.runs[0].cfg.teacher_optim.epochs
+        spec = s.report_spec()
+        refs |= {c[k]["ref"] for t in spec["tables"] for c in t["claims"] for k in ("better", "than")}
     for needed in ("no_noise", "no_augmentation", "no_dropout", "no_stochastic_depth", "hard_labels", "student_larger",
                    "noisy_student@2", "noisy_student@3", "no_filter", "no_balance", "ratio_1", "init_from_teacher",
                    "teacher"):
         assert needed in refs, needed
+    s = load_study(shipped[1])
     cfg = {p.variant: p.cfg for p in s.runs if p.seed == 0 and p.variant}
     assert cfg["no_noise"].noise.randaugment is False and cfg["no_noise"].students[0].drop_rate == 0.0
-    assert cfg["student_larger"].students[0].kwargs["channel_multiplier"] == 1.25
+    assert cfg["student_larger"].students[0].kwargs == {"depth_multiplier": 2.0, "channel_multiplier": 1.25}
     assert cfg["noisy_student"].ns.iterations == 3 and cfg["hard_labels"].ns.iterations == 1
-    full = load_study(shipped[0], scale="full")
-    assert full.runs[1].cfg.data.unlabeled_limit is None and s.runs[1].cfg.data.unlabeled_limit == 8000
 
 
 def test_a_variant_that_changes_the_teacher_trains_its_own(tiny_folder, tmp_path):
@@ -238,3 +244,148 @@ def test_a_study_runs_unchanged_under_torchrun(tiny_folder, tmp_path):
         "holds", "reversed", "not resolved at this scale")
     res = subprocess.run(cmd, env=env, cwd=root, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0 and json.loads((out / "study.json").read_text())["last_invocation"]["trained"] == []
+
+
+def _run_state(out: Path) -> dict:
+    """Every run's training outcome and every checkpoint's scores: weights, validation history, results rows."""
+    import torch
+
+    from nsbench.checkpoint import load_checkpoint
+
+    state = {}
+    for run in sorted((out / "runs").iterdir()):
+        summary = json.loads((run / "summary.json").read_text())
+        state[run.name] = [(e["iteration"], e["val_top1"], e.get("final_quarter_gain")) for e in
+                           sorted(summary["iterations"], key=lambda e: e["iteration"])]
+        for ckpt in sorted(run.glob("iter*.pt")):
+            model, _ = load_checkpoint(ckpt)
+            state[f"{run.name}/{ckpt.name}"] = {k: v.clone() for k, v in model.state_dict().items()
+                                                if isinstance(v, torch.Tensor)}
+    for ev in sorted(p for p in (out / "eval").iterdir() if p.name != "cache"):
+        df = pd.read_csv(ev / "results.csv")
+        state[f"eval/{ev.name}"] = df[["task", "condition", "eps_255", "metric", "value", "n"]].to_csv(index=False)
+    return state
+
+
+def test_parallel_study_equals_serial_at_the_same_threads(tiny_folder, tmp_path):
+    """--jobs 2 (two runs at a time, each its own process pinned to one thread) trains and scores exactly what
+    --jobs 1 --threads 1 does; each run records its threads, and study.json where each job ran."""
+    import torch
+
+    path = tiny_study(tmp_path, f"folder:{tiny_folder}", seeds=[0],
+                      scales={"small": ["teacher_optim.epochs=4", "student_optim.epochs=4"], "full": []},
+                      variants={"noisy_student": {"about": "the recipe", "overrides": []},
+                                "no_noise": {"about": "no noise", "overrides": ["noise.randaugment=false"]},
+                                "hard_labels": {"about": "hard", "overrides": ["pseudo.soft=false"]}},
+                      tables=[{"title": "t", "rows": ["teacher", "noisy_student", "no_noise", "hard_labels"],
+                               "claims": [{"claim": "noise helps", "better": "noisy_student", "than": "no_noise"}]}])
+    serial, parallel = tmp_path / "serial", tmp_path / "parallel"
+    assert main(["study", str(path), "--out", str(serial), "--workers", "0", "--jobs", "1", "--threads", "1"]) == 0
+    assert main(["study", str(path), "--out", str(parallel), "--workers", "0", "--jobs", "2", "--threads", "1"]) == 0
+    a, b = _run_state(serial), _run_state(parallel)
+    assert a.keys() == b.keys() and len(a) >= 4 + 4 + 4
+    for key in a:
+        if isinstance(a[key], dict):
+            assert all(torch.equal(a[key][k], b[key][k]) for k in a[key]), key
+        else:
+            assert a[key] == b[key], key
+    done = json.loads((parallel / "study.json").read_text())["last_invocation"]
+    assert done["jobs"] == 2 and done["threads_per_job"] == 1
+    assert set(done["slots"]) == {"teacher-seed0", "noisy_student-seed0", "no_noise-seed0", "hard_labels-seed0"}
+    assert {tuple(s["cores"]) for s in done["slots"].values()} <= {(0,), (1,)} or len(os.sched_getaffinity(0)) < 2
+    for run in (serial / "runs").iterdir():
+        for out in (serial, parallel):
+            assert yaml.safe_load((out / "runs" / run.name / "config.yaml").read_text())["runtime"]["threads"] == 1
+    # the study records every run's seed, labeled draw and final-quarter gain (4 epochs: after epoch 3)
+    runs = {r["name"]: r for r in done["runs"]}
+    assert runs["no_noise-seed0"]["labeled"] == runs["teacher-seed0"]["labeled"]
+    assert all(it["quarter_epoch"] == 3 and it["final_quarter_gain"] is not None
+               for r in runs.values() for it in r["iterations"])
+    assert pd.read_csv(parallel / "report" / "claims.csv").equals(pd.read_csv(serial / "report" / "claims.csv"))
+
+
+def test_a_failed_job_stops_the_study_with_its_name(tiny_folder, tmp_path, capsys):
+    """A run that fails in its own process: no new job starts, the study exits 1 naming the run and why."""
+    path = tiny_study(tmp_path, f"folder:{tiny_folder}", seeds=[0],
+                      variants={"noisy_student": {"about": "the recipe", "overrides": []},
+                                "broken": {"about": "a student whose training diverges",
+                                           "overrides": ["student_optim.lr=1e30", "student_optim.epochs=3"]}},
+                      tables=[{"title": "t", "rows": ["teacher", "noisy_student"],
+                               "claims": [{"claim": "c", "better": "noisy_student", "than": "teacher"}]}])
+    rc = main(["study", str(path), "--out", str(tmp_path / "out"), "--workers", "0", "--jobs", "2", "--threads", "1"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "study run broken-seed0 failed" in err and "not finite" in err, err[-2000:]
+    assert err.strip().splitlines()[-1].startswith("nsbench: error: study run broken-seed0 failed")
+
+
+def test_the_doubling_test_is_recorded_and_flags_every_claim(tiny_folder, tmp_path):
+    """--check-convergence retrains the teacher and the reference student at twice the budget per seed; study.json
+    holds the per-seed changes and the verdict, and every claim carries the scale's convergence status."""
+    from nsbench.study import load_study
+
+    path = tiny_study(tmp_path, f"folder:{tiny_folder}", seeds=[0, 1],
+                      scales={"small": ["teacher_optim.epochs=2", "teacher_optim.eval_every=2"], "full": []},
+                      variants={"noisy_student": {"about": "the recipe", "overrides": []}},
+                      tables=[{"title": "t", "rows": ["teacher", "noisy_student"],
+                               "claims": [{"claim": "student beats teacher", "better": "noisy_student", "than": "teacher"}]}])
+    s = load_study(path, check_convergence=True)
+    doubled = {p.name: p.cfg for p in s.doubled}
+    assert set(doubled) == {"teacher-x2-seed0", "noisy_student-x2-seed0", "teacher-x2-seed1", "noisy_student-x2-seed1"}
+    base = {p.name: p.cfg for p in s.runs}
+    assert doubled["teacher-x2-seed1"].teacher_optim.epochs == 2 * base["teacher-seed1"].teacher_optim.epochs
+    assert doubled["noisy_student-x2-seed0"].student_optim.epochs == 2 * base["noisy_student-seed0"].student_optim.epochs
+    assert doubled["noisy_student-x2-seed0"].ns.iterations == 1
+    out = tmp_path / "out"
+    # without the check: the scale is "not tested", and every claim says so
+    assert main(["study", str(path), "--out", str(out), "--workers", "0", "--jobs", "1"]) == 0
+    claims = pd.read_csv(out / "report" / "claims.csv")
+    assert (claims.convergence == "not tested").all() and claims.note.str.contains("convergence not tested").all()
+    assert main(["study", str(path), "--out", str(out), "--workers", "0", "--jobs", "2", "--threads", "1",
+                 "--check-convergence"]) == 0
+    done = json.loads((out / "study.json").read_text())["last_invocation"]
+    assert sorted(done["trained"]) == sorted(doubled)  # the study's own runs were finished already
+    conv = done["convergence"]
+    for role, base_label, doubled_label in (("teacher", "teacher-seed{}-iter0", "teacher-x2-seed{}-iter0"),
+                                            ("student", "noisy_student-seed{}-iter1", "noisy_student-x2-seed{}-iter1")):
+        for seed in (0, 1):
+            b = pd.read_csv(out / "eval" / base_label.format(seed) / "results.csv")
+            d = pd.read_csv(out / "eval" / doubled_label.format(seed) / "results.csv")
+            top1 = [float(f[(f.task == "clean") & (f.metric == "top1_acc")].value.iloc[0]) for f in (b, d)]
+            assert conv[role]["change"][str(seed)] == pytest.approx(top1[1] - top1[0], abs=1e-4)
+        assert conv[role]["mean_change"] == pytest.approx(np.mean(list(conv[role]["change"].values())), abs=1e-4)
+        assert len(conv[role]["interval"]) == 2
+    passed = all(abs(conv[r]["mean_change"]) < 0.3 for r in ("teacher", "student"))
+    assert conv["passed"] == passed and conv["status"] == ("passed" if passed else "failed")
+    claims = pd.read_csv(out / "report" / "claims.csv")
+    assert (claims.convergence == conv["status"]).all()
+    assert claims.note.fillna("").str.contains("not converged").all() != passed
+    html = (out / "report" / "index.html").read_text()
+    assert 'id="convergence"' in html and "final-quarter gain" in html
+    assert "| converged (doubling test) |" in (out / "report" / "claims.md").read_text()
+    # the doubled runs stay out of the study's tables: only teacher and noisy_student rows
+    assert "x2" not in (out / "report" / "claims.md").read_text()
+
+
+def test_a_recorded_doubling_test_is_read_from_the_study_file(tiny_folder, tmp_path):
+    from nsbench.study.convergence import describe, doubling_test
+    from nsbench.study import load_study
+
+    path = tiny_study(tmp_path, f"folder:{tiny_folder}", convergence={
+        "measured": {"small": {"passed": False, "teacher": {"mean_change": 0.9}, "student": {"mean_change": 0.1}}}})
+    test = doubling_test(load_study(path), tmp_path / "empty")
+    assert test["status"] == "failed" and "recorded in study.yaml" in test["source"]
+    assert describe(test).startswith("NOT converged at scale small") and "teacher +0.90" in describe(test)
+    assert doubling_test(load_study(path, scale="full"), tmp_path / "empty")["status"] == "not tested"
+    with pytest.raises(NsbenchError, match="convergence.variant"):
+        load_study(tiny_study(tmp_path, f"folder:{tiny_folder}", convergence={"variant": "nope"}),
+                   check_convergence=True)
+
+
+def test_each_seed_draws_its_own_labeled_subset(tiny_folder, tmp_path):
+    from nsbench.study import load_study
+    from nsbench.training.run_data import load_data
+
+    s = load_study(tiny_study(tmp_path, f"folder:{tiny_folder}"))
+    teachers = [p for p in s.runs if p.variant is None]
+    drawn = [tuple(load_data(p.cfg).labeled_idx) for p in teachers]
+    assert [p.seed for p in teachers] == [0, 1] and drawn[0] != drawn[1]

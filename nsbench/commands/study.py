@@ -7,11 +7,14 @@ from pathlib import Path
 from ..utils import NsbenchError
 
 EXAMPLES = """examples:
-  nsbench study paper_ablations                       # the shipped study, sized for a 2-core CPU (scale small)
-  nsbench study paper_ablations --scale full --out runs/ablations-full   # the same study at the recipe's size
+  nsbench study paper_ablations                       # the central claims, converged students, 3 seeds
+  nsbench study paper_ablations_extended              # the rest of the paper's ablations at the same scale
+  nsbench study paper_ablations --scale quick         # a quick look (not converged: every claim is flagged)
   nsbench study paper_ablations --seeds 0 data.source=folder:/data/mine  # one seed (per-image tests), your data
   nsbench study my_study.yaml --out runs/mine         # your own study; rerun the same command to resume
-  torchrun --nproc_per_node=4 -m nsbench study paper_ablations --scale full
+  nsbench study paper_ablations --check-convergence   # + the doubling test: does the scale train to convergence?
+  nsbench study paper_ablations --jobs 1 --threads 2  # one run at a time (results equal --jobs 2 --threads 2)
+  torchrun --nproc_per_node=4 -m nsbench study paper_ablations
 """
 
 
@@ -23,10 +26,18 @@ def add_parser(sub) -> None:
                    help="dotted recipe overrides applied to every variant (under each variant's own)")
     p.add_argument("--out", help="study folder (default: runs/STUDY, runs/STUDY-SCALE for a scale other than the "
                                  "first)")
-    p.add_argument("--scale", help="a size the study names (e.g. small, the default, or full: the recipe's own size)")
+    p.add_argument("--scale", help="a size the study names (the first is the default; `full`: the recipe's own size)")
     p.add_argument("--seeds", help="comma-separated seeds instead of the study's, e.g. 0,1,2")
     p.add_argument("--device", help="cpu, cuda, cuda:1 or auto (runtime.device, and the evaluation's)")
     p.add_argument("--workers", type=int, help="evaluation loader processes (default: by the machine's cores)")
+    p.add_argument("--jobs", type=int, help="runs trained and scored at once, each in its own process pinned to a "
+                                            "core group or a GPU (default: one per GPU, else one per core, at most 8; "
+                                            "1 under torchrun)")
+    p.add_argument("--threads", type=int, help="torch threads per job (default: the job's share of the cores); "
+                                               "recorded as runtime.threads in each run's config.yaml")
+    p.add_argument("--check-convergence", action="store_true",
+                   help="also run the doubling test: the teacher and the reference variant's student retrained at "
+                        "twice the scale's budgets, per seed, compared in the report")
     p.set_defaults(handler=run, overrides_dest="overrides")
 
 
@@ -49,12 +60,17 @@ def run(args) -> int:
     if args.workers is not None and args.workers < 0:
         raise NsbenchError(f"--workers must be >= 0, got {args.workers}")
     path = resolve("study", args.study)
-    study = load_study(path, scale=args.scale, seeds=_seeds(args.seeds), overrides=args.overrides, device=args.device)
+    for flag in ("jobs", "threads"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            raise NsbenchError(f"--{flag} must be >= 1, got {getattr(args, flag)}")
+    study = load_study(path, scale=args.scale, seeds=_seeds(args.seeds), overrides=args.overrides, device=args.device,
+                       check_convergence=args.check_convergence)
     first = next(iter(study.spec.scales), "full")
     out = Path(args.out or (f"runs/{study.name}" if study.scale == first else f"runs/{study.name}-{study.scale}"))
     if out.exists() and not out.is_dir():
         raise NsbenchError(f"--out {out}: exists and is not a folder")
-    done = run_study(study, out, device=args.device or "auto", workers=args.workers)
+    done = run_study(study, out, device=args.device or "auto", workers=args.workers, jobs=args.jobs,
+                     threads=args.threads)
     if D.is_main():
         import logging
 
@@ -63,5 +79,8 @@ def run(args) -> int:
                  done["wall_s"])
         for c in done["claims"]:
             log.info("%s: %s", c["verdict"], c["claim"])
+        from ..study.convergence import describe
+
+        log.info("%s", describe(done["convergence"]))
         print(done["report"])
     return 0

@@ -23,7 +23,19 @@ from .load import EvalResult
 HOLDS, REVERSED, UNRESOLVED, NO_RESULT = "holds", "reversed", "not resolved at this scale", "no result"
 ZERO_VARIANCE = "no interval: zero variance across seeds"
 CLAIM_COLUMNS = ["table", "claim", "better", "than", "metric", "seeds", "better_value", "than_value", "diff",
-                 "diff_low", "diff_high", "p_value", "p_adjusted", "test", "verdict", "note", "source"]
+                 "diff_low", "diff_high", "p_value", "p_adjusted", "test", "verdict", "convergence", "note", "source"]
+
+
+def convergence_status(study: dict) -> tuple[str, str]:
+    """(status, note) of the study's scale under the doubling test (nsbench/study/convergence.py): "passed",
+    "failed" or "not tested", and for a scale that did not pass, the note every claim carries."""
+    conv = study.get("convergence") or {}
+    status = str(conv.get("status", "not tested"))
+    if status == "passed":
+        return status, ""
+    if status.startswith("failed"):
+        return status, f"models not converged at this scale ({conv.get('line', 'doubling test failed')})"
+    return status, "convergence not tested at this scale"
 
 
 def claim_verdict(low: float, high: float, higher: bool, p_adjusted: float = np.nan) -> str:
@@ -137,6 +149,12 @@ def study_tables(study: dict, evals: list[EvalResult], head: pd.DataFrame) -> tu
     tables, claims = [], []
     results = [claim_result(c, evals, head, seeds) for t in study["tables"] for c in t["claims"]]
     adjust_claims(results)
+    status, flag = convergence_status(study)
+    for r in results:
+        r["convergence"] = status
+        if flag:
+            r["note"] = "; ".join(x for x in (r["note"], flag) if x)
+    quarter = study.get("final_quarter") or {}
     results = iter(results)
     for t in study["tables"]:
         labels = {lab for r in t["rows"] for lab in r["labels"].values()}
@@ -148,8 +166,10 @@ def study_tables(study: dict, evals: list[EvalResult], head: pd.DataFrame) -> tu
                 m, lo, hi, n = _summary(head, k, r["labels"])
                 cells.append({"text": _cell_text(m, lo, hi, n), "sort": f"{m:.6g}" if F.finite(m) else "",
                               "title": f"{n} seed(s)" + (f"; 95% interval [{lo:.2f}, {hi:.2f}]" if F.finite(lo) else "")})
+            gains = [quarter[lab] for lab in r["labels"].values() if lab in quarter]
             n_seeds = len(_values(head, keys[0], r["labels"])) if keys else 0
-            rows.append({"ref": r["ref"], "about": r.get("about", ""), "seeds": n_seeds, "cells": cells})
+            rows.append({"ref": r["ref"], "about": r.get("about", ""), "seeds": n_seeds, "cells": cells,
+                         "quarter": F.signed(float(np.mean(gains)), 2) if gains else "–"})
         lines = []
         for c in t["claims"]:
             res = next(results)
@@ -160,7 +180,8 @@ def study_tables(study: dict, evals: list[EvalResult], head: pd.DataFrame) -> tu
             lines.append({**row, "metric_label": names.get(c["metric"], c["metric"]),
                           "diff_text": F.signed(res["diff"], 2), "ci": F.ci(res["diff_low"], res["diff_high"], 2),
                           "p": F.pvalues(res["p_value"], res["p_adjusted"]),
-                          "cls": {HOLDS: "good", REVERSED: "bad"}.get(res["verdict"], "")})
+                          "cls": {HOLDS: "good", REVERSED: "bad"}.get(res["verdict"], ""),
+                          "converged_cls": "good" if res["convergence"] == "passed" else "bad"})
         tables.append({"id": t["id"], "title": t["title"], "source": t.get("source", ""),
                        "columns": [names[k] for k in keys], "rows": rows, "claims": lines})
     return tables, pd.DataFrame(claims, columns=CLAIM_COLUMNS)
@@ -169,10 +190,12 @@ def study_tables(study: dict, evals: list[EvalResult], head: pd.DataFrame) -> tu
 def claims_markdown(claims: pd.DataFrame, seeds: int) -> str:
     """The claims as one Markdown table (for a README or a closing note)."""
     how = f"paired over {seeds} seeds, 95% t-interval" if seeds >= 2 else "one seed: paired bootstrap over images, 95%"
-    lines = [f"| claim | better | than | measure | difference ({how}) | p | p (Holm, {len(claims)} claims) | verdict |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [f"| claim | better | than | measure | difference ({how}) | p | p (Holm, {len(claims)} claims) | verdict "
+             f"| converged (doubling test) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for _, c in claims.iterrows():
         diff = f"{F.signed(c['diff'], 2)} {F.ci(c.diff_low, c.diff_high, 2)}".strip()
         p, adj = F.pvalue(c.p_value) or "–", F.pvalue(c.p_adjusted) or "–"
-        lines.append(f"| {c.claim} | {c.better} | {c.than} | {c.metric} | {diff} | {p} | {adj} | {c.verdict} |")
+        lines.append(f"| {c.claim} | {c.better} | {c.than} | {c.metric} | {diff} | {p} | {adj} | {c.verdict} "
+                     f"| {c.convergence} |")
     return "\n".join(lines) + "\n"

@@ -28,47 +28,141 @@ from pathlib import Path
 from .. import distributed as D
 from .. import runs as R
 from ..utils import NsbenchError, atomic_path, clean_stale_temps, log_to, read_json, write_json
+from . import convergence as C
+from . import jobs as J
 from .spec import RunPlan, Study, describe
 
 log = logging.getLogger("nsbench")
 
 
-def run_study(study: Study, out: str | Path, *, device: str = "auto", workers: int | None = None) -> dict:
+def run_study(study: Study, out: str | Path, *, device: str = "auto", workers: int | None = None,
+              jobs: int | None = None, threads: int | None = None) -> dict:
     """Train, evaluate and report `study` into `out`; return what was done (trained / evaluated run and label
-    names, the report's path, the claims and the wall time)."""
+    names, the report's path, the claims, the doubling test when the study holds its runs, and the wall time).
+
+    `jobs` runs execute at once (None: by the machine, nsbench/study/jobs.py), each pinned to `threads` threads
+    (None: its share of the cores); under torchrun the ranks share each run instead, one run at a time."""
     from ..lock import run_lock
 
     out = Path(out)
     t0 = time.time()
     D.init_from_env(device)
+    if D.is_dist() or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        jobs = 1
+    jobs = J.auto_jobs(device) if jobs is None else jobs
+    slots = J.slots(jobs, device, threads)
     lock = run_lock(out, what=f"nsbench study {study.name}") if D.is_main() else contextlib.nullcontext()
-    done = {"trained": [], "evaluated": [], "timings_s": {}}
+    done = {"trained": [], "evaluated": [], "timings_s": {}, "jobs": jobs,
+            "threads_per_job": threads if jobs == 1 else slots[0].threads}
     with lock, log_to(out / "study.log", enabled=D.env_rank() == 0):
         if D.is_main():
             for p in clean_stale_temps(out / "eval"):
                 log.info("removed %s, left by a killed run", p)
-        log.info("study %s (%s): %d run(s), %d seed(s), scale %s, into %s", study.name, study.path, len(study.runs),
-                 len(study.seeds), study.scale, out)
+        plans = [*study.runs, *study.doubled]
+        log.info("study %s (%s): %d run(s)%s, %d seed(s), scale %s, into %s; %d job(s) at a time, %s thread(s) each",
+                 study.name, study.path, len(study.runs),
+                 f" and {len(study.doubled)} for the doubling test" if study.doubled else "", len(study.seeds),
+                 study.scale, out, jobs, done["threads_per_job"] or "torch's default")
         preflight(study, out)
-        for plan in study.runs:
-            t = time.time()
-            if _train(plan, out):
-                done["trained"].append(plan.name)
-                done["timings_s"][f"train {plan.name}"] = round(time.time() - t, 1)
-            for k, label in study.checkpoints(plan):
-                t = time.time()
-                if _evaluate(study, out / "runs" / plan.name, k, label, out, device, workers):
-                    done["evaluated"].append(label)
-                    done["timings_s"][f"eval {label}"] = round(time.time() - t, 1)
+        if jobs == 1:
+            results = []
+            for plan in plans:
+                if threads:
+                    plan = J.pinned(plan, slots[0])
+                    torch_threads(threads)
+                results.append(run_job(plan, study, out, device, workers, False))
+        else:
+            todo = [J.job(p) for p in plans if not _complete(study, p, out)]
+            for p in plans:
+                if p.name not in {j.plan.name for j in todo}:
+                    log.info("%s: trained and evaluated already, skipping", p.name)
+            results = J.run_parallel(todo, slots, run_job, (study, out, device, workers, True))
+        for r in results:
+            done["trained"] += r["trained"]
+            done["evaluated"] += r["evaluated"]
+            done["timings_s"].update(r["timings_s"])
+            if "threads" in r:
+                done.setdefault("slots", {})[r["name"]] = {k: r[k] for k in ("device", "threads", "cores", "seconds")}
         report, claims = None, []
         if D.is_main():
-            report, claims = _report(study, out)
+            done["runs"] = run_records(study, out)
+            done["convergence"] = C.doubling_test(study, out)
+            report, claims = _report(study, out, done)
             log.info("report: %s", report)
         done.update(report=str(report) if report else None, claims=claims, wall_s=round(time.time() - t0, 1))
         if D.is_main():
             write_json(out / "study.json", {**describe(study), "last_invocation": done})
         D.barrier()
     return done
+
+
+def torch_threads(n: int) -> None:
+    import torch
+
+    torch.set_num_threads(n)
+
+
+def run_job(plan: RunPlan, study: Study, out: Path, device: str, workers: int | None, child: bool) -> dict:
+    """One run of the study: train (or resume, or skip) its folder, then score each of its checkpoints the study
+    reports. In a job's own process (`child`) its messages also go to the study's log."""
+    res = {"name": plan.name, "trained": [], "evaluated": [], "timings_s": {}}
+    ctx = log_to(out / "study.log") if child else contextlib.nullcontext()
+    with ctx:
+        t = time.time()
+        if _train(plan, out):
+            res["trained"].append(plan.name)
+            res["timings_s"][f"train {plan.name}"] = round(time.time() - t, 1)
+        for k, label in study.checkpoints(plan):
+            t = time.time()
+            if _evaluate(study, out / "runs" / plan.name, k, label, out, device if not plan.cfg.runtime.device
+                         .startswith("cuda:") else plan.cfg.runtime.device, workers):
+                res["evaluated"].append(label)
+                res["timings_s"][f"eval {label}"] = round(time.time() - t, 1)
+    return res
+
+
+def _complete(study: Study, plan: RunPlan, out: Path) -> bool:
+    """The run is trained and every checkpoint of it the study reports is scored (no job needed)."""
+    run = out / "runs" / plan.name
+    if not _finished(run, plan.cfg.ns.iterations):
+        return False
+    try:
+        entries = {e["iteration"]: e for e in read_json(run / R.SUMMARY)["iterations"]}
+    except (NsbenchError, KeyError, TypeError):
+        return False
+    return all(k in entries and _evaluated(out / "eval" / label, entries[k]["sha256"], _suite_record(study))
+               for k, label in study.checkpoints(plan))
+
+
+def run_records(study: Study, out: Path) -> list[dict]:
+    """Per run: its seed, the labeled subset it drew (count and a hash of the indices), the threads it trained with,
+    and per iteration the final top-1 seen in training and the final-quarter gain (training/records.py)."""
+    import hashlib
+
+    rows = []
+    for plan in [*study.runs, *study.doubled]:
+        run = out / "runs" / plan.name
+        if not (run / R.SUMMARY).is_file():
+            continue
+        rec = {"name": plan.name, "variant": plan.variant, "seed": plan.seed, "doubling_test": plan in study.doubled}
+        try:
+            split = read_json(run / R.SPLIT)
+            idx = json.dumps(split.get("labeled_indices", split.get("labeled", [])))
+            rec["labeled"] = {"n": split.get("n_labeled"), "sha256": hashlib.sha256(idx.encode()).hexdigest()[:16]}
+        except (NsbenchError, OSError):
+            pass
+        try:
+            import yaml
+
+            rec["threads"] = (yaml.safe_load((run / R.CONFIG).read_text()).get("runtime") or {}).get("threads")
+            summary = read_json(run / R.SUMMARY)
+        except (NsbenchError, OSError):
+            continue
+        rec["iterations"] = [{key: e.get(key) for key in ("iteration", "val_top1", "steps", "final_quarter_gain",
+                                                          "quarter_epoch", "train_seconds")}
+                             for e in sorted(summary.get("iterations", []), key=lambda e: e["iteration"])]
+        rows.append(rec)
+    return rows
 
 
 # ------------------------------------------------------------------------------------------------------- training
@@ -230,13 +324,28 @@ def _evaluate(study: Study, run: Path, k: int, label: str, out: Path, device: st
 
 # --------------------------------------------------------------------------------------------------------- report
 
-def _report(study: Study, out: Path) -> tuple[Path, list[dict]]:
+def _report(study: Study, out: Path, done: dict) -> tuple[Path, list[dict]]:
     from ..report.render import render_report
 
     labels = [label for plan in study.runs for _, label in study.checkpoints(plan)]
     folders = [out / "eval" / label for label in labels if (out / "eval" / label / "meta.json").is_file()]
     baseline = next((lab for lab in labels if lab.endswith("-iter0")), labels[0])
-    html = render_report(folders, out / "report", baseline=baseline, study=study.report_spec(),
+    spec = {**study.report_spec(), "convergence": {**done["convergence"], "line": C.describe(done["convergence"])},
+            "final_quarter": _final_quarter(done["runs"])}
+    log.info("%s", spec["convergence"]["line"])
+    html = render_report(folders, out / "report", baseline=baseline, study=spec,
                          title=f"nsbench study {study.name}: {study.spec.description or study.path.name}")
     claims = read_json(out / "report" / "claims.json") if (out / "report" / "claims.json").exists() else []
     return html, claims
+
+
+def _final_quarter(records: list[dict]) -> dict:
+    """label -> the final-quarter gain of that checkpoint's training (the study's own runs)."""
+    out = {}
+    for rec in records:
+        if rec["doubling_test"]:
+            continue
+        for it in rec.get("iterations", []):
+            if it.get("final_quarter_gain") is not None:
+                out[f"{rec['name']}-iter{it['iteration']}"] = it["final_quarter_gain"]
+    return out

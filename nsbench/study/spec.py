@@ -68,6 +68,19 @@ class TableSpec:
 
 
 @dataclass
+class ConvergenceSpec:
+    """The doubling test of a scale (nsbench/study/convergence.py): `variant`'s iteration-1 student and the teacher
+    retrained at `factor` x the scale's budgets (the same schedule stretched: epochs, warm-up and validation points
+    scaled) must move clean top-1 by less than `tolerance` points, mean over seeds. `measured` records the result of
+    `nsbench study NAME --check-convergence` per scale, so that a study run without the check still says whether
+    its scale passed."""
+    variant: str = "noisy_student"
+    factor: int = 2
+    tolerance: float = 0.3
+    measured: dict = field(default_factory=dict)  # scale -> {teacher, student, seeds, passed, commit, date, ...}
+
+
+@dataclass
 class StudySpec:
     name: str = ""
     description: str = ""
@@ -81,6 +94,7 @@ class StudySpec:
     overrides: list[str] = field(default_factory=list)
     variants: dict = field(default_factory=dict)  # name -> VariantSpec
     tables: list[TableSpec] = field(default_factory=list)
+    convergence: ConvergenceSpec = field(default_factory=ConvergenceSpec)
 
 
 @dataclass
@@ -104,6 +118,7 @@ class Study:
     runs: list[RunPlan]
     iterations: dict[str, int]  # variant -> its last iteration
     shares_teacher: dict[str, bool]
+    doubled: list[RunPlan] = field(default_factory=list)  # the doubling test's runs (--check-convergence), else []
 
     @property
     def name(self) -> str:
@@ -153,15 +168,16 @@ class Study:
 
 
 def load_study(path: Path, *, scale: str | None = None, seeds: list[int] | None = None, overrides: list[str] = (),
-               device: str | None = None) -> Study:
-    """Parse and check a study file and resolve every run; any problem is one NsbenchError naming the file."""
+               device: str | None = None, check_convergence: bool = False) -> Study:
+    """Parse and check a study file and resolve every run (and, with `check_convergence`, the doubling test's runs);
+    any problem is one NsbenchError naming the file."""
     try:
-        return _load(path, scale, seeds, list(overrides), device)
+        return _load(path, scale, seeds, list(overrides), device, check_convergence)
     except NsbenchError as e:
         raise NsbenchError(f"{path}: {e}") from None
 
 
-def _load(path: Path, scale, seeds, overrides, device) -> Study:
+def _load(path: Path, scale, seeds, overrides, device, check_convergence=False) -> Study:
     from ..bench.suite import load_suite
     from ..resources import resolve
 
@@ -225,9 +241,37 @@ def _load(path: Path, scale, seeds, overrides, device) -> Study:
         suite = load_suite(resolve("suite", spec.suite), spec.suite_overrides)
     except NsbenchError as e:
         raise NsbenchError(f"suite: {e}") from None
-    study = Study(path, spec, scale, seeds, suite, variants, runs, iterations, shares)
+    conv = spec.convergence
+    if conv.factor < 2 or conv.tolerance <= 0:
+        raise NsbenchError(f"convergence: factor must be >= 2 and tolerance > 0, got {conv.factor} and {conv.tolerance}")
+    if check_convergence and (conv.variant not in variants or not shares[conv.variant]):
+        raise NsbenchError(f"convergence.variant: {conv.variant!r} must be a variant that starts from the shared "
+                           f"teacher; variants: {', '.join(variants)}")
+    doubled = []
+    if check_convergence:
+        v = variants[conv.variant]
+        for seed in seeds:
+            base = config("overrides", ["ns.iterations=0"], seed)
+            longer = stretched(base, conv.factor)
+            teacher = f"{TEACHER}-x{conv.factor}-seed{seed}"
+            doubled += [
+                RunPlan(teacher, None, seed, config("convergence", ["ns.iterations=0", *longer], seed)),
+                RunPlan(f"{conv.variant}-x{conv.factor}-seed{seed}", conv.variant, seed,
+                        config("convergence", [*v.overrides, "ns.iterations=1", *longer], seed), teacher)]
+    study = Study(path, spec, scale, seeds, suite, variants, runs, iterations, shares, doubled)
     _check_tables(study)
     return study
+
+
+def stretched(cfg: TrainConfig, factor: int) -> list[str]:
+    """Overrides that run `cfg`'s teacher and student schedules over `factor` x their epochs: the same schedule
+    stretched (warm-up and validation interval scaled with it), everything else unchanged."""
+    out = []
+    for key in ("teacher_optim", "student_optim"):
+        o = getattr(cfg, key)
+        out += [f"{key}.epochs={o.epochs * factor}", f"{key}.warmup_epochs={o.warmup_epochs * factor}",
+                f"{key}.eval_every={o.eval_every * factor}"]
+    return out
 
 
 def teacher_key(cfg: TrainConfig) -> dict:
@@ -292,5 +336,10 @@ def describe(study: Study) -> dict:
     """The resolved study as plain data (written to OUT/study.json)."""
     return {"name": study.name, "file": str(study.path), "scale": study.scale, "seeds": study.seeds,
             "spec": dataclasses.asdict(study.spec),
-            "runs": [{"name": p.name, "variant": p.variant, "seed": p.seed, "iterations": p.cfg.ns.iterations,
-                      "teacher": p.teacher} for p in study.runs]}
+            "runs": [_describe_run(p) for p in study.runs],
+            "convergence_runs": [_describe_run(p) for p in study.doubled]}
+
+
+def _describe_run(p: RunPlan) -> dict:
+    return {"name": p.name, "variant": p.variant, "seed": p.seed, "iterations": p.cfg.ns.iterations,
+            "teacher": p.teacher, "threads": p.cfg.runtime.threads}

@@ -20,6 +20,12 @@ def steps_per_epoch(n_labeled: int, batch_size: int, world: int = 1) -> int:
     return max(1, math.ceil(n_labeled / (batch_size * world)))
 
 
+def quarter_mark(epochs: int) -> int | None:
+    """The epoch after which a stage's final quarter starts (epochs - floor(epochs / 4)). Stages validate there
+    always, so that each records its final-quarter gain (records.final_quarter_gain); None below 4 epochs."""
+    return epochs - epochs // 4 if epochs >= 4 else None
+
+
 @dataclass
 class Budget:
     iteration: int

@@ -192,7 +192,8 @@ def record_iteration(run: Run, k: int, final, history: list[dict], stats: dict |
     last = history[-1]
     metrics = {"val_top1": last.get("val_top1"), "val_top5": last.get("val_top5"), "val_split": cfg.data.val_split,
                "n_val": int(len(run.data.val_idx)), "train_seconds": float(sum(h["seconds"] for h in history)),
-               "steps": int(sum(h["steps"] for h in history)), "images": int(sum(h["images"] for h in history))}
+               "steps": int(sum(h["steps"] for h in history)), "images": int(sum(h["images"] for h in history)),
+               **records.final_quarter_gain(history)}
     if stats is not None:
         metrics["pseudo"] = {key: stats[key] for key in ("n_kept", "n_selected", "n_duplicated", "agreement_kept",
                                                          "precision") if key in stats}
@@ -214,8 +215,9 @@ def record_iteration(run: Run, k: int, final, history: list[dict], stats: dict |
         write_json(folder / runs.SUMMARY, run.summary)
         runs.state_path(folder, k).unlink(missing_ok=True)
     run.summary = distributed.broadcast_object(run.summary)
-    log.info("iteration %d: val top-1 %.2f%% (%s) in %.0fs", k, metrics["val_top1"], cfg.data.val_split,
-             time.time() - t0)
+    log.info("iteration %d: val top-1 %.2f%% (%s) in %.0fs%s", k, metrics["val_top1"], cfg.data.val_split,
+             time.time() - t0, f"; {metrics['final_quarter_gain']:+.2f} points over the last quarter (from epoch "
+                               f"{metrics['quarter_epoch']})" if "final_quarter_gain" in metrics else "")
     distributed.barrier()
 
 

@@ -12,6 +12,7 @@ from .. import runs
 from ..checkpoint import load_state, read_checkpoint
 from ..models import ModelSpec
 from ..utils import NsbenchError, atomic_path, file_sha256, read_json, write_json
+from .budget import quarter_mark
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,19 @@ def with_entry(summary: dict, entry: dict) -> dict:
     """`summary` with iteration `entry["iteration"]`'s entry replaced (or added)."""
     k = entry["iteration"]
     return {**summary, "iterations": [e for e in summary["iterations"] if e["iteration"] != k] + [entry]}
+
+
+def final_quarter_gain(history: list[dict]) -> dict:
+    """How much a stage's validation top-1 still rose over its last quarter: the final value less the value after
+    3/4 of the epochs (stage.quarter_mark validates there). Under an annealed schedule this is no convergence test
+    (the learning rate's decay lifts the end of every run); it is recorded so that a run still climbing steeply
+    shows it, next to the doubling test of the study's scale (nsbench/study/convergence.py)."""
+    vals = {int(h["epoch"]): h["val_top1"] for h in history if h.get("val_top1") is not None}
+    epochs = max((int(h["epoch"]) for h in history), default=0)
+    mark = quarter_mark(epochs)
+    if mark is None or mark not in vals or epochs not in vals:
+        return {}
+    return {"final_quarter_gain": round(float(vals[epochs] - vals[mark]), 4), "quarter_epoch": mark}
 
 
 def write_history(run: Path, rows: list[dict]) -> None:

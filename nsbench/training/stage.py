@@ -35,7 +35,7 @@ from ..models import autocast
 from ..tensorboard import log_epoch
 from ..utils import NsbenchError, stop_if_diverged, tqdm
 from .batches import Batch, MixedBatchSampler, MixedCollate, MixedDataset
-from .budget import steps_per_epoch as labeled_steps_per_epoch
+from .budget import quarter_mark, steps_per_epoch as labeled_steps_per_epoch
 from .optim import lr_at, make_optimizer, set_lr
 from .validate import ValSet, evaluate
 
@@ -228,7 +228,8 @@ def run_epoch(t: Trainer, cfg: StageConfig, epoch: int) -> dict:
            "train_loss": loss_sum / max(seen, 1), "images": seen * t.world,
            "images_per_s": seen * t.world / max(elapsed, 1e-9), "seconds": elapsed, "skipped": skipped}
     last = epoch + 1 == cfg.optim.epochs
-    if cfg.val is not None and (last or (epoch + 1) % max(1, cfg.optim.eval_every) == 0):
+    due = (epoch + 1) % max(1, cfg.optim.eval_every) == 0 or epoch + 1 == quarter_mark(cfg.optim.epochs)
+    if cfg.val is not None and (last or due):
         m = evaluate(t.final, cfg.val, cfg.device, cfg.runtime.channels_last, cfg.runtime.amp)
         # a diverged model stops here, before its epoch is recorded or saved as a state to resume from
         stop_if_diverged(m, stage=cfg.name, epoch=epoch + 1, epochs=cfg.optim.epochs, lr=lr)
