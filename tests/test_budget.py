@@ -37,8 +37,8 @@ def test_students_get_at_least_the_teachers_steps_and_images_by_default(n_labele
 
 def test_an_explicit_smaller_budget_is_kept_and_warned_about():
     plan = plan_budgets(_cfg(["ns.student_budget=epochs", "student_optim.epochs=2"]), 1000)
-    assert plan[1].epochs == 2 and plan[1].steps == 64 < plan[0].steps == 1200
-    assert "fewer than its teacher's 1,200 steps" in plan[1].warning
+    assert plan[1].epochs == 2 and plan[1].steps == 64 < plan[0].steps == 960
+    assert "fewer than its teacher's 960 steps" in plan[1].warning
     assert plan[2].warning is None  # iteration 2's teacher is the 64-step student
     with pytest.raises(NsbenchError, match="ns.student_budget: 'more' is not one of"):
         driver.check_choices(_cfg(["ns.student_budget=more"]))

@@ -10,9 +10,11 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from ..resources import headline, list_shipped
 
-    for kind, title in (("recipe", "recipes (nsbench train --recipe NAME)"), ("study", "studies (nsbench study NAME)"),
-                        ("suite", "suites (nsbench eval --suite NAME)")):
+    kinds = (("recipe", "recipes (nsbench train --recipe NAME)"), ("study", "studies (nsbench study NAME)"),
+             ("suite", "suites (nsbench eval --suite NAME)"))
+    width = max(16, *(len(p.stem) for kind, _ in kinds for p in list_shipped(kind)))
+    for kind, title in kinds:
         print(title)
         for path in list_shipped(kind):
-            print(f"  {path.stem:<16} {headline(path)}")
+            print(f"  {path.stem:<{width}} {headline(path)}")
     return 0

@@ -72,12 +72,13 @@ def slots(jobs: int, device: str, threads: int | None) -> list[Slot]:
     share = max(1, len(cores) // jobs)
     out = []
     for i in range(jobs):
-        group = tuple(cores[(i * share) % len(cores):][:share]) if len(cores) >= jobs else tuple(cores)
+        # more jobs than cores: every job may use every core, one thread each
+        group = tuple(cores[i * share:(i + 1) * share]) if len(cores) >= jobs else tuple(cores)
         if _uses_cuda(device) and device in ("auto", "cuda"):
             dev = f"cuda:{i % max(1, torch.cuda.device_count())}"
         else:
             dev = device
-        out.append(Slot(i, dev, group, threads or len(group)))
+        out.append(Slot(i, dev, group, threads or (len(group) if len(cores) >= jobs else 1)))
     return out
 
 
@@ -127,9 +128,8 @@ def run_parallel(jobs: list[Job], slots_: list[Slot], work, args: tuple) -> list
                                 daemon=False)
                 p.start()
                 running[slot.index] = (ready, p, time.time())
-                log.info("job %s: started on %s (%d thread(s)%s)", plan.name, slot.device, slot.threads,
-                         f", cores {','.join(map(str, slot.cores))}" if slot.device == "cpu" or
-                         not slot.device.startswith("cuda") else "")
+                where = slot.device if slot.device.startswith("cuda") else f"cores {','.join(map(str, slot.cores))}"
+                log.info("job %s: started on %s, %d thread(s)", plan.name, where, slot.threads)
             if not running:
                 if pending and not failed:  # cannot happen with a valid study: a dependency that never runs
                     raise NsbenchError(f"jobs waiting on runs that never finish: {', '.join(j.plan.name for j in pending)}")

@@ -3,16 +3,20 @@ shared cache, render one report. Resumable: a finished run, and a finished evalu
 the same suite, are skipped; the report is rendered again from saved results.
 
 ```
-OUT/study.json            the resolved study, what this invocation trained and scored, and its timings
+OUT/study.json            the resolved study; what this invocation trained and scored, where each job ran, its
+                          timings; every run's threads, labeled draw and final-quarter gains; the doubling test
 OUT/study.log             the study's log (each run also logs to its own train.log)
-OUT/runs/<name>/          one ordinary `nsbench train` run folder per variant and seed (teacher-seed<N> when shared)
+OUT/runs/<name>/          one ordinary `nsbench train` run folder per variant and seed (teacher-seed<N> when shared;
+                          teacher-x2-seed<N>, <variant>-x2-seed<N>: the doubling test's, convergence.py)
 OUT/eval/<label>/         one `nsbench eval` result folder per checkpoint (<variant>-seed<N>-iter<K>)
 OUT/eval/cache/           the suite's built sets and per-cell results, shared by every checkpoint
 OUT/report/               index.html and its data (claims.csv, claims.md, headline.csv, ...)
 ```
 
-Under torchrun every rank walks the same loop (train and evaluate are distributed-aware); the decisions to skip
-read files that rank 0 wrote before a barrier, and only rank 0 writes outside train / evaluate.
+Runs execute one job per slot (jobs.py: a process pinned to a core group or a GPU), or one after another in this
+process with --jobs 1. Under torchrun every rank walks the same loop (train and evaluate are distributed-aware);
+the decisions to skip read files that rank 0 wrote before a barrier, and only rank 0 writes outside train /
+evaluate.
 """
 from __future__ import annotations
 
@@ -64,20 +68,7 @@ def run_study(study: Study, out: str | Path, *, device: str = "auto", workers: i
                  f" and {len(study.doubled)} for the doubling test" if study.doubled else "", len(study.seeds),
                  study.scale, out, jobs, done["threads_per_job"] or "torch's default")
         preflight(study, out)
-        if jobs == 1:
-            results = []
-            for plan in plans:
-                if threads:
-                    plan = J.pinned(plan, slots[0])
-                    torch_threads(threads)
-                results.append(run_job(plan, study, out, device, workers, False))
-        else:
-            todo = [J.job(p) for p in plans if not _complete(study, p, out)]
-            for p in plans:
-                if p.name not in {j.plan.name for j in todo}:
-                    log.info("%s: trained and evaluated already, skipping", p.name)
-            results = J.run_parallel(todo, slots, run_job, (study, out, device, workers, True))
-        for r in results:
+        for r in _run_all(study, out, plans, slots, threads, device, workers):
             done["trained"] += r["trained"]
             done["evaluated"] += r["evaluated"]
             done["timings_s"].update(r["timings_s"])
@@ -96,26 +87,36 @@ def run_study(study: Study, out: str | Path, *, device: str = "auto", workers: i
     return done
 
 
-def torch_threads(n: int) -> None:
-    import torch
+def _run_all(study: Study, out: Path, plans: list[RunPlan], slots: list[J.Slot], threads: int | None, device: str,
+             workers: int | None) -> list[dict]:
+    """Every run's job: one after another in this process (one slot), else each in its own pinned process."""
+    if len(slots) == 1:
+        if threads:
+            import torch
 
-    torch.set_num_threads(n)
+            torch.set_num_threads(threads)
+        return [run_job(J.pinned(p, slots[0]) if threads else p, study, out, device, workers, False) for p in plans]
+    todo = [J.job(p) for p in plans if not _complete(study, p, out)]
+    for p in plans:
+        if p.name not in {j.plan.name for j in todo}:
+            log.info("%s: trained and evaluated already, skipping", p.name)
+    return J.run_parallel(todo, slots, run_job, (study, out, device, workers, True))
 
 
 def run_job(plan: RunPlan, study: Study, out: Path, device: str, workers: int | None, child: bool) -> dict:
     """One run of the study: train (or resume, or skip) its folder, then score each of its checkpoints the study
     reports. In a job's own process (`child`) its messages also go to the study's log."""
     res = {"name": plan.name, "trained": [], "evaluated": [], "timings_s": {}}
-    ctx = log_to(out / "study.log") if child else contextlib.nullcontext()
-    with ctx:
+    pinned_gpu = plan.cfg.runtime.device.startswith("cuda:")  # a job's GPU (jobs.pinned) scores on it too
+    with log_to(out / "study.log") if child else contextlib.nullcontext():
         t = time.time()
         if _train(plan, out):
             res["trained"].append(plan.name)
             res["timings_s"][f"train {plan.name}"] = round(time.time() - t, 1)
         for k, label in study.checkpoints(plan):
             t = time.time()
-            if _evaluate(study, out / "runs" / plan.name, k, label, out, device if not plan.cfg.runtime.device
-                         .startswith("cuda:") else plan.cfg.runtime.device, workers):
+            if _evaluate(study, out / "runs" / plan.name, k, label, out,
+                         plan.cfg.runtime.device if pinned_gpu else device, workers):
                 res["evaluated"].append(label)
                 res["timings_s"][f"eval {label}"] = round(time.time() - t, 1)
     return res
