@@ -165,7 +165,7 @@ def test_unknown_or_missing_study_lists_the_shipped_ones(capsys, tmp_path):
     assert "no such file" in capsys.readouterr().err
     assert main(["study", "paper_ablations", "--seeds", "0,x"]) == 2
     assert main(["study", "paper_ablations", "--scale", "huge"]) == 2
-    assert "not one of converged, quick, full" in capsys.readouterr().err
+    assert "not one of long, longer, quick, full" in capsys.readouterr().err
 
 
 def test_every_shipped_study_resolves_and_covers_the_papers_ablations():
@@ -176,17 +176,21 @@ def test_every_shipped_study_resolves_and_covers_the_papers_ablations():
     assert [p.stem for p in shipped] == ["paper_ablations", "paper_ablations_extended"]
     refs = set()
     for p in shipped:
-        for scale in ("converged", "quick", "full"):
+        for scale in ("long", "longer", "quick", "full"):
             s = load_study(p, scale=scale)
             assert len(s.seeds) >= 3 and all(s.shares_teacher.values())
             assert s.runs[0].name == "teacher-seed0" and s.runs[0].cfg.ns.iterations == 0
         s = load_study(p)
-        assert s.scale == "converged" and s.runs[1].cfg.data.unlabeled_limit is None  # the default: converged
+        assert s.scale == "long" and s.runs[1].cfg.data.unlabeled_limit is None  # the default: the longest measured
         assert load_study(p, scale="quick").runs[1].cfg.data.unlabeled_limit == 8000
         # the doubling test retrains the reference variant's student and the teacher at twice the budgets
         d = load_study(p, check_convergence=True).doubled
         assert {x.name for x in d if x.seed == 0} == {"teacher-x2-seed0", "noisy_student-x2-seed0"}
         assert d[0].cfg.teacher_optim.epochs == 2 * s.runs[0].cfg.teacher_optim.epochs
+        # the default scale's doubling test is recorded in the file, so every report says whether it converged
+        from nsbench.study.convergence import doubling_test
+
+        assert doubling_test(s, Path("/nonexistent"))["status"] in ("passed", "failed")
         spec = s.report_spec()
         refs |= {c[k]["ref"] for t in spec["tables"] for c in t["claims"] for k in ("better", "than")}
     for needed in ("no_noise", "no_augmentation", "no_dropout", "no_stochastic_depth", "hard_labels", "student_larger",

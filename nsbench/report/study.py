@@ -34,7 +34,9 @@ def convergence_status(study: dict) -> tuple[str, str]:
     if status == "passed":
         return status, ""
     if status.startswith("failed"):
-        return status, f"models not converged at this scale ({conv.get('line', 'doubling test failed')})"
+        moved = ", ".join(f"{role} {conv[role]['mean_change']:+.2f}" for role in ("teacher", "student")
+                          if isinstance(conv.get(role), dict) and "mean_change" in conv[role])
+        return status, "not converged at this scale" + (f" (doubling the budget moved top-1: {moved})" if moved else "")
     return status, "convergence not tested at this scale"
 
 

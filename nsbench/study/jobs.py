@@ -2,8 +2,9 @@
 group (CPU) or a GPU, each job a fresh process pinned to its slot's cores and threads.
 
 Why processes, not threads: torch's CPU kernels share one intra-op pool per process, and two multi-threaded torch
-processes on the same cores slow each other many times over; pinned single-purpose processes share a machine well
-(two 1-thread runs on 2 cores do about 1.7x the work of one 2-thread run; benchmarks/study_parallel.py).
+processes on the same cores slow each other many times over; pinned single-threaded processes share a machine
+well (on 2 cores, a two-seed study of 8 short runs went 1.33x as fast as one run at a time with 2 threads;
+benchmarks/study_parallel.py).
 
 Results equal a serial study's run at the same threads per run: every run reseeds from its own seed at each
 iteration and epoch (training/driver.py, stage.py), and a job's thread count is its run's `runtime.threads`, recorded
