@@ -60,9 +60,6 @@ def run(args) -> int:
     if args.workers is not None and args.workers < 0:
         raise NsbenchError(f"--workers must be >= 0, got {args.workers}")
     path = resolve("study", args.study)
-    for flag in ("jobs", "threads"):
-        if getattr(args, flag) is not None and getattr(args, flag) < 1:
-            raise NsbenchError(f"--{flag} must be >= 1, got {getattr(args, flag)}")
     study = load_study(path, scale=args.scale, seeds=_seeds(args.seeds), overrides=args.overrides, device=args.device,
                        check_convergence=args.check_convergence)
     first = next(iter(study.spec.scales), "full")

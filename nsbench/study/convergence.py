@@ -15,12 +15,12 @@ so every report says whether its claims rest on converged models, and which scal
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ..report.stats import seeds_interval
 from ..schema import CLEAN
 from .spec import TEACHER, Study
 
@@ -45,9 +45,8 @@ def _role(base: dict, doubled: dict) -> dict:
     if len(seeds):
         out["mean_change"] = round(float(diffs.mean()), 4)
     if len(seeds) >= 2:
-        from scipy import stats
-
-        half = float(stats.t.ppf(0.975, len(seeds) - 1) * diffs.std(ddof=1) / math.sqrt(len(seeds)))
+        _, low, high = seeds_interval(diffs)  # the 95% t-interval over seeds the study's claims use
+        half = (high - low) / 2  # about the rounded mean, as recorded in the study files
         out["interval"] = [round(out["mean_change"] - half, 4), round(out["mean_change"] + half, 4)]
     return out
 

@@ -22,7 +22,6 @@ import queue
 import time
 import traceback
 from dataclasses import dataclass
-from pathlib import Path
 
 from ..utils import NsbenchError
 
@@ -112,7 +111,7 @@ def run_parallel(jobs: list[Job], slots_: list[Slot], work, args: tuple) -> list
     pending = sorted(jobs, key=lambda j: (j.after is not None, -j.cost))
     names = {j.plan.name for j in jobs}
     done: set[str] = set()
-    running: dict[int, tuple[Job, mp.Process, float]] = {}
+    running: dict[int, tuple[Job, mp.Process]] = {}
     out, failed = [], []
     level = logging.getLogger("nsbench").getEffectiveLevel()
     try:
@@ -128,7 +127,7 @@ def run_parallel(jobs: list[Job], slots_: list[Slot], work, args: tuple) -> list
                 p = ctx.Process(target=_child, args=(work, plan, args, slot, level, results), name=plan.name,
                                 daemon=False)
                 p.start()
-                running[slot.index] = (ready, p, time.time())
+                running[slot.index] = (ready, p)
                 where = slot.device if slot.device.startswith("cuda") else f"cores {','.join(map(str, slot.cores))}"
                 log.info("job %s: started on %s, %d thread(s)", plan.name, where, slot.threads)
             if not running:
@@ -141,7 +140,7 @@ def run_parallel(jobs: list[Job], slots_: list[Slot], work, args: tuple) -> list
                 msg = None
             if msg is not None:
                 _finish(msg, running, done, out, failed)
-            for index, (j, p, t0) in list(running.items()):
+            for index, (j, p) in list(running.items()):
                 if not p.is_alive() and p.exitcode is not None:
                     p.join()
                     # the child's own report may still be in the queue; wait for it briefly
@@ -158,9 +157,9 @@ def run_parallel(jobs: list[Job], slots_: list[Slot], work, args: tuple) -> list
                           "a rerun resumes every run)", failed[0][0], len(running))
                 pending.clear()
     except BaseException:
-        for _, p, _ in running.values():
+        for _, p in running.values():
             p.terminate()
-        for _, p, _ in running.values():
+        for _, p in running.values():
             p.join()
         raise
     if failed:

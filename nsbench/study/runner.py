@@ -141,11 +141,11 @@ def run_records(study: Study, out: Path) -> list[dict]:
     import hashlib
 
     rows = []
-    for plan in [*study.runs, *study.doubled]:
+    for plan, doubling in [*((p, False) for p in study.runs), *((p, True) for p in study.doubled)]:
         run = out / "runs" / plan.name
         if not (run / R.SUMMARY).is_file():
             continue
-        rec = {"name": plan.name, "variant": plan.variant, "seed": plan.seed, "doubling_test": plan in study.doubled}
+        rec = {"name": plan.name, "variant": plan.variant, "seed": plan.seed, "doubling_test": doubling}
         try:
             split = read_json(run / R.SPLIT)
             idx = json.dumps(split.get("labeled_indices", split.get("labeled", [])))

@@ -225,9 +225,9 @@ def _load(path: Path, scale, seeds, overrides, device, check_convergence=False) 
             raise NsbenchError(f"{where}: {e}") from None
         return cfg
 
-    runs, iterations, shares = [], {}, {}
+    runs, iterations, shares, bases = [], {}, {}, {}
     for seed in seeds:
-        base = config("overrides", ["ns.iterations=0"], seed)
+        base = bases[seed] = config("overrides", ["ns.iterations=0"], seed)
         plans = []
         for name, v in variants.items():
             cfg = config(f"variant {name}", [f"ns.iterations={spec.iterations}", *v.overrides], seed)
@@ -251,8 +251,7 @@ def _load(path: Path, scale, seeds, overrides, device, check_convergence=False) 
     if check_convergence:
         v = variants[conv.variant]
         for seed in seeds:
-            base = config("overrides", ["ns.iterations=0"], seed)
-            longer = stretched(base, conv.factor)
+            longer = stretched(bases[seed], conv.factor)
             teacher = f"{TEACHER}-x{conv.factor}-seed{seed}"
             doubled += [
                 RunPlan(teacher, None, seed, config("convergence", ["ns.iterations=0", *longer], seed)),
