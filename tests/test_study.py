@@ -165,7 +165,7 @@ def test_unknown_or_missing_study_lists_the_shipped_ones(capsys, tmp_path):
     assert "no such file" in capsys.readouterr().err
     assert main(["study", "paper_ablations", "--seeds", "0,x"]) == 2
     assert main(["study", "paper_ablations", "--scale", "huge"]) == 2
-    assert "not one of long, longer, quick, full" in capsys.readouterr().err
+    assert "not one of longer, longest, long, quick, full" in capsys.readouterr().err
 
 
 def test_every_shipped_study_resolves_and_covers_the_papers_ablations():
@@ -176,12 +176,14 @@ def test_every_shipped_study_resolves_and_covers_the_papers_ablations():
     assert [p.stem for p in shipped] == ["paper_ablations", "paper_ablations_extended"]
     refs = set()
     for p in shipped:
-        for scale in ("long", "longer", "quick", "full"):
+        for scale in ("longer", "longest", "long", "quick", "full"):
             s = load_study(p, scale=scale)
             assert len(s.seeds) >= 3 and all(s.shares_teacher.values())
             assert s.runs[0].name == "teacher-seed0" and s.runs[0].cfg.ns.iterations == 0
         s = load_study(p)
-        assert s.scale == "long" and s.runs[1].cfg.data.unlabeled_limit is None  # the default: the longest measured
+        assert s.scale == "longer" and s.runs[1].cfg.data.unlabeled_limit is None  # the default: the longest measured
+        # longest doubles longer (the teachers of its doubling test are longer's doubled ones)
+        assert load_study(p, scale="longest").runs[0].cfg.teacher_optim.epochs == 2 * s.runs[0].cfg.teacher_optim.epochs
         assert load_study(p, scale="quick").runs[1].cfg.data.unlabeled_limit == 8000
         # the doubling test retrains the reference variant's student and the teacher at twice the budgets
         d = load_study(p, check_convergence=True).doubled

@@ -7,7 +7,7 @@ from pathlib import Path
 from ..utils import NsbenchError
 
 EXAMPLES = """examples:
-  nsbench study paper_ablations                       # the central claims, converged students, 3 seeds
+  nsbench study paper_ablations                       # the central claims, long-trained students, 3 seeds
   nsbench study paper_ablations_extended              # the rest of the paper's ablations at the same scale
   nsbench study paper_ablations --scale quick         # a quick look (not converged: every claim is flagged)
   nsbench study paper_ablations --seeds 0 data.source=folder:/data/mine  # one seed (per-image tests), your data
