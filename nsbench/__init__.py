@@ -4,7 +4,7 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
-    if name in ("evaluate", "train"):  # imported lazily: `import nsbench` stays light
+    if name in ("evaluate", "train", "ModelInfo", "ScoreSettings"):  # imported lazily: `import nsbench` stays light
         from . import api
 
         return getattr(api, name)

@@ -14,48 +14,58 @@ if TYPE_CHECKING:  # kept out of `import nsbench`, which stays light
     import pandas as pd
     from torch import nn
 
+    from .bench.harness import ModelInfo, ScoreSettings
     from .bench.models import EvalModel
     from .bench.suite import SuiteConfig
     from .config import TrainConfig
 
 
 def evaluate(model: str | Path | nn.Module | EvalModel, suite: str | Path | SuiteConfig = "robustness",
-             out: str | Path | None = None, *, overrides: Sequence[str] = (), label: str | None = None,
-             checkpoint: str | Path | None = None, classes: list[str] | int | None = None,
-             input_size: int | None = None, mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-             limit: int | None = None, device: str = "auto", cache_dir: str | Path | None = None,
-             normaliser: str | None = None, workers: int | None = None, batch_size: int | None = None,
-             precision: str | None = None, overwrite: bool = False) -> pd.DataFrame:
-    """Score `model` on `suite` and write its results to `out/LABEL/` (default out: reports/eval-SUITE), the
-    layout of `nsbench eval --out OUT`. Returns the result rows (a DataFrame).
+             out: str | Path | None = None, *, info: ModelInfo | None = None,
+             settings: ScoreSettings | None = None) -> pd.DataFrame:
+    """Score `model` on `suite` and write its results to `out/LABEL/`: `out` is the folder that holds one LABEL/
+    folder per model, as `nsbench eval --out OUT` lays it out (default: reports/eval-SUITE). Returns the result
+    rows (a DataFrame, as results.csv holds them); `rows.attrs["headline"]` holds every measure they hold by its
+    nsbench.schema name ({"clean_top1": 82.5, "mce": 101.3, "fgsm@8": 43.5, ...}; None where undefined), the
+    numbers `nsbench eval --json` prints.
 
-    model: an nsbench checkpoint path, "timm:NAME" / "torchvision:NAME" (hub weights, or `checkpoint=` a local
-      .safetensors / torch state dict), or any nn.Module (then `classes` and `input_size` are required, and
-      `mean`/`std` unless it takes [0, 1] images).
-    label: the results' name and folder (default: RUN-iterK for a run's checkpoint, the weights' file name for
-      `checkpoint=`, else the model's name).
-    classes: class names in output order, or a count (matched to the dataset's classes in its own order, as
-      torchvision's ImageFolder sorts folders).
-    input_size: the side the model sees (default: the checkpoint's, a timm model's pretrained config, 224 for
-      torchvision); images far smaller than an unchosen default are refused with this fix named.
-    precision: "fp32" or "bf16" (autocast), overriding the suite's (default fp32); recorded in meta.json and in
-      every bf16 row's note.
-    overwrite: replace another model's results already in `out/LABEL/` (refused otherwise).
-    Built -A sets train their reference classifiers with nsbench.training.reference.train_reference.
+    model: an nsbench checkpoint path, "timm:NAME" / "torchvision:NAME" (hub weights, or `info.checkpoint` a local
+      .safetensors / torch state dict), an EvalModel, or any nn.Module (then `info.classes` and `info.input_size`
+      are required, and `info.mean`/`info.std` unless it takes [0, 1] images).
+    suite: a shipped suite's name (`nsbench ls`), a YAML path, or a SuiteConfig.
+    info: what nsbench must be told about the model (nsbench.ModelInfo: label, checkpoint, classes, input_size,
+      mean, std); the model is resolved from it once, here.
+    settings: how to score (nsbench.ScoreSettings: overrides, limit, device, cache_dir, normaliser, workers,
+      batch_size, precision, overwrite, reference_trainer; default nsbench's -A reference trainer,
+      nsbench.training.reference.train_reference).
 
-    >>> evaluate("runs/fmnist/iter3.pt", "robustness", "out")                        # doctest: +SKIP
-    >>> evaluate(my_module, "quick", "out", classes=10, input_size=32)               # doctest: +SKIP
+    >>> evaluate("runs/fmnist/iter3.pt", "robustness", "out", settings=ScoreSettings(limit=200))   # doctest: +SKIP
+    >>> evaluate(my_module, "quick", "out", info=ModelInfo(classes=10, input_size=32))            # doctest: +SKIP
     """
-    from .bench.api import as_eval_model
-    from .bench.api import evaluate as _evaluate
-    from .training.reference import train_reference
+    import dataclasses
 
-    em = as_eval_model(model, label=label, checkpoint=checkpoint, classes=classes, input_size=input_size,
-                       mean=mean, std=std)
-    folder = eval_root(suite, out) / em.label
-    return _evaluate(em, suite, folder, overrides=list(overrides), limit=limit, device=device, cache_dir=cache_dir,
-                     normaliser=normaliser, workers=workers, batch_size=batch_size, reference_trainer=train_reference,
-                     precision=precision, overwrite=overwrite)
+    from .bench.harness import ModelInfo, ScoreSettings, as_eval_model, score
+    from .schema import headline_numbers
+
+    settings = settings or ScoreSettings()
+    if settings.reference_trainer is None:
+        from .training.reference import train_reference
+
+        settings = dataclasses.replace(settings, reference_trainer=train_reference)
+    em = as_eval_model(model, info or ModelInfo())
+    rows = score(em, suite, settings, eval_root(suite, out) / em.label)
+    rows.attrs["headline"] = headline_numbers(rows)
+    return rows
+
+
+def __getattr__(name: str):
+    """evaluate's typed options, `nsbench.ModelInfo` and `nsbench.ScoreSettings` (defined with the harness, imported
+    when first asked for: `import nsbench` stays light)."""
+    if name in ("ModelInfo", "ScoreSettings"):
+        from .bench import harness
+
+        return getattr(harness, name)
+    raise AttributeError(f"module 'nsbench.api' has no attribute {name!r}")
 
 
 def eval_root(suite, out: str | Path | None) -> Path:

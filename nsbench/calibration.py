@@ -68,6 +68,7 @@ def ece_weighted(w: np.ndarray, confidence: np.ndarray, correct: np.ndarray, n_b
 
 
 def summary(z: dict[str, np.ndarray]) -> dict[str, float]:
-    """ece (%), nll, brier of one set of per-image values."""
+    """ece (%), nll, brier of one set of per-image values: the values of the published rows (bench/calibration.rows),
+    nll and brier the means over the images of `per_image`'s."""
     return {"ece": 100 * ece(z["confidence"], z["correct"]), "nll": float(np.mean(z["nll"])),
             "brier": float(np.mean(z["brier"]))}

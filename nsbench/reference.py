@@ -28,10 +28,6 @@ P_TEST = ("gaussian_noise", "shot_noise", "motion_blur", "zoom_blur", "snow", "b
           "tilt", "scale")
 P_VALIDATION = ("speckle_noise", "gaussian_blur", "spatter", "shear")
 
-# ImageNet-P sequence lengths (hendrycks/robustness ImageNet-P/test.py: 31 frames, translate 41).
-P_FRAMES_IMAGENET = {"translate": 41}
-P_FRAMES_DEFAULT = 31
-
 
 def _rows(name: str) -> list[dict]:
     with open(_DIR / name, newline="", encoding="utf-8") as f:
@@ -82,7 +78,7 @@ def published_results() -> list[dict]:
     return [{**r, "value": float(r["value"])} for r in _rows("published_results.csv")]
 
 
-# --- scorecard (issue 23) -------------------------------------------------------------------------------------------
+# --- official shifted sets and the scorecard: ImageNet-C-bar's severities, published numbers matched by model -------
 @lru_cache(maxsize=None)
 def imagenet_c_bar_severities() -> dict[str, tuple[float, ...]]:
     """ImageNet-C-bar corruption parameters of severities 1..5; make_imagenet_c_bar.py names a severity folder

@@ -109,13 +109,13 @@ def test_named_attacks_reach_the_report(tmp_path, tiny_folder):
     reference_torchattacks()
     import pandas as pd
 
-    from nsbench.bench.api import evaluate
+    from nsbench.bench.harness import ScoreSettings, score
     from nsbench.report.render import render_report
 
     ctx, cfg = setup(tmp_path, tiny_folder, [T.AttackSpec(name="torchattacks:APGD", eps_255=96, kwargs={"steps": 2})])
     for task in ("corruptions", "perturbations", "natural_adversarial", "fgsm"):
         getattr(cfg, task).enabled = False
-    evaluate(ctx.em, cfg, tmp_path / "res", cache_dir=tmp_path / "cache", workers=0, device="cpu")
+    score(ctx.em, cfg, ScoreSettings(cache_dir=tmp_path / "cache", workers=0, device="cpu"), tmp_path / "res")
     html = render_report([tmp_path / "res"], tmp_path / "rep").read_text()
     assert 'id="attacks-table"' in html and "torchattacks:APGD(steps=2)" in html
     table = pd.read_csv(tmp_path / "rep" / "attacks_by_name.csv")

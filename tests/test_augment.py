@@ -34,16 +34,30 @@ def _hwc(x: torch.Tensor) -> np.ndarray:
     return x.permute(0, 2, 3, 1).to(torch.uint8).numpy()
 
 
+def _point_op(name: str):
+    """One point op alone on a float batch of uint8 values: its lookup table (augment.POINT_OPS) built from the batch
+    and applied, as the grouped RandAugment (augment.run) applies it to the images that drew it."""
+    def op(x: torch.Tensor, arg=None) -> torch.Tensor:
+        return A.apply_lut(x, A.POINT_OPS[name](x, A._table(x), arg))
+
+    return op
+
+
+autocontrast, equalize, invert, posterize, solarize, solarize_add, brightness, contrast = (
+    _point_op(name) for name in ("AutoContrast", "Equalize", "Invert", "Posterize", "Solarize", "SolarizeAdd",
+                                 "Brightness", "Contrast"))
+
+
 F17 = torch.full((4,), 1.7)
 PIXEL_OPS = {  # op on the batch, the same op on each PIL image
-    "brightness": (lambda x: A.brightness(x, F17), lambda im: ImageEnhance.Brightness(im).enhance(1.7)),
+    "brightness": (lambda x: brightness(x, F17), lambda im: ImageEnhance.Brightness(im).enhance(1.7)),
     "color": (lambda x: A.color(x, F17), lambda im: ImageEnhance.Color(im).enhance(1.7)),
-    "contrast": (lambda x: A.contrast(x, F17), lambda im: ImageEnhance.Contrast(im).enhance(1.7)),
+    "contrast": (lambda x: contrast(x, F17), lambda im: ImageEnhance.Contrast(im).enhance(1.7)),
     "sharpness": (lambda x: A.sharpness(x, F17), lambda im: ImageEnhance.Sharpness(im).enhance(1.7)),
-    "equalize": (A.equalize, ImageOps.equalize),
-    "invert": (A.invert, ImageOps.invert),
-    "posterize": (lambda x: A.posterize(x, torch.full((4,), 3)), lambda im: ImageOps.posterize(im, 3)),
-    "solarize": (lambda x: A.solarize(x, torch.full((4,), 100.0)), lambda im: ImageOps.solarize(im, 100)),
+    "equalize": (equalize, ImageOps.equalize),
+    "invert": (invert, ImageOps.invert),
+    "posterize": (lambda x: posterize(x, torch.full((4,), 3)), lambda im: ImageOps.posterize(im, 3)),
+    "solarize": (lambda x: solarize(x, torch.full((4,), 100.0)), lambda im: ImageOps.solarize(im, 100)),
     "shear": (lambda x: A.affine(x, _mat(1, 0.27), 128.0),
               lambda im: im.transform(im.size, Image.AFFINE, (1, 0.27, 0, 0, 1, 0), resample=Image.NEAREST,
                                       fillcolor=FILL)),
@@ -70,7 +84,7 @@ def test_each_op_equals_pil_pixel_for_pixel(name):
 def test_autocontrast_and_bilinear_resampling_match_pil():
     low = (IMAGES // 2 + 20).astype(np.uint8)
     ref = np.stack([np.asarray(ImageOps.autocontrast(Image.fromarray(im))) for im in low])
-    np.testing.assert_array_equal(_hwc(A.autocontrast(_batch(low))), ref)
+    np.testing.assert_array_equal(_hwc(autocontrast(_batch(low))), ref)
     rot = _hwc(A.affine(_batch(), A._rotation(torch.full((4,), 13.5), 36, 40), 0.0, "bilinear"))
     ref = _pil(lambda im: im.rotate(13.5, resample=Image.BILINEAR))
     diff = np.abs(rot.astype(int) - ref)
@@ -87,31 +101,31 @@ def test_point_op_tables_equal_pil_on_every_range_and_edge_case():
     lo, hi = np.triu_indices(256)
     ramps = np.clip(np.arange(256)[None], lo[:, None], hi[:, None]).reshape(-1, 16, 16).astype(np.uint8)
     ref = np.stack([np.asarray(ImageOps.autocontrast(Image.fromarray(im))) for im in ramps])
-    np.testing.assert_array_equal(A.autocontrast(_grey_batch(ramps))[:, 0].to(torch.uint8).numpy(), ref)
+    np.testing.assert_array_equal(autocontrast(_grey_batch(ramps))[:, 0].to(torch.uint8).numpy(), ref)
     # Equalize: constant, two-level, narrow, skewed and random images
     ims = [np.full((12, 12), 7), np.where(RNG.random((12, 12)) < 0.1, 3, 250), RNG.integers(100, 104, (12, 12)),
            np.minimum(RNG.exponential(20, (12, 12)), 255), RNG.integers(0, 256, (12, 12))]
     ims = np.stack(ims).astype(np.uint8)
     ref = np.stack([np.asarray(ImageOps.equalize(Image.fromarray(im))) for im in ims])
-    np.testing.assert_array_equal(A.equalize(_grey_batch(ims))[:, 0].to(torch.uint8).numpy(), ref)
+    np.testing.assert_array_equal(equalize(_grey_batch(ims))[:, 0].to(torch.uint8).numpy(), ref)
     x = _grey_batch(ims[4:5].repeat(9, 0))
     bits = torch.arange(9)  # 0 bits: black (randaugment.py's shift; Pillow 13 refuses 0)
-    got = A.posterize(x, bits)[:, 0].to(torch.uint8).numpy()
+    got = posterize(x, bits)[:, 0].to(torch.uint8).numpy()
     assert (got[0] == 0).all()
     for b in range(1, 9):
         np.testing.assert_array_equal(got[b], np.asarray(ImageOps.posterize(Image.fromarray(ims[4]), b)))
     thresholds = torch.tensor([0.0, 1, 128, 255, 256])
-    got = A.solarize(x[:5], thresholds)[:, 0].to(torch.uint8).numpy()
+    got = solarize(x[:5], thresholds)[:, 0].to(torch.uint8).numpy()
     for k, t in enumerate(thresholds.tolist()):
         np.testing.assert_array_equal(got[k], np.asarray(ImageOps.solarize(Image.fromarray(ims[4]), int(t))))
     adds = torch.tensor([0.0, 1, 60, 110, 300])  # randaugment.py solarize_add: clip(img + add) where img < 128
-    got = A.solarize_add(x[:5], adds)[:, 0].numpy()
+    got = solarize_add(x[:5], adds)[:, 0].numpy()
     for k, a in enumerate(adds.tolist()):
         v = ims[4].astype(float)
         np.testing.assert_array_equal(got[k], np.where(v < 128, np.minimum(v + a, 255), v))
     for f in (0.0, 0.1, 0.55, 1.0, 1.9):
         fs = torch.full((5,), f)
-        for ours, pil in ((A.brightness, ImageEnhance.Brightness), (A.contrast, ImageEnhance.Contrast)):
+        for ours, pil in ((brightness, ImageEnhance.Brightness), (contrast, ImageEnhance.Contrast)):
             ref = np.stack([np.asarray(pil(Image.fromarray(im)).enhance(f)) for im in ims])
             np.testing.assert_array_equal(ours(_grey_batch(ims), fs)[:, 0].to(torch.uint8).numpy(), ref)
 
@@ -120,9 +134,9 @@ def _one_image_at_a_time(ra: A.BatchRandAugment, x: torch.Tensor, gen: torch.Gen
     """RandAugment from the same draws, each image alone and each op by its own function (no grouping)."""
     p = ra.draw(len(x), gen)
     h, w = x.shape[2:]
-    singles = {"AutoContrast": A.autocontrast, "Equalize": A.equalize, "Invert": A.invert, "Posterize": A.posterize,
-               "Solarize": A.solarize, "SolarizeAdd": A.solarize_add, "Brightness": A.brightness,
-               "Contrast": A.contrast, "Color": A.color, "Sharpness": A.sharpness}
+    singles = {"AutoContrast": autocontrast, "Equalize": equalize, "Invert": invert, "Posterize": posterize,
+               "Solarize": solarize, "SolarizeAdd": solarize_add, "Brightness": brightness,
+               "Contrast": contrast, "Color": A.color, "Sharpness": A.sharpness}
     out = []
     for i in range(len(x)):
         img = x[i : i + 1].float()
@@ -330,7 +344,8 @@ def test_pseudo_labeling_a_file_source_with_workers_finishes_in_order(tmp_path):
     import dataclasses
 
     from nsbench.config import PseudoConfig
-    from nsbench.training.label import LabelConfig, teacher_probs
+    from nsbench.training.label import LabelConfig
+    from test_pseudo import teacher_probs
 
     rng = np.random.default_rng(0)
     root = tmp_path / "png"

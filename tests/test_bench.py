@@ -10,6 +10,7 @@ from PIL import Image
 from torch import nn
 
 from conftest import make_image
+from nsbench import ModelInfo, ScoreSettings
 from nsbench import reference
 from nsbench.bench import corruptions as C
 from nsbench.bench import natural as A
@@ -216,7 +217,7 @@ def test_suite_end_to_end_on_a_trained_run_resumes_from_cached_cells(tiny_run, t
 
     cache, out = tmp_path / "cache", tmp_path / "eval"
     # iteration 0 normalises itself: every CE is exactly 100
-    df0 = evaluate(str(tiny_run / "iter0.pt"), "robustness", out, overrides=TINY_SUITE, cache_dir=cache, device="cpu")
+    df0 = evaluate(str(tiny_run / "iter0.pt"), "robustness", out, settings=ScoreSettings(overrides=TINY_SUITE, cache_dir=cache, device="cpu"))
     ce = df0[df0.metric == "ce"]
     assert len(ce) == 4 and np.allclose(ce.value, 100.0)
     # 3 of the 15 benchmark corruptions at severities 1-2: never "mce", always the partial metric with its members
@@ -232,7 +233,7 @@ def test_suite_end_to_end_on_a_trained_run_resumes_from_cached_cells(tiny_run, t
 
     monkeypatch.setitem(registry._TASKS, "fgsm", dataclasses.replace(kinds["fgsm"], run=interrupted))
     with pytest.raises(KeyboardInterrupt):
-        evaluate(str(tiny_run / "iter1.pt"), "robustness", out, overrides=TINY_SUITE, cache_dir=cache, device="cpu")
+        evaluate(str(tiny_run / "iter1.pt"), "robustness", out, settings=ScoreSettings(overrides=TINY_SUITE, cache_dir=cache, device="cpu"))
     cells = {p: p.stat().st_mtime_ns for p in (cache / "cells").rglob("*.npz")}
     monkeypatch.setitem(registry._TASKS, "fgsm", kinds["fgsm"])
     assert main(["eval", "--suite", "robustness", str(tiny_run / "iter1.pt"), "--out", str(out), "--cache", str(cache),

@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from nsbench import ModelInfo, ScoreSettings
 from nsbench.bench import natural as A
 from nsbench.data.sources import ArraySource
 
@@ -50,9 +51,10 @@ def pool() -> ArraySource:
 def build(tmp_path, consensus="exclude"):
     from nsbench.bench.tasks.natural import ReferenceModel
 
-    return A.build_a(pool(), pool(), 32, [ReferenceModel(seed=s) for s in (0, 1, 2)], train_reference=fake_trainer,
-                     epochs=1, max_rounds=4, min_gain=0.5, train_limit=None, val_limit=2, batch_size=4, lr=0.1,
-                     pool_limit=None, seed=0, cache_dir=tmp_path, device=torch.device("cpu"), consensus=consensus)
+    how = A.BuildSettings(epochs=1, max_rounds=4, min_gain=0.5, train_limit=None, val_limit=2, batch_size=4, lr=0.1,
+                          pool_limit=None, seed=0, consensus=consensus)
+    return A.build_a(pool(), pool(), 32, [ReferenceModel(seed=s) for s in (0, 1, 2)], how, train_reference=fake_trainer,
+                     cache_dir=tmp_path, device=torch.device("cpu"))
 
 
 def test_consensus_images_are_excluded_and_counted(tmp_path):
@@ -82,7 +84,7 @@ def test_reference_rounds_and_a_binding_cap_are_recorded(tmp_path):
 
 def test_meta_json_and_the_report_say_what_built_a_is(tiny_folder, tmp_path):
     """End to end through evaluate(): a trainer whose references agree on some wrong classes."""
-    from nsbench.bench.api import evaluate  # the harness's entry: takes the -A reference trainer, writes into out
+    from nsbench import evaluate  # reference_trainer= replaces nsbench's own -A reference trainer
     from nsbench.report.render import render_report
 
     def h(x):
@@ -106,9 +108,9 @@ def test_meta_json_and_the_report_say_what_built_a_is(tiny_folder, tmp_path):
             "corruptions.enabled=false", "perturbations.enabled=false", "fgsm.enabled=false",
             "natural_adversarial.references=[{arch: test_resnet, seed: 0}, {arch: test_resnet, seed: 1}, "
             "{arch: test_resnet, seed: 2}]", "natural_adversarial.ref_max_rounds=2", "natural_adversarial.ref_train_limit=8"]
-    out = tmp_path / "eval"
-    evaluate(Hashed(0), "quick", out, classes=[f"class{i}" for i in range(4)], input_size=32, overrides=over, cache_dir=tmp_path / "cache",
-             device="cpu", reference_trainer=trainer, label="hashed")
+    out = tmp_path / "eval" / "hashed"  # evaluate writes OUT/LABEL/
+    evaluate(Hashed(0), "quick", out.parent, info=ModelInfo(classes=[f"class{i}" for i in range(4)], input_size=32, label="hashed"),
+             settings=ScoreSettings(overrides=over, cache_dir=tmp_path / "cache", device="cpu", reference_trainer=trainer))
     a = json.loads((out / "meta.json").read_text())["sets"]["natural_adversarial"]
     c = a["consensus"]
     assert c["n"] > 0 and c["rate"] == pytest.approx(c["n"] / a["n_all_wrong"]) and a["n"] == a["n_all_wrong"] - c["n"]

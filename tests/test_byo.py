@@ -12,7 +12,8 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import TINY_SUITE, make_image, tiny_recipe, write_folder
+from conftest import make_image, tiny_recipe
+from nsbench import ModelInfo, ScoreSettings
 from nsbench.cli import main
 from nsbench.utils import NsbenchError
 
@@ -111,9 +112,8 @@ def test_two_checkpoints_in_one_command_and_a_foreign_folder_is_not_overwritten(
     from nsbench import evaluate
 
     with pytest.raises(NsbenchError, match="already holds the results of another model"):
-        evaluate("timm:test_resnet", "quick", out, checkpoint=root / "mine32.safetensors", label="mine32",
-                 classes=4, input_size=32, overrides=[f"data.source=folder:{tiny_folder}", *CLEAN_ONLY],
-                 cache_dir=tmp_path / "cache", device="cpu")
+        evaluate("timm:test_resnet", "quick", out, info=ModelInfo(checkpoint=root / "mine32.safetensors", label="mine32", classes=4, input_size=32),
+                 settings=ScoreSettings(overrides=[f"data.source=folder:{tiny_folder}", *CLEAN_ONLY], cache_dir=tmp_path / "cache", device="cpu"))
 
 
 def test_num_classes_on_a_class_folder_dataset_follows_imagefolder_order(net32, tiny_folder, tmp_path, capsys):
@@ -211,25 +211,6 @@ def test_nsbench_train_from_python_returns_the_run_summary_and_writes_tensorboar
         nsbench.train(config=recipe, out=tmp_path / "run")
 
 
-def test_eval_json_and_v_after_the_subcommand_with_warnings_as_errors(tiny_run, tmp_path, capsys, recwarn):
-    """The whole tiny robustness suite with every warning an error: torch's "NumPy array is not writable" (read-only
-    memory-mapped sets) must not come back; a task failing on it would show as a failed row."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        assert main(["eval", str(tiny_run / "iter1.pt"), "--suite", "robustness", "--out", str(tmp_path / "o"),
-                     "--cache", str(tmp_path / "cache"), "--device", "cpu", "--json", "-v", *TINY_SUITE]) == 0
-    doc = json.loads(capsys.readouterr().out)
-    (entry,) = doc["models"]
-    label = f"{tiny_run.name}-iter1"
-    assert entry["label"] == label and entry["folder"] == str(tmp_path / "o" / label) and entry["failed"] == {}
-    df = pd.read_csv(tmp_path / "o" / label / "results.csv")
-    assert entry["headline"]["clean/top1_acc"] == pytest.approx(clean_top1(tmp_path / "o" / label))
-    assert not (df.metric == "failed").any()
-    assert "mce_partial" in "".join(entry["headline"])
-
-
 def test_offline_hub_models_fail_at_once_or_load_from_the_cache(monkeypatch, tmp_path):
     import timm
     from safetensors.torch import save_file
@@ -308,7 +289,9 @@ def test_the_python_api_is_typed_and_lazy():
     for fn in (nsbench.evaluate, nsbench.train):
         params = inspect.signature(fn).parameters.values()
         assert not any(p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL) for p in params), fn
-    assert {"input_size", "overwrite", "checkpoint", "classes"} <= set(inspect.signature(nsbench.evaluate).parameters)
+    assert {"info", "settings"} <= set(inspect.signature(nsbench.evaluate).parameters)  # typed options (issue 29)
+    assert {"input_size", "checkpoint", "classes"} <= set(inspect.signature(nsbench.ModelInfo).parameters)
+    assert {"overwrite", "limit", "precision"} <= set(inspect.signature(nsbench.ScoreSettings).parameters)
     assert {"config", "overrides", "out", "resume"} <= set(inspect.signature(nsbench.train).parameters)
     code = "import sys, nsbench; assert 'torch' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", code], env={**__import__("os").environ}).returncode == 0

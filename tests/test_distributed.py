@@ -27,9 +27,10 @@ from nsbench.data.targets import TopKTargets
 from nsbench.training.label import LabelConfig, label_unlabeled
 from nsbench.training.selection import select_pseudo_labels
 from nsbench.training.stage import StageConfig, train_stage
-from nsbench.training.store import load_selection, read_store
+from nsbench.training.store import load_selection
 from nsbench.training.validate import ValSet, evaluate
 from nsbench.utils import file_sha256, read_json
+from test_pseudo import read_store
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -157,9 +158,10 @@ def _eval_worker(rank, world, init_file, ckpt, out, suite):
     model, _ = load_checkpoint(ckpt)
     src = toy_source(n=37)  # uneven shards: 19 + 18
     m = evaluate(model, ValSet(src, np.arange(37), 32, batch_size=5), torch.device("cpu"))
-    from nsbench.api import evaluate as suite_eval
+    from nsbench.api import ScoreSettings, evaluate as suite_eval
 
-    suite_eval(ckpt, "robustness", Path(out) / "eval", overrides=suite, cache_dir=Path(out) / "cache", device="cpu")
+    suite_eval(ckpt, "robustness", Path(out) / "eval",
+               settings=ScoreSettings(overrides=suite, cache_dir=Path(out) / "cache", device="cpu"))
     if rank == 0:
         pd.DataFrame([m]).to_csv(Path(out) / "fit_eval.csv", index=False)
     dist.destroy_process_group()
@@ -178,10 +180,10 @@ def test_sharded_evaluation_matches_one_process(tmp_path, tiny_folder):
                     parent_sha256=None, config={}, metrics={})
     model, _ = load_checkpoint(tmp_path / "m.pt")
     one = evaluate(model, ValSet(toy_source(n=37), np.arange(37), 32, batch_size=5), torch.device("cpu"))
-    from nsbench.api import evaluate as suite_eval
+    from nsbench.api import ScoreSettings, evaluate as suite_eval
 
-    df_one = suite_eval(str(tmp_path / "m.pt"), "robustness", tmp_path / "one", overrides=suite,
-                        cache_dir=tmp_path / "cache1", device="cpu")
+    df_one = suite_eval(str(tmp_path / "m.pt"), "robustness", tmp_path / "one",
+                        settings=ScoreSettings(overrides=suite, cache_dir=tmp_path / "cache1", device="cpu"))
     mp.start_processes(_eval_worker, args=(2, str(tmp_path / "init"), str(tmp_path / "m.pt"), str(tmp_path / "two"), suite),
                        nprocs=2, start_method="spawn", join=True)
     two = pd.read_csv(tmp_path / "two" / "fit_eval.csv").iloc[0]

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from conftest import TINY_SUITE
+from nsbench import ModelInfo, ScoreSettings
 from nsbench import evaluate
 from nsbench.cli import main
 from nsbench.runs import model_label
@@ -37,15 +38,19 @@ def data(tiny_folder) -> list[str]:
 
 def test_an_nn_module_is_scored_through_the_python_api(tiny_folder, tmp_path):
     out = tmp_path / "oracle"
-    df = evaluate(QuadrantOracle(), "quick", out, classes=[f"class{i}" for i in range(4)], input_size=32,
-                  overrides=data(tiny_folder) + FAST, cache_dir=tmp_path / "cache", device="cpu")
+    df = evaluate(QuadrantOracle(), "quick", out, info=ModelInfo(classes=[f"class{i}" for i in range(4)], input_size=32),
+                  settings=ScoreSettings(overrides=data(tiny_folder) + FAST, cache_dir=tmp_path / "cache", device="cpu"))
     top1 = df[(df.task == "clean") & (df.metric == "top1_acc")].value.iloc[0]
     assert top1 == 100.0  # the oracle knows the rule, so the harness fed it the right pixels and labels
     meta = json.loads((out / "quadrantoracle" / "meta.json").read_text())  # out/LABEL, as `nsbench eval --out`
     assert meta["model"]["label"] == "quadrantoracle" and meta["model"]["role"] == "module"
     assert meta["results"]["rows"] == len(pd.read_csv(out / "quadrantoracle" / "results.csv"))
     with pytest.raises(NsbenchError, match="classes= .* and input_size="):
-        evaluate(QuadrantOracle(), "quick", tmp_path / "x", overrides=data(tiny_folder) + FAST)
+        evaluate(QuadrantOracle(), "quick", tmp_path / "x", settings=ScoreSettings(overrides=data(tiny_folder) + FAST))
+    with pytest.raises(TypeError, match="unexpected keyword argument 'limt'"):  # typed options: a typo is refused
+        ScoreSettings(limt=3)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'limit'"):  # options live in the settings
+        evaluate(QuadrantOracle(), "quick", tmp_path / "x", info=ModelInfo(classes=4, input_size=32), limit=3)
 
 
 def test_a_timm_state_dict_from_a_local_file(tiny_folder, tmp_path):
@@ -66,8 +71,8 @@ def test_a_timm_state_dict_from_a_local_file(tiny_folder, tmp_path):
     assert a.drop(columns="model").equals(b.drop(columns="model"))
     # the same network handed over as a module, normalised with timm's mean/std, scores the same
     cfg = timm.data.resolve_data_config({}, model=net)
-    df = evaluate(net, "quick", tmp_path / "module", classes=CLASSES, input_size=32, mean=cfg["mean"], std=cfg["std"],
-                  overrides=data(tiny_folder) + FAST, cache_dir=tmp_path / "cache", device="cpu")
+    df = evaluate(net, "quick", tmp_path / "module", info=ModelInfo(classes=CLASSES, input_size=32, mean=cfg["mean"], std=cfg["std"]),
+                  settings=ScoreSettings(overrides=data(tiny_folder) + FAST, cache_dir=tmp_path / "cache", device="cpu"))
     pick = lambda d: d[(d.task == "clean") & (d.metric == "top1_acc")].value.iloc[0]  # noqa: E731
     assert pick(df) == pick(a) and not (a.metric == "failed").any()
     with pytest.raises(NsbenchError, match=r"weights do not fit timm:test_resnet \(is --num-classes right\?\)"):

@@ -300,7 +300,8 @@ def test_a_damaged_parquet_row_group_is_skipped_and_counted(tmp_path, columns):
 def test_pseudo_labeling_an_unlabeled_parquet_source_skips_a_damaged_row_group(tmp_path):
     from nsbench.data.sources import open_source
     from nsbench.config import PseudoConfig
-    from nsbench.training.label import LabelConfig, teacher_probs
+    from nsbench.training.label import LabelConfig
+    from test_pseudo import teacher_probs
 
     path = _parquet(tmp_path / "unl", [None] * 12)  # unlabeled
     _damage_row_group(path, 2)

@@ -39,7 +39,7 @@ def test_a_report_family_demotes_what_does_not_survive_adjustment():
 
 
 def test_a_constant_per_seed_difference_is_flagged_not_holds():
-    from nsbench.report.study import ZERO_VARIANCE, claim_result
+    from nsbench.report.claims import ZERO_VARIANCE, claim_result
 
     d = S.seeds_difference({0: 81.0, 1: 82.5, 2: 80.0}, {0: 80.0, 1: 81.5, 2: 79.0})  # +1.0 in every seed
     assert d["diff"] == 1.0 and np.isnan(d["diff_low"]) and np.isnan(d["p"]) and "zero variance" in d["flag"]
@@ -56,7 +56,7 @@ def test_a_constant_per_seed_difference_is_flagged_not_holds():
 
 
 def test_study_claims_are_one_family():
-    from nsbench.report.study import HOLDS, UNRESOLVED, adjust_claims
+    from nsbench.report.claims import HOLDS, UNRESOLVED, adjust_claims
 
     def claim(p):
         return {"diff_low": 0.1, "diff_high": 1.0, "higher": True, "p_value": p, "verdict": HOLDS, "note": ""}

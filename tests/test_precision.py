@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from nsbench import ModelInfo, ScoreSettings
 from nsbench import evaluate
 from nsbench.cli import main
 from nsbench.utils import NsbenchError
@@ -40,11 +41,12 @@ def _data(tiny_folder) -> list[str]:
     return [f"data.source=folder:{tiny_folder}", "data.split=test", "data.image_size=32", *FAST]
 
 
-def _score(tiny_folder, tmp_path, name, **kw):
+def _score(tiny_folder, tmp_path, name, precision=None):
     spy = Spy()
     out = tmp_path / name
-    df = evaluate(spy, "quick", out, classes=CLASSES, input_size=32, overrides=_data(tiny_folder),
-                  cache_dir=tmp_path / "cache", device="cpu", label="spy", **kw)
+    df = evaluate(spy, "quick", out, info=ModelInfo(classes=CLASSES, input_size=32, label="spy"),
+                  settings=ScoreSettings(overrides=_data(tiny_folder), cache_dir=tmp_path / "cache", device="cpu",
+                                         precision=precision))
     return spy, df, json.loads((out / "spy" / "meta.json").read_text())  # out/LABEL/, as the CLI
 
 
@@ -75,7 +77,8 @@ def test_bf16_from_the_command_line_and_the_suite(tiny_folder, tmp_path):
     with pytest.raises(NsbenchError, match="precision must be fp32 or bf16, got 'fp16'"):
         load_suite(resolve("suite", "quick"), ["precision=fp16"])
     with pytest.raises(NsbenchError, match="precision must be fp32 or bf16"):
-        evaluate(Spy(), "quick", tmp_path / "x", classes=CLASSES, input_size=32, precision="half")
+        evaluate(Spy(), "quick", tmp_path / "x", info=ModelInfo(classes=CLASSES, input_size=32),
+                 settings=ScoreSettings(precision="half"))
     torch.manual_seed(0)
     import timm
 

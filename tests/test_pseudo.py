@@ -15,13 +15,39 @@ from nsbench.data.sources import ArraySource
 from nsbench.data.targets import dense_targets
 from nsbench.data.transforms import prepare_batch
 from nsbench.models import ModelSpec, build_model
-from nsbench.training.label import LabelConfig, label_unlabeled, teacher_probs, topk_targets, untempered_confidence
-from nsbench.training.selection import plan_and_select, select, select_pseudo_labels
-from nsbench.training.store import ShardWriter, is_complete, load_selection, read_store, shard_name
+from nsbench.training.label import LabelConfig, label_unlabeled, teacher_batches, topk_targets, untempered_confidence
+from nsbench.training.selection import plan_and_select, select_pseudo_labels
+from nsbench.training.store import ShardWriter, column, is_complete, load_selection, shard_name, shard_paths
+from nsbench.utils import read_json
+from test_values_training import select, selected
 
 C = 4
 LOGITS = torch.tensor([[2.0, 1.0, 0.0, -1.0], [0.0, 0.0, 3.0, 0.0], [1.0, 1.2, 0.9, 1.1],
                        [-2.0, 0.0, 0.5, 4.0], [0.3, 0.2, 0.1, 0.0], [5.0, -5.0, 0.0, 0.0]])
+
+
+def teacher_probs(model: nn.Module, source, indices: np.ndarray, cfg: LabelConfig,
+                  progress: bool = True) -> tuple[np.ndarray, np.ndarray, int]:
+    """All of label.teacher_batches at once: (probs [n, C], indices [n], n_skipped)."""
+    probs, idxs, skipped = [], [], 0
+    for p, i, sk in teacher_batches(model, source, indices, cfg, progress):
+        skipped += sk
+        if len(i):
+            probs.append(p)
+            idxs.append(i)
+    if not probs:
+        return np.zeros((0, 0), np.float32), np.zeros(0, np.int64), skipped
+    return np.concatenate(probs), np.concatenate(idxs), skipped
+
+
+def read_store(store: Path, columns: list[str] | None = None) -> dict[str, np.ndarray]:
+    """A store's shards concatenated (only `columns`), the whole store in memory."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    shards = shard_paths(store, read_json(store / "stats.json")["world_size"])
+    table = pa.concat_tables([pq.read_table(s, columns=columns) for s in shards])
+    return {name: column(table, name) for name in table.column_names}
 
 
 def job(size: int = 32, **pseudo) -> LabelConfig:
@@ -81,43 +107,44 @@ def test_topk_keeps_largest_and_renormalises():
     assert (dense > 0).sum(1).tolist() == [2] * 6
 
 
-def test_filter_and_balance_give_exact_per_class_counts():
+def test_filter_and_balance_give_exact_per_class_counts(tmp_path):
     # class 0: 6 images, class 1: 2 images, class 2: 3 images (one below threshold), class 3: none
     hard = np.array([0, 0, 0, 0, 0, 0, 1, 1, 2, 2, 2])
     conf = np.array([.9, .8, .7, .6, .5, .95, .6, .4, .9, .2, .7])
-    sel = select(conf, hard, 4, threshold=0.3, balance=True, per_class=4, true_labels=None)
-    per = {p["class"]: p for p in sel.stats["per_class"]}
-    assert sel.stats["n_filtered"] == 1 and sel.stats["n_kept"] == 10
+    stats, rows = selected(tmp_path, conf, hard, np.full(len(hard), -1), 4, True, 4, threshold=0.3)
+    positions = np.array(rows)
+    per = {p["class"]: p for p in stats["per_class"]}
+    assert stats["n_filtered"] == 1 and stats["n_kept"] == 10
     assert [per[c]["selected"] for c in range(4)] == [4, 4, 4, 0]
     assert [per[c]["duplicated"] for c in range(4)] == [0, 2, 2, 0]
     assert per[0]["dropped_by_balance"] == 2
     # class 0 keeps its four most confident: rows 5 (.95), 0 (.9), 1 (.8), 2 (.7)
-    assert sorted(sel.positions[np.isin(sel.positions, np.arange(6))].tolist()) == [0, 1, 2, 5]
+    assert sorted(positions[np.isin(positions, np.arange(6))].tolist()) == [0, 1, 2, 5]
     # class 1 (two images) repeats both twice; class 2 (two kept) repeats both twice
-    assert sorted(sel.positions[hard[sel.positions] == 1].tolist()) == [6, 6, 7, 7]
-    assert sorted(sel.positions[hard[sel.positions] == 2].tolist()) == [8, 8, 10, 10]
-    assert 9 not in sel.positions  # below the threshold
+    assert sorted(positions[hard[positions] == 1].tolist()) == [6, 6, 7, 7]
+    assert sorted(positions[hard[positions] == 2].tolist()) == [8, 8, 10, 10]
+    assert 9 not in positions  # below the threshold
 
 
-def test_balance_target_mean_and_uneven_duplication():
+def test_balance_target_mean_and_uneven_duplication(tmp_path):
     hard = np.array([0] * 5 + [1] * 2)
     conf = np.array([.9, .9, .9, .9, .9, .8, .7])
-    sel = select(conf, hard, 2, threshold=0.3, balance=True, per_class="mean")
-    assert sel.stats["per_class_target"] == 4  # round(mean(5, 2)) = round(3.5) = 4
-    per = sel.stats["per_class"]
-    assert per[1]["selected"] == 4 and sorted(sel.positions[sel.positions >= 5].tolist()) == [5, 5, 6, 6]
-    sel3 = select(conf, hard, 2, threshold=0.3, balance=True, per_class=5)
+    stats, rows = selected(tmp_path / "mean", conf, hard, np.full(7, -1), 2, True, "mean", threshold=0.3)
+    assert stats["per_class_target"] == 4  # round(mean(5, 2)) = round(3.5) = 4
+    per = stats["per_class"]
+    assert per[1]["selected"] == 4 and [r for r in rows if r >= 5] == [5, 5, 6, 6]
+    _, rows5 = selected(tmp_path / "five", conf, hard, np.full(7, -1), 2, True, 5, threshold=0.3)
     # 5 = 2 whole repeats + the single most confident once more
-    assert sorted(sel3.positions[sel3.positions >= 5].tolist()) == [5, 5, 5, 6, 6]
+    assert [r for r in rows5 if r >= 5] == [5, 5, 5, 6, 6]
 
 
-def test_no_balance_keeps_filtered_set_and_reports_agreement():
+def test_no_balance_keeps_filtered_set_and_reports_agreement(tmp_path):
     hard = np.array([0, 1, 1, 2])
     conf = np.array([.9, .2, .8, .5])
-    sel = select(conf, hard, 3, threshold=0.3, balance=False, per_class="mean", true_labels=np.array([0, 1, 2, 2]))
-    assert sorted(sel.positions.tolist()) == [0, 2, 3]
-    assert sel.stats["agreement_all"] == pytest.approx(0.75)
-    assert sel.stats["agreement_kept"] == pytest.approx(2 / 3)
+    stats, rows = selected(tmp_path, conf, hard, np.array([0, 1, 2, 2]), 3, False, "mean", threshold=0.3)
+    assert rows == [0, 2, 3]
+    assert stats["agreement_all"] == pytest.approx(0.75)
+    assert stats["agreement_kept"] == pytest.approx(2 / 3)
 
 
 def test_noise_does_not_leak_into_pseudo_labeling():

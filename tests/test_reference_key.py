@@ -7,7 +7,7 @@ import types
 import numpy as np
 import torch
 
-from nsbench.bench.natural import build_a
+from nsbench.bench.natural import BuildSettings, build_a
 from nsbench.data.sources import ArraySource
 from nsbench.training import reference
 
@@ -34,9 +34,10 @@ def _trainer(recipe: dict | None):
 
 def _build(trainer, cache):
     refs = [types.SimpleNamespace(arch="test_resnet", seed=0, kwargs={})]
-    return build_a(_source("train"), _source("pool"), 32, refs, train_reference=trainer, epochs=1, max_rounds=2,
-                   min_gain=0.5, train_limit=None, val_limit=4, batch_size=8, lr=1e-3, pool_limit=None, seed=0,
-                   cache_dir=cache, device=torch.device("cpu"))
+    how = BuildSettings(epochs=1, max_rounds=2, min_gain=0.5, train_limit=None, val_limit=4, batch_size=8, lr=1e-3,
+                        pool_limit=None, seed=0)
+    return build_a(_source("train"), _source("pool"), 32, refs, how, train_reference=trainer, cache_dir=cache,
+                   device=torch.device("cpu"))
 
 
 def test_the_reference_trainers_recipe_is_part_of_the_a_key(tmp_path):

@@ -22,14 +22,14 @@ XSS = "<script>alert(1)</script>"
 @pytest.fixture
 def no_models(monkeypatch):
     """Any attempt to build or run a model fails the test: reports come from saved results only."""
-    import nsbench.bench.api as R
+    import nsbench.bench.harness as R
     import nsbench.models as M
 
     def boom(*a, **k):
         raise AssertionError("the report ran a model")
 
     monkeypatch.setattr(M, "build_model", boom)
-    monkeypatch.setattr(R, "evaluate", boom)
+    monkeypatch.setattr(R, "score", boom)
 
 
 def test_render_from_fixture_results_without_running_a_model(tmp_path, no_models):
@@ -206,7 +206,7 @@ def test_a_demo_sized_report_fits_at_1400_and_400_px(tmp_path):
 def test_per_corruption_and_perturbation_intervals_for_the_dot_plots():
     """Each CE / FR dot gets a 95% bootstrap interval around its saved value (the normaliser's own CE = 100 has
     none to speak of), computed as the headline means are; cells without per-image outcomes get none."""
-    from nsbench.report import tables as T
+    from nsbench.report import conditions as T
     from nsbench.report.headline import condition_intervals
     from nsbench.report.load import load_inputs
 

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from conftest import ARTIFACTS
-from nsbench.bench.api import evaluate
+from nsbench.bench.harness import ScoreSettings, score
 from nsbench.bench.models import EvalModel
 from nsbench.bench.suite import SuiteConfig
 from nsbench.report.effective import inv_logit, logit
@@ -55,8 +55,8 @@ def evals(tmp_path_factory):
             getattr(cfg, task).enabled = False
         cfg.imagenet_v2.enabled, cfg.imagenet_v2.root = True, str(root / "v2")
         cfg.imagenet_v2.variants = ["matched-frequency"]
-        evaluate(model(label, arch, classes), cfg, tmp / "results" / label, cache_dir=tmp / "cache", workers=0,
-                 device="cpu")
+        score(model(label, arch, classes), cfg, ScoreSettings(cache_dir=tmp / "cache", workers=0, device="cpu"),
+              tmp / "results" / label)
         out.append(tmp / "results" / label)
     return out
 

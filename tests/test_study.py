@@ -127,7 +127,7 @@ def test_a_killed_study_resumes_the_unfinished_run_only(tiny_folder, tmp_path, m
 
 
 def test_one_seed_claims_use_the_per_image_paired_test():
-    from nsbench.report.study import claim_verdict
+    from nsbench.report.claims import claim_verdict
 
     assert claim_verdict(0.5, 2.0, True) == "holds" and claim_verdict(-2.0, -0.5, True) == "reversed"
     assert claim_verdict(-0.5, 2.0, True) == "not resolved at this scale"

@@ -92,20 +92,33 @@ def test_relative_ce_with_different_clean_errors():
     assert M.relative_ce([0.05, 0.1], 0.1, [0.5, 0.6], 0.2) == pytest.approx(-0.05 / 0.7, abs=1e-12)
 
 
-def test_mce_and_relative_mce_by_hand_over_the_corruptions_present():
+def test_mce_and_relative_mce_by_hand_over_the_corruptions_present(tmp_path):
     errors = {"fog": [0.2, 0.4], "snow": [0.3, 0.3], "frost": [0.6, 0.6], "extra": [0.9, 0.9]}
     ref = {"fog": [0.4, 0.4], "snow": [0.2, 0.4], "frost": [0.8, 0.4], "blur": [0.5, 0.5]}
-    names = ["fog", "snow", "frost", "blur"]  # blur has no model errors, extra is not requested
+    names = ["fog", "snow", "frost"]  # in both: blur has no model errors, extra has no normaliser
     ces = [0.6 / 0.8, 0.6 / 0.6, 1.2 / 1.2]
-    assert M.mce(errors, ref, names) == pytest.approx(100 * np.mean(ces), abs=1e-10)
+    assert M.normalised_mean([M.ce(errors[c], ref[c]) for c in names]) == pytest.approx(100 * np.mean(ces), abs=1e-10)
     rel = [(0.6 - 2 * 0.1) / (0.8 - 2 * 0.15), (0.6 - 0.2) / (0.6 - 0.3), (1.2 - 0.2) / (1.2 - 0.3)]
-    assert M.relative_mce(errors, 0.1, ref, 0.15, names) == pytest.approx(100 * np.mean(rel), abs=1e-10)
-    assert np.isnan(M.mce(errors, ref, ["blur"])) and np.isnan(M.relative_mce(errors, 0.1, ref, 0.1, []))
+    assert M.normalised_mean([M.relative_ce(errors[c], 0.1, ref[c], 0.15) for c in names]) == pytest.approx(
+        100 * np.mean(rel), abs=1e-10)
+    # the -C task takes the same corruptions (those in both) for its partial means
+    cfg = SuiteConfig(name="t")
+    cfg.corruptions.severities = [1, 2]
+    ctx = _ctx(tmp_path, cfg)
+    rows = TC._normalised_rows(ctx, cfg.corruptions, errors, 0.1, (ref, 0.15), "ref", 7)
+    got = {r["metric"]: r for r in rows if r["condition"] == "all"}
+    assert got["mce_partial"]["value"] == pytest.approx(100 * np.mean(ces), abs=1e-10)
+    assert got["relative_mce_partial"]["value"] == pytest.approx(100 * np.mean(rel), abs=1e-10)
+    assert got["mce_partial"]["note"].startswith("partial: 3 of 15 benchmark corruptions; missing: gaussian_noise")
+    # none of them in both: no mean at all (undefined, never NaN)
+    rows = TC._normalised_rows(ctx, cfg.corruptions, {"extra": [0.9, 0.9]}, 0.1, (ref, 0.15), "ref", 7)
+    assert [(r["metric"], r["value"]) for r in rows] == [("mce_partial", None), ("relative_mce_partial", None)]
 
 
-def test_relative_mce_against_alexnet_with_a_model_of_its_own_clean_error():
+def test_relative_mce_against_alexnet_with_a_model_of_its_own_clean_error(tmp_path):
     """Relative mCE against the published AlexNet table for errors that are AlexNet's minus 0.1 with a clean error
-    of 0.2: each relative CE is sum(E_a - 0.1 - 0.2) / sum(E_a - 0.43478), computed here from the CSV itself."""
+    of 0.2, as the -C task publishes it: each relative CE is sum(E_a - 0.1 - 0.2) / sum(E_a - 0.43478), computed here
+    from the CSV itself."""
     with open(REF_DATA / "imagenet_c_alexnet_error.csv") as f:
         rows = {r["corruption"]: r for r in csv.DictReader(f)}
     alex = {c: [float(r[f"severity_{s}"]) for s in range(1, 6)] for c, r in rows.items()}
@@ -113,9 +126,12 @@ def test_relative_mce_against_alexnet_with_a_model_of_its_own_clean_error():
     model = {c: [e - 0.1 for e in v] for c, v in alex.items()}
     expect_rel = np.mean([sum(e - 0.3 for e in alex[c]) / sum(e - 0.43478 for e in alex[c]) for c in bench])
     expect_ce = np.mean([sum(e - 0.1 for e in alex[c]) / sum(alex[c]) for c in bench])
-    got_rel = M.relative_mce(model, 0.2, reference.alexnet_c_errors(), reference.ALEXNET_CLEAN_ERR, reference.C_BENCHMARK)
-    assert got_rel == pytest.approx(100 * expect_rel, abs=1e-9)
-    assert M.mce(model, reference.alexnet_c_errors(), reference.C_BENCHMARK) == pytest.approx(100 * expect_ce, abs=1e-9)
+    cfg = SuiteConfig(name="t")
+    rows = TC._normalised_rows(_ctx(tmp_path, cfg), cfg.corruptions, model, 0.2,
+                               (reference.alexnet_c_errors(), reference.ALEXNET_CLEAN_ERR), "AlexNet", 10)
+    got = {r["metric"]: r["value"] for r in rows if r["condition"] == "all"}
+    assert got["relative_mce"] == pytest.approx(100 * expect_rel, abs=1e-9)
+    assert got["mce"] == pytest.approx(100 * expect_ce, abs=1e-9)
     assert reference.ALEXNET_CLEAN_ERR == 0.43478 and sorted(bench) == sorted(reference.C_BENCHMARK)
 
 

@@ -4,6 +4,7 @@ student's batches (counted by the model itself, from the image ids written into 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -68,6 +69,59 @@ class Recorder(nn.Module):
         out = self.lin(x.flatten(1))
         self.seen.append(((x[:, 0, 0, 0] * 255).round().long().numpy(), out.detach().double().numpy()))
         return out
+
+
+@dataclass
+class Selection:
+    positions: np.ndarray  # rows, repeated once per use (duplicates for short classes)
+    stats: dict
+
+
+def select(confidence: np.ndarray, hard: np.ndarray, num_classes: int, threshold: float, balance: bool,
+           per_class: int | str, true_labels: np.ndarray | None = None) -> Selection:
+    """The selection rule written out on arrays held in memory, the reference that the store's streaming
+    `selection.plan_and_select` must reproduce: the confidence filter (`>=`, filter_unlabel.py), then per class a
+    target count (an integer, or mean / median / max / min of the kept counts of the predicted classes, rounded); a
+    class with more kept images keeps its most confident ones (ties: lower row first), one with fewer repeats all of
+    them as many whole times as fit, then its most confident ones once more."""
+    n = len(confidence)
+    kept = np.flatnonzero(confidence >= threshold)
+    counts = np.bincount(hard[kept], minlength=num_classes)
+    nonzero = counts[counts > 0]
+    if not balance:
+        target = None
+    elif isinstance(per_class, int):
+        target = per_class
+    else:
+        fns = {"mean": np.mean, "median": np.median, "max": np.max, "min": np.min}
+        target = int(round(float(fns[per_class](nonzero)))) if len(nonzero) else 0
+    pieces, per = [], []
+    for c in range(num_classes):
+        rows = kept[hard[kept] == c]
+        rows = rows[np.lexsort((rows, -confidence[rows]))]
+        if target is None or len(rows) == 0:
+            chosen, dup, dropped = rows, 0, 0
+        elif len(rows) >= target:
+            chosen, dup, dropped = rows[:target], 0, len(rows) - target
+        else:
+            reps, rest = divmod(target, len(rows))
+            chosen = np.concatenate([np.tile(rows, reps), rows[:rest]])
+            dup, dropped = target - len(rows), 0
+        pieces.append(chosen)
+        per.append({"class": c, "predicted": int((hard == c).sum()), "kept": int(len(rows)),
+                    "selected": int(len(chosen)), "duplicated": int(dup), "dropped_by_balance": int(dropped)})
+    positions = np.concatenate(pieces) if pieces else np.zeros(0, np.int64)
+    stats = {"n_unlabeled": int(n), "threshold": threshold, "n_filtered": int(n - len(kept)), "n_kept": int(len(kept)),
+             "balance": balance, "per_class_target": target, "n_selected": int(len(positions)),
+             "n_duplicated": int(sum(p["duplicated"] for p in per)),
+             "mean_confidence": float(confidence.mean()) if n else 0.0, "per_class": per}
+    if true_labels is not None and n and (true_labels >= 0).all():
+        stats["agreement_all"] = float((hard == true_labels).mean())
+        stats["agreement_kept"] = float((hard[kept] == true_labels[kept]).mean()) if len(kept) else 0.0
+        for p in per:
+            rows = kept[hard[kept] == p["class"]]
+            p["agreement"] = float((true_labels[rows] == p["class"]).mean()) if len(rows) else None
+    return Selection(positions.astype(np.int64), stats)
 
 
 def source() -> ArraySource:
@@ -142,18 +196,12 @@ def test_the_filter_keeps_a_confidence_exactly_at_the_threshold_as_the_released_
     assert stats["n_kept"] == 10 and stats["n_filtered"] == 2  # ids 14 and 15
     idx, _ = store.load_selection(tmp_path / "store", C)
     assert {10, 19} <= set(idx.tolist()) and not {14, 15} & set(idx.tolist())
-    # in memory, the same rule, and one float below the threshold is out
+    # one float below the threshold is out, in the store (float32 confidences, bins of width 1/4096) as in the rule
     below = np.nextafter(np.float32(0.5), np.float32(0))
     conf = np.array([0.5, below, 0.9], np.float32)
-    sel = selection.select(conf, np.array([0, 1, 1]), 2, threshold=0.5, balance=False, per_class="mean")
-    assert sorted(sel.positions.tolist()) == [0, 2] and sel.stats["n_filtered"] == 1
-    # the streaming store agrees at the boundary (float32 confidences, bins of width 1/4096)
-    w = store.ShardWriter(tmp_path / "s" / store.shard_name(0, 1), 2, 0.5)
-    (tmp_path / "s").mkdir()
-    w.add(np.arange(3), np.array([[0], [1], [1]], np.int32), np.ones((3, 1), np.float32), conf, np.array([0, 1, 1]))
-    w.close(0, 1)
-    out = selection.plan_and_select(tmp_path / "s", 1, 2, 0.5, False, "mean")
-    assert out["n_kept"] == 2 and out["n_filtered"] == 1
+    out, rows = selected(tmp_path / "s", conf, np.array([0, 1, 1]), np.array([0, 1, 1]), 2, False, "mean")
+    assert rows == [0, 2] and out["n_kept"] == 2 and out["n_filtered"] == 1
+    assert rows == sorted(select(conf, np.array([0, 1, 1]), 2, 0.5, False, "mean").positions.tolist())
 
 
 def test_untempered_confidence_by_hand():
@@ -180,14 +228,14 @@ def test_topk_targets_by_hand():
 
 
 @pytest.mark.parametrize("per_class,target", [("mean", 3), ("median", 2), ("max", 6), ("min", 1), (4, 4)])
-def test_balance_targets_by_hand(per_class, target):
+def test_balance_targets_by_hand(tmp_path, per_class, target):
     hard = np.array([0] * 6 + [1] * 2 + [2] * 1 + [3] * 2)  # kept counts 6, 2, 1, 2 -> mean 2.75, median 2
-    sel = selection.select(np.full(len(hard), 0.9), hard, 5, threshold=0.5, balance=True, per_class=per_class)
-    assert sel.stats["per_class_target"] == target
-    assert [p["selected"] for p in sel.stats["per_class"]] == [target] * 4 + [0]  # class 4 never predicted
-    assert sel.stats["n_selected"] == 4 * target
-    assert sel.stats["n_duplicated"] == sum(max(target - k, 0) for k in (6, 2, 1, 2))
-    assert sum(p["dropped_by_balance"] for p in sel.stats["per_class"]) == sum(max(k - target, 0) for k in (6, 2, 1, 2))
+    stats, _ = selected(tmp_path, np.full(len(hard), 0.9), hard, np.full(len(hard), -1), 5, True, per_class)
+    assert stats["per_class_target"] == target
+    assert [p["selected"] for p in stats["per_class"]] == [target] * 4 + [0]  # class 4 never predicted
+    assert stats["n_selected"] == 4 * target
+    assert stats["n_duplicated"] == sum(max(target - k, 0) for k in (6, 2, 1, 2))
+    assert sum(p["dropped_by_balance"] for p in stats["per_class"]) == sum(max(k - target, 0) for k in (6, 2, 1, 2))
 
 
 def test_balanced_selection_reaches_the_students_batches_image_by_image(tmp_path):
@@ -258,16 +306,16 @@ def test_store_statistics_by_hand(tmp_path):
     assert stats["mean_confidence"] == pytest.approx(np.mean([teacher_probs(i).max() for i in TEACHER]), rel=1e-6)
 
 
-def test_select_statistics_and_targets_at_their_edges():
-    hard = np.array([0, 0, 1, 1, 1])
-    sel = selection.select(np.full(5, 0.9), hard, 3, threshold=0.5, balance=True, per_class=2)
-    assert [p["predicted"] for p in sel.stats["per_class"]] == [2, 3, 0]
-    one = selection.select(np.full(5, 0.9), np.zeros(5, int), 2, threshold=0.5, balance=True, per_class="mean")
-    assert one.stats["per_class_target"] == 5  # a single predicted class: its own count
-    none = selection.select(np.full(5, 0.1), hard, 2, threshold=0.5, balance=True, per_class="mean")
-    assert none.stats["per_class_target"] == 0 and none.stats["n_selected"] == 0
+def test_select_statistics_and_targets_at_their_edges(tmp_path):
+    hard, unknown = np.array([0, 0, 1, 1, 1]), np.full(5, -1)
+    stats, _ = selected(tmp_path / "a", np.full(5, 0.9), hard, unknown, 3, True, 2)
+    assert [p["predicted"] for p in stats["per_class"]] == [2, 3, 0]
+    one, _ = selected(tmp_path / "b", np.full(5, 0.9), np.zeros(5, int), unknown, 2, True, "mean")
+    assert one["per_class_target"] == 5  # a single predicted class: its own count
+    none, _ = selected(tmp_path / "c", np.full(5, 0.1), hard, unknown, 2, True, "mean")
+    assert none["per_class_target"] == 0 and none["n_selected"] == 0
     with pytest.raises(Exception, match="must be positive"):
-        selection.select(np.full(5, 0.9), hard, 2, threshold=0.5, balance=True, per_class=0)
+        selected(tmp_path / "d", np.full(5, 0.9), hard, unknown, 2, True, 0)
 
 
 @pytest.mark.parametrize("classes,expect", [(100, 100), (101, 10)])
@@ -292,15 +340,17 @@ def test_an_empty_shard_selects_nothing(tmp_path):
     assert full["row"] == [0, 1, 2] and full["count"] == [1, 1, 1]
 
 
-def _plan(tmp_path, conf, hard, true, classes, balance, per_class):
+def selected(tmp_path, conf, hard, true, classes, balance, per_class, threshold=0.5):
+    """The store's selection of one shard holding rows 0..n-1 (`conf`, `hard`, `true`), as the driver makes it
+    (selection.plan_and_select): its statistics and the selected rows, sorted, each repeated once per use."""
     tmp_path.mkdir(parents=True, exist_ok=True)
-    w = store.ShardWriter(tmp_path / store.shard_name(0, 1), classes, 0.5)
+    w = store.ShardWriter(tmp_path / store.shard_name(0, 1), classes, threshold)
     n = len(conf)
     w.add(np.arange(n), hard[:, None].astype(np.int32), np.ones((n, 1), np.float32), conf.astype(np.float32), true)
     w.close(0, 1)
     import pyarrow.parquet as pq
 
-    stats = selection.plan_and_select(tmp_path, 1, classes, 0.5, balance, per_class)
+    stats = selection.plan_and_select(tmp_path, 1, classes, threshold, balance, per_class)
     sel = pq.read_table(tmp_path / store.shard_name(0, 1).replace("labels-", "selection-")).to_pydict()
     return stats, sorted(i for i, k in zip(sel["index"], sel["count"]) for _ in range(k))
 
@@ -310,9 +360,9 @@ def test_streaming_balance_keeps_the_most_confident_inside_one_histogram_bin(tmp
     conf = np.array([0.90001, 0.90014, 0.90008, 0.90012, 0.95, 0.6], np.float32)
     hard = np.array([0, 0, 0, 0, 1, 1])
     assert len(set(store.conf_bins(conf[:4]).tolist())) == 1
-    stats, rows = _plan(tmp_path, conf, hard, np.array([0, 0, 1, 0, 1, 0]), 2, True, 2)
+    stats, rows = selected(tmp_path, conf, hard, np.array([0, 0, 1, 0, 1, 0]), 2, True, 2)
     assert rows == [1, 3, 4, 5]
-    assert rows == sorted(selection.select(conf, hard, 2, 0.5, True, 2).positions.tolist())
+    assert rows == sorted(select(conf, hard, 2, 0.5, True, 2).positions.tolist())
     per = stats["per_class"]
     assert [p["dropped_by_balance"] for p in per] == [2, 0] and [p["duplicated"] for p in per] == [0, 0]
     assert [p["agreement"] for p in per] == [pytest.approx(3 / 4), pytest.approx(1 / 2)]
@@ -321,11 +371,11 @@ def test_streaming_balance_keeps_the_most_confident_inside_one_histogram_bin(tmp
 def test_per_class_one_and_per_class_agreement(tmp_path):
     conf = np.array([0.9, 0.8, 0.7, 0.95], np.float32)
     hard, true = np.array([0, 0, 0, 1]), np.array([0, 1, 0, 0])
-    sel = selection.select(conf, hard, 2, 0.5, True, 1, true_labels=true)
-    assert sorted(sel.positions.tolist()) == [0, 3] and sel.stats["per_class_target"] == 1
-    assert [p["agreement"] for p in sel.stats["per_class"]] == [pytest.approx(2 / 3), 0.0]
-    stats, rows = _plan(tmp_path, conf, hard, true, 2, True, 1)
-    assert rows == [0, 3] and [p["dropped_by_balance"] for p in stats["per_class"]] == [2, 0]
+    stats, rows = selected(tmp_path, conf, hard, true, 2, True, 1)
+    assert rows == [0, 3] and stats["per_class_target"] == 1
+    assert [p["agreement"] for p in stats["per_class"]] == [pytest.approx(2 / 3), 0.0]
+    assert [p["dropped_by_balance"] for p in stats["per_class"]] == [2, 0]
+    assert rows == sorted(select(conf, hard, 2, 0.5, True, 1, true_labels=true).positions.tolist())
 
 
 def test_streaming_balance_at_adjacent_bins_and_the_top_bin(tmp_path):
@@ -334,12 +384,12 @@ def test_streaming_balance_at_adjacent_bins_and_the_top_bin(tmp_path):
     conf = np.array([0.9003, 0.90001, 0.90008, 0.99999, 0.9996, 0.99961, 0.7], np.float32)
     hard = np.array([0, 0, 0, 1, 1, 1, 2])
     assert store.conf_bins(conf).tolist() == [3687, 3686, 3686, 4095, 4094, 4094, 2867]
-    stats, rows = _plan(tmp_path, conf, hard, np.full(7, -1), 3, True, 2)
+    stats, rows = selected(tmp_path, conf, hard, np.full(7, -1), 3, True, 2)
     assert rows == [0, 2, 3, 5, 6, 6]
-    assert rows == sorted(selection.select(conf, hard, 3, 0.5, True, 2).positions.tolist())
+    assert rows == sorted(select(conf, hard, 3, 0.5, True, 2).positions.tolist())
     assert "agreement_all" not in stats  # unknown true labels (-1): no agreement reported
-    _, rows3 = _plan(tmp_path / "three", conf, hard, np.full(7, -1), 3, True, 3)
-    assert rows3 == sorted(selection.select(conf, hard, 3, 0.5, True, 3).positions.tolist()) == [0, 1, 2, 3, 4, 5, 6, 6, 6]
+    _, rows3 = selected(tmp_path / "three", conf, hard, np.full(7, -1), 3, True, 3)
+    assert rows3 == sorted(select(conf, hard, 3, 0.5, True, 3).positions.tolist()) == [0, 1, 2, 3, 4, 5, 6, 6, 6]
 
 
 def test_selected_rows_point_at_their_own_targets_across_row_groups(tmp_path, monkeypatch):
@@ -359,20 +409,17 @@ def test_selected_rows_point_at_their_own_targets_across_row_groups(tmp_path, mo
     stats = selection.plan_and_select(tmp_path / "st", 1, 2, 0.5, True, 5)
     write_json(tmp_path / "st" / "stats.json", stats)
     idx, targets = store.load_selection(tmp_path / "st", 2)
-    assert sorted(idx.tolist()) == sorted(selection.select(conf, hard, 2, 0.5, True, 5).positions + 100)
+    assert sorted(idx.tolist()) == sorted(select(conf, hard, 2, 0.5, True, 5).positions + 100)
     for k, i in enumerate(idx):
         r = i - 100
         np.testing.assert_allclose(targets.dense(k)[[hard[r], 1 - hard[r]]], [conf[r], 1 - conf[r]], rtol=1e-6)
 
 
 def test_empty_and_all_filtered_sets_report_zero(tmp_path):
-    empty = selection.select(np.zeros(0, np.float32), np.zeros(0, int), 2, 0.5, True, "mean")
-    assert empty.stats["mean_confidence"] == 0.0 and empty.stats["n_selected"] == 0
-    low = selection.select(np.full(3, 0.2), np.array([0, 1, 1]), 2, 0.5, True, "mean", true_labels=np.array([0, 1, 1]))
-    assert low.stats["agreement_kept"] == 0.0 and low.stats["agreement_all"] == 1.0
-    stats, rows = _plan(tmp_path, np.full(3, 0.2), np.array([0, 1, 1]), np.array([0, 1, 1]), 2, True, "mean")
+    stats, rows = selected(tmp_path, np.full(3, 0.2), np.array([0, 1, 1]), np.array([0, 1, 1]), 2, True, "mean")
     assert rows == [] and stats["agreement_kept"] == 0.0 and stats["agreement_all"] == 1.0
     (tmp_path / "none").mkdir()
     store.ShardWriter(tmp_path / "none" / store.shard_name(0, 1), 2, 0.5).close(0, 1)
     none = selection.plan_and_select(tmp_path / "none", 1, 2, 0.5, True, "mean")
     assert none["n_unlabeled"] == 0 and none["mean_confidence"] == 0.0 and "agreement_all" not in none
+    assert none["n_selected"] == 0

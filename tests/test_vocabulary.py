@@ -7,6 +7,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from nsbench import ModelInfo, ScoreSettings
 from nsbench import evaluate, schema
 from nsbench.bench.registry import task_kinds
 from nsbench.report.render import render_report
@@ -35,21 +36,21 @@ class Blind(nn.Module):
 
 def test_every_measure_names_a_registered_task_and_attack_measures_parse():
     tasks = task_kinds()
-    assert set(schema.MEASURES.values()) <= set(tasks)
+    assert {m.task for m in schema.MEASURES.values()} <= set(tasks)
     assert schema.FGSM in tasks  # the attack task's registry name (its failed rows carry it)
     for attack in schema.ATTACKS:
-        m = schema.ATTACK_MEASURE.match(schema.attack_measure(attack, 4.0))
+        m = schema.ATTACK_MEASURE.match(schema.attack_measure(attack, 4.0).name)
         assert m and m["attack"] == attack and float(m["eps"]) == 4.0
-    assert schema.attack_measure(schema.FGSM, 0.5) == "fgsm@0.5" and not schema.ATTACK_MEASURE.match("fgsm")
+    assert schema.attack_measure(schema.FGSM, 0.5).name == "fgsm@0.5" and not schema.ATTACK_MEASURE.match("fgsm")
 
 
 def test_pgd_round_trip_eval_report_and_study_claim(tiny_folder, tmp_path):
     over = [f"data.source=folder:{tiny_folder}", "data.split=test", "data.image_size=32", *PGD_SUITE]
     for label, model in (("oracle", QuadrantOracle()), ("blind", Blind())):
-        df = evaluate(model, "quick", tmp_path / label, label=label, classes=CLASSES, input_size=32, overrides=over,
-                      cache_dir=tmp_path / "cache", device="cpu")
+        df = evaluate(model, "quick", tmp_path / label, info=ModelInfo(label=label, classes=CLASSES, input_size=32),
+                      settings=ScoreSettings(overrides=over, cache_dir=tmp_path / "cache", device="cpu"))
         assert schema.PGD in set(df.task) and schema.FGSM not in set(df.task)  # the harness writes PGD as pgd
-    key = schema.attack_measure(schema.PGD, 4)
+    key = schema.attack_measure(schema.PGD, 4).name
     study = {"name": "pgd", "description": "PGD round trip", "scale": "test", "seeds": [0], "tables": [{
         "id": "t0", "title": "PGD", "source": "",
         "rows": [{"ref": r, "labels": {0: r}, "about": r} for r in ("oracle", "blind")],

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..calibration import ECE_BINS, PER_IMAGE, bins, ece, ece_weighted, per_image, summary
+from ..calibration import PER_IMAGE, per_image, summary
 
-__all__ = ["ECE_BINS", "PER_IMAGE", "bins", "ece", "ece_weighted", "per_image", "summary", "rows", "columns", "outcomes"]
+__all__ = ["PER_IMAGE", "per_image", "rows", "columns", "outcomes"]  # the tasks' one import for calibration
 
 
 def rows(ctx, task: str, condition: str, z: dict[str, np.ndarray], **kw) -> list[dict]:
-    """The three calibration rows of one cell (ctx.row keywords such as severity / eps_255 pass through)."""
+    """The three calibration rows of one cell, valued by nsbench.calibration.summary, their one definition (ctx.row
+    keywords such as severity / eps_255 pass through)."""
     if len(z.get("confidence", ())) == 0:
         return []
     n = len(z["confidence"])

@@ -25,6 +25,7 @@ from ..lock import run_lock
 from ..models import padded_forward
 from ..utils import NsbenchError, atomic_path
 from . import cache as K
+from . import metrics as M
 from .models import EvalModel
 
 log = logging.getLogger(__name__)
@@ -189,20 +190,21 @@ class EvalContext:
 
     def mean_row(self, task: str, metric: str, vals: dict, members: tuple, what: str, n: int, *,
                  normaliser: str | None, extra: list[str] = ()) -> dict:
-        """`metric` (x100) as the mean of `vals` when every member of the benchmark set is there with a defined
-        value (and no `extra` restriction applies); otherwise `METRIC_partial` over the defined ones, its members
-        named in the note, and a warning."""
-        defined = {k: v for k, v in vals.items() if v is not None}
+        """`metric` (mCE, relative mCE, mFR, mT5D) from the per-member ratios `vals` by its one definition,
+        metrics.normalised_mean, when every member of the benchmark set is there with a defined value (and no `extra`
+        restriction applies); otherwise `METRIC_partial`, the same mean over the defined ones, its members named in the
+        note, and a warning."""
+        defined = [v for v in vals.values() if v is not None]
         missing = [k for k in members if k not in vals]
         undefined = [k for k, v in vals.items() if v is None]
         if not missing and not undefined and not extra:
-            return self.row(task, "all", metric, 100 * np.mean(list(defined.values())), n, normaliser=normaliser)
+            return self.row(task, "all", metric, M.normalised_mean(defined), n, normaliser=normaliser)
         parts = [f"{len(defined)} of {len(members)} {what}"]
         parts += [f"missing: {', '.join(missing)}"] if missing else []
         parts += [f"undefined: {', '.join(undefined)}"] if undefined else []
         note = "partial: " + "; ".join([*parts, *extra])
         log.warning("%s: %s_partial is not %s (%s)", self.em.label, metric, metric, note)
-        value = 100 * np.mean(list(defined.values())) if defined else None
+        value = M.normalised_mean(defined) if defined else None
         return self.row(task, "all", f"{metric}_partial", value, n, normaliser=normaliser, note=note)
 
     # ------------------------------------------------------------------ predictions

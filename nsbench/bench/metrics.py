@@ -6,6 +6,17 @@
 - Flip probability and top-5 distance follow `flip_prob` and `ranking_dist` of hendrycks/robustness
   ImageNet-P/test.py: noise perturbations compare every frame with the first; the others compare frame j with
   frame j - d, along each of the d offset chains; mean per sequence first, then over sequences.
+
+These are the one definition of each published -C and -P number: the harness calls them (bench/tasks/corruptions.py,
+bench/tasks/perturbations.py, and EvalContext.mean_row for the benchmark means), and the value tests pin them and
+check that the rows the tasks write equal them (tests/test_metrics.py, tests/test_values_metrics.py). Rows and the
+functions that give their values:
+- corruptions: top1_err = 100 x `error`; mean_err = 100 x `mean_error`; ce = 100 x `ce`; relative_ce = 100 x
+  `relative_ce`; mce, relative_mce (and their `_partial`) = `normalised_mean`.
+- perturbations: fp = 100 x `mean` of `flip_probability`; t5d (uT5D) = `mean` of `sequence_t5d`; fr = 100 x `fr`;
+  t5d_rel = 100 x `t5d_rel`; mean_fp = 100 x `mean`, mean_t5d = `mean`; mfr, mt5d (and their `_partial`) =
+  `normalised_mean`.
+Calibration (ECE, NLL, Brier) is defined once, in nsbench/calibration.py.
 """
 from __future__ import annotations
 
@@ -25,32 +36,64 @@ def ratio(num: float, den: float) -> float:
     return float(num) / float(den) if abs(float(den)) > ZERO else float("nan")
 
 
+def mean(values: Sequence[float] | np.ndarray) -> float:
+    """The plain mean (float64, pairwise summation in the order given). It defines FP and uT5D of a perturbation
+    (the mean over its sequences of `flip_probability` / `sequence_t5d`: ImageNet-P/test.py `flip_prob` and
+    `ranking_dist`, `result += np.mean(result_for_vid) / len(predictions)`) and mean_fp / mean_t5d (the mean of FP /
+    uT5D over the test perturbations, unnormalised)."""
+    return float(np.mean(values))
+
+
+# --------------------------------------------------------------------------------------------------------------- -C
+
+def error(correct: np.ndarray) -> float:
+    """E: top-1 error (fraction) of per-image outcomes, 1 - the share correct (ImageNet-C/test.py `show_performance`:
+    `errs.append(1 - correct / len(distorted_dataset))`)."""
+    return float(1 - np.mean(correct))
+
+
+def mean_error(errors: Mapping[str, Sequence[float]], corruptions: Iterable[str]) -> float:
+    """mean_err (fraction), unnormalised: the mean over `corruptions` of each one's mean error over severities; of one
+    corruption, that mean. ImageNet-C/test.py: `show_performance` returns `np.mean(errs)` ("CE (unnormalized)"), and
+    the script prints `100 * np.mean(error_rates)` ("mCE (unnormalized by AlexNet errors)")."""
+    return mean([mean(errors[c]) for c in corruptions])
+
+
 def ce(errors: Sequence[float], ref_errors: Sequence[float]) -> float:
-    """Corruption error of one corruption: ratio of the summed errors over severities."""
+    """Corruption error of one corruption: ratio of the summed errors over severities (google-research/augmix
+    imagenet.py `compute_mce`: `100 * avg_err / ALEXNET_ERR[i]`, both averages over the same five severities)."""
     if len(errors) != len(ref_errors):
         raise ValueError(f"{len(errors)} severities against {len(ref_errors)} in the normaliser")
     return ratio(np.sum(errors), np.sum(ref_errors))
 
 
 def relative_ce(errors: Sequence[float], clean_err: float, ref_errors: Sequence[float], ref_clean_err: float) -> float:
+    """Relative CE: the summed rise in error over clean, against the normaliser's (Hendrycks & Dietterich, ICLR 2019,
+    section 3, "Relative mCE"; ImageNet-C/test.py leaves it out)."""
     num = float(np.sum(np.asarray(errors) - clean_err))
     den = float(np.sum(np.asarray(ref_errors) - ref_clean_err))
     return ratio(num, den)  # undefined when the normaliser does not degrade at all
 
 
-def mce(errors: Mapping[str, Sequence[float]], ref: Mapping[str, Sequence[float]], corruptions: Iterable[str]) -> float:
-    """100 x mean CE over `corruptions` (those present in both `errors` and `ref`)."""
-    names = [c for c in corruptions if c in errors and c in ref]
-    if not names:
-        return float("nan")
-    return 100.0 * float(np.mean([ce(errors[c], ref[c]) for c in names]))
+def normalised_mean(ratios: Sequence[float]) -> float:
+    """mCE, relative mCE, mFR and mT5D (x100): the mean of CE / relative CE over the 15 benchmark corruptions
+    (augmix imagenet.py `compute_mce`: `mce += ce / 15`), of FR / T5D over the 10 test perturbations (Hendrycks &
+    Dietterich, ICLR 2019, section 3). EvalContext.mean_row calls it over the full set, or over the defined members
+    of a partial one for the `_partial` rows."""
+    return 100 * mean(ratios)
 
 
-def relative_mce(errors, clean_err, ref, ref_clean_err, corruptions) -> float:
-    names = [c for c in corruptions if c in errors and c in ref]
-    if not names:
-        return float("nan")
-    return 100.0 * float(np.mean([relative_ce(errors[c], clean_err, ref[c], ref_clean_err) for c in names]))
+# --------------------------------------------------------------------------------------------------------------- -P
+
+def fr(fp: float, ref_fp: float) -> float:
+    """Flip rate FR = FP / FP(ref) (Hendrycks & Dietterich, ICLR 2019, section 3); NaN when the normaliser never
+    flips."""
+    return ratio(fp, ref_fp)
+
+
+def t5d_rel(ut5d: float, ref_ut5d: float) -> float:
+    """Normalised top-5 distance T5D = uT5D / uT5D(ref) (section 3); NaN when the normaliser's is zero."""
+    return ratio(ut5d, ref_ut5d)
 
 
 def _pairs(n_frames: int, noise: bool, difficulty: int) -> list[tuple[int, int]]:
@@ -65,7 +108,8 @@ def _pairs(n_frames: int, noise: bool, difficulty: int) -> list[tuple[int, int]]
 
 
 def flip_probability(preds: np.ndarray, noise: bool, difficulty: int = 1) -> np.ndarray:
-    """Per-sequence flip rate for top-1 predictions `preds` [n_seq, n_frames]."""
+    """Per-sequence flip rate for top-1 predictions `preds` [n_seq, n_frames] (ImageNet-P/test.py `flip_prob`,
+    `result_for_vid`); FP of a perturbation is their `mean`."""
     preds = np.asarray(preds)
     pairs = _pairs(preds.shape[1], noise, difficulty)
     a = np.array([p[0] for p in pairs])
@@ -74,7 +118,8 @@ def flip_probability(preds: np.ndarray, noise: bool, difficulty: int = 1) -> np.
 
 
 def top5_distance(sigma: Sequence[int]) -> int:
-    """d(sigma) = sum_{i=1..5} |(i - 1) - min(sigma(i) - 1, 5)|, sigma 1-based ranks (appendix C)."""
+    """d(sigma) = sum_{i=1..5} |(i - 1) - min(sigma(i) - 1, 5)|, sigma 1-based ranks (appendix C; ImageNet-P/test.py
+    `dist(sigma, mode='top5')` over `cum_sum_top5`)."""
     s = np.asarray(sigma[:5])
     return int(np.abs(np.arange(len(s)) - np.minimum(s - 1, 5)).sum())
 
@@ -91,14 +136,15 @@ def ordinal_ranks(logits: np.ndarray) -> np.ndarray:
 
 
 def sequence_t5d(logits: np.ndarray, noise: bool, difficulty: int = 1) -> float:
-    """Mean top-5 distance of one sequence of logits [n_frames, C]."""
+    """Mean top-5 distance of one sequence of logits [n_frames, C] (ImageNet-P/test.py `ranking_dist`,
+    `np.mean(result_for_vid)`); uT5D of a perturbation is the `mean` over its sequences."""
     order = np.argsort(-logits, axis=-1, kind="stable")
     ranks = ordinal_ranks(logits)
     k = min(5, logits.shape[1])
     vals = []
     for a, b in _pairs(len(logits), noise, difficulty):
         sigma = ranks[b][order[a][:k]]  # frame b's rank of frame a's i-th class
-        vals.append(np.abs(np.arange(k) - np.minimum(sigma - 1, 5)).sum())
+        vals.append(top5_distance(sigma))
     return float(np.mean(vals))
 
 

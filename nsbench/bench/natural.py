@@ -17,6 +17,7 @@ and whether the round cap stopped it while it was still improving; the kept indi
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -56,32 +57,44 @@ def open_official(root: str | Path, mask: str) -> tuple[Source, np.ndarray, dict
     return src, np.asarray(indices), {"folder_wnids": len(folders), "missing_wnids": missing, "extra_wnids": extra}
 
 
-def masked_predictions(logits: torch.Tensor, mask_indices: np.ndarray) -> torch.Tensor:
-    """Argmax among the masked logits: an index into the 200-class list."""
-    return logits[:, torch.as_tensor(mask_indices, dtype=torch.long)].argmax(1)
+@dataclass(frozen=True)
+class BuildSettings:
+    """How a DATASET-A is built, beyond its sources, image size and reference models (the suite's
+    natural_adversarial section and seed): each reference trains in rounds of `epochs` epochs, at most
+    `max_rounds`, until its held-out top-1 gains less than `min_gain` points, on `train_limit` training images
+    (None: all) with `val_limit` held out, at `batch_size` and `lr`; `pool_limit` pool images (None: all) are
+    screened, subsampled with `seed`; `consensus`: exclude (default) or keep the images on which every reference
+    names one and the same wrong class (see the module's docstring)."""
+    epochs: int
+    max_rounds: int
+    min_gain: float
+    train_limit: int | None
+    val_limit: int
+    batch_size: int
+    lr: float
+    pool_limit: int | None
+    seed: int
+    consensus: str = "exclude"
 
 
-def build_a(train: Source, pool: Source, size: int, references: list, *, train_reference: Callable, epochs: int,
-            max_rounds: int, min_gain: float, train_limit: int | None, val_limit: int, batch_size: int, lr: float,
-            pool_limit: int | None, seed: int, cache_dir: Path, device: torch.device,
-            consensus: str = "exclude") -> tuple[Path, dict]:
+def build_a(train: Source, pool: Source, size: int, references: list, settings: BuildSettings, *,
+            train_reference: Callable, cache_dir: Path, device: torch.device) -> tuple[Path, dict]:
     """Build (or reuse) DATASET-A from `pool` with reference models trained on `train` by `train_reference` (keyword
     arguments arch, seed, kwargs, source, indices, val_indices, size, epochs, max_rounds, min_gain, batch_size, lr,
-    workdir, device; returns an eval-mode model taking [0, 1] images and what it reached). Each reference trains
-    until its accuracy on held-out training images stops improving. The harness never trains: the caller passes
-    the trainer in. `consensus`: exclude (default) or keep the images on which every reference names one and the
-    same wrong class (see the module's docstring)."""
-
+    workdir, device; returns an eval-mode model taking [0, 1] images and what it reached), as `settings` say. Each
+    reference trains until its accuracy on held-out training images stops improving. The harness never trains: the
+    caller passes the trainer in."""
+    s = settings
     refs = [{"arch": r.arch, "seed": r.seed, "kwargs": dict(r.kwargs)} for r in references]
     if not refs:
         raise NsbenchError("natural_adversarial.references: at least one reference model is needed")
     spec = {"kind": "A", "train": train.name, "train_fingerprint": train.fingerprint(), "pool": pool.name,
-            "pool_fingerprint": pool.fingerprint(), "size": size, "references": refs, "epochs": epochs,
-            "train_limit": train_limit, "batch_size": batch_size, "lr": lr, "pool_limit": pool_limit, "seed": seed,
-            "max_rounds": max_rounds, "min_gain": min_gain, "val_limit": val_limit,
+            "pool_fingerprint": pool.fingerprint(), "size": size, "references": refs, "epochs": s.epochs,
+            "train_limit": s.train_limit, "batch_size": s.batch_size, "lr": s.lr, "pool_limit": s.pool_limit,
+            "seed": s.seed, "max_rounds": s.max_rounds, "min_gain": s.min_gain, "val_limit": s.val_limit,
             "trainer": _trainer_recipe(train_reference)}
-    if consensus != "keep":  # sets built before the consensus rule keep their key
-        spec["consensus"] = consensus
+    if s.consensus != "keep":  # sets built before the consensus rule keep their key
+        spec["consensus"] = s.consensus
     folder = cache_dir / "sets" / f"A-{K.key_of(spec)}"
     manifest = K.read_manifest(folder)
     if manifest and not K.damaged(folder, {"images.npy": manifest.get("images_sha256"),
@@ -90,17 +103,18 @@ def build_a(train: Source, pool: Source, size: int, references: list, *, train_r
     if manifest:
         log.warning("%s: damaged DATASET-A files; rebuilding the set (trained references are reused)", folder)
     folder.mkdir(parents=True, exist_ok=True)
-    pool_idx = subsample(len(pool), pool_limit, seed)
+    pool_idx = subsample(len(pool), s.pool_limit, s.seed)
     preds, ref_stats = [], []
     for r in refs:
-        idx, val_idx = _train_val(len(train), train_limit, val_limit, r["seed"])
+        idx, val_idx = _train_val(len(train), s.train_limit, s.val_limit, r["seed"])
         model, reached = train_reference(arch=r["arch"], seed=r["seed"], kwargs=r["kwargs"], source=train, indices=idx,
-                                         val_indices=val_idx, size=size, epochs=epochs, max_rounds=max_rounds,
-                                         min_gain=min_gain, batch_size=batch_size, lr=lr, workdir=folder, device=device)
+                                         val_indices=val_idx, size=size, epochs=s.epochs, max_rounds=s.max_rounds,
+                                         min_gain=s.min_gain, batch_size=s.batch_size, lr=s.lr, workdir=folder,
+                                         device=device)
         pred = _predict(model, pool, pool_idx, size, device)
         ok = pred[pred >= 0] == pool.labels[pool_idx][pred >= 0]
         preds.append(pred)
-        cap = round_cap(reached, max_rounds, min_gain)
+        cap = round_cap(reached, s.max_rounds, s.min_gain)
         ref_stats.append({**r, "pool_top1": float(ok.mean() * 100) if len(ok) else None, **reached, **cap})
         log.info("DATASET-A reference %s seed %d: held-out top-1 %.2f%% after %d round(s)%s, pool top-1 %.2f%%",
                  r["arch"], r["seed"], reached["val_top1"], reached["rounds"],
@@ -110,7 +124,7 @@ def build_a(train: Source, pool: Source, size: int, references: list, *, train_r
     readable = (preds >= 0).all(0)
     wrong = readable & (preds != truth).all(0)
     agree = wrong & (preds == preds[0]).all(0) if len(refs) >= 2 else np.zeros_like(wrong)
-    kept = pool_idx[wrong & ~agree] if consensus == "exclude" else pool_idx[wrong]
+    kept = pool_idx[wrong & ~agree] if s.consensus == "exclude" else pool_idx[wrong]
     if len(kept) == 0:
         raise NsbenchError("DATASET-A: no pool image is misclassified by every reference model"
                            + (" without their agreeing on the wrong class" if wrong.any() else "") + "; nothing to keep")
@@ -120,17 +134,17 @@ def build_a(train: Source, pool: Source, size: int, references: list, *, train_r
     K.save_array(folder / "indices.npy", kept)
     binding = [f"{x['arch']} seed {x['seed']}" for x in ref_stats if x["cap_binding"]]
     rule = "kept: pool images that every reference model misclassifies"
-    if consensus == "exclude" and len(refs) >= 2:
+    if s.consensus == "exclude" and len(refs) >= 2:
         rule += ", except those on which all of them name the same wrong class (likely label noise)"
     manifest = {**spec, "n_pool": int(len(pool_idx)), "n": int(len(kept)), "reference_results": ref_stats,
                 "skipped_unreadable": int((~readable).sum()), "n_all_wrong": int(wrong.sum()),
-                "consensus": consensus_summary(preds[0], truth, wrong, agree, pool.classes, consensus, len(refs)),
+                "consensus": consensus_summary(preds[0], truth, wrong, agree, pool.classes, s.consensus, len(refs)),
                 "round_cap_binding": bool(binding), "round_cap_binding_for": binding,
                 "per_class": np.bincount(labels, minlength=len(pool.classes)).tolist(), "rule": rule,
                 "what_it_measures": WHAT_IT_MEASURES,
-                "reference_training": f"rounds of {epochs} epoch(s), at most {max_rounds}, until held-out top-1 gains "
-                                      f"less than {min_gain} points; best round kept"
-                                      + (f"; the cap of {max_rounds} rounds stopped {', '.join(binding)} while still "
+                "reference_training": f"rounds of {s.epochs} epoch(s), at most {s.max_rounds}, until held-out "
+                                      f"top-1 gains less than {s.min_gain} points; best round kept"
+                                      + (f"; the cap of {s.max_rounds} rounds stopped {', '.join(binding)} while still "
                                          f"improving" if binding else ""),
                 "images_sha256": K.array_sha(folder / "images.npy"), "labels_sha256": K.array_sha(folder / "labels.npy")}
     K.write_manifest(folder, manifest)

@@ -57,7 +57,8 @@ def add_parser(sub) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="replace another model's results already in --out/LABEL (refused otherwise)")
     p.add_argument("--json", action="store_true",
-                   help="print each model's headline numbers and results folder as one JSON object on stdout")
+                   help="print each model's numbers by measure name (clean_top1, mce, fgsm@8, ...; `measures` says "
+                        "which results row holds each) and its results folder, as one JSON object on stdout")
     p.set_defaults(handler=run, overrides_dest="models", positional_extras=True)
 
 
@@ -93,9 +94,10 @@ def _check_args(args, models: list[str]) -> None:
 def run(args) -> int:
     from .. import distributed as D
     from ..api import eval_root, evaluate
-    from ..bench.api import as_eval_model, check_data
+    from ..bench.harness import ModelInfo, ScoreSettings, as_eval_model, check_data
     from ..bench.inputs import check_out_folder
     from ..bench.models import read_class_file
+    from ..schema import FAILED
     from ..utils import NsbenchError, setup_logging
 
     setup_logging()
@@ -107,8 +109,8 @@ def run(args) -> int:
     loaded = []
     for k, (m, weights) in enumerate(_paired(models, args.checkpoint)):
         hub = m.startswith(("timm:", "torchvision:"))
-        loaded.append(as_eval_model(m, label=args.label[k] if args.label else None, checkpoint=weights,
-                                    classes=classes if hub else None, input_size=args.input_size))
+        loaded.append(as_eval_model(m, ModelInfo(label=args.label[k] if args.label else None, checkpoint=weights,
+                                                 classes=classes if hub else None, input_size=args.input_size)))
     labels = [e.label for e in loaded]
     for e in loaded:
         if labels.count(e.label) > 1:
@@ -117,14 +119,15 @@ def run(args) -> int:
         check_out_folder(out / em.label, em.sha256, em.label, overwrite=args.overwrite)
     if args.report and args.baseline and args.baseline not in [e.label for e in loaded]:
         raise NsbenchError(f"--baseline {args.baseline}: not among the models' labels ({', '.join(e.label for e in loaded)})")
+    settings = ScoreSettings(overrides=overrides, limit=args.limit, device=args.device, cache_dir=args.cache,
+                             normaliser=args.normaliser, workers=args.workers, batch_size=args.batch_size,
+                             precision=args.precision, overwrite=args.overwrite)
     for em in loaded:  # every model's data opened and matched before the first is scored: exit 2, nothing written
-        check_data(em, args.suite, overrides=overrides)
+        check_data(em, args.suite, settings)
     headlines, failed = [], []
     for em in loaded:
-        df = evaluate(em, args.suite, out, overrides=overrides, limit=args.limit, device=args.device,
-                      cache_dir=args.cache, normaliser=args.normaliser, workers=args.workers, batch_size=args.batch_size,
-                      precision=args.precision, overwrite=args.overwrite)
-        failed += [f"{em.label}: {r.task}" for r in df[df.metric == "failed"].itertuples()]
+        df = evaluate(em, args.suite, out, settings=settings)
+        failed += [f"{em.label}: {r.task}" for r in df[df.metric == FAILED].itertuples()]
         if D.is_main():
             headlines.append({"label": em.label, "folder": str(out / em.label), **_headline(em.label, df, out / em.label)})
     html = None
@@ -136,7 +139,8 @@ def run(args) -> int:
             print(html)
     if args.json and D.is_main():
         print(json.dumps({"suite": args.suite, "out": str(out), "report": str(html) if html else None,
-                          "models": headlines}, indent=2, allow_nan=False, default=_json_number))
+                          "measures": _measures(headlines), "models": headlines},
+                         indent=2, allow_nan=False, default=_json_number))
     if failed:  # the rows are written (failed rows say why); the exit status lets `eval && report` stop here
         if D.is_main():
             print(f"nsbench: error: {len(failed)} task(s) failed ({'; '.join(failed)}); results with their reasons "
@@ -161,33 +165,26 @@ def _json_number(v):
 
 
 def _headline(label: str, df, folder: Path) -> dict:
-    """One log line of headline numbers, each under the name it was computed as (mCE or mCE_partial, ...); the
-    same numbers returned by those names (for --json; an undefined one is null)."""
-    log = logging.getLogger("nsbench")
-    parts, numbers = [], {}
-    for task, metric, condition, fmt in (("clean", "top1_acc", "clean", "clean top-1 {:.2f}%"),
-                                         ("natural_adversarial", "top1_acc", None, "-A top-1 {:.2f}%"),
-                                         ("corruptions", "mce", "all", "{name} {:.1f}"),
-                                         ("corruptions", "mean_err", "all", "-C mean err {:.1f}%"),
-                                         ("perturbations", "mfr", "all", "{name} {:.1f}"),
-                                         ("perturbations", "mt5d", "all", "{name} {:.1f}")):
-        for name in (metric, f"{metric}_partial"):
-            m = (df.task == task) & (df.metric == name) & ((df.condition == condition) if condition else True)
-            if m.any():
-                v = df[m].value.iloc[0]
-                defined = v is not None and v == v
-                parts.append(fmt.replace("{name}", name).format(v) if defined else f"{name} undefined")
-                numbers[f"{task}/{name}"] = float(v) if defined else None
-                break
-    from ..schema import ATTACKS
+    """One log line of every measure the rows hold (schema.measures_in: mCE or mCE (partial), each attack at each
+    eps, the official sets, ...), each under its own name; the same numbers by measure name for --json (an
+    undefined one is null)."""
+    from .. import schema
 
-    for attack in ATTACKS:
-        m = (df.task == attack) & (df.eps_255 == 8)
-        if m.any():
-            parts.append(f"{attack.upper()}@8/255 {df[m].value.iloc[0]:.1f}%")
-            numbers[f"{attack}/top1_acc@8/255"] = float(df[m].value.iloc[0])
-    log.info("%s: %s", label, ", ".join(parts) or "no headline numbers")
-    for _, r in df[df.metric == "failed"].iterrows():
+    log = logging.getLogger("nsbench")
+    numbers = schema.headline_numbers(df)
+    log.info("%s: %s", label, ", ".join(schema.measure(k).text(v) for k, v in numbers.items()) or "no headline numbers")
+    failed = df[df.metric == schema.FAILED]
+    for r in failed.itertuples():
         log.warning("%s: task %s failed: %s", label, r.task, r.note)
     log.info("%s: results in %s", label, folder)
-    return {"headline": numbers, "failed": {str(r.task): str(r.note) for _, r in df[df.metric == "failed"].iterrows()}}
+    return {"headline": numbers, schema.FAILED: {str(r.task): str(r.note) for r in failed.itertuples()}}
+
+
+def _measures(headlines: list[dict]) -> dict:
+    """What each --json headline name is: the results row that holds it, its label, unit and direction."""
+    from .. import schema
+
+    names = dict.fromkeys(k for h in headlines for k in h["headline"])
+    return {k: {"label": m.label, "task": m.task, "metric": m.metric, "condition": m.condition, "eps_255": m.eps_255,
+                "unit": m.unit, "higher_is_better": m.higher_is_better}
+            for k in names for m in [schema.measure(k)]}

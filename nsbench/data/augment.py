@@ -170,39 +170,6 @@ POINT_OPS = {"AutoContrast": autocontrast_lut, "Equalize": equalize_lut, "Invert
 NEEDS_PIXELS = {"AutoContrast", "Equalize", "Contrast"}  # point ops whose table depends on the image
 
 
-# the point ops one at a time, on a float batch of uint8 values
-def autocontrast(x, _=None):
-    return apply_lut(x, autocontrast_lut(x, _table(x)))
-
-
-def equalize(x, _=None):
-    return apply_lut(x, equalize_lut(x, _table(x)))
-
-
-def invert(x, _=None):
-    return apply_lut(x, invert_lut(x, _table(x)))
-
-
-def posterize(x, bits):
-    return apply_lut(x, posterize_lut(x, _table(x), bits))
-
-
-def solarize(x, threshold):
-    return apply_lut(x, solarize_lut(x, _table(x), threshold))
-
-
-def solarize_add(x, add):
-    return apply_lut(x, solarize_add_lut(x, _table(x), add))
-
-
-def brightness(x, factor):
-    return apply_lut(x, brightness_lut(x, _table(x), factor))
-
-
-def contrast(x, factor):
-    return apply_lut(x, contrast_lut(x, _table(x), factor))
-
-
 def affine(x: torch.Tensor, matrix, fill: float, mode: str = "nearest") -> torch.Tensor:
     """PIL's Image.transform(AFFINE, (a, b, c, d, e, f)) per image: output (x, y) samples the input at
     (a (x+0.5) + b (y+0.5) + c, d (x+0.5) + e (y+0.5) + f); outside the image: `fill`. matrix: [n, 6]."""

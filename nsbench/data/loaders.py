@@ -107,7 +107,7 @@ def unpack_parts(packed: tuple) -> list[torch.Tensor]:
     return out
 
 
-def worker_init(worker_id: int) -> None:
+def worker_init(_worker_id: int) -> None:
     seed = torch.initial_seed() % 2**31
     random.seed(seed)
     np.random.seed(seed)

@@ -3,13 +3,15 @@ across seeds when several models share a label up to a `seed<N>` part (as a stud
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from . import stats as S
-from .headline import Measure, failure, lookup, measures, sampler
-from .load import EvalResult
+from ..schema import Measure
+from . import stats
+from .headline import failure, measures, sampler, warning
+from .load import EvalResult, RunResult
 
 SEED = re.compile(r"^(?P<pre>.*?)[-_.]?seed[-_]?(?P<seed>\d+)(?P<post>.*)$", re.IGNORECASE)
 COLUMNS = ["model", "measure", "label", "bench", "higher_is_better", "value", "ci_low", "ci_high", "n", "note",
@@ -23,7 +25,7 @@ def verdict(low: float, high: float, higher: bool, p_adjusted: float = np.nan) -
     if not (np.isfinite(low) and np.isfinite(high)):
         return "no interval"
     if low > 0 or high < 0:
-        if np.isfinite(p_adjusted) and p_adjusted >= 1 - S.LEVEL:
+        if np.isfinite(p_adjusted) and p_adjusted >= 1 - stats.LEVEL:
             return NOT_AFTER_HOLM
         return "better" if (low > 0) == higher else "worse"
     return "no significant difference"
@@ -36,7 +38,7 @@ def adjust(*frames: pd.DataFrame) -> None:
     if not parts:
         return
     raw = np.concatenate([f.p_value.to_numpy(float) for f in parts])
-    adj, k = S.holm(raw), 0
+    adj, k = stats.holm(raw), 0
     for f in parts:
         f["p_adjusted"] = adj[k:k + len(f)]
         k += len(f)
@@ -45,21 +47,21 @@ def adjust(*frames: pd.DataFrame) -> None:
                                     for r in f[tested].itertuples()]
 
 
-def _row(r: EvalResult, m: Measure, s: S.Sampler | None, seed: int) -> dict:
-    value, note = lookup(r.rows, m.task, m.metric, m.condition, m.eps)
+def _row(r: EvalResult, m: Measure, s: stats.Sampler | None, seed: int) -> dict:
+    value, note = m.lookup(r.rows)
     if not np.isfinite(value) and not note:
         note = failure(r, m.task)  # shown as "failed (reason)"
     lo = hi = np.nan
-    if s is not None and S.reproduces(s):
-        lo, hi = S.interval(s, seed)
+    if s is not None and stats.reproduces(s):
+        lo, hi = stats.interval(s, seed)
         if s.fixed:
             note = note or "the normaliser itself: 100 by definition"
     elif np.isfinite(value):
         note = note or ("per-image outcomes missing: no interval" if s is None
                         else "per-image outcomes do not reproduce the saved value: no interval")
-    return {"model": r.label, "measure": m.key, "label": m.label, "bench": m.bench, "higher_is_better": m.higher,
-            "value": value, "ci_low": lo, "ci_high": hi, "n": len(s.items) if s is not None else np.nan,
-            "note": note, "warning": m.warning, "diff": np.nan, "diff_low": np.nan, "diff_high": np.nan,
+    return {"model": r.label, "measure": m.name, "label": m.label, "bench": m.group,
+            "higher_is_better": m.higher_is_better, "value": value, "ci_low": lo, "ci_high": hi,
+            "n": len(s.items) if s is not None else np.nan, "note": note, "warning": warning(m), "diff": np.nan, "diff_low": np.nan, "diff_high": np.nan,
             "p_value": np.nan, "p_adjusted": np.nan, "test": "", "verdict": ""}
 
 
@@ -71,17 +73,17 @@ def headline(evals: list[EvalResult], baseline: str | None) -> pd.DataFrame:
         seed = 1000 * (i + 1)
         samplers = {r.label: sampler(r, m, evals) for r in evals}
         sb = samplers.get(baseline)
-        ok_b = sb is not None and S.reproduces(sb)
+        ok_b = sb is not None and stats.reproduces(sb)
         for r in evals:
             s = samplers[r.label]
             row = _row(r, m, s, seed)
             if base is not None and r is not base:
-                bv = lookup(base.rows, m.task, m.metric, m.condition, m.eps)[0]
+                bv = m.lookup(base.rows)[0]
                 row["diff"] = row["value"] - bv
-                if ok_b and s is not None and S.reproduces(s) and not (s.fixed and sb.fixed):
-                    d = S.difference(s, sb, seed + 1)
+                if ok_b and s is not None and stats.reproduces(s) and not (s.fixed and sb.fixed):
+                    d = stats.difference(s, sb, seed + 1)
                     row.update(diff_low=d["diff_low"], diff_high=d["diff_high"], p_value=d["p"], test=d["test"])
-                row["verdict"] = verdict(row["diff_low"], row["diff_high"], m.higher)
+                row["verdict"] = verdict(row["diff_low"], row["diff_high"], m.higher_is_better)
             out.append(row)
     head = pd.DataFrame(out, columns=COLUMNS)
     adjust(head)  # the family of this frame; render_report adjusts it again together with the across-seeds tests
@@ -110,14 +112,14 @@ def across_seeds(head: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
     for key, members in groups.items():
         for measure, sub in head[head.model.isin(members.values())].groupby("measure", sort=False):
             vals = _by_seed(sub, members)
-            mean, lo, hi = S.seeds_interval(np.array(list(vals.values())))
+            mean, lo, hi = stats.seeds_interval(np.array(list(vals.values())))
             row = {"group": key, "measure": measure, "label": sub.label.iloc[0], "seeds": len(vals), "value": mean,
                    "ci_low": lo, "ci_high": hi, "diff": np.nan, "diff_low": np.nan, "diff_high": np.nan,
                    "p_value": np.nan, "p_adjusted": np.nan, "test": "", "verdict": "",
                    "higher_is_better": bool(sub.higher_is_better.iloc[0])}
             if base_group is not None and key != base_group and len(vals) >= 2:
                 bvals = _by_seed(head[head.measure == measure], groups[base_group])
-                d = S.seeds_difference(vals, bvals)
+                d = stats.seeds_difference(vals, bvals)
                 row.update(diff=d["diff"], diff_low=d["diff_low"], diff_high=d["diff_high"], p_value=d["p"], test=d["test"])
                 row["verdict"] = verdict(d["diff_low"], d["diff_high"], row["higher_is_better"])
                 if d.get("flag"):
@@ -164,3 +166,27 @@ def best_marks(head: pd.DataFrame, baseline: str | None) -> set[tuple[str, str]]
         elif (sub[sub.model != baseline].verdict == "worse").all():
             marks.add((best.model, measure))
     return marks
+
+
+@dataclass
+class Report:
+    """What every section of the page reads: the models and runs, the baseline, the headline numbers compared with it
+    (and across seeds, Holm-adjusted as one family), the best marks, and what the caller asked for."""
+    evals: list[EvalResult]
+    runs: list[RunResult]
+    baseline: str | None
+    head: pd.DataFrame
+    seeds: pd.DataFrame
+    marks: set[tuple[str, str]]
+    title: str
+    study: dict | None = None  # nsbench/study `report_spec()`: its claims replace the per-model verdicts
+    er_baselines: list[str] | None = None  # models the effective-robustness lines go through
+
+
+def compare(evals: list[EvalResult], runs: list[RunResult], baseline: str | None, title: str,
+            study: dict | None = None, er_baselines: list[str] | None = None) -> Report:
+    head = headline(evals, baseline) if evals else pd.DataFrame(columns=["model", "measure", "bench"])
+    seeds = across_seeds(head, baseline) if len(head) else pd.DataFrame()
+    adjust(head, seeds)  # one family: every test this page shows (Holm)
+    marks = best_marks(head, baseline) if len(head) else set()
+    return Report(evals, runs, baseline, head, seeds, marks, title, study, er_baselines)

@@ -12,13 +12,14 @@ import numpy as np
 import pandas as pd
 
 from ..reference import published_scorecard
-from . import figures as FIG
-from . import shifts as SH
+from ..schema import CLEAN, TOP1_ACC
+from . import figures, shifts
 from .load import EvalResult
 
 CLIP = (0.1, 99.9)
 TICKS = (0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999)
-COLUMNS = ["set", "model", "clean", "shifted", "predicted", "effective_robustness", "fit_from", "slope", "intercept"]
+# per set and model: clean and shifted accuracy (%), the line's prediction, the distance above it, and the line
+COLUMNS = ["set", "model", CLEAN, "shifted", "predicted", "effective_robustness", "fit_from", "slope", "intercept"]
 
 
 def logit(acc):
@@ -40,23 +41,23 @@ def fit(clean, shifted) -> tuple[float, float]:
 def published_points(key: str) -> pd.DataFrame:
     rows = {}
     for p in published_scorecard():
-        if p["metric"] == "top1_acc" and p["set"] in ("clean", key):
+        if p["metric"] == TOP1_ACC and p["set"] in (CLEAN, key):
             rows.setdefault(p["model"], {})[p["set"]] = p["value"]
-    pts = [(m, v["clean"], v[key]) for m, v in rows.items() if "clean" in v and key in v]
-    return pd.DataFrame(pts, columns=["model", "clean", "shifted"])
+    pts = [(m, v[CLEAN], v[key]) for m, v in rows.items() if CLEAN in v and key in v]
+    return pd.DataFrame(pts, columns=["model", CLEAN, "shifted"])
 
 
 def effective_robustness(evals: list[EvalResult], baselines: list[str] | None = None) -> pd.DataFrame:
     """One row per shifted set and scored model, for sets that two or more models were scored on and that have a line
     to measure from (two baselines, or two published models with clean and shifted accuracy)."""
-    acc = SH.accuracy_frame(evals)
+    acc = shifts.accuracy_frame(evals)
     if acc.empty:
         return pd.DataFrame(columns=COLUMNS)
-    clean = acc[acc.set == "clean"].set_index("model").value
+    clean = acc[acc.set == CLEAN].set_index("model").value
     out = []
-    for key in [k for k in dict.fromkeys(acc.set) if k != "clean"]:
+    for key in [k for k in dict.fromkeys(acc.set) if k != CLEAN]:
         sub = acc[(acc.set == key) & acc.model.isin(clean.index)].set_index("model").value
-        pts = pd.DataFrame({"model": sub.index, "clean": clean[sub.index].to_numpy(), "shifted": sub.to_numpy()})
+        pts = pd.DataFrame({"model": sub.index, CLEAN: clean[sub.index].to_numpy(), "shifted": sub.to_numpy()})
         if len(pts) < 2:  # a comparison: several models scored on this set
             continue
         base = pts[pts.model.isin(baselines or [])]
@@ -70,13 +71,13 @@ def effective_robustness(evals: list[EvalResult], baselines: list[str] | None = 
         slope, intercept = fit(base.clean, base.shifted)
         pred = inv_logit(slope * logit(pts.clean) + intercept)
         for (_, p), yhat in zip(pts.iterrows(), pred):
-            out.append({"set": key, "model": p.model, "clean": p.clean, "shifted": p.shifted, "predicted": float(yhat),
+            out.append({"set": key, "model": p.model, CLEAN: p.clean, "shifted": p.shifted, "predicted": float(yhat),
                         "effective_robustness": float(p.shifted - yhat), "fit_from": src, "slope": slope,
                         "intercept": intercept})
     return pd.DataFrame(out, columns=COLUMNS)
 
 
-@FIG.figure
+@figures.figure
 def figure(er: pd.DataFrame, baselines: list[str] | None = None) -> list[tuple[str, str]]:
     """One panel per shifted set: models (labelled), the fit line, y = x, published points in grey; logit axes."""
     import matplotlib.pyplot as plt
@@ -98,26 +99,26 @@ def figure(er: pd.DataFrame, baselines: list[str] | None = None) -> list[tuple[s
         for i, (_, p) in enumerate(sub.iterrows()):
             is_base = p.model in (baselines or [])
             x, y = np.clip([p.clean, p.shifted], *CLIP) / 100  # a logit axis has no 0 or 100 %
-            ax.scatter([x], [y], marker=FIG.MARKERS[i % len(FIG.MARKERS)], s=36, zorder=3,
-                       edgecolors="k" if is_base else "none", label=f"{FIG.short(p.model, 22)} ({p.effective_robustness:+.1f})")
+            ax.scatter([x], [y], marker=figures.MARKERS[i % len(figures.MARKERS)], s=36, zorder=3,
+                       edgecolors="k" if is_base else "none", label=f"{figures.short(p.model, 22)} ({p.effective_robustness:+.1f})")
         ax.set_xscale("logit")
         ax.set_yscale("logit")
         ax.set_xlim(lo, hi)
         ax.set_ylim(lo, hi)
         ax.set_xlabel("clean top-1 (%, logit axis)")
-        ax.set_ylabel(f"{SH.label(key)} top-1 (%)")
+        ax.set_ylabel(f"{shifts.label(key)} top-1 (%)")
         ax.legend(loc="best")
         ticks = [t for t in TICKS if lo <= t <= hi]
         for axis in (ax.xaxis, ax.yaxis):
             axis.set_major_locator(FixedLocator(ticks))
             axis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{100 * v:g}"))
             axis.set_minor_formatter(plt.NullFormatter())
-        panels.append((f"{SH.label(key)}: fit through {sub.fit_from.iloc[0]}; legend: effective robustness (points)",
-                       FIG.png(fig)))
+        panels.append((f"{shifts.label(key)}: fit through {sub.fit_from.iloc[0]}; legend: effective robustness (points)",
+                       figures.png(fig)))
     return panels
 
 
 def table(er: pd.DataFrame) -> list[dict]:
-    return [{"set": SH.label(x.set), "model": x.model, "clean": f"{x.clean:.2f}", "shifted": f"{x.shifted:.2f}",
+    return [{"set": shifts.label(x.set), "model": x.model, CLEAN: f"{x.clean:.2f}", "shifted": f"{x.shifted:.2f}",
              "predicted": f"{x.predicted:.2f}", "er": f"{x.effective_robustness:+.2f}", "fit": x.fit_from}
             for _, x in er.iterrows()]

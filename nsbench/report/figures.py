@@ -16,6 +16,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import FixedLocator, MaxNLocator, NullLocator, ScalarFormatter  # noqa: E402
 
+from ..schema import measure  # noqa: E402
+
 # ImageNet-C's corruption families (Hendrycks & Dietterich, ICLR 2019, figure 1; "extra" = the validation four).
 FAMILIES = {
     "noise": ["gaussian_noise", "shot_noise", "impulse_noise"],
@@ -120,13 +122,13 @@ def dots(table: pd.DataFrame, xlabel: str, names: dict[str, str], ref: float | N
 
 
 @figure
-def attack_curve(head: pd.DataFrame) -> str | None:
-    """Accuracy against eps per model and attack, with 95% intervals as error bars (eps 0 = clean)."""
-    a = head[head.bench == "attack"].copy()
-    if a.empty:
+def attack_curve(attacks: pd.DataFrame) -> str | None:
+    """Accuracy against eps per model and attack (the headline rows of the attack measures), with 95% intervals as
+    error bars (eps 0 = clean)."""
+    if attacks.empty:
         return None
-    a["eps"] = a.measure.str.split("@").str[1].astype(float)
-    a["attack"] = a.measure.str.split("@").str[0]
+    a = attacks.assign(eps=[measure(k).eps_255 for k in attacks.measure],
+                       attack=[measure(k).task for k in attacks.measure])
     fig, ax = plt.subplots(figsize=(4.4, 3.2))
     for i, ((model, attack), g) in enumerate(a.groupby(["model", "attack"], sort=False)):
         g = g.sort_values("eps")

@@ -1,12 +1,13 @@
 """Numbers and names formatted for people: p < 0.001, intervals to the precision their width allows, corruption
-names as the papers print them, no Python reprs (None, {...}) on the page."""
+names as the papers print them, metric and task names as schema.py labels them, no Python reprs (None, {...}) on
+the page."""
 from __future__ import annotations
 
 import math
 
 import numpy as np
 
-from ..schema import CLEAN, CORRUPTIONS, FGSM, NATURAL_ADVERSARIAL, PERTURBATIONS, PGD
+from ..schema import METRICS, TASK_LABELS
 
 CORRUPTION_NAMES = {
     "gaussian_noise": "Gaussian noise", "shot_noise": "Shot noise", "impulse_noise": "Impulse noise",
@@ -21,14 +22,6 @@ SHORT_NAMES = {"gaussian_noise": "Gauss.", "shot_noise": "Shot", "impulse_noise"
                "glass_blur": "Glass", "motion_blur": "Motion", "zoom_blur": "Zoom", "brightness": "Bright",
                "elastic_transform": "Elastic", "jpeg_compression": "JPEG", "speckle_noise": "Speckle",
                "gaussian_blur": "G. blur"}
-METRIC_NAMES = {"top1_acc": "top-1 accuracy", "top5_acc": "top-5 accuracy", "top1_err": "top-1 error",
-                "top5_err": "top-5 error", "mean_err": "mean error", "ce": "CE", "relative_ce": "relative CE",
-                "mce": "mCE", "relative_mce": "relative mCE", "fp": "flip probability", "t5d": "top-5 distance",
-                "fr": "FR", "t5d_rel": "T5D", "mfr": "mFR", "mt5d": "mT5D", "class_acc": "class accuracy"}
-TASK_NAMES = {CLEAN: "clean", CORRUPTIONS: "-C (corruptions)", PERTURBATIONS: "-P (perturbations)",
-              NATURAL_ADVERSARIAL: "-A (natural adversarial)",
-              FGSM: "adversarial attacks",  # also the failed row of either attack (the registry's name)
-              PGD: "adversarial attacks (PGD)"}
 
 
 def finite(v) -> bool:
@@ -75,6 +68,17 @@ def value_or_note(v, note: str = "", digits: int = 1) -> str:
     if note.startswith("undefined"):
         return "undefined"
     return f"failed ({note})" if note else "–"
+
+
+def metric_label(metric: str) -> str:
+    """A metric's name on a page (schema.METRICS): "mCE", "flip probability"."""
+    m = METRICS.get(metric)
+    return m.label if m else str(metric).replace("_", " ")
+
+
+def task_label(task: str) -> str:
+    """A task's name on a page (schema.TASK_LABELS): "-C (corruptions)"."""
+    return TASK_LABELS.get(task, task)
 
 
 def short_name(condition: str) -> str:

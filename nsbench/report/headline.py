@@ -1,37 +1,30 @@
-"""The headline numbers per model (clean, -A, -C, -P, attacks), each with a 95% interval and a paired
-comparison with the baseline, as one tidy frame that the verdict, the tables and headline.csv share."""
+"""The headline measures per model (schema.HEADLINE: clean, -A, -C, -P, attacks) that some model holds, and the
+bootstrap sampler of each (per model, from its per-image outcomes), which compare.py turns into intervals and
+paired comparisons with the baseline."""
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 
 from ..reference import C_BENCHMARK, P_TEST
-from ..schema import (A_TOP1, ATTACKS, C_MEAN_ERR, CLEAN, CLEAN_TOP1, CORRUPTIONS, NATURAL_ADVERSARIAL, PERTURBATIONS,
-                      attack_measure)
-from . import stats as S
+from ..schema import (A_TOP1, A_TOP1_BUILT_LABEL, ALL, CLEAN_CONDITION, CORRUPTIONS, FAILED, FP, HEADLINE, MEAN_ERR,
+                      NATURAL_ADVERSARIAL, PARTIAL, PERTURBATIONS, TOP1_ERR, Measure, measure, measures_in,
+                      unit_metric)
+from . import stats
 from .load import EvalResult
 
-ATTACK_LABELS = {attack: attack.upper() for attack in ATTACKS}  # FGSM, PGD
+# The -C and -P means, in schema's order (schema names clean_top1, a_top1 and c_mean_err as constants, not these):
+# mCE, relative mCE (the mean error is C_MEAN_ERR); mFR, mT5D and the mean flip probability.
+MCE, RELATIVE_MCE, _ = (m for m in HEADLINE if m.task == CORRUPTIONS and m.condition == ALL)
+MFR, MT5D, MEAN_FP = (m for m in HEADLINE if m.task == PERTURBATIONS and m.condition == ALL)
+T5D = unit_metric(MT5D.metric).removesuffix("_rel")  # uT5D: the raw top-5 distance (rows and per-image column)
 BUILT_A = ("built -A: images this dataset's reference classifiers all get wrong, without ImageNet-A's human label "
            "check; it measures errors shared with those models, not robustness to natural adversarial examples "
            "(see \"How the robustness sets were made\")")
-
-
-@dataclass
-class Measure:
-    key: str
-    label: str
-    bench: str  # clean, -C, -P, -A, attack
-    task: str
-    metric: str
-    higher: bool
-    condition: str | None = None  # None: any condition (for -A and *_partial)
-    eps: float | None = None
-    warning: str = ""
 
 
 def lookup(rows: pd.DataFrame, task: str, metric: str, condition: str | None = None,
@@ -50,37 +43,34 @@ def lookup(rows: pd.DataFrame, task: str, metric: str, condition: str | None = N
 
 def failure(r: EvalResult, task: str) -> str:
     """The reason a task failed for this model ("" when it did not)."""
-    m = (r.rows.task == task) & (r.rows.metric == "failed")
+    m = (r.rows.task == task) & (r.rows.metric == FAILED)
     return str(r.rows[m].note.iloc[0] or "no reason recorded") if m.any() else ""
 
 
 def measures(evals: list[EvalResult]) -> list[Measure]:
-    """The headline measures present in at least one model, in the page's order."""
-    have = {(t, m) for r in evals for t, m in zip(r.rows.task, r.rows.metric)}
+    """The headline measures that some model holds a value (or a note) of, in the page's order: a fallback
+    (`unless`) only where its measure is absent, and a_top1 labelled as built where a model's -A set was built."""
+    if not evals:
+        return []
+    held = measures_in(pd.concat([r.rows for r in evals], ignore_index=True))
+    names = {m.name for m in held}
     built_a = any("references" in ((r.meta.get("sets") or {}).get(NATURAL_ADVERSARIAL) or {}) for r in evals)
-    out = [Measure(CLEAN_TOP1, "clean top-1 (%)", "clean", CLEAN, "top1_acc", True, "clean"),
-           Measure(A_TOP1, "built -A top-1 (%)" if built_a else "-A top-1 (%)", "-A", NATURAL_ADVERSARIAL,
-                   "top1_acc", True, warning=BUILT_A if built_a else "")]
-    for metric, label, task, bench in (("mce", "mCE", CORRUPTIONS, "-C"), ("relative_mce", "relative mCE", CORRUPTIONS, "-C"),
-                                       ("mfr", "mFR", PERTURBATIONS, "-P"), ("mt5d", "mT5D", PERTURBATIONS, "-P")):
-        if (task, metric) in have:
-            out.append(Measure(metric, label, bench, task, metric, False, "all"))
-        if (task, f"{metric}_partial") in have:
-            out.append(Measure(f"{metric}_partial", f"{label} (partial)", bench, task, f"{metric}_partial", False,
-                               warning=f"{label} (partial) covers an incomplete benchmark set: not comparable with {label}"))
-        if metric == "relative_mce":
-            out.append(Measure(C_MEAN_ERR, "-C mean error (%)", "-C", CORRUPTIONS, "mean_err", False, "all"))
-    if (PERTURBATIONS, "mfr") not in have and (PERTURBATIONS, "mean_fp") in have:
-        out.append(Measure("mean_fp", "-P mean flip probability (%)", "-P", PERTURBATIONS, "mean_fp", False, "all"))
-    # an attack's rows carry its name as their task and condition (schema.ATTACKS): FGSM and PGD each get measures
-    attacks = sorted({(str(t), float(e)) for r in evals for t, e in zip(r.rows.task, r.rows.get("eps_255", []))
-                      if t in ATTACKS and np.isfinite(e) and e > 0})
-    for attack, eps in attacks:
-        out.append(Measure(attack_measure(attack, eps), f"{ATTACK_LABELS[attack]} {eps:g}/255 top-1 (%)", "attack",
-                           attack, "top1_acc", True, attack, eps))
-    present = [m for m in out if any(np.isfinite(lookup(r.rows, m.task, m.metric, m.condition, m.eps)[0])
-                                     or lookup(r.rows, m.task, m.metric, m.condition, m.eps)[1] for r in evals)]
-    return present
+    out = []
+    for m in held:
+        if not m.headline or m.unless in names:
+            continue
+        if any(np.isfinite(v) or note for v, note in (m.lookup(r.rows) for r in evals)):
+            out.append(replace(m, label=A_TOP1_BUILT_LABEL) if m.name == A_TOP1 and built_a else m)
+    return out
+
+
+def warning(m: Measure) -> str:
+    """What a reader must know beside a measure: a partial mean is not the full one; a built -A set is not
+    ImageNet-A."""
+    if m.partial:
+        full = measure(m.name.removesuffix(PARTIAL)).label
+        return f"{m.label} covers an incomplete benchmark set: not comparable with {full}"
+    return BUILT_A if m.label == A_TOP1_BUILT_LABEL else ""
 
 
 def normaliser_eval(r: EvalResult, evals: list[EvalResult]) -> EvalResult | None:
@@ -118,7 +108,7 @@ def _same_model(a: EvalResult | None, b: EvalResult) -> bool:
 def _pivot(per: pd.DataFrame | None, task: str, value: str, index) -> pd.DataFrame | None:
     if per is None or value not in per:
         return None
-    p = per[(per.task == task) & (per.condition != "clean")] if task == "corruptions" else per[per.task == task]
+    p = per[(per.task == task) & (per.condition != CLEAN_CONDITION)] if task == CORRUPTIONS else per[per.task == task]
     p = p[p[value].notna()]
     if p.empty:
         return None
@@ -129,11 +119,11 @@ def _pivot(per: pd.DataFrame | None, task: str, value: str, index) -> pd.DataFra
     return None if piv.isna().any(axis=None) else piv.astype(float)
 
 
-def _members(rows: pd.DataFrame, m: Measure, unit_metric: str, order) -> list[str]:
+def _members(rows: pd.DataFrame, m: Measure, unit: str, order) -> list[str]:
     """The corruptions / perturbations behind a mean: the benchmark set with a per-condition row (for a partial
     mean, the names its condition lists)."""
-    have = set(rows[(rows.task == m.task) & (rows.metric == unit_metric)].condition)
-    if m.metric.endswith("_partial"):
+    have = set(rows[(rows.task == m.task) & (rows.metric == unit)].condition)
+    if m.partial:
         r = rows[(rows.task == m.task) & (rows.metric == m.metric)]
         listed = [x for x in re.split(r"[,;+ ]+", str(r.condition.iloc[0])) if x in have] if len(r) else []
         if listed:
@@ -141,13 +131,17 @@ def _members(rows: pd.DataFrame, m: Measure, unit_metric: str, order) -> list[st
     return [c for c in order if c in have]
 
 
-def c_sampler(r: EvalResult, m: Measure, ref: EvalResult | None, only: str | None = None) -> S.Sampler | None:
+def _clean_error(rows: pd.DataFrame) -> float:
+    return lookup(rows, CORRUPTIONS, TOP1_ERR, CLEAN_CONDITION)[0]
+
+
+def c_sampler(r: EvalResult, m: Measure, ref: EvalResult | None, only: str | None = None) -> stats.Sampler | None:
     """The sampler of a -C mean; with `only`, of that one corruption's unit value (its CE, relative CE or mean
     error), for per-corruption intervals."""
-    piv = _pivot(r.per_image, "corruptions", "correct", ["condition", "severity"])
-    base = m.metric.removesuffix("_partial")
-    unit = {"mce": "ce", "relative_mce": "relative_ce", "mean_err": "mean_err"}[base]
-    point = lookup(r.rows, m.task, m.metric, m.condition)[0] if only is None else lookup(r.rows, m.task, unit, only)[0]
+    piv = _pivot(r.per_image, CORRUPTIONS, "correct", ["condition", "severity"])
+    base = m.metric.removesuffix(PARTIAL)
+    unit = unit_metric(base)
+    point = m.lookup(r.rows)[0] if only is None else lookup(r.rows, m.task, unit, only)[0]
     if piv is None:
         return None
     members = [only] if only is not None else _members(r.rows, m, unit, C_BENCHMARK)
@@ -157,21 +151,22 @@ def c_sampler(r: EvalResult, m: Measure, ref: EvalResult | None, only: str | Non
     sub = piv.loc[members]
     groups = pd.Categorical(sub.index.get_level_values(0), categories=members).codes.astype(int)
     items = tuple(sub.columns)
-    if base == "mean_err":
-        return S.corruption(sub.to_numpy(), groups, items, point, kind="mean_err")
-    clean = lookup(r.rows, "corruptions", "top1_err", "clean")[0]
-    if base == "relative_mce" and not np.isfinite(clean):
+    if base == MEAN_ERR:
+        return stats.corruption(sub.to_numpy(), groups, items, point, kind=base)
+    relative = base == RELATIVE_MCE.metric  # errors counted above the clean error
+    clean = _clean_error(r.rows)
+    if relative and not np.isfinite(clean):
         return None
-    ref_piv = _pivot(ref.per_image, "corruptions", "correct", ["condition", "severity"]) if ref is not None else None
+    ref_piv = _pivot(ref.per_image, CORRUPTIONS, "correct", ["condition", "severity"]) if ref is not None else None
     if ref_piv is not None and ref_piv.columns.equals(sub.columns) and set(sub.index) <= set(ref_piv.index):
         rsub = ref_piv.loc[sub.index].to_numpy()
-        ref_clean = lookup(ref.rows, "corruptions", "top1_err", "clean")[0]
         g = np.eye(len(members))[groups]
-        shift = ref_clean * g.sum(0) if base == "relative_mce" else 0.0
+        shift = _clean_error(ref.rows) * g.sum(0) if relative else 0.0
         den = lambda w: (100 * (1 - w @ rsub.T)) @ g - shift  # noqa: E731
     else:
-        den = _c_constants(r.rows, members, unit, clean if base == "relative_mce" else None)
-    s = S.corruption(sub.to_numpy(), groups, items, point, kind=base, den=den, clean=(clean, 0))
+        den = _c_constants(r.rows, members, unit, clean if relative else None)
+    s = stats.corruption(sub.to_numpy(), groups, items, point, kind=base, den=den,
+                         clean=(clean if relative else 0.0, 0))
     s.fixed = _same_model(ref, r)
     return s
 
@@ -180,85 +175,85 @@ def _c_constants(rows: pd.DataFrame, members: list[str], unit: str, clean: float
     """The normaliser's per-corruption denominators (%) recovered from the saved rows: CE = sum E / den."""
     out = []
     for c in members:
-        e = rows[(rows.task == "corruptions") & (rows.condition == c) & (rows.metric == "top1_err")].value.to_numpy(float)
+        e = rows[(rows.task == CORRUPTIONS) & (rows.condition == c) & (rows.metric == TOP1_ERR)].value.to_numpy(float)
         num = e.sum() - (len(e) * clean if clean is not None else 0.0)
-        ratio = lookup(rows, "corruptions", unit, c)[0]
+        ratio = lookup(rows, CORRUPTIONS, unit, c)[0]
         out.append(100 * num / ratio if ratio else np.nan)
     return np.asarray(out, float)
 
 
-def p_sampler(r: EvalResult, m: Measure, ref: EvalResult | None, only: str | None = None) -> S.Sampler | None:
+def p_sampler(r: EvalResult, m: Measure, ref: EvalResult | None, only: str | None = None) -> stats.Sampler | None:
     """The sampler of a -P mean; with `only`, of that one perturbation's FR, T5D or flip probability."""
-    base = m.metric.removesuffix("_partial")
-    value = "t5d" if base == "mt5d" else "flip"
-    piv = _pivot(r.per_image, "perturbations", value, "condition")
+    base = m.metric.removesuffix(PARTIAL)
+    t5d = base == MT5D.metric  # top-5 distances (raw, not in %), else flips
+    value = T5D if t5d else "flip"
+    piv = _pivot(r.per_image, PERTURBATIONS, value, "condition")
     if piv is None:
         return None
-    unit = {"mfr": "fr", "mt5d": "t5d_rel", "mean_fp": "fp"}[base]
-    point = lookup(r.rows, m.task, m.metric, m.condition)[0] if only is None else lookup(r.rows, m.task, unit, only)[0]
+    unit = unit_metric(base)
+    point = m.lookup(r.rows)[0] if only is None else lookup(r.rows, m.task, unit, only)[0]
     members = [p for p in ([only] if only is not None else _members(r.rows, m, unit, P_TEST)) if p in piv.index]
     if not members:
         return None
     v = piv.loc[members].to_numpy()
     items = tuple(piv.columns)
-    if base == "mean_fp":
-        return S.perturbation(v, items, point)
-    ref_piv = _pivot(ref.per_image, "perturbations", value, "condition") if ref is not None else None
+    if base == MEAN_FP.metric:
+        return stats.perturbation(v, items, point)
+    ref_piv = _pivot(ref.per_image, PERTURBATIONS, value, "condition") if ref is not None else None
     if ref_piv is not None and ref_piv.columns.equals(piv.columns) and set(members) <= set(ref_piv.index):
         rv = ref_piv.loc[members].to_numpy()
         den = lambda w: w @ rv.T  # noqa: E731
     else:
-        raw = "t5d" if base == "mt5d" else "fp"
-        num = np.array([lookup(r.rows, "perturbations", raw, p)[0] for p in members], float)
+        num = np.array([lookup(r.rows, PERTURBATIONS, T5D if t5d else FP, p)[0] for p in members], float)
         with np.errstate(divide="ignore", invalid="ignore"):
-            den = num / np.array([lookup(r.rows, "perturbations", unit, p)[0] for p in members], float)
-        den = den * 100 if base == "mt5d" else den  # fp rows are in %, t5d rows raw
-    s = S.perturbation(v, items, point, den=den)
+            den = num / np.array([lookup(r.rows, PERTURBATIONS, unit, p)[0] for p in members], float)
+        den = den * 100 if t5d else den  # fp rows are in %, t5d rows raw
+    s = stats.perturbation(v, items, point, den=den)
     s.fixed = _same_model(ref, r)
     return s
 
 
-def sampler(r: EvalResult, m: Measure, evals: list[EvalResult]) -> S.Sampler | None:
+def sampler(r: EvalResult, m: Measure, evals: list[EvalResult]) -> stats.Sampler | None:
     s = _sampler(r, m, evals)
     if s is not None:
         s.data = data_key(r, m.task)
     return s
 
 
-def _sampler(r: EvalResult, m: Measure, evals: list[EvalResult]) -> S.Sampler | None:
-    if m.bench == "-C":
+def _sampler(r: EvalResult, m: Measure, evals: list[EvalResult]) -> stats.Sampler | None:
+    if m.task == CORRUPTIONS:
         return c_sampler(r, m, _same_data(normaliser_eval(r, evals), r, m.task))
-    if m.bench == "-P":
+    if m.task == PERTURBATIONS:
         return p_sampler(r, m, _same_data(normaliser_eval(r, evals), r, m.task))
     per = r.per_image
     if per is None or "correct" not in per:
         return None
     p = per[(per.task == m.task) & per.correct.notna()]
-    if m.eps is not None:
-        p = p[(p.eps_255 == m.eps) & (p.condition == m.condition)]
+    if m.eps_255 is not None:
+        p = p[(p.eps_255 == m.eps_255) & (p.condition == m.condition)]
     if p.empty or p.image.duplicated().any():
         return None
     p = p.sort_values("image")
-    return S.accuracy(p.correct.astype(bool).to_numpy(), tuple(p.image), lookup(r.rows, m.task, m.metric, m.condition, m.eps)[0])
+    return stats.accuracy(p.correct.astype(bool).to_numpy(), tuple(p.image), m.lookup(r.rows)[0])
 
 
-# per-condition unit metric -> the mean measure whose sampler computes it for one condition
-_UNIT_OF = {("corruptions", "ce"): "mce", ("corruptions", "mean_err"): "mean_err",
-            ("perturbations", "fr"): "mfr", ("perturbations", "fp"): "mean_fp"}
+def _mean_of(task: str, unit: str) -> Measure:
+    """The benchmark mean whose per-condition value is `unit`: mCE of CE, the mean error of itself, mFR of FR, the
+    mean flip probability of the flip probability."""
+    return next(m for m in HEADLINE if m.task == task and m.condition == ALL and unit_metric(m.metric) == unit)
 
 
 def condition_intervals(evals: list[EvalResult], task: str, metric: str, conditions: list[str]) -> dict:
     """{(model, condition): (low, high)}: 95% bootstrap intervals of each corruption's CE (or mean error) or each
     perturbation's FR (or flip probability), resampling images (sequences) exactly as the headline means do; a
     cell whose per-image outcomes do not give back its saved value gets none."""
-    mean = _UNIT_OF[(task, metric)]
-    m = Measure(mean, mean, "-C" if task == "corruptions" else "-P", task, mean, False, "all")
-    build = c_sampler if task == "corruptions" else p_sampler
+    m = _mean_of(task, metric)
+    build = c_sampler if task == CORRUPTIONS else p_sampler
     out = {}
     for r in evals:
         ref = normaliser_eval(r, evals)
         for k, c in enumerate(conditions):
             s = build(r, m, ref, only=c)
-            if s is not None and S.reproduces(s):
-                out[(r.label, c)] = S.interval(s, seed=1000 + k)
+            if s is not None and stats.reproduces(s):
+                out[(r.label, c)] = stats.interval(s, seed=1000 + k)
     return out

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..runs import HISTORY, is_finished_run, pseudo_stats_files
+from ..schema import FAILED
 from ..utils import NsbenchError
 
 REQUIRED = {"model", "task", "condition", "metric", "value"}
@@ -126,7 +127,7 @@ def _check_values(path: Path, rows: pd.DataFrame) -> pd.DataFrame:
     if rows[["model", "task", "metric"]].isna().any(axis=None):
         raise NsbenchError(f"{path}: a row lacks its model, task or metric (truncated?)")
     # older writers leave a value empty without a note where it is undefined (e.g. a normaliser that never flips)
-    rows.loc[rows.value.isna() & (note == "") & (rows.metric != "failed"), "note"] = "undefined"
+    rows.loc[rows.value.isna() & (note == "") & (rows.metric != FAILED), "note"] = "undefined"
     rows["condition"] = rows["condition"].fillna("")
     return rows
 

@@ -1,37 +1,53 @@
-"""What the top of the page says: the verdict per model against the baseline, the sortable model table (architecture,
-parameters, lineage, headline numbers) and the across-seeds table."""
+"""What the top of the page says: the header, the verdict per model against the baseline, the sortable model table
+(architecture, parameters, lineage, headline numbers) and the across-seeds table."""
 from __future__ import annotations
 
+import datetime as _dt
+
+import numpy as np
 import pandas as pd
 
-from ..schema import A_TOP1, C_MEAN_ERR, CLEAN_TOP1, FGSM, attack_measure
-from . import fmt as F
+from ..schema import A_TOP1, C_MEAN_ERR, CLEAN_TOP1, FAILED, FGSM, METRICS, PARTIAL, attack_measure, measure
+from ..utils import library_versions
+from . import fmt
+from .compare import Report
+from .headline import MCE, MEAN_FP, MFR
 from .load import EvalResult, RunResult
+from .notes import one_run_note
+from .tables import ATTACK, cell
 
-VERDICT = [("Clean", [CLEAN_TOP1]), ("-C", ["mce", "mce_partial", C_MEAN_ERR]),
-           ("-P", ["mfr", "mfr_partial", "mean_fp"]), ("-A", [A_TOP1])]
-MODEL_COLUMNS = [(CLEAN_TOP1, "clean top-1 %", True), ("mce", "mCE", False), ("mce_partial", "mCE (partial)", False),
-                 ("mfr", "mFR", False), ("mfr_partial", "mFR (partial)", False), (A_TOP1, "-A top-1 %", True)]
-PAPER_ATTACK = attack_measure(FGSM, 8)  # the paper's headline attack: FGSM at 8/255
+# per benchmark, the measure its verdict line shows: the first that a model holds a value (or a note) of
+VERDICT = [[CLEAN_TOP1], [MCE.name, MCE.name + PARTIAL, C_MEAN_ERR], [MFR.name, MFR.name + PARTIAL, MEAN_FP.name],
+           [A_TOP1]]
+MODEL_COLUMNS = [CLEAN_TOP1, MCE.name, MCE.name + PARTIAL, MFR.name, MFR.name + PARTIAL, A_TOP1]
+PAPER_ATTACK = attack_measure(FGSM, 8).name  # the paper's headline attack: FGSM at 8/255
+
+
+def header(report: Report) -> dict:
+    """Title, time, baseline, the normalisers of CE / FR / T5D, and the library versions (the page's footer)."""
+    normalisers = sorted({str(n) for r in report.evals if "normaliser" in r.rows
+                          for n in r.rows.normaliser.dropna().unique() if str(n)})
+    return {"title": report.title, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "baseline": report.baseline, "normalisers": normalisers, "versions": library_versions()}
 
 
 def attack_key(head: pd.DataFrame) -> str | None:
     """The attack shown in the verdict: FGSM at 8/255 (the paper's headline), else the strongest FGSM, else any."""
-    keys = list(dict.fromkeys(head[head.bench == "attack"].measure))
+    keys = list(dict.fromkeys(head[head.bench == ATTACK].measure))
     if not keys:
         return None
-    fgsm = [k for k in keys if k.lower().startswith(f"{FGSM}@")]
+    fgsm = [k for k in keys if measure(k).task == FGSM]
     if PAPER_ATTACK in keys:
         return PAPER_ATTACK
     pool = fgsm or keys
-    return max(pool, key=lambda k: float(k.split("@")[1]))
+    return max(pool, key=lambda k: measure(k).eps_255)
 
 
 def _line(h: pd.Series, base: pd.Series | None) -> dict:
     cls = {"better": "good", "worse": "bad"}.get(h.verdict, "")
-    return {"label": h.label, "value": F.value_or_note(h.value, h.note),
-            "base": F.value_or_note(base.value, base.note) if base is not None else "–",
-            "diff": F.signed(h["diff"]), "ci": F.ci(h.diff_low, h.diff_high), "p": F.pvalues(h.p_value, h.p_adjusted),
+    return {"label": h.label, "value": fmt.value_or_note(h.value, h.note),
+            "base": fmt.value_or_note(base.value, base.note) if base is not None else "–",
+            "diff": fmt.signed(h["diff"]), "ci": fmt.ci(h.diff_low, h.diff_high), "p": fmt.pvalues(h.p_value, h.p_adjusted),
             "verdict": h.verdict or "–", "cls": cls, "warning": h.warning, "test": h.test}
 
 
@@ -40,24 +56,32 @@ def verdicts(head: pd.DataFrame, baseline: str | None) -> list[dict]:
     difference."""
     if baseline is None or head.empty:
         return []
-    order = [(bench, keys) for bench, keys in VERDICT]
+    order = list(VERDICT)
     ak = attack_key(head)
     if ak:
-        order.append(("attack", [ak]))
+        order.append([ak])
     out = []
     for model in dict.fromkeys(head.model):
         if model == baseline:
             continue
         lines = []
-        for _, keys in order:
+        for keys in order:
             for k in keys:
                 h = head[(head.model == model) & (head.measure == k)]
-                if len(h) and (F.finite(h.value.iloc[0]) or h.note.iloc[0] or k == keys[-1]):
+                if len(h) and (fmt.finite(h.value.iloc[0]) or h.note.iloc[0] or k == keys[-1]):
                     b = head[(head.model == baseline) & (head.measure == k)]
                     lines.append(_line(h.iloc[0], b.iloc[0] if len(b) else None))
                     break
         out.append({"model": model, "lines": lines})
     return out
+
+
+def verdict_section(report: Report) -> dict:
+    """The verdict cards (none under a study: its claims take their place), the note on single training runs, and
+    how many tests the page makes (one Holm family)."""
+    tests = sum(int(np.isfinite(f.p_value).sum()) for f in (report.head, report.seeds) if "p_value" in f)
+    return {"cards": [] if report.study else verdicts(report.head, report.baseline), "baseline": report.baseline,
+            "one_run": one_run_note(report.evals, report.seeds), "n_tests": tests}
 
 
 def _lineage(r: EvalResult, evals: list[EvalResult]) -> str:
@@ -91,9 +115,9 @@ def _from_runs(sha: str | None, runs: list[RunResult]) -> dict:
 def model_table(head: pd.DataFrame, evals: list[EvalResult], runs: list[RunResult], baseline: str | None) -> dict:
     """Rows for the sortable model table; every cell carries a sort key."""
     ak = attack_key(head)
-    cols = [(k, lab, hb) for k, lab, hb in MODEL_COLUMNS if (head.measure == k).any()]
+    cols = [(k, measure(k).label.replace(" (%)", " %")) for k in MODEL_COLUMNS if (head.measure == k).any()]
     if ak:
-        cols.append((ak, head[head.measure == ak].label.iloc[0].replace(" top-1 (%)", " %"), True))
+        cols.append((ak, head[head.measure == ak].label.iloc[0].replace(" top-1 (%)", " %")))
     rows = []
     for r in evals:
         m = r.meta.get("model") or {}
@@ -102,30 +126,36 @@ def model_table(head: pd.DataFrame, evals: list[EvalResult], runs: list[RunResul
         arch = m.get("arch") or extra.get("arch")
         kwargs = extra.get("kwargs")
         cells = [{"text": r.label, "sort": r.label},
-                 {"text": F.text(arch) + (f" ({F.text(kwargs)})" if kwargs else ""), "sort": F.text(arch)},
-                 {"text": F.params(n_params), "sort": str(n_params or "")},
-                 {"text": F.text(m.get("iteration")), "sort": str(m.get("iteration") if m.get("iteration") is not None else "")},
+                 {"text": fmt.text(arch) + (f" ({fmt.text(kwargs)})" if kwargs else ""), "sort": fmt.text(arch)},
+                 {"text": fmt.params(n_params), "sort": str(n_params or "")},
+                 {"text": fmt.text(m.get("iteration")), "sort": str(m.get("iteration") if m.get("iteration") is not None else "")},
                  {"text": _lineage(r, evals), "sort": _lineage(r, evals)}]
-        for k, _, _ in cols:
+        for k, _ in cols:
             h = head[(head.model == r.label) & (head.measure == k)]
             v = h.value.iloc[0] if len(h) else float("nan")
-            text = F.value_or_note(v, h.note.iloc[0] if len(h) else "")
-            cells.append({"text": "failed" if text.startswith("failed") else text,
-                          "sort": f"{v:.6g}" if F.finite(v) else ""})
+            text = fmt.value_or_note(v, h.note.iloc[0] if len(h) else "")
+            cells.append({"text": METRICS[FAILED].label if text.startswith(FAILED) else text,  # no room for why
+                          "sort": f"{v:.6g}" if fmt.finite(v) else ""})
         rows.append({"baseline": r.label == baseline, "cells": cells})
     header = [("model", "text"), ("architecture", "text"), ("parameters", "num"), ("iteration", "num"),
-              ("lineage", "text")] + [(lab, "num") for _, lab, _ in cols]
+              ("lineage", "text")] + [(lab, "num") for _, lab in cols]
     return {"header": header, "rows": rows}
+
+
+def model_section(report: Report) -> dict:
+    return model_table(report.head, report.evals, report.runs, report.baseline)
+
+
+def seeds_section(report: Report) -> dict | None:
+    return seeds_table(report.seeds, report.head)
 
 
 def seeds_table(seeds: pd.DataFrame, head: pd.DataFrame) -> dict | None:
     """Seed groups as rows, the model table's headline measures as columns; cells as in the benchmark tables."""
-    from .tables import cell
-
     if seeds.empty:
         return None
     ak = attack_key(head)
-    keys = [k for k, _, _ in MODEL_COLUMNS if (seeds.measure == k).any()] + ([ak] if ak in set(seeds.measure) else [])
+    keys = [k for k in MODEL_COLUMNS if (seeds.measure == k).any()] + ([ak] if ak in set(seeds.measure) else [])
     rows = []
     for group, sub in seeds.groupby("group", sort=False):
         cells = []

@@ -8,13 +8,13 @@ from __future__ import annotations
 import pandas as pd
 
 from ..reference import published_scorecard
-from . import fmt as F
-from . import shifts as SH
+from ..schema import CLEAN, CORRUPTIONS, IMAGENET_SKETCH, TOP1_ACC
+from . import fmt, shifts
 from .load import EvalResult
 
 COLUMNS = ["model", "published_model", "set", "metric", "published", "measured", "measured_low", "measured_high",
            "diff", "diff_low", "diff_high", "outside", "causes", "source", "note"]
-PHOTO_SETS = ("clean", "imagenet_sketch", "imagenet_a", "imagenet_r")  # resized + cropped (ImageNet-C files are not)
+PHOTO_SETS = (CLEAN, IMAGENET_SKETCH, "imagenet_a", "imagenet_r")  # resized + cropped (ImageNet-C files are not)
 
 
 def names(r: EvalResult) -> set[str]:
@@ -28,34 +28,36 @@ def _rounding(value_text: str) -> float:
     return 0.5 * 10 ** (-digits)
 
 
-def _measured(r: EvalResult, pub: dict, head: pd.DataFrame) -> SH.Measured | None:
-    if pub["metric"] == "top1_acc":
-        return SH.accuracy(r, pub["set"])
-    if pub["metric"] == "mce" and pub["set"] == "imagenet_c":
-        h = head[(head.model == r.label) & (head.measure == "mce")] if len(head) else head
-        if not len(h) or not F.finite(h.value.iloc[0]):
+def _measured(r: EvalResult, pub: dict, head: pd.DataFrame) -> shifts.Measured | None:
+    """What nsbench measured of a published number: a top-1 accuracy on its set, or a headline -C measure (the
+    published mCE) on ImageNet-C."""
+    if pub["metric"] == TOP1_ACC:
+        return shifts.accuracy(r, pub["set"])
+    if pub["set"] == shifts.IMAGENET_C:
+        h = head[(head.model == r.label) & (head.measure == pub["metric"])] if len(head) else head
+        if not len(h) or not fmt.finite(h.value.iloc[0]):
             return None
         h = h.iloc[0]
-        return SH.Measured(float(h.value), float(h.ci_low), float(h.ci_high), int(h.n) if F.finite(h.n) else 0)
+        return shifts.Measured(float(h.value), float(h.ci_low), float(h.ci_high), int(h.n) if fmt.finite(h.n) else 0)
     return None
 
 
-def causes(r: EvalResult, pub: dict, m: SH.Measured) -> list[str]:
+def causes(r: EvalResult, pub: dict, m: shifts.Measured) -> list[str]:
     """What differs between the published protocol and this measurement, from the saved metadata."""
     pre = r.meta.get("preprocessing") or {}
     out = []
     size = pre.get("image_size")
     if pub["img_size"] and size and int(size) != pub["img_size"]:
         out.append(f"preprocessing: measured at {size} px, published at {pub['img_size']} px")
-    if pub["set"] in PHOTO_SETS or pub["set"].startswith("imagenet_v2:"):
+    if pub["set"] in PHOTO_SETS or pub["set"].startswith(shifts.V2):
         crop = pre.get("crop_pct")
         if pub["crop_pct"] and crop and abs(float(crop) - pub["crop_pct"]) > 1e-3:
             out.append(f"preprocessing: crop_pct {float(crop):g} measured, {pub['crop_pct']:g} published")
         interp = pre.get("interpolation")
         if pub["interpolation"] and interp and interp != pub["interpolation"]:
             out.append(f"preprocessing: {interp} resizing measured, {pub['interpolation']} published")
-    if pub["metric"] == "mce":
-        used = r.rows[(r.rows.task == "corruptions") & (r.rows.metric == "mce")].normaliser
+    if pub["set"] == shifts.IMAGENET_C and pub["metric"] != TOP1_ACC:  # a normalised -C number (mCE)
+        used = r.rows[(r.rows.task == CORRUPTIONS) & (r.rows.metric == pub["metric"])].normaliser
         used = str(used.iloc[0]) if len(used) and isinstance(used.iloc[0], str) else "none"
         if pub["normaliser"] and used != pub["normaliser"]:
             out.append(f"normaliser: {used} measured, {pub['normaliser']} published")
@@ -81,7 +83,7 @@ def published_vs_measured(evals: list[EvalResult], head: pd.DataFrame) -> pd.Dat
             tol = _rounding(pub["value_text"])
             diff = m.value - pub["value"]
             lo, hi = m.low - pub["value"], m.high - pub["value"]
-            known = F.finite(lo) and F.finite(hi)
+            known = fmt.finite(lo) and fmt.finite(hi)
             outside = bool(known and (lo - tol > 0 or hi + tol < 0))
             why = causes(r, pub, m) if outside else []
             if outside and not why:
@@ -97,12 +99,12 @@ def published_vs_measured(evals: list[EvalResult], head: pd.DataFrame) -> pd.Dat
 def table(frame: pd.DataFrame) -> list[dict]:
     out = []
     for _, x in frame.iterrows():
-        metric = "top-1 %" if x.metric == "top1_acc" else F.METRIC_NAMES.get(x.metric, x.metric)
-        out.append({"model": x.model, "published_model": x.published_model, "set": SH.label(x.set), "metric": metric,
-                    "published": F.num(x.published, 2), "measured": F.num(x.measured, 2),
-                    "ci": F.ci(x.measured_low, x.measured_high, 2), "diff": F.signed(x["diff"], 2),
-                    "diff_ci": F.ci(x.diff_low, x.diff_high, 2),
-                    "flag": "outside the interval" if x.outside else ("within" if F.finite(x.diff_low) else "no interval"),
+        metric = "top-1 %" if x.metric == TOP1_ACC else fmt.metric_label(x.metric)
+        out.append({"model": x.model, "published_model": x.published_model, "set": shifts.label(x.set), "metric": metric,
+                    "published": fmt.num(x.published, 2), "measured": fmt.num(x.measured, 2),
+                    "ci": fmt.ci(x.measured_low, x.measured_high, 2), "diff": fmt.signed(x["diff"], 2),
+                    "diff_ci": fmt.ci(x.diff_low, x.diff_high, 2),
+                    "flag": "outside the interval" if x.outside else ("within" if fmt.finite(x.diff_low) else "no interval"),
                     "cls": "bad" if x.outside else "", "causes": x.causes, "source": x.source, "note": x.note})
     return out
 

@@ -1,14 +1,14 @@
 """The scorecard sections of the report (issue 23): calibration with intervals, accuracy on the official shifted
-sets, published against measured, and effective robustness; each also written as a CSV next to index.html."""
+sets, attacks by name, published against measured, and effective robustness; each also written as a CSV next to
+index.html."""
 from __future__ import annotations
 
 import pandas as pd
 
-from . import effective as ER
-from . import fmt as F
-from . import published as PUB
-from . import shifts as SH
-from .calibration import calibration_frame, calibration_table
+from ..schema import CLEAN
+from . import effective, fmt, published, shifts
+from .calibration_table import calibration_frame, calibration_table
+from .compare import Report
 from .load import EvalResult
 
 
@@ -16,25 +16,32 @@ def build(evals: list[EvalResult], head: pd.DataFrame, baseline: str | None,
           er_baselines: list[str] | None = None) -> tuple[dict, dict[str, pd.DataFrame]]:
     """(template context, {csv name: frame})."""
     cal = calibration_frame(evals, baseline) if evals else pd.DataFrame(columns=["model"])
-    acc = SH.accuracy_frame(evals) if evals else pd.DataFrame(columns=["model", "set"])
-    pub = PUB.published_vs_measured(evals, head) if evals else pd.DataFrame(columns=PUB.COLUMNS)
-    er = ER.effective_robustness(evals, er_baselines) if len(evals) >= 2 else pd.DataFrame(columns=ER.COLUMNS)
-    shifted = acc[~acc.set.isin(["clean"])] if len(acc) else acc
-    attacks = SH.attack_frame(evals) if evals else pd.DataFrame()
+    acc = shifts.accuracy_frame(evals) if evals else pd.DataFrame(columns=["model", "set"])
+    pub = published.published_vs_measured(evals, head) if evals else pd.DataFrame(columns=published.COLUMNS)
+    er = (effective.effective_robustness(evals, er_baselines) if len(evals) >= 2
+          else pd.DataFrame(columns=effective.COLUMNS))
+    shifted = acc[~acc.set.isin([CLEAN])] if len(acc) else acc
+    attacks = shifts.attack_frame(evals) if evals else pd.DataFrame()
     ctx = {
         "calibration": calibration_table(cal, baseline) if len(cal) else None,
-        "shifts": [{"model": x.model, "set": x.label, "value": F.num(x.value, 2), "ci": F.ci(x.ci_low, x.ci_high, 2),
+        "shifts": [{"model": x.model, "set": x.label, "value": fmt.num(x.value, 2), "ci": fmt.ci(x.ci_low, x.ci_high, 2),
                     "n": str(int(x.n)) if x.n else "–", "note": str(x.note or "")}
                    for _, x in shifted.iterrows()] if len(shifted) else [],
-        "attacks": [{"model": x.model, "attack": x.attack,
-                     "eps": "–" if not F.finite(x.eps_255) else f"{x.eps_255:g}/255", "value": F.num(x.value, 2),
-                     "ci": F.ci(x.ci_low, x.ci_high, 2), "n": str(int(x.n))} for _, x in attacks.iterrows()],
-        "published": PUB.table(pub) if len(pub) else [],
-        "effective": ER.table(er) if len(er) else [],
-        "effective_panels": ER.figure(er, er_baselines) if len(er) else [],
+        "attacks_by_name": [{"model": x.model, "attack": x.attack,
+                             "eps": "–" if not fmt.finite(x.eps_255) else f"{x.eps_255:g}/255",
+                             "value": fmt.num(x.value, 2), "ci": fmt.ci(x.ci_low, x.ci_high, 2), "n": str(int(x.n))}
+                            for _, x in attacks.iterrows()],
+        "published": published.table(pub) if len(pub) else [],
+        "effective": effective.table(er) if len(er) else [],
+        "effective_panels": effective.figure(er, er_baselines) if len(er) else [],
         "er_baselines": list(er_baselines or []),
     }
     frames = {"calibration.csv": cal, "shifted_accuracy.csv": acc, "attacks_by_name.csv": attacks,
-              "published_vs_measured.csv": pub,
-              "effective_robustness.csv": er}
+              "published_vs_measured.csv": pub, "effective_robustness.csv": er}
     return ctx, {k: v for k, v in frames.items() if len(v)}
+
+
+def section(report: Report) -> dict:
+    """The scorecard's page data, with its CSV frames under `frames` (render.py writes them beside the page)."""
+    ctx, frames = build(report.evals, report.head, report.baseline, report.er_baselines)
+    return {**ctx, "frames": frames}

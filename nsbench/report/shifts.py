@@ -9,20 +9,32 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from . import stats as S
+from ..schema import (ALL, C_MEAN_ERR, CLEAN, CLEAN_CONDITION, IMAGENET_3DCC, IMAGENET_C_BAR, IMAGENET_SKETCH,
+                      IMAGENET_V2, MEAN_ERR, MEASURES, NATURAL_ADVERSARIAL, SKETCH, TASK_LABELS, TOP1_ACC, Measure)
+from . import stats
 from .headline import lookup
 from .load import EvalResult
 
 SEED = 5151
-# key -> (task, condition) of a single-cell accuracy
-SINGLE = {"clean": ("clean", "clean"), "imagenet_sketch": ("imagenet_sketch", "sketch"),
-          "imagenet_a": ("natural_adversarial", "imagenet-a"), "imagenet_r": ("natural_adversarial", "imagenet-r"),
-          "built_a": ("natural_adversarial", "built")}
-# key -> task whose `mean_err` over all corruptions gives the accuracy (100 - mean error)
-TREES = {"imagenet_c": "corruptions", "imagenet_c_bar": "imagenet_c_bar", "imagenet_3dcc": "imagenet_3dcc"}
-LABELS = {"clean": "clean", "imagenet_sketch": "ImageNet-Sketch", "imagenet_a": "ImageNet-A", "imagenet_r": "ImageNet-R",
-          "built_a": "-A (built)", "imagenet_c": "-C (mean over corruptions)", "imagenet_c_bar": "ImageNet-C-bar (mean)",
-          "imagenet_3dcc": "ImageNet-3DCC (mean)"}
+IMAGENET_C = "imagenet_c"  # the published-set key of ImageNet-C: the corruptions task on the official set
+ATTACKS_BY_NAME = "attacks"  # the task of attacks run by name (bench/tasks/attacks_by_name.py)
+# key -> (task, condition) of a single-cell top-1 accuracy
+SINGLE = {CLEAN: (CLEAN, CLEAN_CONDITION), IMAGENET_SKETCH: (IMAGENET_SKETCH, SKETCH),
+          "imagenet_a": (NATURAL_ADVERSARIAL, "imagenet-a"), "imagenet_r": (NATURAL_ADVERSARIAL, "imagenet-r"),
+          "built_a": (NATURAL_ADVERSARIAL, "built")}
+
+
+def _mean_error(task: str) -> Measure:
+    return next(m for m in MEASURES.values() if m.task == task and m.metric == MEAN_ERR and m.condition == ALL)
+
+
+# key -> the measure whose mean error over all corruptions gives the accuracy (100 - mean error)
+TREES = {IMAGENET_C: MEASURES[C_MEAN_ERR], IMAGENET_C_BAR: _mean_error(IMAGENET_C_BAR),
+         IMAGENET_3DCC: _mean_error(IMAGENET_3DCC)}
+LABELS = {CLEAN: TASK_LABELS[CLEAN], IMAGENET_SKETCH: "ImageNet-Sketch", "imagenet_a": "ImageNet-A",
+          "imagenet_r": "ImageNet-R", "built_a": "-A (built)", IMAGENET_C: "-C (mean over corruptions)",
+          IMAGENET_C_BAR: "ImageNet-C-bar (mean)", IMAGENET_3DCC: "ImageNet-3DCC (mean)"}
+V2 = f"{IMAGENET_V2}:"  # the key of an ImageNet-V2 variant: imagenet_v2:VARIANT
 
 
 @dataclass
@@ -35,14 +47,14 @@ class Measured:
 
 
 def label(key: str) -> str:
-    if key.startswith("imagenet_v2:"):
-        return f"ImageNet-V2 {key.split(':', 1)[1]}"
+    if key.startswith(V2):
+        return f"ImageNet-V2 {key.removeprefix(V2)}"
     return LABELS.get(key, key)
 
 
 def _cell(key: str) -> tuple[str, str] | None:
-    if key.startswith("imagenet_v2:"):
-        return "imagenet_v2", key.split(":", 1)[1]
+    if key.startswith(V2):
+        return IMAGENET_V2, key.removeprefix(V2)
     return SINGLE.get(key)
 
 
@@ -50,7 +62,7 @@ def accuracy(r: EvalResult, key: str) -> Measured | None:
     """Top-1 accuracy (%) of one model on one set, with its interval; None when the model was not scored on it."""
     cell = _cell(key)
     if cell is not None:
-        value, note = lookup(r.rows, cell[0], "top1_acc", cell[1])
+        value, note = lookup(r.rows, cell[0], TOP1_ACC, cell[1])
         if not np.isfinite(value):
             return None
         m = Measured(value, note=note)
@@ -58,18 +70,18 @@ def accuracy(r: EvalResult, key: str) -> Measured | None:
         if per is not None and "correct" in per:
             p = per[(per.task == cell[0]) & (per.condition == cell[1]) & per.correct.notna()]
             if len(p) and not p.image.duplicated().any():
-                s = S.accuracy(p.sort_values("image").correct.astype(bool).to_numpy(), tuple(p.image), value)
+                s = stats.accuracy(p.sort_values("image").correct.astype(bool).to_numpy(), tuple(p.image), value)
                 m.n = len(p)
-                if S.reproduces(s):
-                    m.low, m.high = S.interval(s, SEED)
+                if stats.reproduces(s):
+                    m.low, m.high = stats.interval(s, SEED)
         return m
-    task = TREES.get(key)
-    if task is None:
+    tree = TREES.get(key)
+    if tree is None:
         return None
-    err, note = lookup(r.rows, task, "mean_err", "all")
+    err, note = tree.lookup(r.rows)
     if not np.isfinite(err):
         return None
-    n = r.rows[(r.rows.task == task) & (r.rows.metric == "mean_err") & (r.rows.condition == "all")].n
+    n = r.rows[tree.mask(r.rows)].n
     return Measured(100 - err, n=int(n.iloc[0]) if len(n) else 0, note=note or "mean over corruptions; no interval")
 
 
@@ -77,7 +89,7 @@ def keys_present(evals: list[EvalResult]) -> list[str]:
     """Every set key some model was scored on, clean first."""
     keys = list(SINGLE) + list(TREES)
     for r in evals:
-        keys += [f"imagenet_v2:{c}" for c in r.rows[(r.rows.task == "imagenet_v2") & (r.rows.metric == "top1_acc")].condition]
+        keys += [f"{V2}{c}" for c in r.rows[(r.rows.task == IMAGENET_V2) & (r.rows.metric == TOP1_ACC)].condition]
     keys = list(dict.fromkeys(keys))
     return [k for k in keys if any(accuracy(r, k) is not None for r in evals)]
 
@@ -97,18 +109,18 @@ def attack_frame(evals: list[EvalResult]) -> pd.DataFrame:
     """Top-1 accuracy under each attack run by name (task `attacks`), with its interval over images."""
     rows = []
     for r in evals:
-        hits = r.rows[(r.rows.task == "attacks") & (r.rows.metric == "top1_acc") & r.rows.value.notna()]
+        hits = r.rows[(r.rows.task == ATTACKS_BY_NAME) & (r.rows.metric == TOP1_ACC) & r.rows.value.notna()]
         for _, x in hits.iterrows():
             m = Measured(float(x.value), n=int(x.n))
             per = r.per_image
             if per is not None and "correct" in per:
-                p = per[(per.task == "attacks") & (per.condition == x.condition) & per.correct.notna()]
+                p = per[(per.task == ATTACKS_BY_NAME) & (per.condition == x.condition) & per.correct.notna()]
                 if np.isfinite(x.eps_255):
                     p = p[p.eps_255 == x.eps_255]
                 if len(p) and not p.image.duplicated().any():
-                    s = S.accuracy(p.sort_values("image").correct.astype(bool).to_numpy(), tuple(p.image), m.value)
-                    if S.reproduces(s):
-                        m.low, m.high = S.interval(s, SEED)
+                    s = stats.accuracy(p.sort_values("image").correct.astype(bool).to_numpy(), tuple(p.image), m.value)
+                    if stats.reproduces(s):
+                        m.low, m.high = stats.interval(s, SEED)
             rows.append({"model": r.label, "attack": x.condition, "eps_255": x.eps_255, "value": m.value,
                          "ci_low": m.low, "ci_high": m.high, "n": m.n})
     return pd.DataFrame(rows, columns=["model", "attack", "eps_255", "value", "ci_low", "ci_high", "n"])

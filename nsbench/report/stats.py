@@ -14,6 +14,8 @@ from typing import Callable
 
 import numpy as np
 
+from ..schema import MEAN_ERR
+
 B = 1000
 LEVEL = 0.95
 CHUNK = 250
@@ -112,9 +114,10 @@ def corruption(err_cells: np.ndarray, groups: np.ndarray, items: tuple, point: f
                den: np.ndarray | Callable | None = None, clean: tuple[float, float] = (0.0, 0.0)) -> Sampler:
     """-C measures from correct [cells, n] and the corruption index of each cell (groups [cells]).
 
-    kind: "mean_err" (100 x mean over corruptions of the mean error), "mce" (100 x mean of sum_s E / den_c) or
-    "relative_mce" (100 x mean of sum_s (E - E_clean) / den_c). den: constants [C] (in %), or a function W -> [b, C]
-    for a normaliser resampled on the same items. clean: (model clean error %, its severities per corruption).
+    kind: the mean's metric. The mean error (schema.MEAN_ERR): 100 x mean over corruptions of the mean error; any
+    other: 100 x mean of sum_s (E - E_clean) / den_c, mCE with E_clean = 0 (clean's default), relative mCE with the
+    model's clean error. den: constants [C] (in %), or a function W -> [b, C] for a normaliser resampled on the same
+    items. clean: (model clean error %, its severities per corruption).
     """
     x = np.asarray(err_cells, float)
     n_c = int(groups.max()) + 1
@@ -124,10 +127,9 @@ def corruption(err_cells: np.ndarray, groups: np.ndarray, items: tuple, point: f
 
     def fn(w):
         sums = (100 * (1 - w @ x.T)) @ g  # [b, C] summed errors (%) over severities
-        if kind == "mean_err":
+        if kind == MEAN_ERR:
             return (sums / per_c).mean(1)
-        if kind == "relative_mce":
-            sums = sums - clean[0] * per_c
+        sums = sums - clean[0] * per_c  # exactly sums when clean[0] is 0 (mCE)
         d = den(w) if callable(den) else np.broadcast_to(den, sums.shape)
         with np.errstate(divide="ignore", invalid="ignore"):
             return 100 * (sums / d).mean(1)

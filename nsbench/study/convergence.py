@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..report.stats import seeds_interval
-from ..schema import CLEAN
+from ..schema import CLEAN_TOP1, MEASURES
 from .spec import TEACHER, Study
 
 PASSED, FAILED, UNTESTED = "passed", "failed", "not tested"
@@ -32,9 +32,8 @@ def clean_top1(folder: Path) -> float | None:
     path = folder / "results.csv"
     if not path.is_file():
         return None
-    df = pd.read_csv(path)
-    v = df[(df.task == CLEAN) & (df.metric == "top1_acc")].value.dropna()
-    return float(v.iloc[0]) if len(v) else None
+    v = MEASURES[CLEAN_TOP1].lookup(pd.read_csv(path))[0]
+    return None if np.isnan(v) else v
 
 
 def _role(base: dict, doubled: dict) -> dict:

@@ -310,6 +310,7 @@ def _evaluated(dest: Path, sha: str, suite: dict) -> bool:
 
 def _evaluate(study: Study, run: Path, k: int, label: str, out: Path, device: str, workers: int | None) -> bool:
     from ..api import evaluate
+    from ..bench.harness import ModelInfo, ScoreSettings
 
     entry = next(e for e in read_json(run / R.SUMMARY)["iterations"] if e["iteration"] == k)
     dest = out / "eval" / label
@@ -318,8 +319,8 @@ def _evaluate(study: Study, run: Path, k: int, label: str, out: Path, device: st
         log.info("%s: evaluated already, skipping", label)
         return False
     # dest is out/eval/LABEL, as evaluate lays it out; the study owns it, so a retrained variant replaces its results
-    evaluate(str(R.checkpoint(run, k)), study.suite, dest.parent, label=label, device=device, workers=workers,
-             cache_dir=out / "eval" / "cache", overwrite=True)
+    evaluate(str(R.checkpoint(run, k)), study.suite, dest.parent, info=ModelInfo(label=label),
+             settings=ScoreSettings(device=device, workers=workers, cache_dir=out / "eval" / "cache", overwrite=True))
     return True
 
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import TrainConfig, build_config, check_choices, from_dict, load_train_config, load_yaml
-from ..schema import ATTACK_MEASURE, MEASURES
+from ..schema import ATTACK_MEASURE, CLEAN_TOP1, measure
 from ..utils import NsbenchError
 
 TEACHER = "teacher"  # the shared teacher's run-folder stem, and a row / claim reference
@@ -89,7 +89,7 @@ class StudySpec:
     iterations: int = 1
     suite: str = "study"
     suite_overrides: list[str] = field(default_factory=list)
-    metric: str = "clean_top1"
+    metric: str = CLEAN_TOP1
     scales: dict = field(default_factory=dict)  # name -> list of overrides; the first is the default
     overrides: list[str] = field(default_factory=list)
     variants: dict = field(default_factory=dict)  # name -> VariantSpec
@@ -317,18 +317,22 @@ def _check_ref(study: Study, ref, where: str, has_teacher: bool) -> None:
 
 
 def _check_metric(study: Study, metric: str, where: str) -> None:
+    """A claim's measure is a headline measure (schema.HEADLINE, or ATTACK@EPS) whose task the study's suite runs."""
     suite = study.suite
-    m = ATTACK_MEASURE.match(metric)
-    if m:
+    try:
+        m = measure(metric)
+    except KeyError as e:
+        raise NsbenchError(f"{where}: {e.args[0]}") from None
+    if not m.headline:
+        raise NsbenchError(f"{where}: {metric} is not a headline measure (the report compares only those)")
+    if ATTACK_MEASURE.match(metric):
         t = suite.fgsm
-        if not t.enabled or t.attack != m["attack"] or float(m["eps"]) not in [float(e) for e in t.eps_255]:
-            raise NsbenchError(f"{where}: {metric} needs the suite's fgsm task with attack {m['attack']} at eps_255 "
-                               f"{m['eps']}")
+        if not t.enabled or t.attack != m.task or m.eps_255 not in [float(e) for e in t.eps_255]:
+            raise NsbenchError(f"{where}: {metric} needs the suite's fgsm task with attack {m.task} at eps_255 "
+                               f"{m.eps_255:g}")
         return
-    if metric not in MEASURES:
-        raise NsbenchError(f"{where}: unknown measure {metric!r}; valid: {', '.join(MEASURES)}, fgsm@EPS, pgd@EPS")
-    if not getattr(suite, MEASURES[metric]).enabled:
-        raise NsbenchError(f"{where}: {metric} needs the suite's {MEASURES[metric]} task, which it disables")
+    if not getattr(suite, m.task).enabled:
+        raise NsbenchError(f"{where}: {metric} needs the suite's {m.task} task, which it disables")
 
 
 def describe(study: Study) -> dict:

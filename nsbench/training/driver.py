@@ -27,9 +27,9 @@ from ..data.loaders import ImageDataset, auto_workers
 from ..models import ModelSpec
 from ..utils import NsbenchError, read_json, resolve_device, seed_everything, write_json
 from . import budget, ladder, records
-from .label import LabelConfig, label_unlabeled
+from .label import LabelConfig
 from .run_data import RunData, decode_mode, load_data, record_split, split_record, train_augment
-from .selection import select_pseudo_labels
+from .selection import label_and_select
 from .stage import StageConfig, train_stage, unlabeled_weight
 from .store import is_complete, load_selection
 from .validate import ValSet
@@ -120,8 +120,7 @@ def pseudo_label(run: Run, k: int, teacher: torch.nn.Module) -> dict:
     else:
         job = LabelConfig(cfg.pseudo, run.num_classes, cfg.data.image_size, run.device, run.workers,
                           cfg.runtime.amp, decode_mode(cfg, run.device, "label"))
-        labeling = label_unlabeled(teacher, run.data.unlabeled, run.data.unlabeled_idx, store, job)
-        stats = select_pseudo_labels(store, cfg.pseudo, run.num_classes, labeling)
+        stats = label_and_select(teacher, run.data.unlabeled, run.data.unlabeled_idx, store, job)
     log.info("iteration %d: pseudo-labels kept %d of %d (threshold %.2f), %d selected after balancing%s", k,
              stats["n_kept"], stats["n_unlabeled"], stats["threshold"], stats["n_selected"],
              f", agreement with hidden labels {100 * stats['agreement_kept']:.1f}%" if "agreement_kept" in stats

@@ -73,20 +73,6 @@ def teacher_batches(model: nn.Module, source: Source, indices: np.ndarray, cfg: 
         bar.close()
 
 
-def teacher_probs(model: nn.Module, source: Source, indices: np.ndarray, cfg: LabelConfig,
-                  progress: bool = True) -> tuple[np.ndarray, np.ndarray, int]:
-    """All of `teacher_batches` at once: (probs [n, C], indices [n], n_skipped)."""
-    probs, idxs, skipped = [], [], 0
-    for p, i, sk in teacher_batches(model, source, indices, cfg, progress):
-        skipped += sk
-        if len(i):
-            probs.append(p)
-            idxs.append(i)
-    if not probs:
-        return np.zeros((0, 0), np.float32), np.zeros(0, np.int64), skipped
-    return np.concatenate(probs), np.concatenate(idxs), skipped
-
-
 def untempered_confidence(probs: np.ndarray, temperature: float) -> np.ndarray:
     """Top probability of softmax(logits) from rows of softmax(logits / T): p_j^T renormalised (exact, in logs)."""
     if temperature == 1.0:

@@ -1,9 +1,12 @@
 """Selection: the confidence filter, then per-class balancing, from what the teacher wrote to the store.
 
-`select` is the definition, on arrays held in memory; `plan_and_select` computes the same result from the store's
-shards without holding them: rank 0 plans the balancing from the merged per-class histograms of kept confidences
-alone, then resolves the one boundary bin per class exactly by streaming over the shards again, and writes each
-shard's `selection-*.parquet` (same order as `select`: most confident first, ties by row).
+`plan_and_select` works from the store's shards without holding them: rank 0 plans the balancing from the merged
+per-class histograms of kept confidences alone, then resolves the one boundary bin per class exactly by streaming over
+the shards again, and writes each shard's `selection-*.parquet`. The rule: a class with more kept images than the
+target keeps its most confident ones (ties: lower row first, so one process or many pick the same rows); a class with
+fewer repeats all of its images as many whole times as fit, then its most confident ones once more, so every
+non-empty class ends with exactly the target (tests/test_values_training.py writes the same rule out on arrays in
+memory and checks the two agree).
 """
 from __future__ import annotations
 
@@ -21,59 +24,9 @@ from .label import LabelConfig, label_unlabeled
 from .store import HIST_BINS, column, conf_bins, iter_groups, passes_filter, selection_file, shard_paths, stats_file
 
 
-@dataclass
-class Selection:
-    positions: np.ndarray  # rows of the store, repeated once per use (duplicates for short classes)
-    stats: dict
-
-
-def select(confidence: np.ndarray, hard: np.ndarray, num_classes: int, threshold: float, balance: bool,
-           per_class: int | str, true_labels: np.ndarray | None = None) -> Selection:
-    """Confidence filter, then per-class balancing to a target count, on arrays held in memory: the definition that
-    the streaming `plan_and_select` reproduces (tests check the two agree).
-
-    A class with more images than the target keeps its most confident ones (ties: lower row first); a class with
-    fewer repeats all of its images as many whole times as fit, then its most confident ones once more, so every
-    non-empty class ends with exactly the target.
-    """
-    n = len(confidence)
-    kept = np.flatnonzero(passes_filter(confidence, threshold))
-    counts = np.bincount(hard[kept], minlength=num_classes)
-    target = _target(counts, per_class) if balance else None
-    pieces, per = [], []
-    for c in range(num_classes):
-        rows = kept[hard[kept] == c]
-        # most confident first; ties by row, so that the selection never depends on the sort's or the shards' order
-        # (one process or many, the same rows win, and the streaming plan below can reproduce it exactly)
-        rows = rows[np.lexsort((rows, -confidence[rows]))]
-        if target is None or len(rows) == 0:
-            chosen, dup, dropped = rows, 0, 0
-        elif len(rows) >= target:
-            chosen, dup, dropped = rows[:target], 0, len(rows) - target
-        else:
-            reps, rest = divmod(target, len(rows))
-            chosen = np.concatenate([np.tile(rows, reps), rows[:rest]])
-            dup, dropped = target - len(rows), 0
-        pieces.append(chosen)
-        per.append({"class": c, "predicted": int((hard == c).sum()), "kept": int(len(rows)),
-                    "selected": int(len(chosen)), "duplicated": int(dup), "dropped_by_balance": int(dropped)})
-    positions = np.concatenate(pieces) if pieces else np.zeros(0, np.int64)
-    stats = {
-        "n_unlabeled": int(n), "threshold": threshold, "n_filtered": int(n - len(kept)), "n_kept": int(len(kept)),
-        "balance": balance, "per_class_target": None if target is None else int(target),
-        "n_selected": int(len(positions)), "n_duplicated": int(sum(p["duplicated"] for p in per)),
-        "mean_confidence": float(confidence.mean()) if n else 0.0, "per_class": per,
-    }
-    if true_labels is not None and n and (true_labels >= 0).all():
-        stats["agreement_all"] = float((hard == true_labels).mean())
-        stats["agreement_kept"] = float((hard[kept] == true_labels[kept]).mean()) if len(kept) else 0.0
-        for p in per:
-            rows = kept[hard[kept] == p["class"]]
-            p["agreement"] = float((true_labels[rows] == p["class"]).mean()) if len(rows) else None
-    return Selection(positions.astype(np.int64), stats)
-
-
 def _target(counts: np.ndarray, per_class: int | str) -> int:
+    """Images per class after balancing: `per_class` itself, or the mean / median / max / min of the kept counts of
+    the classes that have any, rounded (0 when none has)."""
     nonzero = counts[counts > 0]
     if isinstance(per_class, int):
         if per_class <= 0:
@@ -128,7 +81,7 @@ def _plan(hist: np.ndarray, counts: np.ndarray, target: int | None, num_classes:
 
 
 def _boundary_rows(parts: list[Path], threshold: float, plan: Plan) -> set[int]:
-    """Global rows chosen inside each class's boundary bin: exactly `select`'s order (most confident first, then
+    """Global rows chosen inside each class's boundary bin: the rule's order (most confident first, then
     the lower global row), from one more pass over the shards that keeps only the boundary bins' candidates."""
     cand = {c: [] for c in np.flatnonzero(plan.need)}
     offset = 0
@@ -169,7 +122,8 @@ def _write_selections(parts: list[Path], threshold: float, plan: Plan, chosen: s
 
 def _store_stats(stats: list, counts: np.ndarray, plan: Plan, target: int | None, threshold: float, balance: bool,
                  world: int) -> dict:
-    """The store's statistics from the shards' merged counts: as `select` reports them, plus skipped images."""
+    """The store's statistics from the shards' merged counts: per class predicted, kept, selected, duplicated,
+    dropped (and agreement with known true labels), their totals, plus skipped images."""
     predicted = sum(z["predicted"] for z in stats)
     correct_kept = sum(z["correct_kept"] for z in stats)
     n, n_correct, n_true, skipped = (int(sum(z["scalars"][i] for z in stats)) for i in range(4))
@@ -202,7 +156,7 @@ def select_pseudo_labels(store: Path, pc: PseudoConfig, num_classes: int, labeli
 
 
 def label_and_select(teacher, source, indices: np.ndarray, store: Path, cfg: LabelConfig) -> dict:
-    """Both steps at once, as the driver runs them (label.label_unlabeled, then select_pseudo_labels): for callers
-    that want a finished store (benchmarks, tests); returns its stats.json."""
+    """Pseudo-labeling, both steps (label.label_unlabeled, then select_pseudo_labels), as the driver runs it for every
+    student and benchmarks and tests run it; returns the finished store's stats.json."""
     labeling = label_unlabeled(teacher, source, indices, store, cfg)
     return select_pseudo_labels(store, cfg.pseudo, cfg.num_classes, labeling)

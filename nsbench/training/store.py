@@ -136,16 +136,6 @@ def column(table: pa.Table, name: str) -> np.ndarray:
     return col.to_numpy()
 
 
-def read_store(store: Path, columns: list[str] | None = None, world: int | None = None) -> dict[str, np.ndarray]:
-    """Concatenate a store's shards (only `columns`). For inspection and tests: it holds the whole store in memory."""
-    world = world or read_json(store / "stats.json")["world_size"]
-    shards = shard_paths(store, world)
-    if not shards:
-        raise NsbenchError(f"{store}: no pseudo-label shards")
-    table = pa.concat_tables([pq.read_table(s, columns=columns) for s in shards])
-    return {name: column(table, name) for name in table.column_names}
-
-
 def is_complete(store: Path) -> bool:
     return (store / "stats.json").exists()
 

@@ -55,11 +55,11 @@ def _official(ctx, t: CorruptionTask) -> tuple[dict, float, int, dict]:
         z = ctx.cell("corruptions", key, lambda src=src, idx=idx: CAL.outcomes(ctx, src, idx))
         outcomes[f"{cell.corruption}|{cell.severity}"] = z["correct"], z["index"], CAL.columns(z)
         skipped[f"{cell.corruption}|{cell.severity}"] = int(z["n_asked"]) - len(z["index"])
-    clean_err = 1 - clean_correct(ctx).mean()
+    clean_err = M.error(clean_correct(ctx))
     n = max((len(c) for c, *_ in outcomes.values()), default=0)
     info = {"source": f"official:{t.root}", "calibration": "imagenet-c (official files)",
             "skipped_unreadable": {k: v for k, v in skipped.items() if v}}
-    return outcomes, float(clean_err), n, info
+    return outcomes, clean_err, n, info
 
 
 def _built(ctx, t: CorruptionTask) -> tuple[dict, float, int, dict]:
@@ -75,7 +75,7 @@ def _built(ctx, t: CorruptionTask) -> tuple[dict, float, int, dict]:
 
         return score
 
-    clean_err = 1 - ctx.cell("corruptions", f"{folder.name}|clean.npy|calibration", run("clean.npy"))["correct"].mean()
+    clean_err = M.error(ctx.cell("corruptions", f"{folder.name}|clean.npy|calibration", run("clean.npy"))["correct"])
     outcomes = {}
     for c in tqdm(t.corruptions, desc=f"{ctx.em.label} -C", leave=False, mininterval=2.0):
         for s in t.severities:
@@ -85,13 +85,13 @@ def _built(ctx, t: CorruptionTask) -> tuple[dict, float, int, dict]:
             "source": folder.name, "calibration": manifest.get("calibration", "imagenet-c"),
             "saved_as": manifest.get("saved_as", "lossless (uint8 arrays; the official ImageNet-C files are JPEG "
                                                  "quality 85)")}
-    return outcomes, float(clean_err), len(labels), info
+    return outcomes, clean_err, len(labels), info
 
 
 def corruption_errors(ctx, t: CorruptionTask) -> tuple[dict[str, list[float]], float, dict[str, tuple], int, dict]:
     """Top-1 error per corruption over severities, clean error, per-cell (correct, image index), n, set info."""
     outcomes, clean_err, n, info = (_official if t.root else _built)(ctx, t)
-    errors = {c: [float(1 - outcomes[f"{c}|{s}"][0].mean()) for s in t.severities]
+    errors = {c: [M.error(outcomes[f"{c}|{s}"][0]) for s in t.severities]
               for c in t.corruptions if all(f"{c}|{s}" in outcomes for s in t.severities)}
     return errors, clean_err, outcomes, n, info
 
@@ -145,18 +145,18 @@ def run(ctx, t: CorruptionTask, norm) -> TaskResult:
     rows, per = [], []
     for key, (correct, index, cal) in outcomes.items():
         c, s = key.split("|")
-        rows.append(ctx.row("corruptions", c, "top1_err", 100 * (1 - correct.mean()), len(correct), severity=int(s)))
+        rows.append(ctx.row("corruptions", c, "top1_err", 100 * M.error(correct), len(correct), severity=int(s)))
         rows += CAL.rows(ctx, "corruptions", c, {**cal, "correct": correct}, severity=int(s))
         per.append(pd.DataFrame({"task": "corruptions", "condition": c, "severity": int(s), "eps_255": 0.0,
                                  "image": index, "correct": correct, **cal}))
     rows.append(ctx.row("corruptions", "clean", "top1_err", 100 * clean_err, n))
-    for c, errs in errors.items():
-        rows.append(ctx.row("corruptions", c, "mean_err", 100 * np.mean(errs), n))
+    for c in errors:
+        rows.append(ctx.row("corruptions", c, "mean_err", 100 * M.mean_error(errors, [c]), n))
     bench = [c for c in C_BENCHMARK if c in errors]
     if bench:
         partial = len(bench) < len(C_BENCHMARK) or sorted(t.severities) != [1, 2, 3, 4, 5]
         note = f"partial: {len(bench)} of {len(C_BENCHMARK)} benchmark corruptions" if partial else None
-        rows.append(ctx.row("corruptions", "all", "mean_err", 100 * np.mean([np.mean(errors[c]) for c in bench]), n,
+        rows.append(ctx.row("corruptions", "all", "mean_err", 100 * M.mean_error(errors, bench), n,
                             note=note))
     choice = norm.choose("corruptions", alexnet_holds=bool(t.root), setting="ImageNet-C" if t.root else "a built -C set")
     ref = _reference(ctx, t, choice, norm)

@@ -80,11 +80,12 @@ def _built(ctx, t: NaturalAdversarialTask) -> tuple[dict, str, dict]:
                            "nsbench.training.reference.train_reference (nsbench eval and nsbench.evaluate do)")
     train = ctx.open(ctx.cfg_data.get("train_split", "train"))
     pool = ctx.source if not t.pool_split else ctx.open(t.pool_split)
-    folder, manifest = ctx.build(lambda: A.build_a(
-        train, pool, ctx.size, t.references, train_reference=ctx.reference_trainer, epochs=t.ref_epochs,
-        max_rounds=t.ref_max_rounds, min_gain=t.ref_min_gain, train_limit=t.ref_train_limit, val_limit=t.ref_val_limit,
-        batch_size=t.ref_batch_size, lr=t.ref_lr, pool_limit=t.pool_limit, seed=ctx.suite.seed, cache_dir=ctx.cache,
-        device=ctx.device, consensus=t.consensus))
+    how = A.BuildSettings(epochs=t.ref_epochs, max_rounds=t.ref_max_rounds, min_gain=t.ref_min_gain,
+                          train_limit=t.ref_train_limit, val_limit=t.ref_val_limit, batch_size=t.ref_batch_size,
+                          lr=t.ref_lr, pool_limit=t.pool_limit, seed=ctx.suite.seed, consensus=t.consensus)
+    folder, manifest = ctx.build(lambda: A.build_a(train, pool, ctx.size, t.references, how,
+                                                   train_reference=ctx.reference_trainer, cache_dir=ctx.cache,
+                                                   device=ctx.device))
     images = K.load_array(folder / "images.npy")
     labels = np.asarray(K.load_array(folder / "labels.npy"))
     sel = ctx.pick(len(labels))

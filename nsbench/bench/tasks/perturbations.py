@@ -117,7 +117,7 @@ def _reference(ctx, t: PerturbationTask, choice, norm):
 
     def compute(ref):
         stats, _ = perturbation_stats(ref, t)
-        return {p: {"fp": float(z["fp"].mean()), "t5d": float(z["t5d"].mean())} for p, z in stats.items()}
+        return {p: {"fp": M.mean(z["fp"]), "t5d": M.mean(z["t5d"])} for p, z in stats.items()}
 
     return norm.reference(ctx, "perturbations", compute)
 
@@ -129,16 +129,17 @@ def run(ctx, t: PerturbationTask, norm) -> TaskResult:
     choice = norm.choose("perturbations", alexnet_holds=official and t.difficulty == 1,
                          setting=f"{'ImageNet-P' if official else 'a built -P set'} at difficulty {t.difficulty}")
     ref = _reference(ctx, t, choice, norm)
-    rows, per, frs, t5s = [], [], {}, {}
+    rows, per, fps, ut5ds, frs, t5s = [], [], {}, {}, {}, {}
     for p, z in stats.items():
         n = len(z["fp"])
-        fp, t5 = float(z["fp"].mean()), float(z["t5d"].mean())
+        fp, t5 = M.mean(z["fp"]), M.mean(z["t5d"])  # FP and uT5D: means over the sequences
+        fps[p], ut5ds[p] = fp, t5
         rows += [ctx.row("perturbations", p, "fp", 100 * fp, n), ctx.row("perturbations", p, "t5d", t5, n)]
         index = z["index"] if "index" in z else np.arange(n)
         per.append(pd.DataFrame({"task": "perturbations", "condition": p, "severity": 0, "eps_255": 0.0,
                                  "image": index, "flip": z["fp"], "t5d": z["t5d"]}))
         if ref is not None and p in ref:
-            fr, rt5 = M.ratio(fp, ref[p]["fp"]), M.ratio(t5, ref[p]["t5d"])  # NaN: a zero denominator
+            fr, rt5 = M.fr(fp, ref[p]["fp"]), M.t5d_rel(t5, ref[p]["t5d"])  # NaN: a zero denominator
             fr, rt5 = (None if np.isnan(fr) else fr), (None if np.isnan(rt5) else rt5)
             why = "undefined: the normaliser {} on {} (zero denominator)"
             rows += [ctx.row("perturbations", p, "fr", None if fr is None else 100 * fr, n, normaliser=choice.name,
@@ -151,10 +152,8 @@ def run(ctx, t: PerturbationTask, norm) -> TaskResult:
     if test:
         n = len(stats[test[0]]["fp"])
         note = None if len(test) == len(P_TEST) else f"partial: {len(test)} of {len(P_TEST)} test perturbations"
-        rows.append(ctx.row("perturbations", "all", "mean_fp", 100 * np.mean([stats[p]["fp"].mean() for p in test]), n,
-                            note=note))
-        rows.append(ctx.row("perturbations", "all", "mean_t5d", np.mean([stats[p]["t5d"].mean() for p in test]), n,
-                            note=note))
+        rows.append(ctx.row("perturbations", "all", "mean_fp", 100 * M.mean([fps[p] for p in test]), n, note=note))
+        rows.append(ctx.row("perturbations", "all", "mean_t5d", M.mean([ut5ds[p] for p in test]), n, note=note))
         if ref is not None:
             rows += [ctx.mean_row("perturbations", m, v, P_TEST, "test perturbations", n, normaliser=choice.name)
                      for m, v in (("mfr", frs), ("mt5d", t5s))]

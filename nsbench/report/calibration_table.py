@@ -8,26 +8,28 @@ import numpy as np
 import pandas as pd
 
 from ..calibration import ece_weighted  # the harness's own binning (nsbench/calibration.py)
-from ..schema import CORRUPTION_TREE_TASKS
-from . import fmt as F
-from . import stats as S
+from ..schema import (CALIBRATION, CLEAN_CONDITION, CORRUPTION_TREE_TASKS, IMAGENET_3DCC, IMAGENET_C_BAR,
+                      IMAGENET_SKETCH, IMAGENET_V2, METRICS, SKETCH, TASK_LABELS)
+from . import fmt, stats
 from .load import EvalResult
 
-METRICS = (("ece", "ECE (%)"), ("nll", "NLL"), ("brier", "Brier"))
+# the table's columns: ECE (%), NLL, Brier (schema.CALIBRATION, labelled as schema.METRICS labels them)
+CELLS = [(m, METRICS[m].label + (" (%)" if METRICS[m].unit == "%" else "")) for m in CALIBRATION]
+ECE = CALIBRATION[0]  # binned over the confidences, not a mean of per-image values
 TREE_TASKS = CORRUPTION_TREE_TASKS  # one cell per corruption and severity
 COLUMNS = ["model", "task", "condition", "eps_255", "metric", "value", "ci_low", "ci_high", "n", "diff", "diff_low",
            "diff_high", "note"]
 SEED = 4242
-SET_NAMES = {"imagenet_v2": "ImageNet-V2", "imagenet_sketch": "ImageNet-Sketch", "imagenet_c_bar": "ImageNet-C-bar",
-             "imagenet_3dcc": "ImageNet-3DCC"}
+SET_NAMES = {IMAGENET_V2: "ImageNet-V2", IMAGENET_SKETCH: "ImageNet-Sketch", IMAGENET_C_BAR: "ImageNet-C-bar",
+             IMAGENET_3DCC: "ImageNet-3DCC"}
 
 
 def _cells(r: EvalResult) -> pd.DataFrame:
-    rows = r.rows[r.rows.metric.isin([m for m, _ in METRICS])]
+    rows = r.rows[r.rows.metric.isin(CALIBRATION)]
     return rows[rows.value.notna()]
 
 
-def _sampler(r: EvalResult, task: str, condition: str, eps: float, metric: str, point: float) -> S.Sampler | None:
+def _sampler(r: EvalResult, task: str, condition: str, eps: float, metric: str, point: float) -> stats.Sampler | None:
     per = r.per_image
     if per is None or "confidence" not in per:
         return None
@@ -38,11 +40,11 @@ def _sampler(r: EvalResult, task: str, condition: str, eps: float, metric: str, 
         return None
     p = p.sort_values("image")
     items = tuple(p.image)
-    if metric == "ece":
+    if metric == ECE:
         conf, correct = p.confidence.to_numpy(float), p.correct.astype(bool).to_numpy()
-        return S.Sampler(items, lambda w: 100 * ece_weighted(w, conf, correct), point)
+        return stats.Sampler(items, lambda w: 100 * ece_weighted(w, conf, correct), point)
     x = p[metric].to_numpy(float)
-    return S.Sampler(items, lambda w: w @ x, point)
+    return stats.Sampler(items, lambda w: w @ x, point)
 
 
 def calibration_frame(evals: list[EvalResult], baseline: str | None) -> pd.DataFrame:
@@ -53,20 +55,20 @@ def calibration_frame(evals: list[EvalResult], baseline: str | None) -> pd.DataF
         cells = _cells(r)
         single = cells[~cells.task.isin(TREE_TASKS)]
         for _, x in single.iterrows():
-            eps = float(x.eps_255) if F.finite(x.get("eps_255")) else np.nan
+            eps = float(x.eps_255) if fmt.finite(x.get("eps_255")) else np.nan
             s = _sampler(r, x.task, x.condition, eps, x.metric, float(x.value))
             row = {"model": r.label, "task": x.task, "condition": x.condition, "eps_255": eps, "metric": x.metric,
                    "value": float(x.value), "ci_low": np.nan, "ci_high": np.nan, "n": int(x.n), "diff": np.nan,
                    "diff_low": np.nan, "diff_high": np.nan, "note": ""}
-            if s is not None and S.reproduces(s):
-                row["ci_low"], row["ci_high"] = S.interval(s, SEED)
+            if s is not None and stats.reproduces(s):
+                row["ci_low"], row["ci_high"] = stats.interval(s, SEED)
                 if base is not None and r is not base:
                     bx = _cells(base)
                     bx = bx[(bx.task == x.task) & (bx.condition == x.condition) & (bx.metric == x.metric)]
                     if len(bx):
                         sb = _sampler(base, x.task, x.condition, eps, x.metric, float(bx.value.iloc[0]))
-                        if sb is not None and S.reproduces(sb):
-                            d = S.difference(s, sb, SEED + 1)
+                        if sb is not None and stats.reproduces(sb):
+                            d = stats.difference(s, sb, SEED + 1)
                             row.update(diff=d["diff"], diff_low=d["diff_low"], diff_high=d["diff_high"])
             else:
                 row["note"] = "per-image values missing: no interval"
@@ -90,22 +92,23 @@ def calibration_table(frame: pd.DataFrame, baseline: str | None) -> dict | None:
         sub = frame[(frame.model == k.model) & (frame.task == k.task) & (frame.condition == k.condition)
                     & ((frame.eps_255 == k.eps_255) | (frame.eps_255.isna() & pd.isna(k.eps_255)))]
         cells = []
-        for metric, _ in METRICS:
+        for metric, _ in CELLS:
             hit = sub[sub.metric == metric]
             if not len(hit):
                 cells.append({"value": "–", "ci": "", "delta": "", "cls": "", "title": ""})
                 continue
             h = hit.iloc[0]
-            digits = 1 if metric == "ece" else 3
+            digits = 1 if METRICS[metric].unit == "%" else METRICS[metric].digits  # ECE to 0.1 point
+            higher = METRICS[metric].higher_is_better  # lower is better for all three
             delta, cls = "", ""
-            if F.finite(h["diff"]):
-                delta = f"{F.signed(h['diff'], digits)} {F.ci(h.diff_low, h.diff_high, digits)}".strip()
-                if F.finite(h.diff_low) and (h.diff_low > 0 or h.diff_high < 0):
-                    cls = "bad" if h.diff_low > 0 else "good"  # lower is better for all three
-            cells.append({"value": F.num(h.value, digits), "ci": F.ci(h.ci_low, h.ci_high, digits), "delta": delta,
+            if fmt.finite(h["diff"]):
+                delta = f"{fmt.signed(h['diff'], digits)} {fmt.ci(h.diff_low, h.diff_high, digits)}".strip()
+                if fmt.finite(h.diff_low) and (h.diff_low > 0 or h.diff_high < 0):
+                    cls = "good" if (h.diff_low > 0) == higher else "bad"
+            cells.append({"value": fmt.num(h.value, digits), "ci": fmt.ci(h.ci_low, h.ci_high, digits), "delta": delta,
                           "cls": cls, "title": h.note})
-        where = SET_NAMES.get(k.task) or F.TASK_NAMES.get(k.task, k.task.replace("_", " "))
-        cond = "" if k.condition in (k.task, "clean", "sketch") else f": {F.name(k.condition)}"
-        eps = f" at {k.eps_255:g}/255" if F.finite(k.eps_255) and k.eps_255 > 0 else ""
+        where = SET_NAMES.get(k.task) or TASK_LABELS.get(k.task, k.task.replace("_", " "))
+        cond = "" if k.condition in (k.task, CLEAN_CONDITION, SKETCH) else f": {fmt.name(k.condition)}"
+        eps = f" at {k.eps_255:g}/255" if fmt.finite(k.eps_255) and k.eps_255 > 0 else ""
         rows.append({"model": k.model, "baseline": k.model == baseline, "set": f"{where}{cond}{eps}", "cells": cells})
-    return {"columns": [label for _, label in METRICS], "rows": rows}
+    return {"columns": [label for _, label in CELLS], "rows": rows}

@@ -12,11 +12,13 @@ row and claim names the evaluated label of every seed, so this module needs noth
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
-from . import fmt as F
-from . import stats as S
+from . import fmt, stats
+from .compare import Report
 from .headline import measures, sampler
 from .load import EvalResult
 
@@ -33,7 +35,7 @@ def convergence_status(study: dict) -> tuple[str, str]:
     status = str(conv.get("status", "not tested"))
     if status == "passed":
         return status, ""
-    if status.startswith("failed"):
+    if re.match(r"failed\b", status):  # failed, or failed (incomplete: ...)
         moved = ", ".join(f"{role} {conv[role]['mean_change']:+.2f}" for role in ("teacher", "student")
                           if isinstance(conv.get(role), dict) and "mean_change" in conv[role])
         return status, "not converged at this scale" + (f" (doubling the budget moved top-1: {moved})" if moved else "")
@@ -46,7 +48,7 @@ def claim_verdict(low: float, high: float, higher: bool, p_adjusted: float = np.
     if not (np.isfinite(low) and np.isfinite(high)):
         return NO_RESULT
     if low > 0 or high < 0:
-        if np.isfinite(p_adjusted) and p_adjusted >= 1 - S.LEVEL:
+        if np.isfinite(p_adjusted) and p_adjusted >= 1 - stats.LEVEL:
             return UNRESOLVED
         return HOLDS if (low > 0) == higher else REVERSED
     return UNRESOLVED
@@ -66,7 +68,7 @@ def _summary(head: pd.DataFrame, measure: str, labels: dict) -> tuple[float, flo
     """Mean and 95% interval of one row's measure: over seeds (t), or with one seed its bootstrap over images."""
     vals = _values(head, measure, labels)
     if len(vals) >= 2:
-        m, lo, hi = S.seeds_interval(np.array(list(vals.values())))
+        m, lo, hi = stats.seeds_interval(np.array(list(vals.values())))
         return m, lo, hi, len(vals)
     if len(vals) == 1:
         label = _label({"labels": labels}, next(iter(vals)))
@@ -76,11 +78,11 @@ def _summary(head: pd.DataFrame, measure: str, labels: dict) -> tuple[float, flo
 
 
 def _cell_text(m: float, lo: float, hi: float, n: int, digits: int = 2) -> str:
-    if not F.finite(m):
+    if not fmt.finite(m):
         return "–"
-    if n >= 2 and F.finite(lo):
+    if n >= 2 and fmt.finite(lo):
         return f"{m:.{digits}f} ± {(hi - lo) / 2:.{digits}f}"
-    return f"{m:.{digits}f} {F.ci(lo, hi, digits)}".strip()
+    return f"{m:.{digits}f} {fmt.ci(lo, hi, digits)}".strip()
 
 
 def claim_result(claim: dict, evals: list[EvalResult], head: pd.DataFrame, seeds: list[int]) -> dict:
@@ -94,7 +96,7 @@ def claim_result(claim: dict, evals: list[EvalResult], head: pd.DataFrame, seeds
            "diff": np.nan, "diff_low": np.nan, "diff_high": np.nan, "p_value": np.nan, "p_adjusted": np.nan,
            "test": "", "note": ""}
     if len(seeds) >= 2:
-        d = S.seeds_difference(a, b)
+        d = stats.seeds_difference(a, b)
         out.update(diff=d["diff"], diff_low=d["diff_low"], diff_high=d["diff_high"], p_value=d["p"], test=d["test"])
         if len(a) < len(seeds) or len(b) < len(seeds):
             out["note"] = f"results for {len(a)} and {len(b)} of {len(seeds)} seeds"
@@ -108,13 +110,13 @@ def claim_result(claim: dict, evals: list[EvalResult], head: pd.DataFrame, seeds
     elif a and b:
         seed = seeds[0]
         by_label = {r.label: r for r in evals}
-        m = next((m for m in measures(evals) if m.key == key), None)
+        m = next((m for m in measures(evals) if m.name == key), None)
         ra, rb = by_label.get(_label(claim["better"], seed)), by_label.get(_label(claim["than"], seed))
         sa = sampler(ra, m, evals) if m and ra else None
         sb = sampler(rb, m, evals) if m and rb else None
         out["diff"] = a[seed] - b[seed]
-        if sa is not None and sb is not None and S.reproduces(sa) and S.reproduces(sb):
-            d = S.difference(sa, sb, 4242)
+        if sa is not None and sb is not None and stats.reproduces(sa) and stats.reproduces(sb):
+            d = stats.difference(sa, sb, 4242)
             out.update(diff_low=d["diff_low"], diff_high=d["diff_high"], p_value=d["p"], test=d["test"])
         else:
             out["note"] = "per-image outcomes missing: no interval"
@@ -127,7 +129,7 @@ def claim_result(claim: dict, evals: list[EvalResult], head: pd.DataFrame, seeds
 
 def adjust_claims(results: list[dict]) -> None:
     """Holm across every claim of one study (the family), then each verdict again with its adjusted p; in place."""
-    adj = S.holm([r["p_value"] for r in results])
+    adj = stats.holm([r["p_value"] for r in results])
     for r, p in zip(results, adj):
         r["p_adjusted"] = float(p)
         if r["verdict"] == ZERO_VARIANCE or not np.isfinite(p):
@@ -146,8 +148,8 @@ def _label(ref: dict, seed: int) -> str:
 def study_tables(study: dict, evals: list[EvalResult], head: pd.DataFrame) -> tuple[list[dict], pd.DataFrame]:
     """The template's study tables and the claims as a tidy frame (CLAIM_COLUMNS)."""
     seeds = [int(s) for s in study["seeds"]]
-    order = [m for m in measures(evals)]
-    names = {m.key: m.label for m in order}
+    order = measures(evals)
+    names = {m.name: m.label for m in order}
     tables, claims = [], []
     results = [claim_result(c, evals, head, seeds) for t in study["tables"] for c in t["claims"]]
     adjust_claims(results)
@@ -160,18 +162,18 @@ def study_tables(study: dict, evals: list[EvalResult], head: pd.DataFrame) -> tu
     results = iter(results)
     for t in study["tables"]:
         labels = {lab for r in t["rows"] for lab in r["labels"].values()}
-        keys = [m.key for m in order if (head.model.isin(labels) & (head.measure == m.key)).any()]
+        keys = [m.name for m in order if (head.model.isin(labels) & (head.measure == m.name)).any()]
         rows = []
         for r in t["rows"]:
             cells = []
             for k in keys:
                 m, lo, hi, n = _summary(head, k, r["labels"])
-                cells.append({"text": _cell_text(m, lo, hi, n), "sort": f"{m:.6g}" if F.finite(m) else "",
-                              "title": f"{n} seed(s)" + (f"; 95% interval [{lo:.2f}, {hi:.2f}]" if F.finite(lo) else "")})
+                cells.append({"text": _cell_text(m, lo, hi, n), "sort": f"{m:.6g}" if fmt.finite(m) else "",
+                              "title": f"{n} seed(s)" + (f"; 95% interval [{lo:.2f}, {hi:.2f}]" if fmt.finite(lo) else "")})
             gains = [quarter[lab] for lab in r["labels"].values() if lab in quarter]
             n_seeds = len(_values(head, keys[0], r["labels"])) if keys else 0
             rows.append({"ref": r["ref"], "about": r.get("about", ""), "seeds": n_seeds, "cells": cells,
-                         "quarter": F.signed(float(np.mean(gains)), 2) if gains else "–"})
+                         "quarter": fmt.signed(float(np.mean(gains)), 2) if gains else "–"})
         lines = []
         for c in t["claims"]:
             res = next(results)
@@ -180,8 +182,8 @@ def study_tables(study: dict, evals: list[EvalResult], head: pd.DataFrame) -> tu
                    "metric": c["metric"], "source": c.get("source", ""), **res}
             claims.append(row)
             lines.append({**row, "metric_label": names.get(c["metric"], c["metric"]),
-                          "diff_text": F.signed(res["diff"], 2), "ci": F.ci(res["diff_low"], res["diff_high"], 2),
-                          "p": F.pvalues(res["p_value"], res["p_adjusted"]),
+                          "diff_text": fmt.signed(res["diff"], 2), "ci": fmt.ci(res["diff_low"], res["diff_high"], 2),
+                          "p": fmt.pvalues(res["p_value"], res["p_adjusted"]),
                           "cls": {HOLDS: "good", REVERSED: "bad"}.get(res["verdict"], ""),
                           "converged_cls": "good" if res["convergence"] == "passed" else "bad"})
         tables.append({"id": t["id"], "title": t["title"], "source": t.get("source", ""),
@@ -196,8 +198,16 @@ def claims_markdown(claims: pd.DataFrame, seeds: int) -> str:
              f"| converged (doubling test) |",
              "|---|---|---|---|---|---|---|---|---|"]
     for _, c in claims.iterrows():
-        diff = f"{F.signed(c['diff'], 2)} {F.ci(c.diff_low, c.diff_high, 2)}".strip()
-        p, adj = F.pvalue(c.p_value) or "–", F.pvalue(c.p_adjusted) or "–"
+        diff = f"{fmt.signed(c['diff'], 2)} {fmt.ci(c.diff_low, c.diff_high, 2)}".strip()
+        p, adj = fmt.pvalue(c.p_value) or "–", fmt.pvalue(c.p_adjusted) or "–"
         lines.append(f"| {c.claim} | {c.better} | {c.than} | {c.metric} | {diff} | {p} | {adj} | {c.verdict} "
                      f"| {c.convergence} |")
     return "\n".join(lines) + "\n"
+
+
+def section(report: Report) -> dict:
+    """A study's tables and claims for the page (none without a study), and the claims frame for claims.csv."""
+    if not report.study:
+        return {"study": None, "tables": [], "n_tests": 0, "frame": None}
+    tables, frame = study_tables(report.study, report.evals, report.head)
+    return {"study": report.study, "tables": tables, "n_tests": int(np.isfinite(frame.p_value).sum()), "frame": frame}
