@@ -46,6 +46,12 @@ def mean(values: Sequence[float] | np.ndarray) -> float:
 
 # --------------------------------------------------------------------------------------------------------------- -C
 
+def accuracy(correct: np.ndarray) -> float:
+    """Top-1 (or top-5) accuracy (fraction) of per-image outcomes: the share correct. The top1_acc / top5_acc rows of
+    every task are 100 x this (clean, -A, attacks, the official shifted sets)."""
+    return float(np.mean(correct))
+
+
 def error(correct: np.ndarray) -> float:
     """E: top-1 error (fraction) of per-image outcomes, 1 - the share correct (ImageNet-C/test.py `show_performance`:
     `errs.append(1 - correct / len(distorted_dataset))`)."""

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from ..data.sources import FileSource, scan_folder
 from ..utils import NsbenchError
 from . import calibration as CAL
+from .metrics import accuracy, error, mean_error
 from .registry import TaskResult
 
 log = logging.getLogger(__name__)
@@ -70,8 +71,8 @@ def accuracy_rows(ctx, task: str, condition: str, z: dict, **kw) -> tuple[list[d
     """top1_acc / top1_err and the calibration rows of one cell, and its per-image frame."""
     correct = z["correct"]
     n = len(correct)
-    rows = [ctx.row(task, condition, "top1_acc", 100 * correct.mean(), n, **kw),
-            ctx.row(task, condition, "top1_err", 100 * (1 - correct.mean()), n, **kw),
+    rows = [ctx.row(task, condition, "top1_acc", 100 * accuracy(correct), n, **kw),
+            ctx.row(task, condition, "top1_err", 100 * error(correct), n, **kw),
             *CAL.rows(ctx, task, condition, z, **kw)]
     per = pd.DataFrame({"task": task, "condition": condition, "severity": kw.get("severity") or 0,
                         "eps_255": 0.0, "image": z["index"], "correct": correct, **CAL.columns(z)})
@@ -134,17 +135,17 @@ def corruption_tree_task(ctx, task: str, t, names: tuple[str, ...], what: str,
         r, p = accuracy_rows(ctx, task, cell.corruption, z, severity=cell.severity)
         rows += [x for x in r if x["metric"] != "top1_acc"]
         per.append(p)
-        errors.setdefault(cell.corruption, {})[cell.severity] = 1 - float(z["correct"].mean())
+        errors.setdefault(cell.corruption, {})[cell.severity] = error(z["correct"])
     n = max((len(p) for p in per), default=0)
     complete = [c for c in t.corruptions if len(errors.get(c, {})) == len(t.severities)]
     for c in complete:
-        rows.append(ctx.row(task, c, "mean_err", 100 * np.mean(list(errors[c].values())), n))
+        rows.append(ctx.row(task, c, "mean_err", 100 * mean_error({c: list(errors[c].values())}, [c]), n))
     if complete:
         missing = [c for c in names if c not in complete]
         note = (f"partial: {len(complete)} of {len(names)} corruptions (missing: {', '.join(missing)})"
                 if missing or sorted(t.severities) != [1, 2, 3, 4, 5] else None)
-        rows.append(ctx.row(task, "all", "mean_err", 100 * np.mean([np.mean(list(errors[c].values())) for c in complete]),
-                            n, note=note))
+        per_severity = {c: list(errors[c].values()) for c in complete}
+        rows.append(ctx.row(task, "all", "mean_err", 100 * mean_error(per_severity, complete), n, note=note))
     info = {"source": f"official {what}: {root}", "layout": source, "cells": len(cells),
             "preprocessing": "files as shipped (224 x 224), no resizing",
             "normaliser": "none published for this set: mean top-1 error, no CE / mCE"}

@@ -13,6 +13,7 @@ from ...schema import ATTACKS, FGSM
 from ...utils import NsbenchError
 from .. import calibration as CAL
 from ..attacks import adversarial
+from ..metrics import accuracy
 from ..registry import TaskResult, register
 
 
@@ -61,7 +62,7 @@ def run(ctx, t: FGSMTask, norm) -> TaskResult:
 
         key = f"{src.name}|{src.fingerprint()}|{t.attack}|{t.pgd_steps}|{t.pgd_alpha_255}|{eps}|{idx.tolist()}"
         z = ctx.cell(FGSM, f"{key}|calibration", lambda local=local: ctx.sharded(idx, local))
-        rows.append(ctx.row(t.attack, t.attack, "top1_acc", 100 * z["correct"].mean(), len(z["correct"]),
+        rows.append(ctx.row(t.attack, t.attack, "top1_acc", 100 * accuracy(z["correct"]), len(z["correct"]),
                             eps_255=float(eps), precision="fp32"))
         rows += CAL.rows(ctx, t.attack, t.attack, z, eps_255=float(eps), precision="fp32")
         per.append(pd.DataFrame({"task": t.attack, "condition": t.attack, "severity": 0, "eps_255": float(eps),

@@ -26,6 +26,7 @@ from ...config import check_range
 from ...utils import NsbenchError
 from .. import calibration as CAL
 from ..attacks import check_unit_range
+from ..metrics import accuracy
 from ..registry import TaskResult, register
 
 PREFIX = "torchattacks:"
@@ -147,7 +148,7 @@ def run(ctx, t: AttacksTask, norm) -> TaskResult:
         correct = z["pred"].astype(np.int64) == z["label"].astype(np.int64)
         eps_255 = None if eps is None else float(eps * 255)
         cond = condition(a)
-        rows.append(ctx.row("attacks", cond, "top1_acc", 100 * correct.mean(), len(correct), eps_255=eps_255))
+        rows.append(ctx.row("attacks", cond, "top1_acc", 100 * accuracy(correct), len(correct), eps_255=eps_255))
         rows += CAL.rows(ctx, "attacks", cond, {**z, "correct": correct}, eps_255=eps_255)
         per.append(pd.DataFrame({"task": "attacks", "condition": cond, "severity": 0, "eps_255": eps_255 or 0.0,
                                  "image": z["index"].astype(np.int64), "correct": correct, **CAL.columns(z)}))

@@ -8,6 +8,7 @@ import pandas as pd
 
 from ...config import check_range
 from .. import calibration as CAL
+from ..metrics import accuracy, error
 from ..registry import TaskResult, register
 
 
@@ -57,10 +58,10 @@ def run(ctx, cfg: CleanTask, norm) -> TaskResult:
     z = clean_cell(ctx)
     correct = z["pred"] == z["label"]
     n = len(correct)
-    rows = [ctx.row("clean", "clean", "top1_acc", 100 * correct.mean(), n),
-            ctx.row("clean", "clean", "top5_acc", 100 * z["correct5"].mean(), n),
-            ctx.row("clean", "clean", "top1_err", 100 * (1 - correct.mean()), n),
-            ctx.row("clean", "clean", "top5_err", 100 * (1 - z["correct5"].mean()), n)]
+    rows = [ctx.row("clean", "clean", "top1_acc", 100 * accuracy(correct), n),
+            ctx.row("clean", "clean", "top5_acc", 100 * accuracy(z["correct5"]), n),
+            ctx.row("clean", "clean", "top1_err", 100 * error(correct), n),
+            ctx.row("clean", "clean", "top5_err", 100 * error(z["correct5"]), n)]
     for c, name in enumerate(ctx.em.classes):
         m = z["label"] == c
         if m.any():

@@ -13,6 +13,7 @@ from ...utils import NsbenchError
 from .. import cache as K
 from .. import calibration as CAL
 from .. import natural as A
+from ..metrics import accuracy, error
 from ..registry import TaskResult, register
 
 log = logging.getLogger(__name__)
@@ -110,8 +111,8 @@ def run(ctx, t: NaturalAdversarialTask, norm) -> TaskResult:
     n = len(correct)
     if n == 0:
         raise NsbenchError(f"{t.root or 'DATASET-A'}: no readable images to score")
-    rows = [ctx.row("natural_adversarial", condition, "top1_acc", 100 * correct.mean(), n),
-            ctx.row("natural_adversarial", condition, "top1_err", 100 * (1 - correct.mean()), n),
+    rows = [ctx.row("natural_adversarial", condition, "top1_acc", 100 * accuracy(correct), n),
+            ctx.row("natural_adversarial", condition, "top1_err", 100 * error(correct), n),
             *CAL.rows(ctx, "natural_adversarial", condition, z)]
     per = [pd.DataFrame({"task": "natural_adversarial", "condition": condition, "severity": 0, "eps_255": 0.0,
                          "image": z["index"], "correct": correct, **CAL.columns(z)})]
