@@ -40,6 +40,7 @@ NATURAL_ADVERSARIAL = "natural_adversarial"
 FGSM = "fgsm"
 PGD = "pgd"
 ATTACKS = (FGSM, PGD)  # the attacks, and the task names their rows carry
+ATTACKS_BY_NAME = "attacks"  # any torchattacks attack by name (bench/tasks/attacks_by_name.py)
 IMAGENET_V2 = "imagenet_v2"
 IMAGENET_SKETCH = "imagenet_sketch"
 IMAGENET_C_BAR = "imagenet_c_bar"
@@ -107,16 +108,17 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     _M("skipped", "the task's data is absent (its root is not set); the note says how to set it", "skipped", "", None),
 )}
 del _M
-TOP1_ACC, TOP1_ERR, MEAN_ERR, CE, FR, FP, FAILED, SKIPPED = ("top1_acc", "top1_err", "mean_err", "ce", "fr", "fp",
-                                                             "failed", "skipped")
+TOP1_ACC, TOP1_ERR, MEAN_ERR, FAILED, SKIPPED = "top1_acc", "top1_err", "mean_err", "failed", "skipped"
+CE, RELATIVE_CE, FP, T5D, FR, T5D_REL = "ce", "relative_ce", "fp", "t5d", "fr", "t5d_rel"  # per condition
+MCE, RELATIVE_MCE, MFR, MT5D, MEAN_FP, MEAN_T5D = "mce", "relative_mce", "mfr", "mt5d", "mean_fp", "mean_t5d"  # means
 CALIBRATION = ("ece", "nll", "brier")  # per-cell calibration metrics, in the report's column order
 PARTIAL = "_partial"  # suffix of a mean over an incomplete benchmark set (a different number: never the full one)
 
 
 def unit_metric(mean: str) -> str:
     """The per-condition metric a published mean averages: mce -> ce, mfr -> fr, mt5d -> t5d_rel, ..."""
-    return {"mce": CE, "relative_mce": "relative_ce", "mean_err": MEAN_ERR, "mfr": FR, "mt5d": "t5d_rel",
-            "mean_fp": FP}[mean.removesuffix(PARTIAL)]
+    return {MCE: CE, RELATIVE_MCE: RELATIVE_CE, MEAN_ERR: MEAN_ERR, MFR: FR, MT5D: T5D_REL,
+            MEAN_FP: FP}[mean.removesuffix(PARTIAL)]
 
 
 # ------------------------------------------------------------------------------------------------------- measures
@@ -172,7 +174,9 @@ class Measure:
         name = self.label.removesuffix(" (%)")
         if value is None or not math.isfinite(value):
             return f"{name} undefined"
-        digits = 2 if self.metric == TOP1_ACC and self.group in ("clean", "-A", "shift") else METRICS[self.metric].digits
+        digits = METRICS[self.metric].digits
+        if self.metric == TOP1_ACC and self.group in ("clean", "-A", "shift"):
+            digits = 2  # accuracies on whole sets: as the papers print them
         return f"{name} {value:.{digits}f}{'%' if self.unit == '%' else ''}"
 
 
@@ -189,13 +193,13 @@ A_TOP1_BUILT_LABEL = "built -A top-1 (%)"  # a_top1's label when the -A set was 
 MEASURES: dict[str, Measure] = {m.name: m for m in (
     Measure(CLEAN_TOP1, "clean", CLEAN, TOP1_ACC, CLEAN_CONDITION, "clean top-1 (%)"),
     Measure(A_TOP1, "-A", NATURAL_ADVERSARIAL, TOP1_ACC, None, "-A top-1 (%)"),
-    *_mean("mce", "-C", CORRUPTIONS, "mce", "mCE"),
-    *_mean("relative_mce", "-C", CORRUPTIONS, "relative_mce", "relative mCE"),
+    *_mean(MCE, "-C", CORRUPTIONS, MCE, "mCE"),
+    *_mean(RELATIVE_MCE, "-C", CORRUPTIONS, RELATIVE_MCE, "relative mCE"),
     Measure(C_MEAN_ERR, "-C", CORRUPTIONS, MEAN_ERR, ALL, "-C mean error (%)"),
-    *_mean("mfr", "-P", PERTURBATIONS, "mfr", "mFR"),
-    *_mean("mt5d", "-P", PERTURBATIONS, "mt5d", "mT5D"),
-    Measure("mean_fp", "-P", PERTURBATIONS, "mean_fp", ALL, "-P mean flip probability (%)", unless="mfr"),
-    Measure("mean_t5d", "-P", PERTURBATIONS, "mean_t5d", ALL, "-P mean top-5 distance", headline=False),
+    *_mean(MFR, "-P", PERTURBATIONS, MFR, "mFR"),
+    *_mean(MT5D, "-P", PERTURBATIONS, MT5D, "mT5D"),
+    Measure(MEAN_FP, "-P", PERTURBATIONS, MEAN_FP, ALL, "-P mean flip probability (%)", unless=MFR),
+    Measure(MEAN_T5D, "-P", PERTURBATIONS, MEAN_T5D, ALL, "-P mean top-5 distance", headline=False),
     Measure("sketch_top1", "shift", IMAGENET_SKETCH, TOP1_ACC, SKETCH, "ImageNet-Sketch top-1 (%)", headline=False),
     Measure("c_bar_mean_err", "shift", IMAGENET_C_BAR, MEAN_ERR, ALL, "ImageNet-C-bar mean error (%)", headline=False),
     Measure("3dcc_mean_err", "shift", IMAGENET_3DCC, MEAN_ERR, ALL, "ImageNet-3DCC mean error (%)", headline=False),

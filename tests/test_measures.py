@@ -162,7 +162,7 @@ def _words(tree: ast.Module, names) -> set[int]:
 
 def _vocabulary() -> set[str]:
     tasks = {schema.CLEAN, schema.CORRUPTIONS, schema.PERTURBATIONS, schema.NATURAL_ADVERSARIAL, *schema.ATTACKS,
-             *schema.OFFICIAL_SET_TASKS}
+             schema.ATTACKS_BY_NAME, *schema.OFFICIAL_SET_TASKS}
     return set(schema.METRICS) | set(schema.MEASURES) | tasks | {schema.ALL, schema.CLEAN_CONDITION, schema.SKETCH}
 
 

@@ -11,12 +11,11 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 from ..runs import SPLIT  # noqa: E402
-from ..schema import A_TOP1, CLEAN_TOP1, FGSM, PGD, attack_measure  # noqa: E402
-from .headline import MCE, MFR, MT5D, RELATIVE_MCE  # noqa: E402
+from ..schema import A_TOP1, CLEAN_TOP1, FGSM, MCE, MFR, MT5D, PGD, RELATIVE_MCE, attack_measure  # noqa: E402
 from .load import EvalResult, RunResult  # noqa: E402
 
 ACCURACY = [CLEAN_TOP1, A_TOP1, attack_measure(FGSM, 8).name, attack_measure(PGD, 8).name]
-RELATIVE = [MCE.name, RELATIVE_MCE.name, MFR.name, MT5D.name]  # x100 relative to the normaliser
+RELATIVE = [MCE, RELATIVE_MCE, MFR, MT5D]  # x100 relative to the normaliser
 
 
 def progress_points(head: pd.DataFrame, evals: list[EvalResult]) -> pd.DataFrame:

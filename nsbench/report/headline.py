@@ -11,17 +11,15 @@ import numpy as np
 import pandas as pd
 
 from ..reference import C_BENCHMARK, P_TEST
+from .. import schema
 from ..schema import (A_TOP1, A_TOP1_BUILT_LABEL, ALL, CLEAN_CONDITION, CORRUPTIONS, FAILED, FP, HEADLINE, MEAN_ERR,
-                      NATURAL_ADVERSARIAL, PARTIAL, PERTURBATIONS, TOP1_ERR, Measure, measure, measures_in,
+                      NATURAL_ADVERSARIAL, PARTIAL, PERTURBATIONS, T5D, TOP1_ERR, Measure, measure, measures_in,
                       unit_metric)
 from . import stats
 from .load import EvalResult
 
-# The -C and -P means, in schema's order (schema names clean_top1, a_top1 and c_mean_err as constants, not these):
-# mCE, relative mCE (the mean error is C_MEAN_ERR); mFR, mT5D and the mean flip probability.
-MCE, RELATIVE_MCE, _ = (m for m in HEADLINE if m.task == CORRUPTIONS and m.condition == ALL)
-MFR, MT5D, MEAN_FP = (m for m in HEADLINE if m.task == PERTURBATIONS and m.condition == ALL)
-T5D = unit_metric(MT5D.metric).removesuffix("_rel")  # uT5D: the raw top-5 distance (rows and per-image column)
+# The -C and -P means whose samplers this module builds
+RELATIVE_MCE, MT5D, MEAN_FP = (schema.MEASURES[k] for k in (schema.RELATIVE_MCE, schema.MT5D, schema.MEAN_FP))
 BUILT_A = ("built -A: images this dataset's reference classifiers all get wrong, without ImageNet-A's human label "
            "check; it measures errors shared with those models, not robustness to natural adversarial examples "
            "(see \"How the robustness sets were made\")")

@@ -7,19 +7,19 @@ import datetime as _dt
 import numpy as np
 import pandas as pd
 
-from ..schema import A_TOP1, C_MEAN_ERR, CLEAN_TOP1, FAILED, FGSM, METRICS, PARTIAL, attack_measure, measure
+from ..schema import (A_TOP1, C_MEAN_ERR, CLEAN_TOP1, FAILED, FGSM, MCE, MEAN_FP, METRICS, MFR, PARTIAL, attack_measure,
+                      measure)
 from ..utils import library_versions
 from . import fmt
 from .compare import Report
-from .headline import MCE, MEAN_FP, MFR
 from .load import EvalResult, RunResult
 from .notes import one_run_note
 from .tables import ATTACK, cell
 
 # per benchmark, the measure its verdict line shows: the first that a model holds a value (or a note) of
-VERDICT = [[CLEAN_TOP1], [MCE.name, MCE.name + PARTIAL, C_MEAN_ERR], [MFR.name, MFR.name + PARTIAL, MEAN_FP.name],
+VERDICT = [[CLEAN_TOP1], [MCE, MCE + PARTIAL, C_MEAN_ERR], [MFR, MFR + PARTIAL, MEAN_FP],
            [A_TOP1]]
-MODEL_COLUMNS = [CLEAN_TOP1, MCE.name, MCE.name + PARTIAL, MFR.name, MFR.name + PARTIAL, A_TOP1]
+MODEL_COLUMNS = [CLEAN_TOP1, MCE, MCE + PARTIAL, MFR, MFR + PARTIAL, A_TOP1]
 PAPER_ATTACK = attack_measure(FGSM, 8).name  # the paper's headline attack: FGSM at 8/255
 
 

@@ -9,15 +9,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..schema import (ALL, C_MEAN_ERR, CLEAN, CLEAN_CONDITION, IMAGENET_3DCC, IMAGENET_C_BAR, IMAGENET_SKETCH,
-                      IMAGENET_V2, MEAN_ERR, MEASURES, NATURAL_ADVERSARIAL, SKETCH, TASK_LABELS, TOP1_ACC, Measure)
+from ..schema import (ALL, ATTACKS_BY_NAME, C_MEAN_ERR, CLEAN, CLEAN_CONDITION, IMAGENET_3DCC, IMAGENET_C_BAR,
+                      IMAGENET_SKETCH, IMAGENET_V2, MEAN_ERR, MEASURES, NATURAL_ADVERSARIAL, SKETCH, TASK_LABELS, TOP1_ACC, Measure)
 from . import stats
 from .headline import lookup
 from .load import EvalResult
 
 SEED = 5151
 IMAGENET_C = "imagenet_c"  # the published-set key of ImageNet-C: the corruptions task on the official set
-ATTACKS_BY_NAME = "attacks"  # the task of attacks run by name (bench/tasks/attacks_by_name.py)
 # key -> (task, condition) of a single-cell top-1 accuracy
 SINGLE = {CLEAN: (CLEAN, CLEAN_CONDITION), IMAGENET_SKETCH: (IMAGENET_SKETCH, SKETCH),
           "imagenet_a": (NATURAL_ADVERSARIAL, "imagenet-a"), "imagenet_r": (NATURAL_ADVERSARIAL, "imagenet-r"),
