@@ -4,7 +4,7 @@
   `_KerasECEMetric(num_bins=15)`, binned with `tf.histogram_fixed_width_bins(score, [0., 1.], nbins=15)`: bin
   floor(15 * p), clipped to 0..14, so p = 1 falls in the last bin); per bin |accuracy - mean confidence|, weighted
   by the bin's share of images; empty bins drop out. Equivalently sum_b |sum_{i in b} (correct_i - conf_i)| / n,
-  which is the form that bootstraps as a weighted sum (report/calibration.py).
+  which is the form that bootstraps as a weighted sum (report/calibration_table.py).
 - NLL: mean of -log p(true class) (robustness_metrics `nll`, a SparseCategoricalCrossentropy), in nats; computed
   from logits with log-softmax, so no probability clipping.
 - Brier: mean of sum_k (p_k - 1[k = y])^2 (robustness_metrics `brier`: num_classes x the mean squared error of the
@@ -13,8 +13,8 @@
   (robustness_metrics `use_dataset_labelset=True`, metrics/base.py `_map_labelset`), i.e. a softmax over the masked
   logits.
 
-Numbers only (numpy): the harness (bench/calibration.py) makes results rows from them, the report bootstraps
-them (report/calibration.py), so both use this one binning.
+Numbers only (numpy): the harness (bench/calibration_rows.py) makes results rows from them, the report bootstraps
+them (report/calibration_table.py), so both use this one binning.
 """
 from __future__ import annotations
 

@@ -91,14 +91,6 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def stochastic_modules(model: nn.Module) -> list[nn.Module]:
-    """Modules whose output is random in train mode (dropout, stochastic depth)."""
-    from timm.layers import DropPath
-
-    return [m for m in model.modules() if isinstance(m, (nn.Dropout, nn.Dropout2d, DropPath)) and
-            getattr(m, "p", getattr(m, "drop_prob", 0.0))]
-
-
 def inert_stochastic_depth(model: nn.Module) -> bool:
     """True when the model was built with stochastic depth that can never act: timm applies a block's DropPath only
     on its residual (skip) connection, and none of the blocks holding one has such a connection (timm's

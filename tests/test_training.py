@@ -17,10 +17,18 @@ from nsbench.data.loaders import ImageDataset, stack_uint8
 from nsbench.data.sources import ArraySource
 from nsbench.data.targets import dense_targets
 from nsbench.data.transforms import TrainAugment, prepare_batch
-from nsbench.models import ModelSpec, build_model, stochastic_modules
+from nsbench.models import ModelSpec, build_model
 from nsbench.training import driver, ladder
 from nsbench.training.stage import StageConfig, train_stage
 from nsbench.utils import NsbenchError, file_sha256
+
+
+def stochastic_modules(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """Modules whose output is random in train mode (dropout, stochastic depth)."""
+    from timm.layers import DropPath
+
+    return [m for m in model.modules() if isinstance(m, (torch.nn.Dropout, torch.nn.Dropout2d, DropPath)) and
+            getattr(m, "p", getattr(m, "drop_prob", 0.0))]
 
 
 def test_student_trains_in_train_mode_with_input_and_model_noise(tmp_path):

@@ -146,7 +146,7 @@ class Study:
         return [(k, f"{plan.name}-iter{k}") for k in range(first, plan.cfg.ns.iterations + 1)]
 
     def report_spec(self) -> dict:
-        """The tables and claims as plain data (labels per seed), for nsbench.report.study."""
+        """The tables and claims as plain data (labels per seed), for nsbench.report.claims."""
         def ref(r: str) -> dict:
             return {"ref": r, "labels": {s: self.label(r, s) for s in self.seeds}}
 
