@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nsbench.bench import corruptions as C
-from nsbench.bench.models import EvalModel
+from nsbench.bench import corruption_sets
+from nsbench.bench.eval_model import EvalModel
 from nsbench.bench.context import EvalContext
 from nsbench.bench.suite import SuiteConfig
 from nsbench.bench.tasks.corruptions import corruption_errors
@@ -43,7 +43,7 @@ def main() -> None:
     names = list(C_BENCHMARK + C_VALIDATION)
     with tempfile.TemporaryDirectory() as d:
         cache = Path(d)
-        C.build_c(src, 32, names, [1, 2, 3, 4, 5], args.limit, 0, cache)  # warm the cache (not timed)
+        corruption_sets.build_c(src, 32, names, [1, 2, 3, 4, 5], args.limit, 0, cache)  # warm the cache (not timed)
         cfg = SuiteConfig(name="bench", batch_size=args.batch)
         cfg.data.source, cfg.data.split = "fashion-mnist", "test"
         cfg.corruptions.limit = args.limit
@@ -77,7 +77,8 @@ def main() -> None:
         for workers in (1, cores):
             with tempfile.TemporaryDirectory() as cold:
                 t = time.perf_counter()
-                C.build_c(src, 32, names, [1, 2, 3, 4, 5], args.build_limit, 0, Path(cold), workers=workers)
+                corruption_sets.build_c(src, 32, names, [1, 2, 3, 4, 5], args.build_limit, 0, Path(cold),
+                                        workers=workers)
                 speeds[workers] = len(names) * 5 * args.build_limit / (time.perf_counter() - t)
         print(f"cold build of DATASET-C, {len(names)} x 5 x {args.build_limit} images:")
         print(f"  1 process:      {speeds[1]:8.1f} images/s")

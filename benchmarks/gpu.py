@@ -20,7 +20,6 @@ Sections (each prints its table and appends JSON lines to DIR/results.jsonl, so 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import logging
 import os
@@ -308,9 +307,9 @@ def section_pseudo(args, folder: Path, device) -> None:
 
 # ------------------------------------------------------------------------------------------------ corruptions
 def section_corruptions(args, folder: Path, device) -> None:
-    from nsbench.bench import corruptions as C
+    from nsbench.bench import corruption_sets
     from nsbench.bench.context import EvalContext
-    from nsbench.bench.models import EvalModel
+    from nsbench.bench.eval_model import EvalModel
     from nsbench.bench.suite import SuiteConfig
     from nsbench.bench.tasks.corruptions import corruption_errors
     from nsbench.data.sources import scan_folder
@@ -325,7 +324,7 @@ def section_corruptions(args, folder: Path, device) -> None:
     with tempfile.TemporaryDirectory() as d:
         cache = Path(d)
         t = time.perf_counter()
-        C.build_c(src, size, names, [1, 2, 3, 4, 5], limit, 0, cache, workers=os.cpu_count())
+        corruption_sets.build_c(src, size, names, [1, 2, 3, 4, 5], limit, 0, cache, workers=os.cpu_count())
         build = len(names) * 5 * limit / (time.perf_counter() - t)
         emit("corruptions", path=f"cold DATASET-C build, {len(names)} x 5 x {limit} images at {size} px, "
              f"{os.cpu_count()} processes", images_per_s=round(build, 1))

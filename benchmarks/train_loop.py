@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from torch.nn import functional
 
 from nsbench.config import OptimConfig, RuntimeConfig, load_train_config
 from nsbench.data import open_source
@@ -38,7 +38,7 @@ def bare(model, opt, x, y, steps: int) -> float:
     model.train()
     t = time.perf_counter()
     for _ in range(steps):
-        loss = F.cross_entropy(model(x), y)
+        loss = functional.cross_entropy(model(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # kept out of `import nsbench`, which stays light
     from torch import nn
 
     from .bench.harness import ModelInfo, ScoreSettings
-    from .bench.models import EvalModel
+    from .bench.eval_model import EvalModel
     from .bench.suite import SuiteConfig
     from .config import TrainConfig
 
@@ -37,7 +37,7 @@ def evaluate(model: str | Path | nn.Module | EvalModel, suite: str | Path | Suit
       mean, std); the model is resolved from it once, here.
     settings: how to score (nsbench.ScoreSettings: overrides, limit, device, cache_dir, normaliser, workers,
       batch_size, precision, overwrite, reference_trainer; default nsbench's -A reference trainer,
-      nsbench.training.reference.train_reference).
+      nsbench.training.reference_models.train_reference).
 
     >>> evaluate("runs/fmnist/iter3.pt", "robustness", "out", settings=ScoreSettings(limit=200))   # doctest: +SKIP
     >>> evaluate(my_module, "quick", "out", info=ModelInfo(classes=10, input_size=32))            # doctest: +SKIP
@@ -49,7 +49,7 @@ def evaluate(model: str | Path | nn.Module | EvalModel, suite: str | Path | Suit
 
     settings = settings or ScoreSettings()
     if settings.reference_trainer is None:
-        from .training.reference import train_reference
+        from .training.reference_models import train_reference
 
         settings = dataclasses.replace(settings, reference_trainer=train_reference)
     em = as_eval_model(model, info or ModelInfo())
@@ -91,7 +91,7 @@ def train(recipe: str | Path = "default", out: str | Path | None = None, *,
     """
     import dataclasses
 
-    from . import distributed as D
+    from . import distributed
     from .config import TrainConfig, load_train_config
     from .resources import resolve
     from .training.driver import resume_config, train as run_driver  # the one way into training
@@ -123,9 +123,9 @@ def train(recipe: str | Path = "default", out: str | Path | None = None, *,
             raise NsbenchError(f"{out}: already holds a run; use --resume {out} (resume=True) or choose another --out")
     if cfg.ns.iterations < 0:
         raise NsbenchError(f"iterations must be >= 0, got {cfg.ns.iterations}")
-    with _run_folder_lock(out, "resume" if resume else "train"), log_to(out / "train.log", enabled=D.env_rank() == 0), \
-            _tensorboard(cfg, out):
-        if D.env_rank() == 0:
+    with _run_folder_lock(out, "resume" if resume else "train"), \
+            log_to(out / "train.log", enabled=distributed.env_rank() == 0), _tensorboard(cfg, out):
+        if distributed.env_rank() == 0:
             for p in clean_stale_temps(out):
                 logging.getLogger("nsbench").info("removed %s, left by a killed run", p)
         summary = run_driver(cfg, out, resume=resume)
@@ -135,10 +135,10 @@ def train(recipe: str | Path = "default", out: str | Path | None = None, *,
 def _run_folder_lock(out: Path, verb: str):
     """Rank 0 holds the run folder's lock, so a second `nsbench train` into it is refused in one line; the other
     ranks of a torchrun job run under rank 0's lock."""
-    from . import distributed as D
+    from . import distributed
     from .lock import run_lock
 
-    if D.env_rank() != 0:
+    if distributed.env_rank() != 0:
         return contextlib.nullcontext()
     return run_lock(out, what=f"nsbench train ({verb})")
 

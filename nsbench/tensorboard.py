@@ -19,9 +19,9 @@ SKIP = ("stage", "epoch")
 @contextlib.contextmanager
 def session(run: Path, *, enabled: bool):
     global _writer
-    from . import distributed as D
+    from . import distributed
 
-    if not enabled or D.env_rank() != 0:
+    if not enabled or distributed.env_rank() != 0:
         yield None
         return
     try:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-
 import os
 import signal
 import subprocess
@@ -17,28 +16,17 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from conftest import make_image, tiny_recipe
+from helpers import ROOT, build_store, make_image, read_store, tiny_recipe
 from nsbench.checkpoint import load_checkpoint, save_checkpoint
-from nsbench.config import OptimConfig, PseudoConfig, RuntimeConfig
+from nsbench.config import OptimConfig, RuntimeConfig
 from nsbench.data.loaders import ImageDataset
 from nsbench.data.sources import ArraySource
-from nsbench.models import ModelSpec, build_model
 from nsbench.data.targets import TopKTargets
-from nsbench.training.label import LabelConfig, label_unlabeled
-from nsbench.training.selection import select_pseudo_labels
+from nsbench.models import ModelSpec, build_model
 from nsbench.training.stage import StageConfig, train_stage
 from nsbench.training.store import load_selection
 from nsbench.training.validate import ValSet, evaluate
 from nsbench.utils import file_sha256, read_json
-from test_pseudo import read_store
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def build_store(teacher, src, indices, store, *, num_classes, size, device, **pseudo):
-    """Label, then select, as the driver does (label.py, then selection.py); the store's stats.json."""
-    job = LabelConfig(PseudoConfig(**pseudo), num_classes, size, device)
-    return select_pseudo_labels(store, job.pseudo, num_classes, label_unlabeled(teacher, src, indices, store, job))
 
 
 def toy_source(n=48, classes=4, seed=0) -> ArraySource:

@@ -7,7 +7,7 @@ and installing it would downgrade requests to releases with published security a
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+from torch.nn import functional
 from torch import nn
 
 from ..schema import ATTACKS, FGSM
@@ -24,7 +24,7 @@ def check_unit_range(x: torch.Tensor) -> None:
 def _input_grad(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """d CE(model(x), y) / dx (mean over the batch, as nn.CrossEntropyLoss)."""
     x = x.detach().requires_grad_(True)
-    loss = F.cross_entropy(model(x), y)
+    loss = functional.cross_entropy(model(x), y)
     return torch.autograd.grad(loss, x, retain_graph=False, create_graph=False)[0]
 
 

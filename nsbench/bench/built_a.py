@@ -29,8 +29,8 @@ from ..data.sources import Source, scan_folder
 from ..data.splits import subsample
 from ..reference import imagenet_a_classes, imagenet_r_classes
 from ..utils import NsbenchError
-from . import cache as K
-from .corruptions import clean_images
+from . import cache
+from .corruption_sets import clean_images
 
 log = logging.getLogger(__name__)
 
@@ -95,9 +95,9 @@ def build_a(train: Source, pool: Source, size: int, references: list, settings: 
             "trainer": _trainer_recipe(train_reference)}
     if s.consensus != "keep":  # sets built before the consensus rule keep their key
         spec["consensus"] = s.consensus
-    folder = cache_dir / "sets" / f"A-{K.key_of(spec)}"
-    manifest = K.read_manifest(folder)
-    if manifest and not K.damaged(folder, {"images.npy": manifest.get("images_sha256"),
+    folder = cache_dir / "sets" / f"A-{cache.key_of(spec)}"
+    manifest = cache.read_manifest(folder)
+    if manifest and not cache.damaged(folder, {"images.npy": manifest.get("images_sha256"),
                                            "labels.npy": manifest.get("labels_sha256")}):
         return folder, manifest
     if manifest:
@@ -129,9 +129,9 @@ def build_a(train: Source, pool: Source, size: int, references: list, settings: 
         raise NsbenchError("DATASET-A: no pool image is misclassified by every reference model"
                            + (" without their agreeing on the wrong class" if wrong.any() else "") + "; nothing to keep")
     imgs, labels, kept = clean_images(pool, kept, size)
-    K.save_array(folder / "images.npy", imgs)
-    K.save_array(folder / "labels.npy", labels)
-    K.save_array(folder / "indices.npy", kept)
+    cache.save_array(folder / "images.npy", imgs)
+    cache.save_array(folder / "labels.npy", labels)
+    cache.save_array(folder / "indices.npy", kept)
     binding = [f"{x['arch']} seed {x['seed']}" for x in ref_stats if x["cap_binding"]]
     rule = "kept: pool images that every reference model misclassifies"
     if s.consensus == "exclude" and len(refs) >= 2:
@@ -146,8 +146,8 @@ def build_a(train: Source, pool: Source, size: int, references: list, settings: 
                                       f"top-1 gains less than {s.min_gain} points; best round kept"
                                       + (f"; the cap of {s.max_rounds} rounds stopped {', '.join(binding)} while still "
                                          f"improving" if binding else ""),
-                "images_sha256": K.array_sha(folder / "images.npy"), "labels_sha256": K.array_sha(folder / "labels.npy")}
-    K.write_manifest(folder, manifest)
+                "images_sha256": cache.array_sha(folder / "images.npy"), "labels_sha256": cache.array_sha(folder / "labels.npy")}
+    cache.write_manifest(folder, manifest)
     return folder, manifest
 
 

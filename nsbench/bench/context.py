@@ -14,7 +14,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from .. import distributed as D
+from .. import distributed
 from .. import schema
 from ..data import open_source
 from ..data.loaders import auto_workers, iterate_clean, stack_uint8, to_device
@@ -24,9 +24,9 @@ from ..data.transforms import IMAGENET_CROP_PCT, INTERPOLATION
 from ..lock import run_lock
 from ..models import padded_forward
 from ..utils import NsbenchError, atomic_path
-from . import cache as K
-from . import metrics as M
-from .models import EvalModel
+from . import cache
+from . import metrics
+from .eval_model import EvalModel
 
 log = logging.getLogger(__name__)
 
@@ -198,13 +198,13 @@ class EvalContext:
         missing = [k for k in members if k not in vals]
         undefined = [k for k, v in vals.items() if v is None]
         if not missing and not undefined and not extra:
-            return self.row(task, "all", metric, M.normalised_mean(defined), n, normaliser=normaliser)
+            return self.row(task, "all", metric, metrics.normalised_mean(defined), n, normaliser=normaliser)
         parts = [f"{len(defined)} of {len(members)} {what}"]
         parts += [f"missing: {', '.join(missing)}"] if missing else []
         parts += [f"undefined: {', '.join(undefined)}"] if undefined else []
         note = "partial: " + "; ".join([*parts, *extra])
         log.warning("%s: %s_partial is not %s (%s)", self.em.label, metric, metric, note)
-        value = M.normalised_mean(defined) if defined else None
+        value = metrics.normalised_mean(defined) if defined else None
         return self.row(task, "all", f"{metric}_partial", value, n, normaliser=normaliser, note=note)
 
     # ------------------------------------------------------------------ predictions
@@ -233,8 +233,9 @@ class EvalContext:
     def logits(self, images: np.ndarray) -> np.ndarray:
         """Logits of uint8 NHWC images (any number), batched; under torch.distributed every rank scores a
         contiguous slice and the slices are gathered in order."""
-        if D.is_dist():
-            return np.concatenate(D.all_gather_objects(self.logits_local(images[D.shard(len(images))])))
+        if distributed.is_dist():
+            mine = self.logits_local(images[distributed.shard(len(images))])
+            return np.concatenate(distributed.all_gather_objects(mine))
         return self.logits_local(images)
 
     def logits_local(self, images: np.ndarray) -> np.ndarray:
@@ -260,18 +261,18 @@ class EvalContext:
     # ------------------------------------------------------------------ sharding, caching, building
     def sharded(self, idx: np.ndarray, fn: Callable[[np.ndarray], dict]) -> dict[str, np.ndarray]:
         """`fn(idx_slice) -> dict of arrays` on this rank's share of `idx`, gathered and concatenated in order."""
-        if not D.is_dist():
+        if not distributed.is_dist():
             return fn(idx)
-        parts = D.all_gather_objects(fn(idx[D.shard(len(idx))]))
+        parts = distributed.all_gather_objects(fn(idx[distributed.shard(len(idx))]))
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
     def build(self, fn: Callable):
         """Build a cached set on rank 0 while the others wait, then let every rank open it. Builds hold the cache's
         lock, so two evaluations on one cold cache build each set once: the second waits, then reuses it."""
-        if D.is_dist():
-            if D.is_main():
+        if distributed.is_dist():
+            if distributed.is_main():
                 self._locked(fn)
-            D.barrier()
+            distributed.barrier()
             return fn()
         return self._locked(fn)
 
@@ -285,7 +286,7 @@ class EvalContext:
         if self.size != own:  # the same weights scored at another size are another cell
             key = f"{key}|size={self.size}"
         # the precision is part of the key: cells scored under bf16 never stand in for fp32 ones (or back)
-        path = self.cache / "cells" / self.em.sha256[:16] / task / f"{K.key_of(f'{key}|{self.precision}')}.npz"
+        path = self.cache / "cells" / self.em.sha256[:16] / task / f"{cache.key_of(f'{key}|{self.precision}')}.npz"
         if path.exists():
             try:
                 with np.load(path, allow_pickle=False) as z:
@@ -293,7 +294,7 @@ class EvalContext:
             except Exception as e:  # noqa: BLE001 - a damaged cache file is recomputed, never trusted
                 log.warning("%s: damaged cached cell (%s); recomputing", path, type(e).__name__)
         arrays = compute()
-        if D.is_main():
+        if distributed.is_main():
             with atomic_path(path) as tmp:
                 with open(tmp, "wb") as f:
                     np.savez(f, **arrays)

@@ -19,7 +19,7 @@ from ..data.sources import FileSource, Source, scan_folder
 from ..data.splits import subsample
 from ..data.transforms import prepare
 from ..utils import NsbenchError, tqdm
-from . import cache as K
+from . import cache
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +47,14 @@ def corrupt_one(img: np.ndarray, name: str, severity: int, seed: int, calibratio
 
 def _build_cell(args) -> tuple[str, int, str]:
     folder, clean_path, name, severity, base_seed, indices, calibration = args
-    clean = K.load_array(Path(clean_path))
+    clean = cache.load_array(Path(clean_path))
     out = np.empty_like(clean)
     for k in range(len(clean)):
-        seed = K.seed_for(base_seed, name, severity, int(indices[k]))
+        seed = cache.seed_for(base_seed, name, severity, int(indices[k]))
         out[k] = corrupt_one(np.asarray(clean[k]), name, severity, seed, calibration)
     path = Path(folder) / f"{name}-{severity}.npy"
-    K.save_array(path, out)
-    return name, severity, K.array_sha(path)
+    cache.save_array(path, out)
+    return name, severity, cache.array_sha(path)
 
 
 def clean_images(source: Source, indices: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -77,10 +77,10 @@ def write_clean_set(folder: Path, source: Source, idx: np.ndarray, size: int) ->
     folder.mkdir(parents=True, exist_ok=True)
     if not (folder / "labels.npy").exists():
         imgs, labels, kept = clean_images(source, idx, size)
-        K.save_array(folder / "clean.npy", imgs)
-        K.save_array(folder / "indices.npy", kept)
-        K.save_array(folder / "labels.npy", labels)
-    return np.asarray(K.load_array(folder / "indices.npy"))
+        cache.save_array(folder / "clean.npy", imgs)
+        cache.save_array(folder / "indices.npy", kept)
+        cache.save_array(folder / "labels.npy", labels)
+    return np.asarray(cache.load_array(folder / "indices.npy"))
 
 
 def run_tasks(fn, tasks: list, workers: int | None, desc: str):
@@ -117,8 +117,8 @@ def build_c(source: Source, size: int, corruptions: list[str], severities: list[
         spec["calibrated_revision"] = REVISION
         quality = SAVED_AS.get(calibration)
         spec["saved_as"] = f"JPEG quality {quality}, as the reference's files" if quality else "lossless (uint8 arrays)"
-    folder = cache_dir / "sets" / f"C-{K.key_of(spec)}"
-    manifest = verify_set(folder, K.read_manifest(folder), "cells")
+    folder = cache_dir / "sets" / f"C-{cache.key_of(spec)}"
+    manifest = verify_set(folder, cache.read_manifest(folder), "cells")
     want = {(c, s) for c in corruptions for s in severities}
     if manifest and want <= {(c["corruption"], c["severity"]) for c in manifest["cells"]}:
         return folder, manifest
@@ -128,13 +128,13 @@ def build_c(source: Source, size: int, corruptions: list[str], severities: list[
             if not (folder / f"{c}-{s}.npy").exists()]
     for c, s in sorted(want - set(done)):
         if (folder / f"{c}-{s}.npy").exists():  # finished by an interrupted build
-            done[(c, s)] = {"corruption": c, "severity": s, "file": f"{c}-{s}.npy", "sha256": K.array_sha(folder / f"{c}-{s}.npy")}
+            done[(c, s)] = {"corruption": c, "severity": s, "file": f"{c}-{s}.npy", "sha256": cache.array_sha(folder / f"{c}-{s}.npy")}
     log.info("building %d DATASET-C cells of %d images in %s", len(todo), len(kept), folder)
     for c, s, sha in run_tasks(_build_cell, todo, workers, "building -C"):
         done[(c, s)] = {"corruption": c, "severity": s, "file": f"{c}-{s}.npy", "sha256": sha}
     manifest = {**spec, "calibration": calibration, **base_checksums(folder), "n": int(len(kept)),
                 "cells": sorted(done.values(), key=lambda d: (d["corruption"], d["severity"]))}
-    K.write_manifest(folder, manifest)
+    cache.write_manifest(folder, manifest)
     return folder, manifest
 
 
@@ -142,7 +142,7 @@ BASE_FILES = {"indices.npy": "indices_sha256", "clean.npy": "clean_sha256", "lab
 
 
 def base_checksums(folder: Path) -> dict:
-    return {key: K.array_sha(folder / name) for name, key in BASE_FILES.items()}
+    return {key: cache.array_sha(folder / name) for name, key in BASE_FILES.items()}
 
 
 def verify_set(folder: Path, manifest: dict | None, parts: str) -> dict | None:
@@ -150,13 +150,13 @@ def verify_set(folder: Path, manifest: dict | None, parts: str) -> dict | None:
     dropped, to be rebuilt; damaged base files (clean images, labels, indices) discard the whole set."""
     if not manifest:
         return None
-    if K.damaged(folder, {name: manifest.get(key) for name, key in BASE_FILES.items()}):
+    if cache.damaged(folder, {name: manifest.get(key) for name, key in BASE_FILES.items()}):
         log.warning("%s: damaged clean images / labels / indices; rebuilding the set", folder)
         for p in folder.glob("*.npy"):
             p.unlink()
         (folder / "manifest.json").unlink(missing_ok=True)
         return None
-    good = [c for c in manifest[parts] if not K.damaged(folder, {c["file"]: c["sha256"]})]
+    good = [c for c in manifest[parts] if not cache.damaged(folder, {c["file"]: c["sha256"]})]
     if len(good) < len(manifest[parts]):
         bad = [c["file"] for c in manifest[parts] if c not in good]
         log.warning("%s: damaged %s; rebuilding them", folder, ", ".join(bad))

@@ -20,13 +20,13 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .. import distributed as D
+from .. import distributed
 from .. import schema
 from ..utils import NsbenchError, library_versions
-from . import cache as K
+from . import cache
 from .context import ClassCountMismatch, EvalContext
 from .inputs import check_input_size, check_out_folder
-from .models import EvalModel, from_module, load_eval_model, with_input_size
+from .eval_model import EvalModel, from_module, load_eval_model, with_input_size
 from .normaliser import resolve_normaliser
 from .registry import task_kinds
 from .suite import PRECISIONS, SuiteConfig, load_suite
@@ -130,14 +130,14 @@ def score(em: EvalModel, suite: str | Path | SuiteConfig, settings: ScoreSetting
     from ..utils import resolve_device
 
     s = settings
-    D.init_from_env(s.device)
-    dev = D.local_device(resolve_device(s.device))
+    distributed.init_from_env(s.device)
+    dev = distributed.local_device(resolve_device(s.device))
     cfg = s.suite_config(suite)
     out = Path(folder)
     if out.exists() and not out.is_dir():
         raise NsbenchError(f"{out}: exists and is not a folder")
     check_out_folder(out, em.sha256, em.label, overwrite=s.overwrite)
-    ctx = EvalContext(em, cfg, Path(s.cache_dir) if s.cache_dir else K.default_cache_dir(), dev, limit=s.limit,
+    ctx = EvalContext(em, cfg, Path(s.cache_dir) if s.cache_dir else cache.default_cache_dir(), dev, limit=s.limit,
                       workers=s.workers, batch_size=s.batch_size, reference_trainer=s.reference_trainer)
     ctx.check_data()
     sizes = _check_size(ctx)
@@ -163,19 +163,19 @@ def score(em: EvalModel, suite: str | Path | SuiteConfig, settings: ScoreSetting
             sets.update(res.sets)
         timings[name] = time.time() - t0
     df = schema.frame(rows)
-    if D.is_main():
+    if distributed.is_main():
         meta = _meta(ctx, norm, sets, {**timings, "total": time.time() - t_all}, s.limit)
         meta["preprocessing"].update(sizes)
         schema.write_results(out, df, pd.concat(per, ignore_index=True) if per else pd.DataFrame(), meta)
         log.info("%s: results written to %s", em.label, out)
-    D.barrier()
+    distributed.barrier()
     return df
 
 
 def check_data(em: EvalModel, suite: str | Path | SuiteConfig, settings: ScoreSettings) -> None:
     """The check `score` makes before any work (EvalContext.check_data), for a caller about to score several
     models: every model's data is opened and matched before the first one is scored."""
-    EvalContext(em, settings.suite_config(suite), K.default_cache_dir(), torch.device("cpu")).check_data()
+    EvalContext(em, settings.suite_config(suite), cache.default_cache_dir(), torch.device("cpu")).check_data()
 
 
 def _check_size(ctx: EvalContext) -> dict:

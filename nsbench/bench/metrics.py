@@ -9,7 +9,7 @@
 
 These are the one definition of each published -C and -P number: the harness calls them (bench/tasks/corruptions.py,
 bench/tasks/perturbations.py, and EvalContext.mean_row for the benchmark means), and the value tests pin them and
-check that the rows the tasks write equal them (tests/test_metrics.py, tests/test_values_metrics.py). Rows and the
+check that the rows the tasks write equal them (tests/bench/test_metrics.py). Rows and the
 functions that give their values:
 - corruptions: top1_err = 100 x `error`; mean_err = 100 x `mean_error`; ce = 100 x `ce`; relative_ce = 100 x
   `relative_ce`; mce, relative_mce (and their `_partial`) = `normalised_mean`.

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..runs import checkpoint as run_checkpoint
-from .models import EvalModel, load_eval_model
+from .eval_model import EvalModel, load_eval_model
 
 log = logging.getLogger(__name__)
 

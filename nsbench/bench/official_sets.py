@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from ..data.sources import FileSource, scan_folder
 from ..utils import NsbenchError
-from . import calibration as CAL
+from . import calibration_rows
 from .metrics import accuracy, error, mean_error
 from .registry import TaskResult
 
@@ -64,7 +64,8 @@ def score(ctx, task: str, src: FileSource, key: str) -> dict[str, np.ndarray]:
     images are skipped and the indices kept say which were scored."""
     idx = ctx.pick(len(src))
 
-    return ctx.cell(task, f"{key}|{src.fingerprint()}|{len(idx)}|calibration", lambda: CAL.outcomes(ctx, src, idx))
+    return ctx.cell(task, f"{key}|{src.fingerprint()}|{len(idx)}|calibration",
+                    lambda: calibration_rows.outcomes(ctx, src, idx))
 
 
 def accuracy_rows(ctx, task: str, condition: str, z: dict, **kw) -> tuple[list[dict], pd.DataFrame]:
@@ -73,9 +74,9 @@ def accuracy_rows(ctx, task: str, condition: str, z: dict, **kw) -> tuple[list[d
     n = len(correct)
     rows = [ctx.row(task, condition, "top1_acc", 100 * accuracy(correct), n, **kw),
             ctx.row(task, condition, "top1_err", 100 * error(correct), n, **kw),
-            *CAL.rows(ctx, task, condition, z, **kw)]
+            *calibration_rows.rows(ctx, task, condition, z, **kw)]
     per = pd.DataFrame({"task": task, "condition": condition, "severity": kw.get("severity") or 0,
-                        "eps_255": 0.0, "image": z["index"], "correct": correct, **CAL.columns(z)})
+                        "eps_255": 0.0, "image": z["index"], "correct": correct, **calibration_rows.columns(z)})
     return rows, per
 
 

@@ -31,9 +31,9 @@ from PIL import Image
 
 from ..data.sources import Source
 from ..utils import NsbenchError
-from . import cache as K
+from . import cache
 from ..data.splits import subsample
-from .corruptions import base_checksums, run_tasks, verify_set, write_clean_set
+from .corruption_sets import base_checksums, run_tasks, verify_set, write_clean_set
 
 log = logging.getLogger(__name__)
 
@@ -111,10 +111,10 @@ def _u8(x: np.ndarray) -> np.ndarray:
 
 
 def _affine(img: np.ndarray, angle=0.0, translate=(0, 0), scale=1.0, shear=0.0) -> np.ndarray:
-    import torchvision.transforms.functional as TF
+    from torchvision.transforms import functional
     from torchvision.transforms import InterpolationMode
 
-    out = TF.affine(Image.fromarray(img), angle=angle, translate=list(translate), scale=scale, shear=[shear],
+    out = functional.affine(Image.fromarray(img), angle=angle, translate=list(translate), scale=scale, shear=[shear],
                     interpolation=InterpolationMode.BILINEAR)
     return np.asarray(out)
 
@@ -217,13 +217,13 @@ def sequence(img: np.ndarray, name: str, difficulty: int, rng: np.random.Generat
 
 def _build_one(args) -> tuple[str, int, str]:
     folder, clean_path, name, difficulty, base_seed, indices, calibration = args
-    clean = K.load_array(Path(clean_path))
+    clean = cache.load_array(Path(clean_path))
     seqs = [sequence(np.asarray(clean[k]), name, difficulty,
-                     np.random.default_rng(K.seed_for(base_seed, name, difficulty, int(indices[k]))), calibration)
+                     np.random.default_rng(cache.seed_for(base_seed, name, difficulty, int(indices[k]))), calibration)
             for k in range(len(clean))]
     path = Path(folder) / f"{name}-d{difficulty}.npy"
-    K.save_array(path, np.stack(seqs))
-    return name, difficulty, K.array_sha(path)
+    cache.save_array(path, np.stack(seqs))
+    return name, difficulty, cache.array_sha(path)
 
 
 def build_p(source: Source, size: int, perturbations: list[str], difficulty: int, limit: int | None, seed: int,
@@ -240,8 +240,8 @@ def build_p(source: Source, size: int, perturbations: list[str], difficulty: int
     # key; the other calibrations get a new one, so such a set at 64 or 224 px is never taken for theirs
     if calibration != "cifar-10-p":
         spec["generator"] = f"{calibration}-params-v1"
-    folder = cache_dir / "sets" / f"P-{K.key_of(spec)}"
-    manifest = verify_set(folder, K.read_manifest(folder), "sequences") or {}
+    folder = cache_dir / "sets" / f"P-{cache.key_of(spec)}"
+    manifest = verify_set(folder, cache.read_manifest(folder), "sequences") or {}
     have = {(c["perturbation"], c["difficulty"]): c for c in manifest.get("sequences", [])}
     want = {(p, difficulty) for p in perturbations}
     about = {"calibration": calibration, "calibration_source": SOURCES[calibration]}
@@ -255,7 +255,7 @@ def build_p(source: Source, size: int, perturbations: list[str], difficulty: int
         have[(name, d)] = {"perturbation": name, "difficulty": d, "file": f"{name}-d{d}.npy", "sha256": sha}
     manifest = {**spec, **about, **base_checksums(folder), "n": int(len(kept)),
                 "sequences": sorted(have.values(), key=lambda d: (d["perturbation"], d["difficulty"]))}
-    K.write_manifest(folder, manifest)
+    cache.write_manifest(folder, manifest)
     return folder, manifest
 
 

@@ -92,11 +92,11 @@ def _check_args(args, models: list[str]) -> None:
 
 
 def run(args) -> int:
-    from .. import distributed as D
+    from .. import distributed
     from ..api import eval_root, evaluate
     from ..bench.harness import ModelInfo, ScoreSettings, as_eval_model, check_data
     from ..bench.inputs import check_out_folder
-    from ..bench.models import read_class_file
+    from ..bench.eval_model import read_class_file
     from ..schema import FAILED
     from ..utils import NsbenchError, setup_logging
 
@@ -128,21 +128,21 @@ def run(args) -> int:
     for em in loaded:
         df = evaluate(em, args.suite, out, settings=settings)
         failed += [f"{em.label}: {r.task}" for r in df[df.metric == FAILED].itertuples()]
-        if D.is_main():
+        if distributed.is_main():
             headlines.append({"label": em.label, "folder": str(out / em.label), **_headline(em.label, df, out / em.label)})
     html = None
-    if args.report and D.is_main():
+    if args.report and distributed.is_main():
         from ..report.render import render_report
 
         html = render_report([out / e.label for e in loaded], out / "report", baseline=args.baseline or loaded[0].label)
         if not args.json:
             print(html)
-    if args.json and D.is_main():
+    if args.json and distributed.is_main():
         print(json.dumps({"suite": args.suite, "out": str(out), "report": str(html) if html else None,
                           "measures": _measures(headlines), "models": headlines},
                          indent=2, allow_nan=False, default=_json_number))
     if failed:  # the rows are written (failed rows say why); the exit status lets `eval && report` stop here
-        if D.is_main():
+        if distributed.is_main():
             print(f"nsbench: error: {len(failed)} task(s) failed ({'; '.join(failed)}); results with their reasons "
                   f"in {out}", file=sys.stderr)
         return 1

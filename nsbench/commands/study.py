@@ -51,7 +51,7 @@ def _seeds(text: str | None) -> list[int] | None:
 
 
 def run(args) -> int:
-    from .. import distributed as D
+    from .. import distributed
     from ..resources import resolve
     from ..study import load_study, run_study
     from ..utils import setup_logging
@@ -68,7 +68,7 @@ def run(args) -> int:
         raise NsbenchError(f"--out {out}: exists and is not a folder")
     done = run_study(study, out, device=args.device or "auto", workers=args.workers, jobs=args.jobs,
                      threads=args.threads)
-    if D.is_main():
+    if distributed.is_main():
         import logging
 
         log = logging.getLogger("nsbench")

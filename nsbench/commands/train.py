@@ -34,7 +34,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from .. import distributed as D
+    from .. import distributed
     from ..api import train
     from ..utils import setup_logging
 
@@ -43,7 +43,7 @@ def run(args) -> int:
     setup_logging()
     summary = train(args.recipe, args.resume or args.out, overrides=args.overrides, iterations=args.iterations,
                     device=args.device, seed=args.seed, resume=bool(args.resume))
-    if D.is_main():
+    if distributed.is_main():
         log = logging.getLogger("nsbench")
         out = Path(summary["run_dir"])
         for e in sorted(summary["iterations"], key=lambda e: e["iteration"]):

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from torch.nn import functional
 
 # ------------------------------------------------------------------ the released code's RandAugment on timm's ops
 #
@@ -37,7 +37,7 @@ import torch.nn.functional as F
 # The chosen op is always applied (the code draws a probability but none of its ops takes it), the magnitude is
 # fixed (no noise), empty pixels are filled with 128 (replace_value) and resampling is nearest-neighbour (the
 # tf.contrib.image transforms' default). This module implements these ops on whole batches, pixel-equal to PIL's
-# (tests/test_augment.py). Remaining differences from TF: Contrast's degenerate image is the mean of a 256-bin
+# (tests/data/test_augment.py). Remaining differences from TF: Contrast's degenerate image is the mean of a 256-bin
 # histogram in TF and PIL's grey mean here; resampling coordinates follow PIL's pixel centres.
 TF_OPS = ("AutoContrast", "Equalize", "Invert", "Rotate", "Posterize", "Solarize", "Color", "Contrast",
           "Brightness", "Sharpness", "ShearX", "ShearY", "TranslateX", "TranslateY", "SolarizeAdd")
@@ -92,7 +92,7 @@ def sharpness(x, factor):
     # ImageEnhance.Sharpness: degenerate = SMOOTH filter (rounded), the one-pixel border kept as is
     c = x.shape[1]
     k = _SMOOTH.to(x.device, x.dtype).expand(c, 1, 3, 3)
-    smooth = torch.floor(F.conv2d(x, k, groups=c) + 0.5)
+    smooth = torch.floor(functional.conv2d(x, k, groups=c) + 0.5)
     degenerate = x.clone()
     degenerate[:, :, 1:-1, 1:-1] = smooth
     return _blend(degenerate, x, factor)
@@ -201,7 +201,7 @@ def _affine_bilinear(x: torch.Tensor, matrix, fill: float) -> torch.Tensor:
     gy = m[:, 3, None, None] * xs + m[:, 4, None, None] * ys + m[:, 5, None, None]
     outside = ((gx < 0) | (gy < 0) | (gx >= w) | (gy >= h))[:, None]
     grid = torch.stack([gx.mul_(2 / w).sub_(1), gy.mul_(2 / h).sub_(1)], dim=-1)
-    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    out = functional.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
     return _trunc8(out.add_(1e-3)).masked_fill_(outside, fill)  # PIL truncates; 1e-3: float error
 
 
@@ -212,7 +212,8 @@ def shift(x: torch.Tensor, d: torch.Tensor, fill: float = 0.0, pad: int | None =
     d = d.to(x.device, torch.int64)
     if pad is None:
         pad = int(d.abs().max()) if len(d) else 0
-    windows = F.pad(x, (pad, pad, pad, pad), value=fill).unfold(2, h, 1).unfold(3, w, 1)  # [n, c, 2p+1, 2p+1, h, w]
+    # [n, c, 2p+1, 2p+1, h, w]
+    windows = functional.pad(x, (pad, pad, pad, pad), value=fill).unfold(2, h, 1).unfold(3, w, 1)
     return windows[torch.arange(n, device=x.device), :, pad - d[:, 0], pad - d[:, 1]]
 
 

@@ -14,7 +14,7 @@ import logging
 import math
 
 import torch
-import torch.nn.functional as F
+from torch.nn import functional
 
 from .transforms import IMAGENET_CROP_PCT
 
@@ -50,7 +50,7 @@ def resized_crop(img: torch.Tensor, box: tuple[int, int, int, int], size: int, f
     """uint8 [c, h, w] -> uint8 [c, size, size]: the box, bicubic antialiased resize, optional horizontal flip."""
     top, left, ch, cw = box
     x = img[None, :, top : top + ch, left : left + cw].float()
-    x = F.interpolate(x, size=(size, size), mode="bicubic", antialias=True, align_corners=False)
+    x = functional.interpolate(x, size=(size, size), mode="bicubic", antialias=True, align_corners=False)
     x = x.round_().clamp_(0, 255).to(torch.uint8)[0]
     return x.flip(2) if flip else x
 
@@ -117,14 +117,14 @@ def device_center_crops(parts: list, size: int, device: torch.device, crop_pct: 
     which follows PIL's to within a grey level or so; parts the worker already prepared (not 1-d bytes) pass
     through. Returns (uint8 [n, 3, size, size], failed positions)."""
     from torchvision.transforms import InterpolationMode
-    from torchvision.transforms.v2 import functional as TF
+    from torchvision.transforms.v2.functional import center_crop, resize
 
     images, failed = _decoded_rgb(parts, device)
     short = math.floor(size / crop_pct)
     out = []
     for k, img in images:
         if parts[k].ndim == 1:
-            img = TF.resize(img, [short], interpolation=InterpolationMode(interpolation), antialias=True)
-            img = TF.center_crop(img, [size, size])
+            img = resize(img, [short], interpolation=InterpolationMode(interpolation), antialias=True)
+            img = center_crop(img, [size, size])
         out.append(img)
     return _stack(out, size, device), failed

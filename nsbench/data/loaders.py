@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import sys
 from typing import Iterator
 
 import numpy as np
@@ -134,12 +135,21 @@ def auto_workers(setting: int | str = "auto") -> int:
     return max(1, min(16, cores // max(local, 1) - 1))
 
 
+def _stop_opencv_pool() -> None:
+    """OpenCV's thread pool, once started in this process (a DATASET-C built here), hangs forked loader workers at
+    their first OpenCV call (worker_init's setNumThreads included): stop it before they fork."""
+    cv2 = sys.modules.get("cv2")
+    if cv2 is not None:
+        cv2.setNumThreads(1)
+
+
 def loader_kwargs(num_workers: int, device: torch.device | str | None = None) -> dict:
     """DataLoader settings shared by every loader: workers seeded and single-threaded, a timeout instead of a hang,
     pinned memory for GPU transfers."""
     cuda = torch.device(device).type == "cuda" if device is not None else torch.cuda.is_available()
     kw = {"num_workers": num_workers, "pin_memory": cuda}
     if num_workers:
+        _stop_opencv_pool()
         kw.update(worker_init_fn=worker_init, timeout=LOADER_TIMEOUT, prefetch_factor=4)
     return kw
 

@@ -44,14 +44,14 @@ def resize_center_crop(img: np.ndarray, size: int, crop_pct: float = IMAGENET_CR
     trn.CenterCrop(224)`; timm's `transforms_factory.transforms_imagenet_eval`: `math.floor(img_size / crop_pct)`)."""
     import math
 
-    import torchvision.transforms.functional as TF
+    from torchvision.transforms import functional
     from torchvision.transforms import InterpolationMode
 
     if interpolation not in INTERPOLATION:
         raise ValueError(f"interpolation must be one of {', '.join(INTERPOLATION)}, got {interpolation!r}")
     pil = Image.fromarray(to_rgb(img))
-    pil = TF.resize(pil, math.floor(size / crop_pct), interpolation=InterpolationMode(interpolation))
-    return np.asarray(TF.center_crop(pil, [size, size]))
+    pil = functional.resize(pil, math.floor(size / crop_pct), interpolation=InterpolationMode(interpolation))
+    return np.asarray(functional.center_crop(pil, [size, size]))
 
 
 def prepare(img: np.ndarray, size: int, kind: str, crop_pct: float = IMAGENET_CROP_PCT,

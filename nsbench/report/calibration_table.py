@@ -1,13 +1,13 @@
 """Calibration in the report: ECE, NLL and Brier per model and set, each with a 95% bootstrap interval over images
 and the paired difference against the baseline, from the per-image confidence / nll / brier that the harness
-saves (bench/calibration.py defines the three). Cells of a corruption tree (one per corruption and severity) are
+saves (bench/calibration_rows.py defines the three). Cells of a corruption tree (one per corruption and severity) are
 summarised per task as the mean over its cells, without an interval (the cells hold different images)."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from ..calibration import ece_weighted  # the harness's own binning (nsbench/calibration.py)
+from ..calibration import ece_weighted  # the harness's own binning (nsbench/calibration_rows.py)
 from ..schema import (CALIBRATION, CLEAN_CONDITION, CORRUPTION_TREE_TASKS, IMAGENET_3DCC, IMAGENET_C_BAR,
                       IMAGENET_SKETCH, IMAGENET_V2, METRICS, SKETCH, TASK_LABELS)
 from . import fmt, stats

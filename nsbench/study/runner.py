@@ -29,11 +29,11 @@ import shutil
 import time
 from pathlib import Path
 
-from .. import distributed as D
-from .. import runs as R
+from .. import distributed
+from .. import runs
 from ..utils import NsbenchError, atomic_path, clean_stale_temps, log_to, read_json, write_json
-from . import convergence as C
-from . import jobs as J
+from . import convergence
+from .jobs import Slot, auto_jobs, job, pinned, run_parallel, slots
 from .spec import RunPlan, Study, describe
 
 log = logging.getLogger("nsbench")
@@ -50,16 +50,16 @@ def run_study(study: Study, out: str | Path, *, device: str = "auto", workers: i
 
     out = Path(out)
     t0 = time.time()
-    D.init_from_env(device)
-    if D.is_dist() or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    distributed.init_from_env(device)
+    if distributed.is_dist() or int(os.environ.get("WORLD_SIZE", "1")) > 1:
         jobs = 1
-    jobs = J.auto_jobs(device) if jobs is None else jobs
-    slots = J.slots(jobs, device, threads)
-    lock = run_lock(out, what=f"nsbench study {study.name}") if D.is_main() else contextlib.nullcontext()
+    jobs = auto_jobs(device) if jobs is None else jobs
+    run_slots = slots(jobs, device, threads)
+    lock = run_lock(out, what=f"nsbench study {study.name}") if distributed.is_main() else contextlib.nullcontext()
     done = {"trained": [], "evaluated": [], "timings_s": {}, "jobs": jobs,
-            "threads_per_job": threads if jobs == 1 else slots[0].threads}
-    with lock, log_to(out / "study.log", enabled=D.env_rank() == 0):
-        if D.is_main():
+            "threads_per_job": threads if jobs == 1 else run_slots[0].threads}
+    with lock, log_to(out / "study.log", enabled=distributed.env_rank() == 0):
+        if distributed.is_main():
             for p in clean_stale_temps(out / "eval"):
                 log.info("removed %s, left by a killed run", p)
         plans = [*study.runs, *study.doubled]
@@ -68,39 +68,39 @@ def run_study(study: Study, out: str | Path, *, device: str = "auto", workers: i
                  f" and {len(study.doubled)} for the doubling test" if study.doubled else "", len(study.seeds),
                  study.scale, out, jobs, done["threads_per_job"] or "torch's default")
         preflight(study, out)
-        for r in _run_all(study, out, plans, slots, threads, device, workers):
+        for r in _run_all(study, out, plans, run_slots, threads, device, workers):
             done["trained"] += r["trained"]
             done["evaluated"] += r["evaluated"]
             done["timings_s"].update(r["timings_s"])
             if "threads" in r:
                 done.setdefault("slots", {})[r["name"]] = {k: r[k] for k in ("device", "threads", "cores", "seconds")}
         report, claims = None, []
-        if D.is_main():
+        if distributed.is_main():
             done["runs"] = run_records(study, out)
-            done["convergence"] = C.doubling_test(study, out)
+            done["convergence"] = convergence.doubling_test(study, out)
             report, claims = _report(study, out, done)
             log.info("report: %s", report)
         done.update(report=str(report) if report else None, claims=claims, wall_s=round(time.time() - t0, 1))
-        if D.is_main():
+        if distributed.is_main():
             write_json(out / "study.json", {**describe(study), "last_invocation": done})
-        D.barrier()
+        distributed.barrier()
     return done
 
 
-def _run_all(study: Study, out: Path, plans: list[RunPlan], slots: list[J.Slot], threads: int | None, device: str,
+def _run_all(study: Study, out: Path, plans: list[RunPlan], run_slots: list[Slot], threads: int | None, device: str,
              workers: int | None) -> list[dict]:
     """Every run's job: one after another in this process (one slot), else each in its own pinned process."""
-    if len(slots) == 1:
+    if len(run_slots) == 1:
         if threads:
             import torch
 
             torch.set_num_threads(threads)
-        return [run_job(J.pinned(p, slots[0]) if threads else p, study, out, device, workers, False) for p in plans]
-    todo = [J.job(p) for p in plans if not _complete(study, p, out)]
+        return [run_job(pinned(p, run_slots[0]) if threads else p, study, out, device, workers, False) for p in plans]
+    todo = [job(p) for p in plans if not _complete(study, p, out)]
     for p in plans:
         if p.name not in {j.plan.name for j in todo}:
             log.info("%s: trained and evaluated already, skipping", p.name)
-    return J.run_parallel(todo, slots, run_job, (study, out, device, workers, True))
+    return run_parallel(todo, run_slots, run_job, (study, out, device, workers, True))
 
 
 def run_job(plan: RunPlan, study: Study, out: Path, device: str, workers: int | None, child: bool) -> dict:
@@ -128,7 +128,7 @@ def _complete(study: Study, plan: RunPlan, out: Path) -> bool:
     if not _finished(run, plan.cfg.ns.iterations):
         return False
     try:
-        entries = {e["iteration"]: e for e in read_json(run / R.SUMMARY)["iterations"]}
+        entries = {e["iteration"]: e for e in read_json(run / runs.SUMMARY)["iterations"]}
     except (NsbenchError, KeyError, TypeError):
         return False
     return all(k in entries and _evaluated(out / "eval" / label, entries[k]["sha256"], _suite_record(study))
@@ -143,11 +143,11 @@ def run_records(study: Study, out: Path) -> list[dict]:
     rows = []
     for plan, doubling in [*((p, False) for p in study.runs), *((p, True) for p in study.doubled)]:
         run = out / "runs" / plan.name
-        if not (run / R.SUMMARY).is_file():
+        if not (run / runs.SUMMARY).is_file():
             continue
         rec = {"name": plan.name, "variant": plan.variant, "seed": plan.seed, "doubling_test": doubling}
         try:
-            split = read_json(run / R.SPLIT)
+            split = read_json(run / runs.SPLIT)
             idx = json.dumps(split.get("labeled_indices", split.get("labeled", [])))
             rec["labeled"] = {"n": split.get("n_labeled"), "sha256": hashlib.sha256(idx.encode()).hexdigest()[:16]}
         except (NsbenchError, OSError):
@@ -155,8 +155,8 @@ def run_records(study: Study, out: Path) -> list[dict]:
         try:
             import yaml
 
-            rec["threads"] = (yaml.safe_load((run / R.CONFIG).read_text()).get("runtime") or {}).get("threads")
-            summary = read_json(run / R.SUMMARY)
+            rec["threads"] = (yaml.safe_load((run / runs.CONFIG).read_text()).get("runtime") or {}).get("threads")
+            summary = read_json(run / runs.SUMMARY)
         except (NsbenchError, OSError):
             continue
         rec["iterations"] = [{key: e.get(key) for key in ("iteration", "val_top1", "steps", "final_quarter_gain",
@@ -174,7 +174,7 @@ def preflight(study: Study, out: Path) -> None:
     under new definitions), and every variant's model ladder holds (no student smaller than its teacher)."""
     for plan in study.runs:
         run = out / "runs" / plan.name
-        if R.is_run(run):
+        if runs.is_run(run):
             _check_same_config(run, plan)
     _check_ladders(study)
 
@@ -202,13 +202,13 @@ def _check_ladders(study: Study) -> None:
 
 
 def _finished(run: Path, iterations: int) -> bool:
-    if not R.is_finished_run(run):
+    if not runs.is_finished_run(run):
         return False
     try:
-        recorded = {e["iteration"] for e in read_json(run / R.SUMMARY).get("iterations", [])}
+        recorded = {e["iteration"] for e in read_json(run / runs.SUMMARY).get("iterations", [])}
     except (NsbenchError, KeyError, TypeError, AttributeError):
         return False
-    return all(k in recorded and R.checkpoint(run, k).exists() for k in range(iterations + 1))
+    return all(k in recorded and runs.checkpoint(run, k).exists() for k in range(iterations + 1))
 
 
 def _train(plan: RunPlan, out: Path) -> bool:
@@ -216,22 +216,22 @@ def _train(plan: RunPlan, out: Path) -> bool:
     from ..training.driver import train
 
     run = out / "runs" / plan.name
-    resume = R.is_run(run)
+    resume = runs.is_run(run)
     if resume:  # compared before a finished run is skipped: its checkpoints belong to the config it holds
         _check_same_config(run, plan)
     if _finished(run, plan.cfg.ns.iterations):
         log.info("%s: finished already, skipping", run)
         return False
-    place = plan.teacher and not R.checkpoint(run, 0).exists()
-    D.barrier()  # every rank has looked at the folder before rank 0 writes to it (a barrier behind a per-rank
+    place = plan.teacher and not runs.checkpoint(run, 0).exists()
+    distributed.barrier()  # every rank has looked at the folder before rank 0 writes to it (a barrier behind a per-rank
     # test of a file rank 0 writes would otherwise pair with a different barrier on a slower rank)
     if place:
-        if D.is_main():
+        if distributed.is_main():
             _place_teacher(out / "runs" / plan.teacher, run)
-        D.barrier()
+        distributed.barrier()
     log.info("%s: %s", run, "resuming" if resume else "training")
-    with _run_lock(run), log_to(run / R.LOG, enabled=D.env_rank() == 0):
-        if D.is_main():
+    with _run_lock(run), log_to(run / runs.LOG, enabled=distributed.env_rank() == 0):
+        if distributed.is_main():
             for p in clean_stale_temps(run):
                 log.info("removed %s, left by a killed run", p)
         train(plan.cfg, run, resume=resume)
@@ -241,10 +241,10 @@ def _train(plan: RunPlan, out: Path) -> bool:
 def _place_teacher(teacher_run: Path, run: Path) -> None:
     """The shared teacher's iter0.pt into the run folder (a hard link where the filesystem allows, else a copy),
     before the run starts: the driver finds it, checks it and records it as its iteration 0."""
-    src = R.checkpoint(teacher_run, 0)
+    src = runs.checkpoint(teacher_run, 0)
     if not src.exists():
         raise NsbenchError(f"{src}: the shared teacher is missing (its run did not finish)")
-    dst = R.checkpoint(run, 0)
+    dst = runs.checkpoint(run, 0)
     with atomic_path(dst) as tmp:
         tmp.unlink()
         try:
@@ -259,7 +259,7 @@ def _check_same_config(run: Path, plan: RunPlan) -> None:
     overrides may have changed since): anything else would mix two experiments under one name."""
     from ..config import load_train_config
 
-    old = load_train_config(run / R.CONFIG).to_dict()
+    old = load_train_config(run / runs.CONFIG).to_dict()
     new = plan.cfg.to_dict()
     old.pop("runtime", None)
     new.pop("runtime", None)
@@ -288,7 +288,7 @@ def _first_difference(a, b, where: str = "") -> str | None:
 def _run_lock(run: Path):
     from ..lock import run_lock
 
-    return run_lock(run, what="nsbench study (train)") if D.env_rank() == 0 else contextlib.nullcontext()
+    return run_lock(run, what="nsbench study (train)") if distributed.env_rank() == 0 else contextlib.nullcontext()
 
 
 # ----------------------------------------------------------------------------------------------------- evaluation
@@ -312,14 +312,14 @@ def _evaluate(study: Study, run: Path, k: int, label: str, out: Path, device: st
     from ..api import evaluate
     from ..bench.harness import ModelInfo, ScoreSettings
 
-    entry = next(e for e in read_json(run / R.SUMMARY)["iterations"] if e["iteration"] == k)
+    entry = next(e for e in read_json(run / runs.SUMMARY)["iterations"] if e["iteration"] == k)
     dest = out / "eval" / label
-    D.barrier()  # every rank decides on the same files (rank 0 writes results)
+    distributed.barrier()  # every rank decides on the same files (rank 0 writes results)
     if _evaluated(dest, entry["sha256"], _suite_record(study)):
         log.info("%s: evaluated already, skipping", label)
         return False
     # dest is out/eval/LABEL, as evaluate lays it out; the study owns it, so a retrained variant replaces its results
-    evaluate(str(R.checkpoint(run, k)), study.suite, dest.parent, info=ModelInfo(label=label),
+    evaluate(str(runs.checkpoint(run, k)), study.suite, dest.parent, info=ModelInfo(label=label),
              settings=ScoreSettings(device=device, workers=workers, cache_dir=out / "eval" / "cache", overwrite=True))
     return True
 
@@ -332,7 +332,8 @@ def _report(study: Study, out: Path, done: dict) -> tuple[Path, list[dict]]:
     labels = [label for plan in study.runs for _, label in study.checkpoints(plan)]
     folders = [out / "eval" / label for label in labels if (out / "eval" / label / "meta.json").is_file()]
     baseline = next((lab for lab in labels if lab.endswith("-iter0")), labels[0])
-    spec = {**study.report_spec(), "convergence": {**done["convergence"], "line": C.describe(done["convergence"])},
+    line = convergence.describe(done["convergence"])
+    spec = {**study.report_spec(), "convergence": {**done["convergence"], "line": line},
             "final_quarter": _final_quarter(done["runs"])}
     log.info("%s", spec["convergence"]["line"])
     html = render_report(folders, out / "report", baseline=baseline, study=spec,

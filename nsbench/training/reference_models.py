@@ -53,7 +53,7 @@ def recipe() -> dict:
 
 @dataclass
 class ReferenceJob:
-    """One reference classifier to train: the keyword arguments the harness passes (bench/natural.py build_a)."""
+    """One reference classifier to train: the keyword arguments the harness passes (bench/built_a.py build_a)."""
 
     arch: str
     seed: int
@@ -126,4 +126,4 @@ def _rounds(model: torch.nn.Module, j: ReferenceJob) -> tuple[torch.nn.Module, l
     return model, history, best
 
 
-train_reference.recipe = recipe  # read by the harness for DATASET-A's cache key (bench/natural.py build_a)
+train_reference.recipe = recipe  # read by the harness for DATASET-A's cache key (bench/built_a.py build_a)

@@ -5,8 +5,8 @@ per-class histograms of kept confidences alone, then resolves the one boundary b
 the shards again, and writes each shard's `selection-*.parquet`. The rule: a class with more kept images than the
 target keeps its most confident ones (ties: lower row first, so one process or many pick the same rows); a class with
 fewer repeats all of its images as many whole times as fit, then its most confident ones once more, so every
-non-empty class ends with exactly the target (tests/test_values_training.py writes the same rule out on arrays in
-memory and checks the two agree).
+non-empty class ends with exactly the target (tests/helpers.py writes the same rule out on arrays in memory and
+tests/training/test_pseudo_labels.py checks the two agree).
 """
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from torch.nn import functional
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -281,7 +281,7 @@ def batch_loss(logits: torch.Tensor, b: Batch, cfg: StageConfig) -> torch.Tensor
     pseudo-labeled rows (a mean of their own): two means, so the weight, not the batch sizes, sets the balance."""
     n_lab, loss = b.n_labeled, logits.new_zeros((), dtype=torch.float32)
     if n_lab:
-        loss = loss + F.cross_entropy(logits[:n_lab].float(), b.y.to(cfg.device, non_blocking=True),
+        loss = loss + functional.cross_entropy(logits[:n_lab].float(), b.y.to(cfg.device, non_blocking=True),
                                       label_smoothing=cfg.optim.label_smoothing)
     if b.soft is not None and len(b.soft):
         target = b.soft.to(cfg.device, non_blocking=True)
@@ -292,7 +292,7 @@ def batch_loss(logits: torch.Tensor, b: Batch, cfg: StageConfig) -> torch.Tensor
 
 
 def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    return -(target * F.log_softmax(logits.float(), dim=1)).sum(dim=1).mean()
+    return -(target * functional.log_softmax(logits.float(), dim=1)).sum(dim=1).mean()
 
 
 def _non_finite(cfg: StageConfig, loss: float, epoch: int, step: int, steps: int) -> None:

@@ -11,7 +11,7 @@ import torch
 from ...config import check_range
 from ...schema import ATTACKS, FGSM
 from ...utils import NsbenchError
-from .. import calibration as CAL
+from .. import calibration_rows
 from ..attacks import adversarial
 from ..metrics import accuracy
 from ..registry import TaskResult, register
@@ -48,15 +48,15 @@ def run(ctx, t: FGSMTask, norm) -> TaskResult:
     for eps in t.eps_255:
         def local(part, eps=eps):
             out = {"correct": [np.zeros(0, bool)], "index": [np.zeros(0, np.int64)],
-                   **{k: [np.zeros(0)] for k in CAL.PER_IMAGE}}
+                   **{k: [np.zeros(0)] for k in calibration_rows.PER_IMAGE}}
             for x, y, i, _ in ctx.batches(src, part, batch_size=min(ctx.bs, 250)):
                 if len(y) == 0:
                     continue
                 x, y = x.to(ctx.device), y.to(ctx.device)
                 adv = adversarial(model, x, y, eps, t.attack, t.pgd_steps, t.pgd_alpha_255, ctx.suite.seed)
                 with torch.no_grad():
-                    z = CAL.per_image(ctx.finite(model(adv)).float().cpu().numpy(), y.cpu().numpy())
-                for k, v in {"correct": z["correct"], "index": i.numpy(), **CAL.columns(z)}.items():
+                    z = calibration_rows.per_image(ctx.finite(model(adv)).float().cpu().numpy(), y.cpu().numpy())
+                for k, v in {"correct": z["correct"], "index": i.numpy(), **calibration_rows.columns(z)}.items():
                     out[k].append(v)
             return {k: np.concatenate(v) for k, v in out.items()}
 
@@ -64,7 +64,7 @@ def run(ctx, t: FGSMTask, norm) -> TaskResult:
         z = ctx.cell(FGSM, f"{key}|calibration", lambda local=local: ctx.sharded(idx, local))
         rows.append(ctx.row(t.attack, t.attack, "top1_acc", 100 * accuracy(z["correct"]), len(z["correct"]),
                             eps_255=float(eps), precision="fp32"))
-        rows += CAL.rows(ctx, t.attack, t.attack, z, eps_255=float(eps), precision="fp32")
+        rows += calibration_rows.rows(ctx, t.attack, t.attack, z, eps_255=float(eps), precision="fp32")
         per.append(pd.DataFrame({"task": t.attack, "condition": t.attack, "severity": 0, "eps_255": float(eps),
-                                 "image": z["index"], "correct": z["correct"], **CAL.columns(z)}))
+                                 "image": z["index"], "correct": z["correct"], **calibration_rows.columns(z)}))
     return TaskResult(rows, per, {"attack": {"name": t.attack, "n": int(len(idx)), "precision": "fp32"}})

@@ -24,7 +24,7 @@ import torch
 
 from ...config import check_range
 from ...utils import NsbenchError
-from .. import calibration as CAL
+from .. import calibration_rows
 from ..attacks import check_unit_range
 from ..metrics import accuracy
 from ..registry import TaskResult, register
@@ -128,7 +128,7 @@ def run(ctx, t: AttacksTask, norm) -> TaskResult:
         eps = eps_of(a)
 
         def local(part, a=a, cls=cls):
-            out = {k: [np.zeros(0)] for k in ("pred", "index", "label", *CAL.PER_IMAGE)}
+            out = {k: [np.zeros(0)] for k in ("pred", "index", "label", *calibration_rows.PER_IMAGE)}
             atk = build(cls, model, a, len(ctx.em.classes), ctx.suite.seed, ctx.device)
             for x, y, i, _ in ctx.batches(src, part, batch_size=t.batch_size):
                 if len(y) == 0:
@@ -138,8 +138,9 @@ def run(ctx, t: AttacksTask, norm) -> TaskResult:
                 torch.manual_seed(ctx.suite.seed)  # attacks that draw from torch's generator repeat
                 adv = atk(x, y)
                 with torch.no_grad():
-                    z = CAL.per_image(model(adv).float().cpu().numpy(), y.cpu().numpy())
-                for k, v in {"pred": z["pred"], "index": i.numpy(), "label": y.cpu().numpy(), **CAL.columns(z)}.items():
+                    z = calibration_rows.per_image(model(adv).float().cpu().numpy(), y.cpu().numpy())
+                cols = {"pred": z["pred"], "index": i.numpy(), "label": y.cpu().numpy(), **calibration_rows.columns(z)}
+                for k, v in cols.items():
                     out[k].append(v)
             return {k: np.concatenate(v) for k, v in out.items()}
 
@@ -149,9 +150,10 @@ def run(ctx, t: AttacksTask, norm) -> TaskResult:
         eps_255 = None if eps is None else float(eps * 255)
         cond = condition(a)
         rows.append(ctx.row("attacks", cond, "top1_acc", 100 * accuracy(correct), len(correct), eps_255=eps_255))
-        rows += CAL.rows(ctx, "attacks", cond, {**z, "correct": correct}, eps_255=eps_255)
+        rows += calibration_rows.rows(ctx, "attacks", cond, {**z, "correct": correct}, eps_255=eps_255)
         per.append(pd.DataFrame({"task": "attacks", "condition": cond, "severity": 0, "eps_255": eps_255 or 0.0,
-                                 "image": z["index"].astype(np.int64), "correct": correct, **CAL.columns(z)}))
+                                 "image": z["index"].astype(np.int64), "correct": correct,
+                                 **calibration_rows.columns(z)}))
         info.append({"name": a.name, "eps": eps, "eps_255": eps_255, "kwargs": dict(a.kwargs), "n": int(len(correct))})
     ta = torchattacks_module()
     return TaskResult(rows, per, {"attacks": {"library": f"torchattacks {getattr(ta, '__version__', '?')}",

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from ...config import check_range
-from .. import calibration as CAL
+from .. import calibration_rows
 from ..metrics import accuracy, error
 from ..registry import TaskResult, register
 
@@ -30,7 +30,7 @@ def clean_cell(ctx) -> dict[str, np.ndarray]:
 
     def local(part):
         preds, c5, ids, labels = [np.zeros(0, np.int64)], [np.zeros(0, bool)], [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
-        cal = {k: [np.zeros(0)] for k in CAL.PER_IMAGE}
+        cal = {k: [np.zeros(0)] for k in calibration_rows.PER_IMAGE}
         for x, y, i, _ in ctx.batches(src, part):
             if len(y) == 0:
                 continue
@@ -40,7 +40,7 @@ def clean_cell(ctx) -> dict[str, np.ndarray]:
             c5.append((top == y[:, None]).any(1).numpy())
             ids.append(i.numpy())
             labels.append(y.numpy())
-            for k, v in CAL.columns(CAL.per_image(lg.numpy(), y.numpy())).items():
+            for k, v in calibration_rows.columns(calibration_rows.per_image(lg.numpy(), y.numpy())).items():
                 cal[k].append(v)
         return {"index": np.concatenate(ids), "pred": np.concatenate(preds), "label": np.concatenate(labels),
                 "correct5": np.concatenate(c5), **{k: np.concatenate(v) for k, v in cal.items()}}
@@ -66,7 +66,7 @@ def run(ctx, cfg: CleanTask, norm) -> TaskResult:
         m = z["label"] == c
         if m.any():
             rows.append(ctx.row("clean", f"class:{name}", "class_acc", 100 * correct[m].mean(), m.sum()))
-    rows += CAL.rows(ctx, "clean", "clean", {**z, "correct": correct})
+    rows += calibration_rows.rows(ctx, "clean", "clean", {**z, "correct": correct})
     per = pd.DataFrame({"task": "clean", "condition": "clean", "severity": 0, "eps_255": 0.0,
-                        "image": z["index"], "correct": correct, **CAL.columns(z)})
+                        "image": z["index"], "correct": correct, **calibration_rows.columns(z)})
     return TaskResult(rows, [per])

@@ -10,10 +10,10 @@ import pandas as pd
 from ...reference import ALEXNET_CLEAN_ERR, C_BENCHMARK, C_VALIDATION, alexnet_c_errors
 from ...config import check_range
 from ...utils import NsbenchError, tqdm
-from .. import cache as K
-from .. import calibration as CAL
-from .. import corruptions as C
-from .. import metrics as M
+from .. import cache
+from .. import calibration_rows
+from .. import corruption_sets
+from .. import metrics
 from ..registry import TaskResult, register
 from .clean import clean_correct
 
@@ -46,16 +46,17 @@ def validate(t: CorruptionTask) -> None:
 
 def _official(ctx, t: CorruptionTask) -> tuple[dict, float, int, dict]:
     outcomes, skipped = {}, {}
-    cells = [c for c in C.scan_imagenet_c(t.root) if c.corruption in t.corruptions and c.severity in t.severities]
+    cells = [c for c in corruption_sets.scan_imagenet_c(t.root)
+             if c.corruption in t.corruptions and c.severity in t.severities]
     for cell in tqdm(cells, desc=f"{ctx.em.label} -C", leave=False, mininterval=2.0):
-        src = C.open_official_cell(cell, ctx.em.classes)
+        src = corruption_sets.open_official_cell(cell, ctx.em.classes)
         idx = ctx.pick(len(src))
         key = f"official|{cell.folder}|{len(idx)}|calibration"
         # unreadable images are skipped: the cell keeps the indices it scored
-        z = ctx.cell("corruptions", key, lambda src=src, idx=idx: CAL.outcomes(ctx, src, idx))
-        outcomes[f"{cell.corruption}|{cell.severity}"] = z["correct"], z["index"], CAL.columns(z)
+        z = ctx.cell("corruptions", key, lambda src=src, idx=idx: calibration_rows.outcomes(ctx, src, idx))
+        outcomes[f"{cell.corruption}|{cell.severity}"] = z["correct"], z["index"], calibration_rows.columns(z)
         skipped[f"{cell.corruption}|{cell.severity}"] = int(z["n_asked"]) - len(z["index"])
-    clean_err = M.error(clean_correct(ctx))
+    clean_err = metrics.error(clean_correct(ctx))
     n = max((len(c) for c, *_ in outcomes.values()), default=0)
     info = {"source": f"official:{t.root}", "calibration": "imagenet-c (official files)",
             "skipped_unreadable": {k: v for k, v in skipped.items() if v}}
@@ -63,24 +64,25 @@ def _official(ctx, t: CorruptionTask) -> tuple[dict, float, int, dict]:
 
 
 def _built(ctx, t: CorruptionTask) -> tuple[dict, float, int, dict]:
-    folder, manifest = ctx.build(lambda: C.build_c(ctx.source, ctx.size, t.corruptions, t.severities,
+    folder, manifest = ctx.build(lambda: corruption_sets.build_c(ctx.source, ctx.size, t.corruptions, t.severities,
                                                    ctx.cap(t.limit), ctx.suite.seed, ctx.cache, ctx.workers,
                                                    t.calibration))
-    labels = np.asarray(K.load_array(folder / "labels.npy"))
+    labels = np.asarray(cache.load_array(folder / "labels.npy"))
 
     def run(file):
         def score():
-            z = CAL.per_image(ctx.logits(K.load_array(folder / file)), labels)
-            return {"correct": z["correct"], **CAL.columns(z)}
+            z = calibration_rows.per_image(ctx.logits(cache.load_array(folder / file)), labels)
+            return {"correct": z["correct"], **calibration_rows.columns(z)}
 
         return score
 
-    clean_err = M.error(ctx.cell("corruptions", f"{folder.name}|clean.npy|calibration", run("clean.npy"))["correct"])
+    clean = ctx.cell("corruptions", f"{folder.name}|clean.npy|calibration", run("clean.npy"))
+    clean_err = metrics.error(clean["correct"])
     outcomes = {}
     for c in tqdm(t.corruptions, desc=f"{ctx.em.label} -C", leave=False, mininterval=2.0):
         for s in t.severities:
             z = ctx.cell("corruptions", f"{folder.name}|{c}-{s}.npy|calibration", run(f"{c}-{s}.npy"))
-            outcomes[f"{c}|{s}"] = z["correct"], np.arange(len(z["correct"])), CAL.columns(z)
+            outcomes[f"{c}|{s}"] = z["correct"], np.arange(len(z["correct"])), calibration_rows.columns(z)
     info = {"folder": folder.name, **{k: manifest[k] for k in ("n", "fingerprint", "seed", "imagecorruptions")},
             "source": folder.name, "calibration": manifest.get("calibration", "imagenet-c"),
             "saved_as": manifest.get("saved_as", "lossless (uint8 arrays; the official ImageNet-C files are JPEG "
@@ -91,7 +93,7 @@ def _built(ctx, t: CorruptionTask) -> tuple[dict, float, int, dict]:
 def corruption_errors(ctx, t: CorruptionTask) -> tuple[dict[str, list[float]], float, dict[str, tuple], int, dict]:
     """Top-1 error per corruption over severities, clean error, per-cell (correct, image index), n, set info."""
     outcomes, clean_err, n, info = (_official if t.root else _built)(ctx, t)
-    errors = {c: [M.error(outcomes[f"{c}|{s}"][0]) for s in t.severities]
+    errors = {c: [metrics.error(outcomes[f"{c}|{s}"][0]) for s in t.severities]
               for c in t.corruptions if all(f"{c}|{s}" in outcomes for s in t.severities)}
     return errors, clean_err, outcomes, n, info
 
@@ -123,9 +125,9 @@ def _normalised_rows(ctx, t, errors: dict, clean_err: float, ref, name: str, n: 
         if c not in ref[0]:
             continue
         ref_errs = ref[0][c]
-        ce, note = _defined(M.ce(errs, ref_errs), f"the normaliser makes no error on {c}")
+        ce, note = _defined(metrics.ce(errs, ref_errs), f"the normaliser makes no error on {c}")
         rows.append(ctx.row("corruptions", c, "ce", None if ce is None else 100 * ce, n, normaliser=name, note=note))
-        rce, rnote = _defined(M.relative_ce(errs, clean_err, ref_errs, ref[1]),
+        rce, rnote = _defined(metrics.relative_ce(errs, clean_err, ref_errs, ref[1]),
                               f"the normaliser's errors on {c} sum to its clean error")
         rows.append(ctx.row("corruptions", c, "relative_ce", None if rce is None else 100 * rce, n, normaliser=name,
                             note=rnote))
@@ -145,18 +147,18 @@ def run(ctx, t: CorruptionTask, norm) -> TaskResult:
     rows, per = [], []
     for key, (correct, index, cal) in outcomes.items():
         c, s = key.split("|")
-        rows.append(ctx.row("corruptions", c, "top1_err", 100 * M.error(correct), len(correct), severity=int(s)))
-        rows += CAL.rows(ctx, "corruptions", c, {**cal, "correct": correct}, severity=int(s))
+        rows.append(ctx.row("corruptions", c, "top1_err", 100 * metrics.error(correct), len(correct), severity=int(s)))
+        rows += calibration_rows.rows(ctx, "corruptions", c, {**cal, "correct": correct}, severity=int(s))
         per.append(pd.DataFrame({"task": "corruptions", "condition": c, "severity": int(s), "eps_255": 0.0,
                                  "image": index, "correct": correct, **cal}))
     rows.append(ctx.row("corruptions", "clean", "top1_err", 100 * clean_err, n))
     for c in errors:
-        rows.append(ctx.row("corruptions", c, "mean_err", 100 * M.mean_error(errors, [c]), n))
+        rows.append(ctx.row("corruptions", c, "mean_err", 100 * metrics.mean_error(errors, [c]), n))
     bench = [c for c in C_BENCHMARK if c in errors]
     if bench:
         partial = len(bench) < len(C_BENCHMARK) or sorted(t.severities) != [1, 2, 3, 4, 5]
         note = f"partial: {len(bench)} of {len(C_BENCHMARK)} benchmark corruptions" if partial else None
-        rows.append(ctx.row("corruptions", "all", "mean_err", 100 * M.mean_error(errors, bench), n,
+        rows.append(ctx.row("corruptions", "all", "mean_err", 100 * metrics.mean_error(errors, bench), n,
                             note=note))
     choice = norm.choose("corruptions", alexnet_holds=bool(t.root), setting="ImageNet-C" if t.root else "a built -C set")
     ref = _reference(ctx, t, choice, norm)

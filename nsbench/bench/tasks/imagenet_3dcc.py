@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .. import official_sets as O
+from .. import official_sets
 from ..registry import TaskResult, register
 
 # EPFL-VILAB/3DCommonCorruptions README ("12 corruptions in ImageNet-3DCC"), in its order
@@ -28,13 +28,13 @@ class ImageNet3DCCTask:
 
 
 def validate(t: ImageNet3DCCTask) -> None:
-    O.check_tree_task("imagenet_3dcc", t, THREEDCC_CORRUPTIONS)
+    official_sets.check_tree_task("imagenet_3dcc", t, THREEDCC_CORRUPTIONS)
 
 
 @register("imagenet_3dcc", config=ImageNet3DCCTask, order=13, validate=validate)
 def run(ctx, t: ImageNet3DCCTask, norm) -> TaskResult:
-    why = O.unset_reason("imagenet_3dcc", t.root, ENV)
+    why = official_sets.unset_reason("imagenet_3dcc", t.root, ENV)
     if why:
-        return O.skipped(ctx, "imagenet_3dcc", why)
-    return O.corruption_tree_task(ctx, "imagenet_3dcc", t, THREEDCC_CORRUPTIONS, "ImageNet-3DCC", None,
+        return official_sets.skipped(ctx, "imagenet_3dcc", why)
+    return official_sets.corruption_tree_task(ctx, "imagenet_3dcc", t, THREEDCC_CORRUPTIONS, "ImageNet-3DCC", None,
                                   "EPFL-VILAB/3DCommonCorruptions: <corruption>/<1-5>/<wnid>/")

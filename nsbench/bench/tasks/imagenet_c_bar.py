@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ...reference import imagenet_c_bar_severities
-from .. import official_sets as O
+from .. import official_sets
 from ..registry import TaskResult, register
 
 # facebookresearch/augmentation-corruption README ("We have 10 different corruption types")
@@ -36,14 +36,14 @@ class ImageNetCBarTask:
 
 
 def validate(t: ImageNetCBarTask) -> None:
-    O.check_tree_task("imagenet_c_bar", t, CBAR_CORRUPTIONS)
+    official_sets.check_tree_task("imagenet_c_bar", t, CBAR_CORRUPTIONS)
 
 
 @register("imagenet_c_bar", config=ImageNetCBarTask, order=12, validate=validate)
 def run(ctx, t: ImageNetCBarTask, norm) -> TaskResult:
-    why = O.unset_reason("imagenet_c_bar", t.root, ENV)
+    why = official_sets.unset_reason("imagenet_c_bar", t.root, ENV)
     if why:
-        return O.skipped(ctx, "imagenet_c_bar", why)
+        return official_sets.skipped(ctx, "imagenet_c_bar", why)
     folders = {c: tuple(f"{v:.2f}" for v in vals) for c, vals in imagenet_c_bar_severities().items()}
-    return O.corruption_tree_task(ctx, "imagenet_c_bar", t, CBAR_CORRUPTIONS, "ImageNet-C-bar", folders,
+    return official_sets.corruption_tree_task(ctx, "imagenet_c_bar", t, CBAR_CORRUPTIONS, "ImageNet-C-bar", folders,
                                   "facebookresearch/augmentation-corruption: <corruption>/<1-5 or parameter>/<wnid>/")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...data.sources import scan_folder
-from .. import official_sets as O
+from .. import official_sets
 from ..registry import TaskResult, register
 
 ENV = "NSBENCH_IMAGENET_SKETCH"
@@ -29,13 +29,13 @@ def sketch_folder(root: Path) -> Path:
 
 @register("imagenet_sketch", config=ImageNetSketchTask, order=11)
 def run(ctx, t: ImageNetSketchTask, norm) -> TaskResult:
-    why = O.unset_reason("imagenet_sketch", t.root, ENV)
+    why = official_sets.unset_reason("imagenet_sketch", t.root, ENV)
     if why:
-        return O.skipped(ctx, "imagenet_sketch", why)
-    folder = sketch_folder(O.existing("imagenet_sketch", t.root))
+        return official_sets.skipped(ctx, "imagenet_sketch", why)
+    folder = sketch_folder(official_sets.existing("imagenet_sketch", t.root))
     src = scan_folder(folder, "imagenet-sketch", ctx.em.classes)  # wnid folders; one not among the classes: error
-    z = O.score(ctx, "imagenet_sketch", src, str(folder))
-    rows, per = O.accuracy_rows(ctx, "imagenet_sketch", "sketch", z)
+    z = official_sets.score(ctx, "imagenet_sketch", src, str(folder))
+    rows, per = official_sets.accuracy_rows(ctx, "imagenet_sketch", "sketch", z)
     info = {"source": f"official ImageNet-Sketch: {folder}", "layout": "HaohanWang/ImageNet-Sketch: sketch/<wnid>/",
             "n": int(len(z["correct"])), "skipped_unreadable": int(z["n_asked"]) - len(z["correct"]),
             "preprocessing": "as the clean split (resize shorter side, centre crop)"}

@@ -17,7 +17,7 @@ import numpy as np
 
 from ...data.sources import IMAGE_EXTS, FileSource
 from ...utils import NsbenchError
-from .. import official_sets as O
+from .. import official_sets
 from ..registry import TaskResult, register
 
 VARIANTS = ("matched-frequency", "threshold0.7", "top-images")
@@ -61,11 +61,11 @@ def open_variant(folder: Path, variant: str, classes: list[str]) -> FileSource:
 
 @register("imagenet_v2", config=ImageNetV2Task, order=10, validate=validate)
 def run(ctx, t: ImageNetV2Task, norm) -> TaskResult:
-    why = O.unset_reason("imagenet_v2", t.root, ENV)
+    why = official_sets.unset_reason("imagenet_v2", t.root, ENV)
     if why:
-        return O.skipped(ctx, "imagenet_v2", why)
-    O.need_imagenet_1k(ctx, "ImageNet-V2")
-    root = O.existing("imagenet_v2", t.root)
+        return official_sets.skipped(ctx, "imagenet_v2", why)
+    official_sets.need_imagenet_1k(ctx, "ImageNet-V2")
+    root = official_sets.existing("imagenet_v2", t.root)
     found = {v: variant_folder(root, v) for v in t.variants}
     if not any(found.values()) and any(p.name.isdigit() for p in root.iterdir() if p.is_dir()):
         if len(t.variants) != 1:
@@ -78,8 +78,8 @@ def run(ctx, t: ImageNetV2Task, norm) -> TaskResult:
             rows.append(ctx.row("imagenet_v2", variant, "skipped", None, 0,
                                 note=f"{root}: no imagenetv2-{variant}-format-val folder"))
             continue
-        z = O.score(ctx, "imagenet_v2", open_variant(folder, variant, ctx.em.classes), str(folder))
-        r, p = O.accuracy_rows(ctx, "imagenet_v2", variant, z)
+        z = official_sets.score(ctx, "imagenet_v2", open_variant(folder, variant, ctx.em.classes), str(folder))
+        r, p = official_sets.accuracy_rows(ctx, "imagenet_v2", variant, z)
         rows += r
         per.append(p)
         info[variant] = {"folder": str(folder), "n": int(len(z["correct"])),

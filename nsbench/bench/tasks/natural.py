@@ -10,9 +10,9 @@ import pandas as pd
 
 from ...config import check_range
 from ...utils import NsbenchError
-from .. import cache as K
-from .. import calibration as CAL
-from .. import natural as A
+from .. import cache
+from .. import calibration_rows
+from .. import built_a
 from ..metrics import accuracy, error
 from ..registry import TaskResult, register
 
@@ -42,7 +42,7 @@ class NaturalAdversarialTask:
     ref_batch_size: int = 128
     ref_lr: float = 0.003
     # exclude | keep: the images on which every reference names one and the same wrong class (likely label noise:
-    # ambiguous or mislabelled images); excluded from the scored set by default, counted either way (bench/natural.py)
+    # ambiguous or mislabelled images); excluded from the scored set by default, counted either way (bench/built_a.py)
     consensus: str = "exclude"
 
 
@@ -62,12 +62,12 @@ def validate(t: NaturalAdversarialTask) -> None:
 
 
 def _official(ctx, t: NaturalAdversarialTask) -> tuple[dict, str, dict]:
-    src, mask, check = A.open_official(t.root, t.mask)
+    src, mask, check = built_a.open_official(t.root, t.mask)
     idx = ctx.pick(len(src))
 
     # unreadable images are skipped (as -C does); predictions and calibration over the 200-class label set
     z = ctx.cell("natural_adversarial", f"official|{t.root}|{t.mask}|{len(idx)}|indexed|calibration",
-                 lambda: CAL.outcomes(ctx, src, idx, mask))
+                 lambda: calibration_rows.outcomes(ctx, src, idx, mask))
     skipped = len(idx) - len(z["index"])
     if skipped:
         log.warning("%s: %d unreadable image(s) skipped and counted", t.root, skipped)
@@ -78,21 +78,21 @@ def _official(ctx, t: NaturalAdversarialTask) -> tuple[dict, str, dict]:
 def _built(ctx, t: NaturalAdversarialTask) -> tuple[dict, str, dict]:
     if ctx.reference_trainer is None:
         raise NsbenchError("building DATASET-A needs a reference trainer: pass reference_trainer="
-                           "nsbench.training.reference.train_reference (nsbench eval and nsbench.evaluate do)")
+                           "nsbench.training.reference_models.train_reference (nsbench eval and nsbench.evaluate do)")
     train = ctx.open(ctx.cfg_data.get("train_split", "train"))
     pool = ctx.source if not t.pool_split else ctx.open(t.pool_split)
-    how = A.BuildSettings(epochs=t.ref_epochs, max_rounds=t.ref_max_rounds, min_gain=t.ref_min_gain,
+    how = built_a.BuildSettings(epochs=t.ref_epochs, max_rounds=t.ref_max_rounds, min_gain=t.ref_min_gain,
                           train_limit=t.ref_train_limit, val_limit=t.ref_val_limit, batch_size=t.ref_batch_size,
                           lr=t.ref_lr, pool_limit=t.pool_limit, seed=ctx.suite.seed, consensus=t.consensus)
-    folder, manifest = ctx.build(lambda: A.build_a(train, pool, ctx.size, t.references, how,
+    folder, manifest = ctx.build(lambda: built_a.build_a(train, pool, ctx.size, t.references, how,
                                                    train_reference=ctx.reference_trainer, cache_dir=ctx.cache,
                                                    device=ctx.device))
-    images = K.load_array(folder / "images.npy")
-    labels = np.asarray(K.load_array(folder / "labels.npy"))
+    images = cache.load_array(folder / "images.npy")
+    labels = np.asarray(cache.load_array(folder / "labels.npy"))
     sel = ctx.pick(len(labels))
     def score():
-        z = CAL.per_image(ctx.logits(np.asarray(images)[sel]), labels[sel])
-        return {"correct": z["correct"], **CAL.columns(z)}
+        z = calibration_rows.per_image(ctx.logits(np.asarray(images)[sel]), labels[sel])
+        return {"correct": z["correct"], **calibration_rows.columns(z)}
 
     z = ctx.cell("natural_adversarial", f"{folder.name}|{len(sel)}|calibration", score)
     info = {"folder": folder.name, "n": int(len(sel)), "n_pool": manifest["n_pool"], "rule": manifest["rule"],
@@ -113,7 +113,7 @@ def run(ctx, t: NaturalAdversarialTask, norm) -> TaskResult:
         raise NsbenchError(f"{t.root or 'DATASET-A'}: no readable images to score")
     rows = [ctx.row("natural_adversarial", condition, "top1_acc", 100 * accuracy(correct), n),
             ctx.row("natural_adversarial", condition, "top1_err", 100 * error(correct), n),
-            *CAL.rows(ctx, "natural_adversarial", condition, z)]
+            *calibration_rows.rows(ctx, "natural_adversarial", condition, z)]
     per = [pd.DataFrame({"task": "natural_adversarial", "condition": condition, "severity": 0, "eps_255": 0.0,
-                         "image": z["index"], "correct": correct, **CAL.columns(z)})]
+                         "image": z["index"], "correct": correct, **calibration_rows.columns(z)})]
     return TaskResult(rows, per, {"natural_adversarial": info})

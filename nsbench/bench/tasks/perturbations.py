@@ -12,9 +12,9 @@ import pandas as pd
 from ...reference import P_TEST, P_VALIDATION, alexnet_p
 from ...config import check_range
 from ...utils import NsbenchError, tqdm
-from .. import cache as K
-from .. import metrics as M
-from .. import perturbations as perturbation_sets
+from .. import cache
+from .. import metrics
+from .. import perturbation_sets
 from ..registry import TaskResult, register
 
 log = logging.getLogger(__name__)
@@ -72,8 +72,8 @@ def _official(ctx, t: PerturbationTask) -> tuple[dict, dict]:
                         log.warning("skipping unreadable sequence: %s", e)
                         continue
                     lg = ctx.logits_local(frames)
-                    fp.append(M.flip_probability(lg.argmax(1)[None], M.is_noise(p), t.difficulty)[0])
-                    t5.append(M.sequence_t5d(lg, M.is_noise(p), t.difficulty))
+                    fp.append(metrics.flip_probability(lg.argmax(1)[None], metrics.is_noise(p), t.difficulty)[0])
+                    t5.append(metrics.sequence_t5d(lg, metrics.is_noise(p), t.difficulty))
                     ids.append(k)
                 return {"fp": np.asarray(fp, float), "t5d": np.asarray(t5, float), "index": np.asarray(ids, np.int64)}
 
@@ -92,12 +92,12 @@ def _built(ctx, t: PerturbationTask) -> tuple[dict, dict]:
     out = {}
     for p in tqdm(t.perturbations, desc=f"{ctx.em.label} -P", leave=False, mininterval=2.0):
         def compute(p=p):
-            seqs = K.load_array(folder / f"{p}-d{t.difficulty}.npy")
+            seqs = cache.load_array(folder / f"{p}-d{t.difficulty}.npy")
             n, f = seqs.shape[:2]
             lg = ctx.logits(np.asarray(seqs).reshape(n * f, *seqs.shape[2:])).reshape(n, f, -1)
-            noise = M.is_noise(p)
-            return {"fp": M.flip_probability(lg.argmax(2), noise, t.difficulty),
-                    "t5d": np.asarray([M.sequence_t5d(s, noise, t.difficulty) for s in lg])}
+            noise = metrics.is_noise(p)
+            return {"fp": metrics.flip_probability(lg.argmax(2), noise, t.difficulty),
+                    "t5d": np.asarray([metrics.sequence_t5d(s, noise, t.difficulty) for s in lg])}
 
         out[p] = ctx.cell("perturbations", f"{folder.name}|{p}|{t.difficulty}", compute)
     return out, {"folder": folder.name, "n": manifest["n"], "seed": manifest["seed"],
@@ -117,7 +117,7 @@ def _reference(ctx, t: PerturbationTask, choice, norm):
 
     def compute(ref):
         stats, _ = perturbation_stats(ref, t)
-        return {p: {"fp": M.mean(z["fp"]), "t5d": M.mean(z["t5d"])} for p, z in stats.items()}
+        return {p: {"fp": metrics.mean(z["fp"]), "t5d": metrics.mean(z["t5d"])} for p, z in stats.items()}
 
     return norm.reference(ctx, "perturbations", compute)
 
@@ -132,14 +132,14 @@ def run(ctx, t: PerturbationTask, norm) -> TaskResult:
     rows, per, fps, ut5ds, frs, t5s = [], [], {}, {}, {}, {}
     for p, z in stats.items():
         n = len(z["fp"])
-        fp, t5 = M.mean(z["fp"]), M.mean(z["t5d"])  # FP and uT5D: means over the sequences
+        fp, t5 = metrics.mean(z["fp"]), metrics.mean(z["t5d"])  # FP and uT5D: means over the sequences
         fps[p], ut5ds[p] = fp, t5
         rows += [ctx.row("perturbations", p, "fp", 100 * fp, n), ctx.row("perturbations", p, "t5d", t5, n)]
         index = z["index"] if "index" in z else np.arange(n)
         per.append(pd.DataFrame({"task": "perturbations", "condition": p, "severity": 0, "eps_255": 0.0,
                                  "image": index, "flip": z["fp"], "t5d": z["t5d"]}))
         if ref is not None and p in ref:
-            fr, rt5 = M.fr(fp, ref[p]["fp"]), M.t5d_rel(t5, ref[p]["t5d"])  # NaN: a zero denominator
+            fr, rt5 = metrics.fr(fp, ref[p]["fp"]), metrics.t5d_rel(t5, ref[p]["t5d"])  # NaN: a zero denominator
             fr, rt5 = (None if np.isnan(fr) else fr), (None if np.isnan(rt5) else rt5)
             why = "undefined: the normaliser {} on {} (zero denominator)"
             rows += [ctx.row("perturbations", p, "fr", None if fr is None else 100 * fr, n, normaliser=choice.name,
@@ -152,8 +152,9 @@ def run(ctx, t: PerturbationTask, norm) -> TaskResult:
     if test:
         n = len(stats[test[0]]["fp"])
         note = None if len(test) == len(P_TEST) else f"partial: {len(test)} of {len(P_TEST)} test perturbations"
-        rows.append(ctx.row("perturbations", "all", "mean_fp", 100 * M.mean([fps[p] for p in test]), n, note=note))
-        rows.append(ctx.row("perturbations", "all", "mean_t5d", M.mean([ut5ds[p] for p in test]), n, note=note))
+        mean_fp = 100 * metrics.mean([fps[p] for p in test])
+        rows.append(ctx.row("perturbations", "all", "mean_fp", mean_fp, n, note=note))
+        rows.append(ctx.row("perturbations", "all", "mean_t5d", metrics.mean([ut5ds[p] for p in test]), n, note=note))
         if ref is not None:
             rows += [ctx.mean_row("perturbations", m, v, P_TEST, "test perturbations", n, normaliser=choice.name)
                      for m, v in (("mfr", frs), ("mt5d", t5s))]

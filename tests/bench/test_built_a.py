@@ -1,0 +1,174 @@
+"""Built -A (bench/built_a.py): images on which every reference names the same wrong class (likely label noise) are
+left out and counted, with their make-up by class; each reference's rounds, and whether the round cap stopped it
+while still improving, are recorded in meta.json and shown in the report; the cache key holds everything that
+decides the set, the reference trainer's own recipe included: a set built by other references is never reused."""
+from __future__ import annotations
+
+import json
+import types
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from nsbench import ModelInfo, ScoreSettings
+from nsbench.bench import built_a
+from nsbench.bench.built_a import BuildSettings, build_a
+from nsbench.data.sources import ArraySource
+from nsbench.training import reference_models
+
+CLASSES = ["tee", "trouser", "pullover", "dress"]
+
+
+class Lookup(nn.Module):
+    """Predicts preds[i] for the image whose pixels all equal i (a 0-1 float i / 255)."""
+
+    def __init__(self, preds):
+        super().__init__()
+        self.preds = torch.as_tensor(preds)
+
+    def forward(self, x):
+        i = torch.round(x[:, 0, 0, 0] * 255).long()
+        return nn.functional.one_hot(self.preds[i], len(CLASSES)).float()
+
+
+#                 0  1  2  3  4  5  6  7  8  9  10
+TRUTH = np.array([0, 1, 2, 3, 0, 0, 1, 3, 0, 2, 1])
+PREDS = {0: [0, 1, 2, 3, 3, 3, 3, 0, 1, 0, 2],   # images 0-3 right; 4-7 all refs agree on a wrong class
+         1: [0, 1, 2, 3, 3, 3, 3, 0, 2, 1, 2],   # 8, 9: all wrong, no agreement
+         2: [0, 1, 2, 3, 3, 3, 3, 0, 3, 3, 1]}   # 10: one reference right
+HISTORY = {0: [50.0, 60.0, 70.0, 71.0], 1: [50.0, 60.0, 60.2], 2: [40.0]}  # 0: still gaining at the cap of 4
+
+
+def fake_trainer(*, seed, max_rounds, **_):
+    hist = HISTORY[seed]
+    return Lookup(PREDS[seed]), {"rounds": len(hist), "val_top1_per_round": hist, "val_top1": max(hist),
+                                 "epochs_per_round": 1}
+
+
+def pool() -> ArraySource:
+    images = np.stack([np.full((32, 32, 3), i, np.uint8) for i in range(len(TRUTH))])
+    return ArraySource("lookup", images, TRUTH, CLASSES)
+
+
+def build(tmp_path, consensus="exclude"):
+    from nsbench.bench.tasks.natural import ReferenceModel
+
+    how = built_a.BuildSettings(epochs=1, max_rounds=4, min_gain=0.5, train_limit=None, val_limit=2, batch_size=4, lr=0.1,
+                          pool_limit=None, seed=0, consensus=consensus)
+    return built_a.build_a(pool(), pool(), 32, [ReferenceModel(seed=s) for s in (0, 1, 2)], how, train_reference=fake_trainer,
+                     cache_dir=tmp_path, device=torch.device("cpu"))
+
+
+def test_consensus_images_are_excluded_and_counted(tmp_path):
+    folder, m = build(tmp_path)
+    assert np.load(folder / "indices.npy").tolist() == [8, 9]
+    assert m["n_all_wrong"] == 6 and m["n"] == 2
+    c = m["consensus"]
+    assert c["n"] == 4 and c["rate"] == pytest.approx(4 / 6) and c["rule"] == "exclude"
+    assert c["by_true_class"] == {"tee": 2, "trouser": 1, "dress": 1}  # images 4, 5, 6, 7
+    assert c["by_agreed_class"] == {"dress": 3, "tee": 1}
+    assert "same wrong class" in m["rule"] and "not ImageNet-A" in m["what_it_measures"]
+    # keep: the old rule, every image all references get wrong, still counted
+    folder, m = build(tmp_path / "keep", consensus="keep")
+    assert np.load(folder / "indices.npy").tolist() == [4, 5, 6, 7, 8, 9] and m["consensus"]["n"] == 4
+
+
+def test_reference_rounds_and_a_binding_cap_are_recorded(tmp_path):
+    _, m = build(tmp_path)
+    refs = {r["seed"]: r for r in m["reference_results"]}
+    assert [refs[s]["rounds"] for s in (0, 1, 2)] == [4, 3, 1]
+    assert refs[0]["cap_binding"] and refs[0]["last_gain"] == pytest.approx(1.0)  # +1.0 >= 0.5 in the last round
+    assert not refs[1]["cap_binding"] and not refs[2]["cap_binding"]  # plateaued; stopped before the cap
+    assert m["round_cap_binding"] and m["round_cap_binding_for"] == ["test_resnet seed 0"]
+    assert "stopped test_resnet seed 0 while still improving" in m["reference_training"]
+    assert built_a.round_cap({"rounds": 1, "val_top1_per_round": [50.0]}, 1, 0.5)["cap_binding"]  # one round: no plateau seen
+
+
+def test_meta_json_and_the_report_say_what_built_a_is(tiny_folder, tmp_path):
+    """End to end through evaluate(): a trainer whose references agree on some wrong classes."""
+    from nsbench import evaluate  # reference_trainer= replaces nsbench's own -A reference trainer
+    from nsbench.report.render import render_report
+
+    def h(x):
+        return (torch.round(x.mean((1, 2, 3)) * 1e4).long() % 4)
+
+    class Hashed(nn.Module):
+        def __init__(self, k):
+            super().__init__()
+            self.k = k
+
+        def forward(self, x):
+            base = h(x)
+            pred = torch.where(base % 2 == 0, base, (base + self.k) % 4)  # agree on even hashes, differ on odd
+            return nn.functional.one_hot(pred, 4).float()
+
+    def trainer(*, seed, max_rounds, **_):
+        hist = [30.0, 40.0] if seed == 0 else [30.0, 30.1]
+        return Hashed(seed), {"rounds": 2, "val_top1_per_round": hist, "val_top1": max(hist)}
+
+    over = [f"data.source=folder:{tiny_folder}", "data.split=test", "data.image_size=32", "clean.limit=8",
+            "corruptions.enabled=false", "perturbations.enabled=false", "fgsm.enabled=false",
+            "natural_adversarial.references=[{arch: test_resnet, seed: 0}, {arch: test_resnet, seed: 1}, "
+            "{arch: test_resnet, seed: 2}]", "natural_adversarial.ref_max_rounds=2", "natural_adversarial.ref_train_limit=8"]
+    out = tmp_path / "eval" / "hashed"  # evaluate writes OUT/LABEL/
+    evaluate(Hashed(0), "quick", out.parent, info=ModelInfo(classes=[f"class{i}" for i in range(4)], input_size=32, label="hashed"),
+             settings=ScoreSettings(overrides=over, cache_dir=tmp_path / "cache", device="cpu", reference_trainer=trainer))
+    a = json.loads((out / "meta.json").read_text())["sets"]["natural_adversarial"]
+    c = a["consensus"]
+    assert c["n"] > 0 and c["rate"] == pytest.approx(c["n"] / a["n_all_wrong"]) and a["n"] == a["n_all_wrong"] - c["n"]
+    assert sum(c["by_true_class"].values()) == c["n"] == sum(c["by_agreed_class"].values())
+    refs = {r["seed"]: r for r in a["references"]}
+    assert [refs[s]["rounds"] for s in (0, 1, 2)] == [2, 2, 2] and a["ref_max_rounds"] == 2
+    assert refs[0]["cap_binding"] and not refs[1]["cap_binding"] and a["round_cap_binding"]
+    html = render_report([out], tmp_path / "report").read_text()
+    assert "built -A top-1" in html and "not robustness to natural adversarial examples" in html
+    assert "stopped by the cap of 2 rounds while still improving" in html
+    assert "likely label noise, excluded from the set" in html
+
+
+def _source(name: str, n: int = 24) -> ArraySource:
+    rng = np.random.default_rng(0)
+    labels = np.arange(n) % 4
+    return ArraySource(name, rng.integers(0, 255, (n, 32, 32, 3), dtype=np.uint8), labels, [f"c{i}" for i in range(4)])
+
+
+def _trainer(recipe: dict | None):
+    """A stand-in trainer (always class 3, so a quarter of the pool is right) that may describe its recipe."""
+    def train(**kw):
+        class Three(torch.nn.Module):
+            def forward(self, x):
+                return torch.zeros(len(x), 4) + torch.tensor([0, 0, 0, 1.0])
+
+        return Three(), {"val_top1": 25.0, "rounds": 1}
+
+    if recipe is not None:
+        train.recipe = lambda: recipe
+    return train
+
+
+def _build(trainer, cache):
+    refs = [types.SimpleNamespace(arch="test_resnet", seed=0, kwargs={})]
+    how = BuildSettings(epochs=1, max_rounds=2, min_gain=0.5, train_limit=None, val_limit=4, batch_size=8, lr=1e-3,
+                        pool_limit=None, seed=0)
+    return build_a(_source("train"), _source("pool"), 32, refs, how, train_reference=trainer, cache_dir=cache,
+                   device=torch.device("cpu"))
+
+
+def test_the_reference_trainers_recipe_is_part_of_the_a_key(tmp_path):
+    a, ma = _build(_trainer({"optim": {"weight_decay": 0.05}}), tmp_path)
+    again, _ = _build(_trainer({"optim": {"weight_decay": 0.05}}), tmp_path)
+    other, mo = _build(_trainer({"optim": {"weight_decay": 0.1}}), tmp_path)
+    assert a == again and other != a  # same recipe: reused; another recipe: another set
+    assert ma["trainer"] == {"optim": {"weight_decay": 0.05}} and mo["trainer"]["optim"]["weight_decay"] == 0.1
+    assert ma["n"] == 18  # the stand-in gets class 3 right: the other 18 of 24 pool images are kept
+    plain, mp = _build(_trainer(None), tmp_path)  # a trainer that does not describe itself: keyed by its name
+    assert plain not in (a, other) and mp["trainer"].endswith("_trainer.<locals>.train")
+
+
+def test_nsbench_reference_recipe_holds_what_its_arguments_do_not():
+    r = reference_models.train_reference.recipe()
+    assert r["optim"]["optimizer"] == "adamw" and r["optim"]["warmup_epochs"] == reference_models.FIRST_ROUND_WARMUP_EPOCHS
+    assert not {"epochs", "batch_size", "lr"} & set(r["optim"])  # the caller's arguments, keyed by build_a itself
+    assert r["runtime"]["channels_last"] is True and str(reference_models.SEED_STRIDE) in r["round_seed"]

@@ -1,0 +1,146 @@
+"""Official shifted sets from fabricated trees in each released layout: ImageNet-V2 (class-index folders),
+ImageNet-Sketch (wnid folders), ImageNet-C-bar and ImageNet-3DCC (corruption trees); rows, labels, preprocessing,
+calibration rows, and a skip with a note when a set is absent."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from helpers import PixelOracle, ctx_for, encoded_image, save, synsets
+from nsbench.bench.normaliser import Normaliser
+from nsbench.bench.suite import SuiteConfig, load_suite
+from nsbench.bench.tasks import imagenet_3dcc as T3, imagenet_c_bar as TB, imagenet_sketch as TS, imagenet_v2 as TV
+from nsbench.data.transforms import prepare
+from nsbench.resources import resolve
+
+
+class Recorder(PixelOracle):
+    def forward(self, x):
+        self.inputs = getattr(self, "inputs", []) + [x.clone()]
+        return super().forward(x)
+
+
+def by(rows, **kw):
+    return [r for r in rows if all(r[k] == v for k, v in kw.items())]
+
+
+def test_v2_folders_are_class_indices_not_text_order(tmp_path):
+    classes = [0, 1, 2, 10]  # as text, "10" sorts before "2": ImageFolder would mislabel it
+    root = tmp_path / "v2"
+    for variant in ("matched-frequency", "threshold0.7"):
+        for k, c in enumerate(classes):
+            save(root / f"imagenetv2-{variant}-format-val" / str(c) / "a.jpeg", encoded_image(k, 80))
+    save(root / "imagenetv2-matched-frequency-format-val" / "1" / "b.jpeg", encoded_image(0, 80))  # predicted 0
+    ctx = ctx_for(tmp_path, PixelOracle(classes, decoy=None))
+    t = TV.ImageNetV2Task(enabled=True, root=str(root))
+    res = TV.run(ctx, t, Normaliser("none"))
+    acc = {r["condition"]: (r["value"], r["n"]) for r in by(res.rows, metric="top1_acc")}
+    assert acc == {"matched-frequency": (80.0, 5), "threshold0.7": (100.0, 4)}
+    skipped = by(res.rows, metric="skipped")
+    assert [r["condition"] for r in skipped] == ["top-images"] and "top-images" in skipped[0]["note"]
+    assert {r["metric"] for r in by(res.rows, condition="threshold0.7")} == {"top1_acc", "top1_err", "ece", "nll", "brier"}
+    per = res.per_image[0]
+    assert set(per.condition) == {"matched-frequency"} and per.correct.sum() == 4
+    assert {"confidence", "nll", "brier"} <= set(per.columns)
+
+
+def test_v2_photos_are_prepared_as_the_clean_split(tmp_path):
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 30, (90, 140, 3)).astype(np.uint8)  # grey level < 40: the oracle reads class 0
+    save(tmp_path / "v2" / "0" / "a.jpeg", img)
+    oracle = Recorder([0], decoy=None)
+    ctx = ctx_for(tmp_path, oracle)
+    res = TV.run(ctx, TV.ImageNetV2Task(enabled=True, root=str(tmp_path / "v2"), variants=["top-images"]), None)
+    assert by(res.rows, metric="top1_acc")[0]["value"] == 100.0
+    with Image.open(tmp_path / "v2" / "0" / "a.jpeg") as im:
+        want = prepare(np.asarray(im.convert("RGB")), 64, "natural", **ctx.resize)
+    got = (oracle.inputs[0][0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    assert got.shape == (64, 64, 3) and np.array_equal(got, want)
+
+
+def test_sketch_reads_wnid_folders(tmp_path):
+    names = synsets()
+    for k, c in enumerate((3, 7)):
+        for j in range(2):
+            save(tmp_path / "ImageNet-Sketch" / "sketch" / names[c] / f"{j}.JPEG", encoded_image(k, 100))
+    rng = np.random.default_rng(1)
+    odd = rng.integers(0, 30, (120, 70, 3)).astype(np.uint8)  # portrait, grey < 40: class 3
+    save(tmp_path / "ImageNet-Sketch" / "sketch" / names[3] / "odd.JPEG", odd)
+    oracle = Recorder([3, 7], decoy=None)
+    ctx = ctx_for(tmp_path, oracle)
+    res = TS.run(ctx, TS.ImageNetSketchTask(enabled=True, root=str(tmp_path / "ImageNet-Sketch")), None)
+    assert [(r["value"], r["n"]) for r in by(res.rows, metric="top1_acc")] == [(100.0, 5)]
+    with Image.open(tmp_path / "ImageNet-Sketch" / "sketch" / names[3] / "odd.JPEG") as im:
+        want = prepare(np.asarray(im.convert("RGB")), 64, "natural", **ctx.resize)  # resize shorter side, centre crop
+    seen = [(x.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8) for x in oracle.inputs]
+    assert any(np.array_equal(img, want) for batch in seen for img in batch)
+    conf = np.exp(10) / (np.exp(10) + 999)  # the oracle's one logit of 10 among 1,000
+    ece = by(res.rows, metric="ece")[0]["value"]
+    assert ece == pytest.approx(100 * (1 - conf))
+
+
+def test_c_bar_maps_parameter_folders_to_severities_and_reports_mean_error_only(tmp_path):
+    names = synsets()
+    root = tmp_path / "ImageNet-C-Bar"
+    for sev, param in enumerate(("2.35", "3.20", "4.90", "6.60", "9.15"), start=1):  # make_imagenet_c_bar.py names
+        save(root / "caustic_refraction" / param / names[3] / "a.JPEG", encoded_image(0 if sev < 5 else 1))
+    for sev in range(1, 6):  # the preprocessed tarball's 1-5
+        save(root / "sparkles" / str(sev) / names[3] / "a.JPEG", encoded_image(0))
+    oracle = Recorder([3, 7], decoy=None)
+    ctx = ctx_for(tmp_path, oracle)
+    res = TB.run(ctx, TB.ImageNetCBarTask(enabled=True, root=str(root)), None)
+    err = {(r["condition"], r["severity"]): r["value"] for r in by(res.rows, metric="top1_err")}
+    assert err[("caustic_refraction", 5)] == 100.0 and err[("caustic_refraction", 1)] == 0.0
+    assert len(err) == 10
+    means = {r["condition"]: r for r in by(res.rows, metric="mean_err")}
+    assert means["caustic_refraction"]["value"] == 20.0 and means["all"]["value"] == 10.0
+    assert means["all"]["note"].startswith("partial: 2 of 10 corruptions")
+    assert not any(r["metric"] in ("ce", "mce", "mce_partial") for r in res.rows)
+    assert {x.shape[1:] for x in oracle.inputs} == {(3, 64, 64)}  # shipped files scored as they are
+    with Image.open(root / "sparkles" / "1" / names[3] / "a.JPEG") as im:
+        shipped = np.asarray(im.convert("RGB"))
+    seen = [(x.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8) for x in oracle.inputs]
+    assert any(np.array_equal(img, shipped) for batch in seen for img in batch)  # no resize, no crop
+    assert len(by(res.rows, metric="ece", condition="sparkles")) == 5
+
+
+def test_3dcc_tree_rows_and_unknown_folders(tmp_path):
+    names = synsets()
+    root = tmp_path / "ImageNet-3DCC"
+    for sev in range(1, 6):
+        save(root / "fog_3d" / str(sev) / names[7] / "a.JPEG", encoded_image(1))
+    (root / "README_files").mkdir()
+    ctx = ctx_for(tmp_path, PixelOracle([3, 7], decoy=None))
+    res = T3.run(ctx, T3.ImageNet3DCCTask(enabled=True, root=str(root)), None)
+    assert {(r["condition"], r["severity"]) for r in by(res.rows, metric="top1_err")} == {("fog_3d", s) for s in range(1, 6)}
+    assert res.sets["imagenet_3dcc"]["ignored_folders"] == ["README_files"]
+    assert res.sets["imagenet_3dcc"]["normaliser"].startswith("none published")
+    bad = root / "fog_3d" / "6"
+    (bad / names[7]).mkdir(parents=True)
+    with pytest.raises(Exception, match="not a severity folder"):
+        T3.run(ctx, T3.ImageNet3DCCTask(enabled=True, root=str(root)), None)
+
+
+def test_imagenet_suite_skips_absent_sets_with_a_note(tmp_path, monkeypatch):
+    for var in ("NSBENCH_IMAGENET", "NSBENCH_IMAGENET_C", "NSBENCH_IMAGENET_P", "NSBENCH_IMAGENET_A"):
+        monkeypatch.setenv(var, str(tmp_path))
+    for var in ("NSBENCH_IMAGENET_V2", "NSBENCH_IMAGENET_SKETCH", "NSBENCH_IMAGENET_C_BAR", "NSBENCH_IMAGENET_3DCC"):
+        monkeypatch.delenv(var, raising=False)
+    cfg = load_suite(resolve("suite", "imagenet"))
+    assert {"imagenet_v2", "imagenet_sketch", "imagenet_c_bar", "imagenet_3dcc"} <= set(cfg.tasks())
+    ctx = ctx_for(tmp_path, PixelOracle([3], decoy=None))
+    for mod, name in ((TV, "imagenet_v2"), (TS, "imagenet_sketch"), (TB, "imagenet_c_bar"), (T3, "imagenet_3dcc")):
+        res = mod.run(ctx, getattr(cfg, name), None)
+        (row,) = res.rows
+        assert row["metric"] == "skipped" and row["value"] is None and "$NSBENCH_IMAGENET" in row["note"]
+    with pytest.raises(Exception, match="folder not found"):
+        TS.run(ctx, TS.ImageNetSketchTask(enabled=True, root=str(tmp_path / "nowhere")), None)
+
+
+def test_every_official_set_task_is_registered_and_off_by_default():
+    from nsbench.bench.registry import task_kinds
+    from nsbench.schema import OFFICIAL_SET_TASKS
+
+    kinds = task_kinds()
+    assert all(t in kinds and not getattr(SuiteConfig(), t).enabled for t in OFFICIAL_SET_TASKS)

@@ -1,0 +1,632 @@
+"""Mutation testing of the code that produces published numbers (not part of CI; CPU-heavy: run one target at a
+time). For each target module it plants one small bug at a time (an AST operator swap, a boundary, a constant
++ 1, a dropped negation), runs only the tests that execute the mutated line, and reports killed / total with the
+survivors listed.
+
+    python tests/mutation.py metrics                # one target; several may be named; --list shows them
+    python tests/mutation.py stats --baseline-tests # only the tests that existed before the value tests
+    python tests/mutation.py selection --json out.json # results for later comparison
+
+How: the parent process imports the test modules once (pytest --collect-only), then records which test executes
+which lines of the target (a line tracer, in a forked child). For every mutant it forks a child that re-executes the
+target module's code, mutated, in the module's own namespace, rebinds every name other modules imported from it
+(`from x import f`) to the mutated objects, and runs the covering tests with -x. A child that fails is a kill; one
+that runs past 5x the tests' clean time is killed and counted as a kill (an infinite loop). A mutant no test
+executes survives as "not covered". Mutants listed in EQUIVALENT are reported by name and left out of the score.
+
+Self-contained (ast, os.fork, pytest): mutmut 3 copies the project into mutants/ and trampolines every function,
+which the forked, module-level rebinding here does not need; it also runs on Linux only, like this script.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import re
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # forked children must not inherit a started OpenMP pool
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _ids(path: str, *names: str) -> list[str]:
+    return [f"{path}::{n}" for n in names]
+
+
+# Tests by the file that held them before tests/ followed the package (issue 29), under their new ids
+_METRICS = [  # tests/test_metrics.py
+    *_ids("tests/bench/test_metrics.py", "test_alexnet_own_errors_give_ce_one_and_mce_100",
+        "test_ce_is_ratio_of_sums_not_mean_of_ratios", "test_resnet50_row_gives_mce_76_9",
+        "test_benchmark_corruptions_match_reference_table", "test_top5_distance_examples_from_appendix_c",
+        "test_flip_probability_noise_and_temporal", "test_flip_probability_difficulty_two_uses_both_offset_chains",
+        "test_mean_per_sequence_then_over_sequences", "test_ordinal_ranks_break_ties_by_index",
+        "test_corruption_rows_are_the_metric_functions", "test_perturbation_rows_are_the_metric_functions",
+        "test_built_perturbation_sequences_are_scored_by_the_metric_functions"),
+]
+_PSEUDO = [  # tests/test_pseudo.py
+    *_ids("tests/training/test_pseudo_labels.py", "test_oracle_soft_labels_are_softmax_of_logits_over_temperature",
+        "test_oracle_hard_labels_are_argmax_one_hot", "test_topk_keeps_largest_and_renormalises",
+        "test_filter_and_balance_give_exact_per_class_counts", "test_balance_target_mean_and_uneven_duplication",
+        "test_no_balance_keeps_filtered_set_and_reports_agreement", "test_noise_does_not_leak_into_pseudo_labeling",
+        "test_store_round_trip", "test_streaming_balance_from_shard_statistics_equals_in_memory_select",
+        "test_filter_reads_the_probabilities_the_released_code_uses"),
+]
+_VALUES_METRICS = [  # tests/test_values_metrics.py, the value tests
+    *_ids("tests/bench/test_metrics.py", "test_ce_by_hand", "test_relative_ce_with_different_clean_errors",
+        "test_mce_and_relative_mce_by_hand_over_the_corruptions_present",
+        "test_relative_mce_against_alexnet_with_a_model_of_its_own_clean_error",
+        "test_corruption_task_rows_are_the_hand_ratios", "test_top5_distance_clips_ranks_beyond_five",
+        "test_flip_probability_equals_the_reference_code", "test_flip_probability_by_hand_with_three_chains",
+        "test_sequence_t5d_equals_the_reference_code", "test_sequence_t5d_anchors_on_the_first_frame_for_noise",
+        "test_ordinal_ranks_by_hand", "test_fr_mfr_t5d_mt5d_rows_against_the_alexnet_table",
+        "test_task_order_puts_perturbations_after_corruptions"),
+]
+_VALUES_STATS = [  # tests/test_values_stats.py
+    *_ids("tests/report/test_stats.py", "test_weights_are_resample_counts_over_n",
+        "test_accuracy_interval_on_a_fixed_seed_equals_plain_resampling",
+        "test_paired_difference_is_the_resampled_difference_and_narrower_than_unpaired",
+        "test_mcnemar_exact_two_sided_p_on_a_known_table", "test_paired_accuracy_difference_reports_the_mcnemar_p",
+        "test_bootstrap_p_of_a_measure_without_binary_outcomes", "test_seeds_interval_is_the_t_interval",
+        "test_seeds_difference_paired_t_by_closed_form", "test_seeds_difference_welch_by_hand",
+        "test_corruption_sampler_values_by_hand", "test_perturbation_sampler_values_by_hand",
+        "test_reproduces_quantiles_and_fixed", "test_reproduces_at_its_tolerance_boundary",
+        "test_identical_unpaired_measures_have_p_one_and_a_zero_interval",
+        "test_pairing_needs_identical_non_empty_items", "test_relative_mce_sampler_default_clean_error_is_zero",
+        "test_t_interval_edge_cases", "test_welch_with_zero_variances_and_partly_shared_seeds",
+        "test_draws_give_exactly_b_resamples", "test_welch_with_small_variances",
+        "test_items_on_other_or_unrecorded_data_are_compared_unpaired_and_say_why",
+        "test_holm_caps_adjusted_p_at_one_and_keeps_the_raw_order"),
+]
+_VALUES_ATTACKS = [  # tests/test_values_attacks.py
+    *_ids("tests/bench/test_attacks.py", "test_fgsm_is_one_signed_gradient_step_of_eps_clamped_to_unit_range",
+        "test_pgd_steps_by_hand_with_projection_onto_the_eps_ball",
+        "test_pgd_with_zero_steps_is_the_clamped_random_start", "test_bad_attack_inputs_are_refused",
+        "test_pixels_without_gradient_do_not_move",
+        "test_pgd_defaults_are_ten_steps_of_one_grey_level_from_seed_zero"),
+]
+_VALUES_TRAINING = [  # tests/test_values_training.py
+    *_ids("tests/training/test_pseudo_labels.py",
+        "test_the_filter_keeps_a_confidence_exactly_at_the_threshold_as_the_released_code_does",
+        "test_untempered_confidence_by_hand", "test_topk_targets_by_hand", "test_balance_targets_by_hand",
+        "test_balanced_selection_reaches_the_students_batches_image_by_image", "test_store_statistics_by_hand",
+        "test_select_statistics_and_targets_at_their_edges", "test_topk_keeps_every_class_up_to_100",
+        "test_an_empty_shard_selects_nothing",
+        "test_streaming_balance_keeps_the_most_confident_inside_one_histogram_bin",
+        "test_per_class_one_and_per_class_agreement", "test_streaming_balance_at_adjacent_bins_and_the_top_bin",
+        "test_selected_rows_point_at_their_own_targets_across_row_groups",
+        "test_empty_and_all_filtered_sets_report_zero"),
+    *_ids("tests/training/test_stage.py", "test_soft_cross_entropy_by_hand", "test_unlabeled_weight",
+        "test_the_training_loss_is_the_weighted_sum_by_value", "test_the_loss_of_a_one_image_epoch"),
+]
+
+
+BASE_TESTS = {  # the suite before the value tests (issue 25), for the "before" score
+    "metrics": [*_METRICS, "tests/bench/test_official_exact.py"],
+    "tasks_p": ["tests/bench/test_official_exact.py", "tests/bench/test_perturbation_sets.py"],
+    "stats": ["tests/report/test_render.py::test_render_from_fixture_results_without_running_a_model",
+              "tests/report/test_inputs.py::test_table_normaliser_resamples_the_model_side_only",
+              "tests/report/test_inputs.py::test_seed_groups_are_pooled_across_seeds",
+              "tests/study/test_study.py::test_one_seed_claims_use_the_per_image_paired_test"],
+    "attacks": ["tests/bench/test_harness.py::test_fgsm_eps_zero_equals_clean_and_inputs_outside_unit_range_are_refused",
+                "tests/bench/test_attacks.py::test_attacks_need_no_torchattacks",
+                "tests/bench/test_attacks.py::test_attacks_equal_torchattacks"],
+    "label": _PSEUDO,
+    "store": _PSEUDO,
+    "selection": _PSEUDO,
+    "losses": ["tests/training/test_stage.py::test_training_stops_at_the_first_non_finite_loss_and_keeps_the_last_good_state",
+               "tests/training/test_stage.py::test_student_trains_in_train_mode_with_input_and_model_noise"],
+}
+NEW_TESTS = {
+    "metrics": [*_VALUES_METRICS, "tests/bench/test_reference_fidelity.py"],  # + float-zero denominators
+    "tasks_p": _VALUES_METRICS,
+    "stats": [*_VALUES_STATS, "tests/report/test_multiplicity.py"],  # + Holm and zero variance
+    "attacks": _VALUES_ATTACKS,
+    "label": _VALUES_TRAINING,
+    "store": _VALUES_TRAINING,
+    "selection": _VALUES_TRAINING,
+    "losses": [*_VALUES_TRAINING,
+               "tests/test_distributed.py::test_one_ddp_step_matches_one_process_on_the_combined_batch"],
+}
+
+
+@dataclass
+class Target:
+    module: str
+    functions: tuple[str, ...] = ()  # qualified names (prefix match); empty: the whole module
+    lines: str | None = None  # a regex a line must match to be mutated (narrows long functions)
+
+
+TARGETS = {
+    "metrics": Target("nsbench.bench.metrics"),
+    "tasks_p": Target("nsbench.bench.tasks.perturbations", ("run",)),  # FR, T5D, mFR, mT5D rows
+    "stats": Target("nsbench.report.stats"),
+    "attacks": Target("nsbench.bench.attacks"),
+    # pseudo-labels: what the filter reads, the store (filter, histogram, shards), the selection (balancing)
+    "label": Target("nsbench.training.label", ("untempered_confidence", "topk_targets", "filter_confidence")),
+    "store": Target("nsbench.training.store", ("passes_filter", "conf_bins", "ShardWriter.add", "ShardWriter._flush",
+                                               "load_selection")),
+    "selection": Target("nsbench.training.selection", ("select", "_target", "plan_and_select", "_plan",
+                                                       "_boundary_rows", "_write_selections", "_store_stats")),
+    "losses": Target("nsbench.training.stage", ("soft_cross_entropy", "batch_loss", "run_epoch", "make_batches",
+                                                "unlabeled_weight", "setup"),
+                     r"loss|smoothing|n_lab|unlabeled_weight|pseudo_batch = |steps = "),
+}
+
+# Mutants that cannot change behaviour, by id (function | source line | mutation): the reason is printed.
+_EMPTY = ("unreachable: ShardWriter writes every shard with at least one row group (an empty shard: one group of 0 "
+          "rows, tested), so the per-group lists are never empty")
+_2D = "every caller passes 2-D arrays ([rows, classes]), where axis -1 and axis 1 are the same axis"
+EQUIVALENT: dict[str, str] = {
+    'ordinal_ranks|order = np.argsort(-logits, axis=-1, kind="stable")|drop unary -|2': _2D,
+    'ordinal_ranks|np.put_along_axis(ranks, order, np.arange(1, logits.shape[-1] + 1)[None].repeat(len(logits), 0), '
+    'axis=-1)|drop unary -|1': _2D + " (shape[-1] = shape[1])",
+    'ordinal_ranks|np.put_along_axis(ranks, order, np.arange(1, logits.shape[-1] + 1)[None].repeat(len(logits), 0), '
+    'axis=-1)|drop unary -|2': _2D,
+    'sequence_t5d|order = np.argsort(-logits, axis=-1, kind="stable")|drop unary -|2': _2D,
+    "_input_grad|return torch.autograd.grad(loss, x, retain_graph=False, create_graph=False)[0]|False -> True|1":
+        "retain_graph keeps the graph's buffers alive after the call: memory, not the gradient's value",
+    "_input_grad|return torch.autograd.grad(loss, x, retain_graph=False, create_graph=False)[0]|False -> True|2":
+        "create_graph records the backward pass for higher derivatives; the returned gradient is the same "
+        "(every caller takes .sign() and detaches)",
+    "make_batches|pseudo_batch = cfg.optim.batch_size * cfg.ratio if cfg.pseudo is not None else 0|0 -> 1|1":
+        "without pseudo-labels the sampler draws from 0 pseudo-labeled images: an empty stream whatever the batch",
+    "run_epoch|t0, seen, loss_sum, skipped, lr = time.time(), 0, 0.0, 0, 0.0|0.0 -> 1.0|2":
+        "the initial lr is never read: every epoch has at least one step (budget.steps_per_epoch >= 1), which sets "
+        "lr before the history row takes it",
+    "reproduces|got = float(s.fn(np.full((1, n), 1.0 / n))[0])|1 -> 2|1":
+        "two identical rows of weights instead of one; only row 0 is read",
+    "corruption|den: np.ndarray | Callable | None = None, clean: tuple[float, float] = (0.0, 0.0)) -> Sampler:|"
+    "0.0 -> 1.0|2": "clean[1] (severities per corruption) is documentation only: fn counts cells per corruption",
+    "difference|dd = np.round(d[np.isfinite(d)], 9)|9 -> 10|1":
+        "rounding at 1e-10 instead of 1e-9 also removes the ~1e-13 noise of w @ x on values up to 100, and real "
+        "differences are multiples of 100 / n: the same ties either way",
+    "mcnemar|p = binomtest(n01, n01 + n10, 0.5).pvalue if n01 + n10 else 1.0|+ -> -|1":
+        "with n01 == n10 > 0 the mutant returns 1.0 where binomtest(k, 2k, 1/2) gives exactly 1.0 too",
+    "seeds_difference|dof = (va + vb) ** 2 / (va**2 / (len(x) - 1) + vb**2 / (len(y) - 1)) if va + vb > 0 else 1.0|"
+    "1.0 -> 2.0|1": "unreachable: va + vb = 0 means se = 0, which returns (flagged, no interval) before the dof",
+    "seeds_difference|dof = (va + vb) ** 2 / (va**2 / (len(x) - 1) + vb**2 / (len(y) - 1)) if va + vb > 0 else 1.0|"
+    "> -> >=|1": "unreachable: va + vb = 0 means se = 0, which returns (flagged, no interval) before the dof",
+    "ShardWriter._flush|self.pending, self.n_pending = [], 0|0 -> 1|1":
+        "n_pending only decides when a row group is flushed: one row earlier, same rows and statistics",
+    "_boundary_rows|hit = passes_filter(conf, threshold) & (conf_bins(conf) == plan.bbin[hard]) & (plan.need[hard] > 0)|"
+    "> -> >=|1":
+        "need >= 1 wherever bbin is a real bin (b is the highest bin with cum >= m, so fewer than m rows lie above "
+        "it); where need = 0, bbin = HIST_BINS matches no bin",
+    "ShardWriter.add|self.n_pending += len(idx)|+ -> -|1":
+        "n_pending only decides when a row group is flushed: one group at close, same rows and statistics",
+    "ShardWriter.add|if self.n_pending >= ROW_GROUP:|>= -> >|1":
+        "n_pending only decides when a row group is flushed: one row later, same rows and statistics",
+    "select|elif len(rows) >= target:|>= -> >|1":
+        "with len(rows) == target the other branch tiles the rows once and adds rows[:0]: the same rows, 0 duplicated",
+    "select|positions = np.concatenate(pieces) if pieces else np.zeros(0, np.int64)|0 -> 1|1":
+        "pieces holds one entry per class and num_classes >= 1: the fallback never runs",
+    "_write_selections|table = pa.table({\"row\": pa.array(np.concatenate(rows_out) if rows_out else np.zeros(0, np.int64)),|"
+    "0 -> 1|1": _EMPTY,
+    "_write_selections|\"index\": pa.array(np.concatenate(idx_out) if idx_out else np.zeros(0, np.int64)),|0 -> 1|1": _EMPTY,
+    "_write_selections|\"count\": pa.array((np.concatenate(cnt_out) if cnt_out else np.zeros(0)).astype(np.int32))})|"
+    "0 -> 1|1": _EMPTY,
+    "batch_loss|if cfg.pseudo_smoothing > 0:|> -> >=|1": "smoothing by 0 is y * 1 + 0 / C = y",
+    "batch_loss|loss = loss + functional.cross_entropy(logits[:n_lab].float(), b.y.to(cfg.device, non_blocking=True),|"
+    "True -> False|1":
+        "non_blocking only lets a pinned host-to-device copy overlap; the stream orders it before use, same values",
+}
+
+
+# Mutants only multi-process tests can see: the runner mutates the module in its own process, and torch.distributed
+# workers start fresh interpreters. Each was applied to the file by hand and the named test failed on it.
+_DDP = "tests/test_distributed.py::test_one_ddp_step_matches_one_process_on_the_combined_batch"
+KILLED_BY_HAND: dict[str, str] = {
+    'run_epoch|"train_loss": loss_sum / max(seen, 1), "images": seen * t.world,|* -> /|1': _DDP,
+}
+
+
+# ------------------------------------------------------------------------------------------------ mutations
+
+BIN = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult, ast.FloorDiv: ast.Div,
+       ast.Mod: ast.FloorDiv, ast.Pow: ast.Mult}
+CMP = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq, ast.NotEq: ast.Eq,
+       ast.Is: ast.IsNot, ast.IsNot: ast.Is, ast.In: ast.NotIn, ast.NotIn: ast.In}
+SYM = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//", ast.Mod: "%", ast.Pow: "**",
+       ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!=", ast.Is: "is",
+       ast.IsNot: "is not", ast.In: "in", ast.NotIn: "not in", ast.And: "and", ast.Or: "or"}
+
+
+@dataclass
+class Mutant:
+    id: str
+    line: int
+    desc: str
+    path: tuple  # (node index in ast.walk order, kind, sub-index)
+    span: tuple = ()  # lines whose execution means the mutated node may run
+    at_import: bool = False  # runs at import (module or class body): every test depends on it
+    status: str = ""
+    tests: list = field(default_factory=list)
+
+
+def _skipped_nodes(tree: ast.AST) -> set[int]:
+    """Nodes never mutated: docstrings, annotations, f-strings (messages) and their children."""
+    skip = set()
+
+    def all_of(node):
+        for n in ast.walk(node):
+            skip.add(id(n))
+
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Module)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                all_of(body[0])
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for a in node.args.args + node.args.kwonlyargs + node.args.posonlyargs:
+                if a.annotation is not None:
+                    all_of(a.annotation)
+            if node.returns is not None:
+                all_of(node.returns)
+        if isinstance(node, ast.AnnAssign):
+            all_of(node.annotation)
+        if isinstance(node, ast.JoinedStr):
+            all_of(node)
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", "") in ("info", "warning", "debug", "error"):
+            all_of(node)  # log messages
+    return skip
+
+
+def _statements(tree: ast.AST) -> dict[int, int]:
+    """id(node) -> first line of the innermost statement holding it (multi-line expressions trace unevenly)."""
+    out = {}
+
+    def visit(node, line):
+        for child in ast.iter_child_nodes(node):
+            here = child.lineno if isinstance(child, ast.stmt) else line
+            out[id(child)] = here
+            visit(child, here)
+
+    visit(tree, 0)
+    return out
+
+
+def _in_function_bodies(tree: ast.AST) -> set[int]:
+    """ids of nodes that run when a function is called; every other node (module and class bodies, signatures'
+    defaults) runs at import, before any test is traced."""
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            for stmt in (node.body if isinstance(node.body, list) else [node.body]):
+                out |= {id(n) for n in ast.walk(stmt)}
+    return out
+
+
+def _scopes(tree: ast.AST) -> dict[int, str]:
+    """id(node) -> qualified name of the function or class body it is in."""
+    out = {}
+
+    def visit(node, prefix):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                q = f"{prefix}.{child.name}" if prefix else child.name
+                for n in ast.walk(child):
+                    out[id(n)] = q
+                visit(child, q)
+            else:
+                visit(child, prefix)
+
+    visit(tree, "")
+    return out
+
+
+def mutations(tree: ast.AST):
+    """Yield (node index, node, kind, sub, description) for every mutation point."""
+    for i, node in enumerate(ast.walk(tree)):
+        if isinstance(node, (ast.BinOp, ast.AugAssign)) and type(node.op) in BIN:
+            yield i, node, "op", 0, f"{SYM[type(node.op)]} -> {SYM[BIN[type(node.op)]]}"
+        elif isinstance(node, ast.Compare):
+            for k, op in enumerate(node.ops):
+                if type(op) in CMP:
+                    yield i, node, "cmp", k, f"{SYM[type(op)]} -> {SYM[CMP[type(op)]]}"
+        elif isinstance(node, ast.BoolOp):
+            yield i, node, "bool", 0, f"{SYM[type(node.op)]} -> {'or' if isinstance(node.op, ast.And) else 'and'}"
+        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.Not, ast.USub)):
+            yield i, node, "unary", 0, f"drop {'not' if isinstance(node.op, ast.Not) else 'unary -'}"
+        elif isinstance(node, ast.Constant) and type(node.value) in (int, float, bool):
+            if isinstance(node.value, bool):
+                yield i, node, "const", 0, f"{node.value} -> {not node.value}"
+            else:
+                yield i, node, "const", 0, f"{node.value!r} -> {node.value + 1!r}"
+
+
+def apply(tree: ast.AST, index: int, kind: str, sub: int) -> ast.AST:
+    """Mutate node `index` (ast.walk order) of `tree` in place (the tree is a fresh parse)."""
+    for i, node in enumerate(ast.walk(tree)):
+        if i != index:
+            continue
+        if kind == "op":
+            node.op = BIN[type(node.op)]()
+        elif kind == "cmp":
+            node.ops[sub] = CMP[type(node.ops[sub])]()
+        elif kind == "bool":
+            node.op = ast.Or() if isinstance(node.op, ast.And) else ast.And()
+        elif kind == "unary":  # replace the operand's parent expression by the operand: via a marker
+            node.op = ast.UAdd() if isinstance(node.op, ast.USub) else _Identity()
+        elif kind == "const":
+            node.value = (not node.value) if isinstance(node.value, bool) else node.value + 1
+        return tree
+    raise IndexError(index)
+
+
+class _Identity(ast.UAdd):
+    """`not x` -> `+(not not x)` is awkward; rewrite `not x` as `bool(x)` instead (see _fix_identity)."""
+
+
+class _FixIdentity(ast.NodeTransformer):
+    def visit_UnaryOp(self, node):
+        self.generic_visit(node)
+        if isinstance(node.op, _Identity):
+            return ast.copy_location(ast.Call(ast.Name("bool", ast.Load()), [node.operand], []), node)
+        return node
+
+
+def enumerate_mutants(path: Path, target: Target) -> list[Mutant]:
+    src = path.read_text()
+    lines = src.splitlines()
+    tree = ast.parse(src)
+    skip, scope, stmt = _skipped_nodes(tree), _scopes(tree), _statements(tree)
+    called = _in_function_bodies(tree)
+    seen: dict[str, int] = {}
+    out = []
+    for i, node, kind, sub, desc in mutations(tree):
+        if id(node) in skip:
+            continue
+        q = scope.get(id(node), "")
+        if target.functions and not any(q == f or q.startswith(f + ".") for f in target.functions):
+            continue
+        text = lines[node.lineno - 1].strip()
+        if target.lines and not re.search(target.lines, text):
+            continue
+        base = f"{q}|{text}|{desc}"
+        seen[base] = seen.get(base, 0) + 1
+        span = (stmt.get(id(node), node.lineno), *range(node.lineno, node.end_lineno + 1))
+        out.append(Mutant(f"{base}|{seen[base]}", node.lineno, desc, (i, kind, sub), span, id(node) not in called))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ running
+
+def _collect(test_args: list[str]) -> None:
+    import pytest
+
+    rc = pytest.main(["--collect-only", "-qq", "-p", "no:cacheprovider", *test_args])
+    if rc != 0:
+        sys.exit(f"collection failed for {test_args}")
+
+
+class _Cover:
+    """pytest plugin: per test id, the lines of `path` it executes."""
+
+    def __init__(self, path: str):
+        self.path, self.cur, self.lines, self.times, self.failed = path, None, {}, {}, []
+
+    def _trace(self, frame, event, arg):
+        if frame.f_code.co_filename != self.path:
+            return None
+        if event in ("line", "call"):
+            self.lines.setdefault(self.cur, set()).add(frame.f_lineno)
+        return self._trace
+
+    def pytest_runtest_protocol(self, item, nextitem):
+        import threading
+
+        self.cur = item.nodeid
+        self.t0 = time.perf_counter()
+        sys.settrace(self._trace)
+        threading.settrace(self._trace)
+
+    def pytest_runtest_logreport(self, report):
+        if report.when == "teardown":
+            sys.settrace(None)
+            self.times[report.nodeid] = time.perf_counter() - self.t0
+        if report.failed:
+            self.failed.append(report.nodeid)
+
+
+def _fork(fn, timeout: float | None = None) -> tuple[int, float]:
+    """Run fn() in a forked child; its return value is the exit code. (-1 on timeout)."""
+    t0 = time.perf_counter()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            code = fn()
+        except BaseException:  # noqa: BLE001 - any error in the child is a failure of the tests
+            code = 1
+        finally:
+            os._exit(code)
+    deadline = None if timeout is None else t0 + timeout
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status), time.perf_counter() - t0
+        if deadline and time.perf_counter() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return -1, time.perf_counter() - t0
+        time.sleep(0.01)
+
+
+def _quiet():
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+
+
+def coverage(path: Path, test_args: list[str]) -> tuple[dict, dict, list]:
+    out = Path(tempfile.mkstemp(suffix=".json")[1])
+
+    def child():
+        import pytest
+        import torch
+
+        torch.set_num_threads(1)
+        _quiet()
+        cov = _Cover(str(path))
+        pytest.main(["-q", "-p", "no:cacheprovider", *test_args], plugins=[cov])
+        out.write_text(json.dumps({"lines": {k: sorted(v) for k, v in cov.lines.items() if k},
+                                   "times": cov.times, "failed": cov.failed}))
+        return 0
+
+    _fork(child)
+    data = json.loads(out.read_text())
+    out.unlink()
+    return {k: set(v) for k, v in data["lines"].items()}, data["times"], data["failed"]
+
+
+def run_mutant(module_name: str, path: Path, m: Mutant | None, tests: list[str], timeout: float) -> tuple[int, float]:
+    """Run `tests` against the module re-executed with mutant m (None: unmutated, the runner's own check)."""
+    def child():
+        import pytest
+        import torch
+
+        torch.set_num_threads(1)
+        _quiet()
+        mod = sys.modules[module_name]
+        old = dict(vars(mod))
+        registry = sys.modules.get("nsbench.bench.registry")
+        for k, v in list(getattr(registry, "_TASKS", {}).items()):  # the re-executed @register must not clash
+            if getattr(v.run, "__module__", None) == module_name:
+                del registry._TASKS[k]
+        tree = ast.parse(path.read_text())
+        tree = _FixIdentity().visit(apply(tree, *m.path) if m is not None else tree)
+        ast.fix_missing_locations(tree)
+        exec(compile(tree, str(path), "exec"), vars(mod))
+        swap = {id(v): vars(mod)[k] for k, v in old.items()
+                if k in vars(mod) and vars(mod)[k] is not v and callable(v)}
+        for other in list(sys.modules.values()):
+            d = getattr(other, "__dict__", None)
+            if other is mod or not isinstance(d, dict):
+                continue
+            for k, v in list(d.items()):
+                if id(v) in swap:
+                    d[k] = swap[id(v)]
+        return pytest.main(["-x", "-q", "-p", "no:cacheprovider", *tests])
+
+    return _fork(child, timeout)
+
+
+def run_target(name: str, base_only: bool, verbose: bool, shard: tuple[int, int] = (0, 1)) -> dict:
+    import importlib
+
+    target = TARGETS[name]
+    test_args = BASE_TESTS[name] + ([] if base_only else NEW_TESTS[name])
+    mod = importlib.import_module(target.module)
+    path = Path(mod.__file__).resolve()
+    _collect(test_args)
+    import torch
+
+    torch.set_num_threads(1)
+    lines, times, failed = coverage(path, test_args)
+    if failed:
+        print(f"{name}: {len(failed)} test(s) fail before any mutation and are left out: {failed}")
+    # the runner itself must be invisible: the unmutated code re-executed passes every covering test
+    covering = sorted(t for t in lines if t not in failed)
+    rc, _ = run_mutant(target.module, path, None, covering, 10 * sum(times.values()) + 60)
+    if rc != 0:
+        sys.exit(f"{name}: the tests fail with the unmutated module re-executed (exit {rc}); fix the runner first")
+    mutants = enumerate_mutants(path, target)[shard[0]::shard[1]]
+    t0 = time.perf_counter()
+    for m in mutants:
+        if m.id in EQUIVALENT:
+            m.status = "equivalent"
+            continue
+        # fastest first: with -x the first failing test ends the run
+        pool = times if m.at_import else lines  # at import: every test that ran, even one no traced line reached
+        m.tests = sorted((t for t in pool if (m.at_import or lines[t].intersection(m.span)) and t not in failed),
+                         key=lambda t: (times.get(t, 1.0), t))
+        if not m.tests:
+            m.status = "not covered"
+            continue
+        budget = 5 * sum(times.get(t, 1.0) for t in m.tests) + 10
+        rc, dt = run_mutant(target.module, path, m, m.tests, budget)
+        m.status = "killed" if rc != 0 else "survived"
+        if rc == -1:
+            m.status = "killed (timeout)"
+        if verbose:
+            print(f"  {m.status:16s} {dt:5.1f}s line {m.line}: {m.desc}  [{m.id}]", flush=True)
+    res = {"target": name, "module": target.module, "functions": list(target.functions), "tests": test_args,
+           "shard": list(shard), "seconds": round(time.perf_counter() - t0),
+           "mutants": [{"id": m.id, "line": m.line, "desc": m.desc, "status": m.status, "tests": m.tests}
+                       for m in mutants]}
+    summarise([res])
+    return res
+
+
+def summarise(results: list[dict]) -> None:
+    """Print killed / total per target (shards of one target merged), equivalents named, survivors listed."""
+    by: dict[str, dict] = {}
+    for r in results:
+        for m in r["mutants"]:  # equivalents named after a run apply to its saved results too
+            m["status"] = "equivalent" if m["id"] in EQUIVALENT else m["status"]
+            # by hand with the current tests only (the "before" suite had no such check)
+            if m["id"] in KILLED_BY_HAND and m["status"] in ("survived", "not covered") and \
+                    r["tests"] != BASE_TESTS[r["target"]]:
+                m["status"] = f"killed (by hand: {KILLED_BY_HAND[m['id']]})"
+        key = f"{r['target']}{' (tests before issue 25)' if r['tests'] == BASE_TESTS[r['target']] else ''}"
+        agg = by.setdefault(key, {**r, "mutants": [], "seconds": 0})
+        agg["mutants"] += r["mutants"]
+        agg["seconds"] += r.get("seconds", 0)
+    for key, r in by.items():
+        ms = r["mutants"]
+        scored = [m for m in ms if m["status"] != "equivalent"]
+        killed = sum(m["status"].startswith("killed") for m in scored)
+        fns = f" [{', '.join(r['functions'])}]" if r.get("functions") else ""
+        print(f"\n{key}: {r['module']}{fns}: {killed}/{len(scored)} killed ({100 * killed / max(1, len(scored)):.1f}%), "
+              f"{len(ms) - len(scored)} equivalent, {r['seconds']}s")
+        for m in ms:
+            if m["status"] == "equivalent":
+                print(f"  equivalent  line {m['line']}: {m['desc']}  [{m['id']}] - {EQUIVALENT.get(m['id'], '')}")
+        for m in ms:
+            if m["status"].startswith("killed (by hand"):
+                print(f"  {m['status']}  line {m['line']}: {m['desc']}  [{m['id']}]")
+        for m in ms:
+            if m["status"] in ("survived", "not covered"):
+                print(f"  {m['status']:11s} line {m['line']}: {m['desc']}  [{m['id']}]")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("targets", nargs="*", help=f"any of {', '.join(TARGETS)}")
+    ap.add_argument("--list", action="store_true", help="list the targets and their mutant counts")
+    ap.add_argument("--baseline-tests", action="store_true", help="only the tests that predate the value tests")
+    ap.add_argument("--json", type=Path, help="write the results here")
+    ap.add_argument("-v", "--verbose", action="store_true", help="one line per mutant as it runs")
+    ap.add_argument("--shard", default="0/1", help="K/N: only every N-th mutant from the K-th (runs of ~5 minutes)")
+    ap.add_argument("--merge", nargs="+", type=Path, help="print the combined score of --json files and exit")
+    args = ap.parse_args(argv)
+    if args.merge:
+        summarise([r for f in args.merge for r in json.loads(f.read_text())])
+        return 0
+    k, n = (int(v) for v in args.shard.split("/"))
+    os.chdir(ROOT)
+    sys.path.insert(0, str(ROOT / "tests"))
+    if args.list or not args.targets:
+        import importlib
+
+        for n, t in TARGETS.items():
+            path = Path(importlib.import_module(t.module).__file__)
+            print(f"{n:8s} {t.module:36s} {len(enumerate_mutants(path, t)):4d} mutants")
+        return 0
+    bad = [t for t in args.targets if t not in TARGETS]
+    if bad:
+        sys.exit(f"unknown target(s) {', '.join(bad)}; valid: {', '.join(TARGETS)}")
+    results = [run_target(t, args.baseline_tests, args.verbose, (k, n)) for t in args.targets]
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

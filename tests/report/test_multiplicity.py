@@ -1,0 +1,80 @@
+"""Verdicts that account for chance: Holm's adjustment across the tests of one report and of one study, a
+zero-variance paired difference flagged (never "holds"), and the single-run warning on a report's verdict."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from helpers import FIX
+from nsbench.cli import main
+from nsbench.report import stats
+
+
+def test_holm_on_a_hand_computed_example():
+    # sorted: 0.005, 0.01, 0.03, 0.04 with m = 4 -> x4, x3, x2, x1 = 0.02, 0.03, 0.06, 0.04; the running maximum
+    # keeps the order: 0.02, 0.03, 0.06, 0.06. The NaN (no test) is not part of the family.
+    got = stats.holm([0.01, np.nan, 0.04, 0.03, 0.005])
+    np.testing.assert_allclose(got, [0.03, np.nan, 0.06, 0.06, 0.02])
+    np.testing.assert_allclose(stats.holm([0.5, 0.6]), [1.0, 1.0])  # 0.5 x 2 = 1.0 caps; 0.6 x 1 < 1.0 -> max 1.0
+    np.testing.assert_allclose(stats.holm([0.2]), [0.2])  # a family of one is not adjusted
+    assert np.isnan(stats.holm([np.nan])).all()
+
+
+def test_a_report_family_demotes_what_does_not_survive_adjustment():
+    from nsbench.report.compare import NOT_AFTER_HOLM, adjust
+
+    # four "better" intervals (all exclude zero); raw p 0.001, 0.03, 0.04, 0.045 -> Holm 0.004, 0.09, 0.09, 0.09
+    f = pd.DataFrame({"diff_low": [1.0, 0.2, 0.1, 0.1], "diff_high": [3.0, 2.0, 2.0, 2.0], "higher_is_better": True,
+                      "p_value": [0.001, 0.03, 0.04, 0.045], "verdict": "better"})
+    adjust(f)
+    np.testing.assert_allclose(f.p_adjusted, [0.004, 0.09, 0.09, 0.09])
+    assert list(f.verdict) == ["better"] + [NOT_AFTER_HOLM] * 3
+    # split over two frames (headline and across-seeds), the family is their union
+    a, b = f.iloc[:2].copy(), f.iloc[2:].copy()
+    adjust(a, b)
+    np.testing.assert_allclose(np.r_[a.p_adjusted, b.p_adjusted], [0.004, 0.09, 0.09, 0.09])
+
+
+def test_a_constant_per_seed_difference_is_flagged_not_holds():
+    from nsbench.report.claims import ZERO_VARIANCE, claim_result
+
+    d = stats.seeds_difference({0: 81.0, 1: 82.5, 2: 80.0}, {0: 80.0, 1: 81.5, 2: 79.0})  # +1.0 in every seed
+    assert d["diff"] == 1.0 and np.isnan(d["diff_low"]) and np.isnan(d["p"]) and "zero variance" in d["flag"]
+    head = pd.DataFrame({"model": ["a0", "a1", "a2", "b0", "b1", "b2"], "measure": "clean_top1",
+                         "value": [81.0, 82.5, 80.0, 80.0, 81.5, 79.0], "higher_is_better": True})
+    claim = {"metric": "clean_top1", "better": {"labels": {0: "a0", 1: "a1", 2: "a2"}},
+             "than": {"labels": {0: "b0", 1: "b1", 2: "b2"}}}
+    res = claim_result(claim, [], head, [0, 1, 2])
+    assert res["verdict"] == ZERO_VARIANCE and "zero variance" in res["note"]
+    # the same with a little spread is an ordinary t-test
+    head.loc[0, "value"] = 81.2
+    res = claim_result(claim, [], head, [0, 1, 2])
+    assert res["verdict"] in ("holds", "not resolved at this scale") and np.isfinite(res["p_value"])
+
+
+def test_study_claims_are_one_family():
+    from nsbench.report.claims import HOLDS, UNRESOLVED, adjust_claims
+
+    def claim(p):
+        return {"diff_low": 0.1, "diff_high": 1.0, "higher": True, "p_value": p, "verdict": HOLDS, "note": ""}
+
+    results = [claim(0.01), claim(0.02), claim(0.04)]  # Holm: 0.03, 0.04, 0.04 -> all hold
+    adjust_claims(results)
+    assert [r["verdict"] for r in results] == [HOLDS] * 3
+    results = [claim(0.01), claim(0.03), claim(0.04), claim(0.9)]  # Holm: 0.04, 0.09, 0.09, 0.9
+    adjust_claims(results)
+    assert [r["verdict"] for r in results] == [HOLDS, UNRESOLVED, UNRESOLVED, UNRESOLVED]
+    assert "not after Holm adjustment" in results[1]["note"] and results[0]["note"] == ""
+
+
+def test_the_report_shows_adjusted_p_and_says_it_covers_one_training_run(tmp_path):
+    out = tmp_path / "report"
+    assert main(["report", str(FIX / "results"), "--baseline", "iter0", "--out", str(out)]) == 0
+    head = pd.read_csv(out / "headline.csv")
+    tested = head[np.isfinite(head.p_value)]
+    assert len(tested) >= 5
+    np.testing.assert_allclose(tested.p_adjusted, stats.holm(tested.p_value.to_numpy()), rtol=1e-4)  # %.6g in the CSV
+    assert (tested.p_adjusted >= tested.p_value).all()
+    html = (out / "index.html").read_text()
+    assert "(Holm " in html and f"across the {len(tested)} tests" in html
+    assert 'id="one-seed"' in html and "one training run per model" in html and "nsbench study" in html

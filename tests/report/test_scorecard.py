@@ -1,0 +1,131 @@
+"""The report's scorecard sections from real eval folders of fabricated official trees: calibration with intervals,
+published against measured for models whose published rows are known, and the effective-robustness figure (also
+in headless Chromium)."""
+from __future__ import annotations
+
+import hashlib
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from helpers import ARTIFACTS, PixelOracle, encoded_image, synsets
+from nsbench.bench.eval_model import EvalModel
+from nsbench.bench.harness import ScoreSettings, score
+from nsbench.bench.suite import SuiteConfig
+from nsbench.report.effective import inv_logit, logit
+from nsbench.report.render import render_report
+
+V2_CLASSES = [0, 1, 2, 3, 4, 10]  # class index k for grey level k
+LEVELS = [0, 1, 2, 3, 4, 5, 0, 1]  # 8 images
+CONF = math.exp(10) / (math.exp(10) + 999)  # the oracle's top-1 probability
+
+
+def trees(root):
+    names = synsets()
+    for j, k in enumerate(LEVELS):
+        img = encoded_image(k, 72)
+        for path in (root / "v2" / "imagenetv2-matched-frequency-format-val" / str(V2_CLASSES[k]) / f"{j}.jpeg",
+                     root / "imagenet" / "val" / names[V2_CLASSES[k]] / f"{j}.JPEG"):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(img).save(path, quality=95)
+    return root
+
+
+def model(label, arch, classes, interpolation="bilinear"):
+    meta = {"model": {"arch": arch, "input_size": 64, "crop_pct": 0.875, "interpolation": interpolation}}
+    sha = hashlib.sha256(label.encode()).hexdigest()  # keys the per-model cache
+    return EvalModel(PixelOracle(classes, decoy=None), label, sha, synsets(), 64, meta)
+
+
+@pytest.fixture(scope="module")
+def evals(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("scorecard")
+    root = trees(tmp)
+    out = []
+    wrong = [0, 1, 7, 8, 9, 10]  # levels 2, 3, 4 go to classes 7, 8, 9: 5 of 8 right
+    for label, arch, classes in (("rn50", "timm:resnet50.tv_in1k", V2_CLASSES),
+                                 ("b0", "timm:tf_efficientnet_b0.in1k", wrong)):
+        cfg = SuiteConfig(name="scorecard")
+        cfg.data.source, cfg.data.split = f"imagenet:{root / 'imagenet'}", "val"
+        for task in ("corruptions", "perturbations", "natural_adversarial", "fgsm"):
+            getattr(cfg, task).enabled = False
+        cfg.imagenet_v2.enabled, cfg.imagenet_v2.root = True, str(root / "v2")
+        cfg.imagenet_v2.variants = ["matched-frequency"]
+        score(model(label, arch, classes), cfg, ScoreSettings(cache_dir=tmp / "cache", workers=0, device="cpu"),
+              tmp / "results" / label)
+        out.append(tmp / "results" / label)
+    return out
+
+
+def test_results_rows_carry_calibration(evals):
+    rows = pd.read_csv(evals[1] / "results.csv")
+    ece = rows[(rows.task == "imagenet_v2") & (rows.metric == "ece")].value.iloc[0]
+    assert ece == pytest.approx(100 * abs(5 * (1 - CONF) - 3 * CONF) / 8, rel=1e-4)  # one bin: |sum(correct - conf)| / n
+    nll = rows[(rows.task == "clean") & (rows.metric == "nll")].value.iloc[0]
+    want = (5 * -math.log(CONF) + 3 * -math.log((1 - CONF) / 999)) / 8
+    assert nll == pytest.approx(want, rel=1e-4)
+
+
+def test_report_shows_calibration_published_vs_measured_and_effective_robustness(evals, tmp_path):
+    index = render_report(evals, tmp_path / "r", baseline="rn50")
+    html = index.read_text()
+    for anchor in ('id="calibration"', 'id="published-vs-measured"', 'id="effective-robustness"', 'id="shifted-sets"'):
+        assert anchor in html
+    cal = pd.read_csv(tmp_path / "r" / "calibration.csv")
+    b0 = cal[(cal.model == "b0") & (cal.task == "imagenet_v2") & (cal.metric == "ece")].iloc[0]
+    assert b0.ci_low <= b0.value <= b0.ci_high and b0.ci_high > b0.ci_low  # an interval from the 8 images
+    assert np.isfinite(b0.diff_low)  # paired against the baseline's same images
+    pub = pd.read_csv(tmp_path / "r" / "published_vs_measured.csv").set_index(["model", "set"])
+    rn50 = pub.loc[("rn50", "imagenet_v2:matched-frequency")]
+    assert rn50.published == 63.19 and rn50.measured == 100.0 and bool(rn50.outside)
+    assert "8 measured of the 10,000" in rn50.causes  # the one checkable difference: a fabricated 8-image set
+    b0v2 = pub.loc[("b0", "imagenet_v2:matched-frequency")]
+    assert b0v2.published == 63.54 and b0v2.measured == 62.5 and not bool(b0v2.outside)  # 63.54 within [~25, 100]
+    assert b0v2["diff"] == pytest.approx(62.5 - 63.54)
+    assert not bool(pub.loc[("b0", "clean")].outside) and pub.loc[("b0", "clean")].published == 76.542
+    er = pd.read_csv(tmp_path / "r" / "effective_robustness.csv")
+    assert set(er.model) == {"rn50", "b0"} and er.fit_from.iloc[0].startswith("published rows")
+    # the line through the shipped published (clean, V2) pairs, checked by hand for b0 (62.5 clean, 62.5 on V2)
+    import csv
+    from nsbench.reference import _DIR
+
+    with open(_DIR / "published_scorecard.csv") as f:
+        pubrows = list(csv.DictReader(f))
+    by = {}
+    for p in pubrows:
+        if p["metric"] == "top1_acc" and p["set"] in ("clean", "imagenet_v2:matched-frequency"):
+            by.setdefault(p["model"], {})[p["set"]] = float(p["value"])
+    pts = np.array([(v["clean"], v["imagenet_v2:matched-frequency"]) for v in by.values() if len(v) == 2])
+    x, y = np.log(pts[:, 0] / (100 - pts[:, 0])), np.log(pts[:, 1] / (100 - pts[:, 1]))
+    slope = ((x - x.mean()) * (y - y.mean())).sum() / ((x - x.mean()) ** 2).sum()
+    icpt = y.mean() - slope * x.mean()
+    want = 62.5 - 100 / (1 + math.exp(-(slope * math.log(62.5 / 37.5) + icpt)))
+    assert er[er.model == "b0"].effective_robustness.iloc[0] == pytest.approx(want, abs=1e-3)  # CSV: 6 digits
+    # through the two models marked as baselines, the line passes through both: zero distance for each (rn50's
+    # 100% is clipped to 99.9% before the logit, so the line predicts 99.9 there)
+    render_report(evals, tmp_path / "r2", baseline="rn50", er_baselines=["rn50", "b0"])
+    er2 = pd.read_csv(tmp_path / "r2" / "effective_robustness.csv").set_index("model")
+    assert er2.fit_from.iloc[0] == "baselines: rn50, b0"
+    assert er2.effective_robustness["b0"] == pytest.approx(0, abs=1e-4)
+    assert er2.effective_robustness["rn50"] == pytest.approx(100 - 99.9, abs=1e-4)
+    assert inv_logit(logit(62.5)) == pytest.approx(62.5)
+    with pytest.raises(Exception, match="effective-robustness baseline 'nope'"):
+        render_report(evals, tmp_path / "r3", er_baselines=["nope"])
+
+
+@pytest.mark.browser
+def test_effective_robustness_figure_in_headless_chromium(evals, tmp_path):
+    from browser import pages
+
+    index = render_report(evals, tmp_path / "r", baseline="rn50")
+    for b, width in pages(index):  # each width: the page never scrolls sideways; no console error
+        decoded = b.eval("Promise.all(Array.from(document.querySelectorAll('#effective-robustness ~ .grid img'))"
+                         ".map(i => i.decode().then(() => [i.naturalWidth, i.getBoundingClientRect().width])))")
+        assert len(decoded) >= 1 and all(w > 100 and 0 < shown <= width for w, shown in decoded), decoded
+        assert b.eval("document.querySelectorAll('#effective-table tbody tr').length") == 2
+        assert b.eval("document.querySelectorAll('#calibration-table tbody tr').length") >= 4
+        assert "outside the interval" in b.eval("document.querySelector('#published-measured').innerText")
+        b.screenshot(ARTIFACTS / f"scorecard-{width}.png")
