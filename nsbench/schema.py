@@ -153,21 +153,11 @@ class Measure:
         return self.metric.endswith(PARTIAL)
 
     def mask(self, rows: pd.DataFrame) -> pd.Series:
-        m = (rows.task == self.task) & (rows.metric == self.metric)
-        if self.condition is not None:
-            m &= rows.condition == self.condition
-        if self.eps_255 is not None:
-            m &= rows.eps_255 == self.eps_255
-        return m
+        return row_mask(rows, self.task, self.metric, self.condition, self.eps_255)
 
     def lookup(self, rows: pd.DataFrame) -> tuple[float, str]:
-        """(value, note) of this measure's row in `rows`; (nan, "") when absent, (nan, note) when undefined."""
-        m = self.mask(rows)
-        if not m.any():
-            return math.nan, ""
-        r = rows[m].iloc[0]
-        value = r.value if r.value is not None and r.value == r.value else math.nan
-        return float(value), str(r.get("note", "") or "")
+        """(value, note) of this measure's row in `rows` (the module's `lookup`)."""
+        return lookup(rows, self.task, self.metric, self.condition, self.eps_255)
 
     def text(self, value: float) -> str:
         """The measure as one phrase: "clean top-1 82.52%", "mCE 101.3", "mCE undefined"."""
@@ -178,6 +168,29 @@ class Measure:
         if self.metric == TOP1_ACC and self.group in ("clean", "-A", "shift"):
             digits = 2  # accuracies on whole sets: as the papers print them
         return f"{name} {value:.{digits}f}{'%' if self.unit == '%' else ''}"
+
+
+def row_mask(rows: pd.DataFrame, task: str, metric: str, condition: str | None = None,
+             eps_255: float | None = None) -> pd.Series:
+    """The rows of `task` and `metric` (and `condition`, `eps_255` when given; rows without an eps_255 column match
+    any eps)."""
+    m = (rows.task == task) & (rows.metric == metric)
+    if condition is not None:
+        m &= rows.condition == condition
+    if eps_255 is not None and "eps_255" in rows:
+        m &= rows.eps_255 == eps_255
+    return m
+
+
+def lookup(rows: pd.DataFrame, task: str, metric: str, condition: str | None = None,
+           eps_255: float | None = None) -> tuple[float, str]:
+    """(value, note) of the first such row; (nan, "") when absent, (nan, note) when its value is undefined."""
+    m = row_mask(rows, task, metric, condition, eps_255)
+    if not m.any():
+        return math.nan, ""
+    r = rows[m].iloc[0]
+    value = r.value if r.value is not None and r.value == r.value else math.nan
+    return float(value), str(r.get("note", "") or "")
 
 
 def _mean(name: str, group: str, task: str, metric: str, label: str, **kw) -> tuple[Measure, Measure]:

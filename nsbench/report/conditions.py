@@ -8,10 +8,9 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ..reference import C_BENCHMARK, P_TEST
-from ..schema import ALL, CE, CORRUPTIONS, FP, FR, MEAN_ERR, METRICS, PERTURBATIONS
+from ..schema import ALL, CE, CORRUPTIONS, FP, FR, MEAN_ERR, METRICS, PERTURBATIONS, lookup
 from . import fmt
 from .figures import FAMILIES
-from .headline import lookup
 from .load import EvalResult
 
 

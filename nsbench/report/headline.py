@@ -14,7 +14,7 @@ from ..reference import C_BENCHMARK, P_TEST
 from .. import schema
 from ..schema import (A_TOP1, A_TOP1_BUILT_LABEL, ALL, CLEAN_CONDITION, CORRUPTIONS, FAILED, FP, HEADLINE, MEAN_ERR,
                       NATURAL_ADVERSARIAL, PARTIAL, PERTURBATIONS, T5D, TOP1_ERR, Measure, measure, measures_in,
-                      unit_metric)
+                      lookup, unit_metric)
 from . import stats
 from .load import EvalResult
 
@@ -23,20 +23,6 @@ RELATIVE_MCE, MT5D, MEAN_FP = (schema.MEASURES[k] for k in (schema.RELATIVE_MCE,
 BUILT_A = ("built -A: images this dataset's reference classifiers all get wrong, without ImageNet-A's human label "
            "check; it measures errors shared with those models, not robustness to natural adversarial examples "
            "(see \"How the robustness sets were made\")")
-
-
-def lookup(rows: pd.DataFrame, task: str, metric: str, condition: str | None = None,
-           eps: float | None = None) -> tuple[float, str]:
-    """(value, note) of one saved row; (nan, "") when absent."""
-    m = (rows.task == task) & (rows.metric == metric)
-    if condition is not None:
-        m &= rows.condition == condition
-    if eps is not None and "eps_255" in rows:
-        m &= rows.eps_255 == eps
-    if not m.any():
-        return np.nan, ""
-    r = rows[m].iloc[0]
-    return float(r.value), str(r.get("note", "") or "")
 
 
 def failure(r: EvalResult, task: str) -> str:

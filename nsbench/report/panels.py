@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..schema import CLEAN_CONDITION, CLEAN_TOP1, CORRUPTIONS, PERTURBATIONS, TOP1_ERR
+from ..schema import CLEAN_CONDITION, CLEAN_TOP1, CORRUPTIONS, PERTURBATIONS, TOP1_ERR, lookup
 from . import conditions, figures, figures_run, fmt
 from .compare import Report
-from .headline import condition_intervals, lookup
+from .headline import condition_intervals
 from .tables import ATTACK, severity_curves
 
 

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 
 from ..schema import (ALL, ATTACKS_BY_NAME, C_MEAN_ERR, CLEAN, CLEAN_CONDITION, IMAGENET_3DCC, IMAGENET_C_BAR,
-                      IMAGENET_SKETCH, IMAGENET_V2, MEAN_ERR, MEASURES, NATURAL_ADVERSARIAL, SKETCH, TASK_LABELS, TOP1_ACC, Measure)
+                      IMAGENET_SKETCH, IMAGENET_V2, MEAN_ERR, MEASURES, NATURAL_ADVERSARIAL, SKETCH, TASK_LABELS, TOP1_ACC,
+                      Measure, lookup)
 from . import stats
-from .headline import lookup
 from .load import EvalResult
 
 SEED = 5151
