@@ -64,27 +64,33 @@ SKETCH = "sketch"  # ImageNet-Sketch's one condition
 @dataclass(frozen=True)
 class Metric:
     """One value of the `metric` column: what it is, its name on a page, its unit ("%" for percentages, "" for a
-    raw number) and its direction (None where it orders nothing: a failed or skipped task)."""
+    raw number), its direction (None where it orders nothing: a failed or skipped task) and, for a metric a verdict
+    compares, its usual effect: the smallest difference between two models that a reader of this metric looks for,
+    in its own unit. A verdict whose minimum detectable effect is wider says "underpowered", never "no significant
+    difference" (report/compare.py). These are nsbench's choices, not published constants: about what separates
+    neighbouring rows of the field's tables (top-1: the 1-2 points between EfficientNet sizes and Noisy Student's
+    gain at one size; mCE / mFR / mT5D: the several points between ImageNet-C/P papers' rows)."""
     name: str
     about: str
     label: str
     unit: str = "%"
     higher_is_better: bool | None = False
     digits: int = 1  # decimals on a page
+    usual_effect: float | None = None
 
 
 _M = Metric
 METRICS: dict[str, Metric] = {m.name: m for m in (
-    _M("top1_acc", "top-1 accuracy", "top-1 accuracy", higher_is_better=True),
-    _M("top5_acc", "top-5 accuracy", "top-5 accuracy", higher_is_better=True),
-    _M("top1_err", "top-1 error", "top-1 error"),
-    _M("top5_err", "top-5 error", "top-5 error"),
+    _M("top1_acc", "top-1 accuracy", "top-1 accuracy", higher_is_better=True, usual_effect=2.0),
+    _M("top5_acc", "top-5 accuracy", "top-5 accuracy", higher_is_better=True, usual_effect=2.0),
+    _M("top1_err", "top-1 error", "top-1 error", usual_effect=2.0),
+    _M("top5_err", "top-5 error", "top-5 error", usual_effect=2.0),
     _M("class_acc", "top-1 accuracy of one class", "class accuracy", higher_is_better=True),
-    _M("mean_err", "top-1 error averaged over severities (or corruptions)", "mean error"),
+    _M("mean_err", "top-1 error averaged over severities (or corruptions)", "mean error", usual_effect=2.0),
     _M("ce", "corruption error, normalised (Hendrycks & Dietterich 2019)", "CE", "", digits=0),
     _M("relative_ce", "relative corruption error", "relative CE", "", digits=0),
-    _M("mce", "mean corruption error over the 15 benchmark corruptions", "mCE", ""),
-    _M("relative_mce", "relative mCE", "relative mCE", ""),
+    _M("mce", "mean corruption error over the 15 benchmark corruptions", "mCE", "", usual_effect=5.0),
+    _M("relative_mce", "relative mCE", "relative mCE", "", usual_effect=5.0),
     _M("mce_partial", "mean CE over an incomplete set of corruptions (not mCE)", "mCE (partial)", ""),
     _M("relative_mce_partial", "relative mean CE over an incomplete set of corruptions (not relative mCE)",
        "relative mCE (partial)", ""),
@@ -92,18 +98,18 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     _M("t5d", "top-5 distance (not a percentage)", "top-5 distance", ""),
     _M("fr", "flip rate, normalised", "FR", "", digits=0),
     _M("t5d_rel", "top-5 distance, normalised", "T5D", ""),
-    _M("mean_fp", "mean flip probability", "mean flip probability"),
+    _M("mean_fp", "mean flip probability", "mean flip probability", usual_effect=0.5),
     _M("mean_t5d", "mean top-5 distance (not a percentage)", "mean top-5 distance", "", digits=3),
-    _M("mfr", "mean flip rate over the 10 test perturbations", "mFR", ""),
-    _M("mt5d", "mean top-5 distance over the 10 test perturbations, normalised", "mT5D", ""),
+    _M("mfr", "mean flip rate over the 10 test perturbations", "mFR", "", usual_effect=5.0),
+    _M("mt5d", "mean top-5 distance over the 10 test perturbations, normalised", "mT5D", "", usual_effect=5.0),
     _M("mfr_partial", "mean flip rate over an incomplete set of perturbations (not mFR)", "mFR (partial)", ""),
     _M("mt5d_partial", "mean normalised top-5 distance over an incomplete set of perturbations (not mT5D)",
        "mT5D (partial)", ""),
     _M("ece", "expected calibration error, 15 equal-width confidence bins (robustness_metrics), x100", "ECE", "%",
-       digits=2),
-    _M("nll", "negative log-likelihood of the true class, nats (not a percentage)", "NLL", "", digits=3),
+       digits=2, usual_effect=1.0),
+    _M("nll", "negative log-likelihood of the true class, nats (not a percentage)", "NLL", "", digits=3, usual_effect=0.05),
     _M("brier", "Brier score, sum over classes of the squared error of the probabilities (0-2, not a percentage)",
-       "Brier", "", digits=3),
+       "Brier", "", digits=3, usual_effect=0.01),
     _M("failed", "the task could not run; the note says why", "failed", "", None),
     _M("skipped", "the task's data is absent (its root is not set); the note says how to set it", "skipped", "", None),
 )}
@@ -113,6 +119,12 @@ CE, RELATIVE_CE, FP, T5D, FR, T5D_REL = "ce", "relative_ce", "fp", "t5d", "fr", 
 MCE, RELATIVE_MCE, MFR, MT5D, MEAN_FP, MEAN_T5D = "mce", "relative_mce", "mfr", "mt5d", "mean_fp", "mean_t5d"  # means
 CALIBRATION = ("ece", "nll", "brier")  # per-cell calibration metrics, in the report's column order
 PARTIAL = "_partial"  # suffix of a mean over an incomplete benchmark set (a different number: never the full one)
+
+
+def usual_effect(metric: str) -> float:
+    """The usual effect of a metric (Metric.usual_effect), a partial mean's that of its full mean; NaN for none."""
+    m = METRICS.get(metric.removesuffix(PARTIAL)) or METRICS.get(metric)
+    return float(m.usual_effect) if m is not None and m.usual_effect is not None else float("nan")
 
 
 def unit_metric(mean: str) -> str:

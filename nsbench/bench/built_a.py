@@ -61,7 +61,8 @@ def open_official(root: str | Path, mask: str) -> tuple[Source, np.ndarray, dict
 class BuildSettings:
     """How a DATASET-A is built, beyond its sources, image size and reference models (the suite's
     natural_adversarial section and seed): each reference trains in rounds of `epochs` epochs, at most
-    `max_rounds`, until its held-out top-1 gains less than `min_gain` points, on `train_limit` training images
+    `max_rounds`, until its held-out top-1 stops improving beyond noise (the trainer's rule; nsbench's: no round
+    beats the best by more than its standard error, and by `min_gain` points, twice in a row), on `train_limit` training images
     (None: all) with `val_limit` held out, at `batch_size` and `lr`; `pool_limit` pool images (None: all) are
     screened, subsampled with `seed`; `consensus`: exclude (default) or keep the images on which every reference
     names one and the same wrong class (see the module's docstring)."""
@@ -143,7 +144,7 @@ def build_a(train: Source, pool: Source, size: int, references: list, settings: 
                 "per_class": np.bincount(labels, minlength=len(pool.classes)).tolist(), "rule": rule,
                 "what_it_measures": WHAT_IT_MEASURES,
                 "reference_training": f"rounds of {s.epochs} epoch(s), at most {s.max_rounds}, until held-out "
-                                      f"top-1 gains less than {s.min_gain} points; best round kept"
+                                      f"top-1 stops improving ({_stop_rule(train_reference, s.min_gain)}); best round kept"
                                       + (f"; the cap of {s.max_rounds} rounds stopped {', '.join(binding)} while still "
                                          f"improving" if binding else ""),
                 "images_sha256": cache.array_sha(folder / "images.npy"), "labels_sha256": cache.array_sha(folder / "labels.npy")}
@@ -157,12 +158,17 @@ WHAT_IT_MEASURES = ("a built -A set: images of this dataset that reference class
 
 
 def round_cap(reached: dict, max_rounds: int, min_gain: float) -> dict:
-    """Whether the round cap, not a plateau, stopped a reference: it used every round and its last round still
-    gained at least `min_gain` points on its best before (a single round is never evidence of a plateau)."""
+    """Whether the round cap, not a plateau, stopped a reference. A trainer that says what stopped it (`stopped_by`:
+    "plateau" or "cap", as nsbench's does under its noise-aware rule) is taken at its word; otherwise: it used every
+    round and its last round still gained at least `min_gain` points on its best before (a single round is never
+    evidence of a plateau)."""
     hist = [float(v) for v in reached.get("val_top1_per_round") or []]
     rounds = int(reached.get("rounds", len(hist)))
     last_gain = hist[-1] - max(hist[:-1]) if len(hist) >= 2 else None
-    binding = rounds >= max_rounds and (last_gain is None or last_gain >= min_gain)
+    if reached.get("stopped_by") in ("plateau", "cap"):
+        binding = reached["stopped_by"] == "cap" and rounds >= max_rounds
+    else:
+        binding = rounds >= max_rounds and (last_gain is None or last_gain >= min_gain)
     return {"max_rounds": int(max_rounds), "last_gain": last_gain, "cap_binding": bool(binding)}
 
 
@@ -189,6 +195,14 @@ def _predict(model: torch.nn.Module, pool: Source, pool_idx: np.ndarray, size: i
             if len(i):
                 out[[where[int(j)] for j in i]] = model(x.to(device)).argmax(1).cpu().numpy()
     return out
+
+
+def _stop_rule(train_reference: Callable, min_gain: float) -> str:
+    """The trainer's stop rule as its recipe states it, else the plain rule on min_gain."""
+    recipe = _trainer_recipe(train_reference)
+    if isinstance(recipe, dict) and recipe.get("stop"):
+        return f"{recipe['stop']}; min_gain {min_gain}"
+    return f"a round gaining less than {min_gain} points"
 
 
 def _trainer_recipe(train_reference: Callable) -> dict | str:

@@ -1,7 +1,9 @@
 """Calibration in the report: ECE, NLL and Brier per model and set, each with a 95% bootstrap interval over images
 and the paired difference against the baseline, from the per-image confidence / nll / brier that the harness
 saves (bench/calibration_rows.py defines the three). Cells of a corruption tree (one per corruption and severity) are
-summarised per task as the mean over its cells, without an interval (the cells hold different images)."""
+summarised per task as the mean over its cells, without an interval (the cells hold different images). Each
+difference against the baseline is a test of the page's one Holm family (compare.py `adjust`), coloured only where
+it is significant after the adjustment."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,8 +11,9 @@ import pandas as pd
 
 from ..calibration import ece_weighted  # the harness's own binning (nsbench/calibration_rows.py)
 from ..schema import (CALIBRATION, CLEAN_CONDITION, CORRUPTION_TREE_TASKS, IMAGENET_3DCC, IMAGENET_C_BAR,
-                      IMAGENET_SKETCH, IMAGENET_V2, METRICS, SKETCH, TASK_LABELS)
+                      IMAGENET_SKETCH, IMAGENET_V2, METRICS, SKETCH, TASK_LABELS, usual_effect)
 from . import fmt, stats
+from .compare import Tests, adjust
 from .load import EvalResult
 
 # the table's columns: ECE (%), NLL, Brier (schema.CALIBRATION, labelled as schema.METRICS labels them)
@@ -18,7 +21,8 @@ CELLS = [(m, METRICS[m].label + (" (%)" if METRICS[m].unit == "%" else "")) for 
 ECE = CALIBRATION[0]  # binned over the confidences, not a mean of per-image values
 TREE_TASKS = CORRUPTION_TREE_TASKS  # one cell per corruption and severity
 COLUMNS = ["model", "task", "condition", "eps_255", "metric", "value", "ci_low", "ci_high", "n", "diff", "diff_low",
-           "diff_high", "note"]
+           "diff_high", "p_value", "p_adjusted", "test", "verdict", "se", "mde", "usual_effect", "resamples",
+           "higher_is_better", "note"]
 SEED = 4242
 SET_NAMES = {IMAGENET_V2: "ImageNet-V2", IMAGENET_SKETCH: "ImageNet-Sketch", IMAGENET_C_BAR: "ImageNet-C-bar",
              IMAGENET_3DCC: "ImageNet-3DCC"}
@@ -48,9 +52,17 @@ def _sampler(r: EvalResult, task: str, condition: str, eps: float, metric: str, 
 
 
 def calibration_frame(evals: list[EvalResult], baseline: str | None) -> pd.DataFrame:
-    """One row per model, cell (task, condition, eps) and metric; corruption trees as one mean row per task."""
+    """One row per model, cell (task, condition, eps) and metric; corruption trees as one mean row per task; its tests
+    Holm-adjusted as a family of their own (a report adjusts them together with its other tests)."""
+    tests = calibration_tests(evals, baseline)
+    adjust(tests)
+    return tests.frame
+
+
+def calibration_tests(evals: list[EvalResult], baseline: str | None) -> Tests:
+    """calibration_frame's rows, not yet adjusted, with the redraw of each bootstrap test."""
     base = next((r for r in evals if r.label == baseline), None)
-    out = []
+    out, redraw = [], {}
     for r in evals:
         cells = _cells(r)
         single = cells[~cells.task.isin(TREE_TASKS)]
@@ -59,7 +71,7 @@ def calibration_frame(evals: list[EvalResult], baseline: str | None) -> pd.DataF
             s = _sampler(r, x.task, x.condition, eps, x.metric, float(x.value))
             row = {"model": r.label, "task": x.task, "condition": x.condition, "eps_255": eps, "metric": x.metric,
                    "value": float(x.value), "ci_low": np.nan, "ci_high": np.nan, "n": int(x.n), "diff": np.nan,
-                   "diff_low": np.nan, "diff_high": np.nan, "note": ""}
+                   "diff_low": np.nan, "diff_high": np.nan, **_untested(x.metric), "note": ""}
             if s is not None and stats.reproduces(s):
                 row["ci_low"], row["ci_high"] = stats.interval(s, SEED)
                 if base is not None and r is not base:
@@ -69,7 +81,9 @@ def calibration_frame(evals: list[EvalResult], baseline: str | None) -> pd.DataF
                         sb = _sampler(base, x.task, x.condition, eps, x.metric, float(bx.value.iloc[0]))
                         if sb is not None and stats.reproduces(sb):
                             d = stats.difference(s, sb, SEED + 1)
-                            row.update(diff=d["diff"], diff_low=d["diff_low"], diff_high=d["diff_high"])
+                            row.update(diff=d["diff"], diff_low=d["diff_low"], diff_high=d["diff_high"], p_value=d["p"],
+                                       test=d["test"], se=d["se"], resamples=d["resamples"])
+                            redraw[len(out)] = (lambda a, b: lambda n: stats.difference(a, b, SEED + 1, n))(s, sb)
             else:
                 row["note"] = "per-image values missing: no interval"
             out.append(row)
@@ -78,8 +92,18 @@ def calibration_frame(evals: list[EvalResult], baseline: str | None) -> pd.DataF
             out.append({"model": r.label, "task": task, "condition": "mean over cells", "eps_255": np.nan,
                         "metric": metric, "value": float(g.value.mean()), "ci_low": np.nan, "ci_high": np.nan,
                         "n": int(g.n.max()), "diff": np.nan, "diff_low": np.nan, "diff_high": np.nan,
-                        "note": f"mean over {len(g)} corruption x severity cells; no interval"})
-    return pd.DataFrame(out, columns=COLUMNS)
+                        **_untested(metric), "note": f"mean over {len(g)} corruption x severity cells; no interval"})
+    return Tests(pd.DataFrame(out, columns=COLUMNS), redraw, lambda row: _digits(row.metric))
+
+
+def _untested(metric: str) -> dict:
+    return {"p_value": np.nan, "p_adjusted": np.nan, "test": "", "verdict": "", "se": np.nan, "mde": np.nan,
+            "usual_effect": usual_effect(metric), "resamples": 0, "higher_is_better": METRICS[metric].higher_is_better}
+
+
+def _digits(metric: str) -> int:
+    """A metric's decimals in the table (ECE in % to 0.1 point)."""
+    return 1 if METRICS[metric].unit == "%" else METRICS[metric].digits
 
 
 def calibration_table(frame: pd.DataFrame, baseline: str | None) -> dict | None:
@@ -98,15 +122,14 @@ def calibration_table(frame: pd.DataFrame, baseline: str | None) -> dict | None:
                 cells.append({"value": "–", "ci": "", "delta": "", "cls": "", "title": ""})
                 continue
             h = hit.iloc[0]
-            digits = 1 if METRICS[metric].unit == "%" else METRICS[metric].digits  # ECE to 0.1 point
-            higher = METRICS[metric].higher_is_better  # lower is better for all three
+            digits = _digits(metric)
             delta, cls = "", ""
             if fmt.finite(h["diff"]):
                 delta = f"{fmt.signed(h['diff'], digits)} {fmt.ci(h.diff_low, h.diff_high, digits)}".strip()
-                if fmt.finite(h.diff_low) and (h.diff_low > 0 or h.diff_high < 0):
-                    cls = "good" if (h.diff_low > 0) == higher else "bad"
+                cls = {"better": "good", "worse": "bad"}.get(h.verdict, "")
+            title = "; ".join(x for x in (fmt.pvalues(h.p_value, h.p_adjusted), h.verdict, h.test, h.note) if x)
             cells.append({"value": fmt.num(h.value, digits), "ci": fmt.ci(h.ci_low, h.ci_high, digits), "delta": delta,
-                          "cls": cls, "title": h.note})
+                          "cls": cls, "title": title})
         where = SET_NAMES.get(k.task) or TASK_LABELS.get(k.task, k.task.replace("_", " "))
         cond = "" if k.condition in (k.task, CLEAN_CONDITION, SKETCH) else f": {fmt.name(k.condition)}"
         eps = f" at {k.eps_255:g}/255" if fmt.finite(k.eps_255) and k.eps_255 > 0 else ""

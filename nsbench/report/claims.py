@@ -24,8 +24,10 @@ from .load import EvalResult
 
 HOLDS, REVERSED, UNRESOLVED, NO_RESULT = "holds", "reversed", "not resolved at this scale", "no result"
 ZERO_VARIANCE = "no interval: zero variance across seeds"
+UNDERPOWERED = "underpowered"
 CLAIM_COLUMNS = ["table", "claim", "better", "than", "metric", "seeds", "better_value", "than_value", "diff",
-                 "diff_low", "diff_high", "p_value", "p_adjusted", "test", "verdict", "convergence", "note", "source"]
+                 "diff_low", "diff_high", "p_value", "p_adjusted", "test", "verdict", "mde", "usual_effect",
+                 "convergence", "note", "source"]
 
 
 def convergence_status(study: dict) -> tuple[str, str]:
@@ -42,15 +44,17 @@ def convergence_status(study: dict) -> tuple[str, str]:
     return status, "convergence not tested at this scale"
 
 
-def claim_verdict(low: float, high: float, higher: bool, p_adjusted: float = np.nan) -> str:
+def claim_verdict(low: float, high: float, higher: bool, p_adjusted: float = np.nan, mde: float = np.nan,
+                  usual: float = np.nan) -> str:
     """holds / reversed only when the 95% interval of (better - than) excludes zero and the Holm-adjusted p (when
-    there is one) is below 1 - LEVEL."""
+    there is one) is below ALPHA; otherwise not resolved, or "underpowered (MDE x)" where the claim's minimum
+    detectable effect is wider than its measure's usual effect (schema.Metric.usual_effect)."""
     if not (np.isfinite(low) and np.isfinite(high)):
         return NO_RESULT
-    if low > 0 or high < 0:
-        if np.isfinite(p_adjusted) and p_adjusted >= 1 - stats.LEVEL:
-            return UNRESOLVED
+    if (low > 0 or high < 0) and not (np.isfinite(p_adjusted) and p_adjusted >= stats.ALPHA):
         return HOLDS if (low > 0) == higher else REVERSED
+    if np.isfinite(mde) and np.isfinite(usual) and mde > usual:
+        return f"{UNDERPOWERED} (MDE {mde:.2f})"
     return UNRESOLVED
 
 
@@ -94,10 +98,13 @@ def claim_result(claim: dict, evals: list[EvalResult], head: pd.DataFrame, seeds
     out = {"better_value": np.mean(list(a.values())) if a else np.nan,
            "than_value": np.mean(list(b.values())) if b else np.nan, "seeds": len(set(a) & set(b)),
            "diff": np.nan, "diff_low": np.nan, "diff_high": np.nan, "p_value": np.nan, "p_adjusted": np.nan,
-           "test": "", "note": ""}
+           "test": "", "note": "", "mde": np.nan, "usual_effect": float(rows.usual_effect.iloc[0])
+           if len(rows) and "usual_effect" in rows else np.nan, "se": np.nan, "dof": np.nan, "resamples": 0,
+           "redraw": None, "higher": higher}
     if len(seeds) >= 2:
         d = stats.seeds_difference(a, b)
-        out.update(diff=d["diff"], diff_low=d["diff_low"], diff_high=d["diff_high"], p_value=d["p"], test=d["test"])
+        out.update(diff=d["diff"], diff_low=d["diff_low"], diff_high=d["diff_high"], p_value=d["p"], test=d["test"],
+                   se=d.get("se", np.nan), dof=d.get("dof", np.nan))
         if len(a) < len(seeds) or len(b) < len(seeds):
             out["note"] = f"results for {len(a)} and {len(b)} of {len(seeds)} seeds"
         elif a and all(a[s] == b.get(s) for s in a):
@@ -117,26 +124,45 @@ def claim_result(claim: dict, evals: list[EvalResult], head: pd.DataFrame, seeds
         out["diff"] = a[seed] - b[seed]
         if sa is not None and sb is not None and stats.reproduces(sa) and stats.reproduces(sb):
             d = stats.difference(sa, sb, 4242)
-            out.update(diff_low=d["diff_low"], diff_high=d["diff_high"], p_value=d["p"], test=d["test"])
+            out.update(diff_low=d["diff_low"], diff_high=d["diff_high"], p_value=d["p"], test=d["test"], se=d["se"],
+                       resamples=d["resamples"])
+            if d["resamples"]:
+                out["redraw"] = lambda n: stats.difference(sa, sb, 4242, n)
         else:
             out["note"] = "per-image outcomes missing: no interval"
     else:
         out["note"] = "not evaluated"
     out["verdict"] = claim_verdict(out["diff_low"], out["diff_high"], higher)
-    out["higher"] = higher
     return out
 
 
 def adjust_claims(results: list[dict]) -> None:
-    """Holm across every claim of one study (the family), then each verdict again with its adjusted p; in place."""
+    """Holm across every claim of one study (the family): first each bootstrap p that a threshold of the family lies
+    within Monte Carlo error of is redrawn with more resamples (compare.py `adjust` does the same for a report),
+    then the adjusted p, the minimum detectable effect at the family's size, and each verdict again; in place. The
+    working keys (higher, se, dof, resamples, redraw) are removed."""
+    size = int(np.isfinite([float(r["p_value"]) for r in results]).sum())
+    for r in results:
+        b, redraw = int(r.get("resamples") or 0), r.get("redraw")
+        while redraw and b and not stats.resolved(r["p_value"], b, size) and b < stats.B_MAX:
+            b = min(4 * b, stats.B_MAX)
+            d = redraw(b)
+            r.update(diff_low=d["diff_low"], diff_high=d["diff_high"], p_value=d["p"], se=d["se"])
+        if redraw and b and not stats.resolved(r["p_value"], b, size):
+            r["test"] = f"{r['test']}; p within Monte Carlo error of a Holm threshold at {b:,} resamples"
     adj = stats.holm([r["p_value"] for r in results])
     for r, p in zip(results, adj):
+        higher = r.pop("higher", True)
+        se, dof = r.pop("se", np.nan), r.pop("dof", np.nan)
+        r.pop("resamples", None), r.pop("redraw", None)
         r["p_adjusted"] = float(p)
         if r["verdict"] == ZERO_VARIANCE or not np.isfinite(p):
             continue
-        raw = claim_verdict(r["diff_low"], r["diff_high"], r["higher"])
-        r["verdict"] = claim_verdict(r["diff_low"], r["diff_high"], r["higher"], p)
-        if raw != r["verdict"]:
+        r["mde"] = stats.mde(se, size, dof if np.isfinite(dof) else None)
+        usual = r.get("usual_effect", np.nan)
+        raw = claim_verdict(r["diff_low"], r["diff_high"], higher)
+        r["verdict"] = claim_verdict(r["diff_low"], r["diff_high"], higher, p, r["mde"], usual)
+        if raw in (HOLDS, REVERSED) and raw != r["verdict"]:
             r["note"] = "; ".join(x for x in (r["note"], f"the interval alone says {raw}; not after Holm adjustment") if x)
 
 
@@ -177,7 +203,6 @@ def study_tables(study: dict, evals: list[EvalResult], head: pd.DataFrame) -> tu
         lines = []
         for c in t["claims"]:
             res = next(results)
-            res.pop("higher", None)
             row = {"table": t["title"], "claim": c["claim"], "better": c["better"]["ref"], "than": c["than"]["ref"],
                    "metric": c["metric"], "source": c.get("source", ""), **res}
             claims.append(row)
@@ -194,13 +219,14 @@ def study_tables(study: dict, evals: list[EvalResult], head: pd.DataFrame) -> tu
 def claims_markdown(claims: pd.DataFrame, seeds: int) -> str:
     """The claims as one Markdown table (for a README or a closing note)."""
     how = f"paired over {seeds} seeds, 95% t-interval" if seeds >= 2 else "one seed: paired bootstrap over images, 95%"
-    lines = [f"| claim | better | than | measure | difference ({how}) | p | p (Holm, {len(claims)} claims) | verdict "
-             f"| converged (doubling test) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [f"| claim | better | than | measure | difference ({how}) | p | p (Holm, {len(claims)} claims) | MDE "
+             f"| verdict | converged (doubling test) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for _, c in claims.iterrows():
         diff = f"{fmt.signed(c['diff'], 2)} {fmt.ci(c.diff_low, c.diff_high, 2)}".strip()
         p, adj = fmt.pvalue(c.p_value) or "–", fmt.pvalue(c.p_adjusted) or "–"
-        lines.append(f"| {c.claim} | {c.better} | {c.than} | {c.metric} | {diff} | {p} | {adj} | {c.verdict} "
+        mde = fmt.num(c.mde, 2) if fmt.finite(c.get("mde")) else "–"
+        lines.append(f"| {c.claim} | {c.better} | {c.than} | {c.metric} | {diff} | {p} | {adj} | {mde} | {c.verdict} "
                      f"| {c.convergence} |")
     return "\n".join(lines) + "\n"
 

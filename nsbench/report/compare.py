@@ -3,48 +3,101 @@ across seeds when several models share a label up to a `seed<N>` part (as a stud
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 
-from ..schema import Measure
+from ..schema import METRICS, PARTIAL, Measure, usual_effect
 from . import stats
 from .headline import failure, measures, sampler, warning
 from .load import EvalResult, RunResult
 
 SEED = re.compile(r"^(?P<pre>.*?)[-_.]?seed[-_]?(?P<seed>\d+)(?P<post>.*)$", re.IGNORECASE)
 COLUMNS = ["model", "measure", "label", "bench", "higher_is_better", "value", "ci_low", "ci_high", "n", "note",
-           "warning", "diff", "diff_low", "diff_high", "p_value", "p_adjusted", "test", "verdict"]
+           "warning", "diff", "diff_low", "diff_high", "p_value", "p_adjusted", "test", "verdict", "se", "mde",
+           "usual_effect", "resamples"]
 NOT_AFTER_HOLM = "no significant difference after Holm adjustment"
+NO_DIFFERENCE = "no significant difference"
+UNDERPOWERED = "underpowered"
+Redraw = Callable[[int], dict]  # resamples -> stats.difference's dict, for a bootstrap p refined near a threshold
 
 
-def verdict(low: float, high: float, higher: bool, p_adjusted: float = np.nan) -> str:
+def verdict(low: float, high: float, higher: bool, p_adjusted: float = np.nan, mde: float = np.nan,
+            usual: float = np.nan, digits: int = 1) -> str:
     """better / worse only when the interval of the difference excludes zero and, where the test is one of a family,
-    its Holm-adjusted p is below 1 - LEVEL (5%): with 20 tests at 5% one "finding" is expected by chance."""
+    its Holm-adjusted p is below ALPHA (5%): with 20 tests at 5% one "finding" is expected by chance. A difference
+    that is not significant, where the test could not have seen the measure's usual effect (its minimum detectable
+    effect is wider), is "underpowered (MDE x)": not evidence of no effect."""
     if not (np.isfinite(low) and np.isfinite(high)):
         return "no interval"
     if low > 0 or high < 0:
-        if np.isfinite(p_adjusted) and p_adjusted >= 1 - stats.LEVEL:
-            return NOT_AFTER_HOLM
-        return "better" if (low > 0) == higher else "worse"
-    return "no significant difference"
+        if not (np.isfinite(p_adjusted) and p_adjusted >= stats.ALPHA):
+            return "better" if (low > 0) == higher else "worse"
+        plain = NOT_AFTER_HOLM
+    else:
+        plain = NO_DIFFERENCE
+    if np.isfinite(mde) and np.isfinite(usual) and mde > usual:
+        return f"{UNDERPOWERED} (MDE {mde:.{digits}f})"
+    return plain
 
 
-def adjust(*frames: pd.DataFrame) -> None:
-    """Holm-adjust every test in `frames` as one family (the tests one report makes) and re-derive their verdicts,
-    in place. A row is a test when it has a finite raw p_value."""
-    parts = [f for f in frames if len(f) and "p_value" in f]
-    if not parts:
-        return
-    raw = np.concatenate([f.p_value.to_numpy(float) for f in parts])
-    adj, k = stats.holm(raw), 0
-    for f in parts:
+@dataclass
+class Tests:
+    """Rows of which those with a finite p_value are tests (columns diff_low, diff_high, p_value, p_adjusted, test,
+    verdict, se, mde, usual_effect, resamples, higher_is_better; `dof` for t-tests), and for each row whose p is a
+    bootstrap's, the function that redraws its difference with more resamples."""
+    frame: pd.DataFrame
+    redraw: dict[int, Redraw] = field(default_factory=dict)
+    digits: Callable[[pd.Series], int] = lambda row: 1
+
+
+def adjust(*parts: Tests) -> int:
+    """Holm-adjust every test in `parts` as one family (the tests one report makes), in place: first every
+    bootstrap p that a threshold of the family lies within Monte Carlo error of is redrawn with 4x the resamples
+    (up to stats.B_MAX), then the adjusted p, each test's minimum detectable effect at the family's size, and the
+    verdicts again. Returns the family's size."""
+    parts = [t for t in parts if len(t.frame) and "p_value" in t.frame]
+    for t in parts:  # frames written before these columns (or built by hand) test as bare p values
+        for col, empty in (("se", np.nan), ("mde", np.nan), ("usual_effect", np.nan), ("resamples", 0)):
+            if col not in t.frame:
+                t.frame[col] = empty
+    size = sum(int(np.isfinite(t.frame.p_value.to_numpy(float)).sum()) for t in parts)
+    if not size:
+        return 0
+    for t in parts:
+        _refine(t, size)
+    adj, k = stats.holm(np.concatenate([t.frame.p_value.to_numpy(float) for t in parts])), 0
+    for t in parts:
+        f = t.frame
         f["p_adjusted"] = adj[k:k + len(f)]
         k += len(f)
         tested = np.isfinite(f.p_adjusted.to_numpy(float))
-        f.loc[tested, "verdict"] = [verdict(r.diff_low, r.diff_high, bool(r.higher_is_better), r.p_adjusted)
-                                    for r in f[tested].itertuples()]
+        dof = f["dof"] if "dof" in f else pd.Series(np.nan, index=f.index)
+        f.loc[tested, "mde"] = [stats.mde(float(f.at[i, "se"]), size, float(dof[i]) if np.isfinite(dof[i]) else None)
+                                for i in f.index[tested]]
+        f.loc[tested, "verdict"] = [
+            verdict(r.diff_low, r.diff_high, bool(r.higher_is_better), r.p_adjusted, r.mde, r.usual_effect,
+                    t.digits(r)) for r in f[tested].itertuples()]
+    return size
+
+
+def _refine(t: Tests, size: int) -> None:
+    """Redraw each bootstrap p of `t` that is not resolved in a family of `size` (stats.resolved) with 4x the
+    resamples until it is, or until stats.B_MAX; one still unresolved there says so in its test."""
+    f = t.frame
+    for i, redraw in t.redraw.items():
+        b = int(f.at[i, "resamples"])
+        while b and not stats.resolved(float(f.at[i, "p_value"]), b, size) and b < stats.B_MAX:
+            b = min(4 * b, stats.B_MAX)
+            d = redraw(b)
+            for col, key in (("diff_low", "diff_low"), ("diff_high", "diff_high"), ("p_value", "p"), ("se", "se"),
+                             ("resamples", "resamples")):
+                f.at[i, col] = d[key]
+        if b and not stats.resolved(float(f.at[i, "p_value"]), b, size):
+            f.at[i, "test"] = (f"{f.at[i, 'test']}; p within Monte Carlo error of a Holm threshold at {b:,} "
+                               f"resamples")
 
 
 def _row(r: EvalResult, m: Measure, s: stats.Sampler | None, seed: int) -> dict:
@@ -61,14 +114,33 @@ def _row(r: EvalResult, m: Measure, s: stats.Sampler | None, seed: int) -> dict:
                         else "per-image outcomes do not reproduce the saved value: no interval")
     return {"model": r.label, "measure": m.name, "label": m.label, "bench": m.group,
             "higher_is_better": m.higher_is_better, "value": value, "ci_low": lo, "ci_high": hi,
-            "n": len(s.items) if s is not None else np.nan, "note": note, "warning": warning(m), "diff": np.nan, "diff_low": np.nan, "diff_high": np.nan,
-            "p_value": np.nan, "p_adjusted": np.nan, "test": "", "verdict": ""}
+            "n": len(s.items) if s is not None else np.nan, "note": note, "warning": warning(m), "diff": np.nan,
+            "diff_low": np.nan, "diff_high": np.nan, "p_value": np.nan, "p_adjusted": np.nan, "test": "", "verdict": "",
+            "se": np.nan, "mde": np.nan, "usual_effect": usual_effect(m.metric), "resamples": 0}
+
+
+def _digits(row) -> int:
+    """Decimals of a headline row's measure (its metric's), for the MDE in a verdict."""
+    from ..schema import measure
+
+    try:
+        return METRICS[measure(row.measure).metric.removesuffix(PARTIAL)].digits
+    except (KeyError, ValueError):
+        return 1
 
 
 def headline(evals: list[EvalResult], baseline: str | None) -> pd.DataFrame:
-    """One row per model and headline measure (see COLUMNS)."""
+    """One row per model and headline measure (see COLUMNS), Holm-adjusted as a family of its own (compare() adjusts
+    it again together with every other test of the page)."""
+    tests = headline_tests(evals, baseline)
+    adjust(tests)
+    return tests.frame
+
+
+def headline_tests(evals: list[EvalResult], baseline: str | None) -> Tests:
+    """The headline rows, not yet adjusted, with the redraw of each bootstrap test."""
     base = next((r for r in evals if r.label == baseline), None)
-    out = []
+    out, redraw = [], {}
     for i, m in enumerate(measures(evals)):
         seed = 1000 * (i + 1)
         samplers = {r.label: sampler(r, m, evals) for r in evals}
@@ -82,12 +154,13 @@ def headline(evals: list[EvalResult], baseline: str | None) -> pd.DataFrame:
                 row["diff"] = row["value"] - bv
                 if ok_b and s is not None and stats.reproduces(s) and not (s.fixed and sb.fixed):
                     d = stats.difference(s, sb, seed + 1)
-                    row.update(diff_low=d["diff_low"], diff_high=d["diff_high"], p_value=d["p"], test=d["test"])
+                    row.update(diff_low=d["diff_low"], diff_high=d["diff_high"], p_value=d["p"], test=d["test"],
+                               se=d["se"], resamples=d["resamples"])
+                    if d["resamples"]:
+                        redraw[len(out)] = (lambda a, b, sd: lambda n: stats.difference(a, b, sd, n))(s, sb, seed + 1)
                 row["verdict"] = verdict(row["diff_low"], row["diff_high"], m.higher_is_better)
             out.append(row)
-    head = pd.DataFrame(out, columns=COLUMNS)
-    adjust(head)  # the family of this frame; render_report adjusts it again together with the across-seeds tests
-    return head
+    return Tests(pd.DataFrame(out, columns=COLUMNS), redraw, _digits)
 
 
 def seed_groups(labels: list[str]) -> dict[str, dict[int, str]]:
@@ -116,17 +189,20 @@ def across_seeds(head: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
             row = {"group": key, "measure": measure, "label": sub.label.iloc[0], "seeds": len(vals), "value": mean,
                    "ci_low": lo, "ci_high": hi, "diff": np.nan, "diff_low": np.nan, "diff_high": np.nan,
                    "p_value": np.nan, "p_adjusted": np.nan, "test": "", "verdict": "",
-                   "higher_is_better": bool(sub.higher_is_better.iloc[0])}
+                   "higher_is_better": bool(sub.higher_is_better.iloc[0]), "se": np.nan, "dof": np.nan,
+                   "mde": np.nan, "usual_effect": sub.usual_effect.iloc[0] if "usual_effect" in sub else np.nan,
+                   "resamples": 0}
             if base_group is not None and key != base_group and len(vals) >= 2:
                 bvals = _by_seed(head[head.measure == measure], groups[base_group])
                 d = stats.seeds_difference(vals, bvals)
-                row.update(diff=d["diff"], diff_low=d["diff_low"], diff_high=d["diff_high"], p_value=d["p"], test=d["test"])
+                row.update(diff=d["diff"], diff_low=d["diff_low"], diff_high=d["diff_high"], p_value=d["p"], test=d["test"],
+                           se=d.get("se", np.nan), dof=d.get("dof", np.nan))
                 row["verdict"] = verdict(d["diff_low"], d["diff_high"], row["higher_is_better"])
                 if d.get("flag"):
                     row["verdict"], row["test"] = "no interval (zero variance across seeds)", f"{d['test']}: {d['flag']}"
             out.append(row)
     df = pd.DataFrame(out)
-    adjust(df)
+    adjust(Tests(df, digits=_digits))  # its own family; compare() adjusts it again with every test of the page
     return df
 
 
@@ -181,12 +257,18 @@ class Report:
     title: str
     study: dict | None = None  # nsbench/study `report_spec()`: its claims replace the per-model verdicts
     er_baselines: list[str] | None = None  # models the effective-robustness lines go through
+    calibration: pd.DataFrame | None = None  # calibration_table.calibration_frame, its tests in the family
+    n_tests: int = 0  # the family's size: every test with a verdict on the page (a study's claims are their own)
 
 
 def compare(evals: list[EvalResult], runs: list[RunResult], baseline: str | None, title: str,
             study: dict | None = None, er_baselines: list[str] | None = None) -> Report:
-    head = headline(evals, baseline) if evals else pd.DataFrame(columns=["model", "measure", "bench"])
+    from .calibration_table import calibration_tests
+
+    tests = headline_tests(evals, baseline) if evals else Tests(pd.DataFrame(columns=["model", "measure", "bench"]))
+    head = tests.frame
     seeds = across_seeds(head, baseline) if len(head) else pd.DataFrame()
-    adjust(head, seeds)  # one family: every test this page shows (Holm)
+    cal = calibration_tests(evals, baseline) if evals else Tests(pd.DataFrame(columns=["model"]))
+    size = adjust(tests, Tests(seeds, digits=_digits), cal)  # one family: every test with a verdict on this page
     marks = best_marks(head, baseline) if len(head) else set()
-    return Report(evals, runs, baseline, head, seeds, marks, title, study, er_baselines)
+    return Report(evals, runs, baseline, head, seeds, marks, title, study, er_baselines, cal.frame, size)

@@ -7,11 +7,11 @@ import datetime as _dt
 import numpy as np
 import pandas as pd
 
-from ..schema import (A_TOP1, C_MEAN_ERR, CLEAN_TOP1, FAILED, FGSM, MCE, MEAN_FP, METRICS, MFR, PARTIAL, attack_measure,
+from ..schema import (A_TOP1, A_TOP1_BUILT_LABEL, C_MEAN_ERR, CLEAN_TOP1, FAILED, FGSM, MCE, MEAN_FP, METRICS, MFR, PARTIAL, attack_measure,
                       measure)
 from ..utils import library_versions
-from . import fmt
-from .compare import Report
+from . import fmt, stats
+from .compare import UNDERPOWERED, Report
 from .load import EvalResult, RunResult
 from .notes import one_run_note
 from .tables import ATTACK, cell
@@ -45,15 +45,25 @@ def attack_key(head: pd.DataFrame) -> str | None:
 
 def _line(h: pd.Series, base: pd.Series | None) -> dict:
     cls = {"better": "good", "worse": "bad"}.get(h.verdict, "")
+    n = f"{int(h.n):,} {'sequences' if h.bench == '-P' else 'images'}" if fmt.finite(h.get("n")) else ""
+    mde = fmt.num(h.mde, 1) if fmt.finite(h.get("mde")) else ""
     return {"label": h.label, "value": fmt.value_or_note(h.value, h.note),
             "base": fmt.value_or_note(base.value, base.note) if base is not None else "–",
             "diff": fmt.signed(h["diff"]), "ci": fmt.ci(h.diff_low, h.diff_high), "p": fmt.pvalues(h.p_value, h.p_adjusted),
-            "verdict": h.verdict or "–", "cls": cls, "warning": h.warning, "test": h.test}
+            "verdict": h.verdict or "–", "cls": cls, "warning": h.warning, "test": h.test, "n": n, "mde": mde}
+
+
+def _left_out(h: pd.Series) -> bool:
+    """A built -A line that cannot detect the measure's usual effect: left out of the cards (kept in the -A table,
+    labelled underpowered). A built set's size is fixed by how many pool images every reference gets wrong, not by
+    the user, so its line would otherwise sit on every card as if it were evidence of no effect."""
+    return h.label == A_TOP1_BUILT_LABEL and str(h.verdict).startswith(UNDERPOWERED)
 
 
 def verdicts(head: pd.DataFrame, baseline: str | None) -> list[dict]:
-    """Per non-baseline model, one line per benchmark: difference, 95% interval, better / worse / no significant
-    difference."""
+    """Per non-baseline model, one line per benchmark: difference, 95% interval, set size, minimum detectable effect,
+    better / worse / no significant difference / underpowered; a built -A line that is underpowered is listed under
+    `left_out` instead."""
     if baseline is None or head.empty:
         return []
     order = list(VERDICT)
@@ -64,24 +74,25 @@ def verdicts(head: pd.DataFrame, baseline: str | None) -> list[dict]:
     for model in dict.fromkeys(head.model):
         if model == baseline:
             continue
-        lines = []
+        lines, left_out = [], []
         for keys in order:
             for k in keys:
                 h = head[(head.model == model) & (head.measure == k)]
                 if len(h) and (fmt.finite(h.value.iloc[0]) or h.note.iloc[0] or k == keys[-1]):
                     b = head[(head.model == baseline) & (head.measure == k)]
-                    lines.append(_line(h.iloc[0], b.iloc[0] if len(b) else None))
+                    line = _line(h.iloc[0], b.iloc[0] if len(b) else None)
+                    (left_out if _left_out(h.iloc[0]) else lines).append(line)
                     break
-        out.append({"model": model, "lines": lines})
+        out.append({"model": model, "lines": lines, "left_out": left_out})
     return out
 
 
 def verdict_section(report: Report) -> dict:
     """The verdict cards (none under a study: its claims take their place), the note on single training runs, and
     how many tests the page makes (one Holm family)."""
-    tests = sum(int(np.isfinite(f.p_value).sum()) for f in (report.head, report.seeds) if "p_value" in f)
     return {"cards": [] if report.study else verdicts(report.head, report.baseline), "baseline": report.baseline,
-            "one_run": one_run_note(report.evals, report.seeds), "n_tests": tests}
+            "one_run": one_run_note(report.evals, report.seeds), "n_tests": report.n_tests,
+            "resamples": f"{stats.B:,}", "max_resamples": f"{stats.B_MAX:,}", "power": f"{stats.POWER:.0%}"}
 
 
 def _lineage(r: EvalResult, evals: list[EvalResult]) -> str:

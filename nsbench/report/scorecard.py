@@ -13,9 +13,11 @@ from .load import EvalResult
 
 
 def build(evals: list[EvalResult], head: pd.DataFrame, baseline: str | None,
-          er_baselines: list[str] | None = None) -> tuple[dict, dict[str, pd.DataFrame]]:
-    """(template context, {csv name: frame})."""
-    cal = calibration_frame(evals, baseline) if evals else pd.DataFrame(columns=["model"])
+          er_baselines: list[str] | None = None, cal: pd.DataFrame | None = None) -> tuple[dict, dict[str, pd.DataFrame]]:
+    """(template context, {csv name: frame}); `cal`: the calibration frame, Holm-adjusted with the page's other tests
+    (compare.py), else built and adjusted on its own."""
+    if cal is None:
+        cal = calibration_frame(evals, baseline) if evals else pd.DataFrame(columns=["model"])
     acc = shifts.accuracy_frame(evals) if evals else pd.DataFrame(columns=["model", "set"])
     pub = published.published_vs_measured(evals, head) if evals else pd.DataFrame(columns=published.COLUMNS)
     er = (effective.effective_robustness(evals, er_baselines) if len(evals) >= 2
@@ -43,5 +45,5 @@ def build(evals: list[EvalResult], head: pd.DataFrame, baseline: str | None,
 
 def section(report: Report) -> dict:
     """The scorecard's page data, with its CSV frames under `frames` (render.py writes them beside the page)."""
-    ctx, frames = build(report.evals, report.head, report.baseline, report.er_baselines)
+    ctx, frames = build(report.evals, report.head, report.baseline, report.er_baselines, report.calibration)
     return {**ctx, "frames": frames}

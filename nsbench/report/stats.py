@@ -16,8 +16,12 @@ import numpy as np
 
 from ..schema import MEAN_ERR
 
-B = 1000
+B = 2000  # resamples of every interval, and the first draw of every bootstrap p (refined near a Holm threshold)
+B_MAX = 128_000  # the most resamples a p is redrawn with (B x 4^3)
 LEVEL = 0.95
+ALPHA = 1 - LEVEL  # the family-wise error rate Holm's adjustment keeps
+POWER = 0.80  # the power a minimum detectable effect is stated at
+Z_MC = 3.0  # a bootstrap p is resolved when no Holm threshold lies within Z_MC Monte Carlo standard errors of it
 CHUNK = 250
 
 
@@ -53,8 +57,10 @@ def reproduces(s: Sampler) -> bool:
 
 
 def quantiles(x: np.ndarray) -> tuple[float, float]:
+    """The central LEVEL interval of bootstrap values; none when a tenth of them are not finite."""
+    n = len(x)
     x = x[np.isfinite(x)]
-    if len(x) < 0.9 * B:
+    if n == 0 or len(x) < 0.9 * n:
         return np.nan, np.nan
     lo, hi = np.quantile(x, [(1 - LEVEL) / 2, 1 - (1 - LEVEL) / 2])
     return float(lo), float(hi)
@@ -72,26 +78,74 @@ def paired(a: Sampler, b: Sampler) -> bool:
     return len(a.items) > 0 and a.items == b.items and a.data is not None and a.data == b.data
 
 
-def difference(a: Sampler, b: Sampler, seed: int) -> dict:
-    """a - b with a 95% interval: paired on identical items, else two independent bootstraps."""
+def difference(a: Sampler, b: Sampler, seed: int, resamples: int = B) -> dict:
+    """a - b with a 95% interval, a two-sided p, the standard error of the difference (the bootstrap values' standard
+    deviation, for the minimum detectable effect) and how many resamples gave them: paired on identical items, else
+    two independent bootstraps. For accuracies paired on identical items the p is McNemar's exact test (no Monte
+    Carlo error); otherwise the bootstrap's (`bootstrap_p`), from `resamples` draws."""
     if paired(a, b):
-        d = draws(lambda w: a.fn(w) - b.fn(w), len(a.items), seed)
+        d = draws(lambda w: a.fn(w) - b.fn(w), len(a.items), seed, resamples)
         how = f"paired bootstrap over {len(a.items)} items"
     else:
-        d = draws(a.fn, len(a.items), seed) - draws(b.fn, len(b.items), seed + 1)
+        d = draws(a.fn, len(a.items), seed, resamples) - draws(b.fn, len(b.items), seed + 1, resamples)
         how = f"unpaired bootstrap ({len(a.items)} vs {len(b.items)} items)"
         if a.data is None or b.data is None:
             how += "; not paired: a dataset fingerprint is missing"
         elif a.data != b.data:
             how += "; not paired: scored on different data (dataset fingerprints or sets differ)"
     lo, hi = quantiles(d)
+    finite = d[np.isfinite(d)]
+    se = float(finite.std(ddof=1)) if len(finite) >= 0.9 * len(d) and len(finite) > 1 else np.nan
+    out = {"diff": a.point - b.point, "diff_low": lo, "diff_high": hi, "p": bootstrap_p(d), "test": how, "se": se,
+           "resamples": int(resamples)}
+    if paired(a, b) and a.binary is not None and b.binary is not None:
+        out["p"], out["test"] = mcnemar(a.binary, b.binary)
+        out["resamples"] = 0  # an exact p: nothing to refine
+    return out
+
+
+def bootstrap_p(d: np.ndarray) -> float:
+    """Two-sided bootstrap p of "no difference" from the bootstrap values d of a difference: twice the smaller tail
+    (the resamples at or beyond zero), each tail counted as (count + 1) / (resamples + 1) (Davison & Hinkley 1997,
+    Bootstrap Methods and their Application, eq. 4.11), so that no p is ever 0: with B resamples the smallest is
+    2 / (B + 1). A tenth or more non-finite values give none."""
+    n = len(d)
+    d = d[np.isfinite(d)]
+    if n == 0 or len(d) < 0.9 * n:
+        return np.nan
     # w @ x sums rounded fractions: equal resampled values may differ by ~1e-16 and a tie (d = 0, counted in
     # both tails) would fall on one side by rounding noise alone
-    dd = np.round(d[np.isfinite(d)], 9)
-    p = float(min(1.0, 2 * min((dd <= 0).mean(), (dd >= 0).mean()))) if len(dd) else np.nan
-    if paired(a, b) and a.binary is not None and b.binary is not None:
-        p, how = mcnemar(a.binary, b.binary)
-    return {"diff": a.point - b.point, "diff_low": lo, "diff_high": hi, "p": p, "test": how}
+    d = np.round(d, 9)
+    tail = min(int((d <= 0).sum()), int((d >= 0).sum()))
+    return float(min(1.0, 2 * (tail + 1) / (len(d) + 1)))
+
+
+def resolved(p: float, resamples: int, family: int) -> bool:
+    """Whether a bootstrap p from `resamples` draws decides the same under Holm in a family of `family` tests
+    whatever its Monte Carlo error: Holm compares each p with some ALPHA / k (k = 1..family), and none of those
+    lies within Z_MC standard errors of p (the standard error of twice a tail frequency, 2 sqrt(q (1 - q) / B) with
+    q = p / 2, at least one resample's step). An exact p (resamples 0) is always resolved."""
+    if resamples <= 0 or not np.isfinite(p) or family < 1:
+        return True
+    q = min(p / 2, 0.5)
+    se = max(2 * np.sqrt(q * (1 - q) / resamples), 2 / (resamples + 1))
+    thresholds = ALPHA / np.arange(1, family + 1)
+    return not bool(np.any(np.abs(thresholds - p) <= Z_MC * se))
+
+
+def mde(se: float, family: int, dof: float | None = None) -> float:
+    """The minimum detectable effect: the true difference a two-sided test at ALPHA / family (Bonferroni's level,
+    the strictest that Holm's step-down uses in a family of `family`) detects with probability POWER, given the
+    difference's standard error: (z_{1 - ALPHA / (2 family)} + z_POWER) x se, with t quantiles on `dof` degrees of
+    freedom for a t-test (Cohen 1988, ch. 2; the normal approximation for bootstrap and McNemar tests)."""
+    from scipy.stats import norm, t
+
+    if not (np.isfinite(se) and se > 0) or family < 1:
+        return np.nan
+    level = ALPHA / family
+    if dof is not None and np.isfinite(dof) and dof > 0:
+        return float((t.ppf(1 - level / 2, dof) + t.ppf(POWER, dof)) * se)
+    return float((norm.ppf(1 - level / 2) + norm.ppf(POWER)) * se)
 
 
 def mcnemar(a: np.ndarray, b: np.ndarray) -> tuple[float, str]:
@@ -198,7 +252,8 @@ def seeds_difference(a: dict, b: dict) -> dict:
             return {"diff": float(d.mean()), "diff_low": np.nan, "diff_high": np.nan, "p": np.nan, "test": test,
                     "flag": ZERO_VARIANCE}
         m, lo, hi = seeds_interval(d)
-        return {"diff": m, "diff_low": lo, "diff_high": hi, "p": float(ttest_1samp(d, 0.0).pvalue), "test": test}
+        return {"diff": m, "diff_low": lo, "diff_high": hi, "p": float(ttest_1samp(d, 0.0).pvalue), "test": test,
+                "se": float(d.std(ddof=1) / np.sqrt(len(d))), "dof": float(len(d) - 1)}
     x, y = np.array(list(a.values()), float), np.array(list(b.values()), float)
     if len(x) < 2 or len(y) < 2:
         return {"diff": np.nan, "diff_low": np.nan, "diff_high": np.nan, "p": np.nan, "test": ""}
@@ -212,4 +267,5 @@ def seeds_difference(a: dict, b: dict) -> dict:
     half = t.ppf(1 - (1 - LEVEL) / 2, dof) * se
     m = float(x.mean() - y.mean())
     p = float(ttest_ind(x, y, equal_var=False).pvalue)
-    return {"diff": m, "diff_low": m - half, "diff_high": m + half, "p": p, "test": "Welch t over seeds"}
+    return {"diff": m, "diff_low": m - half, "diff_high": m + half, "p": p, "test": "Welch t over seeds", "se": float(se),
+            "dof": float(dof)}

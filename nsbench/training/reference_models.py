@@ -12,13 +12,13 @@ import torch
 
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..config import OptimConfig, RuntimeConfig
-from ..data.loaders import ImageDataset
+from ..data.loaders import ImageDataset, iterate_clean
 from ..data.sources import Source
 from ..data.transforms import TrainAugment
 from ..models import ModelSpec, build_model, default_mean_std
 from ..utils import seed_everything
 from .stage import SEED_STRIDE, StageConfig, train_stage
-from .validate import ValSet, evaluate
+from .validate import ValSet
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,13 @@ def recipe() -> dict:
             "runtime": dataclasses.asdict(RuntimeConfig()),
             "noise": f"pad-and-crop max(1, size // {CROP_PAD_DIVISOR}), no RandAugment",
             "round_seed": f"seed + {SEED_STRIDE} * round", "keep": "best round by held-out top-1",
-            "stop": "a round that does not improve, or gains less than min_gain after the first"}
+            "stop": STOP_RULE}
+
+
+PATIENCE = 2  # rounds in a row without an improvement beyond noise before a reference stops
+STOP_RULE = (f"a round improves when its held-out top-1 beats the best round's by more than the standard error of "
+             f"that paired difference over the held-out images (and by at least min_gain); stop after {PATIENCE} "
+             f"rounds in a row that do not improve, or at max_rounds")
 
 
 @dataclass
@@ -64,7 +70,7 @@ class ReferenceJob:
     size: int
     epochs: int  # per round
     max_rounds: int
-    min_gain: float  # points of held-out top-1 a round must add to go on
+    min_gain: float  # points of held-out top-1 a round must add, beyond its standard error, to count as improving
     batch_size: int
     lr: float
     workdir: Path  # where the trained reference is kept (reloaded when present)
@@ -73,10 +79,10 @@ class ReferenceJob:
 
 def train_reference(**job) -> tuple[torch.nn.Module, dict]:
     """Train (or reload from `workdir`) one reference classifier (ReferenceJob's fields, as keywords) until its
-    accuracy on the held-out `val_indices` stops improving: rounds of `epochs` epochs (a fresh cosine cycle each,
-    warm-started), at most `max_rounds`, stopping when a round gains less than `min_gain` points; the best round's
-    weights are kept. Returns the model (eval mode, on `device`) and what it reached ({rounds, val_top1 per round,
-    val_top1})."""
+    accuracy on the held-out `val_indices` stops improving beyond noise: rounds of `epochs` epochs (a fresh cosine
+    cycle each, warm-started), at most `max_rounds`, stopping as STOP_RULE says; the best round's weights are kept.
+    Returns the model (eval mode, on `device`) and what it reached ({rounds, val_top1 per round, the standard error
+    and whether it improved per round, val_top1, stopped_by: "plateau" or "cap"})."""
     j = ReferenceJob(**job)
     path = Path(j.workdir) / f"{_name(j)}.pt"
     if path.exists():
@@ -85,9 +91,11 @@ def train_reference(**job) -> tuple[torch.nn.Module, dict]:
     seed_everything(j.seed)
     mean, std = default_mean_std(j.arch)
     spec = ModelSpec(j.arch, num_classes=len(j.source.classes), input_size=j.size, mean=mean, std=std, kwargs=j.kwargs)
-    model, history, best = _rounds(build_model(spec), j)
-    info = {"rounds": len(history), "epochs_per_round": j.epochs, "val_top1_per_round": history, "val_top1": best,
-            "n_train": int(len(j.indices)), "n_val": int(len(j.val_indices))}
+    model, history = _rounds(build_model(spec), j)
+    info = {"rounds": len(history["top1"]), "epochs_per_round": j.epochs, "val_top1_per_round": history["top1"],
+            "se_per_round": history["se"], "improved_per_round": history["improved"], "val_top1": max(history["top1"]),
+            "stopped_by": history["stopped_by"], "patience": PATIENCE, "n_train": int(len(j.indices)),
+            "n_val": int(len(j.val_indices))}
     save_checkpoint(path, model, spec, classes=j.source.classes, iteration=-1, parent_sha256=None,
                     config={"reference": {"arch": j.arch, "seed": j.seed, "kwargs": j.kwargs}}, metrics=info,
                     extra={"role": "dataset-a-reference"})
@@ -98,12 +106,14 @@ def _name(j: ReferenceJob) -> str:
     return f"ref-{j.arch}-{j.seed}"
 
 
-def _rounds(model: torch.nn.Module, j: ReferenceJob) -> tuple[torch.nn.Module, list[float], float]:
-    """Train round after round; return the model holding the best round's weights, every round's held-out top-1
-    and the best."""
+def _rounds(model: torch.nn.Module, j: ReferenceJob) -> tuple[torch.nn.Module, dict]:
+    """Train round after round (STOP_RULE); return the model holding the best round's weights and, per round, the
+    held-out top-1, the standard error of its paired difference with the best round before it and whether it
+    improved, and what stopped it."""
     ds = ImageDataset(j.source, j.indices, j.size, augment=_augment(j.size))
     val = ValSet(j.source, np.asarray(j.val_indices), j.size, batch_size=max(j.batch_size, MIN_VAL_BATCH))
-    history, best, best_state = [], -1.0, None
+    hist = {"top1": [], "se": [], "improved": [], "stopped_by": "cap"}
+    best_correct, best_state, since = None, None, 0
     for r in range(j.max_rounds):
         state = Path(j.workdir) / f"{_name(j)}.round{r}.state.pt"
         # each round a fresh cosine cycle from the last round's weights, with its own seed
@@ -112,18 +122,51 @@ def _rounds(model: torch.nn.Module, j: ReferenceJob) -> tuple[torch.nn.Module, l
                             seed=j.seed + SEED_STRIDE * r, distributed=False)
         model, _ = train_stage(model, stage)
         state.unlink(missing_ok=True)
-        acc = float(evaluate(model, val, j.device)["top1"])
-        history.append(acc)
-        log.info("%s: round %d, held-out top-1 %.2f%%", _name(j), r + 1, acc)
-        if acc > best:
-            gain, best = acc - best, acc
+        correct = _held_out_correct(model, val, j.device)
+        gain, se = improvement(correct, best_correct)
+        better = best_correct is None or gain > max(se, j.min_gain)
+        hist["top1"].append(float(100 * correct.mean()))
+        hist["se"].append(se)
+        hist["improved"].append(bool(better))
+        log.info("%s: round %d, held-out top-1 %.2f%%%s", _name(j), r + 1, hist["top1"][-1],
+                 "" if best_correct is None else f" ({gain:+.2f} on the best, standard error {se:.2f})")
+        if better:
+            best_correct, since = correct, 0
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            if r > 0 and gain < j.min_gain:
-                break
         else:
-            break
+            since += 1
+            if since >= PATIENCE:
+                hist["stopped_by"] = "plateau"
+                break
     model.load_state_dict(best_state)
-    return model, history, best
+    return model, hist
+
+
+def improvement(correct: np.ndarray, best: np.ndarray | None) -> tuple[float, float]:
+    """The gain in held-out top-1 (points) of a round's per-image outcomes over the best round's, and the standard
+    error of that paired difference (sd of the per-image differences / sqrt(n), in points); (nan, nan) for the first
+    round."""
+    if best is None:
+        return float("nan"), float("nan")
+    d = correct.astype(np.float64) - best.astype(np.float64)
+    se = float(100 * d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("inf")
+    return float(100 * d.mean()), se
+
+
+@torch.no_grad()
+def _held_out_correct(model: torch.nn.Module, val: ValSet, device: torch.device) -> np.ndarray:
+    """Per held-out image, whether the model's top-1 is right (in val.indices order; unreadable images count
+    wrong)."""
+    was_training = model.training
+    model.eval()
+    out = np.zeros(len(val.indices), bool)
+    where = {int(i): k for k, i in enumerate(val.indices)}
+    for x, y, i, _ in iterate_clean(val.source, val.indices, val.size, val.batch_size, device=device):
+        if len(y):
+            hit = (model(x).argmax(1).cpu() == y.cpu()).numpy()
+            out[[where[int(k)] for k in i]] = hit
+    model.train(was_training)
+    return out
 
 
 train_reference.recipe = recipe  # read by the harness for DATASET-A's cache key (bench/built_a.py build_a)

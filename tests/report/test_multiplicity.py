@@ -21,17 +21,17 @@ def test_holm_on_a_hand_computed_example():
 
 
 def test_a_report_family_demotes_what_does_not_survive_adjustment():
-    from nsbench.report.compare import NOT_AFTER_HOLM, adjust
+    from nsbench.report.compare import NOT_AFTER_HOLM, Tests, adjust
 
     # four "better" intervals (all exclude zero); raw p 0.001, 0.03, 0.04, 0.045 -> Holm 0.004, 0.09, 0.09, 0.09
     f = pd.DataFrame({"diff_low": [1.0, 0.2, 0.1, 0.1], "diff_high": [3.0, 2.0, 2.0, 2.0], "higher_is_better": True,
                       "p_value": [0.001, 0.03, 0.04, 0.045], "verdict": "better"})
-    adjust(f)
+    assert adjust(Tests(f)) == 4  # the family's size
     np.testing.assert_allclose(f.p_adjusted, [0.004, 0.09, 0.09, 0.09])
     assert list(f.verdict) == ["better"] + [NOT_AFTER_HOLM] * 3
     # split over two frames (headline and across-seeds), the family is their union
     a, b = f.iloc[:2].copy(), f.iloc[2:].copy()
-    adjust(a, b)
+    adjust(Tests(a), Tests(b))
     np.testing.assert_allclose(np.r_[a.p_adjusted, b.p_adjusted], [0.004, 0.09, 0.09, 0.09])
 
 

@@ -129,3 +129,24 @@ def test_effective_robustness_figure_in_headless_chromium(evals, tmp_path):
         assert b.eval("document.querySelectorAll('#calibration-table tbody tr').length") >= 4
         assert "outside the interval" in b.eval("document.querySelector('#published-measured').innerText")
         b.screenshot(ARTIFACTS / f"scorecard-{width}.png")
+
+
+def test_calibration_differences_are_tests_of_the_pages_one_family(evals, tmp_path):
+    """The calibration table's differences sit outside the verdict cards but colour cells: their tests belong to
+    the family Holm adjusts, whose size the page states."""
+    from nsbench.report import stats
+
+    html = render_report(evals, tmp_path / "r", baseline="rn50").read_text()
+    head = pd.read_csv(tmp_path / "r" / "headline.csv")
+    cal = pd.read_csv(tmp_path / "r" / "calibration.csv")
+    tested = cal[np.isfinite(cal.p_value)]
+    assert len(tested) >= 6 and (tested.p_value > 0).all()  # ECE, NLL, Brier on clean and V2, at least
+    raw = np.r_[head.p_value.to_numpy(float), cal.p_value.to_numpy(float)]
+    size = int(np.isfinite(raw).sum())
+    assert f"across the {size} tests this page makes" in html
+    adjusted = stats.holm(raw)[len(head):]
+    np.testing.assert_allclose(cal.p_adjusted, adjusted, rtol=1e-4, equal_nan=True)  # %.6g in the CSV
+    # coloured only where the adjusted p is below 0.05 and the interval excludes zero
+    for _, x in tested.iterrows():
+        excl = x.diff_low > 0 or x.diff_high < 0
+        assert (x.verdict in ("better", "worse")) == bool(excl and x.p_adjusted < 0.05), x.to_dict()

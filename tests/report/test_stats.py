@@ -21,7 +21,7 @@ def on(s: stats.Sampler, data: str = "fmnist|test") -> stats.Sampler:
     return replace(s, data=data)
 
 
-def resampled_means(x: np.ndarray, seed: int, b: int = 1000) -> np.ndarray:
+def resampled_means(x: np.ndarray, seed: int, b: int = stats.B) -> np.ndarray:
     """The percentile bootstrap written out: chunks of 250 resamples, chunk k drawn from default_rng(seed + 7919 k)
     as `rng.integers(0, n, (chunk, n))` (the seeds documented in stats.draws), the mean of x over each resample."""
     out = []
@@ -54,7 +54,7 @@ def test_accuracy_interval_on_a_fixed_seed_equals_plain_resampling():
     lo, hi = stats.interval(s, seed=11)
     exp_lo, exp_hi = np.quantile(100 * resampled_means(x, 11), [0.025, 0.975])
     assert (lo, hi) == (pytest.approx(exp_lo, abs=1e-9), pytest.approx(exp_hi, abs=1e-9))
-    assert lo < 100 * 40 / 60 < hi and stats.LEVEL == 0.95 and stats.B == 1000
+    assert lo < 100 * 40 / 60 < hi and stats.LEVEL == 0.95 and stats.B == 2000
     # the normal approximation (p +- 1.96 sqrt(p(1-p)/n)) lands within two resampling grid steps of it
     half = 1.96 * math.sqrt(40 / 60 * 20 / 60 / 60) * 100
     assert abs(lo - (100 * 40 / 60 - half)) < 2 * 100 / 60 and abs(hi - (100 * 40 / 60 + half)) < 2 * 100 / 60
@@ -80,7 +80,8 @@ def test_paired_difference_is_the_resampled_difference_and_narrower_than_unpaire
     width_u = unpaired["diff_high"] - unpaired["diff_low"]
     assert width_p < 0.5 * width_u  # 12 discordant of 400: the pairing removes most of the variance
     # the unpaired p is the two-sided bootstrap p
-    assert unpaired["p"] == pytest.approx(min(1.0, 2 * min((du <= 0).mean(), (du >= 0).mean())))
+    tail = min((du <= 0).sum(), (du >= 0).sum())
+    assert unpaired["p"] == pytest.approx(min(1.0, 2 * (tail + 1) / (len(du) + 1)))
 
 
 def test_mcnemar_exact_two_sided_p_on_a_known_table():
@@ -114,8 +115,10 @@ def test_bootstrap_p_of_a_measure_without_binary_outcomes():
     sa = on(stats.perturbation(v + 0.02, items, 100 * (v.mean() + 0.02)))
     sb = on(stats.perturbation(v, items, 100 * v.mean()))
     res = stats.difference(sa, sb, seed=0)
-    # every resample of a constant shift is the shift itself: interval [2, 2], p = 2 min(P(d <= 0), P(d >= 0)) = 0
-    assert res["diff_low"] == pytest.approx(2.0) and res["diff_high"] == pytest.approx(2.0) and res["p"] == 0.0
+    # every resample of a constant shift is the shift itself: interval [2, 2]; no resample reaches zero, and the p is
+    # (0 + 1) / (B + 1) per tail, doubled: the smallest a bootstrap p can be, never 0
+    assert res["diff_low"] == pytest.approx(2.0) and res["diff_high"] == pytest.approx(2.0)
+    assert res["p"] == pytest.approx(2 / (stats.B + 1)) and res["p"] > 0
     assert res["test"] == "paired bootstrap over 50 items"
 
 

@@ -59,7 +59,7 @@ def test_two_variants_two_seeds_end_to_end_then_resume_redoes_nothing(tiny_folde
         assert np.isfinite(c.diff_low) and c.diff_low <= c["diff"] <= c.diff_high
         significant = c.p_adjusted < 0.05  # Holm across the study's two claims
         expect = ("holds" if c.diff_low > 0 and significant else "reversed" if c.diff_high < 0 and significant
-                  else "not resolved at this scale")
+                  else f"underpowered (MDE {c.mde:.2f})" if c.mde > c.usual_effect else "not resolved at this scale")
         assert c.verdict == expect and c.p_adjusted >= c.p_value
     assert "| noise helps | noisy_student@1 | no_noise |" in (out / "report" / "claims.md").read_text()
     seeds = pd.read_csv(out / "report" / "seeds.csv")  # seed pooling groups by variant and iteration

@@ -35,8 +35,8 @@ class NaturalAdversarialTask:
     pool_limit: int | None = None
     references: list[ReferenceModel] = field(default_factory=lambda: [ReferenceModel(seed=s) for s in (0, 1, 2)])
     ref_epochs: int = 2  # epochs per training round of a reference model
-    ref_max_rounds: int = 4  # rounds until held-out accuracy stops improving (gains less than ref_min_gain points)
-    ref_min_gain: float = 0.5
+    ref_max_rounds: int = 4  # rounds until held-out accuracy stops improving beyond noise (reference_models.STOP_RULE)
+    ref_min_gain: float = 0.0  # points a round must gain besides beating its standard error
     ref_train_limit: int | None = 20000  # training images for each reference model (seeded subset)
     ref_val_limit: int = 2000  # held-out training images that decide when a reference stops
     ref_batch_size: int = 128
