@@ -79,8 +79,8 @@ def paired(a: Sampler, b: Sampler) -> bool:
 
 
 def difference(a: Sampler, b: Sampler, seed: int, resamples: int = B) -> dict:
-    """a - b with a 95% interval, a two-sided p, the standard error of the difference (the bootstrap values' standard
-    deviation, for the minimum detectable effect) and how many resamples gave them: paired on identical items, else
+    """a - b with a 95% interval, a two-sided p, the standard error of the difference (`interval_se`, for the minimum
+    detectable effect) and how many resamples gave them: paired on identical items, else
     two independent bootstraps. For accuracies paired on identical items the p is McNemar's exact test (no Monte
     Carlo error); otherwise the bootstrap's (`bootstrap_p`), from `resamples` draws."""
     if paired(a, b):
@@ -94,14 +94,23 @@ def difference(a: Sampler, b: Sampler, seed: int, resamples: int = B) -> dict:
         elif a.data != b.data:
             how += "; not paired: scored on different data (dataset fingerprints or sets differ)"
     lo, hi = quantiles(d)
-    finite = d[np.isfinite(d)]
-    se = float(finite.std(ddof=1)) if len(finite) >= 0.9 * len(d) and len(finite) > 1 else np.nan
-    out = {"diff": a.point - b.point, "diff_low": lo, "diff_high": hi, "p": bootstrap_p(d), "test": how, "se": se,
-           "resamples": int(resamples)}
+    out = {"diff": a.point - b.point, "diff_low": lo, "diff_high": hi, "p": bootstrap_p(d), "test": how,
+           "se": interval_se(lo, hi), "resamples": int(resamples)}
     if paired(a, b) and a.binary is not None and b.binary is not None:
         out["p"], out["test"] = mcnemar(a.binary, b.binary)
         out["resamples"] = 0  # an exact p: nothing to refine
     return out
+
+
+def interval_se(lo: float, hi: float) -> float:
+    """The standard error a central LEVEL interval implies, (hi - lo) / (2 z): the bootstrap values' standard
+    deviation would be the same for a normal difference, but a ratio of means whose denominator comes near zero in
+    a few resamples (relative mCE) has tails that make it meaningless; the interval is what the verdict reads."""
+    from scipy.stats import norm
+
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return np.nan
+    return float((hi - lo) / (2 * norm.ppf(1 - (1 - LEVEL) / 2)))
 
 
 def bootstrap_p(d: np.ndarray) -> float:

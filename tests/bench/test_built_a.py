@@ -111,7 +111,8 @@ def test_meta_json_and_the_report_say_what_built_a_is(tiny_folder, tmp_path):
     over = [f"data.source=folder:{tiny_folder}", "data.split=test", "data.image_size=32", "clean.limit=8",
             "corruptions.enabled=false", "perturbations.enabled=false", "fgsm.enabled=false",
             "natural_adversarial.references=[{arch: test_resnet, seed: 0}, {arch: test_resnet, seed: 1}, "
-            "{arch: test_resnet, seed: 2}]", "natural_adversarial.ref_max_rounds=2", "natural_adversarial.ref_train_limit=8"]
+            "{arch: test_resnet, seed: 2}]", "natural_adversarial.ref_max_rounds=2", "natural_adversarial.ref_train_limit=8",
+            "natural_adversarial.ref_min_gain=0.5"]  # a trainer that does not say what stopped it: judged on min_gain
     out = tmp_path / "eval" / "hashed"  # evaluate writes OUT/LABEL/
     evaluate(Hashed(0), "quick", out.parent, info=ModelInfo(classes=[f"class{i}" for i in range(4)], input_size=32, label="hashed"),
              settings=ScoreSettings(overrides=over, cache_dir=tmp_path / "cache", device="cpu", reference_trainer=trainer))
@@ -172,3 +173,51 @@ def test_nsbench_reference_recipe_holds_what_its_arguments_do_not():
     assert r["optim"]["optimizer"] == "adamw" and r["optim"]["warmup_epochs"] == reference_models.FIRST_ROUND_WARMUP_EPOCHS
     assert not {"epochs", "batch_size", "lr"} & set(r["optim"])  # the caller's arguments, keyed by build_a itself
     assert r["runtime"]["channels_last"] is True and str(reference_models.SEED_STRIDE) in r["round_seed"]
+
+
+def test_references_stop_on_a_plateau_beyond_noise_not_on_one_small_gain(monkeypatch, tmp_path):
+    """The stop rule: a round improves only when it beats the best round by more than the standard error of that
+    paired difference; two rounds in a row without improving stop the reference; the best round's weights are kept.
+    Stubbed rounds (held-out outcomes given per round) check it without training."""
+    n = 400
+    rng = np.random.default_rng(0)
+
+    def outcomes(acc, base=None, gained=0, lost=0):
+        """A round's held-out outcomes: `gained` images the base got wrong now right, `lost` right now wrong (rounds
+        churn: their difference is what the standard error sees)."""
+        if base is None:
+            return rng.random(n) < acc
+        out = base.copy()
+        out[rng.choice(np.flatnonzero(~base), gained, replace=False)] = True
+        out[rng.choice(np.flatnonzero(base), lost, replace=False)] = False
+        return out
+
+    r1 = outcomes(0.7)
+    r2 = outcomes(0, r1, 50, 10)  # +10 points on 400 images: far beyond its standard error (~1.6)
+    r3 = outcomes(0, r2, 22, 20)  # +0.5, standard error ~1.6: noise, not an improvement (the old rule's 0.5 passed it)
+    r4 = outcomes(0, r2, 40, 10)  # +7.5 on the best: improves, patience resets
+    r5 = outcomes(0, r4, 11, 10)  # +0.25 within noise
+    r6 = r4.copy()                # +0: the second round in a row without improving -> stop after round 6
+    rounds = iter([r1, r2, r3, r4, r5, r6, r6, r6])
+    seen = []
+
+    def fake_stage(model, stage):
+        with torch.no_grad():
+            model.weight.fill_(len(seen))  # the round's weights carry its number
+        seen.append(stage.name)
+        return model, {}
+
+    monkeypatch.setattr(reference_models, "train_stage", fake_stage)
+    monkeypatch.setattr(reference_models, "_held_out_correct", lambda model, val, device: next(rounds))
+    job = types.SimpleNamespace(source=_source("train"), indices=np.arange(8), val_indices=np.arange(4), size=32,
+                                epochs=1, batch_size=4, lr=1e-3, max_rounds=12, min_gain=0.0, workdir=tmp_path,
+                                device=torch.device("cpu"), arch="test_resnet", seed=0)
+    model, hist = reference_models._rounds(torch.nn.Linear(1, 1), job)
+    assert len(seen) == 6 and hist["stopped_by"] == "plateau"
+    assert hist["improved"] == [True, True, False, True, False, False]
+    assert model.weight.item() == 3  # round 4's weights (the fourth stage call filled 3): the best kept
+    gain, se = reference_models.improvement(r3, r2)
+    assert gain == pytest.approx(0.5) and se == pytest.approx(100 * np.std(r3.astype(float) - r2, ddof=1) / np.sqrt(n))
+    # a cap that stops a reference still improving is recorded as binding; a plateau never is
+    assert built_a.round_cap({"rounds": 12, "val_top1_per_round": [1.0] * 12, "stopped_by": "cap"}, 12, 0.0)["cap_binding"]
+    assert not built_a.round_cap({"rounds": 6, "val_top1_per_round": [1.0] * 6, "stopped_by": "plateau"}, 6, 0.0)["cap_binding"]
