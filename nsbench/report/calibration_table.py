@@ -2,7 +2,7 @@
 and the paired difference against the baseline, from the per-image confidence / nll / brier that the harness
 saves (bench/calibration_rows.py defines the three). Cells of a corruption tree (one per corruption and severity) are
 summarised per task as the mean over its cells, without an interval (the cells hold different images). Each
-difference against the baseline is a test of the page's one Holm family (compare.py `adjust`), coloured only where
+difference against the baseline is a test of the page's one Holm family (family.py `adjust`), coloured only where
 it is significant after the adjustment."""
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from ..calibration import ece_weighted  # the harness's own binning (nsbench/cal
 from ..schema import (CALIBRATION, CLEAN_CONDITION, CORRUPTION_TREE_TASKS, IMAGENET_3DCC, IMAGENET_C_BAR,
                       IMAGENET_SKETCH, IMAGENET_V2, METRICS, SKETCH, TASK_LABELS, usual_effect)
 from . import fmt, stats
-from .compare import Tests, adjust
+from .family import Tests, adjust
 from .load import EvalResult
 
 # the table's columns: ECE (%), NLL, Brier (schema.CALIBRATION, labelled as schema.METRICS labels them)

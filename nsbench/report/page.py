@@ -7,11 +7,12 @@ import datetime as _dt
 import numpy as np
 import pandas as pd
 
-from ..schema import (A_TOP1, A_TOP1_BUILT_LABEL, C_MEAN_ERR, CLEAN_TOP1, FAILED, FGSM, MCE, MEAN_FP, METRICS, MFR, PARTIAL, attack_measure,
-                      measure)
+from ..schema import (A_TOP1, A_TOP1_BUILT_LABEL, C_MEAN_ERR, CLEAN_TOP1, FAILED, FGSM, MCE, MEAN_FP, METRICS, MFR,
+                      PARTIAL, attack_measure, measure)
 from ..utils import library_versions
 from . import fmt, stats
-from .compare import UNDERPOWERED, Report
+from .compare import Report
+from .family import UNDERPOWERED
 from .load import EvalResult, RunResult
 from .notes import one_run_note
 from .tables import ATTACK, cell

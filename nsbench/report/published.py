@@ -1,19 +1,25 @@
 """Published against measured: each shipped published number (reference_data/published_scorecard.csv) whose model
 name matches a scored model (its label or its `timm:` / `torchvision:` name), beside what nsbench measured, the
 difference with the measured number's 95% interval, and, where the published number lies outside that interval
-(widened by the published number's rounding), the likely causes that can be checked from the saved metadata:
-preprocessing (image size, crop, interpolation), normaliser, label set, a subset of the images, precision."""
+(widened by the published number's rounding) and the test of it survives the page's Holm adjustment, the likely
+causes that can be checked from the saved metadata: preprocessing (image size, crop, interpolation), normaliser,
+label set, a subset of the images, precision. Each comparison is a test of the page's one family (compare.py): its p
+is two-sided from the normal the measured interval implies, on the distance beyond the rounding."""
 from __future__ import annotations
 
 import pandas as pd
 
+import numpy as np
+from scipy.stats import norm
+
 from ..reference import published_scorecard
-from ..schema import CLEAN, CORRUPTIONS, IMAGENET_SKETCH, TOP1_ACC
-from . import fmt, shifts
+from ..schema import CLEAN, CORRUPTIONS, IMAGENET_SKETCH, TOP1_ACC, usual_effect
+from . import fmt, shifts, stats
 from .load import EvalResult
 
 COLUMNS = ["model", "published_model", "set", "metric", "published", "measured", "measured_low", "measured_high",
-           "diff", "diff_low", "diff_high", "outside", "causes", "source", "note"]
+           "diff", "diff_low", "diff_high", "tolerance", "p_value", "p_adjusted", "test", "verdict", "se", "mde",
+           "usual_effect", "resamples", "higher_is_better", "outside", "causes", "source", "note"]
 PHOTO_SETS = (CLEAN, IMAGENET_SKETCH, "imagenet_a", "imagenet_r")  # resized + cropped (ImageNet-C files are not)
 
 
@@ -71,6 +77,8 @@ def causes(r: EvalResult, pub: dict, m: shifts.Measured) -> list[str]:
 
 
 def published_vs_measured(evals: list[EvalResult], head: pd.DataFrame) -> pd.DataFrame:
+    """One row per published number matched to a scored model, with its test (p_value) not yet adjusted and
+    `outside` undecided; `decide` sets both once the family is adjusted (compare.py does it for a report)."""
     rows = []
     for r in evals:
         mine = names(r)
@@ -83,17 +91,57 @@ def published_vs_measured(evals: list[EvalResult], head: pd.DataFrame) -> pd.Dat
             tol = _rounding(pub["value_text"])
             diff = m.value - pub["value"]
             lo, hi = m.low - pub["value"], m.high - pub["value"]
-            known = fmt.finite(lo) and fmt.finite(hi)
-            outside = bool(known and (lo - tol > 0 or hi + tol < 0))
-            why = causes(r, pub, m) if outside else []
-            if outside and not why:
-                why = ["none of preprocessing, normaliser, label set, image count or precision differs: check the "
-                       "weights' version and the library versions in the provenance"]
+            p, test, se = _test(m, pub["value"], tol, pub["metric"], stats.interval_se(lo, hi))
             rows.append({"model": r.label, "published_model": pub["model"], "set": pub["set"], "metric": pub["metric"],
                          "published": pub["value"], "measured": m.value, "measured_low": m.low, "measured_high": m.high,
-                         "diff": diff, "diff_low": lo, "diff_high": hi, "outside": outside, "causes": "; ".join(why),
-                         "source": pub["source"], "note": "; ".join(x for x in (pub["note"], m.note) if x)})
-    return pd.DataFrame(rows, columns=COLUMNS)
+                         "diff": diff, "diff_low": lo, "diff_high": hi, "tolerance": tol, "p_value": p,
+                         "p_adjusted": np.nan, "test": test, "verdict": "", "se": se, "mde": np.nan,
+                         "usual_effect": usual_effect(pub["metric"]), "resamples": 0, "higher_is_better": True,
+                         "outside": False, "causes": "", "source": pub["source"],
+                         "note": "; ".join(x for x in (pub["note"], m.note) if x), "_pub": pub, "_eval": r, "_m": m})
+    frame = pd.DataFrame(rows, columns=COLUMNS + ["_pub", "_eval", "_m"])
+    return frame
+
+
+def _test(m: shifts.Measured, published: float, tol: float, metric: str, se: float) -> tuple[float, str, float]:
+    """(p, test, standard error) of "the measured number is the published one" (+- its rounding): for a top-1
+    accuracy with its image count, the exact binomial test of the correct count against the nearest published rate
+    within the rounding (standard error sqrt(rate (1 - rate) / n)); otherwise two-sided from the normal the measured
+    interval implies, on the distance beyond the rounding."""
+    from scipy.stats import binomtest
+
+    if metric == TOP1_ACC and m.n > 0:
+        k = int(round(m.value / 100 * m.n))
+        rate = min(max(k / m.n, (published - tol) / 100), (published + tol) / 100)
+        rate = min(max(rate, 0.0), 1.0)
+        return (float(binomtest(k, m.n, rate).pvalue), f"exact binomial ({k} of {m.n} right against {100 * rate:.4g}%)",
+                float(100 * np.sqrt(rate * (1 - rate) / m.n)))
+    if fmt.finite(se) and se > 0:
+        return (float(2 * norm.sf(max(0.0, abs(m.value - published) - tol) / se)),
+                "normal from the measured 95% interval, beyond the published number's rounding", se)
+    return np.nan, "", se
+
+
+def decide(frame: pd.DataFrame) -> pd.DataFrame:
+    """After the family's adjustment: `outside` where the published number, +- its rounding, lies outside the
+    measured interval and the adjusted p is below ALPHA; the checkable causes of each published number beyond the
+    interval; the verdict; the working columns dropped."""
+    for i, x in frame.iterrows():
+        known = fmt.finite(x.diff_low) and fmt.finite(x.diff_high)
+        beyond = known and (x.diff_low - x.tolerance > 0 or x.diff_high + x.tolerance < 0)
+        significant = not fmt.finite(x.p_adjusted) or x.p_adjusted < stats.ALPHA
+        outside = bool(beyond and significant)
+        why = causes(x._eval, x._pub, x._m) if beyond else []
+        if beyond and not why:
+            why = ["none of preprocessing, normaliser, label set, image count or precision differs: check the "
+                   "weights' version and the library versions in the provenance"]
+        frame.at[i, "outside"] = outside
+        frame.at[i, "causes"] = "; ".join(why)
+        powered = not (fmt.finite(x.mde) and fmt.finite(x.usual_effect) and x.mde > x.usual_effect)
+        frame.at[i, "verdict"] = ("outside the interval" if outside else "no interval" if not known
+                                  else "outside the interval, not after Holm adjustment" if beyond
+                                  else "within" if powered else f"underpowered (MDE {fmt.num(x.mde, 2)})")
+    return frame.drop(columns=["_pub", "_eval", "_m"]).astype({"outside": bool})
 
 
 def table(frame: pd.DataFrame) -> list[dict]:
@@ -104,7 +152,7 @@ def table(frame: pd.DataFrame) -> list[dict]:
                     "published": fmt.num(x.published, 2), "measured": fmt.num(x.measured, 2),
                     "ci": fmt.ci(x.measured_low, x.measured_high, 2), "diff": fmt.signed(x["diff"], 2),
                     "diff_ci": fmt.ci(x.diff_low, x.diff_high, 2),
-                    "flag": "outside the interval" if x.outside else ("within" if fmt.finite(x.diff_low) else "no interval"),
+                    "flag": x.verdict, "p": fmt.pvalues(x.p_value, x.p_adjusted),
                     "cls": "bad" if x.outside else "", "causes": x.causes, "source": x.source, "note": x.note})
     return out
 

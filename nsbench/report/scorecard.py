@@ -9,17 +9,24 @@ from ..schema import CLEAN
 from . import effective, fmt, published, shifts
 from .calibration_table import calibration_frame, calibration_table
 from .compare import Report
+from .family import Tests, adjust
 from .load import EvalResult
 
 
 def build(evals: list[EvalResult], head: pd.DataFrame, baseline: str | None,
-          er_baselines: list[str] | None = None, cal: pd.DataFrame | None = None) -> tuple[dict, dict[str, pd.DataFrame]]:
-    """(template context, {csv name: frame}); `cal`: the calibration frame, Holm-adjusted with the page's other tests
-    (compare.py), else built and adjusted on its own."""
+          er_baselines: list[str] | None = None, cal: pd.DataFrame | None = None,
+          pub: pd.DataFrame | None = None) -> tuple[dict, dict[str, pd.DataFrame]]:
+    """(template context, {csv name: frame}); `cal`, `pub`: the calibration and published-vs-measured frames,
+    Holm-adjusted with the page's other tests (compare.py), else built and adjusted on their own."""
     if cal is None:
         cal = calibration_frame(evals, baseline) if evals else pd.DataFrame(columns=["model"])
+    if pub is None:
+        pub = published.published_vs_measured(evals, head) if evals else pd.DataFrame(columns=published.COLUMNS)
+        if len(pub):
+            tests = Tests(pub)
+            adjust(tests)
+            pub = published.decide(tests.frame)
     acc = shifts.accuracy_frame(evals) if evals else pd.DataFrame(columns=["model", "set"])
-    pub = published.published_vs_measured(evals, head) if evals else pd.DataFrame(columns=published.COLUMNS)
     er = (effective.effective_robustness(evals, er_baselines) if len(evals) >= 2
           else pd.DataFrame(columns=effective.COLUMNS))
     shifted = acc[~acc.set.isin([CLEAN])] if len(acc) else acc
@@ -45,5 +52,6 @@ def build(evals: list[EvalResult], head: pd.DataFrame, baseline: str | None,
 
 def section(report: Report) -> dict:
     """The scorecard's page data, with its CSV frames under `frames` (render.py writes them beside the page)."""
-    ctx, frames = build(report.evals, report.head, report.baseline, report.er_baselines, report.calibration)
+    ctx, frames = build(report.evals, report.head, report.baseline, report.er_baselines, report.calibration,
+                        report.published)
     return {**ctx, "frames": frames}

@@ -21,7 +21,7 @@ def test_holm_on_a_hand_computed_example():
 
 
 def test_a_report_family_demotes_what_does_not_survive_adjustment():
-    from nsbench.report.compare import NOT_AFTER_HOLM, Tests, adjust
+    from nsbench.report.family import NOT_AFTER_HOLM, Tests, adjust
 
     # four "better" intervals (all exclude zero); raw p 0.001, 0.03, 0.04, 0.045 -> Holm 0.004, 0.09, 0.09, 0.09
     f = pd.DataFrame({"diff_low": [1.0, 0.2, 0.1, 0.1], "diff_high": [3.0, 2.0, 2.0, 2.0], "higher_is_better": True,

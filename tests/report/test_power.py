@@ -10,7 +10,7 @@ from scipy.stats import norm
 
 from nsbench.report import stats
 from nsbench.report.claims import UNDERPOWERED, claim_verdict
-from nsbench.report.compare import NO_DIFFERENCE, Tests, adjust, verdict
+from nsbench.report.family import NO_DIFFERENCE, Tests, adjust, verdict
 
 
 def test_a_bootstrap_p_is_never_zero():

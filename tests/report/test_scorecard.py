@@ -80,7 +80,11 @@ def test_report_shows_calibration_published_vs_measured_and_effective_robustness
     assert np.isfinite(b0.diff_low)  # paired against the baseline's same images
     pub = pd.read_csv(tmp_path / "r" / "published_vs_measured.csv").set_index(["model", "set"])
     rn50 = pub.loc[("rn50", "imagenet_v2:matched-frequency")]
-    assert rn50.published == 63.19 and rn50.measured == 100.0 and bool(rn50.outside)
+    assert rn50.published == 63.19 and rn50.measured == 100.0
+    # beyond the (degenerate) bootstrap interval of 8 images, but 8 of 8 against 63.19% is p = 0.03 by the exact
+    # binomial test, which does not survive Holm across the page's tests: not flagged, and said so
+    assert not bool(rn50.outside) and rn50.verdict == "outside the interval, not after Holm adjustment"
+    assert rn50.p_value == pytest.approx(0.030399, abs=1e-5) and rn50.test.startswith("exact binomial (8 of 8")
     assert "8 measured of the 10,000" in rn50.causes  # the one checkable difference: a fabricated 8-image set
     b0v2 = pub.loc[("b0", "imagenet_v2:matched-frequency")]
     assert b0v2.published == 63.54 and b0v2.measured == 62.5 and not bool(b0v2.outside)  # 63.54 within [~25, 100]
@@ -141,11 +145,17 @@ def test_calibration_differences_are_tests_of_the_pages_one_family(evals, tmp_pa
     cal = pd.read_csv(tmp_path / "r" / "calibration.csv")
     tested = cal[np.isfinite(cal.p_value)]
     assert len(tested) >= 6 and (tested.p_value > 0).all()  # ECE, NLL, Brier on clean and V2, at least
-    raw = np.r_[head.p_value.to_numpy(float), cal.p_value.to_numpy(float)]
+    pub = pd.read_csv(tmp_path / "r" / "published_vs_measured.csv")
+    assert np.isfinite(pub.p_value).sum() >= 2  # published against measured: tests of the same family
+    raw = np.r_[head.p_value.to_numpy(float), cal.p_value.to_numpy(float), pub.p_value.to_numpy(float)]
     size = int(np.isfinite(raw).sum())
     assert f"across the {size} tests this page makes" in html
-    adjusted = stats.holm(raw)[len(head):]
-    np.testing.assert_allclose(cal.p_adjusted, adjusted, rtol=1e-4, equal_nan=True)  # %.6g in the CSV
+    adjusted = stats.holm(raw)
+    np.testing.assert_allclose(cal.p_adjusted, adjusted[len(head):len(head) + len(cal)], rtol=1e-4, equal_nan=True)
+    np.testing.assert_allclose(pub.p_adjusted, adjusted[len(head) + len(cal):], rtol=1e-4, equal_nan=True)
+    # a published number flagged outside the interval is one whose test survives the adjustment
+    assert (pub.outside == ((pub.p_adjusted < 0.05) & ((pub.diff_low - pub.tolerance > 0)
+                                                      | (pub.diff_high + pub.tolerance < 0)))).all()
     # coloured only where the adjusted p is below 0.05 and the interval excludes zero
     for _, x in tested.iterrows():
         excl = x.diff_low > 0 or x.diff_high < 0
