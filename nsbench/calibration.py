@@ -5,8 +5,13 @@
   floor(15 * p), clipped to 0..14, so p = 1 falls in the last bin); per bin |accuracy - mean confidence|, weighted
   by the bin's share of images; empty bins drop out. Equivalently sum_b |sum_{i in b} (correct_i - conf_i)| / n,
   which is the form that bootstraps as a weighted sum (report/calibration_table.py).
-- NLL: mean of -log p(true class) (robustness_metrics `nll`, a SparseCategoricalCrossentropy), in nats; computed
-  from logits with log-softmax, so no probability clipping.
+- NLL: mean of -log p(true class) in nats, as robustness_metrics' `nll` computes it (metrics/uncertainty.py lines
+  1258-1279, NegativeLogLikelihood: tf.keras.metrics.SparseCategoricalCrossentropy() on the probabilities). Keras
+  clips the probabilities to [eps, 1 - eps], eps = 1e-7, takes their log and hands that to
+  tf.nn.sparse_softmax_cross_entropy_with_logits (tf_keras/backend.py sparse_categorical_crossentropy), so the
+  clipped probabilities are renormalised: nll = -log(c_y / sum_k c_k), c = clip(p, 1e-7, 1 - 1e-7). No image
+  costs more than log(1 + C * 1e-7) - log(1e-7), about 16.12 nats for C <= 1000; an image whose probabilities all
+  lie inside [1e-7, 1 - 1e-7] keeps -log p(y). Computed here in float64 (Keras: float32).
 - Brier: mean of sum_k (p_k - 1[k = y])^2 (robustness_metrics `brier`: num_classes x the mean squared error of the
   one-hot vector), between 0 and 2.
 - Label sets (ImageNet-A / -R): the probabilities are restricted to the set and renormalised
@@ -21,6 +26,11 @@ from __future__ import annotations
 import numpy as np
 
 ECE_BINS = 15  # robustness_metrics metrics/uncertainty.py: ExpectedCalibrationError(num_bins=15)
+# Keras' epsilon, the probability clip of SparseCategoricalCrossentropy: tf_keras/backend_config.py line 26
+# `_EPSILON = 1e-7`, applied in tf_keras/backend.py lines 5733-5735 (keras-team/tf-keras dd0a723)
+NLL_EPSILON = 1e-7
+# names the NLL definition; cached per-image cells written under another are scored again (bench/context.py)
+NLL_DEFINITION = "keras-clip-1e-7"
 PER_IMAGE = ("confidence", "nll", "brier")  # the per-image columns calibration adds next to `correct`
 
 
@@ -41,8 +51,16 @@ def per_image(logits: np.ndarray, labels: np.ndarray, mask: np.ndarray | None = 
     rows = np.arange(len(z))
     pred = p.argmax(1)
     p_true = p[rows, labels]
-    return {"pred": pred, "correct": pred == labels, "confidence": p.max(1), "nll": -logp[rows, labels],
+    return {"pred": pred, "correct": pred == labels, "confidence": p.max(1), "nll": nll(p, labels),
             "brier": (p**2).sum(1) - 2 * p_true + 1.0}
+
+
+def nll(p: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per-image NLL from probabilities [n, C] as Keras' sparse_categorical_crossentropy(from_logits=False) computes
+    it: clip to [NLL_EPSILON, 1 - NLL_EPSILON], log, then sparse_softmax_cross_entropy_with_logits on those logs
+    (tf_keras/backend.py lines 5733-5735 and 5777-5782), i.e. -log(c_y / sum_k c_k)."""
+    c = np.clip(p, NLL_EPSILON, 1 - NLL_EPSILON)
+    return np.log(c.sum(1)) - np.log(c[np.arange(len(c)), labels])
 
 
 def bins(confidence: np.ndarray, n_bins: int = ECE_BINS) -> np.ndarray:

@@ -60,6 +60,14 @@ class OptimConfig:
     warmup_epochs: float = 1.0
     label_smoothing: float = 0.0
     ema_decay: float = 0.0  # 0 disables the EMA of weights (timm ModelEmaV3)
+    # The released code's EMA ramp (main.py: tf.train.ExponentialMovingAverage(decay=moving_average_decay,
+    # num_updates=global_step)): the decay of update n is min(ema_decay, (1 + n) / (10 + n)), n the optimizer steps
+    # done (TF moving_averages.py). false: ema_decay from the third step on, the first two copy the weights (timm).
+    ema_warmup: bool = False
+    # Labeled images per step that ema_decay is meant for (the released code: --train_batch_size 4096). A step of
+    # batch_size x ranks images then decays by ema_decay ** (images / ema_reference_batch), so the average spans
+    # as many images as the code's at any batch (the ramp's n counted the same way). 0: ema_decay per step.
+    ema_reference_batch: int = 0
     grad_clip: float = 0.0  # 0 disables clipping
     eval_every: int = 1  # validate every N epochs (the last epoch always)
 
@@ -376,6 +384,10 @@ def validate_optim(o: OptimConfig, where: str) -> None:
     check_range(f"{where}.warmup_epochs", o.warmup_epochs, lo=0)
     check_range(f"{where}.label_smoothing", o.label_smoothing, lo=0, hi=1, hi_open=True)
     check_range(f"{where}.ema_decay", o.ema_decay, lo=0, hi=1, hi_open=True)
+    check_range(f"{where}.ema_reference_batch", o.ema_reference_batch, lo=0)
+    for key in ("ema_warmup", "ema_reference_batch"):
+        if getattr(o, key) and o.ema_decay == 0:
+            raise NsbenchError(f"{where}.{key}: shapes the EMA, which ema_decay 0 turns off; set ema_decay > 0")
     check_range(f"{where}.grad_clip", o.grad_clip, lo=0)
     check_range(f"{where}.eval_every", o.eval_every, lo=1)
 

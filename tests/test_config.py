@@ -44,6 +44,10 @@ def test_exponent_floats_are_numbers_on_the_cli_and_in_recipes(tmp_path):
     ("pseudo.threshold=-1", "pseudo.threshold"), ("pseudo.temperature=0", "pseudo.temperature"),
     ("pseudo.per_class=0", "pseudo.per_class"), ("pseudo.per_class=avg", "pseudo.per_class"),
     ("data.labels_per_class=0", "data.labels_per_class"), ("ns.iterations=-1", "ns.iterations"),
+    ("teacher_optim.ema_decay=1", "teacher_optim.ema_decay"),
+    ("teacher_optim.ema_reference_batch=-1", "teacher_optim.ema_reference_batch"),
+    ("student_optim.ema_warmup=true", "student_optim.ema_warmup"),  # with ema_decay 0: no EMA to shape
+    ("student_optim.ema_reference_batch=4096", "student_optim.ema_reference_batch"),
 ])
 def test_bad_train_values_are_refused_when_the_config_loads(override, key):
     with pytest.raises(NsbenchError, match=rf"^recipe: {re.escape(key)}: "):

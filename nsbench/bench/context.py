@@ -16,6 +16,7 @@ import torch
 
 from .. import distributed
 from .. import schema
+from ..calibration import NLL_DEFINITION
 from ..data import open_source
 from ..data.loaders import auto_workers, iterate_clean, stack_uint8, to_device
 from ..data.sources import UnreadableImage
@@ -29,6 +30,7 @@ from . import metrics
 from .eval_model import EvalModel
 
 log = logging.getLogger(__name__)
+NLL_TAG = "nll_definition"  # saved next to a cached cell's per-image nll: the definition it was computed under
 
 
 class ClassCountMismatch(NsbenchError):
@@ -290,12 +292,18 @@ class EvalContext:
         if path.exists():
             try:
                 with np.load(path, allow_pickle=False) as z:
-                    return {k: z[k] for k in z.files}
+                    kept = {k: z[k] for k in z.files}
             except Exception as e:  # noqa: BLE001 - a damaged cache file is recomputed, never trusted
                 log.warning("%s: damaged cached cell (%s); recomputing", path, type(e).__name__)
+            else:
+                # per-image NLL written under another definition (calibration.NLL_DEFINITION) is scored again
+                if "nll" not in kept or str(kept.pop(NLL_TAG, "")) == NLL_DEFINITION:
+                    return kept
+                log.info("%s: cached cell holds NLL of another definition; recomputing", path)
         arrays = compute()
         if distributed.is_main():
+            tag = {NLL_TAG: np.asarray(NLL_DEFINITION)} if "nll" in arrays else {}
             with atomic_path(path) as tmp:
                 with open(tmp, "wb") as f:
-                    np.savez(f, **arrays)
+                    np.savez(f, **arrays, **tag)
         return arrays

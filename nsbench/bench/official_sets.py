@@ -68,6 +68,17 @@ def score(ctx, task: str, src: FileSource, key: str) -> dict[str, np.ndarray]:
                     lambda: calibration_rows.outcomes(ctx, src, idx))
 
 
+def unreadable(z: dict, folder: Path) -> int:
+    """How many of the images `score` asked for in `folder` could not be read (skipped, as -C and -A/-R skip them),
+    with a warning when any; a folder none of whose images reads is an error, not a cell of n = 0."""
+    skipped = int(z["n_asked"]) - len(z["correct"])
+    if skipped and not len(z["correct"]):
+        raise NsbenchError(f"{folder}: none of its {skipped} image(s) could be read")
+    if skipped:
+        log.warning("%s: %d unreadable image(s) skipped and counted", folder, skipped)
+    return skipped
+
+
 def accuracy_rows(ctx, task: str, condition: str, z: dict, **kw) -> tuple[list[dict], pd.DataFrame]:
     """top1_acc / top1_err and the calibration rows of one cell, and its per-image frame."""
     correct = z["correct"]
@@ -124,15 +135,17 @@ def scan_tree(root: Path, names: tuple[str, ...], what: str,
 def corruption_tree_task(ctx, task: str, t, names: tuple[str, ...], what: str,
                          severity_folders: dict | None = None, source: str = "") -> TaskResult:
     """top-1 error (and calibration) per corruption and severity, the mean error per corruption and over all of
-    them; no CE / mCE: these sets publish no normaliser (see the task modules)."""
+    them; no CE / mCE: these sets publish no normaliser (see the task modules). Unreadable images are skipped and
+    counted per cell (`skipped_unreadable` in the set's info, "corruption|severity": count, as -C records them)."""
     root = existing(task, t.root)
     cells, unknown = scan_tree(root, names, what, severity_folders)
     cells = [c for c in cells if c.corruption in t.corruptions and c.severity in t.severities]
-    rows, per, errors = [], [], {}
+    rows, per, errors, skipped = [], [], {}, {}
     for cell in tqdm(cells, desc=f"{ctx.em.label} {what}", leave=False, mininterval=2.0):
         src = scan_folder(cell.folder, f"{task}/{cell.corruption}/{cell.severity}", ctx.em.classes)
         src.kind = "as-is"  # shipped at 224 x 224, scored without resizing (as ImageNet-C)
         z = score(ctx, task, src, f"{cell.folder}")
+        skipped[f"{cell.corruption}|{cell.severity}"] = unreadable(z, cell.folder)
         r, p = accuracy_rows(ctx, task, cell.corruption, z, severity=cell.severity)
         rows += [x for x in r if x["metric"] != "top1_acc"]
         per.append(p)
@@ -149,7 +162,8 @@ def corruption_tree_task(ctx, task: str, t, names: tuple[str, ...], what: str,
         rows.append(ctx.row(task, "all", "mean_err", 100 * mean_error(per_severity, complete), n, note=note))
     info = {"source": f"official {what}: {root}", "layout": source, "cells": len(cells),
             "preprocessing": "files as shipped (224 x 224), no resizing",
-            "normaliser": "none published for this set: mean top-1 error, no CE / mCE"}
+            "normaliser": "none published for this set: mean top-1 error, no CE / mCE",
+            "skipped_unreadable": {k: v for k, v in skipped.items() if v}}
     if unknown:
         info["ignored_folders"] = unknown
         log.warning("%s: %d folder(s) that are not %s corruptions ignored: %s", root, len(unknown), what,

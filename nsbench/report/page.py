@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as _dt
 
-import numpy as np
 import pandas as pd
 
 from ..schema import (A_TOP1, A_TOP1_BUILT_LABEL, C_MEAN_ERR, CLEAN_TOP1, FAILED, FGSM, MCE, MEAN_FP, METRICS, MFR,

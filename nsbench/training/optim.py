@@ -1,4 +1,4 @@
-"""The optimiser and the learning-rate schedule of every training stage."""
+"""The optimiser, the learning-rate schedule and the EMA decay of every training stage."""
 from __future__ import annotations
 
 import math
@@ -46,3 +46,23 @@ def set_lr(opt: torch.optim.Optimizer, lr: float) -> float:
     for group in opt.param_groups:
         group["lr"] = lr
     return lr
+
+
+def ema_decay_at(cfg: OptimConfig, step: int, batch: int) -> float:
+    """Decay of the weights' EMA at optimizer step `step` (0-based, the update after that step) with `batch` labeled
+    images per step over all ranks; a pure function of the step, so resume needs no state.
+
+    - ema_warmup off: timm ModelEmaV3.get_decay(step) as nsbench always ran it: 0 for steps 0 and 1 (the average
+      starts as the trained weights), then ema_decay.
+    - ema_warmup on: TF's ramp, min(decay, (1 + n) / (10 + n)) (tensorflow/python/training/moving_averages.py,
+      ExponentialMovingAverage.apply), with num_updates = global_step as the released code passes it (main.py line
+      475); ema.apply runs after train_op (main.py lines 606-608), whose minimize(loss, global_step) (line 604) has
+      already counted the step, so n = step + 1.
+    - ema_reference_batch R: the decay is per R images, a step of `batch` takes it to the power batch / R, and n
+      counts steps of R images ((step + 1) * batch / R), so both the ramp and the plateau span the images the
+      reference's do."""
+    scale = batch / cfg.ema_reference_batch if cfg.ema_reference_batch else 1.0
+    if not cfg.ema_warmup:
+        return 0.0 if step <= 1 else cfg.ema_decay ** scale
+    n = (step + 1) * scale
+    return min(cfg.ema_decay, (1 + n) / (10 + n)) ** scale

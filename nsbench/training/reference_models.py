@@ -44,6 +44,9 @@ def recipe() -> dict:
     optim = dataclasses.asdict(_optim(1, 1, 1.0, 0))
     for given in ("epochs", "batch_size", "lr"):  # the caller's, already in the key
         optim.pop(given)
+    for later in ("ema_warmup", "ema_reference_batch"):  # added later, off here: a set built before keeps its key
+        if not optim.get(later):
+            optim.pop(later, None)
     return {"trainer": f"{__name__}.train_reference", "optim": optim, "later_rounds_warmup_epochs": 0.0,
             "runtime": dataclasses.asdict(RuntimeConfig()),
             "noise": f"pad-and-crop max(1, size // {CROP_PAD_DIVISOR}), no RandAugment",

@@ -36,7 +36,7 @@ from ..tensorboard import log_epoch
 from ..utils import NsbenchError, stop_if_diverged, tqdm
 from .batches import Batch, MixedBatchSampler, MixedCollate, MixedDataset
 from .budget import quarter_mark, steps_per_epoch as labeled_steps_per_epoch
-from .optim import lr_at, make_optimizer, set_lr
+from .optim import ema_decay_at, lr_at, make_optimizer, set_lr
 from .validate import ValSet, evaluate
 
 log = logging.getLogger(__name__)
@@ -148,6 +148,7 @@ def setup(model: nn.Module, cfg: StageConfig) -> Trainer:
     if cfg.runtime.channels_last:
         model.to(memory_format=torch.channels_last)
     opt = make_optimizer(model, cfg.optim)
+    # the decay of each update comes from ema_decay_at (loss_step); the copy starts as the model's weights
     ema = ModelEmaV3(model, decay=cfg.optim.ema_decay) if cfg.optim.ema_decay > 0 else None
     forward = model
     if dist_on:
@@ -270,9 +271,9 @@ def loss_step(t: Trainer, cfg: StageConfig, x: torch.Tensor, b: Batch, gstep: in
         nn.utils.clip_grad_norm_(t.model.parameters(), cfg.optim.grad_clip)
     t.opt.step()
     if t.ema is not None:
-        # the EMA of the weights (timm ModelEmaV3). With the stage's global step, timm uses decay 0 for steps 0 and 1
-        # (the average starts as the weights, not as the random init) and a resumed stage does not start over
-        t.ema.update(t.model, step=gstep)
+        # the EMA of the weights (timm ModelEmaV3), at the decay of the stage's global step (optim.ema_decay_at: timm's
+        # rule, or the released code's ramp and window per image), so a resumed stage does not start over
+        t.ema.apply_update_(t.model, ema_decay_at(cfg.optim, gstep, cfg.optim.batch_size * t.world))
     return loss_value
 
 

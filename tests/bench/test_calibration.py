@@ -42,12 +42,39 @@ def test_a_label_set_renormalises_over_its_classes():
     z = calibration.per_image(logits, np.array([1]), mask=np.array([0, 1]))
     assert z["confidence"] == pytest.approx([0.75]) and z["nll"] == pytest.approx([-math.log(0.75)])
     full = calibration.per_image(logits, np.array([1]))
-    assert not full["correct"][0] and full["nll"][0] > 40
+    # over all three classes p(0) and p(1) are below 1e-7: clipped (robustness_metrics' nll through Keras)
+    assert not full["correct"][0] and full["nll"][0] == pytest.approx(math.log(1 + 1e-7) - math.log(1e-7))
 
 
 def test_huge_logits_stay_finite():
     z = calibration.per_image(np.array([[1e4, -1e4, 0.0]]), np.array([1]))
-    assert np.isfinite(z["nll"]).all() and z["nll"][0] == pytest.approx(2e4)
+    # p = (1, 0, 0) clips to (1 - 1e-7, 1e-7, 1e-7), which sums to 1 + 1e-7
+    assert np.isfinite(z["nll"]).all() and z["nll"][0] == pytest.approx(math.log(1 + 1e-7) - math.log(1e-7))
+
+
+def _keras_nll(p: list[float], y: int) -> float:
+    """robustness_metrics' nll by hand: Keras clips p to [1e-7, 1 - 1e-7], takes the log and applies
+    sparse_softmax_cross_entropy_with_logits, -log(softmax(log c)[y]) = -log(c_y / sum_k c_k)."""
+    c = [min(max(x, 1e-7), 1 - 1e-7) for x in p]
+    return -math.log(c[y] / sum(c))
+
+
+def test_a_confident_wrong_prediction_costs_what_keras_clipping_allows():
+    z = calibration.per_image(np.array([[100.0, 0.0]]), np.array([1]))
+    assert z["nll"][0] == pytest.approx(16.11809565095832, abs=1e-9)  # -log(1e-7): the clip, not 100
+    assert z["nll"][0] == pytest.approx(_keras_nll([1.0, math.exp(-100.0)], 1), abs=1e-9)
+    # a confident right answer over 1000 classes costs log((1 + 998e-7) / (1 - 1e-7)): its 999 tails clip to 1e-7
+    many = np.zeros((1, 1000))
+    many[0, 0] = 100.0
+    got = calibration.per_image(many, np.array([0]))["nll"][0]
+    assert got == pytest.approx(_keras_nll([1.0] + [math.exp(-100.0)] * 999, 0), rel=1e-9) and 9.9e-5 < got < 1.01e-4
+
+
+def test_an_ordinary_prediction_keeps_minus_log_p():
+    logits = np.log(np.array([[0.2, 0.5, 0.3], [0.6, 0.1, 0.3]]))  # every probability inside [1e-7, 1 - 1e-7]
+    z = calibration.per_image(logits, np.array([2, 1]))
+    assert z["nll"] == pytest.approx([-math.log(0.3), -math.log(0.1)], rel=1e-12)
+    assert z["nll"] == pytest.approx([_keras_nll([0.2, 0.5, 0.3], 2), _keras_nll([0.6, 0.1, 0.3], 1)], rel=1e-12)
 
 
 def test_weighted_ece_equals_ece_at_uniform_weights_and_follows_resampling():
@@ -59,3 +86,22 @@ def test_weighted_ece_equals_ece_at_uniform_weights_and_follows_resampling():
     w = np.zeros((1, 200))
     w[0, :100] = 1 / 100  # a resample that holds only the first half
     assert calibration.ece_weighted(w, conf, correct)[0] == pytest.approx(calibration.ece(conf[:100], correct[:100]))
+
+
+def test_a_cached_cell_with_nll_of_another_definition_is_scored_again(tmp_path):
+    from helpers import PixelOracle, ctx_for
+
+    ctx = ctx_for(tmp_path, PixelOracle([0]))
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"correct": np.array([False]), "nll": np.array([16.1])}
+
+    ctx.cell("t", "k", compute)
+    again = ctx.cell("t", "k", compute)
+    assert len(calls) == 1 and set(again) == {"correct", "nll"}  # reused; the definition tag is not handed back
+    path = next((tmp_path / "cache" / "cells").rglob("*.npz"))
+    np.savez(path, correct=np.array([False]), nll=np.array([100.0]))  # written before NLL was clipped: no tag
+    assert ctx.cell("t", "k", compute)["nll"][0] == 16.1 and len(calls) == 2
+    assert ctx.cell("t", "k", compute)["nll"][0] == 16.1 and len(calls) == 2  # rewritten with the tag: reused

@@ -13,6 +13,7 @@ from nsbench.bench.suite import SuiteConfig, load_suite
 from nsbench.bench.tasks import imagenet_3dcc as T3, imagenet_c_bar as TB, imagenet_sketch as TS, imagenet_v2 as TV
 from nsbench.data.transforms import prepare
 from nsbench.resources import resolve
+from nsbench.utils import NsbenchError
 
 
 class Recorder(PixelOracle):
@@ -120,6 +121,35 @@ def test_3dcc_tree_rows_and_unknown_folders(tmp_path):
     (bad / names[7]).mkdir(parents=True)
     with pytest.raises(Exception, match="not a severity folder"):
         T3.run(ctx, T3.ImageNet3DCCTask(enabled=True, root=str(root)), None)
+
+
+@pytest.mark.parametrize("task,run,config,corruption", [
+    ("imagenet_c_bar", TB.run, TB.ImageNetCBarTask, "sparkles"),
+    ("imagenet_3dcc", T3.run, T3.ImageNet3DCCTask, "fog_3d"),
+])
+def test_a_truncated_jpeg_in_a_tree_cell_is_skipped_and_counted(tmp_path, caplog, task, run, config, corruption):
+    names = synsets()
+    root = tmp_path / task
+    for sev in range(1, 6):
+        for j in range(3):
+            save(root / corruption / str(sev) / names[3] / f"{j}.JPEG", encoded_image(0))
+    victim = root / corruption / "2" / names[3] / "1.JPEG"
+    victim.write_bytes(victim.read_bytes()[: len(victim.read_bytes()) // 3])
+    ctx = ctx_for(tmp_path, PixelOracle([3, 7], decoy=None))
+    with caplog.at_level("WARNING", logger="nsbench.bench.official_sets"):
+        res = run(ctx, config(enabled=True, root=str(root), corruptions=[corruption]), None)
+    assert res.sets[task]["skipped_unreadable"] == {f"{corruption}|2": 1}
+    n = {r["severity"]: r["n"] for r in by(res.rows, metric="top1_err")}
+    assert n == {1: 3, 2: 2, 3: 3, 4: 3, 5: 3}
+    assert by(res.rows, metric="top1_err", severity=2)[0]["value"] == 0.0  # the two readable images, both right
+    warned = [r.getMessage() for r in caplog.records if r.name == "nsbench.bench.official_sets"]
+    assert warned == [f"{root / corruption / '2'}: 1 unreadable image(s) skipped and counted"]
+    # a cell none of whose images reads is an error that names it, not a row of n = 0
+    for j in range(3):
+        f = root / corruption / "4" / names[3] / f"{j}.JPEG"
+        f.write_bytes(f.read_bytes()[:100])
+    with pytest.raises(NsbenchError, match=f"{corruption}/4: none of its 3 image"):
+        run(ctx, config(enabled=True, root=str(root), corruptions=[corruption]), None)
 
 
 def test_imagenet_suite_skips_absent_sets_with_a_note(tmp_path, monkeypatch):

@@ -32,6 +32,14 @@ def test_every_shipped_recipe_loads_and_its_ladder_never_shrinks():
             ladder.check_ladder(cfg, 10)
 
 
+def test_the_default_recipe_keeps_no_ema():
+    from nsbench.resources import resolve
+
+    cfg = load_train_config(resolve("recipe", "default"))
+    for o in (cfg.teacher_optim, cfg.student_optim):
+        assert (o.ema_decay, o.ema_warmup, o.ema_reference_batch) == (0.0, False, 0)
+
+
 def test_imagenet_recipes_mirror_the_released_per_size_settings():
     """google-research/noisystudent: efficientnet_builder.py efficientnet_params (resolution, dropout) and
     local_scripts/imagenet/train_offline.sh (unlabel_ratio, train_ratio, randaug_mag per size)."""
@@ -50,5 +58,7 @@ def test_imagenet_recipes_mirror_the_released_per_size_settings():
         if magnitude[k]:
             assert cfg.noise.ra_magnitude == magnitude[k] and cfg.noise.ra_ops == "tf"
         assert cfg.student_optim.optimizer == "rmsprop" and cfg.student_optim.ema_decay == 0.9999
+        for o in (cfg.teacher_optim, cfg.student_optim):  # main.py: 0.9999 per 4,096-image step, num_updates ramp
+            assert (o.ema_decay, o.ema_warmup, o.ema_reference_batch) == (0.9999, True, 4096)
         assert cfg.pseudo.threshold == 0.3 and cfg.pseudo.soft and cfg.pseudo.filter_on == "untempered"
         assert cfg.student_optim.lr == pytest.approx(0.016 * cfg.student_optim.batch_size * 8 / 256)

@@ -1,14 +1,16 @@
 """`optimizer: rmsprop` is TF's RMSProp as the released Noisy Student code runs it (utils.py build_optimizer:
 tf.train.RMSPropOptimizer(lr, decay=0.9, momentum=0.9, epsilon=1e-3)), checked step by step against the update
-rule written out here, not against the library that implements it."""
+rule written out here, not against the library that implements it; the EMA decay (ema_decay_at): timm's rule by
+default, TF's num_updates ramp and the released code's window per image when asked."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
 from nsbench.config import OptimConfig
-from nsbench.training.optim import make_optimizer
+from nsbench.training.optim import ema_decay_at, make_optimizer
 
 
 def tf_rmsprop(w0: np.ndarray, grads: list[np.ndarray], lr: float, wd: float, decay=0.9, momentum=0.9, eps=1e-3):
@@ -85,3 +87,34 @@ def test_torch_rmsprop_would_fail_the_same_check():
     torch_step = np.abs(out["weight"][0] - w0).max()
     tf_step = np.abs(tf_rmsprop(w0, [g], 0.016, 0.0)[0] - w0).max()
     assert torch_step > 30 * tf_step
+
+
+def test_ema_ramp_is_tfs_num_updates_formula():
+    """tf.train.ExponentialMovingAverage(decay, num_updates=global_step): min(decay, (1 + n) / (10 + n)), n the
+    global step after the step's increment (the released main.py applies the EMA after minimize counted it)."""
+    cfg = OptimConfig(ema_decay=0.9999, ema_warmup=True)
+    for step, n in ((0, 1), (10, 11), (1000, 1001)):
+        assert ema_decay_at(cfg, step, 128) == min(0.9999, (1 + n) / (10 + n))
+    assert ema_decay_at(cfg, 0, 128) == 2 / 11 and ema_decay_at(cfg, 10, 128) == 12 / 21
+    assert ema_decay_at(cfg, 1000, 128) == 1002 / 1011
+    assert ema_decay_at(cfg, 89_988, 128) < 0.9999 == ema_decay_at(cfg, 89_990, 128)  # the ramp meets the cap
+
+
+def test_ema_without_the_new_options_is_timms_fixed_decay():
+    from timm.utils import ModelEmaV3
+
+    timm_ema = ModelEmaV3(nn.Linear(2, 2), decay=0.99)
+    cfg = OptimConfig(ema_decay=0.99)
+    got = [ema_decay_at(cfg, step, 32) for step in range(6)]
+    assert got == [timm_ema.get_decay(step) for step in range(6)] == [0.0, 0.0, 0.99, 0.99, 0.99, 0.99]
+
+
+def test_ema_reference_batch_keeps_the_window_per_image():
+    cfg = OptimConfig(ema_decay=0.9999, ema_reference_batch=4096)
+    assert ema_decay_at(cfg, 5, 4096) == 0.9999
+    quarter = ema_decay_at(cfg, 5, 1024)
+    assert quarter == pytest.approx(0.999975, abs=1e-7) and quarter**4 == pytest.approx(0.9999, rel=1e-12)
+    ramp = OptimConfig(ema_decay=0.9999, ema_warmup=True, ema_reference_batch=4096)
+    # four steps of 1,024 images after 4,096 images: the reference's first update (n = 1), spread over them
+    assert ema_decay_at(ramp, 3, 1024) ** 4 == pytest.approx(2 / 11, rel=1e-12)
+    assert ema_decay_at(ramp, 4 * 1000 + 3, 1024) ** 4 == pytest.approx(1002 / 1011, rel=1e-12)

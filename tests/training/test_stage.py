@@ -76,6 +76,23 @@ def test_ema_of_weights_is_what_gets_checkpointed(tmp_path):
     assert torch.load(tmp_path / "s.pt", weights_only=True)["ema"] is not None  # resumable with its EMA
 
 
+def test_ema_with_the_tf_ramp_is_mostly_the_weights_after_one_step(tmp_path):
+    """ema_warmup: the first update decays by min(0.9999, 2 / 11) (TF's num_updates ramp at global_step 1), so the
+    average is 9/11 the trained weights and 2/11 the starting ones, not 0.9999 the random init."""
+    rng = np.random.default_rng(0)
+    src = ArraySource("toy", rng.integers(0, 255, (8, 32, 32, 3), dtype=np.uint8), np.arange(8) % 2, ["a", "b"])
+    model = build_model(ModelSpec("test_efficientnet", num_classes=2))
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    optim = OptimConfig(epochs=1, batch_size=8, warmup_epochs=0, ema_decay=0.9999, ema_warmup=True)
+    final, _ = train_stage(model, StageConfig(name="ema", optim=optim, runtime=RuntimeConfig(device="cpu"),
+                           labeled=ImageDataset(src, np.arange(8), 32), pseudo=None, ratio=0, unlabeled_weight=0.0,
+                           val=None, device=torch.device("cpu"), state_path=tmp_path / "s.pt", seed=0))
+    w = "net.classifier.weight"
+    trained = model.state_dict()[w]
+    assert not torch.equal(trained, start[w])  # one step moved the weights
+    torch.testing.assert_close(final.state_dict()[w], 2 / 11 * start[w] + 9 / 11 * trained)
+
+
 def log_softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(1, keepdims=True)
     return z - np.log(np.exp(z).sum(1, keepdims=True))
