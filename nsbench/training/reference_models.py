@@ -55,9 +55,9 @@ def recipe() -> dict:
 
 
 PATIENCE = 2  # rounds in a row without an improvement beyond noise before a reference stops
-STOP_RULE = (f"a round improves when its held-out top-1 beats the best round's by more than the standard error of "
-             f"that paired difference over the held-out images (and by at least min_gain); stop after {PATIENCE} "
-             f"rounds in a row that do not improve, or at max_rounds")
+STOP_RULE = (f"a round improves when its held-out top-1 beats the best round's so far by more than the standard error "
+             f"of that paired difference over the held-out images (and by more than min_gain); stop after {PATIENCE} "
+             f"rounds in a row that do not improve, or at max_rounds; the round with the best held-out top-1 is kept")
 
 
 @dataclass
@@ -110,9 +110,9 @@ def _name(j: ReferenceJob) -> str:
 
 
 def _rounds(model: torch.nn.Module, j: ReferenceJob) -> tuple[torch.nn.Module, dict]:
-    """Train round after round (STOP_RULE); return the model holding the best round's weights and, per round, the
-    held-out top-1, the standard error of its paired difference with the best round before it and whether it
-    improved, and what stopped it."""
+    """Train round after round (STOP_RULE); return the model holding the weights of the round with the best held-out
+    top-1 and, per round, the held-out top-1, the standard error of its paired difference with the best round before
+    it and whether it improved beyond that, and what stopped it."""
     ds = ImageDataset(j.source, j.indices, j.size, augment=_augment(j.size))
     val = ValSet(j.source, np.asarray(j.val_indices), j.size, batch_size=max(j.batch_size, MIN_VAL_BATCH))
     hist = {"top1": [], "se": [], "improved": [], "stopped_by": "cap"}
@@ -127,20 +127,19 @@ def _rounds(model: torch.nn.Module, j: ReferenceJob) -> tuple[torch.nn.Module, d
         state.unlink(missing_ok=True)
         correct = _held_out_correct(model, val, j.device)
         gain, se = improvement(correct, best_correct)
-        better = best_correct is None or gain > max(se, j.min_gain)
+        improved = best_correct is None or gain > max(se, j.min_gain)
         hist["top1"].append(float(100 * correct.mean()))
         hist["se"].append(se)
-        hist["improved"].append(bool(better))
+        hist["improved"].append(bool(improved))
         log.info("%s: round %d, held-out top-1 %.2f%%%s", _name(j), r + 1, hist["top1"][-1],
-                 "" if best_correct is None else f" ({gain:+.2f} on the best, standard error {se:.2f})")
-        if better:
-            best_correct, since = correct, 0
+                 "" if best_correct is None else f" ({gain:+.2f} on the best round, standard error {se:.2f})")
+        if best_correct is None or gain > 0:  # the best round by held-out top-1: its weights are kept
+            best_correct = correct
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            since += 1
-            if since >= PATIENCE:
-                hist["stopped_by"] = "plateau"
-                break
+        since = 0 if improved else since + 1
+        if since >= PATIENCE:
+            hist["stopped_by"] = "plateau"
+            break
     model.load_state_dict(best_state)
     return model, hist
 

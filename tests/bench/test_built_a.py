@@ -196,8 +196,8 @@ def test_references_stop_on_a_plateau_beyond_noise_not_on_one_small_gain(monkeyp
     r2 = outcomes(0, r1, 50, 10)  # +10 points on 400 images: far beyond its standard error (~1.6)
     r3 = outcomes(0, r2, 22, 20)  # +0.5, standard error ~1.6: noise, not an improvement (the old rule's 0.5 passed it)
     r4 = outcomes(0, r2, 40, 10)  # +7.5 on the best: improves, patience resets
-    r5 = outcomes(0, r4, 11, 10)  # +0.25 within noise
-    r6 = r4.copy()                # +0: the second round in a row without improving -> stop after round 6
+    r5 = outcomes(0, r4, 11, 10)  # +0.25 within noise, but the best held-out top-1 so far: its weights are kept
+    r6 = r5.copy()                # +0: the second round in a row without improving -> stop after round 6
     rounds = iter([r1, r2, r3, r4, r5, r6, r6, r6])
     seen = []
 
@@ -215,7 +215,7 @@ def test_references_stop_on_a_plateau_beyond_noise_not_on_one_small_gain(monkeyp
     model, hist = reference_models._rounds(torch.nn.Linear(1, 1), job)
     assert len(seen) == 6 and hist["stopped_by"] == "plateau"
     assert hist["improved"] == [True, True, False, True, False, False]
-    assert model.weight.item() == 3  # round 4's weights (the fourth stage call filled 3): the best kept
+    assert model.weight.item() == 4  # round 5's weights (the fifth stage call filled 4): the best held-out top-1
     gain, se = reference_models.improvement(r3, r2)
     assert gain == pytest.approx(0.5) and se == pytest.approx(100 * np.std(r3.astype(float) - r2, ddof=1) / np.sqrt(n))
     # a cap that stops a reference still improving is recorded as binding; a plateau never is
