@@ -224,8 +224,8 @@ def test_a_study_runs_unchanged_under_torchrun(tiny_folder, tmp_path):
     assert done["trained"] == ["teacher-seed0", "noisy_student-seed0"]
     assert done["evaluated"] == ["teacher-seed0-iter0", "noisy_student-seed0-iter1"]
     assert sorted((out / "runs" / "noisy_student-seed0" / "iter1" / "pseudo").glob("labels-*"))[-1].name.endswith("of-00002.parquet")
-    assert pd.read_csv(out / "report" / "claims.csv").verdict.iloc[0] in (
-        "holds", "reversed", "not resolved at this scale")
+    verdict = pd.read_csv(out / "report" / "claims.csv").verdict.iloc[0]
+    assert verdict in ("holds", "reversed", "not resolved at this scale") or verdict.startswith("underpowered (MDE ")
     res = subprocess.run(cmd, env=env, cwd=root, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0 and json.loads((out / "study.json").read_text())["last_invocation"]["trained"] == []
 
