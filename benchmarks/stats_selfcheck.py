@@ -85,19 +85,22 @@ def _on(s: stats.Sampler) -> stats.Sampler:
     return s
 
 
-# ------------------------------------------------------------------------------------------------------- checks
-
-def coverage_accuracy(rng, reps: int, n: int = 1000) -> Check:
-    p_a, discord = 0.80, (0.04, 0.06)
-    truth = 100 * (discord[1] - discord[0])
-    hits = 0
+def paired_differences(rng, reps: int, n: int, p_a: float, discord: tuple[float, float]):
+    """`reps` simulated paired accuracy comparisons b - a through stats.difference (McNemar's p, bootstrap interval)."""
     items = tuple(range(n))
     for r in range(reps):
         a, b = paired_outcomes(rng, n, p_a, discord)
         sa = _on(stats.accuracy(a, items, 100 * a.mean()))
         sb = _on(stats.accuracy(b, items, 100 * b.mean()))
-        d = stats.difference(sb, sa, seed=r)
-        hits += d["diff_low"] <= truth <= d["diff_high"]
+        yield stats.difference(sb, sa, seed=r)
+
+
+# ------------------------------------------------------------------------------------------------------- checks
+
+def coverage_accuracy(rng, reps: int, n: int = 1000) -> Check:
+    p_a, discord = 0.80, (0.04, 0.06)
+    truth = 100 * (discord[1] - discord[0])
+    hits = sum(d["diff_low"] <= truth <= d["diff_high"] for d in paired_differences(rng, reps, n, p_a, discord))
     return Check("coverage, paired accuracy", f"95% paired bootstrap interval of b - a over {n} images "
                  f"(true difference +{truth:g} points)", hits, reps, "95 +- 1")
 
@@ -179,14 +182,7 @@ def mde_power(rng, reps: int, n: int = 2000, family: int = 10) -> Check:
         se = 100 * np.sqrt((q[0] + q[1] - (q[1] - q[0]) ** 2) / n)  # sd of the per-image difference / sqrt(n)
         mde = stats.mde(se, family)
     discord = (base, base + mde / 100)
-    hits = 0
-    items = tuple(range(n))
-    for r in range(reps):
-        a, b = paired_outcomes(rng, n, p_a, discord)
-        sa = _on(stats.accuracy(a, items, 100 * a.mean()))
-        sb = _on(stats.accuracy(b, items, 100 * b.mean()))
-        d = stats.difference(sb, sa, seed=r)
-        hits += d["p"] < stats.ALPHA / family and d["diff"] > 0
+    hits = sum(d["p"] < stats.ALPHA / family and d["diff"] > 0 for d in paired_differences(rng, reps, n, p_a, discord))
     return Check("power at the stated MDE", f"paired accuracy over {n} images, true difference = the stated MDE "
                  f"({mde:.2f} points at 0.05 / {family}); exact McNemar", hits, reps, "80 (the MDE's promise)")
 
