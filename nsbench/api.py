@@ -110,6 +110,9 @@ def train(recipe: str | Path = "default", out: str | Path | None = None, *,
         extra += [f"runtime.device={device}"] if device else []
         extra += [f"seed={seed}"] if seed is not None else []
         if config is not None:
+            if not (isinstance(config, (dict, TrainConfig)) or dataclasses.is_dataclass(config)):
+                raise NsbenchError(f"config: expected a mapping shaped like a recipe or a TrainConfig, got "
+                                   f"{type(config).__name__} {config!r:.60}")
             base = config.to_dict() if isinstance(config, TrainConfig) else dataclasses.asdict(config) \
                 if dataclasses.is_dataclass(config) else dict(config)
             cfg, name = load_train_config(base, extra), "config"

@@ -67,6 +67,9 @@ def _blocked(e: Exception) -> str:
     return (keep or lines or ["unsafe pickle"])[0][:300]
 
 
+OPTIONAL_MAPPINGS = ("config", "dataset", "metrics")  # checkpoint metadata fields that are mappings when present
+
+
 def _check_meta(path: Path, meta: Any, state: Any) -> None:
     """A tagged checkpoint whose metadata or weights are not what nsbench writes -> one line naming the field."""
     if not isinstance(meta, dict):
@@ -85,6 +88,14 @@ def _check_meta(path: Path, meta: Any, state: Any) -> None:
     if len(classes) != model["num_classes"]:
         raise NsbenchError(f"{path}: checkpoint metadata is corrupt ({len(classes)} class names for "
                            f"model.num_classes={model['num_classes']})")
+    for key in OPTIONAL_MAPPINGS:  # read as mappings by eval, export, resume and reports
+        if meta.get(key) is not None and not isinstance(meta[key], dict):
+            raise NsbenchError(f"{path}: checkpoint metadata is corrupt ({key}: expected a mapping, got "
+                               f"{type(meta[key]).__name__} {meta[key]!r:.60})")
+    data = (meta.get("config") or {}).get("data")
+    if data is not None and not isinstance(data, dict):
+        raise NsbenchError(f"{path}: checkpoint metadata is corrupt (config.data: expected a mapping, got "
+                           f"{type(data).__name__} {data!r:.60})")
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise NsbenchError(f"{path}: checkpoint weights are corrupt (state_dict is not a mapping of tensors)")
 

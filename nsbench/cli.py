@@ -20,11 +20,20 @@ EPILOG = """examples:
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, keeping its last usage error so that a --json caller gets it as JSON too."""
+    last_error = ""
+
+    def error(self, message):
+        _Parser.last_error = message
+        super().error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .commands import eval as eval_cmd
     from .commands import export, ls, report, study, train
 
-    parser = argparse.ArgumentParser(prog="nsbench", description="Noisy Student training and robustness benchmarks.",
+    parser = _Parser(prog="nsbench", description="Noisy Student training and robustness benchmarks.",
                                      epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("--version", action="version", version=f"nsbench {__version__}")
@@ -38,15 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    # KEY=VALUE overrides may follow options (argparse does not intermix positionals), and so may more models of
-    # `eval` (timm:a --checkpoint x timm:b --checkpoint y); anything else is an error
-    loose = getattr(args, "positional_extras", False)
-    stray = [a for a in extra if a.startswith("-") or ("=" not in a and not loose)]
-    if stray or (extra and not hasattr(args, "overrides_dest")):
-        parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
-    if extra:
-        getattr(args, args.overrides_dest).extend(extra)
+    try:
+        args, _ = _parse(parser, argv)
+    except SystemExit as e:
+        if e.code == 2 and "--json" in (sys.argv[1:] if argv is None else argv):
+            _json_error(_Parser.last_error or "invalid arguments")
+        raise
     rank = _env_rank()
     level = logging.DEBUG if args.verbose else logging.INFO
     logging.getLogger("nsbench").setLevel(level if rank == 0 else max(level, logging.ERROR))
@@ -59,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     except NsbenchError as e:
         if rank == 0:
             print(f"nsbench: error: {e}", file=sys.stderr)
+            if getattr(args, "json", False):  # a --json caller always gets JSON on stdout, refusals included
+                _json_error(str(e))
         elif _joined_group():  # a rank failing alone (its shard, its device): say which
             print(f"nsbench: error: [rank {rank}] {e}", file=sys.stderr)
         # else: an input error found before the ranks met; every rank finds the same one and rank 0 reports it
@@ -72,6 +80,26 @@ def main(argv: list[str] | None = None) -> int:
         if rank != 0:  # an unexpected failure on one rank: mark its traceback with the rank
             print(f"nsbench: [rank {rank}] failed:", file=sys.stderr)
         raise
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
+    args, extra = parser.parse_known_args(argv)
+    # KEY=VALUE overrides may follow options (argparse does not intermix positionals), and so may more models of
+    # `eval` (timm:a --checkpoint x timm:b --checkpoint y); anything else is an error
+    loose = getattr(args, "positional_extras", False)
+    stray = [a for a in extra if a.startswith("-") or ("=" not in a and not loose)]
+    if stray or (extra and not hasattr(args, "overrides_dest")):
+        parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
+    if extra:
+        getattr(args, args.overrides_dest).extend(extra)
+    return args, extra
+
+
+def _json_error(message: str) -> None:
+    """A refusal as one JSON object on stdout (the message is on stderr too), exit status 2."""
+    import json
+
+    print(json.dumps({"error": message, "exit": 2}))
 
 
 def _env_rank() -> int:

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from .utils import NsbenchError
+from .utils import DEVICE, NsbenchError
 
 
 @dataclass
@@ -371,7 +371,6 @@ def check_choice(where: str, value: Any, choices: tuple) -> None:
 
 OPTIMIZERS = ("adamw", "sgd", "rmsprop")
 PER_CLASS_STATS = ("mean", "median", "max", "min")
-_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
 def validate_optim(o: OptimConfig, where: str) -> None:
@@ -445,6 +444,6 @@ def validate_train_config(cfg: TrainConfig) -> None:
     check_range("ns.iterations", cfg.ns.iterations, lo=0)
     check_range("ns.unlabeled_ratio", cfg.ns.unlabeled_ratio, lo=1)
     check_range("ns.unlabeled_loss_weight", cfg.ns.unlabeled_loss_weight, lo=0)
-    if not _DEVICE.match(cfg.runtime.device):
+    if not DEVICE.match(cfg.runtime.device):
         raise NsbenchError(f"runtime.device: unknown device {cfg.runtime.device!r}; valid: auto, cpu, cuda, cuda:N, mps")
     check_range("runtime.threads", cfg.runtime.threads, lo=1, optional=True)

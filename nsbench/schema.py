@@ -111,7 +111,8 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     _M("brier", "Brier score, sum over classes of the squared error of the probabilities (0-2, not a percentage)",
        "Brier", "", digits=3, usual_effect=0.01),
     _M("failed", "the task could not run; the note says why", "failed", "", None),
-    _M("skipped", "the task's data is absent (its root is not set); the note says how to set it", "skipped", "", None),
+    _M("skipped", "the task's data is absent (its root is not set) or empty (a built set no image passed); the note "
+       "says why", "skipped", "", None),
 )}
 del _M
 TOP1_ACC, TOP1_ERR, MEAN_ERR, FAILED, SKIPPED = "top1_acc", "top1_err", "mean_err", "failed", "skipped"

@@ -26,6 +26,21 @@ class NsbenchError(Exception):
 TEMP_MARK = ".tmp-"  # atomic_path's temporaries are named .NAME.tmp-PID-XXXX beside their target
 
 
+def check_name(value, what: str) -> str:
+    """A name that becomes one folder (a model's label, a study's name or scale): a non-empty string of printable
+    characters that is not "." or "..", holds no path separator and is at most 200 characters. Names are never
+    paths: a label "../x" would write outside --out."""
+    if not isinstance(value, str) or not value:
+        raise NsbenchError(f"{what}: must be a non-empty name, got {value!r}")
+    bad = [c for c in value if c in "/\\" or not c.isprintable()]
+    if bad or value in (".", "..") or len(value) > 200 or value != value.strip():
+        why = ("holds a path separator" if any(c in "/\\" for c in bad) else "holds a control character" if bad
+               else "is a relative path" if value in (".", "..") else "is longer than 200 characters"
+               if len(value) > 200 else "starts or ends with white space")
+        raise NsbenchError(f"{what} {value!r}: {why}; a name becomes one folder, never a path")
+    return value
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it into place only if the block succeeds.
@@ -191,7 +206,13 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")  # the devices nsbench runs on (config.py checks it too)
+
+
 def resolve_device(name: str = "auto") -> torch.device:
+    """auto, cpu, cuda, cuda:N or mps; anything else (tpu, a typo) one line naming the valid ones."""
+    if not isinstance(name, str) or not DEVICE.match(name):
+        raise NsbenchError(f"device {name!r}: unknown; valid: auto, cpu, cuda, cuda:N, mps")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(name)

@@ -35,6 +35,10 @@ from .corruption_sets import clean_images
 log = logging.getLogger(__name__)
 
 
+class EmptySet(NsbenchError):
+    """The built set holds no image (small or easy data): a result to record, not a failure of the task."""
+
+
 def mask_for(name: str) -> tuple[tuple[int, ...], tuple[str, ...]]:
     return imagenet_a_classes() if name == "imagenet-a" else imagenet_r_classes()
 
@@ -127,7 +131,7 @@ def build_a(train: Source, pool: Source, size: int, references: list, settings: 
     agree = wrong & (preds == preds[0]).all(0) if len(refs) >= 2 else np.zeros_like(wrong)
     kept = pool_idx[wrong & ~agree] if s.consensus == "exclude" else pool_idx[wrong]
     if len(kept) == 0:
-        raise NsbenchError("DATASET-A: no pool image is misclassified by every reference model"
+        raise EmptySet("DATASET-A: no pool image is misclassified by every reference model"
                            + (" without their agreeing on the wrong class" if wrong.any() else "") + "; nothing to keep")
     imgs, labels, kept = clean_images(pool, kept, size)
     cache.save_array(folder / "images.npy", imgs)

@@ -164,6 +164,20 @@ class EvalContext:
                 first = first or str(e)
         raise NsbenchError(f"{src.name}: none of its {len(src)} images can be read (first: {first})")
 
+    def check_outputs(self) -> None:
+        """One forward pass of two blank images before any work: a model whose output is not [images, classes] (3
+        outputs for 4 class names, a tuple) is one NsbenchError naming it, not an IndexError deep in a task."""
+        x = torch.zeros(2, 3, self.size, self.size, device=self.device)
+        with torch.no_grad():
+            out = self.model(x)
+        n = len(self.em.classes)
+        if not isinstance(out, torch.Tensor):
+            raise NsbenchError(f"{self.em.label}: the model returns a {type(out).__name__}, expected a tensor of "
+                               f"logits [images, {n}]")
+        if out.ndim != 2 or out.shape != (2, n):
+            raise NsbenchError(f"{self.em.label}: the model gives outputs of shape {tuple(out.shape)} for 2 images, "
+                               f"expected [2, {n}]: one logit per class name ({n} given)")
+
     def for_model(self, em: EvalModel) -> "EvalContext":
         """The same settings for another model (a normaliser), sharing the opened dataset."""
         return replace(self, em=em, _model=None, _source=self._source)

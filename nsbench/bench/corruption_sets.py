@@ -201,5 +201,4 @@ def scan_imagenet_c(root: str | Path) -> list[OfficialCell]:
 
 def open_official_cell(cell: OfficialCell, classes: list[str]) -> FileSource:
     src = scan_folder(cell.folder, f"imagenet-c/{cell.corruption}/{cell.severity}", classes)
-    src.kind = "as-is"  # ImageNet-C is evaluated without resizing
-    return src
+    return src.as_shipped()  # ImageNet-C is evaluated without resizing

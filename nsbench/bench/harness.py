@@ -22,10 +22,10 @@ from torch import nn
 
 from .. import distributed
 from .. import schema
-from ..utils import NsbenchError, library_versions
+from ..utils import NsbenchError, check_name, library_versions
 from . import cache
 from .context import ClassCountMismatch, EvalContext
-from .inputs import check_input_size, check_out_folder
+from .inputs import check_input_size, check_out_folder, check_side, check_writable
 from .eval_model import EvalModel, from_module, load_eval_model, with_input_size
 from .normaliser import resolve_normaliser
 from .registry import task_kinds
@@ -103,7 +103,16 @@ class ScoreSettings:
 def as_eval_model(model, info: ModelInfo = ModelInfo()) -> EvalModel:
     """The one place a model becomes an EvalModel: an nsbench checkpoint path, "timm:NAME" / "torchvision:NAME",
     an nn.Module (then `info.classes` and `info.input_size` are required), or an EvalModel (relabelled and resized
-    when `info` says so)."""
+    when `info` says so). Its label is a name, never a path (utils.check_name)."""
+    em = _as_eval_model(model, info)
+    check_name(em.label, "label")
+    return em
+
+
+def _as_eval_model(model, info: ModelInfo) -> EvalModel:
+    if info.label is not None:
+        check_name(info.label, "label")
+    check_side(info.input_size)
     if isinstance(model, EvalModel):
         if info.label:
             model.label = info.label
@@ -137,9 +146,12 @@ def score(em: EvalModel, suite: str | Path | SuiteConfig, settings: ScoreSetting
     if out.exists() and not out.is_dir():
         raise NsbenchError(f"{out}: exists and is not a folder")
     check_out_folder(out, em.sha256, em.label, overwrite=s.overwrite)
-    ctx = EvalContext(em, cfg, Path(s.cache_dir) if s.cache_dir else cache.default_cache_dir(), dev, limit=s.limit,
+    cache_dir = Path(s.cache_dir) if s.cache_dir else cache.default_cache_dir()
+    check_writable(cache_dir, "--cache")  # every task writes its cells there: one line now, not a failed row each
+    ctx = EvalContext(em, cfg, cache_dir, dev, limit=s.limit,
                       workers=s.workers, batch_size=s.batch_size, reference_trainer=s.reference_trainer)
     ctx.check_data()
+    ctx.check_outputs()
     sizes = _check_size(ctx)
     norm = resolve_normaliser(s.normaliser or cfg.normaliser, em, cfg)
     rows, per, sets, timings, t_all = [], [], {}, {}, time.time()

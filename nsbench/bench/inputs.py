@@ -63,3 +63,31 @@ def check_out_folder(folder: Path, sha256: str, label: str, *, overwrite: bool) 
         other = held.get("label") or "an unreadable model record"
         raise NsbenchError(f"{folder}: already holds the results of another model ({other}); choose another --out "
                            f"or --label for {label}, or pass --overwrite (overwrite=True) to replace them")
+
+
+MAX_INPUT_SIZE = 4096  # pixels per side; the largest published classifiers take 800 (EfficientNet-L2)
+
+
+def check_side(value, what: str = "input_size") -> None:
+    """A side in pixels: an int from 1 to MAX_INPUT_SIZE (not "32", not 32.5 truncated, not 100000 run into a
+    MemoryError of tens of GB per image)."""
+    if value is None:
+        return
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise NsbenchError(f"{what}: expected a whole number of pixels, got {type(value).__name__} {value!r}")
+    if not 1 <= value <= MAX_INPUT_SIZE:
+        raise NsbenchError(f"{what}: {value} pixels is outside 1..{MAX_INPUT_SIZE}")
+
+
+def check_writable(folder: Path, what: str) -> None:
+    """A folder nsbench will write into: created if missing, and a file can be made there; else one line naming
+    it and the cause (read-only, not a folder, no permission)."""
+    import tempfile
+
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".nsbench-write-check-"):
+            pass
+    except OSError as e:
+        raise NsbenchError(f"{what} {folder}: cannot write there ({e.strerror or type(e).__name__})") from None

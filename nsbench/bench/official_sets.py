@@ -143,7 +143,7 @@ def corruption_tree_task(ctx, task: str, t, names: tuple[str, ...], what: str,
     rows, per, errors, skipped = [], [], {}, {}
     for cell in tqdm(cells, desc=f"{ctx.em.label} {what}", leave=False, mininterval=2.0):
         src = scan_folder(cell.folder, f"{task}/{cell.corruption}/{cell.severity}", ctx.em.classes)
-        src.kind = "as-is"  # shipped at 224 x 224, scored without resizing (as ImageNet-C)
+        src.as_shipped()  # shipped at 224 x 224, scored without resizing (as ImageNet-C)
         z = score(ctx, task, src, f"{cell.folder}")
         skipped[f"{cell.corruption}|{cell.severity}"] = unreadable(z, cell.folder)
         r, p = accuracy_rows(ctx, task, cell.corruption, z, severity=cell.severity)

@@ -63,7 +63,7 @@ def add_parser(sub) -> None:
 
 
 def _check_args(args, models: list[str]) -> None:
-    from ..utils import NsbenchError
+    from ..utils import DEVICE, NsbenchError, check_name
 
     if not models:
         raise NsbenchError("no model given: pass a checkpoint path, timm:NAME or torchvision:NAME")
@@ -74,9 +74,13 @@ def _check_args(args, models: list[str]) -> None:
         raise NsbenchError(f"--workers must be >= 0, got {args.workers}")
     if args.label and len(args.label) != len(models):
         raise NsbenchError(f"--label given {len(args.label)} time(s) for {len(models)} model(s): give one per model")
-    for name, v in (("--input-size", args.input_size),):
-        if v is not None and v <= 0:
-            raise NsbenchError(f"{name} must be positive, got {v}")
+    for label in args.label:
+        check_name(label, "--label")
+    if args.device is not None and not DEVICE.match(args.device):
+        raise NsbenchError(f"--device {args.device!r}: unknown; valid: auto, cpu, cuda, cuda:N, mps")
+    from ..bench.inputs import check_side
+
+    check_side(args.input_size, "--input-size")
     hub = [m for m in models if m.startswith(("timm:", "torchvision:"))]
     if (args.num_classes or args.classes) and not hub:
         raise NsbenchError("--num-classes and --classes describe timm:/torchvision: models; none given")
@@ -106,8 +110,9 @@ def run(args) -> int:
     _check_args(args, models)
     classes = read_class_file(args.classes) if args.classes else args.num_classes
     out = eval_root(args.suite, args.out)
-    loaded = []
+    loaded, given = [], []
     for k, (m, weights) in enumerate(_paired(models, args.checkpoint)):
+        given.append(m + (f" --checkpoint {weights}" if weights else ""))
         hub = m.startswith(("timm:", "torchvision:"))
         loaded.append(as_eval_model(m, ModelInfo(label=args.label[k] if args.label else None, checkpoint=weights,
                                                  classes=classes if hub else None, input_size=args.input_size)))
@@ -115,6 +120,12 @@ def run(args) -> int:
     for e in loaded:
         if labels.count(e.label) > 1:
             e.label = f"{e.label}-{e.sha256[:8]}"
+    seen = {}
+    for e, m in zip(loaded, given):
+        if e.label in seen:  # the same weights under the same name: one folder would hold both
+            raise NsbenchError(f"{m}: the same model given twice ({seen[e.label]} already scores it as {e.label}); "
+                               f"give each model once")
+        seen[e.label] = m
     for em in loaded:  # before any long work: no model's results may replace another's
         check_out_folder(out / em.label, em.sha256, em.label, overwrite=args.overwrite)
     if args.report and args.baseline and args.baseline not in [e.label for e in loaded]:

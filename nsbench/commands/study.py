@@ -54,7 +54,7 @@ def run(args) -> int:
     from .. import distributed
     from ..resources import resolve
     from ..study import load_study, run_study
-    from ..utils import setup_logging
+    from ..utils import check_name, setup_logging
 
     setup_logging()
     if args.workers is not None and args.workers < 0:
@@ -63,6 +63,8 @@ def run(args) -> int:
     study = load_study(path, scale=args.scale, seeds=_seeds(args.seeds), overrides=args.overrides, device=args.device,
                        check_convergence=args.check_convergence)
     first = next(iter(study.spec.scales), "full")
+    if not args.out:  # the default folder is made of names, never of paths
+        check_name(study.name, f"{args.study}: name")
     out = Path(args.out or (f"runs/{study.name}" if study.scale == first else f"runs/{study.name}-{study.scale}"))
     if out.exists() and not out.is_dir():
         raise NsbenchError(f"--out {out}: exists and is not a folder")

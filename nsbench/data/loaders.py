@@ -57,6 +57,12 @@ class ImageDataset(Dataset):
                     (data := self.source.encoded(i)) is not None:
                 return torch.frombuffer(bytearray(data), dtype=torch.uint8), self.targets[k], i, False
             raw = self.source.load(i)
+            shipped = getattr(self.source, "shipped_size", None)
+            if self.source.kind == "as-is" and shipped and tuple(raw.shape[:2]) != tuple(shipped):
+                # an official robustness file is scored as shipped, never resized: one of another size cannot be
+                # scored with the rest (skipped and counted, like a file that does not decode)
+                raise UnreadableImage(f"{self.source.paths[i]}: {raw.shape[1]}x{raw.shape[0]} pixels, the other "
+                                      f"files are {shipped[1]}x{shipped[0]}, scored as shipped")
         except UnreadableImage as e:
             log.warning("skipping unreadable image %s", e)
             return None

@@ -123,6 +123,25 @@ class FileSource(Source):
         except Exception as e:  # noqa: BLE001 - corrupt files of any kind are skipped, not fatal
             raise UnreadableImage(f"{path}: {type(e).__name__}: {e}") from None
 
+    def as_shipped(self, probes: int = 16) -> "FileSource":
+        """Mark the files to be scored as shipped ("as-is": official robustness sets, never resized) at the size most
+        of them have (the headers of up to `probes` files, evenly spaced): a file of another size is then skipped and
+        counted by the loader, never stacked with the rest."""
+        from collections import Counter
+
+        from PIL import Image
+
+        self.kind = "as-is"
+        sizes = Counter()
+        for k in np.unique(np.linspace(0, len(self.paths) - 1, min(probes, len(self.paths))).astype(int)):
+            try:
+                with Image.open(self.paths[k]) as im:
+                    sizes[(im.height, im.width)] += 1
+            except Exception:  # noqa: BLE001 - an unreadable file is the loader's to skip and count
+                continue
+        self.shipped_size = sizes.most_common(1)[0][0] if sizes else None
+        return self
+
     def encoded(self, i: int) -> bytes | None:
         path = self.paths[i]
         try:

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from ..config import TrainConfig, build_config, check_choices, from_dict, load_train_config, load_yaml
 from ..schema import ATTACK_MEASURE, CLEAN_TOP1, measure
-from ..utils import NsbenchError
+from ..utils import NsbenchError, check_name
 
 TEACHER = "teacher"  # the shared teacher's run-folder stem, and a row / claim reference
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -182,6 +182,10 @@ def _load(path: Path, scale, seeds, overrides, device, check_convergence=False) 
     from ..resources import resolve
 
     spec = build_config(StudySpec, load_yaml(path))
+    if spec.name:
+        check_name(spec.name, "name")  # the default study folder is runs/NAME
+    for scale_name in spec.scales:
+        check_name(scale_name, "scales")  # runs/NAME-SCALE
     variants = {}
     for name, v in spec.variants.items():
         if not isinstance(name, str) or not NAME.match(name) or name == TEACHER or re.search(r"seed\d", name, re.I):

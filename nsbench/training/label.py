@@ -8,6 +8,7 @@ reads is recorded beside them.
 from __future__ import annotations
 
 import contextlib
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,10 @@ from ..data.loaders import decodes_on_device, iterate_clean
 from ..data.sources import Source
 from ..models import autocast, inference_precision, padded_forward
 from ..utils import NsbenchError, tqdm
-from .store import ShardWriter, shard_name, stats_file
+from .store import ShardWriter, read_stats, shard_name, stats_file
+
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class LabelConfig:
@@ -99,7 +103,10 @@ def label_unlabeled(teacher: nn.Module, source: Source, indices: np.ndarray, sto
     store's stats.json (selection.select_pseudo_labels writes it)."""
     store.mkdir(parents=True, exist_ok=True)
     shard = store / shard_name(distributed.rank(), distributed.world_size())
-    if not stats_file(shard).exists():
+    if read_stats(shard) is None:  # not labeled yet, or its statistics are damaged: (re)label the shard
+        if stats_file(shard).exists():
+            log.warning("%s: damaged pseudo-label statistics; labeling the shard again", stats_file(shard))
+            stats_file(shard).unlink()
         _label_shard(teacher, source, indices[distributed.shard(len(indices))], shard, cfg)
     distributed.barrier()
     pc = cfg.pseudo

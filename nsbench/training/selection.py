@@ -21,7 +21,8 @@ from .. import distributed
 from ..config import PseudoConfig
 from ..utils import NsbenchError, atomic_path, read_json, write_json
 from .label import LabelConfig, label_unlabeled
-from .store import HIST_BINS, column, conf_bins, iter_groups, passes_filter, selection_file, shard_paths, stats_file
+from .store import (HIST_BINS, column, conf_bins, iter_groups, passes_filter, read_stats, selection_file, shard_paths,
+                    stats_file)
 
 
 def _target(counts: np.ndarray, per_class: int | str) -> int:
@@ -56,7 +57,11 @@ def plan_and_select(store: Path, world: int, num_classes: int, threshold: float,
     """Rank 0: merge shard statistics, plan balancing, resolve boundary bins, write per-shard selections; returns
     the store's statistics (what stats.json holds, less how the labels were made)."""
     parts = shard_paths(store, world)
-    stats = [np.load(stats_file(s)) for s in parts]
+    stats = [read_stats(s) for s in parts]
+    for s, z in zip(parts, stats):
+        if z is None:  # written by another rank a moment ago, then damaged: say which file, never a ValueError
+            raise NsbenchError(f"{stats_file(s)}: pseudo-label statistics missing or damaged; rerun with --resume "
+                               f"to label the shard again")
     hist = sum(z["hist"] for z in stats)
     counts = hist.sum(1)
     target = _target(counts, per_class) if balance else None

@@ -33,6 +33,25 @@ def stats_file(shard: Path) -> Path:
     return shard.with_name(shard.name.replace("labels-", "stats-").replace(".parquet", ".npz"))
 
 
+STATS_KEYS = ("hist", "predicted", "correct_kept", "scalars", "conf_sum")
+
+
+def read_stats(shard: Path) -> dict[str, np.ndarray] | None:
+    """A shard's statistics as numeric arrays, or None when the file is missing or damaged (unreadable, pickled
+    objects, a key missing, not numbers): such a shard is not done, and is labeled again."""
+    path = stats_file(shard)
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            out = {k: np.asarray(z[k]) for k in STATS_KEYS}
+    except Exception:  # noqa: BLE001 - a damaged statistics file of any kind is never trusted
+        return None
+    if not all(np.issubdtype(v.dtype, np.number) for v in out.values()):
+        return None
+    return out
+
+
 def selection_file(shard: Path) -> Path:
     return shard.with_name(shard.name.replace("labels-", "selection-"))
 

@@ -16,6 +16,7 @@ the default attacks.
 from __future__ import annotations
 
 import inspect
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -93,6 +94,26 @@ def validate(t: AttacksTask) -> None:
         if bad:
             raise NsbenchError(f"attacks: {a.name}: unknown argument(s) {', '.join(bad)}; valid: "
                                f"{', '.join(k for k in params if k not in ('self', 'model'))}")
+        for k, v in a.kwargs.items():
+            _check_kwarg(a.name, k, v, params[k].default)
+
+
+def _check_kwarg(name: str, key: str, value, default) -> None:
+    """An attack argument of the type its default has (a number where the default is a number: torchattacks would
+    fail deep inside the attack, or compute NaN images from a NaN step), finite."""
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    else:
+        return  # no typed default (None, a string, a tuple): torchattacks decides
+    if not ok:
+        raise NsbenchError(f"attacks: {name}: {key} must be {type(default).__name__} like its default "
+                           f"({default!r}), got {type(value).__name__} {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise NsbenchError(f"attacks: {name}: {key} must be finite, got {value!r}")
 
 
 def build(cls, model: torch.nn.Module, a: AttackSpec, n_classes: int, seed: int, device: torch.device | None = None):
@@ -135,10 +156,16 @@ def run(ctx, t: AttacksTask, norm) -> TaskResult:
                     continue
                 x, y = x.to(ctx.device), y.to(ctx.device)
                 check_unit_range(x)
+                with torch.no_grad():  # a model that outputs NaN is refused before an attack differentiates it
+                    ctx.finite(model(x))
                 torch.manual_seed(ctx.suite.seed)  # attacks that draw from torch's generator repeat
                 adv = atk(x, y)
+                bad = int((~torch.isfinite(adv)).flatten(1).any(1).sum())
+                if bad:  # never scored: a NaN image is "wrong" by chance or "right" by argmax of NaNs
+                    raise NsbenchError(f"{a.name}: the attack returned non-finite images (NaN or inf) for {bad} of "
+                                       f"{len(adv)} images; check its parameters ({condition(a)})")
                 with torch.no_grad():
-                    z = calibration_rows.per_image(model(adv).float().cpu().numpy(), y.cpu().numpy())
+                    z = calibration_rows.per_image(ctx.finite(model(adv)).float().cpu().numpy(), y.cpu().numpy())
                 cols = {"pred": z["pred"], "index": i.numpy(), "label": y.cpu().numpy(), **calibration_rows.columns(z)}
                 for k, v in cols.items():
                     out[k].append(v)

@@ -1,6 +1,7 @@
 """clean: top-1 / top-5 accuracy on the evaluation split, overall and per class."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,6 +11,8 @@ from ...config import check_range
 from .. import calibration_rows
 from ..metrics import accuracy, error
 from ..registry import TaskResult, register
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -69,4 +72,7 @@ def run(ctx, cfg: CleanTask, norm) -> TaskResult:
     rows += calibration_rows.rows(ctx, "clean", "clean", {**z, "correct": correct})
     per = pd.DataFrame({"task": "clean", "condition": "clean", "severity": 0, "eps_255": 0.0,
                         "image": z["index"], "correct": correct, **calibration_rows.columns(z)})
-    return TaskResult(rows, [per])
+    asked = len(ctx.pick(len(ctx.source), ctx.suite.clean.limit))
+    if asked > n:  # unreadable images are skipped by the loader: counted, as every other task counts them
+        log.warning("%s: %d unreadable image(s) of the evaluation split skipped and counted", ctx.source.name, asked - n)
+    return TaskResult(rows, [per], {"clean": {"n": int(n), "skipped_unreadable": int(asked - n)}})

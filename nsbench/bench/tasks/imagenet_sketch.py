@@ -35,8 +35,9 @@ def run(ctx, t: ImageNetSketchTask, norm) -> TaskResult:
     folder = sketch_folder(official_sets.existing("imagenet_sketch", t.root))
     src = scan_folder(folder, "imagenet-sketch", ctx.em.classes)  # wnid folders; one not among the classes: error
     z = official_sets.score(ctx, "imagenet_sketch", src, str(folder))
+    skipped = official_sets.unreadable(z, folder)  # none readable: an error naming the folder, never n = 0
     rows, per = official_sets.accuracy_rows(ctx, "imagenet_sketch", "sketch", z)
     info = {"source": f"official ImageNet-Sketch: {folder}", "layout": "HaohanWang/ImageNet-Sketch: sketch/<wnid>/",
-            "n": int(len(z["correct"])), "skipped_unreadable": int(z["n_asked"]) - len(z["correct"]),
+            "n": int(len(z["correct"])), "skipped_unreadable": skipped,
             "preprocessing": "as the clean split (resize shorter side, centre crop)"}
     return TaskResult(rows, [per], {"imagenet_sketch": info})

@@ -79,11 +79,11 @@ def run(ctx, t: ImageNetV2Task, norm) -> TaskResult:
                                 note=f"{root}: no imagenetv2-{variant}-format-val folder"))
             continue
         z = official_sets.score(ctx, "imagenet_v2", open_variant(folder, variant, ctx.em.classes), str(folder))
+        skipped = official_sets.unreadable(z, folder)  # none readable: an error naming the folder, never n = 0
         r, p = official_sets.accuracy_rows(ctx, "imagenet_v2", variant, z)
         rows += r
         per.append(p)
-        info[variant] = {"folder": str(folder), "n": int(len(z["correct"])),
-                         "skipped_unreadable": int(z["n_asked"]) - len(z["correct"])}
+        info[variant] = {"folder": str(folder), "n": int(len(z["correct"])), "skipped_unreadable": skipped}
     if not per:
         raise NsbenchError(f"{root}: none of the ImageNet-V2 variants {', '.join(t.variants)} found")
     return TaskResult(rows, per, {"imagenet_v2": info})

@@ -106,7 +106,12 @@ def _built(ctx, t: NaturalAdversarialTask) -> tuple[dict, str, dict]:
 
 @register("natural_adversarial", config=NaturalAdversarialTask, order=3, validate=validate)
 def run(ctx, t: NaturalAdversarialTask, norm) -> TaskResult:
-    z, condition, info = (_official if t.root else _built)(ctx, t)
+    try:
+        z, condition, info = (_official if t.root else _built)(ctx, t)
+    except built_a.EmptySet as e:  # nothing to score is not a failed task: the row says why, the exit status is 0
+        log.warning("%s", e)
+        return TaskResult([ctx.row("natural_adversarial", "built", "skipped", None, 0, note=str(e))], [],
+                          {"natural_adversarial": {"n": 0, "note": str(e)}})
     correct = z["correct"]
     n = len(correct)
     if n == 0:
