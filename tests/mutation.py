@@ -1,26 +1,30 @@
-"""Mutation testing of the code that produces published numbers (not part of CI; CPU-heavy: run one target at a
-time). For each target module it plants one small bug at a time (an AST operator swap, a boundary, a constant
-+ 1, a dropped negation), runs only the tests that execute the mutated line, and reports killed / total with the
-survivors listed.
+"""Mutation testing of the code that produces published numbers, verdicts and statistics, or guards data (not part
+of CI; CPU-heavy: run one target at a time). For each target module it plants one small bug at a time (an AST
+operator swap, a boundary, a constant + 1, a dropped negation), runs only the tests that execute the mutated line,
+and reports killed / total with the survivors listed.
 
-    python tests/mutation.py metrics                # one target; several may be named; --list shows them
-    python tests/mutation.py stats --baseline-tests # only the tests that existed before the value tests
-    python tests/mutation.py selection --json out.json # results for later comparison
+    python tests/mutation.py --list                   # the targets, their mutant counts and test files
+    python tests/mutation.py metrics                  # one target; several may be named
+    python tests/mutation.py nsbench/report/family.py # a module: every target in it
+    python tests/mutation.py stats --baseline-tests   # only the tests that existed before the value tests
+    python tests/mutation.py selection --json out.json # results for later comparison (--merge, --markdown)
 
 How: the parent process imports the test modules once (pytest --collect-only), then records which test executes
 which lines of the target (a line tracer, in a forked child). For every mutant it forks a child that re-executes the
 target module's code, mutated, in the module's own namespace, rebinds every name other modules imported from it
-(`from x import f`) to the mutated objects, and runs the covering tests with -x. A child that fails is a kill; one
-that runs past 5x the tests' clean time is killed and counted as a kill (an infinite loop). A mutant no test
-executes survives as "not covered". Mutants listed in EQUIVALENT are reported by name and left out of the score.
+(`from x import f`) to the mutated objects, copies a re-executed class's methods onto the class it replaces (objects
+made at import keep their class), and runs the covering tests with -x. A child that fails is a kill; one that runs
+past 5x the tests' clean time is killed and counted as a kill (an infinite loop). A mutant no test executes survives
+as "not covered". Mutants listed in EQUIVALENT are reported by name and left out of the score.
 
-Self-contained (ast, os.fork, pytest): mutmut 3 copies the project into mutants/ and trampolines every function,
-which the forked, module-level rebinding here does not need; it also runs on Linux only, like this script.
+Our own runner, not mutmut: see "Why our own mutation runner" in tests/README.md for what mutmut 3.8.1 did on this
+project when it was run. Linux only (os.fork).
 """
 from __future__ import annotations
 
 import argparse
 import ast
+import gc
 import json
 import os
 import re
@@ -140,6 +144,9 @@ class Target:
     module: str
     functions: tuple[str, ...] = ()  # qualified names (prefix match); empty: the whole module
     lines: str | None = None  # a regex a line must match to be mutated (narrows long functions)
+    tests: tuple[str, ...] = ()  # targets of issue 31: the test files (or ids) whose coverage picks each mutant's tests
+    minus: tuple[str, ...] = ()  # other targets of the same module whose mutants this one leaves to them
+    keys: bool = False  # also rename the strings that name data (dict keys, subscripts, .get, comparisons): outputs
 
 
 TARGETS = {
@@ -157,6 +164,118 @@ TARGETS = {
                                                 "unlabeled_weight", "setup"),
                      r"loss|smoothing|n_lab|unlabeled_weight|pseudo_batch = |steps = "),
 }
+
+
+def _t(module: str, *tests: str, functions: tuple[str, ...] = (), minus: tuple[str, ...] = (),
+       keys: bool = False) -> Target:
+    """A target of issue 31, named by its module (relative to nsbench), tested by the given files plus the file
+    named after its subject wherever it lies (tests/**/test_<module>.py), so new value tests are picked up."""
+    return Target(module, functions, None, tests, minus, keys)
+
+
+# The modules that compute a published number, a verdict or a statistic, or that guard data (issue 31). Test files
+# by subject and by who calls the module; the coverage run picks, per mutant, the tests that execute its line.
+_B = "tests/bench/"
+_REPORT = ("tests/report/test_render.py", "tests/report/test_inputs.py", "tests/report/test_stats.py",
+           "tests/report/test_multiplicity.py", "tests/report/test_power.py", "tests/report/test_scorecard.py")
+_OFFICIAL = (_B + "test_official_sets.py", "tests/test_schema.py")
+_PSEUDO_ALL = ("tests/training/test_pseudo_labels.py",)
+for _name, _target in {
+    # numbers and verdicts of the page, the study's claims, the CLI's and --json's headline
+    "calibration": _t("nsbench.calibration", _B + "test_calibration.py", _B + "test_metrics.py",
+                      "tests/report/test_scorecard.py"),
+    "report.family": _t("nsbench.report.family", "tests/report/test_power.py", "tests/report/test_multiplicity.py",
+                        "tests/report/test_stats.py", "tests/report/test_render.py"),
+    "report.claims": _t("nsbench.report.claims", "tests/report/test_multiplicity.py", "tests/report/test_power.py",
+                        "tests/study/test_study.py"),
+    "report.compare": _t("nsbench.report.compare", *_REPORT),
+    "report.headline": _t("nsbench.report.headline", *_REPORT),
+    "report.tables": _t("nsbench.report.tables", "tests/report/test_render.py", "tests/report/test_stats.py"),
+    "report.conditions": _t("nsbench.report.conditions", "tests/report/test_render.py"),
+    "report.calibration_table": _t("nsbench.report.calibration_table", "tests/report/test_scorecard.py",
+                                   "tests/report/test_render.py"),
+    "report.shifts": _t("nsbench.report.shifts", "tests/report/test_scorecard.py", "tests/report/test_render.py"),
+    "report.published": _t("nsbench.report.published", "tests/report/test_scorecard.py",
+                           "tests/report/test_render.py"),
+    "report.effective": _t("nsbench.report.effective", "tests/report/test_scorecard.py",
+                           "tests/report/test_render.py"),
+    "report.fmt": _t("nsbench.report.fmt", *_REPORT),  # the precision every printed number gets
+    "report.load": _t("nsbench.report.load", "tests/report/test_inputs.py", "tests/report/test_render.py"),  # guards
+    "schema": _t("nsbench.schema", "tests/test_schema.py", "tests/report/test_render.py", "tests/cli/test_eval.py",
+                 functions=("headline_numbers", "measures_in", "lookup", "row_mask", "Measure", "measure",
+                            "attack_measure", "v2_measure", "unit_metric", "usual_effect"), keys=True),
+    "commands.eval": _t("nsbench.commands.eval", "tests/test_schema.py", "tests/cli/test_eval.py",
+                        "tests/cli/test_own_models.py", functions=("_headline", "_measures"), keys=True),
+    "checkpoint": _t("nsbench.checkpoint", "tests/training/test_resume.py", "tests/cli/test_export.py"),
+    "study.convergence": _t("nsbench.study.convergence", "tests/study/test_study.py"),
+    "study.spec": _t("nsbench.study.spec", "tests/study/test_study.py"),
+    "study.runner": _t("nsbench.study.runner", "tests/study/test_study.py"),
+    "study.jobs": _t("nsbench.study.jobs", "tests/study/test_study.py"),
+    # bench: the harness, its sets, and every task
+    "bench.built_a": _t("nsbench.bench.built_a", _B + "test_harness.py"),
+    "bench.calibration_rows": _t("nsbench.bench.calibration_rows", _B + "test_metrics.py", _B + "test_calibration.py",
+                                 _B + "test_official_sets.py"),
+    "bench.harness": _t("nsbench.bench.harness", _B + "test_precision.py", _B + "test_attacks_by_name.py",
+                        "tests/cli/test_eval.py"),
+    "bench.context": _t("nsbench.bench.context", _B + "test_harness.py", _B + "test_metrics.py",
+                        _B + "test_official_exact.py", _B + "test_perturbation_sets.py",
+                        _B + "test_reference_fidelity.py", "tests/cli/test_eval.py"),
+    "bench.normaliser": _t("nsbench.bench.normaliser", _B + "test_official_exact.py", _B + "test_metrics.py",
+                           _B + "test_perturbation_sets.py", _B + "test_official_sets.py", _B + "test_harness.py"),
+    "bench.corruption_sets": _t("nsbench.bench.corruption_sets", _B + "test_official_exact.py",
+                                _B + "test_reference_fidelity.py", _B + "test_harness.py"),
+    "bench.perturbation_sets": _t("nsbench.bench.perturbation_sets", _B + "test_metrics.py",
+                                  _B + "test_official_exact.py", _B + "test_harness.py"),
+    "bench.official_sets": _t("nsbench.bench.official_sets", *_OFFICIAL),
+    "bench.calibrated": _t("nsbench.bench.calibrated", _B + "test_official_exact.py", _B + "test_reference_fidelity.py",
+                           _B + "test_perturbation_sets.py"),
+    "bench.cache": _t("nsbench.bench.cache", _B + "test_metrics.py", _B + "test_perturbation_sets.py",
+                      _B + "test_harness.py"),
+    "bench.eval_model": _t("nsbench.bench.eval_model", "tests/cli/test_own_models.py", _B + "test_harness.py",
+                           _B + "test_attacks_by_name.py", "tests/cli/test_eval.py"),
+    "bench.hub": _t("nsbench.bench.hub", "tests/cli/test_own_models.py"),
+    "bench.inputs": _t("nsbench.bench.inputs", _B + "test_harness.py", "tests/cli/test_eval.py",
+                       "tests/cli/test_own_models.py"),
+    "bench.suite": _t("nsbench.bench.suite", "tests/test_config.py", _B + "test_harness.py",
+                      _B + "test_official_sets.py"),
+    "bench.registry": _t("nsbench.bench.registry", _B + "test_harness.py", "tests/test_schema.py",
+                         _B + "test_official_sets.py"),
+    "bench.tasks.clean": _t("nsbench.bench.tasks.clean", _B + "test_harness.py", _B + "test_metrics.py",
+                            _B + "test_attacks_by_name.py", "tests/test_schema.py"),
+    "bench.tasks.corruptions": _t("nsbench.bench.tasks.corruptions", _B + "test_metrics.py",
+                                  _B + "test_official_exact.py", _B + "test_reference_fidelity.py",
+                                  _B + "test_harness.py"),
+    "bench.tasks.perturbations": _t("nsbench.bench.tasks.perturbations", _B + "test_metrics.py",
+                                    _B + "test_official_exact.py", _B + "test_perturbation_sets.py",
+                                    _B + "test_harness.py", minus=("tasks_p",)),
+    "bench.tasks.natural": _t("nsbench.bench.tasks.natural", _B + "test_reference_fidelity.py",
+                              _B + "test_harness.py", _B + "test_built_a.py"),
+    "bench.tasks.attack": _t("nsbench.bench.tasks.attack", _B + "test_harness.py", _B + "test_attacks.py",
+                             "tests/test_schema.py"),
+    "bench.tasks.attacks_by_name": _t("nsbench.bench.tasks.attacks_by_name", _B + "test_attacks_by_name.py"),
+    "bench.tasks.imagenet_v2": _t("nsbench.bench.tasks.imagenet_v2", *_OFFICIAL),
+    "bench.tasks.imagenet_sketch": _t("nsbench.bench.tasks.imagenet_sketch", *_OFFICIAL),
+    "bench.tasks.imagenet_c_bar": _t("nsbench.bench.tasks.imagenet_c_bar", *_OFFICIAL),
+    "bench.tasks.imagenet_3dcc": _t("nsbench.bench.tasks.imagenet_3dcc", *_OFFICIAL),
+    # training: every module (label, store, selection and stage: what their targets above leave)
+    "training.optim": _t("nsbench.training.optim", "tests/training/test_stage.py"),
+    "training.reference_models": _t("nsbench.training.reference_models", _B + "test_built_a.py"),
+    "training.budget": _t("nsbench.training.budget", "tests/training/test_ladder.py"),
+    "training.batches": _t("nsbench.training.batches", "tests/data/test_augment.py", "tests/training/test_stage.py"),
+    "training.driver": _t("nsbench.training.driver", "tests/training/test_budget.py", "tests/training/test_resume.py",
+                          "tests/cli/test_train.py"),
+    "training.ladder": _t("nsbench.training.ladder", "tests/training/test_budget.py", "tests/test_models.py"),
+    "training.records": _t("nsbench.training.records", "tests/training/test_resume.py", "tests/cli/test_train.py",
+                           "tests/study/test_study.py"),
+    "training.run_data": _t("nsbench.training.run_data", "tests/data/test_augment.py", "tests/training/test_resume.py",
+                            "tests/study/test_study.py"),
+    "training.validate": _t("nsbench.training.validate", "tests/training/test_stage.py"),
+    "training.stage": _t("nsbench.training.stage", "tests/training/test_resume.py", minus=("losses",)),
+    "training.label": _t("nsbench.training.label", *_PSEUDO_ALL, minus=("label",)),
+    "training.store": _t("nsbench.training.store", *_PSEUDO_ALL, minus=("store",)),
+    "training.selection": _t("nsbench.training.selection", *_PSEUDO_ALL, minus=("selection",)),
+}.items():
+    TARGETS[_name] = _target
 
 # Mutants that cannot change behaviour, by id (function | source line | mutation): the reason is printed.
 _EMPTY = ("unreachable: ShardWriter writes every shard with at least one row group (an empty shard: one group of 0 "
@@ -320,9 +439,33 @@ def _scopes(tree: ast.AST) -> dict[int, str]:
     return out
 
 
-def mutations(tree: ast.AST):
-    """Yield (node index, node, kind, sub, description) for every mutation point."""
+def _key_strings(tree: ast.AST) -> set[int]:
+    """ids of the string constants that name data: dict keys, subscripts (`d["k"]`), the key of .get / .pop /
+    .setdefault, and comparison operands (`task == "clean"`)."""
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Dict):
+            cands = node.keys
+        elif isinstance(node, ast.Subscript):
+            cands = [node.slice]
+        elif isinstance(node, ast.Call) and getattr(node.func, "attr", "") in ("get", "pop", "setdefault"):
+            cands = node.args[:1]
+        elif isinstance(node, ast.Compare):
+            cands = [node.left, *node.comparators]
+        else:
+            continue
+        out |= {id(c) for c in cands if isinstance(c, ast.Constant) and isinstance(c.value, str)}
+    return out
+
+
+def mutations(tree: ast.AST, keys: bool = False):
+    """Yield (node index, node, kind, sub, description) for every mutation point (with `keys`, also the strings
+    that name data, renamed)."""
+    named = _key_strings(tree) if keys else set()
     for i, node in enumerate(ast.walk(tree)):
+        if id(node) in named:
+            yield i, node, "key", 0, f"{node.value!r} -> {node.value + '_X'!r}"
+            continue
         if isinstance(node, (ast.BinOp, ast.AugAssign)) and type(node.op) in BIN:
             yield i, node, "op", 0, f"{SYM[type(node.op)]} -> {SYM[BIN[type(node.op)]]}"
         elif isinstance(node, ast.Compare):
@@ -355,6 +498,8 @@ def apply(tree: ast.AST, index: int, kind: str, sub: int) -> ast.AST:
             node.op = ast.UAdd() if isinstance(node.op, ast.USub) else _Identity()
         elif kind == "const":
             node.value = (not node.value) if isinstance(node.value, bool) else node.value + 1
+        elif kind == "key":
+            node.value = node.value + "_X"
         return tree
     raise IndexError(index)
 
@@ -372,6 +517,7 @@ class _FixIdentity(ast.NodeTransformer):
 
 
 def enumerate_mutants(path: Path, target: Target) -> list[Mutant]:
+    others = {m.path for t in target.minus for m in enumerate_mutants(path, TARGETS[t])}  # theirs, not this one's
     src = path.read_text()
     lines = src.splitlines()
     tree = ast.parse(src)
@@ -379,7 +525,7 @@ def enumerate_mutants(path: Path, target: Target) -> list[Mutant]:
     called = _in_function_bodies(tree)
     seen: dict[str, int] = {}
     out = []
-    for i, node, kind, sub, desc in mutations(tree):
+    for i, node, kind, sub, desc in mutations(tree, target.keys):
         if id(node) in skip:
             continue
         q = scope.get(id(node), "")
@@ -391,6 +537,8 @@ def enumerate_mutants(path: Path, target: Target) -> list[Mutant]:
         base = f"{q}|{text}|{desc}"
         seen[base] = seen.get(base, 0) + 1
         span = (stmt.get(id(node), node.lineno), *range(node.lineno, node.end_lineno + 1))
+        if (i, kind, sub) in others:
+            continue
         out.append(Mutant(f"{base}|{seen[base]}", node.lineno, desc, (i, kind, sub), span, id(node) not in called))
     return out
 
@@ -437,6 +585,9 @@ class _Cover:
 def _fork(fn, timeout: float | None = None) -> tuple[int, float]:
     """Run fn() in a forked child; its return value is the exit code. (-1 on timeout)."""
     t0 = time.perf_counter()
+    # the child's garbage collector would otherwise walk (and so copy) every object the parent holds, torch's and
+    # the tests' included: 0.5 s of each mutant's 0.6 s before this (mutmut 3 freezes too)
+    gc.freeze()
     pid = os.fork()
     if pid == 0:
         code = 1
@@ -503,6 +654,8 @@ def run_mutant(module_name: str, path: Path, m: Mutant | None, tests: list[str],
         tree = _FixIdentity().visit(apply(tree, *m.path) if m is not None else tree)
         ast.fix_missing_locations(tree)
         exec(compile(tree, str(path), "exec"), vars(mod))
+        for k, v in old.items():  # instances made before the mutation (registries, module constants) see it too
+            _transplant(v, vars(mod).get(k), module_name)
         swap = {id(v): vars(mod)[k] for k, v in old.items()
                 if k in vars(mod) and vars(mod)[k] is not v and callable(v)}
         for other in list(sys.modules.values()):
@@ -517,18 +670,70 @@ def run_mutant(module_name: str, path: Path, m: Mutant | None, tests: list[str],
     return _fork(child, timeout)
 
 
+def _transplant(old, new, module_name: str) -> None:
+    """Copy a re-executed class's attributes (methods, properties, dataclass defaults and __init__) onto the class
+    it replaces, so objects built before the mutation run the mutated methods: a Measure in a list another module
+    imported, a task's settings class in the registry. Skipped: classes of other modules or metaclasses, slots, and
+    functions that use zero-argument super() (their __class__ cell is the new class)."""
+    if not (isinstance(old, type) and isinstance(new, type) and old is not new and type(old) is type
+            and old.__module__ == module_name and old.__qualname__ == new.__qualname__):
+        return
+    import types
+
+    for k, v in vars(new).items():
+        if k in ("__dict__", "__weakref__", "__module__", "__qualname__", "__doc__", "__slots__") or \
+                isinstance(v, (types.MemberDescriptorType, types.GetSetDescriptorType)):
+            continue
+        fns = [v.fget, v.fset] if isinstance(v, property) else [getattr(v, "__func__", v)]
+        if any("__class__" in getattr(getattr(f, "__code__", None), "co_freevars", ()) for f in fns if f):
+            continue
+        try:
+            setattr(old, k, v)
+        except (AttributeError, TypeError):
+            pass
+
+
+def test_args(name: str, base_only: bool) -> list[str]:
+    """The tests of a target: the before / after sets of the targets of issue 25; for the others, the listed files
+    and the file named after the module's subject, where they exist."""
+    if name in BASE_TESTS:
+        return BASE_TESTS[name] + ([] if base_only else NEW_TESTS[name])
+    if base_only:
+        sys.exit(f"{name}: no test set from before issue 25 (--baseline-tests is for {', '.join(BASE_TESTS)})")
+    subject = TARGETS[name].module.rsplit(".", 1)[-1]
+    found = [str(f.relative_to(ROOT)) for f in sorted(ROOT.glob(f"tests/**/test_{subject}.py"))]
+    return [t for t in dict.fromkeys([*found, *TARGETS[name].tests]) if (ROOT / t.split("::")[0]).exists()]
+
+
+def resolve(names: list[str]) -> list[str]:
+    """Target names from names, module names (nsbench.report.family) or files (nsbench/report/family.py): a module
+    stands for every target in it."""
+    out = []
+    for n in names:
+        if n in TARGETS:
+            out.append(n)
+            continue
+        mod = n.removesuffix(".py").replace("/", ".")
+        hits = [k for k, t in TARGETS.items() if t.module == mod]
+        if not hits:
+            sys.exit(f"unknown target or module {n}; valid: {', '.join(TARGETS)}")
+        out += hits
+    return list(dict.fromkeys(out))
+
+
 def run_target(name: str, base_only: bool, verbose: bool, shard: tuple[int, int] = (0, 1)) -> dict:
     import importlib
 
+    wall = time.perf_counter()
     target = TARGETS[name]
-    test_args = BASE_TESTS[name] + ([] if base_only else NEW_TESTS[name])
+    tests = test_args(name, base_only)
     mod = importlib.import_module(target.module)
     path = Path(mod.__file__).resolve()
-    _collect(test_args)
+    _collect(tests)
     import torch
 
     torch.set_num_threads(1)
-    lines, times, failed = coverage(path, test_args)
+    lines, times, failed = coverage(path, tests)
     if failed:
         print(f"{name}: {len(failed)} test(s) fail before any mutation and are left out: {failed}")
     # the runner itself must be invisible: the unmutated code re-executed passes every covering test
@@ -556,35 +761,38 @@ def run_target(name: str, base_only: bool, verbose: bool, shard: tuple[int, int]
             m.status = "killed (timeout)"
         if verbose:
             print(f"  {m.status:16s} {dt:5.1f}s line {m.line}: {m.desc}  [{m.id}]", flush=True)
-    res = {"target": name, "module": target.module, "functions": list(target.functions), "tests": test_args,
-           "shard": list(shard), "seconds": round(time.perf_counter() - t0),
+    res = {"target": name, "module": target.module, "functions": list(target.functions), "tests": tests,
+           "shard": list(shard), "seconds": round(time.perf_counter() - t0), "wall": round(time.perf_counter() - wall),
+           "coverage_tests": len(times),
            "mutants": [{"id": m.id, "line": m.line, "desc": m.desc, "status": m.status, "tests": m.tests}
                        for m in mutants]}
     summarise([res])
     return res
 
 
-def summarise(results: list[dict]) -> None:
-    """Print killed / total per target (shards of one target merged), equivalents named, survivors listed."""
+def summarise(results: list[dict], markdown: bool = False) -> None:
+    """Print killed / total per target (shards of one target merged), equivalents named, survivors listed; with
+    `markdown`, then one table row per target (as tests/README.md lists the scores)."""
     by: dict[str, dict] = {}
     for r in results:
         for m in r["mutants"]:  # equivalents named after a run apply to its saved results too
             m["status"] = "equivalent" if m["id"] in EQUIVALENT else m["status"]
             # by hand with the current tests only (the "before" suite had no such check)
             if m["id"] in KILLED_BY_HAND and m["status"] in ("survived", "not covered") and \
-                    r["tests"] != BASE_TESTS[r["target"]]:
+                    r["tests"] != BASE_TESTS.get(r["target"]):
                 m["status"] = f"killed (by hand: {KILLED_BY_HAND[m['id']]})"
-        key = f"{r['target']}{' (tests before issue 25)' if r['tests'] == BASE_TESTS[r['target']] else ''}"
-        agg = by.setdefault(key, {**r, "mutants": [], "seconds": 0})
+        key = f"{r['target']}{' (tests before issue 25)' if r['tests'] == BASE_TESTS.get(r['target']) else ''}"
+        agg = by.setdefault(key, {**r, "mutants": [], "seconds": 0, "wall": 0})
         agg["mutants"] += r["mutants"]
         agg["seconds"] += r.get("seconds", 0)
+        agg["wall"] += r.get("wall", r.get("seconds", 0))
     for key, r in by.items():
         ms = r["mutants"]
         scored = [m for m in ms if m["status"] != "equivalent"]
         killed = sum(m["status"].startswith("killed") for m in scored)
         fns = f" [{', '.join(r['functions'])}]" if r.get("functions") else ""
         print(f"\n{key}: {r['module']}{fns}: {killed}/{len(scored)} killed ({100 * killed / max(1, len(scored)):.1f}%), "
-              f"{len(ms) - len(scored)} equivalent, {r['seconds']}s")
+              f"{len(ms) - len(scored)} equivalent, {r['seconds']}s of mutants, {r['wall']}s in all")
         for m in ms:
             if m["status"] == "equivalent":
                 print(f"  equivalent  line {m['line']}: {m['desc']}  [{m['id']}] - {EQUIVALENT.get(m['id'], '')}")
@@ -594,35 +802,50 @@ def summarise(results: list[dict]) -> None:
         for m in ms:
             if m["status"] in ("survived", "not covered"):
                 print(f"  {m['status']:11s} line {m['line']}: {m['desc']}  [{m['id']}]")
+    if markdown:
+        print("\n| target | module | mutants | equivalent | killed | survived | not covered | score | wall |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for key, r in by.items():
+            ms = r["mutants"]
+            n = {s: sum(m["status"] == s for m in ms) for s in ("equivalent", "survived", "not covered")}
+            killed = sum(m["status"].startswith("killed") for m in ms)
+            print(f"| `{key}` | {r['module'].removeprefix('nsbench.').replace('.', '/')}.py | {len(ms)} | "
+                  f"{n['equivalent']} | {killed} | {n['survived']} | {n['not covered']} | {killed} / "
+                  f"{len(ms) - n['equivalent']} | {r['wall'] // 60}m{r['wall'] % 60:02d}s |")
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("targets", nargs="*", help=f"any of {', '.join(TARGETS)}")
+    ap.add_argument("targets", nargs="*", help=f"any of {', '.join(TARGETS)}; or a module (nsbench/calibration.py, "
+                    "nsbench.calibration): its targets")
     ap.add_argument("--list", action="store_true", help="list the targets and their mutant counts")
     ap.add_argument("--baseline-tests", action="store_true", help="only the tests that predate the value tests")
     ap.add_argument("--json", type=Path, help="write the results here")
     ap.add_argument("-v", "--verbose", action="store_true", help="one line per mutant as it runs")
     ap.add_argument("--shard", default="0/1", help="K/N: only every N-th mutant from the K-th (runs of ~5 minutes)")
     ap.add_argument("--merge", nargs="+", type=Path, help="print the combined score of --json files and exit")
+    ap.add_argument("--markdown", action="store_true", help="with --merge: also one table row per target")
     args = ap.parse_args(argv)
     if args.merge:
-        summarise([r for f in args.merge for r in json.loads(f.read_text())])
+        summarise([r for f in args.merge for r in json.loads(f.read_text())], args.markdown)
         return 0
     k, n = (int(v) for v in args.shard.split("/"))
     os.chdir(ROOT)
     sys.path.insert(0, str(ROOT / "tests"))
     if args.list or not args.targets:
-        import importlib
+        import importlib.util
 
+        total = 0
         for n, t in TARGETS.items():
-            path = Path(importlib.import_module(t.module).__file__)
-            print(f"{n:8s} {t.module:36s} {len(enumerate_mutants(path, t)):4d} mutants")
+            path = Path(importlib.util.find_spec(t.module).origin)
+            count = len(enumerate_mutants(path, t))
+            total += count
+            tests = ", ".join(a.removeprefix("tests/") for a in test_args(n, False)) if n not in BASE_TESTS else \
+                "the value tests of issue 25 (BASE_TESTS, NEW_TESTS)"
+            print(f"{n:30s} {count:4d} mutants  {tests}")
+        print(f"{'all':30s} {total:4d} mutants")
         return 0
-    bad = [t for t in args.targets if t not in TARGETS]
-    if bad:
-        sys.exit(f"unknown target(s) {', '.join(bad)}; valid: {', '.join(TARGETS)}")
-    results = [run_target(t, args.baseline_tests, args.verbose, (k, n)) for t in args.targets]
+    results = [run_target(t, args.baseline_tests, args.verbose, (k, n)) for t in resolve(args.targets)]
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
     return 0

@@ -25,7 +25,7 @@ from ..checkpoint import load_checkpoint, save_checkpoint
 from ..config import OptimConfig, TrainConfig, check_choices, load_train_config
 from ..data.loaders import ImageDataset, auto_workers
 from ..models import ModelSpec
-from ..utils import NsbenchError, read_json, resolve_device, seed_everything, write_json
+from ..utils import NsbenchError, file_sha256, read_json, resolve_device, seed_everything, write_json
 from . import budget, ladder, records
 from .label import LabelConfig
 from .run_data import RunData, decode_mode, load_data, record_split, split_record, train_augment
@@ -95,7 +95,7 @@ def train_iteration(run: Run, k: int, parent_sha: str | None) -> None:
         stage = stage_config(run, k, cfg.teacher_optim, pseudo=None, ratio=0)
         stats = None
     else:
-        teacher, tmeta = load_checkpoint(runs.checkpoint(run.folder, k - 1))
+        teacher, tmeta = load_checkpoint(_recorded_parent(run, k, parent_sha))
         teacher.to(run.device)
         stats = pseudo_label(run, k, teacher)
         idx, targets = load_selection(runs.pseudo_dir(run.folder, k), run.num_classes)
@@ -218,6 +218,17 @@ def record_iteration(run: Run, k: int, final, history: list[dict], stats: dict |
              time.time() - t0, f"; {metrics['final_quarter_gain']:+.2f} points over the last quarter (from epoch "
                                f"{metrics['quarter_epoch']})" if "final_quarter_gain" in metrics else "")
     distributed.barrier()
+
+
+def _recorded_parent(run: Run, k: int, parent_sha: str | None) -> Path:
+    """iter{k-1}.pt, the teacher of iteration k, when its bytes are still those summary.json recorded: a resumed run
+    must not label with (and name as parent) a file changed since, however it still loads."""
+    path = runs.checkpoint(run.folder, k - 1)
+    if path.is_file() and file_sha256(path) != parent_sha:
+        raise NsbenchError(f"{path}: its sha256 is not the one summary.json recorded for iteration {k - 1} "
+                           f"({str(parent_sha)[:12]}...): the file changed after it was trained; put the recorded file "
+                           f"back, or start a new run")
+    return path
 
 
 def _init_from(model, teacher, spec: ModelSpec, tmeta: dict) -> None:

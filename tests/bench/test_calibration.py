@@ -24,6 +24,44 @@ def test_bins_are_tf_histogram_fixed_width_bins_over_0_1():
     assert got.tolist() == [0, 0, 1, 7, 14, 14]  # floor(15 p), p = 1 in the last bin
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_confidences_on_bin_edges_fall_in_the_bin_they_open(dtype):
+    """tf.histogram_fixed_width_bins(p, [0, 1], nbins=15): floor(15 p) clipped to 0..14, so an edge k/15 opens bin
+    k (bins are [k/15, (k+1)/15)), 0 is bin 0 and 1 joins bin 14. Checked on the edges themselves, as float64 and as
+    float32 (float32(k/15) * 15 rounds to k in float64 and in float32 alike), where floor and ceil - 1, or a
+    right-closed (k-1)/15 < p <= k/15 binning, part ways; ECE against a hand computation whose bins say so."""
+    ks = np.arange(16)
+    edges = (ks / 15).astype(dtype)
+    assert calibration.bins(edges).tolist() == list(range(15)) + [14]
+    # a worked example: each edge shares its bin with an image half a bin above it, not with the one below
+    #   image  conf     correct  bin
+    #   a      0        1        0
+    #   c      0.5/15   0        0
+    #   b      1/15     0        1
+    #   f      6.5/15   1        6
+    #   d      7/15     1        7
+    #   e      7.5/15   0        7
+    #   i      13.5/15  1        13
+    #   g      14/15    0        14
+    #   h      1        1        14
+    conf = np.array([0.0, 0.5 / 15, 1 / 15, 6.5 / 15, 7 / 15, 7.5 / 15, 13.5 / 15, 14 / 15, 1.0]).astype(dtype)
+    correct = np.array([1, 0, 0, 1, 1, 0, 1, 0, 1], bool)
+    assert calibration.bins(conf).tolist() == [0, 0, 1, 6, 7, 7, 13, 14, 14]
+    # per bin |sum(correct - conf)|: bin 0 |1 - 0.5/15| = 29/30, bin 1 1/15, bin 6 8.5/15, bin 7 |1 - 14.5/15| =
+    # 0.5/15, bin 13 1.5/15, bin 14 |-14/15 + 0| = 14/15; their sum 29/30 + 25.5/15 = 80/30, over 9 images
+    c = conf.astype(np.float64)  # the stored confidences (float32 moves each by < 1e-7)
+    by_hand = (abs((1 - c[0]) + (0 - c[1])) + abs(0 - c[2]) + abs(1 - c[3]) + abs((1 - c[4]) + (0 - c[5]))
+               + abs(1 - c[6]) + abs((0 - c[7]) + (1 - c[8]))) / 9
+    assert by_hand == pytest.approx(8 / 27, abs=1e-6)
+    assert calibration.ece(conf, correct) == pytest.approx(by_hand, rel=1e-12, abs=1e-15)
+    # a right-closed binning puts b with a and c, d with f, g with i: another number, which the above rules out
+    closed = (abs((1 - c[0]) + (0 - c[1]) + (0 - c[2])) + abs((1 - c[3]) + (1 - c[4])) + abs(0 - c[5])
+              + abs((1 - c[6]) + (0 - c[7])) + abs(1 - c[8])) / 9
+    assert abs(closed - by_hand) > 0.05
+    # the bootstrap form bins the same way
+    assert calibration.ece_weighted(np.full((1, 9), 1 / 9), conf, correct)[0] == pytest.approx(by_hand, rel=1e-12)
+
+
 def test_nll_and_brier_by_hand():
     logits = np.array([[0.0, math.log(3.0)], [0.0, math.log(3.0)]])  # p = (0.25, 0.75)
     z = calibration.per_image(logits, np.array([1, 0]))

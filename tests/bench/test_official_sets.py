@@ -123,6 +123,45 @@ def test_3dcc_tree_rows_and_unknown_folders(tmp_path):
         T3.run(ctx, T3.ImageNet3DCCTask(enabled=True, root=str(root)), None)
 
 
+# The released names, copied from the sources (not from nsbench):
+# EPFL-VILAB/3DCommonCorruptions tools/download_imagenet_3dcc.sh (commit 4fc007b), the loop over the tarballs of
+# datasets.epfl.ch/3dcc/imagenet_3dcc/, in its order (the README points to this script and lists no names)
+RELEASED_3DCC = ["near_focus", "far_focus", "fog_3d", "flash", "color_quant", "low_light", "xy_motion_blur",
+                 "z_motion_blur", "iso_noise", "bit_error", "h265_abr", "h265_crf"]
+# facebookresearch/augmentation-corruption README.md (commit ba4d5a5): "We have 10 different corruption types"
+RELEASED_C_BAR = ["blue_noise_sample", "brownish_noise", "caustic_refraction", "checkerboard_cutout",
+                  "cocentric_sine_waves", "inverse_sparkles", "perlin_noise", "plasma_noise",
+                  "single_frequency_greyscale", "sparkles"]
+
+
+@pytest.mark.parametrize("task,mod,config,released", [
+    ("imagenet_3dcc", T3, T3.ImageNet3DCCTask, RELEASED_3DCC),
+    ("imagenet_c_bar", TB, TB.ImageNetCBarTask, RELEASED_C_BAR),
+], ids=["3dcc", "c_bar"])
+def test_the_corruption_names_are_the_released_ones(tmp_path, task, mod, config, released):
+    """The names themselves, not their count: a tree holding a folder for each released name is scored whole by the
+    task's defaults (no folder ignored as unknown, every name a condition), and the default list is those names."""
+    names = T3.THREEDCC_CORRUPTIONS if mod is T3 else TB.CBAR_CORRUPTIONS
+    assert sorted(names) == sorted(released) and len(set(names)) == len(names)
+    assert sorted(config().corruptions) == sorted(released)
+    root = tmp_path / task
+    for c in released:
+        save(root / c / "1" / synsets()[3] / "a.JPEG", encoded_image(0 if c != released[-1] else 1))
+    ctx = ctx_for(tmp_path, PixelOracle([3, 7], decoy=None))
+    res = mod.run(ctx, config(enabled=True, root=str(root), severities=[1]), None)
+    assert res.sets[task].get("ignored_folders", []) == []  # present only when a folder was ignored
+    err = {r["condition"]: r["value"] for r in by(res.rows, metric="top1_err")}
+    assert err == {**{c: 0.0 for c in released[:-1]}, released[-1]: 100.0}
+    (mean,) = by(res.rows, metric="mean_err", condition="all")
+    assert mean["value"] == pytest.approx(100 / len(released))
+
+
+def test_c_bar_severity_parameters_name_the_released_corruptions():
+    from nsbench.reference import imagenet_c_bar_severities
+
+    assert sorted(imagenet_c_bar_severities()) == sorted(RELEASED_C_BAR)
+
+
 @pytest.mark.parametrize("task,run,config,corruption", [
     ("imagenet_c_bar", TB.run, TB.ImageNetCBarTask, "sparkles"),
     ("imagenet_3dcc", T3.run, T3.ImageNet3DCCTask, "fog_3d"),

@@ -91,3 +91,59 @@ def test_bf16_from_the_command_line_and_the_suite(tiny_folder, tmp_path):
                  "bf16", "--device", "cpu", "--cache", str(tmp_path / "cache"), "--label", "r", *_data(tiny_folder)]) == 0
     meta = json.loads((tmp_path / "cli" / "r" / "meta.json").read_text())
     assert meta["precision"] == "bf16 autocast"
+
+
+def _own_suite(path, extra: str = "") -> str:
+    """A suite file of one's own that says nothing about precision: clean and FGSM only."""
+    path.write_text("name: mine\n" + extra + "clean:\n  limit: 40\ncorruptions:\n  enabled: false\n"
+                    "perturbations:\n  enabled: false\nnatural_adversarial:\n  enabled: false\n"
+                    "fgsm:\n  limit: 8\n  eps_255: [0, 2]\n")
+    return str(path)
+
+
+def test_a_suite_that_names_no_precision_is_scored_in_fp32_and_one_that_says_bf16_is_not(tiny_folder, tmp_path):
+    """The shipped suites all write `precision: fp32`, so the default of the key itself is checked on a suite file
+    that leaves it out: meta.json says fp32, no row's note says bf16, no forward pass ran under autocast. The same
+    file with `precision: bf16` changes all three (attacks stay fp32)."""
+    overrides = [f"data.source=folder:{tiny_folder}", "data.split=test", "data.image_size=32"]
+    runs = {}
+    for name, extra in (("plain", ""), ("bf16", "precision: bf16\n")):
+        spy, out = Spy(), tmp_path / name
+        df = evaluate(spy, _own_suite(tmp_path / f"{name}.yaml", extra), out,
+                      info=ModelInfo(classes=CLASSES, input_size=32, label="spy"),
+                      settings=ScoreSettings(overrides=overrides, cache_dir=tmp_path / "cache", device="cpu"))
+        runs[name] = (spy, pd.read_csv(out / "spy" / "results.csv"),
+                      json.loads((out / "spy" / "meta.json").read_text()))
+        assert set(df.task) == {"clean", "fgsm"}
+    spy, rows, meta = runs["plain"]
+    assert meta["precision"] == "fp32" and meta["suite"]["config"]["precision"] == "fp32"
+    assert spy.seen and not any(spy.seen)
+    assert not rows.note.fillna("").str.contains("bf16").any()
+    spy, rows, meta = runs["bf16"]
+    assert meta["precision"] == "bf16 autocast" and meta["suite"]["config"]["precision"] == "bf16"
+    assert any(spy.seen)
+    clean = rows[rows.task == "clean"]
+    assert len(clean) and clean.note.str.contains("scored under bf16 autocast").all()
+    assert not rows[rows.task == "fgsm"].note.fillna("").str.contains("bf16").any()
+
+
+@pytest.mark.usefixtures("fresh_log_handlers")
+def test_nsbench_eval_without_suite_or_precision_scores_in_fp32(tiny_folder, tmp_path):
+    """`nsbench eval CKPT` with neither --suite nor --precision: the default suite (robustness), in fp32, as
+    meta.json and every row say; --precision bf16 on the same command says bf16 autocast."""
+    from helpers import tiny_checkpoint
+
+    ckpt = tiny_checkpoint(tmp_path / "m.pt", CLASSES)
+    common = [str(ckpt), "--cache", str(tmp_path / "cache"), "--device", "cpu", "--workers", "0",
+              f"data.source=folder:{tiny_folder}", "data.split=test", "clean.limit=16", "corruptions.enabled=false",
+              "perturbations.enabled=false", "natural_adversarial.enabled=false", "fgsm.limit=8", "fgsm.eps_255=[2]"]
+    assert main(["eval", "--out", str(tmp_path / "a"), *common]) == 0
+    meta = json.loads((tmp_path / "a" / "m" / "meta.json").read_text())
+    assert meta["suite"]["config"]["name"] == "robustness"
+    assert meta["precision"] == "fp32" and meta["suite"]["config"]["precision"] == "fp32"
+    rows = pd.read_csv(tmp_path / "a" / "m" / "results.csv")
+    assert {"clean", "fgsm"} <= set(rows.task) and not rows.note.fillna("").str.contains("bf16").any()
+    assert main(["eval", "--out", str(tmp_path / "b"), "--precision", "bf16", *common]) == 0
+    assert json.loads((tmp_path / "b" / "m" / "meta.json").read_text())["precision"] == "bf16 autocast"
+    rows = pd.read_csv(tmp_path / "b" / "m" / "results.csv")
+    assert rows[rows.task == "clean"].note.str.contains("scored under bf16 autocast").all()

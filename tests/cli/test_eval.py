@@ -250,3 +250,52 @@ def test_eval_on_parquet_with_a_damaged_row_group_scores_the_rest(tmp_path):
     assert _eval(ckpt, f"parquet:{tmp_path / 'pq'}", tmp_path / "ev") == 0
     rows = pd.read_csv(tmp_path / "ev" / "m" / "results.csv")
     assert rows[(rows.task == "clean") & (rows.metric == "top1_acc")].n.tolist() == [8]
+
+
+@pytest.mark.usefixtures("fresh_log_handlers")
+def test_json_headline_and_log_line_are_the_rows_they_name(tiny_run, tiny_folder, tmp_path, capsys, caplog):
+    """FGSM at two eps, each with its calibration rows (ECE, NLL, Brier share the attack's task, condition and eps:
+    the Brier score was once printed as FGSM top-1, 0.87 for 43.5). Every number of the JSON `headline` is the
+    results.csv row its `measures` entry names (task, metric, condition, eps), an attack's being a top-1 accuracy;
+    the log line carries each of those values as printed, parsed back here."""
+    import logging
+    import re
+
+    ckpt = tiny_run / "iter0.pt"  # a trained teacher: clean, FGSM 2/255 and 8/255 accuracies differ
+    with caplog.at_level(logging.INFO, logger="nsbench"):
+        assert _eval(ckpt, f"folder:{tiny_folder}", tmp_path / "ev", "--json", "clean.limit=40", "fgsm.enabled=true",
+                     "fgsm.limit=40", "fgsm.eps_255=[2,8]") == 0
+    doc = json.loads(capsys.readouterr().out)
+    (entry,) = doc["models"]
+    rows = pd.read_csv(Path(entry["folder"]) / "results.csv")
+    for eps in (2.0, 8.0):  # the trap: four rows of the attack at each eps
+        at = rows[(rows.task == "fgsm") & (rows.eps_255 == eps)]
+        assert sorted(at.metric) == ["brier", "ece", "nll", "top1_acc"]
+    head = entry["headline"]
+    assert set(head) == {"clean_top1", "fgsm@2", "fgsm@8"} == set(doc["measures"])
+    for name, value in head.items():
+        info = doc["measures"][name]
+        m = (rows.task == info["task"]) & (rows.metric == info["metric"])
+        if info["condition"] is not None:
+            m &= rows.condition == info["condition"]
+        if info["eps_255"] is not None:
+            m &= rows.eps_255 == info["eps_255"]
+        (want,) = rows[m].value.tolist()  # exactly one row
+        assert value == pytest.approx(want, rel=1e-5), name  # %.6g in results.csv
+    for eps in (2, 8):  # what the names mean, written out: the attack's top-1 accuracy at that eps
+        info = doc["measures"][f"fgsm@{eps}"]
+        assert (info["task"], info["metric"], info["condition"], info["eps_255"]) == ("fgsm", "top1_acc", "fgsm", eps)
+        assert info["unit"] == "%" and info["higher_is_better"] is True
+        at = rows[(rows.task == "fgsm") & (rows.eps_255 == eps)].set_index("metric").value
+        assert head[f"fgsm@{eps}"] == pytest.approx(at["top1_acc"], rel=1e-5)
+        assert head[f"fgsm@{eps}"] != pytest.approx(at["brier"], rel=1e-3)
+    assert head["clean_top1"] == pytest.approx(
+        rows[(rows.task == "clean") & (rows.metric == "top1_acc")].value.item(), rel=1e-5)
+    assert len({head["clean_top1"], head["fgsm@2"], head["fgsm@8"]}) == 3  # no row can stand in for another
+    # the log line: "run-iter0: clean top-1 ..%, FGSM 2/255 top-1 ..%, FGSM 8/255 top-1 ..%"
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith(f"{entry['label']}: clean top-1")]
+    printed = dict(re.findall(r"(clean top-1|FGSM \d+/255 top-1) ([\d.]+)%", line))
+    assert set(printed) == {"clean top-1", "FGSM 2/255 top-1", "FGSM 8/255 top-1"}, line
+    for phrase, name in (("clean top-1", "clean_top1"), ("FGSM 2/255 top-1", "fgsm@2"), ("FGSM 8/255 top-1", "fgsm@8")):
+        digits = len(printed[phrase].split(".")[1])
+        assert printed[phrase] == f"{head[name]:.{digits}f}", (phrase, line)

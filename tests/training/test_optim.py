@@ -75,18 +75,37 @@ def test_rmsprop_recipes_follow_the_tf_update_rule():
         np.testing.assert_allclose(got2["weight"][k], want, rtol=1e-5, atol=1e-7)
 
 
-def test_torch_rmsprop_would_fail_the_same_check():
-    """The check has teeth: torch.optim.RMSprop (eps outside the root, mean square from 0) takes a far larger
-    first step with small gradients, which is what the recipes used to run."""
-    torch.manual_seed(0)
-    model = nn.Linear(5, 3)
-    w0 = model.weight.detach().numpy().copy()
-    g = np.full(w0.shape, 1e-3, np.float32)
-    opt = torch.optim.RMSprop(model.parameters(), lr=0.016, momentum=0.9, alpha=0.9, eps=1e-3)
-    out = run(opt, model, {"weight": [g], "bias": [np.zeros(3, np.float32)]}, [0.016])
-    torch_step = np.abs(out["weight"][0] - w0).max()
-    tf_step = np.abs(tf_rmsprop(w0, [g], 0.016, 0.0)[0] - w0).max()
-    assert torch_step > 30 * tf_step
+def test_the_rmsprop_recipe_takes_tfs_steps_not_torchs():
+    """What make_optimizer builds for `optimizer: rmsprop`, two steps on a tiny parameter against TF's update
+    written out number by number (ms starts at 1, epsilon inside the square root, momentum on the scaled step), and
+    against torch.optim.RMSprop's rule written out the same way (ms from 0, epsilon outside the root), which takes a
+    first step about 700 times larger with gradients of 1e-3: the recipes ran that once."""
+    model = nn.Linear(2, 1, bias=False)  # one 1 x 2 weight, in the L2-decayed group (weight_decay 0 here)
+    with torch.no_grad():
+        model.weight.zero_()  # from 0, float32 holds the steps (about 1e-5) to about 1e-12
+    opt = make_optimizer(model, OptimConfig(optimizer="rmsprop", lr=0.016, momentum=0.9, weight_decay=0.0))
+    grads = [np.array([1e-3, -2e-3]), np.array([3e-3, 1e-3])]
+    got = []
+    for g in grads:
+        model.weight.grad = torch.tensor(g[None], dtype=torch.float32)
+        opt.step()
+        got.append(model.weight.detach().numpy()[0].astype(np.float64).copy())
+    # TF RMSProp by hand, element 0: g = 1e-3, then 3e-3
+    #   step 1: ms = 0.9 * 1 + 0.1 * 1e-6 = 0.9000001;  mom = 0.016 * 1e-3 / sqrt(0.9000001 + 1e-3);  w = 0 - mom
+    #   step 2: ms = 0.9 * 0.9000001 + 0.1 * 9e-6;      mom = 0.9 * mom + 0.016 * 3e-3 / sqrt(ms + 1e-3)
+    ms1 = 0.9 * 1.0 + 0.1 * 1e-6
+    mom1 = 0.016 * 1e-3 / np.sqrt(ms1 + 1e-3)
+    ms2 = 0.9 * ms1 + 0.1 * 9e-6
+    mom2 = 0.9 * mom1 + 0.016 * 3e-3 / np.sqrt(ms2 + 1e-3)
+    assert mom1 == pytest.approx(1.68561e-5, rel=1e-5)
+    np.testing.assert_allclose([got[0][0], got[1][0]], [-mom1, -mom1 - mom2], rtol=1e-6)
+    # both elements, by the rule of tf_rmsprop above
+    want = tf_rmsprop(np.zeros(2), grads, 0.016, 0.0)
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    # torch's rule on the same first gradient: ms = 0.1 * 1e-6, step = lr * g / (sqrt(ms) + eps)
+    torch_first = 0.016 * 1e-3 / (np.sqrt(0.1 * 1e-6) + 1e-3)
+    assert torch_first > 700 * mom1
+    assert abs(got[0][0] - -torch_first) > 0.01
 
 
 def test_ema_ramp_is_tfs_num_updates_formula():

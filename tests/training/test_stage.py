@@ -60,6 +60,105 @@ def test_student_trains_in_train_mode_with_input_and_model_noise(tmp_path):
     assert (dists > 1e-3).all()
 
 
+def test_the_students_noise_does_what_it_says(tmp_path, monkeypatch):
+    """What each kind of noise does to a student trained through train_stage (dropout 0.3, stochastic depth 0.5,
+    RandAugment 2 x 9), seen from hooks, against timm's definitions written out:
+    - dropout (timm ResNet.forward_head: F.dropout on the pooled features): in train mode about 30% of the
+      classifier's inputs are 0 and the others are the pooled features / 0.7; in eval mode (validation) the
+      classifier gets the pooled features untouched;
+    - stochastic depth (timm drop_path): per sample, a residual branch is either all zeros or the branch / (1 - p),
+      whole branches dropped at about each block's own rate p; the identity in eval mode;
+    - RandAugment changes the pixels of a batch's images and not their labels or soft targets.
+    The teacher that pseudo-labels does so in eval mode, un-noised: test_pseudo_labels.py
+    (test_noise_does_not_leak_into_pseudo_labeling)."""
+    import nsbench.training.stage as stage_module
+    from nsbench.training.validate import ValSet
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (40, 32, 32, 3), dtype=np.uint8)
+    labels = rng.integers(0, 3, 40)
+    src = ArraySource("toy", images, labels, ["a", "b", "c"])
+    # test_resnet: test_efficientnet's DropPath modules never run (its blocks with one have no residual branch)
+    model = build_model(ModelSpec("test_resnet", num_classes=3, drop_rate=0.3, drop_path_rate=0.5))
+    net = model.net
+    pooled, head_in, branches, batches, losses = [], [], [], [], []
+    net.global_pool.register_forward_hook(lambda m, args, out: pooled.append(out.detach().clone()))
+    net.get_classifier().register_forward_pre_hook(
+        lambda m, args: head_in.append((m.training, args[0].detach().clone())))
+    from timm.layers import DropPath
+
+    for m in net.modules():
+        if isinstance(m, DropPath):
+            m.register_forward_hook(lambda m, args, out: branches.append(
+                (m.training, m.drop_prob, args[0].detach().clone(), out.detach().clone())))
+    # timm's ResNet: block i of n takes drop_path_rate * i / (n - 1) (test_resnet: 4 blocks, the first at 0)
+    rates = sorted(m.drop_prob for m in net.modules() if isinstance(m, DropPath))
+    assert rates == pytest.approx([0.5 * i / 3 for i in (1, 2, 3)])
+    aug = TrainAugment(32, True, 2, 9, 0.5)  # RandAugment only: no crop shift, no flip
+    real_on_batch = aug.on_batch
+
+    def on_batch(x, gen, natural=None):
+        out = real_on_batch(x, gen, natural)
+        batches.append((x.clone(), out.clone()))
+        return out
+
+    aug.on_batch = on_batch
+    real_loss = stage_module.batch_loss
+    monkeypatch.setattr(stage_module, "batch_loss", lambda logits, b, cfg: (
+        losses.append((b.y.clone(), b.soft.clone(), b.n_labeled)), real_loss(logits, b, cfg))[1])
+    soft = dense_targets(np.stack([np.arange(24) % 3, (np.arange(24) + 1) % 3], 1),
+                         np.tile([0.7, 0.3], (24, 1)).astype(np.float32), 3)  # a different target per image
+    labeled = ImageDataset(src, np.arange(8), 32, augment=aug)
+    pseudo = ImageDataset(src, np.arange(8, 32), 32, targets=soft, augment=aug)
+    val = ValSet(src, np.arange(32, 40), 32, batch_size=8)
+    train_stage(model, StageConfig(name="t", optim=OptimConfig(epochs=2, batch_size=4, warmup_epochs=0),
+                runtime=RuntimeConfig(device="cpu"), labeled=labeled, pseudo=pseudo, ratio=3, unlabeled_weight=1.0,
+                val=val, device=torch.device("cpu"), state_path=tmp_path / "state.pt", seed=0))
+
+    # dropout
+    assert len(pooled) == len(head_in) and [t for t, _ in head_in].count(True) == 4  # 2 epochs x 2 steps
+    dropped = kept = 0
+    for p, (training, h) in zip(pooled, head_in):
+        p = p.flatten(1)
+        if not training:
+            assert torch.equal(h, p)  # validation: no dropout
+            continue
+        live = p != 0  # features the ReLU left at 0 read 0 either way: counted neither way
+        zero = (h == 0) & live
+        torch.testing.assert_close(h[~zero], p[~zero] / 0.7, rtol=1e-5, atol=1e-7)
+        dropped, kept = dropped + int(zero.sum()), kept + int((live & ~zero).sum())
+    assert any(not t for t, _ in head_in)
+    n = dropped + kept
+    assert n >= 512 and abs(dropped / n - 0.3) < 5 * math.sqrt(0.3 * 0.7 / n), (dropped, n)
+    # stochastic depth
+    count, expect, var = 0, 0.0, 0.0
+    for training, p, x, y in branches:
+        if not training:
+            assert torch.equal(y, x)
+            continue
+        assert p > 0
+        live = x.flatten(1).ne(0).any(1)  # timm zero-initialises each branch's last BN: 0 until the first update
+        for xi, yi in zip(x[live], y[live]):
+            if torch.all(yi == 0):
+                count += 1
+            else:
+                torch.testing.assert_close(yi, xi / (1 - p), rtol=1e-5, atol=1e-7)  # the whole branch, scaled
+        assert torch.equal(y[~live], x[~live])
+        expect, var = expect + int(live.sum()) * p, var + int(live.sum()) * p * (1 - p)
+    assert count > 0 and abs(count - expect) < 5 * math.sqrt(var), (count, expect)
+    # RandAugment: pixels change, labels and soft targets stay those of the images
+    clean = stack_uint8(prepare_batch(images, 32)).numpy()
+    assert len(batches) == len(losses) == 4
+    for (before, after), (y, target, n_lab) in zip(batches, losses):
+        assert after.shape == before.shape and after.dtype == before.dtype
+        changed = [not torch.equal(a, b) for a, b in zip(after, before)]
+        assert sum(changed) >= len(changed) // 2, changed
+        ids = np.array([next(i for i in range(40) if np.array_equal(clean[i], img)) for img in before.numpy()])
+        assert n_lab == 4 and (ids[:4] < 8).all() and ((ids[4:] >= 8) & (ids[4:] < 32)).all()
+        assert y.tolist() == labels[ids[:4]].tolist()
+        np.testing.assert_array_equal(target.numpy(), soft[ids[4:] - 8])
+
+
 def test_ema_of_weights_is_what_gets_checkpointed(tmp_path):
     rng = np.random.default_rng(0)
     src = ArraySource("toy", rng.integers(0, 255, (16, 32, 32, 3), dtype=np.uint8), np.arange(16) % 2, ["a", "b"])
@@ -91,6 +190,80 @@ def test_ema_with_the_tf_ramp_is_mostly_the_weights_after_one_step(tmp_path):
     trained = model.state_dict()[w]
     assert not torch.equal(trained, start[w])  # one step moved the weights
     torch.testing.assert_close(final.state_dict()[w], 2 / 11 * start[w] + 9 / 11 * trained)
+
+
+def _float_state(m: nn.Module) -> dict[str, torch.Tensor]:
+    """Every floating-point entry of the state (parameters and BN running statistics: ModelEmaV3 averages both)."""
+    return {k: v.detach().double().clone() for k, v in m.state_dict().items() if v.is_floating_point()}
+
+
+def _weights_after_every_step(tmp_path, optim: OptimConfig, n_images: int):
+    """Train a tiny model through train_stage; return (its weights at the start, its weights after each optimizer
+    step, the EMA copy train_stage returned). The weights after step s are read when the forward pass of step s + 1
+    begins (a forward pre-hook), the last from the model at the end."""
+    rng = np.random.default_rng(0)
+    src = ArraySource("toy", rng.integers(0, 255, (n_images, 32, 32, 3), dtype=np.uint8), np.arange(n_images) % 2,
+                      ["a", "b"])
+    model = build_model(ModelSpec("test_efficientnet", num_classes=2))
+    start = _float_state(model)
+    before_step = []
+    hook = model.register_forward_pre_hook(lambda m, args: before_step.append(_float_state(m)))
+    final, _ = train_stage(model, StageConfig(name="ema", optim=optim, runtime=RuntimeConfig(device="cpu"),
+                           labeled=ImageDataset(src, np.arange(n_images), 32), pseudo=None, ratio=0,
+                           unlabeled_weight=0.0, val=None, device=torch.device("cpu"),
+                           state_path=tmp_path / "s.pt", seed=0))
+    hook.remove()
+    return start, before_step[1:] + [_float_state(model)], _float_state(final)
+
+
+def _ema_by_hand(start: dict, after: list[dict], decays: list[float]) -> dict:
+    """e_{-1} = the starting weights; e_s = d_s e_{s-1} + (1 - d_s) w_s after every step s."""
+    e = dict(start)
+    for w, d in zip(after, decays, strict=True):
+        e = {k: d * e[k] + (1 - d) * w[k] for k in e}
+    return e
+
+
+def _assert_state_close(got: dict, want: dict) -> None:
+    assert got.keys() == want.keys()
+    for k in want:
+        torch.testing.assert_close(got[k], want[k], rtol=1e-5, atol=1e-6, msg=lambda m, k=k: f"{k}: {m}")
+
+
+def test_ema_follows_the_recurrence_over_steps_and_epochs(tmp_path):
+    """ema_decay 0.9, 2 epochs x 3 steps: timm's rule (decay 0 on global steps 0 and 1, then 0.9) applied to the
+    weights after every step, e_s = d_s e_{s-1} + (1 - d_s) w_s, recomputed here in float64 from those weights. At
+    0.9, the swapped recurrence (1 - d) e + d w, a decay counted from each epoch's first step, or one step's weights
+    skipped all give other numbers (at 0.5 the first would not)."""
+    optim = OptimConfig(epochs=2, batch_size=4, warmup_epochs=0, lr=0.01, ema_decay=0.9)
+    start, after, ema = _weights_after_every_step(tmp_path, optim, 12)
+    assert len(after) == 6  # 12 images / 4 per step, 2 epochs
+    w = "net.classifier.weight"
+    assert all(not torch.equal(a[w], b[w]) for a, b in zip([start, *after], after))  # every step moved the weights
+    decays = [0.0, 0.0, 0.9, 0.9, 0.9, 0.9]  # global steps 0..5; epoch 2 starts at step 3
+    _assert_state_close(ema, _ema_by_hand(start, after, decays))
+    # the check has teeth: the plain weights, and the averages of the wrong rules, are far from it
+    for wrong in ([0.0, 0.0, 0.1, 0.1, 0.1, 0.1], [0.0, 0.0, 0.9, 0.0, 0.0, 0.9], [0.0, 0.9, 0.9, 0.9, 0.9, 0.9]):
+        assert not torch.allclose(ema[w], _ema_by_hand(start, after, wrong)[w], rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(ema[w], after[-1][w], rtol=1e-5, atol=1e-6)
+
+
+def test_ema_with_the_tf_ramp_and_a_reference_batch_follows_the_recurrence(tmp_path):
+    """ema_warmup with ema_reference_batch 8 at 4 images a step: the decay of global step s is
+    min(ema_decay, (1 + n) / (10 + n)) ** (4 / 8) with n = (s + 1) * 4 / 8 (TF's num_updates ramp, counted in steps
+    of the reference's 8 images), written out here; ema_decay 0.35 is reached at s = 7 (n = 4: 5 / 14 > 0.35), so
+    the 8 steps (2 epochs x 4) cover the ramp, the cap and an epoch boundary."""
+    optim = OptimConfig(epochs=2, batch_size=4, warmup_epochs=0, lr=0.01, ema_decay=0.35, ema_warmup=True,
+                        ema_reference_batch=8)
+    start, after, ema = _weights_after_every_step(tmp_path, optim, 16)
+    assert len(after) == 8
+    ramp = [(1 + n) / (10 + n) for n in (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0)]
+    assert ramp[-2] < 0.35 < ramp[-1]
+    decays = [min(0.35, r) ** 0.5 for r in ramp]
+    _assert_state_close(ema, _ema_by_hand(start, after, decays))
+    w = "net.classifier.weight"
+    per_step = [min(0.35, (2 + s) / (11 + s)) for s in range(8)]  # no reference batch: n = s + 1, no power
+    assert not torch.allclose(ema[w], _ema_by_hand(start, after, per_step)[w], rtol=1e-5, atol=1e-6)
 
 
 def log_softmax(z: np.ndarray) -> np.ndarray:
