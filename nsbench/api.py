@@ -20,6 +20,9 @@ if TYPE_CHECKING:  # kept out of `import nsbench`, which stays light
     from .config import TrainConfig
 
 
+log = logging.getLogger("nsbench")
+
+
 def evaluate(model: str | Path | nn.Module | EvalModel, suite: str | Path | SuiteConfig = "robustness",
              out: str | Path | None = None, *, info: ModelInfo | None = None,
              settings: ScoreSettings | None = None) -> pd.DataFrame:
@@ -45,17 +48,30 @@ def evaluate(model: str | Path | nn.Module | EvalModel, suite: str | Path | Suit
     import dataclasses
 
     from .bench.harness import ModelInfo, ScoreSettings, as_eval_model, score
-    from .schema import headline_numbers
+    from .schema import headline_numbers, headline_text
 
+    talk()
     settings = settings or ScoreSettings()
     if settings.reference_trainer is None:
         from .training.reference_models import train_reference
 
         settings = dataclasses.replace(settings, reference_trainer=train_reference)
     em = as_eval_model(model, info or ModelInfo())
-    rows = score(em, suite, settings, eval_root(suite, out) / em.label)
+    folder = eval_root(suite, out) / em.label
+    rows = score(em, suite, settings, folder)
     rows.attrs["headline"] = headline_numbers(rows)
+    log.info("%s: %s", em.label, headline_text(rows.attrs["headline"]))
+    log.info("%s: results in %s", em.label, folder)
     return rows
+
+
+def talk() -> None:
+    """Progress for Python callers as the CLI shows it: the `nsbench` logger's lines on stderr at INFO, unless the
+    caller configured logging itself (a handler on `nsbench` or on the root logger), which is then left alone."""
+    from .utils import setup_logging
+
+    if not logging.getLogger("nsbench").handlers and not logging.getLogger().handlers:
+        setup_logging()
 
 
 def __getattr__(name: str):
@@ -96,6 +112,8 @@ def train(recipe: str | Path = "default", out: str | Path | None = None, *,
     from .resources import resolve
     from .training.driver import resume_config, train as run_driver  # the one way into training
     from .utils import NsbenchError, clean_stale_temps, log_to
+
+    talk()
 
     if resume:
         if out is None or overrides or seed is not None or config is not None:

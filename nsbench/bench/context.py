@@ -28,6 +28,7 @@ from ..utils import NsbenchError, atomic_path
 from . import cache
 from . import metrics
 from .eval_model import EvalModel
+from .suite import unresolved
 
 log = logging.getLogger(__name__)
 NLL_TAG = "nll_definition"  # saved next to a cached cell's per-image nll: the definition it was computed under
@@ -119,7 +120,10 @@ class EvalContext:
 
     @property
     def source_spec(self) -> str | None:
-        return self.suite.data.source or (self.em.dataset or {}).get("source") or self.cfg_data.get("source")
+        """The evaluation data: the suite's data.source, else the model's own dataset; None when neither is known, or
+        when the suite names it by a variable that is not set (its tasks are skipped: suite.unset_tasks)."""
+        spec = self.suite.data.source or (self.em.dataset or {}).get("source") or self.cfg_data.get("source")
+        return None if unresolved(spec) else spec
 
     @property
     def split(self) -> str:

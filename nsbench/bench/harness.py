@@ -29,7 +29,7 @@ from .inputs import check_input_size, check_out_folder, check_side, check_writab
 from .eval_model import EvalModel, from_module, load_eval_model, with_input_size
 from .normaliser import resolve_normaliser
 from .registry import task_kinds
-from .suite import PRECISIONS, SuiteConfig, load_suite
+from .suite import PRECISIONS, SuiteConfig, load_suite, unset_tasks
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ def score(em: EvalModel, suite: str | Path | SuiteConfig, settings: ScoreSetting
     out = Path(folder)
     if out.exists() and not out.is_dir():
         raise NsbenchError(f"{out}: exists and is not a folder")
-    check_out_folder(out, em.sha256, em.label, overwrite=s.overwrite)
+    check_out_folder(out, em.sha256, em.label, overwrite=s.overwrite, path=em.path)
     cache_dir = Path(s.cache_dir) if s.cache_dir else cache.default_cache_dir()
     check_writable(cache_dir, "--cache")  # every task writes its cells there: one line now, not a failed row each
     ctx = EvalContext(em, cfg, cache_dir, dev, limit=s.limit,
@@ -156,8 +156,14 @@ def score(em: EvalModel, suite: str | Path | SuiteConfig, settings: ScoreSetting
     norm = resolve_normaliser(s.normaliser or cfg.normaliser, em, cfg)
     rows, per, sets, timings, t_all = [], [], {}, {}, time.time()
     kinds = task_kinds()
+    unset = unset_tasks(cfg)
     for name in cfg.tasks():
         t0 = time.time()
+        if name in unset:  # its data is named by an unset variable: a skipped row saying what to type
+            log.info("%s: %s skipped: %s", em.label, name, unset[name])
+            rows.append(ctx.row(name, "all", "skipped", None, 0, note=unset[name]))
+            sets[name] = {"skipped": unset[name]}
+            continue
         log.info("%s: %s", em.label, name)
         try:
             with ctx.numerics():  # fp32 means fp32 on GPUs too (no TF32)
@@ -174,6 +180,9 @@ def score(em: EvalModel, suite: str | Path | SuiteConfig, settings: ScoreSetting
             per += res.per_image
             sets.update(res.sets)
         timings[name] = time.time() - t0
+    if rows and all(r["metric"] == schema.SKIPPED for r in rows):  # nothing was scored: say what to set
+        notes = "; ".join(dict.fromkeys(f"{r['task']}: {r['note']}" for r in rows))
+        raise NsbenchError(f"nothing to score: every task of suite {cfg.name} was skipped ({notes})")
     df = schema.frame(rows)
     if distributed.is_main():
         meta = _meta(ctx, norm, sets, {**timings, "total": time.time() - t_all}, s.limit)

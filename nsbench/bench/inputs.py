@@ -49,9 +49,10 @@ def check_input_size(source, size: int, *, explicit: bool, model: str, size_from
         f"(input_size={fix} in Python) to score at the images' size, or --input-size {size} to upscale on purpose")
 
 
-def check_out_folder(folder: Path, sha256: str, label: str, *, overwrite: bool) -> None:
+def check_out_folder(folder: Path, sha256: str, label: str, *, overwrite: bool, path: str | Path | None = None) -> None:
     """An output folder that already holds another model's results is refused unless `overwrite`: the same model
-    rerun replaces its own results (cached cells make that cheap), a different one would silently replace them."""
+    rerun replaces its own results (cached cells make that cheap), a different one would silently replace them. The
+    refusal names both models' files (the held one from meta.json, this one's `path`) where they are known."""
     meta = folder / "meta.json"
     if overwrite or not meta.is_file():
         return
@@ -61,8 +62,11 @@ def check_out_folder(folder: Path, sha256: str, label: str, *, overwrite: bool) 
         held = {}
     if held.get("sha256") != sha256:
         other = held.get("label") or "an unreadable model record"
-        raise NsbenchError(f"{folder}: already holds the results of another model ({other}); choose another --out "
-                           f"or --label for {label}, or pass --overwrite (overwrite=True) to replace them")
+        if held.get("path"):
+            other += f", from {held['path']}"
+        this = f"{label}, from {path}" if path else label
+        raise NsbenchError(f"{folder}: already holds the results of another model ({other}); {this} would replace "
+                           f"them: choose another --out or --label, or pass --overwrite (overwrite=True)")
 
 
 MAX_INPUT_SIZE = 4096  # pixels per side; the largest published classifiers take 800 (EfficientNet-L2)

@@ -132,6 +132,37 @@ def scan_tree(root: Path, names: tuple[str, ...], what: str,
     return cells, unknown
 
 
+SEVERITIES = (1, 2, 3, 4, 5)
+
+
+def tree_means(ctx, task: str, names: tuple[str, ...], errors: dict[str, dict[int, float]], n: int) -> list[dict]:
+    """The mean error per corruption and over all of them, from the cells present: `mean_err` where every corruption
+    has all five severities; otherwise `mean_err_partial` over what is there, its note naming what is missing (and a
+    warning), so a partial download gives a summary that is never taken for the set's."""
+    rows = []
+    present = [c for c in names if c in errors]
+    for c in present:
+        sev = sorted(errors[c])
+        value = 100 * mean_error({c: [errors[c][k] for k in sev]}, [c])
+        if tuple(sev) == SEVERITIES:
+            rows.append(ctx.row(task, c, "mean_err", value, n))
+        else:
+            rows.append(ctx.row(task, c, "mean_err_partial", value, n,
+                                note=f"partial: severities {','.join(map(str, sev))} of 1-5"))
+    if not present:
+        return rows
+    missing = [c for c in names if c not in errors]
+    short = {c: sorted(set(SEVERITIES) - set(errors[c])) for c in present if tuple(sorted(errors[c])) != SEVERITIES}
+    value = 100 * mean_error({c: list(errors[c].values()) for c in present}, present)
+    if not missing and not short:
+        return rows + [ctx.row(task, "all", "mean_err", value, n)]
+    parts = [f"{len(present)} of {len(names)} corruptions"] + ([f"missing: {', '.join(missing)}"] if missing else [])
+    parts += [f"{c} lacks severities {','.join(map(str, k))}" for c, k in short.items()]
+    note = "partial: " + "; ".join(parts)
+    log.warning("%s: %s mean_err_partial is not the set's mean error (%s)", ctx.em.label, task, note)
+    return rows + [ctx.row(task, "all", "mean_err_partial", value, n, note=note)]
+
+
 def corruption_tree_task(ctx, task: str, t, names: tuple[str, ...], what: str,
                          severity_folders: dict | None = None, source: str = "") -> TaskResult:
     """top-1 error (and calibration) per corruption and severity, the mean error per corruption and over all of
@@ -151,15 +182,7 @@ def corruption_tree_task(ctx, task: str, t, names: tuple[str, ...], what: str,
         per.append(p)
         errors.setdefault(cell.corruption, {})[cell.severity] = error(z["correct"])
     n = max((len(p) for p in per), default=0)
-    complete = [c for c in t.corruptions if len(errors.get(c, {})) == len(t.severities)]
-    for c in complete:
-        rows.append(ctx.row(task, c, "mean_err", 100 * mean_error({c: list(errors[c].values())}, [c]), n))
-    if complete:
-        missing = [c for c in names if c not in complete]
-        note = (f"partial: {len(complete)} of {len(names)} corruptions (missing: {', '.join(missing)})"
-                if missing or sorted(t.severities) != [1, 2, 3, 4, 5] else None)
-        per_severity = {c: list(errors[c].values()) for c in complete}
-        rows.append(ctx.row(task, "all", "mean_err", 100 * mean_error(per_severity, complete), n, note=note))
+    rows += tree_means(ctx, task, names, errors, n)
     info = {"source": f"official {what}: {root}", "layout": source, "cells": len(cells),
             "preprocessing": "files as shipped (224 x 224), no resizing",
             "normaliser": "none published for this set: mean top-1 error, no CE / mCE",

@@ -127,7 +127,7 @@ def run(args) -> int:
                                f"give each model once")
         seen[e.label] = m
     for em in loaded:  # before any long work: no model's results may replace another's
-        check_out_folder(out / em.label, em.sha256, em.label, overwrite=args.overwrite)
+        check_out_folder(out / em.label, em.sha256, em.label, overwrite=args.overwrite, path=em.path)
     if args.report and args.baseline and args.baseline not in [e.label for e in loaded]:
         raise NsbenchError(f"--baseline {args.baseline}: not among the models' labels ({', '.join(e.label for e in loaded)})")
     settings = ScoreSettings(overrides=overrides, limit=args.limit, device=args.device, cache_dir=args.cache,
@@ -176,18 +176,16 @@ def _json_number(v):
 
 
 def _headline(label: str, df, folder: Path) -> dict:
-    """One log line of every measure the rows hold (schema.measures_in: mCE or mCE (partial), each attack at each
-    eps, the official sets, ...), each under its own name; the same numbers by measure name for --json (an
-    undefined one is null)."""
+    """Every measure the rows hold (schema.measures_in: mCE or mCE (partial), each attack at each eps, the official
+    sets, ...) by measure name for --json (an undefined one is null; nsbench.evaluate logs them as one line), and
+    the failed tasks, each with a warning."""
     from .. import schema
 
     log = logging.getLogger("nsbench")
-    numbers = schema.headline_numbers(df)
-    log.info("%s: %s", label, ", ".join(schema.measure(k).text(v) for k, v in numbers.items()) or "no headline numbers")
+    numbers = schema.headline_numbers(df)  # the line and the results path: logged by nsbench.evaluate
     failed = df[df.metric == schema.FAILED]
     for r in failed.itertuples():
         log.warning("%s: task %s failed: %s", label, r.task, r.note)
-    log.info("%s: results in %s", label, folder)
     return {"headline": numbers, schema.FAILED: {str(r.task): str(r.note) for r in failed.itertuples()}}
 
 

@@ -15,16 +15,23 @@ def add_parser(sub) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint", help="an nsbench checkpoint (iterK.pt)")
     p.add_argument("--to", choices=["timm"], default="timm", help="target format (default: timm)")
-    p.add_argument("--out", help="output folder (default: CHECKPOINT without .pt, plus -timm)")
+    p.add_argument("--out", help="output folder (default: exports/LABEL, LABEL as eval names the checkpoint: RUN-iterK "
+                                 "for a run's checkpoint, else its file name; never inside a run folder)")
     p.set_defaults(handler=run)
 
 
 def run(args) -> int:
-    from ..timm_export import export_timm
+    import logging
 
+    from ..runs import model_label
+    from ..timm_export import export_timm
+    from ..utils import setup_logging
+
+    setup_logging()
     ckpt = Path(args.checkpoint)
-    out = Path(args.out) if args.out else ckpt.with_name(f"{ckpt.stem}-timm")
+    out = Path(args.out) if args.out else Path("exports") / model_label(ckpt)
     export_timm(ckpt, out)
+    logging.getLogger("nsbench").info("%s: exported for timm to %s", ckpt, out)
     cfg = (out / "config.json")
     print(f"{out / 'model.safetensors'}\n{cfg}")
     return 0

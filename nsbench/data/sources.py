@@ -311,6 +311,12 @@ class ParquetSource(Source):
         return h.hexdigest()[:16]
 
 
+def _short(names: list[str], k: int = 4) -> str:
+    """A list of names shortened for one line: the first k, then how many more."""
+    names = [str(n) for n in names]
+    return ", ".join(names[:k]) + (f", ... ({len(names) - k} more)" if len(names) > k else "")
+
+
 def scan_folder(root: Path, name: str, classes: list[str] | None = None) -> FileSource:
     """ImageFolder layout: root/<class>/**/<image>. Classes sorted by folder name unless given."""
     if not root.is_dir():
@@ -321,9 +327,11 @@ def scan_folder(root: Path, name: str, classes: list[str] | None = None) -> File
     classes = classes or found
     index = {c: i for i, c in enumerate(classes)}
     paths, labels = [], []
+    unknown = [c for c in found if c not in index]
+    if unknown:  # both sides named: the data's folders against the model's classes (its checkpoint or --classes)
+        raise NsbenchError(f"{root}: class folder(s) {_short(unknown)} not among the model's {len(classes)} classes "
+                           f"({_short(classes)}); the data has {len(found)} ({_short(found)})")
     for c in found:
-        if c not in index:
-            raise NsbenchError(f"{root / c}: class folder not among the training classes")
         for dirpath, _, files in os.walk(root / c):
             for f in sorted(files):
                 if f.lower().endswith(IMAGE_EXTS):

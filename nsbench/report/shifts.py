@@ -1,7 +1,8 @@
 """Accuracy on each shifted set per model, keyed as the published table keys them (`clean`, `imagenet_v2:VARIANT`,
 `imagenet_sketch`, `imagenet_a`, `imagenet_r`, `imagenet_c`, `imagenet_c_bar`, `imagenet_3dcc`, `built_a`), with a
 95% bootstrap interval where per-image outcomes allow one. The published-vs-measured table and the
-effective-robustness figure read it."""
+effective-robustness figure read it. Each set is built (this dataset's -C / -P / -A, made by nsbench) or official (the
+released files), as the eval's meta.json `sets` records it: the page is headed by what was scored (`origin`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,8 +11,8 @@ import numpy as np
 import pandas as pd
 
 from ..schema import (ALL, ATTACKS_BY_NAME, C_MEAN_ERR, CLEAN, CLEAN_CONDITION, IMAGENET_3DCC, IMAGENET_C_BAR,
-                      IMAGENET_SKETCH, IMAGENET_V2, MEAN_ERR, MEASURES, NATURAL_ADVERSARIAL, SKETCH, TASK_LABELS, TOP1_ACC,
-                      Measure, lookup)
+                      IMAGENET_SKETCH, IMAGENET_V2, MEAN_ERR, MEASURES, NATURAL_ADVERSARIAL, OFFICIAL_SET_TASKS,
+                      PARTIAL, SKETCH, TASK_LABELS, TOP1_ACC, Measure, lookup)
 from . import stats
 from .load import EvalResult
 
@@ -34,6 +35,8 @@ LABELS = {CLEAN: TASK_LABELS[CLEAN], IMAGENET_SKETCH: "ImageNet-Sketch", "imagen
           "imagenet_r": "ImageNet-R", "built_a": "-A (built)", IMAGENET_C: "-C (mean over corruptions)",
           IMAGENET_C_BAR: "ImageNet-C-bar (mean)", IMAGENET_3DCC: "ImageNet-3DCC (mean)"}
 V2 = f"{IMAGENET_V2}:"  # the key of an ImageNet-V2 variant: imagenet_v2:VARIANT
+BUILT, OFFICIAL = "built", "official"  # a set's origin
+NO_NORMALISER_SETS = (IMAGENET_C_BAR, IMAGENET_3DCC)  # official sets that publish no normaliser
 
 
 @dataclass
@@ -49,6 +52,48 @@ def label(key: str) -> str:
     if key.startswith(V2):
         return f"ImageNet-V2 {key.removeprefix(V2)}"
     return LABELS.get(key, key)
+
+
+def task_of(key: str) -> str | None:
+    """The task that scored a set key (None for the clean set)."""
+    if key.startswith(V2):
+        return IMAGENET_V2
+    if key in TREES:
+        return TREES[key].task
+    cell = SINGLE.get(key)
+    return cell[0] if cell and cell[0] != CLEAN else None
+
+
+def origin(r: EvalResult, key: str) -> str:
+    """"built" or "official": how r's set `key` was made, from meta.json's `sets` (a built set names its folder, a
+    built -A its references; an official set's source starts "official"); the sets only read from released files
+    (ImageNet-V2 / -Sketch / -C-bar / -3DCC) are official; on a dataset other than ImageNet every set is built (the
+    official sets are ImageNet's); "" when nothing says."""
+    task = task_of(key)
+    if task is None:
+        return ""
+    if task in OFFICIAL_SET_TASKS:
+        return OFFICIAL
+    info = (r.meta.get("sets") or {}).get(task)
+    info = info if isinstance(info, dict) else {}
+    if str(info.get("source") or "").startswith(OFFICIAL):
+        return OFFICIAL
+    if "references" in info or "folder" in info or key == "built_a":
+        return BUILT
+    if not str((r.meta.get("dataset") or {}).get("source") or "").startswith("imagenet"):
+        return BUILT
+    return OFFICIAL if key in ("imagenet_a", "imagenet_r") else ""
+
+
+def heading(origins: set[str]) -> str:
+    """The shifted-set table's heading: what its sets are."""
+    if origins == {BUILT}:
+        return "Built shifted sets"
+    if origins == {OFFICIAL}:
+        return "Official shifted sets"
+    if origins == {BUILT, OFFICIAL}:
+        return "Shifted sets (built and official)"
+    return "Shifted sets"
 
 
 def _cell(key: str) -> tuple[str, str] | None:
@@ -78,6 +123,9 @@ def accuracy(r: EvalResult, key: str) -> Measured | None:
     if tree is None:
         return None
     err, note = tree.lookup(r.rows)
+    if not np.isfinite(err):  # a partial download: its mean over the cells present, its note saying so
+        tree = MEASURES.get(tree.name + PARTIAL, tree)
+        err, note = tree.lookup(r.rows)
     if not np.isfinite(err):
         return None
     n = r.rows[tree.mask(r.rows)].n

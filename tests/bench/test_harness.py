@@ -157,12 +157,19 @@ def test_shipped_suites_load_and_unset_roots_are_named(monkeypatch):
     assert {"robustness", "quick", "imagenet"} <= set(paths)
     for name in ("robustness", "quick"):
         assert load_suite(paths[name]).tasks() == ["clean", "corruptions", "perturbations", "natural_adversarial", "fgsm"]
-    with pytest.raises(NsbenchError, match=r"NSBENCH_IMAGENET"):
-        load_suite(paths["imagenet"])
+    # an unset root no longer refuses the suite (issue 33): each task it names is skipped, the override named
+    from nsbench.bench.suite import unset_tasks
+
+    unset = unset_tasks(load_suite(paths["imagenet"]))
+    assert unset["clean"].startswith("$NSBENCH_IMAGENET is not set (data.source)")
+    assert unset["corruptions"] == ("$NSBENCH_IMAGENET_C is not set: set it, or corruptions.root=PATH, or "
+                                    "corruptions.enabled=false")
+    assert set(unset) == {"clean", "corruptions", "perturbations", "natural_adversarial", "fgsm"}
     for var in ("NSBENCH_IMAGENET", "NSBENCH_IMAGENET_C", "NSBENCH_IMAGENET_P", "NSBENCH_IMAGENET_A"):
         monkeypatch.setenv(var, f"/data/{var}")
     cfg = load_suite(paths["imagenet"])
     assert cfg.corruptions.root == "/data/NSBENCH_IMAGENET_C" and cfg.normaliser == "alexnet"
+    assert unset_tasks(cfg) == {}
     with pytest.raises(NsbenchError, match="unknown key"):
         load_suite(paths["quick"], ["fgsm.epsilon=3"])
 
