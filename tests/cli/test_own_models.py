@@ -18,6 +18,7 @@ from nsbench.cli import main
 from nsbench.utils import NsbenchError
 
 README = Path(__file__).resolve().parents[2] / "README.md"
+DOC_PAGES = [README, *sorted(README.parent.glob("docs/*.md"))]  # the README and its pages (docs/results/ holds data)
 CLEAN_ONLY = ["corruptions.enabled=false", "perturbations.enabled=false", "natural_adversarial.enabled=false",
               "fgsm.enabled=false"]
 
@@ -104,7 +105,7 @@ def test_two_checkpoints_in_one_command_and_a_foreign_folder_is_not_overwritten(
     before = (out / "mine32" / "results.csv").read_bytes()
     assert main(again) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "already holds the results of another model (mine32)" in err[0] and "--overwrite" in err[0]
+    assert len(err) == 1 and "already holds the results of another model (mine32, from " in err[0] and "--overwrite" in err[0]
     assert (out / "mine32" / "results.csv").read_bytes() == before
     assert main([*again, "--overwrite"]) == 0
     assert json.loads((out / "mine32" / "meta.json").read_text())["model"]["arch"] == "timm:test_efficientnet"
@@ -147,7 +148,9 @@ def test_num_classes_on_a_class_folder_dataset_follows_imagefolder_order(net32, 
 
 
 def readme_block(containing: str) -> str:
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
+    """The one ```python block of the README or a docs/ page that contains `containing`."""
+    blocks = [b for page in DOC_PAGES for b in re.findall(r"```python\n(.*?)```", page.read_text(encoding="utf-8"),
+                                                          flags=re.S)]
     (block,) = [b for b in blocks if containing in b]
     return block
 
@@ -232,22 +235,36 @@ def test_offline_hub_models_fail_at_once_or_load_from_the_cache(monkeypatch, tmp
         assert torch.equal(em.model.net(x), net.eval()(x))
 
 
-def help_examples() -> list[list[str]]:
-    """Every `nsbench ...` line of the CLI's and the subcommands' --help examples, continuations joined."""
+def example_lines(text: str) -> list[list[str]]:
+    """Every `nsbench ...` line of a text as argv, continuations joined, comments dropped."""
     import shlex
 
+    lines = []
+    for ln in re.sub(r"\\\n\s*", " ", text).splitlines():
+        ln = ln.strip()
+        if ln.startswith("nsbench "):
+            lines.append(shlex.split(ln.split("  #")[0])[1:])
+    return lines
+
+
+def help_examples() -> list[list[str]]:
+    """Every `nsbench ...` line of the CLI's and the subcommands' --help examples, continuations joined."""
     from nsbench import cli
     from nsbench.commands import eval as eval_cmd
     from nsbench.commands import export, report, study, train
 
-    lines = []
-    for text in (cli.EPILOG, eval_cmd.EXAMPLES, export.EXAMPLES, report.EXAMPLES, study.EXAMPLES, train.EXAMPLES):
-        joined = re.sub(r"\\\n\s*", " ", text)
-        for ln in joined.splitlines():
-            ln = ln.strip()
-            if ln.startswith("nsbench "):
-                lines.append(shlex.split(ln.split("  #")[0])[1:])
-    return lines
+    texts = (cli.EPILOG, eval_cmd.EXAMPLES, export.EXAMPLES, report.EXAMPLES, study.EXAMPLES, train.EXAMPLES)
+    return [argv for text in texts for argv in example_lines(text)]
+
+
+def doc_examples() -> dict[str, list[list[str]]]:
+    """Every `nsbench ...` line of the command blocks (fenced, not ```python) of the README and each docs/ page."""
+    examples = {}
+    for page in DOC_PAGES:
+        blocks = re.findall(r"```([^\n]*)\n(.*?)```", page.read_text(encoding="utf-8"), flags=re.S)
+        examples[page.relative_to(README.parent).as_posix()] = [
+            argv for lang, block in blocks if lang.strip() != "python" for argv in example_lines(block)]
+    return examples
 
 
 def test_help_examples_parse_and_their_baselines_are_labels_they_make():
@@ -258,8 +275,12 @@ def test_help_examples_parse_and_their_baselines_are_labels_they_make():
         return f"{p.parent.name}-{p.stem}" if re.fullmatch(r"iter\d+", p.stem) else p.stem
 
     parser = build_parser()
+    docs = doc_examples()
+    assert {argv[0] for argv in docs["README.md"]} >= {"train", "eval", "report", "study"}, docs["README.md"]
+    assert len(docs) > 5 and sum(map(len, docs.values())) > 15, docs  # the pages under docs/ are checked too
     examples = help_examples()
     assert len(examples) > 15
+    examples += [argv for page in docs.values() for argv in page]  # README first: its eval precedes its report
     for argv in examples:
         args, extra = parser.parse_known_args(argv)
         assert all("=" in e for e in extra) or getattr(args, "positional_extras", False), argv
