@@ -78,3 +78,22 @@ def test_an_underpowered_verdict_is_labelled_as_such():
     f.loc[0, ["diff_low", "diff_high"]] = [-4.0, 6.0]
     adjust(Tests(f))
     assert f.mde[0] == pytest.approx(stats.mde(3.0, 1)) and f.verdict[0] == f"underpowered (MDE {f.mde[0]:.1f})"
+
+
+def test_verdict_boundaries_are_the_interval_and_the_usual_effect_exactly():
+    # an interval that touches zero includes it: no verdict of direction
+    assert verdict(0.0, 2.0, True, 0.01) == NO_DIFFERENCE
+    assert verdict(-2.0, 0.0, True, 0.01) == NO_DIFFERENCE
+    # an MDE equal to the usual effect could see it: a real "no significant difference"
+    assert verdict(-1.0, 1.0, True, 0.5, mde=2.0, usual=2.0) == NO_DIFFERENCE
+    assert verdict(-1.0, 1.0, True, 0.5, mde=2.0 + 1e-9, usual=2.0).startswith("underpowered")
+
+
+def test_a_family_without_tests_has_size_zero():
+    empty = pd.DataFrame({"diff_low": [0.1], "diff_high": [1.0], "higher_is_better": True, "p_value": [np.nan],
+                          "verdict": [""]})
+    assert adjust(Tests(empty)) == 0 and empty.verdict[0] == ""  # untouched
+    assert adjust(Tests(pd.DataFrame({"p_value": []})), Tests(pd.DataFrame({"value": [1.0]}))) == 0
+    # a frame with rows but no p_value column is not a family member (and is not changed)
+    other = pd.DataFrame({"value": [1.0]})
+    assert adjust(Tests(other), Tests(_frame(0.01, 0))) == 1 and list(other.columns) == ["value"]
