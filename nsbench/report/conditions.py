@@ -29,13 +29,13 @@ class PerCondition:
         return METRICS[self.metric].unit == ""
 
 
-_C_CAPTION = "corruption error per corruption (bars: 95% bootstrap intervals over images)"
-# per task: the normalised metric, then its fallback when the results hold none (no normaliser)
+# per task: the normalised metric, then its fallback when the results hold none (no normaliser); each caption names
+# what its dot plot draws (panels.py adds the bars and the normaliser's line only where they are drawn)
 CHOICES = {
     CORRUPTIONS: (PerCondition(CORRUPTIONS, CE, "CE per corruption (100 = normaliser)", "CE (100 = normaliser)",
-                               _C_CAPTION),
+                               "corruption error per corruption"),
                   PerCondition(CORRUPTIONS, MEAN_ERR, "mean top-1 error per corruption (%)", "mean top-1 error (%)",
-                               _C_CAPTION)),
+                               "mean top-1 error per corruption")),
     PERTURBATIONS: (PerCondition(PERTURBATIONS, FR, "FR per perturbation (100 = normaliser)", "FR (100 = normaliser)",
                                  "flip rate per perturbation"),
                     PerCondition(PERTURBATIONS, FP, "Flip probability per perturbation (%)", "flip probability (%)",

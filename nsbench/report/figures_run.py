@@ -42,6 +42,12 @@ def _panel(points: pd.DataFrame, keys: list[str], ylabel: str, ylim) -> str | No
     return png(fig)
 
 
+def _drawn(points: pd.DataFrame, keys: list[str]) -> str:
+    """The measures a panel draws, as its legend names them ("clean, built -A, FGSM 8/255")."""
+    sub = points[points.measure.isin(keys)].drop_duplicates("measure")
+    return ", ".join(str(x).replace(" top-1 (%)", "").replace(" (%)", "") for x in sub.label)
+
+
 @figure
 def progress(points: pd.DataFrame, runs: list[RunResult]) -> list[tuple[str, str]]:
     """Accuracies on a 0-100 axis; normalised errors on an axis around 100 (iteration 0's own level) that does not
@@ -49,7 +55,7 @@ def progress(points: pd.DataFrame, runs: list[RunResult]) -> list[tuple[str, str
     out = []
     acc = _panel(points, ACCURACY, "top-1 accuracy (%)", lambda s: (0, 100))
     if acc:
-        out.append(("Accuracy per iteration (clean, -A, FGSM 8/255)", acc))
+        out.append((f"Accuracy per iteration ({_drawn(points, ACCURACY)})", acc))
 
     def rel_lim(s):
         # from the values, not the whiskers: relative mCE's intervals can span hundreds (a small clean-error gap
@@ -60,8 +66,8 @@ def progress(points: pd.DataFrame, runs: list[RunResult]) -> list[tuple[str, str
 
     rel = _panel(points, RELATIVE, "relative to the normaliser (100)", rel_lim)
     if rel:
-        out.append(("Normalised corruption and perturbation errors per iteration (lower is better; whiskers longer "
-                    "than the panel run off its edge)", rel))
+        out.append((f"Normalised errors per iteration ({_drawn(points, RELATIVE)}; lower is better; whiskers "
+                    "longer than the panel run off its edge)", rel))
     if not out:
         pts = pd.DataFrame([{"iteration": e["iteration"], "measure": "val", "label": "validation top-1", "value": e["val_top1"],
                              "ci_low": np.nan, "ci_high": np.nan}

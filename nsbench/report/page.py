@@ -14,7 +14,7 @@ from .compare import Report
 from .family import UNDERPOWERED
 from .load import EvalResult, RunResult
 from .notes import one_run_note
-from .tables import ATTACK, cell
+from .tables import ATTACK, cell, note_ids
 
 # per benchmark, the measure its verdict line shows: the first that a model holds a value (or a note) of
 VERDICT = [[CLEAN_TOP1], [MCE, MCE + PARTIAL, C_MEAN_ERR], [MFR, MFR + PARTIAL, MEAN_FP],
@@ -43,14 +43,17 @@ def attack_key(head: pd.DataFrame) -> str | None:
     return max(pool, key=lambda k: measure(k).eps_255)
 
 
-def _line(h: pd.Series, base: pd.Series | None) -> dict:
+def _line(h: pd.Series, base: pd.Series | None, notes: dict[str, str] | None = None) -> dict:
+    """One verdict line; a warning on its measure is not repeated on it, but linked: `note` is the id of the
+    warning's one notice on the page (tables.note_ids), its text the link's tooltip."""
     cls = {"better": "good", "worse": "bad"}.get(h.verdict, "")
     n = f"{int(h.n):,} {'sequences' if h.bench == '-P' else 'images'}" if fmt.finite(h.get("n")) else ""
     mde = fmt.num(h.mde, 1) if fmt.finite(h.get("mde")) else ""
     return {"label": h.label, "value": fmt.value_or_note(h.value, h.note),
             "base": fmt.value_or_note(base.value, base.note) if base is not None else "–",
             "diff": fmt.signed(h["diff"]), "ci": fmt.ci(h.diff_low, h.diff_high), "p": fmt.pvalues(h.p_value, h.p_adjusted),
-            "verdict": h.verdict or "–", "cls": cls, "warning": h.warning, "test": h.test, "n": n, "mde": mde}
+            "verdict": h.verdict or "–", "cls": cls, "warning": h.warning, "note": (notes or {}).get(h.warning, ""),
+            "test": h.test, "n": n, "mde": mde}
 
 
 def _left_out(h: pd.Series) -> bool:
@@ -63,10 +66,11 @@ def _left_out(h: pd.Series) -> bool:
 def verdicts(head: pd.DataFrame, baseline: str | None) -> list[dict]:
     """Per non-baseline model, one line per benchmark: difference, 95% interval, set size, minimum detectable effect,
     better / worse / no significant difference / underpowered; a built -A line that is underpowered is listed under
-    `left_out` instead."""
+    `left_out` instead. A line's warning (a built -A set, a partial mean) links to its one notice on the page."""
     if baseline is None or head.empty:
         return []
     order = list(VERDICT)
+    notes = note_ids(head)
     ak = attack_key(head)
     if ak:
         order.append([ak])
@@ -80,7 +84,7 @@ def verdicts(head: pd.DataFrame, baseline: str | None) -> list[dict]:
                 h = head[(head.model == model) & (head.measure == k)]
                 if len(h) and (fmt.finite(h.value.iloc[0]) or h.note.iloc[0] or k == keys[-1]):
                     b = head[(head.model == baseline) & (head.measure == k)]
-                    line = _line(h.iloc[0], b.iloc[0] if len(b) else None)
+                    line = _line(h.iloc[0], b.iloc[0] if len(b) else None, notes)
                     (left_out if _left_out(h.iloc[0]) else lines).append(line)
                     break
         out.append({"model": model, "lines": lines, "left_out": left_out})
@@ -126,7 +130,9 @@ def _from_runs(sha: str | None, runs: list[RunResult]) -> dict:
 def model_table(head: pd.DataFrame, evals: list[EvalResult], runs: list[RunResult], baseline: str | None) -> dict:
     """Rows for the sortable model table; every cell carries a sort key."""
     ak = attack_key(head)
-    cols = [(k, measure(k).label.replace(" (%)", " %")) for k in MODEL_COLUMNS if (head.measure == k).any()]
+    # labelled as the headline rows label them (a built -A set as "built -A")
+    cols = [(k, head[head.measure == k].label.iloc[0].replace(" (%)", " %")) for k in MODEL_COLUMNS
+            if (head.measure == k).any()]
     if ak:
         cols.append((ak, head[head.measure == ak].label.iloc[0].replace(" top-1 (%)", " %")))
     rows = []

@@ -26,10 +26,11 @@ SECTIONS = {  # name in the template -> the function that builds its data from t
     "verdicts": page.verdict_section,  # one card per model against the baseline (none under a study)
     "models": page.model_section,
     "benches": tables.bench_section,  # one table per benchmark, -C / -P each with its per-condition table
-    "scorecard": scorecard.section,  # calibration, shifted sets, attacks by name, published, effective robustness
+    "scorecard": scorecard.section,  # shifted sets, attacks by name, published, effective robustness (+ CSVs)
     "seeds": page.seeds_section,
     "notes": notes.section,  # failed tasks, undefined values, unpaired comparisons
     "figures": panels.section,
+    "calibration": scorecard.calibration_section,  # after the figures: one fold per task
     "published": provenance.published_section,  # published reference numbers (ImageNet only)
     "runs": provenance.run_tables,
     "sets": sets.section,  # how the robustness sets were made

@@ -96,6 +96,14 @@ def heading(origins: set[str]) -> str:
     return "Shifted sets"
 
 
+def origin_note(origins: set[str]) -> str:
+    """What the origins on the page mean, for those it holds."""
+    said = {BUILT: 'built: made by nsbench from this dataset (see "How the robustness sets were made")',
+            OFFICIAL: "official: the released files, scored as shipped"}
+    text = "; ".join(v for k, v in said.items() if k in origins)
+    return f"{text[:1].upper()}{text[1:]}." if text else ""
+
+
 def _cell(key: str) -> tuple[str, str] | None:
     if key.startswith(V2):
         return IMAGENET_V2, key.removeprefix(V2)

@@ -38,6 +38,21 @@ def cell(h: pd.Series | None, marks: set, *, failed: str = "") -> dict:
             "best": (h.model, h.measure) in marks, "title": title, "sort": f"{v:.6g}" if fmt.finite(v) else ""}
 
 
+def table_id(bench: str) -> str:
+    return "bench-" + bench.strip("-").lower()
+
+
+def note_ids(head: pd.DataFrame) -> dict[str, str]:
+    """{warning: the id of its one notice on the page}: each benchmark table states its measures' warnings (a built
+    -A set is not ImageNet-A, a partial mean is not the full one) once, above the table; a verdict line links there
+    instead of repeating it."""
+    out = {}
+    for bench, _ in BENCHES:
+        for i, w in enumerate(sorted({w for w in head[head.bench == bench].warning if w})):
+            out.setdefault(w, f"{table_id(bench)}-note-{i}")
+    return out
+
+
 def bench_tables(head: pd.DataFrame, evals: list[EvalResult], marks: set, baseline: str | None) -> list[dict]:
     """One table per benchmark: rows models, columns that benchmark's headline measures (schema.HEADLINE's order;
     the attacks in the order the models hold them)."""
@@ -50,7 +65,8 @@ def bench_tables(head: pd.DataFrame, evals: list[EvalResult], marks: set, baseli
         if not present:
             continue
         columns = [sub[sub.measure == k].label.iloc[0] for k in present]
-        warnings = sorted({w for w in sub.warning if w})
+        ids = note_ids(sub)
+        warnings = [{"id": ids[w], "text": w} for w in sorted({w for w in sub.warning if w})]
         rows = []
         for r in evals:
             cells = []
@@ -58,7 +74,7 @@ def bench_tables(head: pd.DataFrame, evals: list[EvalResult], marks: set, baseli
                 hit = sub[(sub.model == r.label) & (sub.measure == k)]
                 cells.append(cell(hit.iloc[0] if len(hit) else None, marks, failed=failure(r, TASK_OF[bench])))
             rows.append({"model": r.label, "baseline": r.label == baseline, "cells": cells})
-        out.append({"id": "bench-" + bench.strip("-").lower(), "bench": bench, "title": title, "columns": columns,
+        out.append({"id": table_id(bench), "bench": bench, "title": title, "columns": columns,
                     "rows": rows, "warnings": warnings, "conditions": None})
     return out
 
