@@ -4,6 +4,7 @@ calibration rows, and a skip with a note when a set is absent."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -95,8 +96,9 @@ def test_c_bar_maps_parameter_folders_to_severities_and_reports_mean_error_only(
     assert err[("caustic_refraction", 5)] == 100.0 and err[("caustic_refraction", 1)] == 0.0
     assert len(err) == 10
     means = {r["condition"]: r for r in by(res.rows, metric="mean_err")}
-    assert means["caustic_refraction"]["value"] == 20.0 and means["all"]["value"] == 10.0
-    assert means["all"]["note"].startswith("partial: 2 of 10 corruptions")
+    assert means["caustic_refraction"]["value"] == 20.0 and "all" not in means  # 2 of 10: never the set's mean
+    (part,) = by(res.rows, metric="mean_err_partial", condition="all")
+    assert part["value"] == 10.0 and part["note"].startswith("partial: 2 of 10 corruptions")
     assert not any(r["metric"] in ("ce", "mce", "mce_partial") for r in res.rows)
     assert {x.shape[1:] for x in oracle.inputs} == {(3, 64, 64)}  # shipped files scored as they are
     with Image.open(root / "sparkles" / "1" / names[3] / "a.JPEG") as im:
@@ -125,7 +127,8 @@ def test_3dcc_tree_rows_and_unknown_folders(tmp_path):
 
 # The released names, copied from the sources (not from nsbench):
 # EPFL-VILAB/3DCommonCorruptions tools/download_imagenet_3dcc.sh (commit 4fc007b), the loop over the tarballs of
-# datasets.epfl.ch/3dcc/imagenet_3dcc/, in its order (the README points to this script and lists no names)
+# datasets.epfl.ch/3dcc/imagenet_3dcc/, in its order (the README points to this script and lists no names; the
+# order nsbench keeps, and "12 corruptions in ImageNet-3DCC", are RobustBench's README's)
 RELEASED_3DCC = ["near_focus", "far_focus", "fog_3d", "flash", "color_quant", "low_light", "xy_motion_blur",
                  "z_motion_blur", "iso_noise", "bit_error", "h265_abr", "h265_crf"]
 # facebookresearch/augmentation-corruption README.md (commit ba4d5a5): "We have 10 different corruption types"
@@ -152,7 +155,7 @@ def test_the_corruption_names_are_the_released_ones(tmp_path, task, mod, config,
     assert res.sets[task].get("ignored_folders", []) == []  # present only when a folder was ignored
     err = {r["condition"]: r["value"] for r in by(res.rows, metric="top1_err")}
     assert err == {**{c: 0.0 for c in released[:-1]}, released[-1]: 100.0}
-    (mean,) = by(res.rows, metric="mean_err", condition="all")
+    (mean,) = by(res.rows, metric="mean_err_partial", condition="all")  # severity 1 only: a partial mean
     assert mean["value"] == pytest.approx(100 / len(released))
 
 
@@ -181,7 +184,8 @@ def test_a_truncated_jpeg_in_a_tree_cell_is_skipped_and_counted(tmp_path, caplog
     n = {r["severity"]: r["n"] for r in by(res.rows, metric="top1_err")}
     assert n == {1: 3, 2: 2, 3: 3, 4: 3, 5: 3}
     assert by(res.rows, metric="top1_err", severity=2)[0]["value"] == 0.0  # the two readable images, both right
-    warned = [r.getMessage() for r in caplog.records if r.name == "nsbench.bench.official_sets"]
+    warned = [r.getMessage() for r in caplog.records if r.name == "nsbench.bench.official_sets"
+              and "unreadable" in r.getMessage()]  # (one corruption of the set: its partial mean warns too)
     assert warned == [f"{root / corruption / '2'}: 1 unreadable image(s) skipped and counted"]
     # a cell none of whose images reads is an error that names it, not a row of n = 0
     for j in range(3):
@@ -213,3 +217,32 @@ def test_every_official_set_task_is_registered_and_off_by_default():
 
     kinds = task_kinds()
     assert all(t in kinds and not getattr(SuiteConfig(), t).enabled for t in OFFICIAL_SET_TASKS)
+
+
+@pytest.mark.parametrize("task, mod, config", [("imagenet_3dcc", T3, lambda **k: T3.ImageNet3DCCTask(**k)),
+                                               ("imagenet_c_bar", TB, lambda **k: TB.ImageNetCBarTask(**k))],
+                         ids=["3dcc", "c_bar"])
+def test_a_partial_download_gives_a_partial_mean_and_a_warning(tmp_path, task, mod, config, caplog):
+    """2 corruptions at severities 1 and 3 (issue 33): per-corruption and overall means over what is there, named
+    _partial, their notes and a warning naming what is missing; never the set's mean error."""
+    names = T3.THREEDCC_CORRUPTIONS if mod is T3 else TB.CBAR_CORRUPTIONS
+    root = tmp_path / task
+    for c in names[:2]:
+        for sev in (1, 3):
+            save(root / c / str(sev) / synsets()[3] / "a.JPEG", encoded_image(0 if (c, sev) != (names[1], 3) else 1))
+    ctx = ctx_for(tmp_path, PixelOracle([3, 7], decoy=None))
+    with caplog.at_level("WARNING"):
+        res = mod.run(ctx, config(enabled=True, root=str(root)), None)
+    assert not by(res.rows, metric="mean_err")
+    per = {r["condition"]: r for r in by(res.rows, metric="mean_err_partial")}
+    assert per[names[0]]["value"] == 0.0 and per[names[1]]["value"] == 50.0  # severities 1, 3: errors 0 and 100
+    assert per[names[0]]["note"] == "partial: severities 1,3 of 1-5"
+    assert per["all"]["value"] == 25.0
+    assert per["all"]["note"].startswith(f"partial: 2 of {len(names)} corruptions; missing: {names[2]}")
+    assert "lacks severities 2,4,5" in per["all"]["note"]
+    assert any("mean_err_partial is not the set's mean error" in m for m in caplog.messages)
+    from nsbench import schema
+
+    rows = pd.DataFrame([{**r, "severity": r.get("severity"), "eps_255": r.get("eps_255")} for r in res.rows])
+    key = "3dcc_mean_err_partial" if mod is T3 else "c_bar_mean_err_partial"
+    assert schema.headline_numbers(rows)[key] == 25.0  # the log line and --json carry it by name

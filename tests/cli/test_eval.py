@@ -206,7 +206,7 @@ def _unusable(kind: str, tmp_path: Path, tiny_folder: Path) -> tuple[str, list[s
     if kind == "missing folder":
         return f"folder:{tmp_path / 'nope'}", four, "folder not found"
     if kind == "class mismatch":
-        return f"folder:{tiny_folder}", ["cat", "dog", "cow", "hen"], "class folder not among the training classes"
+        return f"folder:{tiny_folder}", ["cat", "dog", "cow", "hen"], "class folder(s) class0, class1, class2, class3 not among the model's 4 classes (cat, dog, cow, hen)"
     if kind == "unreadable parquet":
         (tmp_path / "pq").mkdir()
         (tmp_path / "pq" / "part-0.parquet").write_bytes(b"not parquet at all" * 100)

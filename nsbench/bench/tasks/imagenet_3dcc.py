@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from .. import official_sets
 from ..registry import TaskResult, register
 
-# EPFL-VILAB/3DCommonCorruptions README ("12 corruptions in ImageNet-3DCC"), in its order
+# the 12 names of EPFL-VILAB/3DCommonCorruptions tools/download_imagenet_3dcc.sh (commit 4fc007b: one tarball each), in
+# the order RobustBench's README lists ImageNet-3DCC's corruptions
 THREEDCC_CORRUPTIONS = ("near_focus", "far_focus", "bit_error", "color_quant", "flash", "fog_3d", "h265_abr",
                         "h265_crf", "iso_noise", "low_light", "xy_motion_blur", "z_motion_blur")
 ENV = "NSBENCH_IMAGENET_3DCC"
