@@ -13,9 +13,11 @@ How: the parent process imports the test modules once (pytest --collect-only), t
 which lines of the target (a line tracer, in a forked child). For every mutant it forks a child that re-executes the
 target module's code, mutated, in the module's own namespace, rebinds every name other modules imported from it
 (`from x import f`) to the mutated objects, copies a re-executed class's methods onto the class it replaces (objects
-made at import keep their class), and runs the covering tests with -x. A child that fails is a kill; one that runs
-past 5x the tests' clean time is killed and counted as a kill (an infinite loop). A mutant no test executes survives
-as "not covered". Mutants listed in EQUIVALENT are reported by name and left out of the score.
+made at import keep their class), and runs the covering tests with -x (the parent freezes its objects for the
+garbage collector before forking, so a child copies none of them). A child that fails is a kill; a test that runs
+past 5x its clean time + 30 s (pytest-timeout), or a child past 5x the tests' clean time + 10 s, is counted as a kill
+(an infinite loop): "killed (timeout)". A mutant no test executes survives as "not covered". Mutants listed in
+EQUIVALENT are reported by name and left out of the score.
 
 Our own runner, not mutmut: see "Why our own mutation runner" in tests/README.md for what mutmut 3.8.1 did on this
 project when it was run. Linux only (os.fork).
@@ -281,6 +283,8 @@ for _name, _target in {
 _EMPTY = ("unreachable: ShardWriter writes every shard with at least one row group (an empty shard: one group of 0 "
           "rows, tested), so the per-group lists are never empty")
 _2D = "every caller passes 2-D arrays ([rows, classes]), where axis -1 and axis 1 are the same axis"
+_SIGN = ("reached only when low > 0 or high < 0; low == 0 there would need high < 0 <= low, and an interval has "
+         "low <= high: low >= 0 and low > 0 agree wherever the line runs")
 EQUIVALENT: dict[str, str] = {
     'ordinal_ranks|order = np.argsort(-logits, axis=-1, kind="stable")|drop unary -|2': _2D,
     'ordinal_ranks|np.put_along_axis(ranks, order, np.arange(1, logits.shape[-1] + 1)[None].repeat(len(logits), 0), '
@@ -334,6 +338,20 @@ EQUIVALENT: dict[str, str] = {
     "batch_loss|loss = loss + functional.cross_entropy(logits[:n_lab].float(), b.y.to(cfg.device, non_blocking=True),|"
     "True -> False|1":
         "non_blocking only lets a pinned host-to-device copy overlap; the stream orders it before use, same values",
+    # issue 31
+    'verdict|return "better" if (low > 0) == higher else "worse"|> -> >=|1': _SIGN,
+    "claim_verdict|return HOLDS if (low > 0) == higher else REVERSED|> -> >=|1": _SIGN,
+    "Report|n_tests: int = 0  # the family's size: every test with a verdict on the page (a study's claims are their "
+    "own)|0 -> 1|1": "the default is never used: compare() builds every Report and passes the family's size",
+    "c_sampler|clean=(clean if relative else 0.0, 0))|0 -> 1|1":
+        "clean[1] (severities per corruption) is documentation only: stats.corruption reads clean[0]",
+    'data_key|return json.dumps([str(d.get("fingerprint")), str(d.get("split")), used], sort_keys=True)|'
+    'True -> False|1':
+        "the key is only compared (stats.paired, stats.difference), and `used` is built in the fixed order of "
+        "(folder, fingerprint, source) for every result: both sides serialise alike, sorted or not",
+    "measures|held = measures_in(pd.concat([r.rows for r in evals], ignore_index=True))|True -> False|1":
+        "measures_in reads the frame through boolean masks of its own columns (same index object) and values, never "
+        "by label: a repeated index selects the same rows",
 }
 
 
@@ -516,9 +534,9 @@ class _FixIdentity(ast.NodeTransformer):
         return node
 
 
-def enumerate_mutants(path: Path, target: Target) -> list[Mutant]:
-    others = {m.path for t in target.minus for m in enumerate_mutants(path, TARGETS[t])}  # theirs, not this one's
-    src = path.read_text()
+def enumerate_mutants(path: Path, target: Target, src: str | None = None) -> list[Mutant]:
+    src = path.read_text() if src is None else src
+    others = {m.path for t in target.minus for m in enumerate_mutants(path, TARGETS[t], src)}  # theirs, not this one's
     lines = src.splitlines()
     tree = ast.parse(src)
     skip, scope, stmt = _skipped_nodes(tree), _scopes(tree), _statements(tree)
@@ -636,8 +654,32 @@ def coverage(path: Path, test_args: list[str]) -> tuple[dict, dict, list]:
     return {k: set(v) for k, v in data["lines"].items()}, data["times"], data["failed"]
 
 
-def run_mutant(module_name: str, path: Path, m: Mutant | None, tests: list[str], timeout: float) -> tuple[int, float]:
-    """Run `tests` against the module re-executed with mutant m (None: unmutated, the runner's own check)."""
+TIMED_OUT = 99  # a child's exit code when a test ran past its limit (_Limits)
+
+
+class _Limits:
+    """pytest plugin: each test's call may take 5x its clean time + 30 s (pytest-timeout, the test extra's), so a
+    mutant that loops forever ends in its first test instead of at the budget of all of them."""
+
+    def __init__(self, times: dict):
+        self.times, self.hit = times, False
+
+    def pytest_collection_modifyitems(self, items):
+        import pytest
+
+        for it in items:
+            it.add_marker(pytest.mark.timeout(5 * self.times.get(it.nodeid, 1.0) + 30, func_only=True))
+
+    def pytest_runtest_logreport(self, report):
+        if report.failed and "Timeout" in report.longreprtext:
+            self.hit = True
+
+
+def run_mutant(module_name: str, path: Path, m: Mutant | None, tests: list[str], timeout: float,
+               times: dict | None = None, src: str | None = None) -> tuple[int, float]:
+    """Run `tests` against the module re-executed with mutant m (None: unmutated, the runner's own check); each
+    test limited to 5x its clean time (`times`) + 30 s, all of them to `timeout`. `src`: the module's source as the
+    run read it once (an edit to the file during the run must not move the mutants' node indices)."""
     def child():
         import pytest
         import torch
@@ -650,7 +692,7 @@ def run_mutant(module_name: str, path: Path, m: Mutant | None, tests: list[str],
         for k, v in list(getattr(registry, "_TASKS", {}).items()):  # the re-executed @register must not clash
             if getattr(v.run, "__module__", None) == module_name:
                 del registry._TASKS[k]
-        tree = ast.parse(path.read_text())
+        tree = ast.parse(src if src is not None else path.read_text())
         tree = _FixIdentity().visit(apply(tree, *m.path) if m is not None else tree)
         ast.fix_missing_locations(tree)
         exec(compile(tree, str(path), "exec"), vars(mod))
@@ -665,7 +707,9 @@ def run_mutant(module_name: str, path: Path, m: Mutant | None, tests: list[str],
             for k, v in list(d.items()):
                 if id(v) in swap:
                     d[k] = swap[id(v)]
-        return pytest.main(["-x", "-q", "-p", "no:cacheprovider", *tests])
+        limits = _Limits(times or {})
+        rc = pytest.main(["-x", "-q", "-p", "no:cacheprovider", *tests], plugins=[limits])
+        return TIMED_OUT if limits.hit else rc
 
     return _fork(child, timeout)
 
@@ -738,10 +782,11 @@ def run_target(name: str, base_only: bool, verbose: bool, shard: tuple[int, int]
         print(f"{name}: {len(failed)} test(s) fail before any mutation and are left out: {failed}")
     # the runner itself must be invisible: the unmutated code re-executed passes every covering test
     covering = sorted(t for t in lines if t not in failed)
-    rc, _ = run_mutant(target.module, path, None, covering, 10 * sum(times.values()) + 60)
+    src = path.read_text()
+    rc, _ = run_mutant(target.module, path, None, covering, 10 * sum(times.values()) + 60, times, src)
     if rc != 0:
         sys.exit(f"{name}: the tests fail with the unmutated module re-executed (exit {rc}); fix the runner first")
-    mutants = enumerate_mutants(path, target)[shard[0]::shard[1]]
+    mutants = enumerate_mutants(path, target, src)[shard[0]::shard[1]]
     t0 = time.perf_counter()
     for m in mutants:
         if m.id in EQUIVALENT:
@@ -755,9 +800,9 @@ def run_target(name: str, base_only: bool, verbose: bool, shard: tuple[int, int]
             m.status = "not covered"
             continue
         budget = 5 * sum(times.get(t, 1.0) for t in m.tests) + 10
-        rc, dt = run_mutant(target.module, path, m, m.tests, budget)
+        rc, dt = run_mutant(target.module, path, m, m.tests, budget, times, src)
         m.status = "killed" if rc != 0 else "survived"
-        if rc == -1:
+        if rc in (-1, TIMED_OUT):
             m.status = "killed (timeout)"
         if verbose:
             print(f"  {m.status:16s} {dt:5.1f}s line {m.line}: {m.desc}  [{m.id}]", flush=True)
