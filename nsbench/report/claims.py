@@ -143,13 +143,13 @@ def adjust_claims(results: list[dict]) -> None:
     working keys (higher, se, dof, resamples, redraw) are removed."""
     size = int(np.isfinite([float(r["p_value"]) for r in results]).sum())
     for r in results:
-        b, redraw = int(r.get("resamples") or 0), r.get("redraw")
-        while redraw and b and not stats.resolved(r["p_value"], b, size) and b < stats.B_MAX:
-            b = min(4 * b, stats.B_MAX)
-            d = redraw(b)
+        if not r.get("redraw"):
+            continue
+        d, note = stats.refine(r["p_value"], int(r.get("resamples") or 0), size, r["redraw"])
+        if d is not None:
             r.update(diff_low=d["diff_low"], diff_high=d["diff_high"], p_value=d["p"], se=d["se"])
-        if redraw and b and not stats.resolved(r["p_value"], b, size):
-            r["test"] = f"{r['test']}; p within Monte Carlo error of a Holm threshold at {b:,} resamples"
+        if note:
+            r["test"] = f"{r['test']}; {note}"
     adj = stats.holm([r["p_value"] for r in results])
     for r, p in zip(results, adj):
         higher = r.pop("higher", True)

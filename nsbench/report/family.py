@@ -82,13 +82,10 @@ def _refine(t: Tests, size: int) -> None:
     resamples until it is, or until stats.B_MAX; one still unresolved there says so in its test."""
     f = t.frame
     for i, redraw in t.redraw.items():
-        b = int(f.at[i, "resamples"])
-        while b and not stats.resolved(float(f.at[i, "p_value"]), b, size) and b < stats.B_MAX:
-            b = min(4 * b, stats.B_MAX)
-            d = redraw(b)
+        d, note = stats.refine(float(f.at[i, "p_value"]), int(f.at[i, "resamples"]), size, redraw)
+        if d is not None:
             for col, key in (("diff_low", "diff_low"), ("diff_high", "diff_high"), ("p_value", "p"), ("se", "se"),
                              ("resamples", "resamples")):
                 f.at[i, col] = d[key]
-        if b and not stats.resolved(float(f.at[i, "p_value"]), b, size):
-            f.at[i, "test"] = (f"{f.at[i, 'test']}; p within Monte Carlo error of a Holm threshold at {b:,} "
-                               f"resamples")
+        if note:
+            f.at[i, "test"] = f"{f.at[i, 'test']}; {note}"

@@ -142,6 +142,20 @@ def resolved(p: float, resamples: int, family: int) -> bool:
     return not bool(np.any(np.abs(thresholds - p) <= Z_MC * se))
 
 
+def refine(p: float, resamples: int, family: int, redraw: Callable[[int], dict]) -> tuple[dict | None, str]:
+    """Redraw a bootstrap p that is not `resolved` in a family of `family` with 4x the resamples until it is, or
+    until B_MAX: (the last redraw's `difference` dict, None when none was needed; a note for the test when the p is
+    still within Monte Carlo error of a Holm threshold at the cap, else "")."""
+    d, b = None, resamples
+    while b and not resolved(p, b, family) and b < B_MAX:
+        b = min(4 * b, B_MAX)
+        d = redraw(b)
+        p = d["p"]
+    if b and not resolved(p, b, family):
+        return d, f"p within Monte Carlo error of a Holm threshold at {b:,} resamples"
+    return d, ""
+
+
 def mde(se: float, family: int, dof: float | None = None) -> float:
     """The minimum detectable effect: the true difference a two-sided test at ALPHA / family (Bonferroni's level,
     the strictest that Holm's step-down uses in a family of `family`) detects with probability POWER, given the
