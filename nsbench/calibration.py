@@ -14,6 +14,12 @@
   lie inside [1e-7, 1 - 1e-7] keeps -log p(y). Computed here in float64 (Keras: float32).
 - Brier: mean of sum_k (p_k - 1[k = y])^2 (robustness_metrics `brier`: num_classes x the mean squared error of the
   one-hot vector), between 0 and 2.
+- Temperature scaling (Guo et al., "On Calibration of Modern Neural Networks", ICML 2017, section 4.2): one
+  scalar T > 0 divides the logits, T chosen to minimise the NLL of softmax(z / T) on held-out images; the top-1
+  (so accuracy) does not move. The mean NLL is convex in 1 / T (a log-sum-exp of linear functions minus a linear
+  one), so its minimum is where the derivative, mean(E_softmax[z] - z_y) in 1 / T, changes sign: found by bisection
+  in log(1 / T) within T_RANGE. The fit uses the plain log-softmax NLL (no clip); the rows after scaling are the
+  three above, computed on the scaled probabilities.
 - Label sets (ImageNet-A / -R): the probabilities are restricted to the set and renormalised
   (robustness_metrics `use_dataset_labelset=True`, metrics/base.py `_map_labelset`), i.e. a softmax over the masked
   logits.
@@ -32,6 +38,7 @@ NLL_EPSILON = 1e-7
 # names the NLL definition; cached per-image cells written under another are scored again (bench/context.py)
 NLL_DEFINITION = "keras-clip-1e-7"
 PER_IMAGE = ("confidence", "nll", "brier")  # the per-image columns calibration adds next to `correct`
+T_RANGE = (0.01, 100.0)  # temperatures searched; a fit at either end is reported as at the bound
 
 
 def per_image(logits: np.ndarray, labels: np.ndarray, mask: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -90,3 +97,41 @@ def summary(z: dict[str, np.ndarray]) -> dict[str, float]:
     nll and brier the means over the images of `per_image`'s."""
     return {"ece": 100 * ece(z["confidence"], z["correct"]), "nll": float(np.mean(z["nll"])),
             "brier": float(np.mean(z["brier"]))}
+
+
+def _nll_slope(z: np.ndarray, labels: np.ndarray, beta: float) -> float:
+    """d/d beta of the mean of -log softmax(beta z)_y: mean over images of E_softmax(beta z)[z] - z_y."""
+    s = beta * z
+    s = s - s.max(1, keepdims=True)
+    p = np.exp(s)
+    p /= p.sum(1, keepdims=True)
+    return float(((p * z).sum(1) - z[np.arange(len(z)), labels]).mean())
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray, steps: int = 60) -> float:
+    """The temperature T minimising the mean NLL of softmax(logits / T) over these images (held out from the ones it
+    will be applied to), within T_RANGE. NaN for no images."""
+    z = np.asarray(logits, np.float64)
+    labels = np.asarray(labels, np.int64)
+    if len(z) == 0:
+        return float("nan")
+    lo, hi = np.log(1 / T_RANGE[1]), np.log(1 / T_RANGE[0])  # log(beta), beta = 1 / T
+    if _nll_slope(z, labels, np.exp(lo)) >= 0:
+        return T_RANGE[1]
+    if _nll_slope(z, labels, np.exp(hi)) <= 0:
+        return T_RANGE[0]
+    for _ in range(steps):  # the slope rises with beta: keep the sign change inside [lo, hi]
+        mid = (lo + hi) / 2
+        if _nll_slope(z, labels, np.exp(mid)) < 0:
+            lo = mid
+        else:
+            hi = mid
+    return float(1 / np.exp((lo + hi) / 2))
+
+
+def cross_fit_folds(n: int, seed: int, folds: int = 2) -> np.ndarray:
+    """Each of `n` images' fold (0..folds-1): a seeded permutation dealt round-robin, so folds differ by at most one
+    image."""
+    out = np.empty(n, np.int64)
+    out[np.random.default_rng(seed).permutation(n)] = np.arange(n) % folds
+    return out

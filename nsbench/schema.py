@@ -112,6 +112,8 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     _M("nll", "negative log-likelihood of the true class, nats (not a percentage)", "NLL", "", digits=3, usual_effect=0.05),
     _M("brier", "Brier score, sum over classes of the squared error of the probabilities (0-2, not a percentage)",
        "Brier", "", digits=3, usual_effect=0.01),
+    _M("temperature", "the temperature T of temperature scaling, fitted on held-out images (not a percentage)",
+       "temperature", "", None, digits=3),
     _M("failed", "the task could not run; the note says why", "failed", "", None),
     _M("skipped", "the task's data is absent (its root is not set) or empty (a built set no image passed); the note "
        "says why", "skipped", "", None),
@@ -121,6 +123,8 @@ TOP1_ACC, TOP1_ERR, MEAN_ERR, FAILED, SKIPPED = "top1_acc", "top1_err", "mean_er
 CE, RELATIVE_CE, FP, T5D, FR, T5D_REL = "ce", "relative_ce", "fp", "t5d", "fr", "t5d_rel"  # per condition
 MCE, RELATIVE_MCE, MFR, MT5D, MEAN_FP, MEAN_T5D = "mce", "relative_mce", "mfr", "mt5d", "mean_fp", "mean_t5d"  # means
 CALIBRATION = ("ece", "nll", "brier")  # per-cell calibration metrics, in the report's column order
+# the clean set's calibration after temperature scaling: the CALIBRATION metrics and T under this condition
+TEMPERATURE, TEMPERATURE_SCALED = "temperature", "temperature_scaled"
 PARTIAL = "_partial"  # suffix of a mean over an incomplete benchmark set (a different number: never the full one)
 
 

@@ -13,9 +13,10 @@ import pandas as pd
 from ..calibration import ece_weighted  # the harness's own binning (nsbench/calibration_rows.py)
 from ..schema import (ATTACKS_BY_NAME, CALIBRATION, CLEAN, CLEAN_CONDITION, CORRUPTION_TREE_TASKS, CORRUPTIONS, FGSM,
                       IMAGENET_3DCC, IMAGENET_C_BAR, IMAGENET_SKETCH, IMAGENET_V2, METRICS, NATURAL_ADVERSARIAL, PGD,
-                      SKETCH, TASK_LABELS, usual_effect)
+                      SKETCH, TASK_LABELS, TEMPERATURE, TEMPERATURE_SCALED, usual_effect)
 from . import fmt, stats
 from .family import Tests, adjust
+from .headline import data_key
 from .load import EvalResult
 
 # the table's columns: ECE (%), NLL, Brier (schema.CALIBRATION, labelled as schema.METRICS labels them)
@@ -37,7 +38,8 @@ TASK_ORDER = [CLEAN, CORRUPTIONS, NATURAL_ADVERSARIAL, FGSM, PGD, ATTACKS_BY_NAM
 
 
 def _cells(r: EvalResult) -> pd.DataFrame:
-    rows = r.rows[r.rows.metric.isin(CALIBRATION)]
+    """The calibration rows of an evaluation, and the temperature of its temperature-scaled clean rows."""
+    rows = r.rows[r.rows.metric.isin(CALIBRATION) | (r.rows.metric == TEMPERATURE)]
     return rows[rows.value.notna()]
 
 
@@ -54,9 +56,10 @@ def _sampler(r: EvalResult, task: str, condition: str, eps: float, metric: str, 
     items = tuple(p.image)
     if metric == ECE:
         conf, correct = p.confidence.to_numpy(float), p.correct.astype(bool).to_numpy()
-        return stats.Sampler(items, lambda w: 100 * ece_weighted(w, conf, correct), point)
+        return stats.Sampler(items, lambda w: 100 * ece_weighted(w, conf, correct), point, data=data_key(r, task))
     x = p[metric].to_numpy(float)
-    return stats.Sampler(items, lambda w: w @ x, point)
+    # what the images were scored on: differences against the baseline pair image by image only on the same data
+    return stats.Sampler(items, lambda w: w @ x, point, data=data_key(r, task))
 
 
 def calibration_frame(evals: list[EvalResult], baseline: str | None) -> pd.DataFrame:
@@ -76,10 +79,17 @@ def calibration_tests(evals: list[EvalResult], baseline: str | None) -> Tests:
         single = cells[~cells.task.isin(TREE_TASKS)]
         for _, x in single.iterrows():
             eps = float(x.eps_255) if fmt.finite(x.get("eps_255")) else np.nan
+            how = str(x.get("note") or "") if x.condition == TEMPERATURE_SCALED else ""  # where T was fitted, and T
+            if x.metric == TEMPERATURE:  # a setting of the scaled rows, not a calibration measure: no test
+                out.append({"model": r.label, "task": x.task, "condition": x.condition, "eps_255": eps,
+                            "metric": x.metric, "value": float(x.value), "ci_low": np.nan, "ci_high": np.nan,
+                            "n": int(x.n), "diff": np.nan, "diff_low": np.nan, "diff_high": np.nan,
+                            **_untested(x.metric), "note": how})
+                continue
             s = _sampler(r, x.task, x.condition, eps, x.metric, float(x.value))
             row = {"model": r.label, "task": x.task, "condition": x.condition, "eps_255": eps, "metric": x.metric,
                    "value": float(x.value), "ci_low": np.nan, "ci_high": np.nan, "n": int(x.n), "diff": np.nan,
-                   "diff_low": np.nan, "diff_high": np.nan, **_untested(x.metric), "note": ""}
+                   "diff_low": np.nan, "diff_high": np.nan, **_untested(x.metric), "note": how}
             if s is not None and stats.reproduces(s):
                 row["ci_low"], row["ci_high"] = stats.interval(s, SEED)
                 if base is not None and r is not base:
@@ -94,7 +104,7 @@ def calibration_tests(evals: list[EvalResult], baseline: str | None) -> Tests:
                                        test=d["test"], se=d["se"], resamples=d["resamples"])
                             redraw[len(out)] = (lambda a, b: lambda n: stats.difference(a, b, SEED + 1, n))(s, sb)
             else:
-                row["note"] = "per-image values missing: no interval"
+                row["note"] = "; ".join(x for x in ("per-image values missing: no interval", how) if x)
             out.append(row)
         tree = cells[cells.task.isin(TREE_TASKS)]
         for (task, metric), g in tree.groupby(["task", "metric"], sort=False):
@@ -133,7 +143,7 @@ def _where(task: str, condition: str, eps: float) -> str:
     """A row's set as the page names it, with its eps wherever the cell has one (0/255: the attack's clean images)."""
     where = _task_label(task, [condition])
     same = condition in (task, CLEAN_CONDITION, SKETCH) or where == "built -A"
-    cond = "" if same else f": {fmt.name(condition)}"
+    cond = ", temperature-scaled" if condition == TEMPERATURE_SCALED else "" if same else f": {fmt.name(condition)}"
     eps_text = f" at {eps:g}/255" if fmt.finite(eps) else ""
     return f"{where}{cond}{eps_text}"
 
@@ -175,6 +185,7 @@ def calibration_table(frame: pd.DataFrame, baseline: str | None) -> dict | None:
     if frame.empty:
         return None
     models = list(dict.fromkeys(frame.model))
+    temperature = {(t.model, t.task, t.condition): t.value for t in frame[frame.metric == TEMPERATURE].itertuples()}
     keys = frame[["task", "condition", "eps_255"]].drop_duplicates()
     order = list(dict.fromkeys([t for t in TASK_ORDER if t in set(keys.task)] + list(keys.task)))
     tasks = []
@@ -187,12 +198,14 @@ def calibration_table(frame: pd.DataFrame, baseline: str | None) -> dict | None:
                 sub = frame[same & (frame.model == model)]
                 if not len(sub):
                     continue
+                t = temperature.get((model, task, k.condition))
                 rows.append({"model": model, "baseline": model == baseline,
-                             "set": _where(task, k.condition, k.eps_255),
+                             "set": _where(task, k.condition, k.eps_255) + (f" (T = {fmt.num(t, 2)})" if t else ""),
                              "cells": [_cell(sub[sub.metric == metric], metric) for metric, _ in CELLS]})
         label = _task_label(task, cells.condition)
         tasks.append({"id": f"calibration-{task}", "task": task, "label": label, "open": task == CLEAN,
                       "summary": _summary(frame[frame.task == task], len(cells)), "rows": rows})
     return {"columns": [label for _, label in CELLS], "tasks": tasks,
-            "label_sets": bool(frame.condition.isin(LABEL_SET_CONDITIONS).any())}
+            "label_sets": bool(frame.condition.isin(LABEL_SET_CONDITIONS).any()),
+            "scaled": bool((frame.condition == TEMPERATURE_SCALED).any())}
 

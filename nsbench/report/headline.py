@@ -213,8 +213,10 @@ def _sampler(r: EvalResult, m: Measure, evals: list[EvalResult]) -> stats.Sample
     if per is None or "correct" not in per:
         return None
     p = per[(per.task == m.task) & per.correct.notna()]
+    if m.condition is not None:  # a task's other conditions (clean's temperature-scaled rows) hold the same images
+        p = p[p.condition == m.condition]
     if m.eps_255 is not None:
-        p = p[(p.eps_255 == m.eps_255) & (p.condition == m.condition)]
+        p = p[p.eps_255 == m.eps_255]
     if p.empty or p.image.duplicated().any():
         return None
     p = p.sort_values("image")

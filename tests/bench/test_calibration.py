@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from nsbench import calibration
 
@@ -143,3 +144,162 @@ def test_a_cached_cell_with_nll_of_another_definition_is_scored_again(tmp_path):
     np.savez(path, correct=np.array([False]), nll=np.array([100.0]))  # written before NLL was clipped: no tag
     assert ctx.cell("t", "k", compute)["nll"][0] == 16.1 and len(calls) == 2
     assert ctx.cell("t", "k", compute)["nll"][0] == 16.1 and len(calls) == 2  # rewritten with the tag: reused
+
+
+# ---- temperature scaling (Guo et al. 2017, section 4.2): T minimising NLL on held-out images
+
+def _t_of_one_hot_logits(a: float, accuracy: float, n_classes: int) -> float:
+    """Worked example: logits a on the predicted class, 0 elsewhere. NLL = -q log p - (1 - q) log((1 - p) / (C - 1))
+    with p = e^(a/T) / (e^(a/T) + C - 1) is least at p = q (accuracy), so a / T = log(q (C - 1) / (1 - q))."""
+    return a / math.log(accuracy * (n_classes - 1) / (1 - accuracy))
+
+
+def test_temperature_of_a_worked_example():
+    labels = np.array([0, 1, 2, 3, 0, 1, 2, 3, 0, 1])
+    pred = labels.copy()
+    pred[[1, 4, 8]] = (pred[[1, 4, 8]] + 1) % 4  # 7 of 10 right
+    logits = 5.0 * np.eye(4)[pred]
+    assert calibration.fit_temperature(logits, labels) == pytest.approx(_t_of_one_hot_logits(5.0, 0.7, 4), rel=1e-9)
+    # the same logits at 9 of 10 right call for a colder softmax (lower T)
+    pred[[1, 4]] = labels[[1, 4]]
+    assert calibration.fit_temperature(5.0 * np.eye(4)[pred], labels) == pytest.approx(
+        _t_of_one_hot_logits(5.0, 0.9, 4), rel=1e-9)
+
+
+def test_temperature_minimises_nll_against_scipy():
+    from scipy.optimize import minimize_scalar
+    from scipy.special import log_softmax
+
+    rng = np.random.default_rng(3)
+    logits = rng.normal(0, 3, (300, 7))
+    labels = np.where(rng.random(300) < 0.6, logits.argmax(1), rng.integers(0, 7, 300))
+
+    def nll(t):
+        return -log_softmax(logits / t, axis=1)[np.arange(300), labels].mean()
+
+    best = minimize_scalar(nll, bounds=(0.05, 20), method="bounded", options={"xatol": 1e-10}).x
+    t = calibration.fit_temperature(logits, labels)
+    assert t == pytest.approx(best, rel=1e-5)
+    assert nll(t) <= min(nll(x) for x in np.linspace(0.05, 20, 2000)) + 1e-12
+
+
+def test_temperature_stops_at_its_search_bounds():
+    labels = np.array([0, 1, 2])
+    right, wrong = 4.0 * np.eye(3)[labels], 4.0 * np.eye(3)[(labels + 1) % 3]
+    assert calibration.fit_temperature(right, labels) == calibration.T_RANGE[0]  # sharper is always better
+    assert calibration.fit_temperature(wrong, labels) == calibration.T_RANGE[1]  # flatter is always better
+    assert math.isnan(calibration.fit_temperature(np.zeros((0, 3)), np.zeros(0)))
+
+
+def test_cross_fit_folds_deal_a_seeded_permutation():
+    fold = calibration.cross_fit_folds(11, seed=5)
+    order = np.random.default_rng(5).permutation(11)
+    assert [sorted(order[k::2].tolist()) for k in range(2)] == [np.flatnonzero(fold == k).tolist() for k in range(2)]
+    assert (calibration.cross_fit_folds(11, seed=5) == fold).all() and not (calibration.cross_fit_folds(11, 6) == fold).all()
+
+
+class _QuadrantModel(torch.nn.Module):
+    """Logits A on the brightest quadrant's class (the tiny folder's images light quadrant c for class c), moved one
+    class on where the top-left pixel's red level is below 12: wrong on about a fifth of the images."""
+
+    def forward(self, x):
+        h = x.shape[-1] // 2
+        q = torch.stack([x[:, :, :h, :h].mean((1, 2, 3)), x[:, :, :h, h:].mean((1, 2, 3)),
+                         x[:, :, h:, :h].mean((1, 2, 3)), x[:, :, h:, h:].mean((1, 2, 3))], 1)
+        pred = (q.argmax(1) + (x[:, 0, 0, 0] * 255 < 12).long()) % 4
+        return A * torch.nn.functional.one_hot(pred, 4).float()
+
+
+A = 6.0
+
+
+def _quadrant_pred(path) -> int:
+    from PIL import Image
+
+    x = np.asarray(Image.open(path).convert("RGB"), np.float64) / 255
+    h = x.shape[0] // 2
+    q = [x[:h, :h].mean(), x[:h, h:].mean(), x[h:, :h].mean(), x[h:, h:].mean()]
+    return (int(np.argmax(q)) + int(x[0, 0, 0] * 255 < 12)) % 4
+
+
+def _temperature_ctx(tmp_path, temperature: str):
+    from helpers import write_folder
+    from nsbench.bench.context import EvalContext
+    from nsbench.bench.eval_model import EvalModel
+    from nsbench.bench.suite import SuiteConfig
+
+    root = write_folder(tmp_path / "data", 4, {"train": 25, "test": 15}, seed=4)
+    cfg = SuiteConfig(name="t")
+    cfg.data.source, cfg.data.split, cfg.data.crop_pct = f"folder:{root}", "test", 1.0
+    cfg.clean.temperature = temperature
+    em = EvalModel(_QuadrantModel(), "quad", "1" * 64, [f"class{c}" for c in range(4)], 32, {})
+    return EvalContext(em, cfg, tmp_path / "cache", torch.device("cpu"), workers=0), root
+
+
+def _by_hand(root, split: str):
+    files = sorted((root / split).glob("class*/*.png"))
+    labels = np.array([int(f.parent.name[5:]) for f in files])
+    return np.array([_quadrant_pred(f) for f in files]) == labels
+
+
+def _scaled_by_hand(correct: np.ndarray, t: np.ndarray) -> dict:
+    """ECE (%), NLL and Brier of one-hot logits A divided by T per image, written out."""
+    e = np.exp(A / t)
+    top, other = e / (e + 3), 1 / (e + 3)
+    p_true = np.where(correct, top, other)
+    brier = np.where(correct, (1 - top) ** 2 + 3 * other**2, top**2 + (1 - other) ** 2 + 2 * other**2)
+    return {"ece": 100 * calibration.ece(top, correct), "nll": -np.log(p_true).mean(), "brier": brier.mean()}
+
+
+@pytest.mark.parametrize("mode", ["train", "cross_fit"])
+def test_clean_task_scales_by_a_temperature_fitted_on_held_out_images(tmp_path, mode):
+    from nsbench.bench.normaliser import Normaliser
+    from nsbench.bench.tasks import clean
+
+    ctx, root = _temperature_ctx(tmp_path, mode)
+    res = clean.run(ctx, ctx.suite.clean, Normaliser("none"))
+    got = {(r["condition"], r["metric"]): r for r in res.rows}
+    correct = _by_hand(root, "test")
+    assert 0.5 < correct.mean() < 0.95  # the model errs: a temperature is worth fitting
+    assert got[("clean", "top1_acc")]["value"] == pytest.approx(100 * correct.mean())
+    if mode == "train":
+        t = np.full(len(correct), _t_of_one_hot_logits(A, _by_hand(root, "train").mean(), 4))
+        assert "100 images of split 'train'" in got[("temperature_scaled", "temperature")]["note"]
+    else:  # each half of the scored images by the T of the other half
+        order = np.random.default_rng(0).permutation(len(correct))
+        halves = [np.sort(order[k::2]) for k in range(2)]
+        t = np.empty(len(correct))
+        t[halves[0]] = _t_of_one_hot_logits(A, correct[halves[1]].mean(), 4)
+        t[halves[1]] = _t_of_one_hot_logits(A, correct[halves[0]].mean(), 4)
+        assert "2-fold cross-fitting" in got[("temperature_scaled", "temperature")]["note"]
+    assert got[("temperature_scaled", "temperature")]["value"] == pytest.approx(np.unique(t).mean(), rel=1e-6)
+    want = _scaled_by_hand(correct, t)
+    for metric in ("ece", "nll", "brier"):
+        assert got[("temperature_scaled", metric)]["value"] == pytest.approx(want[metric], rel=1e-6), metric
+        assert got[("temperature_scaled", metric)]["n"] == len(correct)
+    # before scaling the confidence of every image is e^A / (e^A + 3)
+    assert got[("clean", "ece")]["value"] == pytest.approx(_scaled_by_hand(correct, np.ones(len(correct)))["ece"])
+    per = res.per_image[1]
+    assert set(per.condition) == {"temperature_scaled"} and (per.correct.to_numpy() == correct).all()
+    assert res.sets["clean"]["temperature"]["fitted_on"] == mode
+
+
+@pytest.mark.parametrize("split, says", [("test", "is the evaluation split"), ("nosuch", "clean.temperature=nosuch")])
+def test_a_temperature_split_that_is_not_held_out_is_refused_before_scoring(tmp_path, split, says):
+    from nsbench.bench.normaliser import Normaliser
+    from nsbench.bench.tasks import clean
+    from nsbench.utils import NsbenchError
+
+    ctx, _ = _temperature_ctx(tmp_path, split)
+    with pytest.raises(NsbenchError, match=says):
+        clean.run(ctx, ctx.suite.clean, Normaliser("none"))
+    assert not (tmp_path / "cache" / "cells").exists()
+
+
+def test_no_temperature_rows_when_switched_off(tmp_path):
+    from nsbench.bench.normaliser import Normaliser
+    from nsbench.bench.tasks import clean
+
+    ctx, _ = _temperature_ctx(tmp_path, "none")
+    res = clean.run(ctx, ctx.suite.clean, Normaliser("none"))
+    assert {r["condition"] for r in res.rows} & {"temperature_scaled"} == set() and len(res.per_image) == 1

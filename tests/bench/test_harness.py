@@ -216,7 +216,7 @@ def test_suite_end_to_end_on_a_trained_run_resumes_from_cached_cells(tiny_run, t
     clean = df[(df.task == "clean") & (df.metric == "top1_acc")].value.iloc[0]
     fgsm0 = df[(df.task == "fgsm") & (df.eps_255 == 0) & (df.metric == "top1_acc")].value.iloc[0]
     per = pd.read_parquet(out / label / "per_image.parquet")
-    clean_sub = per[(per.task == "clean")].set_index("image").correct
+    clean_sub = per[(per.task == "clean") & (per.condition == "clean")].set_index("image").correct
     fgsm_sub = per[(per.task == "fgsm") & (per.eps_255 == 0)].set_index("image").correct
     assert (clean_sub.loc[fgsm_sub.index] == fgsm_sub).all()  # eps = 0 reproduces clean predictions image by image
     # the published rows are the means of the per-image outcomes (FGSM scores a subset, so not clean's value)

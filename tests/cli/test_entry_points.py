@@ -125,7 +125,8 @@ def test_the_clean_task_counts_unreadable_images(tmp_path):
                  str(tmp_path / "cache"), "--workers", "0", "--device", "cpu", f"data.source=folder:{data}",
                  "data.split=test", *CLEAN_ONLY, "clean.limit=12"]) == 0  # all 12: 11 readable
     clean = json.loads((tmp_path / "ev" / "m" / "meta.json").read_text())["sets"]["clean"]
-    assert clean == {"n": 11, "skipped_unreadable": 1}
+    assert {k: clean[k] for k in ("n", "skipped_unreadable")} == {"n": 11, "skipped_unreadable": 1}
+    assert clean["temperature"]["fitted_on"] == "cross_fit" and sum(clean["temperature"]["images"]) == 11
 
 
 def test_an_empty_built_a_is_a_skipped_row_not_a_failed_task(tmp_path, tiny_folder):

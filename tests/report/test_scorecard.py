@@ -77,7 +77,19 @@ def test_report_shows_calibration_published_vs_measured_and_effective_robustness
     cal = pd.read_csv(tmp_path / "r" / "calibration.csv")
     b0 = cal[(cal.model == "b0") & (cal.task == "imagenet_v2") & (cal.metric == "ece")].iloc[0]
     assert b0.ci_low <= b0.value <= b0.ci_high and b0.ci_high > b0.ci_low  # an interval from the 8 images
-    assert np.isfinite(b0.diff_low)  # paired against the baseline's same images
+    assert np.isfinite(b0.diff_low) and b0.test.startswith("paired bootstrap over 8 items")  # the baseline's images
+    # after temperature scaling (T cross-fitted on the two halves of the 8 clean images), in the clean fold with T
+    scaled = cal[(cal.task == "clean") & (cal.condition == "temperature_scaled")].set_index(["model", "metric"])
+    assert scaled.loc[("rn50", "temperature")].value == 0.01  # 8 of 8 right: the sharpest T searched, and said so
+    assert "at the search bound 0.01" in scaled.loc[("rn50", "temperature")].note
+    per = pd.read_parquet(evals[1] / "per_image.parquet")
+    correct = per[(per.task == "clean") & (per.condition == "clean")].sort_values("image").correct.to_numpy(bool)
+    order = np.random.default_rng(0).permutation(8)  # the suite's seed deals the images into two folds
+    t = [10 / math.log(correct[np.sort(order[1 - k::2])].mean() * 999 / (1 - correct[np.sort(order[1 - k::2])].mean()))
+         for k in range(2)]  # fold k's T from the other fold: logits 10 on one class of 1000, accuracy q
+    assert scaled.loc[("b0", "temperature")].value == pytest.approx(np.mean(t), rel=1e-6)
+    assert scaled.loc[("b0", "ece")].test.startswith("paired bootstrap over 8 items")
+    assert "clean, temperature-scaled (T = " in html
     pub = pd.read_csv(tmp_path / "r" / "published_vs_measured.csv").set_index(["model", "set"])
     rn50 = pub.loc[("rn50", "imagenet_v2:matched-frequency")]
     assert rn50.published == 63.19 and rn50.measured == 100.0
