@@ -14,6 +14,7 @@ from .. import cache
 from .. import calibration_rows
 from .. import corruption_sets
 from .. import metrics
+from .. import onthefly
 from ..registry import TaskResult, register
 from .clean import clean_correct
 
@@ -29,6 +30,13 @@ class CorruptionTask:
     # built sets: the reference generator's parameters; auto = calibrated for the image size (CIFAR-10-C up to 48 px,
     # Tiny-ImageNet-C up to 128 px, ImageNet-C above)
     calibration: str = "auto"
+    # built sets: `cached` corrupts every image once with the reference generators (numpy / OpenCV) and keeps the
+    # cells on disk; `on_the_fly` corrupts each batch in torch on the scoring device (bench/onthefly) and stores no
+    # image; `auto`: on_the_fly on a GPU, cached on a CPU
+    generate: str = "auto"
+
+
+GENERATE = ("auto", "cached", "on_the_fly")
 
 
 def validate(t: CorruptionTask) -> None:
@@ -42,6 +50,16 @@ def validate(t: CorruptionTask) -> None:
         raise NsbenchError(f"corruptions.calibration must be auto, cifar-10-c, tiny-imagenet-c or imagenet-c, got {t.calibration!r}")
     if not t.severities or any(s not in (1, 2, 3, 4, 5) for s in t.severities):
         raise NsbenchError("corruptions.severities must be a non-empty list within 1-5")
+    if t.generate not in GENERATE:
+        raise NsbenchError(f"corruptions.generate must be {', '.join(GENERATE)}, got {t.generate!r}")
+
+
+def generation(ctx, t: CorruptionTask) -> str:
+    """How a built -C set's corrupted images come about on this run: `cached` or `on_the_fly` (auto: on the fly on
+    a GPU, where the torch generators run beside the model, cached on a CPU)."""
+    if t.generate != "auto":
+        return t.generate
+    return "on_the_fly" if ctx.device.type == "cuda" else "cached"
 
 
 def _official(ctx, t: CorruptionTask) -> tuple[dict, float, int, dict]:
@@ -64,30 +82,66 @@ def _official(ctx, t: CorruptionTask) -> tuple[dict, float, int, dict]:
 
 
 def _built(ctx, t: CorruptionTask) -> tuple[dict, float, int, dict]:
-    folder, manifest = ctx.build(lambda: corruption_sets.build_c(ctx.source, ctx.size, t.corruptions, t.severities,
-                                                   ctx.cap(t.limit), ctx.suite.seed, ctx.cache, ctx.workers,
-                                                   t.calibration))
+    how = generation(ctx, t)
+    cached = how == "cached"  # on the fly, only the clean images (and labels, indices) are built and kept
+    folder, manifest = ctx.build(lambda: corruption_sets.build_c(
+        ctx.source, ctx.size, t.corruptions if cached else [], t.severities if cached else [], ctx.cap(t.limit),
+        ctx.suite.seed, ctx.cache, ctx.workers, t.calibration))
     labels = np.asarray(cache.load_array(folder / "labels.npy"))
+    calibration = manifest.get("calibration", "imagenet-c")
+
+    def scored(logits):
+        z = calibration_rows.per_image(logits, labels)
+        return {"correct": z["correct"], **calibration_rows.columns(z)}
 
     def run(file):
-        def score():
-            z = calibration_rows.per_image(ctx.logits(cache.load_array(folder / file)), labels)
-            return {"correct": z["correct"], **calibration_rows.columns(z)}
+        return lambda: scored(ctx.logits(cache.load_array(folder / file)))
 
-        return score
+    def generated(c, s):
+        return lambda: scored(_on_the_fly_logits(ctx, folder, c, s, calibration))
 
     clean = ctx.cell("corruptions", f"{folder.name}|clean.npy|calibration", run("clean.npy"))
     clean_err = metrics.error(clean["correct"])
     outcomes = {}
     for c in tqdm(t.corruptions, desc=f"{ctx.em.label} -C", leave=False, mininterval=2.0):
         for s in t.severities:
-            z = ctx.cell("corruptions", f"{folder.name}|{c}-{s}.npy|calibration", run(f"{c}-{s}.npy"))
+            if cached:
+                z = ctx.cell("corruptions", f"{folder.name}|{c}-{s}.npy|calibration", run(f"{c}-{s}.npy"))
+            else:
+                key = f"{folder.name}|{c}-{s}|on_the_fly-r{onthefly.REVISION}|calibration"
+                z = ctx.cell("corruptions", key, generated(c, s))
             outcomes[f"{c}|{s}"] = z["correct"], np.arange(len(z["correct"])), calibration_rows.columns(z)
-    info = {"folder": folder.name, **{k: manifest[k] for k in ("n", "fingerprint", "seed", "imagecorruptions")},
-            "source": folder.name, "calibration": manifest.get("calibration", "imagenet-c"),
-            "saved_as": manifest.get("saved_as", "lossless (uint8 arrays; the official ImageNet-C files are JPEG "
-                                                 "quality 85)")}
+    info = {"folder": folder.name, **{k: manifest[k] for k in ("n", "fingerprint", "seed")},
+            "source": folder.name, "calibration": calibration, "generate": how}
+    if cached:
+        info["imagecorruptions"] = manifest["imagecorruptions"]
+        info["saved_as"] = manifest.get("saved_as", "lossless (uint8 arrays; the official ImageNet-C files are JPEG "
+                                                    "quality 85)")
+    else:
+        info["generator"] = f"nsbench.bench.onthefly revision {onthefly.REVISION} (torch, on {ctx.device.type})"
     return outcomes, clean_err, len(labels), info
+
+
+def _on_the_fly_logits(ctx, folder, corruption: str, severity: int, calibration: str) -> np.ndarray:
+    """Logits of a built set's clean images corrupted batch by batch on the scoring device, each image with the seed
+    the cached path gives it (corruption_sets.build_c: cache.seed_for(seed, corruption, severity, source index))."""
+    import torch
+
+    clean = cache.load_array(folder / "clean.npy")
+    index = np.asarray(cache.load_array(folder / "indices.npy"))
+    seed = int(cache.read_manifest(folder)["seed"])
+
+    def local(part: np.ndarray) -> dict:
+        out = [np.zeros((0, len(ctx.em.classes)), np.float32)]
+        for b in range(0, len(part), ctx.bs):
+            rows = part[b : b + ctx.bs]
+            x = torch.from_numpy(np.array(clean[rows])).to(ctx.device)
+            seeds = [cache.seed_for(seed, corruption, severity, int(index[k])) for k in rows]
+            x = onthefly.corrupt_batch(x, corruption, severity, seeds, calibration)
+            out.append(ctx.forward(x.permute(0, 3, 1, 2).float().div_(255)).numpy())
+        return {"logits": np.concatenate(out)}
+
+    return ctx.sharded(np.arange(len(clean)), local)["logits"]
 
 
 def corruption_errors(ctx, t: CorruptionTask) -> tuple[dict[str, list[float]], float, dict[str, tuple], int, dict]:
