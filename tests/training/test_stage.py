@@ -26,21 +26,14 @@ from nsbench.training.stage import StageConfig, soft_cross_entropy, train_stage,
 from nsbench.utils import NsbenchError
 
 
-def stochastic_modules(model: torch.nn.Module) -> list[torch.nn.Module]:
-    """Modules whose output is random in train mode (dropout, stochastic depth)."""
-    from timm.layers import DropPath
-
-    return [m for m in model.modules() if isinstance(m, (torch.nn.Dropout, torch.nn.Dropout2d, DropPath)) and
-            getattr(m, "p", getattr(m, "drop_prob", 0.0))]
-
-
 def test_student_trains_in_train_mode_with_input_and_model_noise(tmp_path):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 255, (32, 32, 32, 3), dtype=np.uint8)
     src = ArraySource("toy", images, rng.integers(0, 3, 32), ["a", "b", "c"])
     spec = ModelSpec("test_efficientnet", num_classes=3, drop_rate=0.3, drop_path_rate=0.2)
     model = build_model(spec)
-    assert stochastic_modules(model), "the student must carry dropout / stochastic depth modules"
+    # what dropout and stochastic depth do to the student: test_the_students_noise_does_what_it_says (on test_resnet:
+    # test_efficientnet's DropPath modules sit in blocks without a residual branch and never act)
     seen = []
     model.net.register_forward_pre_hook(lambda m, args: seen.append((m.training, args[0].detach().clone())))
     aug = TrainAugment(32, True, 2, 9, 0.5, random_crop_pad=2)
