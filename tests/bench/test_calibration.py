@@ -303,3 +303,12 @@ def test_no_temperature_rows_when_switched_off(tmp_path):
     ctx, _ = _temperature_ctx(tmp_path, "none")
     res = clean.run(ctx, ctx.suite.clean, Normaliser("none"))
     assert {r["condition"] for r in res.rows} & {"temperature_scaled"} == set() and len(res.per_image) == 1
+
+
+def test_empty_and_one_image_inputs():
+    z = calibration.per_image(np.zeros((0, 5)), np.zeros(0, np.int64))
+    assert {k: (v.shape, v.dtype.kind) for k, v in z.items()} == {
+        "pred": ((0,), "i"), "correct": ((0,), "b"), "confidence": ((0,), "f"), "nll": ((0,), "f"), "brier": ((0,), "f")}
+    assert math.isnan(calibration.ece([], []))
+    # one image: |correct - confidence| of its one bin
+    assert calibration.ece([0.8], [True]) == pytest.approx(0.2) and calibration.ece([0.8], [False]) == pytest.approx(0.8)
