@@ -5,6 +5,7 @@ randomness comes from its own seed (rng.Rng), so a rerun, another batch size or 
 images. Each op module registers its corruptions in OPS: op(x, severity, calibration, rng) takes float32 [N, H, W, 3]
 in 0..255 (the uint8 values) and returns what the reference function returns before its final np.uint8 (float in
 0..255, clipped as the reference clips), and corrupt_batch converts as the reference does (np.uint8: truncation).
+The -P sequences are perturb.sequences.
 """
 from __future__ import annotations
 
@@ -40,4 +41,7 @@ def corrupt_batch(images: torch.Tensor, name: str, severity: int, seeds, calibra
         raise ValueError(f"expected uint8 [N, H, W, 3], got {images.dtype} {tuple(images.shape)}")
     rng = Rng(seeds, images.device)
     out = ops[name](images.to(torch.float32), int(severity), calibration, rng)
-    return out.clamp(0, 255).to(torch.uint8)  # np.uint8 of a float in 0..255 truncates, as this does
+    out = out.clamp(0, 255).to(torch.uint8)  # np.uint8 of a float in 0..255 truncates, as this does
+    from .deterministic import as_saved
+
+    return as_saved(out, calibration)  # Tiny-ImageNet-C's files went through JPEG quality 85 (calibrated.SAVED_AS)
