@@ -245,7 +245,7 @@ def build_p(source: Source, size: int, perturbations: list[str], difficulty: int
     have = {(c["perturbation"], c["difficulty"]): c for c in manifest.get("sequences", [])}
     want = {(p, difficulty) for p in perturbations}
     about = {"calibration": calibration, "calibration_source": SOURCES[calibration]}
-    if want <= set(have):
+    if manifest and want <= set(have):  # (on the fly asks for no sequence: the clean images alone)
         return folder, {**manifest, **about}
     kept = write_clean_set(folder, source, idx, size)
     todo = [(str(folder), str(folder / "clean.npy"), p, d, seed, kept, calibration)

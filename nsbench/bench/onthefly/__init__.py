@@ -23,7 +23,7 @@ OPS: dict[str, Op] = {}
 
 def _load() -> dict[str, Op]:
     if not OPS:
-        for mod in ("deterministic", "noise_blur"):
+        for mod in ("deterministic", "noise_blur", "weather"):
             try:
                 m = __import__(f"{__name__}.{mod}", fromlist=["OPS"])
             except ImportError:

@@ -14,8 +14,9 @@ from ...config import check_range
 from ...utils import NsbenchError, tqdm
 from .. import cache
 from .. import metrics
-from .. import perturbation_sets
+from .. import onthefly, perturbation_sets
 from ..registry import TaskResult, register
+from .corruptions import GENERATE
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +31,16 @@ class PerturbationTask:
     # built sets: the reference generator's parameters; auto = calibrated for the image size (CIFAR-10-P up to 48 px,
     # Tiny-ImageNet-P up to 128 px, ImageNet-P above)
     calibration: str = "auto"
+    # built sets: `cached` keeps every sequence on disk (perturbation_sets, numpy / OpenCV); `on_the_fly` makes each
+    # batch's sequences in torch on the scoring device (bench/onthefly/perturb.py) and stores none; `auto`: on the
+    # fly on a GPU, cached on a CPU
+    generate: str = "auto"
 
 
 def validate(t: PerturbationTask) -> None:
     check_range("perturbations.limit", t.limit, lo=1, optional=True)
+    if t.generate not in GENERATE:
+        raise NsbenchError(f"perturbations.generate must be {', '.join(GENERATE)}, got {t.generate!r}")
     if t.difficulty not in (1, 2, 3):
         raise NsbenchError("perturbations.difficulty must be 1, 2 or 3")
     if t.calibration not in ("auto", *perturbation_sets.TABLES):
@@ -85,23 +92,70 @@ def _official(ctx, t: PerturbationTask) -> tuple[dict, dict]:
                  "skipped_unreadable": {p: k for p, k in skipped.items() if k}}
 
 
+def generation(ctx, t: PerturbationTask) -> str:
+    """How a built -P set's sequences come about on this run: `cached` or `on_the_fly` (auto: on the fly on a GPU)."""
+    if t.generate != "auto":
+        return t.generate
+    return "on_the_fly" if ctx.device.type == "cuda" else "cached"
+
+
 def _built(ctx, t: PerturbationTask) -> tuple[dict, dict]:
-    folder, manifest = ctx.build(lambda: perturbation_sets.build_p(ctx.source, ctx.size, t.perturbations, t.difficulty,
-                                                   ctx.cap(t.limit), ctx.suite.seed, ctx.cache, ctx.workers,
-                                                   t.calibration))
+    how = generation(ctx, t)
+    cached = how == "cached"  # on the fly, only the clean images (and labels, indices) are built and kept
+    folder, manifest = ctx.build(lambda: perturbation_sets.build_p(
+        ctx.source, ctx.size, t.perturbations if cached else [], t.difficulty, ctx.cap(t.limit), ctx.suite.seed,
+        ctx.cache, ctx.workers, t.calibration))
     out = {}
     for p in tqdm(t.perturbations, desc=f"{ctx.em.label} -P", leave=False, mininterval=2.0):
-        def compute(p=p):
-            seqs = cache.load_array(folder / f"{p}-d{t.difficulty}.npy")
-            n, f = seqs.shape[:2]
-            lg = ctx.logits(np.asarray(seqs).reshape(n * f, *seqs.shape[2:])).reshape(n, f, -1)
+        def stats(lg: np.ndarray, p=p) -> dict:
             noise = metrics.is_noise(p)
             return {"fp": metrics.flip_probability(lg.argmax(2), noise, t.difficulty),
                     "t5d": np.asarray([metrics.sequence_t5d(s, noise, t.difficulty) for s in lg])}
 
-        out[p] = ctx.cell("perturbations", f"{folder.name}|{p}|{t.difficulty}", compute)
-    return out, {"folder": folder.name, "n": manifest["n"], "seed": manifest["seed"],
-                 "calibration": manifest["calibration"], "calibration_source": manifest["calibration_source"]}
+        def compute(p=p):
+            seqs = cache.load_array(folder / f"{p}-d{t.difficulty}.npy")
+            n, f = seqs.shape[:2]
+            return stats(ctx.logits(np.asarray(seqs).reshape(n * f, *seqs.shape[2:])).reshape(n, f, -1))
+
+        if cached:
+            out[p] = ctx.cell("perturbations", f"{folder.name}|{p}|{t.difficulty}", compute)
+        else:
+            key = f"{folder.name}|{p}|{t.difficulty}|on_the_fly-r{onthefly.REVISION}"
+            out[p] = ctx.cell("perturbations", key,
+                              lambda p=p: stats(_on_the_fly_logits(ctx, folder, manifest, p, t.difficulty)))
+    info = {"folder": folder.name, "n": manifest["n"], "seed": manifest["seed"], "calibration": manifest["calibration"],
+            "calibration_source": manifest["calibration_source"], "generate": how}
+    if not cached:
+        info["generator"] = f"nsbench.bench.onthefly revision {onthefly.REVISION} (torch, on {ctx.device.type})"
+    return out, info
+
+
+def _on_the_fly_logits(ctx, folder, manifest: dict, p: str, difficulty: int) -> np.ndarray:
+    """Logits [sequences, frames, classes] of a built set's clean images made into `p` sequences batch by batch on
+    the scoring device, each image with the seed the cached path gives it (perturbation_sets._build_one)."""
+    import torch
+
+    from ..onthefly.perturb import sequences
+
+    clean = cache.load_array(folder / "clean.npy")
+    index = np.asarray(cache.load_array(folder / "indices.npy"))
+    seed = int(manifest["seed"])
+    frames_per_batch = max(1, ctx.bs // 31)  # about one model batch of frames at a time
+
+    def local(part: np.ndarray) -> dict:
+        out = []
+        for b in range(0, len(part), frames_per_batch):
+            rows = part[b : b + frames_per_batch]
+            x = torch.from_numpy(np.array(clean[rows])).to(ctx.device)
+            seeds = [cache.seed_for(seed, p, difficulty, int(index[k])) for k in rows]
+            seqs = sequences(x, p, difficulty, seeds, manifest["calibration"])  # [B, F, H, W, 3]
+            n, f = seqs.shape[:2]
+            flat = seqs.reshape(n * f, *seqs.shape[2:]).permute(0, 3, 1, 2).float().div_(255)
+            lg = torch.cat([ctx.forward(flat[s : s + ctx.bs]) for s in range(0, len(flat), ctx.bs)])
+            out.append(lg.numpy().reshape(n, f, -1))
+        return {"logits": np.concatenate(out) if out else np.zeros((0, 31, len(ctx.em.classes)), np.float32)}
+
+    return ctx.sharded(np.arange(len(clean)), local)["logits"]
 
 
 def perturbation_stats(ctx, t: PerturbationTask) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
