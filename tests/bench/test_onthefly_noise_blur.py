@@ -5,7 +5,6 @@ seed alone."""
 from __future__ import annotations
 
 import ast
-import contextlib
 import inspect
 import math
 
@@ -132,10 +131,11 @@ def test_an_image_alone_or_in_a_batch_and_the_same_seed_twice(photo, name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_distribution_of_the_change_matches_the_reference(photo, name):
-    """Mean and spread of (corrupted - clean) over 24 seeds each, torch's draws vs numpy's, within 5 standard
+    """Mean and spread of (corrupted - clean) over 16 seeds each, torch's draws vs numpy's, within 5 standard
     errors (the full per-severity comparison at 32 and 224 px is in the issue's report)."""
-    k = 24
-    ours = _torch(np.repeat(photo[None], k, 0), name, 3, "imagenet-c", list(range(1000, 1000 + k))).astype(float) - photo
+    k = 16
+    ours = _torch(np.repeat(photo[None], k, 0), name, 3, "imagenet-c", list(range(1000, 1000 + k)))
+    ours = ours.astype(float) - photo
     ref = np.stack([_reference(photo, name, 3, "imagenet-c", 2000 + s) for s in range(k)]).astype(float) - photo
     for stat in (lambda d: d.mean(axis=(1, 2, 3)), lambda d: d.std(axis=(1, 2, 3))):
         a, b = stat(ours), stat(ref)
@@ -148,7 +148,7 @@ def test_poisson_sampler_is_poisson(lam):
     """Inversion below 10, PTRS from 10: mean, variance and a chi-square of the counts against the pmf."""
     from scipy import stats
 
-    n = 100_000
+    n = 50_000
     k = nb.poisson(Rng([int(lam * 7) + 1]), 0, torch.full((1, n), lam, dtype=torch.float64))[0].numpy()
     assert np.array_equal(k, np.round(k)) and k.min() >= 0
     if lam == 0:

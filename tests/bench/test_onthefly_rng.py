@@ -51,3 +51,10 @@ def test_uniform_normal_and_integer_moments():
     k = r.integers(2, 6, (60_000,))
     counts = torch.bincount(k.reshape(-1), minlength=6).double()
     assert k.min() == 0 and k.max() == 5 and float(((counts - 20_000) ** 2 / 20_000).sum()) < 25  # chi2, 5 dof
+
+
+def test_uniform_at_is_uniform_of_those_elements():
+    """A rejection sampler's redraws hash only the pending elements; they are Rng.uniform's numbers."""
+    r = Rng([3, 4, 5])
+    flat = torch.tensor([0, 7, 99, 100, 101, 250, 299])
+    assert torch.equal(r.uniform_at(9, flat, 100), r.uniform(9, (100,)).reshape(-1)[flat])

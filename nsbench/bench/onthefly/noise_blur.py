@@ -31,7 +31,8 @@ IMAGENET = {
     "elastic_transform": [250 * 0.05, 250 * 0.065, 250 * 0.085, 250 * 0.1, 250 * 0.12],
 }
 CALIBRATIONS = ("imagenet-c", *calibrated.TABLES)
-# Rng stream of each draw; an op's streams never overlap one another's (shot noise's rejection rounds use 1, 2, ...)
+# Rng stream of each draw, distinct within an op (shot noise's rejection rounds take 1, 2, ... after its 0); ops may
+# share numbers, their images' seeds differ (cache.seed_for(seed, corruption, severity, index))
 STREAMS = {"noise": 0, "salted": 1, "poisson": 0, "offsets": 0, "angle": 0, "dx": 0, "dy": 1, "affine": 2}
 _POISSON_ROUNDS = 64  # PTRS accepts >= 87% a round: 64 rounds leave a pending element with probability < 1e-56
 
@@ -123,56 +124,51 @@ def poisson(rng: Rng, stream: int, lam: torch.Tensor) -> torch.Tensor:
     """Exact Poisson(lam) samples (float64), lam [images, ...] >= 0: inversion of the CDF for lam < 10 (one uniform
     of `stream` per element), Hormann's PTRS transformed rejection for lam >= 10 (W. Hormann, "The transformed
     rejection method for generating Poisson random variables", Insurance: Mathematics and Economics 12, 1993; numpy's
-    random_poisson_ptrs). Rejection round r draws its (U, V) from streams stream + 1 + 2r and stream + 2 + 2r: the
-    j-th element still pending in an image (in raster order) takes the j-th numbers, which depend on that image's
-    own draws alone."""
-    n = lam.shape[0]
-    flat = lam.reshape(n, -1)
+    random_poisson_ptrs). Rejection round r draws an element's (U, V) from streams stream + 1 + 2r and
+    stream + 2 + 2r at the element's own index, so each sample depends on its image's seed and its own lam alone."""
+    per = lam[0].numel()
+    flat = lam.reshape(-1)
     k = torch.zeros_like(flat)
     small = flat < 10
-    if small.any():
-        rows, cols = small.nonzero(as_tuple=True)
-        l = flat[rows, cols]
-        u = rng.uniform(stream, (flat.shape[1],))[rows, cols]
+    lin = small.nonzero().squeeze(1)  # elements, numbered over the batch
+    if lin.numel():
+        l = flat.index_select(0, lin)
+        u = rng.uniform_at(stream, lin, per)
         p = torch.exp(-l)
         cdf, j = p.clone(), 0
         while True:
-            todo = u > cdf
-            if not todo.any():
+            todo = (u > cdf).nonzero().squeeze(1)
+            if not todo.numel():
                 break
-            rows, cols, l, u, p, cdf = rows[todo], cols[todo], l[todo], u[todo], p[todo], cdf[todo]
+            lin, l, u, p, cdf = (t.index_select(0, todo) for t in (lin, l, u, p, cdf))
             j += 1
             p = p * l / j
             cdf = cdf + p
-            k[rows, cols] = float(j)
+            k.index_fill_(0, lin, float(j))
             if not (p > 0).any():  # the CDF's float64 sum stopped short of u (u within 2^-52 of 1)
                 break
-    rows, cols = (~small).nonzero(as_tuple=True)
-    l = flat[rows, cols]
+    lin = (~small).nonzero().squeeze(1)
+    l = flat.index_select(0, lin)
     slam, loglam = torch.sqrt(l), torch.log(l)
     b = 0.931 + 2.53 * slam
     a = -0.059 + 0.02483 * b
     log_invalpha = torch.log(1.1239 + 1.1328 / (b - 3.4))
     vr = 0.9277 - 3.6224 / (b - 2)
     for r in range(_POISSON_ROUNDS):
-        if not rows.numel():
+        if not lin.numel():
             return k.reshape(lam.shape)
-        counts = torch.bincount(rows, minlength=n)
-        rank = torch.arange(len(rows), device=rows.device) - (torch.cumsum(counts, 0) - counts)[rows]
-        m = int(counts.max())
-        U = rng.uniform(stream + 1 + 2 * r, (m,))[rows, rank] - 0.5
-        V = rng.uniform(stream + 2 + 2 * r, (m,))[rows, rank]
+        U = rng.uniform_at(stream + 1 + 2 * r, lin, per) - 0.5
+        V = rng.uniform_at(stream + 2 + 2 * r, lin, per)
         us = 0.5 - U.abs()
         kk = torch.floor((2 * a / us + b) * U + l + 0.43)
         fast = (us >= 0.07) & (V <= vr)
         out = (kk < 0) | ((us < 0.013) & (V > us))
         slow = torch.log(V) + log_invalpha - torch.log(a / (us * us) + b) <= -l + kk * loglam - torch.lgamma(kk + 1)
         accept = fast | (~out & slow)
-        k[rows[accept], cols[accept]] = kk[accept]
-        keep = ~accept
-        rows, cols, l, loglam, a, b, log_invalpha, vr = (
-            t[keep] for t in (rows, cols, l, loglam, a, b, log_invalpha, vr))
-    if rows.numel():
+        k.index_put_((lin,), torch.where(accept, kk, k.index_select(0, lin)))
+        keep = (~accept).nonzero().squeeze(1)
+        lin, l, loglam, a, b, log_invalpha, vr = (t.index_select(0, keep) for t in (lin, l, loglam, a, b, log_invalpha, vr))
+    if lin.numel():
         raise RuntimeError("Poisson sampler: elements still rejected after every round")
     return k.reshape(lam.shape)
 
@@ -182,12 +178,10 @@ def poisson(rng: Rng, stream: int, lam: torch.Tensor) -> torch.Tensor:
 def glass_blur(x: torch.Tensor, severity: int, calibration: str, rng: Rng) -> torch.Tensor:
     sigma, delta, iterations = params("glass_blur", severity, calibration)
     y = torch.floor(_gauss2d(x.double() / 255.0, sigma) * 255).clamp(0, 255)  # np.uint8(gaussian(x / 255) * 255)
-    y = glass_shuffle(y, delta, iterations, rng.integers(STREAMS["offsets"], 2 * delta, _offsets_shape(y, delta, iterations)) - delta)
+    # one (dx, dy) per step of the reference's loop, np.random.randint(-delta, delta, size=(2,))
+    steps = (iterations, max(y.shape[1] - 2 * delta, 0), max(y.shape[2] - 2 * delta, 0), 2)
+    y = glass_shuffle(y, delta, iterations, rng.integers(STREAMS["offsets"], 2 * delta, steps) - delta)
     return _f32(_gauss2d(y / 255.0, sigma).clamp(0, 1) * 255)
-
-
-def _offsets_shape(y: torch.Tensor, delta: int, iterations: int) -> tuple[int, ...]:
-    return (iterations, max(y.shape[1] - 2 * delta, 0), max(y.shape[2] - 2 * delta, 0), 2)
 
 
 def glass_shuffle(y: torch.Tensor, delta: int, iterations: int, offsets: torch.Tensor) -> torch.Tensor:
@@ -282,7 +276,8 @@ def _bilinear_reflect(img: torch.Tensor, cy: torch.Tensor, cx: torch.Tensor) -> 
         idx = (mirror(yy, h) * w + mirror(xx, w)).reshape(n, -1, 1).expand(-1, -1, ch)
         return flat.gather(1, idx).reshape(n, h, w, ch)
 
-    return (1 - ty) * ((1 - tx) * at(y0, x0) + tx * at(y0, x0 + 1)) + ty * ((1 - tx) * at(y0 + 1, x0) + tx * at(y0 + 1, x0 + 1))
+    top = (1 - tx) * at(y0, x0) + tx * at(y0, x0 + 1)
+    return (1 - ty) * top + ty * ((1 - tx) * at(y0 + 1, x0) + tx * at(y0 + 1, x0 + 1))
 
 
 def _reflect101(i: torch.Tensor, size: int) -> torch.Tensor:

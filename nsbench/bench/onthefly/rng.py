@@ -44,6 +44,13 @@ class Rng:
         key = splitmix64(self.seeds * _STREAM + int(stream))  # [images]
         return splitmix64(key[:, None] ^ splitmix64(idx)[None, :]).reshape(len(self), *shape)
 
+    def uniform_at(self, stream: int, flat: torch.Tensor, per: int) -> torch.Tensor:
+        """uniform(stream, (per,)).reshape(-1)[flat] for those elements alone (flat: indices into the [images * per]
+        numbers): a rejection sampler's later rounds redraw few elements without hashing them all."""
+        rows = torch.div(flat, per, rounding_mode="floor")
+        key = splitmix64(self.seeds * _STREAM + int(stream)).index_select(0, rows)
+        return _shr(splitmix64(key ^ splitmix64(flat - rows * per)), 11).to(torch.float64) * 2.0**-53
+
     def uniform(self, stream: int, shape: tuple[int, ...] = ()) -> torch.Tensor:
         """[images, *shape] float64 uniform on [0, 1), 53 random bits each."""
         return _shr(self.bits(stream, shape), 11).to(torch.float64) * 2.0**-53
