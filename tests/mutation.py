@@ -259,6 +259,14 @@ for _name, _target in {
     "bench.tasks.imagenet_sketch": _t("nsbench.bench.tasks.imagenet_sketch", *_OFFICIAL),
     "bench.tasks.imagenet_c_bar": _t("nsbench.bench.tasks.imagenet_c_bar", *_OFFICIAL),
     "bench.tasks.imagenet_3dcc": _t("nsbench.bench.tasks.imagenet_3dcc", *_OFFICIAL),
+    # the -C / -P generators in torch (issue 34), each against its reference
+    "bench.onthefly.rng": _t("nsbench.bench.onthefly.rng", _B + "test_onthefly_rng.py"),
+    "bench.onthefly.deterministic": _t("nsbench.bench.onthefly.deterministic", _B + "test_onthefly_deterministic.py"),
+    "bench.onthefly.noise_blur": _t("nsbench.bench.onthefly.noise_blur", _B + "test_onthefly_noise_blur.py",
+                                    _B + "test_onthefly_perturb.py"),
+    "bench.onthefly.weather": _t("nsbench.bench.onthefly.weather", _B + "test_onthefly_weather.py"),
+    "bench.onthefly.perturb": _t("nsbench.bench.onthefly.perturb", _B + "test_onthefly_perturb.py",
+                                 _B + "test_onthefly_tasks.py"),
     # training: every module (label, store, selection and stage: what their targets above leave)
     "training.optim": _t("nsbench.training.optim", "tests/training/test_stage.py"),
     "training.reference_models": _t("nsbench.training.reference_models", _B + "test_built_a.py"),
