@@ -357,6 +357,9 @@ EQUIVALENT: dict[str, str] = {
     'True -> False|1':
         "the key is only compared (stats.paired, stats.difference), and `used` is built in the fixed order of "
         "(folder, fingerprint, source) for every result: both sides serialise alike, sorted or not",
+    "_digits|return 1|1 -> 2|1":
+        "the fallback runs only for a measure name the schema does not know, and every row adjust() passes in comes "
+        "from measures() or the schema's own names",
     "measures|held = measures_in(pd.concat([r.rows for r in evals], ignore_index=True))|True -> False|1":
         "measures_in reads the frame through boolean masks of its own columns (same index object) and values, never "
         "by label: a repeated index selects the same rows",

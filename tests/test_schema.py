@@ -262,3 +262,80 @@ def test_pgd_round_trip_eval_report_and_study_claim(tiny_folder, tmp_path):
     assert claims.metric.tolist() == [key]
     c = claims.iloc[0]
     assert c.verdict == "holds" and c["diff"] == pgd.value["oracle"] - 25.0 and c.diff_low > 0  # resolved, with an interval
+
+
+def _rows(*specs) -> pd.DataFrame:
+    """results rows from (task, condition, metric, value, extra columns)."""
+    return schema.frame([schema.row(model="m", suite="t", task=t, condition=c, metric=k, value=v, n=10, **kw)
+                         for t, c, k, v, kw in specs])
+
+
+def test_usual_effects_are_the_metrics_and_a_partial_mean_takes_its_full_means():
+    """nsbench's usual effects as schema.Metric documents them: 2 points of top-1, 5 of mCE / mFR; a partial mean
+    has its full mean's (mce_partial has none of its own); a metric without one, or unknown, has none (NaN)."""
+    assert schema.usual_effect("top1_acc") == 2.0 and schema.usual_effect("mce") == 5.0
+    assert schema.usual_effect("mce_partial") == 5.0 and schema.usual_effect("mfr_partial") == 5.0
+    assert schema.METRICS["mce_partial"].usual_effect is None  # so the 5.0 above is mCE's
+    assert math.isnan(schema.usual_effect("ce")) and math.isnan(schema.usual_effect("failed"))
+    assert math.isnan(schema.usual_effect("no_such_metric"))
+
+
+def test_measures_are_immutable_records():
+    """A Measure is a value: it cannot be changed in place (headline.measures relabels -A with dataclasses.replace)
+    and it can be a key."""
+    import dataclasses
+
+    m = schema.MEASURES["clean_top1"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        m.label = "relabelled"
+    assert {m: 1}[schema.measure("clean_top1")] == 1 and m.label == "clean top-1 (%)"
+
+
+def test_measure_text_digits_as_the_papers_print_them():
+    """Whole-set accuracies (clean, -A, the shifted sets) with 2 decimals; an attack's accuracy, a mean error and
+    mCE with their metric's 1; anything not finite (NaN, None) "undefined"."""
+    m = schema.measure
+    assert m("clean_top1").text(82.5234) == "clean top-1 82.52%"
+    assert m("a_top1").text(5.1234) == "-A top-1 5.12%"
+    assert m("v2_top1:matched-frequency").text(70.126) == "ImageNet-V2 matched-frequency top-1 70.13%"
+    assert m("fgsm@8").text(43.54) == "FGSM 8/255 top-1 43.5%"
+    assert m("c_bar_mean_err").text(12.34) == "ImageNet-C-bar mean error 12.3%"
+    assert m("mce").text(101.26) == "mCE 101.3"
+    assert m("clean_top1").text(math.nan) == "clean top-1 undefined"
+    assert m("clean_top1").text(None) == "clean top-1 undefined"
+    assert m("mce").text(math.inf) == "mCE undefined"
+
+
+def test_lookup_gives_the_value_and_the_note_of_the_row():
+    """A failed task's row (value None, as results hold it) gives (NaN, its reason); a row without a note gives
+    "" (never "None"); no row gives (NaN, "")."""
+    failed = _rows(("clean", "all", "failed", None, {"note": "CUDA out of memory"}))
+    value, note = schema.lookup(failed, "clean", "failed")
+    assert math.isnan(value) and note == "CUDA out of memory"
+    ok = _rows(("clean", "clean", "top1_acc", 81.25, {}))
+    assert schema.lookup(ok, "clean", "top1_acc", "clean") == (81.25, "")
+    noted = _rows(("corruptions", "all", "mce_partial", 97.5, {"note": "partial: 2 of 15 benchmark corruptions"}))
+    assert schema.lookup(noted, "corruptions", "mce_partial") == (97.5, "partial: 2 of 15 benchmark corruptions")
+    value, note = schema.lookup(ok, "clean", "top5_acc")
+    assert math.isnan(value) and note == ""
+
+
+def test_measures_in_attacks_below_one_grey_level_and_only_scored_v2_variants():
+    """FGSM at 0 (the clean images) is no measure, at 0.5/255 and 8/255 each is; an ImageNet-V2 variant whose
+    folder was missing (its `skipped` row) is no measure, the scored one is; neither V2 nor -Sketch heads the
+    report's table."""
+    from nsbench.report.headline import measures
+    from nsbench.report.load import EvalResult
+
+    rows = _rows(("clean", "clean", "top1_acc", 80.0, {}),
+                 ("fgsm", "fgsm", "top1_acc", 80.0, {"eps_255": 0.0}),
+                 ("fgsm", "fgsm", "top1_acc", 61.5, {"eps_255": 0.5}),
+                 ("fgsm", "fgsm", "top1_acc", 12.0, {"eps_255": 8.0}),
+                 ("imagenet_v2", "matched-frequency", "top1_acc", 70.5, {}),
+                 ("imagenet_v2", "matched-frequency", "ece", 3.25, {}),
+                 ("imagenet_v2", "threshold0.7", "skipped", None, {"note": "no imagenetv2-threshold0.7-format-val"}),
+                 ("imagenet_sketch", "sketch", "top1_acc", 30.0, {}))
+    assert schema.headline_numbers(rows) == {"clean_top1": 80.0, "sketch_top1": 30.0, "fgsm@0.5": 61.5,
+                                             "fgsm@8": 12.0, "v2_top1:matched-frequency": 70.5}
+    head = measures([EvalResult("m", Path("m"), rows, {}, None)])
+    assert [m.name for m in head] == ["clean_top1", "fgsm@0.5", "fgsm@8"]

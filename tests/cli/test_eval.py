@@ -286,9 +286,11 @@ def test_json_headline_and_log_line_are_the_rows_they_name(tiny_run, tiny_folder
         info = doc["measures"][f"fgsm@{eps}"]
         assert (info["task"], info["metric"], info["condition"], info["eps_255"]) == ("fgsm", "top1_acc", "fgsm", eps)
         assert info["unit"] == "%" and info["higher_is_better"] is True
+        assert info["label"] == f"FGSM {eps}/255 top-1 (%)"  # the page's and the log line's name of it
         at = rows[(rows.task == "fgsm") & (rows.eps_255 == eps)].set_index("metric").value
         assert head[f"fgsm@{eps}"] == pytest.approx(at["top1_acc"], rel=1e-5)
         assert head[f"fgsm@{eps}"] != pytest.approx(at["brier"], rel=1e-3)
+    assert doc["measures"]["clean_top1"]["label"] == "clean top-1 (%)"
     assert head["clean_top1"] == pytest.approx(
         rows[(rows.task == "clean") & (rows.metric == "top1_acc")].value.item(), rel=1e-5)
     assert len({head["clean_top1"], head["fgsm@2"], head["fgsm@8"]}) == 3  # no row can stand in for another
