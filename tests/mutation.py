@@ -180,7 +180,7 @@ def _t(module: str, *tests: str, functions: tuple[str, ...] = (), minus: tuple[s
 _B = "tests/bench/"
 _REPORT = ("tests/report/test_render.py", "tests/report/test_inputs.py", "tests/report/test_stats.py",
            "tests/report/test_multiplicity.py", "tests/report/test_power.py", "tests/report/test_scorecard.py")
-_OFFICIAL = (_B + "test_official_sets.py", "tests/test_schema.py")
+_OFFICIAL = (_B + "test_official_sets.py", _B + "test_official_sets_values.py", "tests/test_schema.py")
 _PSEUDO_ALL = ("tests/training/test_pseudo_labels.py",)
 for _name, _target in {
     # numbers and verdicts of the page, the study's claims, the CLI's and --json's headline
@@ -217,8 +217,8 @@ for _name, _target in {
     "bench.built_a": _t("nsbench.bench.built_a", _B + "test_harness.py"),
     "bench.calibration_rows": _t("nsbench.bench.calibration_rows", _B + "test_metrics.py", _B + "test_calibration.py",
                                  _B + "test_official_sets.py"),
-    "bench.harness": _t("nsbench.bench.harness", _B + "test_precision.py", _B + "test_attacks_by_name.py",
-                        "tests/cli/test_eval.py"),
+    "bench.harness": _t("nsbench.bench.harness", _B + "test_harness_values.py", _B + "test_precision.py",
+                        _B + "test_attacks_by_name.py", "tests/cli/test_eval.py"),
     "bench.context": _t("nsbench.bench.context", _B + "test_harness.py", _B + "test_metrics.py",
                         _B + "test_official_exact.py", _B + "test_perturbation_sets.py",
                         _B + "test_reference_fidelity.py", "tests/cli/test_eval.py"),

@@ -135,6 +135,19 @@ def _zoom(img: np.ndarray, factor: float) -> np.ndarray:
     return z[t : t + h, t : t + h]
 
 
+def tilt_matrix(h: int, w: int, degrees: float) -> np.ndarray:
+    """The tilt frame's homography: rotate about the x and y axes by `degrees`, project at focal length
+    sqrt(w^2 + h^2) (make_imagenet_p.py's tilt block)."""
+    f = np.sqrt(w**2 + h**2)
+    p1 = np.array([[1, 0, -w / 2], [0, 1, -h / 2], [0, 0, 1], [0, 0, 1]])
+    t = np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, f], [0, 0, 0, 1]])
+    p2 = np.array([[f, 0, w / 2, 0], [0, f, h / 2, 0], [0, 0, 1, 0]])
+    a = np.deg2rad(degrees)
+    rx = np.array([[1, 0, 0, 0], [0, np.cos(a), -np.sin(a), 0], [0, np.sin(a), np.cos(a), 0], [0, 0, 0, 1]])
+    ry = np.array([[np.cos(a), 0, -np.sin(a), 0], [0, 1, 0, 0], [np.sin(a), 0, np.cos(a), 0], [0, 0, 0, 1]])
+    return p2 @ t @ rx @ ry @ p1
+
+
 def sequence(img: np.ndarray, name: str, difficulty: int, rng: np.random.Generator,
              calibration: str = "auto") -> np.ndarray:
     """Frames (F, H, W, 3) uint8 of perturbation `name` applied to one uint8 HWC image, with the parameters of the
@@ -195,16 +208,7 @@ def sequence(img: np.ndarray, name: str, difficulty: int, rng: np.random.Generat
         step, first = c
         frames = [_affine(img, scale=(i * step + first) / 100.0) for i in range(31)]
     elif name == "tilt":
-        frames = []
-        f = np.sqrt(w**2 + h**2)
-        P1 = np.array([[1, 0, -w / 2], [0, 1, -h / 2], [0, 0, 1], [0, 0, 1]])
-        T = np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, f], [0, 0, 0, 1]])
-        P2 = np.array([[f, 0, w / 2, 0], [0, f, h / 2, 0], [0, 0, 1, 0]])
-        for i in range(31):
-            phi = theta = np.deg2rad(c * (i - 15))
-            RX = np.array([[1, 0, 0, 0], [0, np.cos(theta), -np.sin(theta), 0], [0, np.sin(theta), np.cos(theta), 0], [0, 0, 0, 1]])
-            RY = np.array([[np.cos(phi), 0, -np.sin(phi), 0], [0, 1, 0, 0], [np.sin(phi), 0, np.cos(phi), 0], [0, 0, 0, 1]])
-            frames.append(cv2.warpPerspective(img, P2 @ T @ RX @ RY @ P1, (w, h)))
+        frames = [cv2.warpPerspective(img, tilt_matrix(h, w, c * (i - 15)), (w, h)) for i in range(31)]
     elif name == "gaussian_blur":
         first, step = c
         frames = [np.uint8(np.clip(cv2.GaussianBlur(img, (0, 0), (first + step * i) * s), 0, 255)) for i in range(31)]

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torchvision.transforms.functional import _get_inverse_affine_matrix
 
-from ..perturbation_sets import NATIVE, TABLES, calibration_for
+from ..perturbation_sets import NATIVE, TABLES, calibration_for, tilt_matrix
 from .rng import Rng
 
 
@@ -79,18 +79,6 @@ def cv2_warp_perspective(img: torch.Tensor, m: np.ndarray) -> torch.Tensor:
             px = v[:, yy.clamp(0, h - 1), xx.clamp(0, w - 1)]
             out += torch.where(ok[None, ..., None], px, 0.0) * (wy * wx)[None, ..., None]
     return torch.floor(out + 0.5).clamp(0, 255).to(torch.uint8)
-
-
-def _tilt_matrix(h: int, w: int, degrees: float) -> np.ndarray:
-    """perturbation_sets' tilt: rotate about both axes by `degrees`, project at focal length sqrt(w^2 + h^2)."""
-    f = np.sqrt(w**2 + h**2)
-    p1 = np.array([[1, 0, -w / 2], [0, 1, -h / 2], [0, 0, 1], [0, 0, 1]])
-    t = np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, f], [0, 0, 0, 1]])
-    p2 = np.array([[f, 0, w / 2, 0], [0, f, h / 2, 0], [0, 0, 1, 0]])
-    a = np.deg2rad(degrees)
-    rx = np.array([[1, 0, 0, 0], [0, np.cos(a), -np.sin(a), 0], [0, np.sin(a), np.cos(a), 0], [0, 0, 0, 1]])
-    ry = np.array([[np.cos(a), 0, -np.sin(a), 0], [0, 1, 0, 0], [np.sin(a), 0, np.cos(a), 0], [0, 0, 0, 1]])
-    return p2 @ t @ rx @ ry @ p1
 
 
 def _cv2_gaussian_kernel(sigma: float) -> np.ndarray:
@@ -202,7 +190,7 @@ def sequences(images: torch.Tensor, name: str, difficulty: int, seeds, calibrati
         step, first = c
         frames = [pil_affine(images, scale=(i * step + first) / 100.0) for i in range(31)]
     elif name == "tilt":
-        frames = [cv2_warp_perspective(images, _tilt_matrix(h, w, c * (i - 15))) for i in range(31)]
+        frames = [cv2_warp_perspective(images, tilt_matrix(h, w, c * (i - 15))) for i in range(31)]
     elif name == "gaussian_blur":
         first, step = c
         frames = [cv2_gaussian_blur(images, (first + step * i) * s) for i in range(31)]
