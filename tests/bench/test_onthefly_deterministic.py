@@ -11,7 +11,7 @@ from PIL import Image
 
 from nsbench.bench.corruption_sets import corrupt_one
 from nsbench.bench.onthefly import corrupt_batch
-from nsbench.bench.onthefly.deterministic import OPS, _nearest_index, as_saved
+from nsbench.bench.onthefly.deterministic import OPS, _nearest_index
 
 NAMES = sorted(OPS)
 SETTINGS = [(32, "cifar-10-c"), (32, "imagenet-c"), (224, "imagenet-c")]
@@ -47,11 +47,11 @@ def test_within_one_grey_level_of_the_reference(photos, name, severity, size, ca
 
 
 def test_tiny_imagenet_c_as_saved(photos):
-    """Tiny-ImageNet-C's reference stores every image as JPEG quality 85: as_saved after corrupt_batch matches."""
+    """Tiny-ImageNet-C's reference stores every image as JPEG quality 85: corrupt_batch does too (as_saved)."""
     imgs = photos[64]
     for name in NAMES:
         ref = np.stack([corrupt_one(img, name, 3, 0, "tiny-imagenet-c") for img in imgs]).astype(int)
-        out = as_saved(corrupt_batch(torch.from_numpy(imgs), name, 3, [0, 0], "tiny-imagenet-c"), "tiny-imagenet-c")
+        out = corrupt_batch(torch.from_numpy(imgs), name, 3, [0, 0], "tiny-imagenet-c")
         assert (np.abs(out.numpy().astype(int) - ref) <= 1).mean() >= 0.99, name
 
 

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import calibrated
+from . import severity_params
 
 # imagecorruptions-imaug 1.1.5, imagecorruptions/corruptions.py: each function's `c = [...]` list (line numbers of
 # that file); zoom_blur's np.arange(start, stop, step) are kept as (start, stop, step).
@@ -46,11 +47,7 @@ IMAGENET = {
 
 
 def _param(calibration: str, name: str, severity: int):
-    if calibration == "imagenet-c":
-        return IMAGENET[name][severity - 1]
-    if calibration not in calibrated.TABLES:
-        raise KeyError(f"unknown calibration {calibration!r}; have imagenet-c, {', '.join(calibrated.TABLES)}")
-    return calibrated.params(calibration, name, severity)
+    return severity_params(IMAGENET, name, severity, calibration)
 
 
 def _unit(x: torch.Tensor) -> torch.Tensor:

@@ -16,6 +16,7 @@ import torch
 
 from .. import calibrated
 from .rng import Rng
+from . import severity_params
 
 # corruption -> the five severity parameters of imagecorruptions/corruptions.py (imagecorruptions-imaug 1.1.5), the
 # `c = [...]` list of each function, line given
@@ -38,11 +39,7 @@ _POISSON_ROUNDS = 64  # PTRS accepts >= 87% a round: 64 rounds leave a pending e
 
 
 def params(name: str, severity: int, calibration: str):
-    if calibration == "imagenet-c":
-        return IMAGENET[name][severity - 1]
-    if calibration not in calibrated.TABLES:
-        raise ValueError(f"unknown calibration {calibration!r}; expected one of {', '.join(CALIBRATIONS)}")
-    return calibrated.params(calibration, name, severity)
+    return severity_params(IMAGENET, name, severity, calibration)
 
 
 def _f32(y: torch.Tensor) -> torch.Tensor:
