@@ -145,3 +145,77 @@ def test_torch_iostream_error_is_one_line_naming_the_file(tmp_path, monkeypatch)
         with atomic_path(tmp_path / "iter0.pt") as tmp:
             torch.save({"a": 1}, tmp)
     assert list(tmp_path.iterdir()) == []
+
+
+# ---- issue 31: what a round trip keeps, what a refusal names, and the first line of a build failure
+
+
+def test_round_trip_keeps_the_config_and_writes_an_empty_one_for_none(tmp_path):
+    spec = ModelSpec("test_resnet", num_classes=2)
+    model = build_model(spec)
+    save_checkpoint(tmp_path / "a.pt", model, spec, classes=["a", "b"], iteration=0, parent_sha256=None,
+                    config={"data": {"source": "folder:x"}, "seed": 3}, metrics=None)
+    save_checkpoint(tmp_path / "b.pt", model, spec, classes=["a", "b"], iteration=0, parent_sha256=None,
+                    config=None, metrics=None)
+    assert read_checkpoint(tmp_path / "a.pt")[0]["config"] == {"data": {"source": "folder:x"}, "seed": 3}
+    assert read_checkpoint(tmp_path / "b.pt")[0]["config"] == {}
+
+
+_MODEL = {"arch": "test_resnet", "num_classes": 2, "input_size": 32, "mean": [0, 0, 0], "std": [1, 1, 1]}
+
+
+@pytest.mark.parametrize("classes", [[0, 1], "ab"], ids=["ints", "string"])
+def test_class_names_that_are_not_a_list_of_strings_are_refused(tmp_path, classes):
+    path = _tagged(tmp_path / "bad.pt", {"model": _MODEL, "classes": classes})
+    with pytest.raises(NsbenchError, match=r"classes: expected a list of names"):
+        read_checkpoint(path)
+
+
+def _torch_refusal(path: Path) -> list[str]:
+    """The non-empty lines of torch's own weights_only refusal of `path`."""
+    with pytest.raises(pickle.UnpicklingError) as e:
+        torch.load(path, map_location="cpu", weights_only=True)
+    return [ln.strip() for ln in str(e.value).splitlines() if ln.strip()]
+
+
+def test_a_long_blocked_global_is_named_in_its_first_300_characters(tmp_path):
+    path = tmp_path / "global.pkl"
+    path.write_bytes(b"\x80\x02cmymodule\n" + b"Klass" * 60 + b"\n.")  # GLOBAL mymodule.KlassKlass...: not allowed
+    (line,) = [ln for ln in _torch_refusal(path) if "GLOBAL mymodule.Klass" in ln]
+    assert len(line) > 301
+    with pytest.raises(NsbenchError) as e:
+        read_checkpoint(path)
+    assert str(e.value) == f"{path}: refused to load: it holds objects beyond weights ({line[:300]})"
+
+
+def test_a_refusal_without_a_global_names_torchs_reason_not_its_advice(tmp_path):
+    """A SETITEM on a list: torch's message is its advice (lines naming weights_only / torch.load) around one line of
+    reason; that line is what the error names."""
+    path = tmp_path / "setitem.pkl"
+    path.write_bytes(b"\x80\x02]K\x00K\x01s.")  # [] then list[0] = 1
+    reason = "Can only SETITEM for dict, collections.OrderedDict, collections.Counter, but got <class 'list'>"
+    assert reason in _torch_refusal(path)
+    with pytest.raises(NsbenchError) as e:
+        read_checkpoint(path)
+    assert str(e.value) == f"{path}: refused to load: it holds objects beyond weights ({reason})"
+
+
+def test_a_refusal_whose_every_line_is_advice_names_its_first_line(tmp_path):
+    """REDUCE on the string "torch.load": torch's reason names torch.load too, so every line reads as advice; the
+    error then names the first, cut at 300 characters."""
+    path = tmp_path / "reduce.pkl"
+    path.write_bytes(b"\x80\x02X" + len(b"torch.load").to_bytes(4, "little") + b"torch.load)R.")
+    lines = _torch_refusal(path)
+    assert all("weights_only" in ln or "torch.load" in ln for ln in lines) and len(lines[0]) > 301
+    with pytest.raises(NsbenchError) as e:
+        read_checkpoint(path)
+    assert str(e.value) == f"{path}: refused to load: it holds objects beyond weights ({lines[0][:300]})"
+
+
+def test_a_model_that_cannot_be_built_is_named_by_the_first_160_characters_of_why(tmp_path):
+    pool = "z" * 200
+    path = _tagged(tmp_path / "pool.pt", {"model": {**_MODEL, "kwargs": {"global_pool": pool}}, "classes": ["a", "b"]})
+    with pytest.raises(NsbenchError) as e:
+        load_checkpoint(path)
+    why = f"Invalid pool type: {pool}"  # timm's one-line refusal (layers/adaptive_avgmax_pool.py)
+    assert str(e.value) == f"{path}: checkpoint metadata describes a model that cannot be built ({why[:160]})"

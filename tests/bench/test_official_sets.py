@@ -3,6 +3,8 @@ ImageNet-Sketch (wnid folders), ImageNet-C-bar and ImageNet-3DCC (corruption tre
 calibration rows, and a skip with a note when a set is absent."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -246,3 +248,55 @@ def test_a_partial_download_gives_a_partial_mean_and_a_warning(tmp_path, task, m
     rows = pd.DataFrame([{**r, "severity": r.get("severity"), "eps_255": r.get("eps_255")} for r in res.rows])
     key = "3dcc_mean_err_partial" if mod is T3 else "c_bar_mean_err_partial"
     assert schema.headline_numbers(rows)[key] == 25.0  # the log line and --json carry it by name
+
+
+# ---- issue 31: the suite order, ImageNet-V2's variant names and class folders, its skipped rows
+
+
+def test_tasks_run_in_the_order_the_shipped_suite_lists_them():
+    """suites/imagenet.yaml lists its sections in the order the harness runs them (clean, -C, -P, -A, FGSM, then the
+    official shifted sets: -V2, -Sketch, -C-bar, -3DCC, as its description says); task_kinds() is that order."""
+    import yaml
+
+    from nsbench.bench.registry import task_kinds
+
+    kinds = list(task_kinds())
+    listed = [k for k in yaml.safe_load(resolve("suite", "imagenet").read_text()) if k in kinds]
+    assert listed == ["clean", "corruptions", "perturbations", "natural_adversarial", "fgsm", "imagenet_v2",
+                      "imagenet_sketch", "imagenet_c_bar", "imagenet_3dcc"]
+    assert [k for k in kinds if k in listed] == listed
+
+
+@pytest.mark.parametrize("variants, says", [(["matched-frequency", "foo"], "unknown foo;"), ([], "unknown (empty);")])
+def test_v2_unknown_or_no_variants_are_refused(variants, says):
+    with pytest.raises(NsbenchError, match=re.escape(f"imagenet_v2.variants: {says}")):
+        TV.validate(TV.ImageNetV2Task(enabled=True, variants=variants))
+    TV.validate(TV.ImageNetV2Task(enabled=True, variants=["top-images"]))
+
+
+@pytest.mark.parametrize("folder", ["1000", "n01440764", "-1"])
+def test_v2_class_folders_outside_0_to_999_are_refused(tmp_path, folder):
+    root = tmp_path / "v2" / "imagenetv2-top-images-format-val"
+    save(root / "0" / "a.jpeg", encoded_image(0, 80))
+    save(root / folder / "b.jpeg", encoded_image(0, 80))
+    ctx = ctx_for(tmp_path, PixelOracle([0], decoy=None))
+    with pytest.raises(NsbenchError, match=r"ImageNet-V2 class folders are named 0\.\.999"):
+        TV.run(ctx, TV.ImageNetV2Task(enabled=True, root=str(tmp_path / "v2")), None)
+    save(tmp_path / "ok" / "imagenetv2-top-images-format-val" / "999" / "c.jpeg", encoded_image(0, 80))
+    res = TV.run(ctx, TV.ImageNetV2Task(enabled=True, root=str(tmp_path / "ok"), variants=["top-images"]), None)
+    assert by(res.rows, metric="top1_acc")[0]["n"] == 1  # 999, the last class index, is a class folder
+
+
+def test_v2_root_without_any_variant_says_so(tmp_path):
+    (tmp_path / "v2" / "notes").mkdir(parents=True)
+    ctx = ctx_for(tmp_path, PixelOracle([0], decoy=None))
+    with pytest.raises(NsbenchError, match="none of the ImageNet-V2 variants matched-frequency, threshold0.7, top-images"):
+        TV.run(ctx, TV.ImageNetV2Task(enabled=True, root=str(tmp_path / "v2")), None)
+
+
+def test_v2_an_absent_variant_is_a_skipped_row_of_no_images(tmp_path):
+    save(tmp_path / "v2" / "imagenetv2-threshold0.7-format-val" / "0" / "a.jpeg", encoded_image(0, 80))
+    ctx = ctx_for(tmp_path, PixelOracle([0], decoy=None))
+    res = TV.run(ctx, TV.ImageNetV2Task(enabled=True, root=str(tmp_path / "v2")), None)
+    skipped = {r["condition"]: (r["value"], r["n"]) for r in by(res.rows, metric="skipped")}
+    assert skipped == {"matched-frequency": (None, 0), "top-images": (None, 0)}

@@ -13,7 +13,7 @@ from nsbench.cli import main
 from nsbench.config import load_train_config
 from nsbench.resources import resolve
 from nsbench.training import driver, ladder
-from nsbench.training.budget import plan as plan_budgets
+from nsbench.training.budget import plan as plan_budgets, quarter_mark, steps_per_epoch
 from nsbench.utils import NsbenchError
 
 
@@ -128,3 +128,37 @@ def test_pretrained_weights_load_from_timm_or_fail_in_one_line(tiny_folder, tmp_
     spec = ladder.model_spec(cfg.teacher, 4, 32)
     assert (ladder.build(spec, 0, cfg).net.classifier.weight == 0.25).all()
     assert not (ladder.build(ladder.model_spec(cfg.students[0], 4, 32), 1, cfg).net.classifier.weight == 0.25).all()
+
+
+# ---- issue 31: the budget's counts by hand (an epoch is ceil(labeled / (batch x ranks)) steps)
+
+
+def test_steps_per_epoch_counts_the_partial_batch_and_every_rank():
+    assert steps_per_epoch(100, 10) == 10  # one process unless told: 100 / 10
+    assert steps_per_epoch(101, 10) == 11  # the last, partial batch is a step
+    assert steps_per_epoch(1000, 10, 4) == 25  # 4 ranks of 10: 40 images a step
+    assert steps_per_epoch(1000, 10, world=3) == 34  # ceil(1000 / 30)
+    assert steps_per_epoch(0, 10) == 1
+
+
+@pytest.mark.parametrize("epochs, mark", [(1, None), (3, None), (4, 3), (5, 4), (7, 6), (8, 6), (9, 7), (12, 9)])
+def test_quarter_mark_is_epochs_minus_floor_of_a_quarter(epochs, mark):
+    assert quarter_mark(epochs) == mark  # epochs - floor(epochs / 4), None below 4 epochs
+
+
+def test_plan_on_two_ranks_by_hand():
+    """1,000 labeled images on 2 ranks. Teacher: 4 epochs at batch 50 per rank -> global batch 100, 10 steps an
+    epoch, 40 steps, 4,000 images. Student: batch 25 per rank, unlabeled_ratio 3 -> 50 labeled + 150 pseudo-labeled
+    a step, 20 steps an epoch; 1 epoch asked, at least the teacher's 40 steps and 4,000 images needed:
+    max(40, ceil(4000 / 200)) = 40 steps = 2 epochs (8,000 images); iteration 2 likewise needs 40 steps."""
+    cfg = _cfg(["ns.iterations=2", "teacher_optim.epochs=4", "teacher_optim.batch_size=50",
+                "student_optim.epochs=1", "student_optim.batch_size=25", "ns.unlabeled_ratio=3"])
+    plan = plan_budgets(cfg, 1000, world=2)
+    got = [(b.iteration, b.epochs, b.steps_per_epoch, b.labeled_batch, b.pseudo_batch, b.configured_epochs,
+            b.steps, b.images) for b in plan]
+    assert got == [(0, 4, 10, 100, 0, 4, 40, 4000),
+                   (1, 2, 20, 50, 150, 1, 40, 8000),
+                   (2, 2, 20, 50, 150, 1, 40, 8000)]
+    assert (plan[1].teacher_steps, plan[1].teacher_images) == (40, 4000)
+    assert (plan[2].teacher_steps, plan[2].teacher_images) == (40, 8000)
+    assert "raised from the configured 1 epochs" in plan[1].describe(1000)

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from nsbench.config import OptimConfig
-from nsbench.training.optim import ema_decay_at, make_optimizer
+from nsbench.training.optim import ema_decay_at, lr_at, make_optimizer
 
 
 def tf_rmsprop(w0: np.ndarray, grads: list[np.ndarray], lr: float, wd: float, decay=0.9, momentum=0.9, eps=1e-3):
@@ -137,3 +137,72 @@ def test_ema_reference_batch_keeps_the_window_per_image():
     # four steps of 1,024 images after 4,096 images: the reference's first update (n = 1), spread over them
     assert ema_decay_at(ramp, 3, 1024) ** 4 == pytest.approx(2 / 11, rel=1e-12)
     assert ema_decay_at(ramp, 4 * 1000 + 3, 1024) ** 4 == pytest.approx(1002 / 1011, rel=1e-12)
+
+
+# ---- issue 31: which parameters decay, SGD's Nesterov step, and the schedule by its formula
+
+
+class _Scaled(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.bias = nn.Parameter(torch.ones(2, 2))  # a 2-D tensor named bias: no decay, as every bias
+
+
+def test_weight_decay_reaches_matrices_and_kernels_not_biases_or_norm_scales():
+    """AdamW's decoupled decay on a zero gradient: p <- p (1 - lr wd) for the decayed group, p unchanged for the
+    rest (Adam's own step is 0 / (0 + eps) = 0)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.LayerNorm(4), nn.Linear(4, 2), _Scaled())
+    before = {k: p.detach().clone() for k, p in model.named_parameters()}
+    opt = make_optimizer(model, OptimConfig(optimizer="adamw", lr=0.1, weight_decay=0.5))
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()
+    decayed = {"0.weight", "2.weight"}  # the conv kernel (4-D) and the linear weight (2-D)
+    for k, p in model.named_parameters():
+        want = before[k] * (1 - 0.1 * 0.5) if k in decayed else before[k]
+        torch.testing.assert_close(p.detach(), want, rtol=1e-6, atol=0, msg=k)
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "sgd", "rmsprop"])
+def test_a_model_without_weight_matrices_gets_an_optimizer(optimizer):
+    model = nn.LayerNorm(4)  # 1-D parameters only: nothing in the decayed group
+    opt = make_optimizer(model, OptimConfig(optimizer=optimizer, lr=0.1))
+    for p in model.parameters():
+        p.grad = torch.ones_like(p)
+    opt.step()
+    assert (model.weight.detach() != 1).all()
+
+
+def test_sgd_takes_nesterov_momentum_steps():
+    """`optimizer: sgd` is SGD with Nesterov momentum and L2 weight decay, two steps written out:
+        g <- g + wd w;  buf <- m buf + g (buf = g on the first step);  w <- w - lr (g + m buf)"""
+    model = nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[1.0, -2.0]]))
+    opt = make_optimizer(model, OptimConfig(optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=0.1))
+    w, buf, got, want = np.array([1.0, -2.0]), None, [], []
+    for g0 in (np.array([0.5, 0.25]), np.array([-1.0, 0.5])):
+        model.weight.grad = torch.tensor(g0[None], dtype=torch.float32)
+        opt.step()
+        got.append(model.weight.detach().numpy()[0].astype(np.float64).copy())
+        g = g0 + 0.1 * w
+        buf = g if buf is None else 0.9 * buf + g
+        w = w - 0.1 * (g + 0.9 * buf)
+        want.append(w.copy())
+    np.testing.assert_allclose(want[0], [0.886, -2.0095], rtol=1e-12)  # by hand: g = [0.6, 0.05], step 0.1 * 1.9 g
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_lr_is_linear_warmup_then_cosine_to_zero():
+    """lr(s) = base (s + 1) / W for s < W, then base / 2 (1 + cos(pi min(1, (s - W) / max(1, T - W))))."""
+    base, w, total = 2.0, 10, 110
+    assert [lr_at(s, total, w, base) for s in (0, 4, 9)] == pytest.approx([0.2, 1.0, 2.0])
+    assert lr_at(10, total, w, base) == pytest.approx(2.0)  # the warmup's end: the cosine's start
+    assert lr_at(35, total, w, base) == pytest.approx(1 + np.sqrt(0.5))  # a quarter in: base / 2 (1 + cos(pi / 4))
+    assert lr_at(60, total, w, base) == pytest.approx(1.0)  # half way
+    assert lr_at(110, total, w, base) == pytest.approx(0.0, abs=1e-12)
+    assert lr_at(150, total, w, base) == pytest.approx(0.0, abs=1e-12)  # past the end it stays at zero
+    assert lr_at(0, 100, 0, base) == pytest.approx(2.0) and lr_at(50, 100, 0, base) == pytest.approx(1.0)
+    assert lr_at(1, 1, 0, base) == pytest.approx(0.0, abs=1e-12)  # one cosine step: T - W = 1
+    assert lr_at(11, 11, 10, base) == pytest.approx(0.0, abs=1e-12)
