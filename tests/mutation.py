@@ -389,6 +389,25 @@ EQUIVALENT: dict[str, str] = {
     "recipe|optim = dataclasses.asdict(_optim(1, 1, 1.0, 0))|1 -> 2|1": _POPPED,
     "recipe|optim = dataclasses.asdict(_optim(1, 1, 1.0, 0))|1 -> 2|2": _POPPED,
     "recipe|optim = dataclasses.asdict(_optim(1, 1, 1.0, 0))|1.0 -> 2.0|1": _POPPED,
+    # issue 31, the report's tables and figures
+    "severity_curves|return pd.concat(out, ignore_index=True) if out else pd.DataFrame()|True -> False|1":
+        "figures.severity_by_family selects and groups the curve frame by column values and never reads its index",
+    "task_of|return cell[0] if cell and cell[0] != CLEAN else None|0 -> 1|2":
+        "the only single-set entry of task clean has condition clean too, and no other entry has either",
+    'causes|if pub["set"] == shifts.IMAGENET_C and pub["metric"] != TOP1_ACC:  # a normalised -C number (mCE)|'
+    "and -> or|1": "differs only for a published row with a normaliser that is not an ImageNet-C mean: none ships",
+    "_test|rate = min(max(rate, 0.0), 1.0)|1.0 -> 2.0|1":
+        "a rate above 1 needs a published top-1 beyond 100% after its rounding",
+    'causes|if pub["crop_pct"] and crop and abs(float(crop) - pub["crop_pct"]) > 1e-3:|> -> >=|1':
+        "crop_pct values of three decimals never differ by exactly 1e-3 in binary floats",
+    "_measured|return shifts.Measured(float(h.value), float(h.ci_low), float(h.ci_high), int(h.n) if fmt.finite(h.n) "
+    "else 0)|0 -> 1|1": "the count feeds only the top-1 binomial test and the image-count cause; the one shipped row "
+                        "without a count (ImageNet-C mCE) uses neither",
+    # the registry's lazy import: reachable only in a fresh interpreter (the runner mutates a process that has
+    # imported every task, and a subprocess would not see the mutant)
+    "|_LOADED = False|False -> True|1": "only a fresh interpreter's first task_kinds() reads it",
+    "task_kinds|if not _LOADED:|drop not|1": "only a fresh interpreter's first task_kinds() reads it",
+    "task_kinds|_LOADED = True|True -> False|1": "importing the task modules again registers nothing new",
     "_digits|return 1|1 -> 2|1":
         "the fallback runs only for a measure name the schema does not know, and every row adjust() passes in comes "
         "from measures() or the schema's own names",
@@ -739,6 +758,9 @@ def run_mutant(module_name: str, path: Path, m: Mutant | None, tests: list[str],
         tree = _FixIdentity().visit(apply(tree, *m.path) if m is not None else tree)
         ast.fix_missing_locations(tree)
         exec(compile(tree, str(path), "exec"), vars(mod))
+        for k, v in old.items():  # a registry the re-execution emptied keeps what other modules put in it
+            if isinstance(v, dict) and v and isinstance(vars(mod).get(k), dict) and not vars(mod)[k]:
+                vars(mod)[k].update(v)
         for k, v in old.items():  # instances made before the mutation (registries, module constants) see it too
             _transplant(v, vars(mod).get(k), module_name)
         swap = {id(v): vars(mod)[k] for k, v in old.items()

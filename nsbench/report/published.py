@@ -13,7 +13,7 @@ import numpy as np
 from scipy.stats import norm
 
 from ..reference import published_scorecard
-from ..schema import CLEAN, CORRUPTIONS, IMAGENET_SKETCH, TOP1_ACC, usual_effect
+from ..schema import CLEAN, CORRUPTIONS, IMAGENET_SKETCH, METRICS, TOP1_ACC, usual_effect
 from . import fmt, shifts, stats
 from .load import EvalResult
 
@@ -96,7 +96,8 @@ def published_vs_measured(evals: list[EvalResult], head: pd.DataFrame) -> pd.Dat
                          "published": pub["value"], "measured": m.value, "measured_low": m.low, "measured_high": m.high,
                          "diff": diff, "diff_low": lo, "diff_high": hi, "tolerance": tol, "p_value": p,
                          "p_adjusted": np.nan, "test": test, "verdict": "", "se": se, "mde": np.nan,
-                         "usual_effect": usual_effect(pub["metric"]), "resamples": 0, "higher_is_better": True,
+                         "usual_effect": usual_effect(pub["metric"]), "resamples": 0,
+                         "higher_is_better": METRICS[pub["metric"]].higher_is_better,  # the metric's (mCE: lower)
                          "outside": False, "causes": "", "source": pub["source"],
                          "note": "; ".join(x for x in (pub["note"], m.note) if x), "_pub": pub, "_eval": r, "_m": m})
     frame = pd.DataFrame(rows, columns=COLUMNS + ["_pub", "_eval", "_m"])
