@@ -294,6 +294,8 @@ _2D = "every caller passes 2-D arrays ([rows, classes]), where axis -1 and axis 
 _SIGN = ("reached only when low > 0 or high < 0; low == 0 there would need high < 0 <= low, and an interval has "
          "low <= high: low >= 0 and low > 0 agree wherever the line runs")
 _POPPED = "epochs, batch size and lr are popped from this recipe straight after: the caller's values replace them"
+_UNMUTATED_RECORD = "nothing assigns to or hashes these records, so frozen or not they behave alike"
+_PROGRESS_BAR = "how the progress bar is shown, not what is scored"
 EQUIVALENT: dict[str, str] = {
     'ordinal_ranks|order = np.argsort(-logits, axis=-1, kind="stable")|drop unary -|2': _2D,
     'ordinal_ranks|np.put_along_axis(ranks, order, np.arange(1, logits.shape[-1] + 1)[None].repeat(len(logits), 0), '
@@ -408,6 +410,21 @@ EQUIVALENT: dict[str, str] = {
     "|_LOADED = False|False -> True|1": "only a fresh interpreter's first task_kinds() reads it",
     "task_kinds|if not _LOADED:|drop not|1": "only a fresh interpreter's first task_kinds() reads it",
     "task_kinds|_LOADED = True|True -> False|1": "importing the task modules again registers nothing new",
+    # issue 31, the harness and its inputs
+    "reachable.probe|ok.append(True)|True -> False|1": "the caller reads bool(ok): a list holding False is still true",
+    "Choice|@dataclass(frozen=True)|True -> False|1": _UNMUTATED_RECORD,
+    "ModelInfo|@dataclass(frozen=True)|True -> False|1": _UNMUTATED_RECORD,
+    "Cell|@dataclass(frozen=True)|True -> False|1": _UNMUTATED_RECORD,
+    "score|schema.write_results(out, df, pd.concat(per, ignore_index=True) if per else pd.DataFrame(), meta)|"
+    "True -> False|1": "per_image.parquet is written with index=False: the frame's index never reaches the file",
+    'from_module|inputs = "normalised inside by the given mean/std" if mean is not None else "model takes [0, 1] '
+    'images"|is not -> is|1': "the string is never read nor written to meta.json",
+    'corruption_tree_task|for cell in tqdm(cells, desc=f"{ctx.em.label} {what}", leave=False, mininterval=2.0):|'
+    "False -> True|1": _PROGRESS_BAR,
+    'corruption_tree_task|for cell in tqdm(cells, desc=f"{ctx.em.label} {what}", leave=False, mininterval=2.0):|'
+    "2.0 -> 3.0|1": _PROGRESS_BAR,
+    "corruption_tree_task|n = max((len(p) for p in per), default=0)|0 -> 1|1":
+        "with no cells tree_means returns nothing, so n is never used",
     "_digits|return 1|1 -> 2|1":
         "the fallback runs only for a measure name the schema does not know, and every row adjust() passes in comes "
         "from measures() or the schema's own names",
