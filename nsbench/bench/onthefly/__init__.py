@@ -21,18 +21,6 @@ Op = Callable[[torch.Tensor, int, str, Rng], torch.Tensor]
 OPS: dict[str, Op] = {}
 
 
-def severity_params(imagenet: dict, name: str, severity: int, calibration: str):
-    """A corruption's parameters at `severity` (1-5): imagecorruptions' for imagenet-c (the op module's IMAGENET
-    table), else calibrated.py's CIFAR-10-C / Tiny-ImageNet-C tables."""
-    from .. import calibrated
-
-    if calibration == "imagenet-c":
-        return imagenet[name][severity - 1]
-    if calibration not in calibrated.TABLES:
-        raise ValueError(f"unknown calibration {calibration!r}; expected imagenet-c or {', '.join(calibrated.TABLES)}")
-    return calibrated.params(calibration, name, severity)
-
-
 def _load() -> dict[str, Op]:
     """Every op, from the three op modules (imported on first use: torch work starts only when asked for)."""
     if not OPS:

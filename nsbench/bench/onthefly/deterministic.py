@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import calibrated
-from . import severity_params
+from .params import severity_params
 
 # imagecorruptions-imaug 1.1.5, imagecorruptions/corruptions.py: each function's `c = [...]` list (line numbers of
 # that file); zoom_blur's np.arange(start, stop, step) are kept as (start, stop, step).

@@ -16,7 +16,7 @@ import torch
 
 from .. import calibrated
 from .rng import Rng
-from . import severity_params
+from .params import severity_params
 
 # corruption -> the five severity parameters of imagecorruptions/corruptions.py (imagecorruptions-imaug 1.1.5), the
 # `c = [...]` list of each function, line given

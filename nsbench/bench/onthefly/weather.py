@@ -38,7 +38,7 @@ import torch
 from .. import calibrated
 from .noise_blur import _f32, _gauss1d, motion_blur_with_angle
 from .rng import Rng
-from . import severity_params
+from .params import severity_params
 
 # imagecorruptions-imaug 1.1.5, imagecorruptions/corruptions.py: each function's `c = [...]` list (line of that file)
 IMAGENET = {
