@@ -453,3 +453,26 @@ def damage_row_group(path: Path, group: int, columns: tuple[int, ...] = (0,)) ->
         start = col.dictionary_page_offset or col.data_page_offset
         data[start : start + 64] = b"\xff" * 64
     path.write_bytes(bytes(data))
+
+
+# ---- the torch -C generators (issue 34)
+
+def imagecorruptions_list(fn, target: str = "c"):
+    """The `target = [...][severity - 1]` list of an imagecorruptions function, read from its source."""
+    import ast
+    import inspect
+
+    body = next(n for n in ast.walk(ast.parse(inspect.getsource(fn))) if isinstance(n, ast.FunctionDef)).body
+    node = next(n for n in body if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", None) == target)
+    return eval(ast.unparse(node.value.value), {"__builtins__": {}})  # noqa: S307 - a literal list
+
+
+def check_batch_independence(run, photo: np.ndarray) -> None:
+    """run(images, seeds) -> uint8 images: an image corrupted alone equals itself in a batch of four, the same seed
+    gives the same image again, another seed another."""
+    rng = np.random.default_rng(0)
+    batch = np.stack([photo, rng.integers(0, 256, photo.shape, np.uint8), photo[::-1], photo[:, ::-1]])
+    together, alone = run(batch, [5, 6, 7, 8]), run(batch[2:3], [7])
+    assert np.array_equal(together[2], alone[0])
+    assert np.array_equal(alone, run(batch[2:3], [7]))
+    assert not np.array_equal(alone, run(batch[2:3], [99]))

@@ -4,8 +4,6 @@ generator patched), give the same image; with their own randomness, they agree i
 corruption depends on its seed alone."""
 from __future__ import annotations
 
-import ast
-import inspect
 import math
 
 import numpy as np
@@ -13,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+from helpers import check_batch_independence, imagecorruptions_list
 from nsbench.bench import calibrated
 from nsbench.bench.onthefly import corrupt_batch
 from nsbench.bench.onthefly import weather as wx
@@ -123,22 +122,12 @@ def test_every_severity_on_224_px_photographs(monkeypatch, name, calibration):
 def test_imagenet_table_is_imagecorruptions_own():
     """Each function's `c = [...]` read from imagecorruptions' source."""
     for name in NAMES:
-        tree = ast.parse(inspect.getsource(getattr(C, name)))
-        fn = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef))
-        node = next(n for n in fn.body if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", None) == "c")
-        assert eval(ast.unparse(node.value.value), {"__builtins__": {}}) == wx.IMAGENET[name], name  # noqa: S307
+        assert imagecorruptions_list(getattr(C, name)) == wx.IMAGENET[name], name
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_an_image_alone_or_in_a_batch_and_the_same_seed_twice(photo, name):
-    rng = np.random.default_rng(0)
-    batch = np.stack([photo, rng.integers(0, 256, photo.shape, np.uint8), photo[::-1], photo[:, ::-1]])
-    seeds = [5, 6, 7, 8]
-    together = _torch(batch, name, 4, "imagenet-c", seeds)
-    alone = _torch(batch[2:3], name, 4, "imagenet-c", seeds[2:3])
-    assert np.array_equal(together[2], alone[0])
-    assert np.array_equal(alone, _torch(batch[2:3], name, 4, "imagenet-c", seeds[2:3]))
-    assert not np.array_equal(alone, _torch(batch[2:3], name, 4, "imagenet-c", [99]))
+    check_batch_independence(lambda imgs, seeds: _torch(imgs, name, 4, "imagenet-c", seeds), photo)
 
 
 @pytest.mark.parametrize("calibration", ["imagenet-c", "cifar-10-c"])
