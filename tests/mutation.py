@@ -425,6 +425,13 @@ EQUIVALENT: dict[str, str] = {
     "2.0 -> 3.0|1": _PROGRESS_BAR,
     "corruption_tree_task|n = max((len(p) for p in per), default=0)|0 -> 1|1":
         "with no cells tree_means returns nothing, so n is never used",
+    # issue 33's temperature fit
+    "fit_temperature|def fit_temperature(logits: np.ndarray, labels: np.ndarray, steps: int = 60) -> float:|60 -> 61|1":
+        "60 halvings of a log-range of 9.2 already reach float64's resolution: a 61st moves nothing",
+    "fit_temperature|if _nll_slope(z, labels, np.exp(lo)) >= 0:|>= -> >|1":
+        "a slope of exactly 0 at the bound: the bisection then ends on the bound itself, the same T",
+    "fit_temperature|if _nll_slope(z, labels, np.exp(mid)) < 0:|< -> <=|1":
+        "a slope of exactly 0 at a midpoint is the minimum itself: either half keeps it",
     "_digits|return 1|1 -> 2|1":
         "the fallback runs only for a measure name the schema does not know, and every row adjust() passes in comes "
         "from measures() or the schema's own names",

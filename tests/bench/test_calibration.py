@@ -312,3 +312,16 @@ def test_empty_and_one_image_inputs():
     assert math.isnan(calibration.ece([], []))
     # one image: |correct - confidence| of its one bin
     assert calibration.ece([0.8], [True]) == pytest.approx(0.2) and calibration.ece([0.8], [False]) == pytest.approx(0.8)
+
+
+def test_temperature_is_searched_in_0_01_to_100():
+    """T is searched in [0.01, 100] (docs/evaluation.md): an optimum inside is found, one outside stops at the bound."""
+    labels = np.array([0, 1, 2, 3, 0, 1, 2, 3, 0, 1])
+    pred = labels.copy()
+    pred[[1, 4, 8]] = (pred[[1, 4, 8]] + 1) % 4  # 7 of 10 right: T = a / log(7)
+    for t in (70.0, 0.02):
+        logits = t * math.log(7) * np.eye(4)[pred]
+        assert calibration.fit_temperature(logits, labels) == pytest.approx(t, rel=1e-9)
+    assert calibration.fit_temperature(0.007 * math.log(7) * np.eye(4)[pred], labels) == 0.01  # optimum 0.007
+    assert calibration.fit_temperature(150 * math.log(7) * np.eye(4)[pred], labels) == 100.0  # optimum 150
+    assert calibration.fit_temperature(np.eye(4)[(labels + 1) % 4], labels) == 100.0  # all wrong, small logits
