@@ -74,6 +74,10 @@ def test_the_default_eps_are_the_documented_ones():
     said = re.search(r"FGSM at eps = ([\d, ]+) grey levels", DOCS.read_text()).group(1)
     assert attack.FGSMTask().eps_255 == [float(e) for e in said.split(",")]
     assert attack.FGSMTask().attack == "fgsm"
+    said = re.search(r"on (\d+) images of the evaluation split \(`fgsm.limit`; `fgsm.attack=pgd`: (\d+) steps of (\d+) "
+                     r"grey level", DOCS.read_text())
+    t = attack.FGSMTask()
+    assert (t.limit, t.pgd_steps, t.pgd_alpha_255) == (int(said.group(1)), int(said.group(2)), float(said.group(3)))
 
 
 @pytest.mark.parametrize("changes", [{"limit": 1}, {"limit": None}, {"eps_255": [0, 255]}, {"pgd_steps": 1},
