@@ -54,9 +54,9 @@ def validate(t: CorruptionTask) -> None:
         raise NsbenchError(f"corruptions.generate must be {', '.join(GENERATE)}, got {t.generate!r}")
 
 
-def generation(ctx, t: CorruptionTask) -> str:
-    """How a built -C set's corrupted images come about on this run: `cached` or `on_the_fly` (auto: on the fly on
-    a GPU, where the torch generators run beside the model, cached on a CPU)."""
+def generation(ctx, t) -> str:
+    """How a built -C (or -P: perturbations.generate) set's images come about on this run: `cached` or `on_the_fly`
+    (auto: on the fly on a GPU, where the torch generators run beside the model, cached on a CPU)."""
     if t.generate != "auto":
         return t.generate
     return "on_the_fly" if ctx.device.type == "cuda" else "cached"

@@ -16,7 +16,7 @@ from .. import cache
 from .. import metrics
 from .. import onthefly, perturbation_sets
 from ..registry import TaskResult, register
-from .corruptions import GENERATE
+from .corruptions import GENERATE, generation  # -C's rule: on the fly on a GPU, cached on a CPU
 
 log = logging.getLogger(__name__)
 
@@ -90,13 +90,6 @@ def _official(ctx, t: PerturbationTask) -> tuple[dict, dict]:
     skipped = {p: len(videos) - len(z["fp"]) for p, z in out.items()}
     return out, {"source": f"official:{t.root}", "calibration": "imagenet-p (official files)",
                  "skipped_unreadable": {p: k for p, k in skipped.items() if k}}
-
-
-def generation(ctx, t: PerturbationTask) -> str:
-    """How a built -P set's sequences come about on this run: `cached` or `on_the_fly` (auto: on the fly on a GPU)."""
-    if t.generate != "auto":
-        return t.generate
-    return "on_the_fly" if ctx.device.type == "cuda" else "cached"
 
 
 def _built(ctx, t: PerturbationTask) -> tuple[dict, dict]:
