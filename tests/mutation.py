@@ -8,6 +8,8 @@ and reports killed / total with the survivors listed.
     python tests/mutation.py nsbench/report/family.py # a module: every target in it
     python tests/mutation.py stats --baseline-tests   # only the tests that existed before the value tests
     python tests/mutation.py selection --json out.json # results for later comparison (--merge, --markdown)
+    python tests/mutation.py bench.tasks.clean --only "_scaled|" --tests tests/bench/test_clean.py -v
+                                                      # does a new test kill these mutants?
 
 How: the parent process imports the test modules once (pytest --collect-only), then records which test executes
 which lines of the target (a line tracer, in a forked child). For every mutant it forks a child that re-executes the
@@ -855,12 +857,15 @@ def resolve(names: list[str]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def run_target(name: str, base_only: bool, verbose: bool, shard: tuple[int, int] = (0, 1)) -> dict:
+def run_target(name: str, base_only: bool, verbose: bool, shard: tuple[int, int] = (0, 1),
+               only: list[str] | None = None, tests: list[str] | None = None) -> dict:
+    """Run every mutant of target `name` (or the shard's share; with `only`, the mutants whose id contains one of
+    the strings) against the tests that execute its line (drawn from `tests` when given, else the target's)."""
     import importlib
 
     wall = time.perf_counter()
     target = TARGETS[name]
-    tests = test_args(name, base_only)
+    tests = tests or test_args(name, base_only)
     mod = importlib.import_module(target.module)
     path = Path(mod.__file__).resolve()
     _collect(tests)
@@ -877,6 +882,10 @@ def run_target(name: str, base_only: bool, verbose: bool, shard: tuple[int, int]
     if rc != 0:
         sys.exit(f"{name}: the tests fail with the unmutated module re-executed (exit {rc}); fix the runner first")
     mutants = enumerate_mutants(path, target, src)[shard[0]::shard[1]]
+    if only:
+        mutants = [m for m in mutants if any(o in m.id for o in only)]
+        if not mutants:
+            sys.exit(f"{name}: no mutant id contains any of {only}")
     t0 = time.perf_counter()
     for m in mutants:
         if m.id in EQUIVALENT:
@@ -958,6 +967,9 @@ def main(argv=None) -> int:
     ap.add_argument("--json", type=Path, help="write the results here")
     ap.add_argument("-v", "--verbose", action="store_true", help="one line per mutant as it runs")
     ap.add_argument("--shard", default="0/1", help="K/N: only every N-th mutant from the K-th (runs of ~5 minutes)")
+    ap.add_argument("--only", action="append", metavar="TEXT",
+                    help="only the mutants whose id contains TEXT (repeatable): check that a new test kills them")
+    ap.add_argument("--tests", nargs="+", metavar="TEST", help="draw the covering tests from these files / ids only")
     ap.add_argument("--merge", nargs="+", type=Path, help="print the combined score of --json files and exit")
     ap.add_argument("--markdown", action="store_true", help="with --merge: also one table row per target")
     args = ap.parse_args(argv)
@@ -980,7 +992,8 @@ def main(argv=None) -> int:
             print(f"{n:30s} {count:4d} mutants  {tests}")
         print(f"{'all':30s} {total:4d} mutants")
         return 0
-    results = [run_target(t, args.baseline_tests, args.verbose, (k, n)) for t in resolve(args.targets)]
+    results = [run_target(t, args.baseline_tests, args.verbose, (k, n), args.only, args.tests)
+               for t in resolve(args.targets)]
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
     return 0
