@@ -300,6 +300,11 @@ _POPPED = "epochs, batch size and lr are popped from this recipe straight after:
 _UNMUTATED_RECORD = "nothing assigns to or hashes these records, so frozen or not they behave alike"
 _PROGRESS_BAR = "how the progress bar is shown, not what is scored"
 EQUIVALENT: dict[str, str] = {
+    "Rng.normal|u = self.uniform(stream, (2, *shape))|2 -> 3|1":
+        "a third row of uniforms is hashed and never read: rows 0 and 1 are elements 0..2n-1 either way",
+    "Rng.integers|return torch.floor(self.uniform(stream, shape) * high).to(torch.int64).clamp_(max=high - 1)|- -> +|1":
+        "the clamp never acts: uniform < 1 - 2^-53 + 2^-53, and floor((1 - 2^-53) * high) <= high - 1 for every high "
+        "< 2^52 (the product rounds below high; checked for high up to 2e6 and around every power of two)",
     'ordinal_ranks|order = np.argsort(-logits, axis=-1, kind="stable")|drop unary -|2': _2D,
     'ordinal_ranks|np.put_along_axis(ranks, order, np.arange(1, logits.shape[-1] + 1)[None].repeat(len(logits), 0), '
     'axis=-1)|drop unary -|1': _2D + " (shape[-1] = shape[1])",

@@ -58,3 +58,36 @@ def test_uniform_at_is_uniform_of_those_elements():
     r = Rng([3, 4, 5])
     flat = torch.tensor([0, 7, 99, 100, 101, 250, 299])
     assert torch.equal(r.uniform_at(9, flat, 100), r.uniform(9, (100,)).reshape(-1)[flat])
+
+
+STREAM_MULTIPLIER = 0x632BE59BD9B4E019  # rng._STREAM: changing it changes every on-the-fly image (bump REVISION)
+
+
+def _uniform(seed: int, stream: int, element: int) -> float:
+    """The documented derivation on Python ints: key = splitmix64(seed * multiplier + stream), the element's number
+    splitmix64(key ^ splitmix64(element)), its top 53 bits over 2^53."""
+    key = _splitmix64((seed * STREAM_MULTIPLIER + stream) & M64)
+    return (_splitmix64(key ^ _splitmix64(element)) >> 11) * 2.0**-53
+
+
+def test_uniform_is_the_documented_hash_of_seed_stream_and_element():
+    seeds, streams = [0, 1, 977, 2**40 + 3], [0, 1, 6]
+    for stream in streams:
+        got = Rng(seeds).uniform(stream, (3, 4))
+        want = [[_uniform(s, stream, e) for e in range(12)] for s in seeds]
+        assert got.reshape(len(seeds), 12).tolist() == want
+
+
+def test_normal_is_box_muller_of_the_streams_two_uniform_rows():
+    """z = sqrt(-2 log(1 - u1)) cos(2 pi u2), u1 the stream's elements 0..n-1 and u2 its elements n..2n-1."""
+    n = 5
+    got = Rng([21, 22]).normal(4, (n,))
+    for row, seed in enumerate([21, 22]):
+        u = [_uniform(seed, 4, e) for e in range(2 * n)]
+        want = [math.sqrt(-2 * math.log(1 - u[e])) * math.cos(2 * math.pi * u[n + e]) for e in range(n)]
+        assert got[row].tolist() == pytest.approx(want, rel=1e-14, abs=1e-15)
+
+
+def test_integers_are_the_floor_of_uniform_times_high():
+    got = Rng([5]).integers(2, 7, (50,))
+    assert got[0].tolist() == [math.floor(_uniform(5, 2, e) * 7) for e in range(50)]
