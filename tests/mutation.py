@@ -303,7 +303,7 @@ EQUIVALENT: dict[str, str] = {
     "Rng.normal|u = self.uniform(stream, (2, *shape))|2 -> 3|1":
         "a third row of uniforms is hashed and never read: rows 0 and 1 are elements 0..2n-1 either way",
     "Rng.integers|return torch.floor(self.uniform(stream, shape) * high).to(torch.int64).clamp_(max=high - 1)|- -> +|1":
-        "the clamp never acts: uniform < 1 - 2^-53 + 2^-53, and floor((1 - 2^-53) * high) <= high - 1 for every high "
+        "the clamp never acts: uniform <= 1 - 2^-53, and floor((1 - 2^-53) * high) <= high - 1 for every high "
         "< 2^52 (the product rounds below high; checked for high up to 2e6 and around every power of two)",
     'ordinal_ranks|order = np.argsort(-logits, axis=-1, kind="stable")|drop unary -|2': _2D,
     'ordinal_ranks|np.put_along_axis(ranks, order, np.arange(1, logits.shape[-1] + 1)[None].repeat(len(logits), 0), '
