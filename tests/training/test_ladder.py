@@ -62,3 +62,41 @@ def test_imagenet_recipes_mirror_the_released_per_size_settings():
             assert (o.ema_decay, o.ema_warmup, o.ema_reference_batch) == (0.9999, True, 4096)
         assert cfg.pseudo.threshold == 0.3 and cfg.pseudo.soft and cfg.pseudo.filter_on == "untempered"
         assert cfg.student_optim.lr == pytest.approx(0.016 * cfg.student_optim.batch_size * 8 / 256)
+
+
+def test_check_pretrained_builds_each_pretrained_model_still_to_train(tiny_folder, monkeypatch):
+    """Iterations 0..3: the teacher and the second student entry pretrained (iteration 3 repeats the last entry),
+    the first student not. Each pretrained model not yet trained is built up front; none when every student starts
+    from its teacher, except the teacher itself."""
+    recipe = tiny_recipe(f"folder:{tiny_folder}", iterations=3)
+    recipe["teacher"] = {**recipe["teacher"], "pretrained": True}
+    recipe["students"] = [{"arch": "test_efficientnet"}, {"arch": "test_efficientnet", "pretrained": True}]
+    built = []
+    monkeypatch.setattr(ladder, "build", lambda spec, k, cfg: built.append((spec, k)))
+    specs = [(f"spec{k}", 0) for k in range(4)]
+
+    def check(done, *overrides):
+        built.clear()
+        ladder.check_pretrained(load_train_config(recipe, list(overrides)), specs, set(done))
+        return [k for _, k in built]
+
+    assert check(()) == [0, 2, 3]
+    assert [s for s, _ in built] == ["spec0", "spec2", "spec3"]
+    assert check((0, 2)) == [3]
+    assert check((0, 1, 2, 3)) == []
+    assert check((), "ns.init_from_teacher=true") == [0]
+    assert check((0,), "ns.init_from_teacher=true") == []
+
+
+def test_the_stochastic_depth_warning_only_where_it_cannot_act():
+    """test_efficientnet's blocks hold DropPath without a skip connection (inert); test_resnet's act."""
+    from nsbench.models import ModelSpec, build_model
+
+    recipe = load_train_config(tiny_recipe("folder:/nonexistent", iterations=1))
+    for arch, rate, warns in (("test_efficientnet", 0.1, True), ("test_resnet", 0.1, False),
+                              ("test_efficientnet", 0.0, False)):
+        spec = ModelSpec(arch=arch, num_classes=4, input_size=32, drop_path_rate=rate)
+        got = ladder.inert_depth_warning(build_model(spec), spec, 0, recipe)
+        assert (got is not None) == warns, (arch, rate)
+        if warns:
+            assert got.startswith(f"teacher.drop_path_rate={rate} has no effect: none of {arch}'s blocks")
