@@ -299,7 +299,10 @@ _SIGN = ("reached only when low > 0 or high < 0; low == 0 there would need high 
 _POPPED = "epochs, batch size and lr are popped from this recipe straight after: the caller's values replace them"
 _UNMUTATED_RECORD = "nothing assigns to or hashes these records, so frozen or not they behave alike"
 _PROGRESS_BAR = "how the progress bar is shown, not what is scored"
+_RA_OFF = ("RandAugment runs only when randaugment is on and layers > 0 (augment.batch_augment): one of the four "
+           "arguments mutated alone leaves it off, and magnitude / magnitude_std are read only when it runs")
 EQUIVALENT: dict[str, str] = {
+    **{"_augment|return TrainAugment(size, False, 0, 0, 0.0, random_crop_pad=max(1, size // CROP_PAD_DIVISOR))|" + m: _RA_OFF for m in ("False -> True|1", "0 -> 1|1", "0 -> 1|2", "0.0 -> 1.0|1")},
     "Rng.normal|u = self.uniform(stream, (2, *shape))|2 -> 3|1":
         "a third row of uniforms is hashed and never read: rows 0 and 1 are elements 0..2n-1 either way",
     "Rng.integers|return torch.floor(self.uniform(stream, shape) * high).to(torch.int64).clamp_(max=high - 1)|- -> +|1":

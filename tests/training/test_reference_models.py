@@ -74,3 +74,44 @@ def test_the_recipe_leaves_out_the_callers_settings_and_the_ema_options_that_are
     optim = reference_models.recipe()["optim"]
     fields = {f.name for f in dataclasses.fields(OptimConfig)}
     assert set(optim) == fields - {"epochs", "batch_size", "lr", "ema_warmup", "ema_reference_batch"}
+
+
+def test_the_references_train_with_the_documented_noise_and_warmup(monkeypatch):
+    """docs/evaluation.md: a pad-and-crop shift of max(1, size // 16) pixels, no flip, no RandAugment; 0.1 epoch of
+    warmup in the first round only."""
+    import nsbench.data.augment as augment
+
+    seen = []
+    real = augment.batch_augment
+
+    def spy(size, randaugment, layers, magnitude, magnitude_std, flip=False, random_crop_pad=0, **kw):
+        if not kw.get("natural"):
+            seen.append((size, randaugment and layers > 0, flip, random_crop_pad))
+        return real(size, randaugment, layers, magnitude, magnitude_std, flip, random_crop_pad, **kw)
+
+    monkeypatch.setattr(augment, "batch_augment", spy)
+    for size, pad in ((8, 1), (15, 1), (16, 1), (32, 2), (40, 2), (224, 14)):
+        reference_models._augment(size)
+        assert seen[-1] == (size, False, False, pad) and type(seen[-1][3]) is int
+    assert [reference_models._optim(3, 4, 0.1, r).warmup_epochs for r in (0, 1, 2)] == [0.1, 0.0, 0.0]
+
+
+def test_a_reference_trained_for_real_is_kept_and_reloaded(tmp_path):
+    """One real round on eight images: the reference is saved as workdir/ref-ARCH-SEED.pt (iteration -1, role
+    dataset-a-reference, its metrics) and a second call reloads it instead of training."""
+    import json
+
+    from nsbench.checkpoint import load_checkpoint
+
+    job = dict(arch="test_resnet", seed=3, kwargs={}, source=_source(), indices=np.arange(8), val_indices=np.arange(8),
+               size=8, epochs=1, max_rounds=1, min_gain=0.0, batch_size=4, lr=1e-3, workdir=tmp_path,
+               device=torch.device("cpu"))
+    _, info = reference_models.train_reference(**job)
+    path = tmp_path / "ref-test_resnet-3.pt"
+    assert path.exists() and info["rounds"] == 1 and info["n_train"] == 8 and info["stopped_by"] == "cap"
+    _, meta = load_checkpoint(path)
+    assert meta["iteration"] == -1 and meta["parent_sha256"] is None and meta["role"] == "dataset-a-reference"
+    assert meta["config"]["reference"] == {"arch": "test_resnet", "seed": 3, "kwargs": {}}
+    _, again = reference_models.train_reference(**job)
+    same = [json.dumps(m, sort_keys=True) for m in (again, meta["metrics"], info)]  # NaN se of the first round
+    assert same[0] == same[1] == same[2]
