@@ -49,7 +49,8 @@ def load_eval_model(ref: str, label: str | None = None, *, checkpoint: str | Pat
         kind, name = ref.split(":", 1)
         if label is None and checkpoint is not None:
             label = Path(checkpoint).stem  # two weights of one architecture must not share a label (or a folder)
-        em = (_timm_model if kind == "timm" else _torchvision_model)(name, label, checkpoint, classes)
+        em = _timm_model(name, label, checkpoint, classes, input_size) if kind == "timm" else \
+            _torchvision_model(name, label, checkpoint, classes)
     else:
         if checkpoint is not None or classes is not None:
             raise NsbenchError(f"{ref}: --checkpoint and --num-classes/--classes apply to timm:NAME and "
@@ -164,7 +165,9 @@ def _load_weights(net: nn.Module, path: str | Path, ref: str) -> None:
         raise NsbenchError(f"{path}: weights do not fit {ref}{hint}: {str(e).splitlines()[1].strip()[:200]}") from None
 
 
-def _timm_model(name: str, label, checkpoint, classes) -> EvalModel:
+def _timm_model(name: str, label, checkpoint, classes, input_size: int | None = None) -> EvalModel:
+    """A timm model at its pretrained config's input size; a config that is not square (timm has some, e.g.
+    3x1024x768) is refused unless `input_size` gives the one side nsbench scores at."""
     import timm
     from timm.data import resolve_data_config
 
@@ -180,7 +183,11 @@ def _timm_model(name: str, label, checkpoint, classes) -> EvalModel:
         _load_weights(net, checkpoint, f"timm:{name}")
         sha = file_sha256(checkpoint)
     cfg = resolve_data_config({}, model=net)
-    em = _wrapped(net, f"timm:{name}", label or name, sha, names, int(cfg["input_size"][-1]), cfg["mean"], cfg["std"],
+    _, h, w = cfg["input_size"]
+    if h != w and input_size is None:
+        raise NsbenchError(f"timm:{name}: its pretrained config's input size is {h}x{w}, not square; nsbench scores "
+                           f"square images: give the side with --input-size")
+    em = _wrapped(net, f"timm:{name}", label or name, sha, names, int(w) if h == w else input_size, cfg["mean"], cfg["std"],
                   checkpoint, crop_pct=cfg.get("crop_pct"), interpolation=cfg.get("interpolation"))
     em.meta["model"]["input_size_from"] = "the timm model's pretrained config"
     em.meta.update(_classes_from(classes))

@@ -120,6 +120,30 @@ def test_a_torch_file_that_is_not_a_state_dict_of_tensors_is_refused(tmp_path, p
         load_eval_model("timm:test_resnet", checkpoint=tmp_path / "w.pt", classes=4)
 
 
+@pytest.mark.parametrize("shape, given, size", [((3, 160, 160), None, 160), ((3, 96, 64), 80, 80)])
+def test_a_timm_model_is_scored_at_its_pretrained_configs_side(tmp_path, resnet, monkeypatch, shape, given, size):
+    """The config's input_size is (3, H, W): a square config gives its side; a config that is not square needs the
+    side given (--input-size)."""
+    import timm.data
+
+    real = timm.data.resolve_data_config
+    monkeypatch.setattr(timm.data, "resolve_data_config", lambda *a, **kw: {**real(*a, **kw), "input_size": shape})
+    torch.save(resnet.state_dict(), tmp_path / "w.pt")
+    em = load_eval_model("timm:test_resnet", checkpoint=tmp_path / "w.pt", classes=4, input_size=given)
+    assert em.input_size == size
+
+
+def test_a_timm_model_whose_pretrained_config_is_not_square_is_refused_without_a_side(tmp_path, resnet, monkeypatch):
+    import timm.data
+
+    real = timm.data.resolve_data_config
+    monkeypatch.setattr(timm.data, "resolve_data_config", lambda *a, **kw: {**real(*a, **kw), "input_size": (3, 96, 64)})
+    torch.save(resnet.state_dict(), tmp_path / "w.pt")
+    with pytest.raises(NsbenchError, match=r"^timm:test_resnet: its pretrained config's input size is 96x64, not "
+                                           r"square; nsbench scores square images: give the side with --input-size$"):
+        load_eval_model("timm:test_resnet", checkpoint=tmp_path / "w.pt", classes=4)
+
+
 # ---- nsbench checkpoints and their options
 
 def test_a_checkpoints_input_size_may_be_replaced_by_any_positive_size(tmp_path):
