@@ -302,6 +302,18 @@ _PROGRESS_BAR = "how the progress bar is shown, not what is scored"
 _RA_OFF = ("RandAugment runs only when randaugment is on and layers > 0 (augment.batch_augment): one of the four "
            "arguments mutated alone leaves it off, and magnitude / magnitude_std are read only when it runs")
 EQUIVALENT: dict[str, str] = {
+    "BuildSettings|@dataclass(frozen=True)|True -> False|1":
+        "nothing assigns to or hashes a BuildSettings (natural._built makes one and build_a only reads it): frozen or not it behaves alike (the project's _UNMUTATED_RECORD)",
+    "build_a|agree = wrong & (preds == preds[0]).all(0) if len(refs) >= 2 else np.zeros_like(wrong)|0 -> 1|2":
+        "preds[0] -> preds[1] (occurrence 2 in ast.walk order; occurrence 1 is .all(0)): reached only with >= 2 references, so row 1 exists, and \"every row equals row 1\" is \"every row equals row 0\"",
+    "_predict|out = np.full(len(pool_idx), -1, np.int64)|1 -> 2|1":
+        "-1 -> -2: the unreadable marker is only ever tested as pred >= 0 / preds >= 0 (readable, ok), and consensus_summary reads preds[0] only where agree, a subset of readable; -2 is as negative as -1",
+    "_predict|for x, _, i, _ in iterate_clean(pool, pool_idx, size, 500):|500 -> 501|1":
+        "the batch size only groups pool images; each image's top-1 comes from an eval-mode model (train_reference's contract) under no_grad and is written back by its own index, so it does not depend on the batch",
+    "_train_val|train = rest if train_limit is None or train_limit >= len(rest) else rest[:train_limit]|>= -> >|1":
+        "differs only at train_limit == len(rest), where rest[:train_limit] is rest itself",
+    "run|@register(\"attacks\", config=AttacksTask, order=5, validate=validate)|5 -> 6|1":
+        "no task has order 6 (orders 0-5 and 10-13): the suite order of every task is unchanged (as fgsm's 4 -> 5)",
     **{"_augment|return TrainAugment(size, False, 0, 0, 0.0, random_crop_pad=max(1, size // CROP_PAD_DIVISOR))|" + m: _RA_OFF for m in ("False -> True|1", "0 -> 1|1", "0 -> 1|2", "0.0 -> 1.0|1")},
     "Rng.normal|u = self.uniform(stream, (2, *shape))|2 -> 3|1":
         "a third row of uniforms is hashed and never read: rows 0 and 1 are elements 0..2n-1 either way",

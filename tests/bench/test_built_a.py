@@ -221,3 +221,163 @@ def test_references_stop_on_a_plateau_beyond_noise_not_on_one_small_gain(monkeyp
     # a cap that stops a reference still improving is recorded as binding; a plateau never is
     assert built_a.round_cap({"rounds": 12, "val_top1_per_round": [1.0] * 12, "stopped_by": "cap"}, 12, 0.0)["cap_binding"]
     assert not built_a.round_cap({"rounds": 6, "val_top1_per_round": [1.0] * 6, "stopped_by": "plateau"}, 6, 0.0)["cap_binding"]
+
+
+# ---- issue 31: build_a's numbers, keys and guards by hand (the fixture's TRUTH / PREDS above)
+
+SPEC_KEYS = ("kind", "train", "train_fingerprint", "pool", "pool_fingerprint", "size", "references", "epochs",
+             "train_limit", "batch_size", "lr", "pool_limit", "seed", "max_rounds", "min_gain", "val_limit", "trainer")
+
+
+def table_trainer(preds: dict, calls: list | None = None):
+    """References that predict preds[seed][i] for pool image i (Lookup), one plateaued round each; `calls` collects
+    the seeds trained."""
+    def train(*, seed, **_):
+        if calls is not None:
+            calls.append(seed)
+        return Lookup(preds[seed]), {"rounds": 1, "val_top1_per_round": [50.0], "val_top1": 50.0}
+
+    return train
+
+
+def build_refs(tmp_path, seeds, consensus="exclude", trainer=fake_trainer):
+    from nsbench.bench.tasks.natural import ReferenceModel
+
+    how = BuildSettings(epochs=1, max_rounds=4, min_gain=0.5, train_limit=None, val_limit=2, batch_size=4, lr=0.1,
+                        pool_limit=None, seed=0, consensus=consensus)
+    return build_a(pool(), pool(), 32, [ReferenceModel(seed=s) for s in seeds], how, train_reference=trainer,
+                   cache_dir=tmp_path, device=torch.device("cpu"))
+
+
+def test_each_references_pool_top1_by_hand(tmp_path):
+    """All three get images 0-3 right; reference 2 also image 10: 4, 4 and 5 of the 11 pool images."""
+    _, m = build(tmp_path)
+    top1 = {r["seed"]: r["pool_top1"] for r in m["reference_results"]}
+    assert top1 == {0: pytest.approx(100 * 4 / 11), 1: pytest.approx(100 * 4 / 11), 2: pytest.approx(100 * 5 / 11)}
+    assert m["n_pool"] == 11 and m["skipped_unreadable"] == 0
+
+
+def test_two_references_that_agree_on_a_wrong_class_are_excluded_too(tmp_path):
+    """References 0 and 1: both wrong on images 4-10; they name the same class on 4, 5, 6, 7 (3, 3, 3, 0) and 10 (2),
+    not on 8 (1 / 2) and 9 (0 / 1). Two references are enough for the consensus rule."""
+    folder, m = build_refs(tmp_path, (0, 1))
+    assert np.load(folder / "indices.npy").tolist() == [8, 9] and m["n"] == 2 and m["n_all_wrong"] == 7
+    c = m["consensus"]
+    assert c["rule"] == "exclude" and c["n_references"] == 2 and c["n"] == 5 and c["rate"] == pytest.approx(5 / 7)
+    # by count, most first (the report shows the first three); ties in class order
+    assert list(c["by_true_class"].items()) == [("tee", 2), ("trouser", 2), ("dress", 1)]  # truths 0, 0, 1, 3, 1
+    assert list(c["by_agreed_class"].items()) == [("dress", 3), ("tee", 1), ("pullover", 1)]  # agreed 3, 3, 3, 0, 2
+    assert m["rule"] == ("kept: pool images that every reference model misclassifies, except those on which all of "
+                         "them name the same wrong class (likely label noise)")
+
+
+def test_one_reference_keeps_every_image_it_gets_wrong(tmp_path):
+    """Reference 2 alone: wrong on images 4-9 (right on 0-3 and 10); no consensus is possible with one model."""
+    folder, m = build_refs(tmp_path, (2,))
+    assert np.load(folder / "indices.npy").tolist() == [4, 5, 6, 7, 8, 9]
+    assert m["rule"] == "kept: pool images that every reference model misclassifies"
+    c = m["consensus"]
+    assert c["rule"] == "not applicable (one reference model)" and c["n"] == 0 and c["rate"] == 0.0
+    assert c["by_true_class"] == {} and c["by_agreed_class"] == {}
+
+
+def test_consensus_keep_states_the_plain_rule(tmp_path):
+    _, m = build(tmp_path, consensus="keep")
+    assert m["rule"] == "kept: pool images that every reference model misclassifies"
+    assert m["consensus"]["rule"] == "keep" and m["n"] == 6
+
+
+def test_a_keep_set_keeps_the_key_it_had_before_the_consensus_rule(tmp_path):
+    """The cache key is the spec's (cache.key_of); `consensus` joined the spec with the rule, so a keep set's spec is
+    the old one without it and an exclude set's has it."""
+    from nsbench.bench import cache
+
+    keep, mk = build(tmp_path, consensus="keep")
+    excl, me = build(tmp_path, consensus="exclude")
+    assert keep.name == f"A-{cache.key_of({k: mk[k] for k in SPEC_KEYS})}"
+    assert excl.name == f"A-{cache.key_of({**{k: me[k] for k in SPEC_KEYS}, 'consensus': 'exclude'})}"
+
+
+def test_a_single_kept_image_is_a_set(tmp_path):
+    truth = TRUTH.tolist()
+    preds = {0: [1] + truth[1:]}  # wrong on image 0 only
+    folder, m = build_refs(tmp_path, (0,), trainer=table_trainer(preds))
+    assert np.load(folder / "indices.npy").tolist() == [0] and m["n"] == 1 and m["per_class"] == [1, 0, 0, 0]
+
+
+def test_no_image_to_keep_is_an_empty_set_saying_why(tmp_path):
+    truth = TRUTH.tolist()
+    with pytest.raises(built_a.EmptySet, match=r"^DATASET-A: no pool image is misclassified by every reference "
+                                               r"model; nothing to keep$"):
+        build_refs(tmp_path / "right", (0,), trainer=table_trainer({0: truth}))
+    same = [3, 0, 0, 0, 1, 1, 0, 0, 1, 0, 0]  # wrong everywhere, both references alike: all consensus
+    with pytest.raises(built_a.EmptySet, match=r"^DATASET-A: no pool image is misclassified by every reference model "
+                                               r"without their agreeing on the wrong class; nothing to keep$"):
+        build_refs(tmp_path / "agree", (0, 1), trainer=table_trainer({0: same, 1: same}))
+
+
+def test_a_built_set_is_reused_and_a_damaged_one_rebuilt(tmp_path):
+    calls = []
+    trainer = table_trainer(PREDS, calls)
+    folder, m = build_refs(tmp_path, (0, 1, 2), trainer=trainer)
+    assert calls == [0, 1, 2]
+    again, m2 = build_refs(tmp_path, (0, 1, 2), trainer=trainer)
+    assert again == folder and m2 == m and calls == [0, 1, 2]  # reused: no reference trained again
+    (folder / "labels.npy").unlink()
+    rebuilt, m3 = build_refs(tmp_path, (0, 1, 2), trainer=trainer)
+    assert rebuilt == folder and calls == [0, 1, 2, 0, 1, 2] and m3["n"] == 2
+    assert np.load(folder / "labels.npy").tolist() == [0, 2]  # images 8 and 9
+
+
+def test_an_unreadable_pool_image_is_skipped_and_counted(tmp_path):
+    """A folder pool of 4 classes x 2 images and one file that is no image (class0/zz.png); one reference that
+    always says class 3: right on the 2 readable class-3 images of 8, wrong on the other 6, which are kept."""
+    from helpers import write_folder
+    from nsbench.data.sources import scan_folder
+
+    root = write_folder(tmp_path / "data", 4, {"pool": 2}) / "pool"
+    (root / "class0" / "zz.png").write_bytes(b"not a png")
+    src = scan_folder(root, "pool")
+    assert len(src) == 9
+    refs = [types.SimpleNamespace(arch="test_resnet", seed=0, kwargs={})]
+    how = BuildSettings(epochs=1, max_rounds=2, min_gain=0.5, train_limit=None, val_limit=2, batch_size=4, lr=1e-3,
+                        pool_limit=None, seed=0)
+    folder, m = build_a(src, src, 32, refs, how, train_reference=_trainer(None), cache_dir=tmp_path / "cache",
+                        device=torch.device("cpu"))
+    assert m["skipped_unreadable"] == 1 and m["n_pool"] == 9 and m["n_all_wrong"] == 6 and m["n"] == 6
+    assert m["reference_results"][0]["pool_top1"] == pytest.approx(100 * 2 / 8)
+    assert np.load(folder / "labels.npy").tolist() == [0, 0, 1, 1, 2, 2]
+
+
+def test_train_val_split_by_hand():
+    """Held out: min(val_limit, max(1, n // 10)) images, the first of a permutation seeded [seed, 17]; training: the
+    rest, the first train_limit of them; both sorted. The split is not in the set's key (only its inputs are), so
+    the rule itself is pinned here."""
+    def split(n, train_limit, val_limit, seed):
+        perm = np.random.default_rng([seed, 17]).permutation(n)
+        n_val = min(val_limit, max(1, n // 10))
+        rest = perm[n_val:]
+        return np.sort(rest[:train_limit] if train_limit is not None else rest), np.sort(perm[:n_val])
+
+    for n, train_limit, val_limit, seed, n_val in ((12, None, 5, 3, 1), (100, None, 50, 0, 10), (100, 30, 4, 1, 4),
+                                                    (100, 90, 50, 2, 10)):
+        train, val = built_a._train_val(n, train_limit, val_limit, seed)
+        want_train, want_val = split(n, train_limit, val_limit, seed)
+        assert len(val) == n_val and np.array_equal(val, want_val) and np.array_equal(train, want_train)
+        assert not set(train) & set(val)
+
+
+def test_a_last_round_gaining_exactly_min_gain_is_still_improving():
+    """round_cap's docstring: binding when every round was used and the last "still gained at least `min_gain`"."""
+    assert built_a.round_cap({"rounds": 2, "val_top1_per_round": [50.0, 50.5]}, 2, 0.5)["cap_binding"]
+    assert not built_a.round_cap({"rounds": 2, "val_top1_per_round": [50.0, 50.25]}, 2, 0.5)["cap_binding"]
+    assert not built_a.round_cap({"rounds": 1, "val_top1_per_round": [50.0, 50.5]}, 2, 0.5)["cap_binding"]
+
+
+def test_the_official_masks_are_the_reference_indices():
+    """hendrycks/natural-adv-examples eval.py `indices_in_1k` begins 6, 11, 13, 15, 17 (n01498041 stingray first);
+    hendrycks/imagenet-r eval.py's begins 1, 2, 4, 6, 8 (n01443537 goldfish first)."""
+    a_idx, a_wnids = built_a.mask_for("imagenet-a")
+    r_idx, r_wnids = built_a.mask_for("imagenet-r")
+    assert a_idx[:5] == (6, 11, 13, 15, 17) and a_wnids[0] == "n01498041" and len(a_idx) == 200
+    assert r_idx[:5] == (1, 2, 4, 6, 8) and r_wnids[0] == "n01443537" and len(r_idx) == 200
