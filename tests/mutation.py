@@ -302,6 +302,40 @@ _PROGRESS_BAR = "how the progress bar is shown, not what is scored"
 _RA_OFF = ("RandAugment runs only when randaugment is on and layers > 0 (augment.batch_augment): one of the four "
            "arguments mutated alone leaves it off, and magnitude / magnitude_std are read only when it runs")
 EQUIVALENT: dict[str, str] = {
+    "|ROW_GROUP = 65536|65536 -> 65537|1":
+        "ROW_GROUP only decides where Parquet splits a shard into row groups (and how many rows selection.py streams at once): the same rows, statistics and selection (as the n_pending mutants already in EQUIVALENT)",
+    "ShardWriter.__init__|self.n_pending = 0|0 -> 1|1":
+        "n_pending only decides when a row group is flushed: one row earlier, same rows and statistics (as \"ShardWriter._flush|self.pending, self.n_pending = [], 0|0 -> 1|1\" in EQUIVALENT)",
+    "_table|\"topk_class\": pa.FixedSizeListArray.from_arrays(pa.array(cls.reshape(-1).astype(np.int32)), cls.shape[1]),|1 -> 2|2":
+        "occurrence 2 is reshape(-1) -> reshape(-2): numpy (2.4.6, no warning even with -W error) takes any negative size as the one unknown dimension, so the same flat array",
+    "_table|\"topk_prob\": pa.FixedSizeListArray.from_arrays(pa.array(val.reshape(-1).astype(np.float32)), val.shape[1]),|1 -> 2|2":
+        "occurrence 2 is reshape(-1) -> reshape(-2): numpy takes any negative size as the one unknown dimension, so the same flat array",
+    "teacher_batches|bar = tqdm(total=len(indices), desc=\"pseudo-labeling\", leave=False, disable=not progress, mininterval=2.0)|False -> True|1":
+        "cosmetic, terminal only: whether the finished bar's line stays on screen (leave); nothing in any file, log line or returned value changes, and utils.tqdm shows no bar at all off a terminal",
+    "teacher_batches|bar = tqdm(total=len(indices), desc=\"pseudo-labeling\", leave=False, disable=not progress, mininterval=2.0)|2.0 -> 3.0|1":
+        "cosmetic, terminal only: how often the bar redraws; its counts (pinned in tests/training/test_label.py) and everything written are the same",
+    "figure|xs = np.linspace(lo, hi, 200)|200 -> 201|1":
+        "the fit line sampled at 201 points instead of 200 between the same ends (pinned): the same smooth curve, no number, tick, label or point changes",
+    "figure|slope, intercept = float(sub.slope.iloc[0]), float(sub.intercept.iloc[0])|0 -> 1|1":
+        "figure() is only called with effective_robustness()'s frame (scorecard.build), where every set has >= 2 rows (len(pts) < 2 is skipped) all carrying the one fit's slope: row 1's equals row 0's",
+    "figure|slope, intercept = float(sub.slope.iloc[0]), float(sub.intercept.iloc[0])|0 -> 1|2":
+        "as above: every row of a set carries the same intercept, and a set has >= 2 rows",
+    "figure|if sub.fit_from.iloc[0].startswith(\"published\") and len(pub):|0 -> 1|1":
+        "as above: every row of a set carries the same fit_from, and a set has >= 2 rows",
+    "figure|ax.scatter([x], [y], marker=figures.MARKERS[i % len(figures.MARKERS)], s=36, zorder=3,|3 -> 4|1":
+        "the models' points are drawn above the lines (zorder 2) and below the legend (5) at zorder 3 or 4 alike, and nothing else sits between: the same image",
+    "figure|ax.plot(xs, inv_logit(slope * logit(100 * xs) + intercept) / 100, \"-\", c=\"#0969da\", lw=1.2, label=\"fit\")|1.2 -> 2.2|1":
+        "cosmetic: the fit line's width in points; its course (pinned), the ticks, labels and points are unchanged",
+    "figure|ax.plot(xs, xs, \":\", c=\"#57606a\", lw=1, label=\"y = x\")|1 -> 2|1":
+        "cosmetic: the y = x line's width; nothing a reader reads changes",
+    "figure|ax.scatter(pub.clean / 100, pub.shifted / 100, c=\"#8c959f\", marker=\"x\", s=22, label=\"published\")|22 -> 23|1":
+        "cosmetic: the published crosses' marker area (22 -> 23 pt^2); their positions (pinned) are unchanged",
+    "figure|ax.scatter([x], [y], marker=figures.MARKERS[i % len(figures.MARKERS)], s=36, zorder=3,|36 -> 37|1":
+        "cosmetic: the models' marker area (36 -> 37 pt^2); positions, markers and legend (pinned) unchanged",
+    "figure|fig, ax = plt.subplots(figsize=(4.6, 3.8))|4.6 -> 5.6|1":
+        "cosmetic: the panel's width in inches (the page scales panels to its grid); axes, ticks, labels, points and legend text are the same",
+    "figure|fig, ax = plt.subplots(figsize=(4.6, 3.8))|3.8 -> 4.8|1":
+        "cosmetic: the panel's height in inches; as above",
     "BuildSettings|@dataclass(frozen=True)|True -> False|1":
         "nothing assigns to or hashes a BuildSettings (natural._built makes one and build_a only reads it): frozen or not it behaves alike (the project's _UNMUTATED_RECORD)",
     "build_a|agree = wrong & (preds == preds[0]).all(0) if len(refs) >= 2 else np.zeros_like(wrong)|0 -> 1|2":

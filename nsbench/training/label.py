@@ -68,7 +68,7 @@ def teacher_batches(model: nn.Module, source: Source, indices: np.ndarray, cfg: 
                                            decode=cfg.decode):
             if len(idx) == 0:
                 bar.update(sk)
-                yield np.zeros((0, 0), np.float32), np.zeros(0, np.int64), sk
+                yield np.zeros((0, cfg.num_classes), np.float32), np.zeros(0, np.int64), sk  # [0, C], as every batch
                 continue
             with autocast(device, amp):
                 logits = padded_forward(model, x, batch_size).float()
