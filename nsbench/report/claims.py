@@ -129,7 +129,8 @@ def claim_result(claim: dict, evals: list[EvalResult], head: pd.DataFrame, seeds
             if d["resamples"]:
                 out["redraw"] = lambda n: stats.difference(sa, sb, 4242, n)
         else:
-            out["note"] = "per-image outcomes missing: no interval"
+            out["note"] = ("per-image outcomes missing: no interval" if sa is None or sb is None
+                           else "per-image outcomes do not reproduce the saved values: no interval")
     else:
         out["note"] = "not evaluated"
     out["verdict"] = claim_verdict(out["diff_low"], out["diff_high"], higher)
