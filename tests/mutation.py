@@ -302,6 +302,36 @@ _PROGRESS_BAR = "how the progress bar is shown, not what is scored"
 _RA_OFF = ("RandAugment runs only when randaugment is on and layers > 0 (augment.batch_augment): one of the four "
            "arguments mutated alone leaves it off, and magnitude / magnitude_std are read only when it runs")
 EQUIVALENT: dict[str, str] = {
+    "EvalContext.forward|return self.finite(padded_forward(self.model, x.to(self.device, non_blocking=True), self.bs).float().cpu())|True -> False|1":
+        "non_blocking only lets a pinned host-to-device copy overlap; the stream orders it before the forward pass, so the logits are the same (on the CPU it is a no-op)",
+    "corrupt_one|if out.shape != img.shape:  # some corruptions return a cropped/resized frame on odd sizes|!= -> ==|1":
+        "imagecorruptions-imaug keeps the input's height and width (all 19 corruptions x 5 severities on 32x32 .. 99x40, 1 and 3 channels), so shapes differ only in channels, where the resize to the same (W, H) and PIL's Image.resize returns self.copy() when the size is unchanged: both branches give the same array",
+    "run_tasks|bar = tqdm(total=len(tasks), desc=desc, leave=False, mininterval=2.0)|False -> True|1":
+        "how the progress bar is shown, not what is built",
+    "run_tasks|bar = tqdm(total=len(tasks), desc=desc, leave=False, mininterval=2.0)|2.0 -> 3.0|1":
+        "how the progress bar is shown, not what is built",
+    "_official|for cell in tqdm(cells, desc=f\"{ctx.em.label} -C\", leave=False, mininterval=2.0):|False -> True|1":
+        "how the progress bar is shown, not what is scored",
+    "_official|for cell in tqdm(cells, desc=f\"{ctx.em.label} -C\", leave=False, mininterval=2.0):|2.0 -> 3.0|1":
+        "how the progress bar is shown, not what is scored",
+    "_built|for c in tqdm(t.corruptions, desc=f\"{ctx.em.label} -C\", leave=False, mininterval=2.0):|False -> True|1":
+        "how the progress bar is shown, not what is scored",
+    "_built|for c in tqdm(t.corruptions, desc=f\"{ctx.em.label} -C\", leave=False, mininterval=2.0):|2.0 -> 3.0|1":
+        "how the progress bar is shown, not what is scored",
+    "_official|for p in tqdm([p for p in t.perturbations if p not in absent], desc=f\"{ctx.em.label} -P\", leave=False, mininterval=2.0):|False -> True|1":
+        "how the progress bar is shown, not what is scored",
+    "_official|for p in tqdm([p for p in t.perturbations if p not in absent], desc=f\"{ctx.em.label} -P\", leave=False, mininterval=2.0):|2.0 -> 3.0|1":
+        "how the progress bar is shown, not what is scored",
+    "_built|for p in tqdm(t.perturbations, desc=f\"{ctx.em.label} -P\", leave=False, mininterval=2.0):|False -> True|1":
+        "how the progress bar is shown, not what is scored",
+    "_built|for p in tqdm(t.perturbations, desc=f\"{ctx.em.label} -P\", leave=False, mininterval=2.0):|2.0 -> 3.0|1":
+        "how the progress bar is shown, not what is scored",
+    "_built.compute|return stats(ctx.logits(np.asarray(seqs).reshape(n * f, *seqs.shape[2:])).reshape(n, f, -1))|1 -> 2|1":
+        "numpy reads any negative size as the one inferred dimension: reshape(n, f, -2) == reshape(n, f, -1) (numpy 2.4)",
+    "_on_the_fly_logits.local|out.append(lg.numpy().reshape(n, f, -1))|1 -> 2|1":
+        "numpy reads any negative size as the one inferred dimension: reshape(n, f, -2) == reshape(n, f, -1) (numpy 2.4)",
+    "_on_the_fly_logits.local|one = torch.from_numpy(np.array(clean[:1])).to(ctx.device)|1 -> 2|1":
+        "the probe image only sizes the empty block: a sequence of any images of the set has the same number of frames (the 2-image probe gives the same depth)",
     "|ROW_GROUP = 65536|65536 -> 65537|1":
         "ROW_GROUP only decides where Parquet splits a shard into row groups (and how many rows selection.py streams at once): the same rows, statistics and selection (as the n_pending mutants already in EQUIVALENT)",
     "ShardWriter.__init__|self.n_pending = 0|0 -> 1|1":

@@ -65,9 +65,11 @@ def _official(ctx, t: PerturbationTask) -> tuple[dict, dict]:
                     ", ".join(perturbation_sets.official_folder(p, t.difficulty) for p in absent))
     if len(absent) == len(t.perturbations):
         raise NsbenchError(f"{t.root}: none of the requested ImageNet-P perturbation folders exist")
+    asked = {}  # videos asked for per perturbation (the folders may hold different numbers)
     for p in tqdm([p for p in t.perturbations if p not in absent], desc=f"{ctx.em.label} -P", leave=False, mininterval=2.0):
         videos = perturbation_sets.scan_imagenet_p(t.root, p, t.difficulty, ctx.em.classes)
         videos = [videos[i] for i in ctx.pick(len(videos))]
+        asked[p] = len(videos)
 
         def compute(videos=videos, p=p):
             def local(part):
@@ -87,7 +89,7 @@ def _official(ctx, t: PerturbationTask) -> tuple[dict, dict]:
             return ctx.sharded(np.arange(len(videos)), local)
 
         out[p] = ctx.cell("perturbations", f"official|{t.root}|{p}|{t.difficulty}|{len(videos)}", compute)
-    skipped = {p: len(videos) - len(z["fp"]) for p, z in out.items()}
+    skipped = {p: asked[p] - len(z["fp"]) for p, z in out.items()}
     return out, {"source": f"official:{t.root}", "calibration": "imagenet-p (official files)",
                  "skipped_unreadable": {p: k for p, k in skipped.items() if k}}
 
@@ -146,7 +148,11 @@ def _on_the_fly_logits(ctx, folder, manifest: dict, p: str, difficulty: int) -> 
             flat = seqs.reshape(n * f, *seqs.shape[2:]).permute(0, 3, 1, 2).float().div_(255)
             lg = torch.cat([ctx.forward(flat[s : s + ctx.bs]) for s in range(0, len(flat), ctx.bs)])
             out.append(lg.numpy().reshape(n, f, -1))
-        return {"logits": np.concatenate(out) if out else np.zeros((0, 31, len(ctx.em.classes)), np.float32)}
+        if not out:  # an empty share (a rank without images): as many frames deep as the other ranks' sequences
+            one = torch.from_numpy(np.array(clean[:1])).to(ctx.device)
+            f = sequences(one, p, difficulty, [seed], manifest["calibration"]).shape[1]
+            return {"logits": np.zeros((0, f, len(ctx.em.classes)), np.float32)}
+        return {"logits": np.concatenate(out)}
 
     return ctx.sharded(np.arange(len(clean)), local)["logits"]
 
