@@ -301,7 +301,28 @@ _UNMUTATED_RECORD = "nothing assigns to or hashes these records, so frozen or no
 _PROGRESS_BAR = "how the progress bar is shown, not what is scored"
 _RA_OFF = ("RandAugment runs only when randaugment is on and layers > 0 (augment.batch_augment): one of the four "
            "arguments mutated alone leaves it off, and magnitude / magnitude_std are read only when it runs")
+_BOX_WINDOW = ("Pillow's BOX window [xmin, xmax) holds only taps inside the box, so the box test never fails "
+               "within it (the test compares with Pillow bit for bit on every pair of sizes 1-36)")
+_FFT_BOUND = ("a power of two lies in [n, 2n], so the search for a 5-smooth size ends before its bound (checked for "
+              "n up to 5,000)")
 EQUIVALENT: dict[str, str] = {
+    # the torch generators' building blocks (bench.onthefly.deterministic), each checked exhaustively where it says so
+    "_box_weights|ks = [1.0 if -0.5 < (x + xmin - center + 0.5) * ss <= 0.5 else 0.0 for x in range(xmax - xmin)]|< -> <=|1": _BOX_WINDOW,
+    "_box_weights|ks = [1.0 if -0.5 < (x + xmin - center + 0.5) * ss <= 0.5 else 0.0 for x in range(xmax - xmin)]|0.5 -> 1.5|2": _BOX_WINDOW,
+    "_box_weights|ks = [1.0 if -0.5 < (x + xmin - center + 0.5) * ss <= 0.5 else 0.0 for x in range(xmax - xmin)]|1.0 -> 2.0|1": "the taps' weights are divided by their sum (ww) next: 2 for every tap in the box is 1 for each",
+    "_box_weights|xmax = min(int(center + support + 0.5), size_in)|0.5 -> 1.5|1": _BOX_WINDOW + " (the one more tap on "
+        "the right lies beyond the box: weight 0)",
+    "_box_weights|k = k / ww if ww != 0.0 else k|0.0 -> 1.0|1": "k / 1.0 is k: the branch differs only in name",
+    "_box_resize|x = torch.floor((acc + (1 << (_PRECISION_BITS - 1))) / (1 << _PRECISION_BITS)).clamp_(0, 255)|"
+    "255 -> 256|1": "the clamp never acts at 255: a row's weights sum to 2^22 within half a unit per tap, so 255 x "
+        "that plus 2^21, over 2^22, floors to 255 for fewer than 8,000 taps",
+    "_fft_size|for m in range(n, 2 * n + 1):|+ -> -|1": _FFT_BOUND,
+    "_fft_size|for m in range(n, 2 * n + 1):|1 -> 2|1": _FFT_BOUND,
+    "_fft_size|for m in range(n, 2 * n + 1):|2 -> 3|1": _FFT_BOUND,
+    "_fft_size|k //= p|// -> /|1": "k stays an exactly represented float (m < 2^53, divided only by its own factors): "
+        "the same k == 1 test (checked for n up to 5,000)",
+    "_disk|span = np.arange(-8, 8 + 1) if radius <= 8 else np.arange(-radius, radius + 1)|<= -> <|1": "at radius 8 "
+        "both branches give np.arange(-8, 9)",
     "EvalContext.forward|return self.finite(padded_forward(self.model, x.to(self.device, non_blocking=True), self.bs).float().cpu())|True -> False|1":
         "non_blocking only lets a pinned host-to-device copy overlap; the stream orders it before the forward pass, so the logits are the same (on the CPU it is a no-op)",
     "corrupt_one|if out.shape != img.shape:  # some corruptions return a cropped/resized frame on odd sizes|!= -> ==|1":
@@ -404,9 +425,6 @@ EQUIVALENT: dict[str, str] = {
         "two identical rows of weights instead of one; only row 0 is read",
     "corruption|den: np.ndarray | Callable | None = None, clean: tuple[float, float] = (0.0, 0.0)) -> Sampler:|"
     "0.0 -> 1.0|2": "clean[1] (severities per corruption) is documentation only: fn counts cells per corruption",
-    "difference|dd = np.round(d[np.isfinite(d)], 9)|9 -> 10|1":
-        "rounding at 1e-10 instead of 1e-9 also removes the ~1e-13 noise of w @ x on values up to 100, and real "
-        "differences are multiples of 100 / n: the same ties either way",
     "mcnemar|p = binomtest(n01, n01 + n10, 0.5).pvalue if n01 + n10 else 1.0|+ -> -|1":
         "with n01 == n10 > 0 the mutant returns 1.0 where binomtest(k, 2k, 1/2) gives exactly 1.0 too",
     "seeds_difference|dof = (va + vb) ** 2 / (va**2 / (len(x) - 1) + vb**2 / (len(y) - 1)) if va + vb > 0 else 1.0|"
@@ -423,10 +441,6 @@ EQUIVALENT: dict[str, str] = {
         "n_pending only decides when a row group is flushed: one group at close, same rows and statistics",
     "ShardWriter.add|if self.n_pending >= ROW_GROUP:|>= -> >|1":
         "n_pending only decides when a row group is flushed: one row later, same rows and statistics",
-    "select|elif len(rows) >= target:|>= -> >|1":
-        "with len(rows) == target the other branch tiles the rows once and adds rows[:0]: the same rows, 0 duplicated",
-    "select|positions = np.concatenate(pieces) if pieces else np.zeros(0, np.int64)|0 -> 1|1":
-        "pieces holds one entry per class and num_classes >= 1: the fallback never runs",
     "_write_selections|table = pa.table({\"row\": pa.array(np.concatenate(rows_out) if rows_out else np.zeros(0, np.int64)),|"
     "0 -> 1|1": _EMPTY,
     "_write_selections|\"index\": pa.array(np.concatenate(idx_out) if idx_out else np.zeros(0, np.int64)),|0 -> 1|1": _EMPTY,

@@ -82,3 +82,65 @@ def test_the_same_images_on_the_gpu(photos):
             cpu = corrupt_batch(imgs, name, severity, [0]).to(torch.int32)
             gpu = corrupt_batch(imgs.cuda(), name, severity, [0]).cpu().to(torch.int32)
             assert ((cpu - gpu).abs() <= 1).float().mean() >= 0.999, (name, severity)
+
+
+# ---- the building blocks, exactly
+
+def test_defocus_disk_is_imagecorruptions_disk():
+    """Every (radius, alias_blur) of the three calibrations' tables, and radii around the reference's 8-px switch to a
+    wider span and a 5 x 5 anti-aliasing blur, bit for bit."""
+    from imagecorruptions.corruptions import disk
+
+    from nsbench.bench import calibrated
+    from nsbench.bench.onthefly.deterministic import IMAGENET, _disk
+
+    pairs = {tuple(p) for p in IMAGENET["defocus_blur"]}
+    pairs |= {tuple(calibrated.params(c, "defocus_blur", s)) for c in calibrated.TABLES for s in range(1, 6)}
+    pairs |= {(r, a) for r in (7, 7.5, 8, 8.5, 9, 12) for a in (0.1, 0.5)}
+    for radius, alias in sorted(pairs):
+        want = disk(radius, alias_blur=alias)
+        got = _disk(radius, alias)
+        assert got.dtype == want.dtype and np.array_equal(got, want), (radius, alias)
+
+
+def test_fft_size_is_the_least_5_smooth_number_not_below_n():
+    from nsbench.bench.onthefly.deterministic import _fft_size
+
+    def smooth(m):
+        for p in (2, 3, 5):
+            while m % p == 0:
+                m //= p
+        return m == 1
+
+    for n in range(1, 400):
+        assert _fft_size(n) == next(m for m in range(n, 4 * n + 1) if smooth(m)), n
+
+
+def test_box_resize_is_pillows_box_filter_bit_for_bit():
+    """Pillow's BOX resampling (precomputed 8-bit fixed-point coefficients, a horizontal pass rounded to uint8, then
+    a vertical one), pixelate's first step: every pair of sizes from 1 to 36 px, down and up, on random images, and a
+    few 224-px ones."""
+    from nsbench.bench.onthefly.deterministic import _box_resize
+
+    rng = np.random.default_rng(0)
+    pairs = [(a, b) for a in range(1, 37) for b in range(1, 37)] + [(224, b) for b in (56, 67, 112, 134, 150, 179)]
+    for size_in, size_out in pairs:
+        img = rng.integers(0, 256, (size_in, size_in, 3), np.uint8)
+        want = np.asarray(Image.fromarray(img).resize((size_out, size_out), Image.BOX))
+        got = _box_resize(torch.from_numpy(img)[None].to(torch.float64), size_out, size_out)[0]
+        assert np.array_equal(got.numpy().astype(np.uint8), want), (size_in, size_out)
+
+
+def test_float64_results_are_handed_on_as_float32_rounded_down():
+    """_out's contract: np.clip(y, 0, 1) * 255 as float32, never above the float64 value, so that truncating it to uint8
+    truncates the float64 value alike (a float32 rounded to nearest can cross an integer)."""
+    from nsbench.bench.onthefly.deterministic import _out
+
+    y = torch.tensor([0.0, 1.0, 1.5, -0.2, 0.5, 77.99999999 / 255, (78 - 1e-9) / 255], dtype=torch.float64)
+    got = _out(y)
+    assert got.dtype == torch.float32
+    v = y.clamp(0, 1) * 255
+    assert (got.double() <= v).all() and (got.double() > v - 1e-4).all()
+    assert got.to(torch.uint8).tolist() == [int(x) for x in v.tolist()] == [0, 255, 255, 0, 127, 77, 77]
+    f32 = torch.tensor([0.25, 0.5], dtype=torch.float32)
+    assert torch.equal(_out(f32), f32 * 255)
