@@ -306,6 +306,110 @@ _BOX_WINDOW = ("Pillow's BOX window [xmin, xmax) holds only taps inside the box,
 _FFT_BOUND = ("a power of two lies in [n, 2n], so the search for a 5-smooth size ends before its bound (checked for "
               "n up to 5,000)")
 EQUIVALENT: dict[str, str] = {
+    "|_POISSON_ROUNDS = 64  # PTRS accepts >= 87% a round: 64 rounds leave a pending element with probability < 1e-56|64 -> 65|1":
+        "a 65th rejection round is never reached: after 64 rounds an element is still pending with probability < 1e-56",
+    "poisson|vr = 0.9277 - 3.6224 / (b - 2)|/ -> *|1":
+        "a smaller squeeze (vr here below 0: the fast path never taken) only sends more draws to the exact acceptance test, which accepts the same k (the squeeze lies inside the acceptance region: Hormann 1993); pinned against numpy's PTRS on 4,000 draws",
+    "poisson|vr = 0.9277 - 3.6224 / (b - 2)|3.6224 -> 4.6224|1":
+        "a smaller squeeze only sends more draws to the exact acceptance test, which accepts the same k (Hormann 1993); pinned against numpy's PTRS on 4,000 draws",
+    "poisson|vr = 0.9277 - 3.6224 / (b - 2)|2 -> 3|1":
+        "a smaller squeeze only sends more draws to the exact acceptance test, which accepts the same k (Hormann 1993); pinned against numpy's PTRS on 4,000 draws",
+    "poisson|fast = (us >= 0.07) & (V <= vr)|0.07 -> 1.07|1":
+        "us < 0.5 < 1.07: the squeeze is never taken, and the exact acceptance test accepts the same k (Hormann 1993)",
+    "poisson|fast = (us >= 0.07) & (V <= vr)|>= -> >|1":
+        "differs only at us == 0.07 exactly, which 0.5 - |u - 0.5| with u a multiple of 2^-53 cannot equal (0.07's double needs 58 bits)",
+    "poisson|fast = (us >= 0.07) & (V <= vr)|<= -> <|1":
+        "differs only at V == vr exactly (probability 2^-53 per draw), where the exact test accepts too",
+    "poisson|out = (kk < 0) | ((us < 0.013) & (V > us))|< -> <=|2":
+        "differs only at us == 0.013 exactly, which 0.5 - |u - 0.5| with u a multiple of 2^-53 cannot equal",
+    "poisson|out = (kk < 0) | ((us < 0.013) & (V > us))|> -> >=|1":
+        "differs only at V == us exactly (probability 2^-53 per draw)",
+    "poisson|slow = torch.log(V) + log_invalpha - torch.log(a / (us * us) + b) <= -l + kk * loglam - torch.lgamma(kk + 1)|<= -> <|1":
+        "differs only where the two float64 sides are equal (probability ~2^-52 per draw)",
+    "poisson|todo = (u > cdf).nonzero().squeeze(1)|> -> >=|1":
+        "differs only at u == cdf exactly, a float64 sum of the Poisson terms against a multiple of 2^-53 (probability ~2^-53 per element)",
+    "poisson|if not (p > 0).any():  # the CDF's float64 sum stopped short of u (u within 2^-52 of 1)|> -> >=|1":
+        "the guard is reached only when u lies within 2^-52 of 1 above the CDF's float64 sum (probability ~2^-52 per element)",
+    "impulse_noise|flipped = rng.uniform(STREAMS[\"noise\"], shape) <= c|<= -> <|1":
+        "differs only at u == c exactly: the tables' c (0.01-0.27) are doubles needing more than 53 fractional bits, which a multiple of 2^-53 cannot equal",
+    "impulse_noise|salted = rng.uniform(STREAMS[\"salted\"], shape) <= 0.5|<= -> <|1":
+        "differs only at u == 0.5 exactly (probability 2^-53 per element)",
+    "impulse_noise|return _f32(y.clamp(0, 1) * 255)|1 -> 2|1":
+        "y is 0, 1 or x / 255 <= 1: the upper clamp never acts",
+    "glass_blur|y = torch.floor(_gauss2d(x.double() / 255.0, sigma) * 255).clamp(0, 255)  # np.uint8(gaussian(x / 255) * 255)|255 -> 256|1":
+        "a Gaussian filter's output is a convex combination of values <= 1: floor(... * 255) <= 255, the clamp never acts",
+    "glass_blur|return _f32(_gauss2d(y / 255.0, sigma).clamp(0, 1) * 255)|1 -> 2|1":
+        "a Gaussian filter of values <= 1 stays <= 1: the upper clamp never acts",
+    "glass_blur|steps = (iterations, max(y.shape[1] - 2 * delta, 0), max(y.shape[2] - 2 * delta, 0), 2)|0 -> 1|1":
+        "unreachable: built images are at least 32 px (data/transforms.py) and delta at most 4 (the tables), so H - 2 delta > 0",
+    "glass_blur|steps = (iterations, max(y.shape[1] - 2 * delta, 0), max(y.shape[2] - 2 * delta, 0), 2)|0 -> 1|2":
+        "unreachable: built images are at least 32 px (data/transforms.py) and delta at most 4 (the tables), so W - 2 delta > 0",
+    "glass_blur|steps = (iterations, max(y.shape[1] - 2 * delta, 0), max(y.shape[2] - 2 * delta, 0), 2)|1 -> 2|1":
+        "the shape's second axis is H (images are square, H = W: data/transforms.py prepares size x size)",
+    "motion_blur|return _f32(y.clamp(0, 255))|255 -> 256|1":
+        "the motion kernel's weights are normalised and cut short, never above 1 in sum: the blur of values <= 255 stays <= 255",
+    "motion_blur|return _f32((y / 255.0).clamp(0, 1) * 255)  # calibrated.py: _motion(img) / 255, then clip(0, 1) * 255|1 -> 2|1":
+        "as above: y / 255 <= 1, the upper clamp never acts",
+    "_defocus|span = np.arange(-8, 9) if radius <= 8 else np.arange(-radius, radius + 1)|<= -> <|1":
+        "differs only at radius == 8; every defocus radius of CIFAR / TINY (the only source of params) is <= 3 (pinned in tests/bench/test_calibrated.py)",
+    "_defocus|span = np.arange(-8, 9) if radius <= 8 else np.arange(-radius, radius + 1)|8 -> 9|1":
+        "radius <= 9 vs <= 8 differs only for 8 < radius <= 9; the tables' radii are <= 3",
+    "_defocus|span = np.arange(-8, 9) if radius <= 8 else np.arange(-radius, radius + 1)|1 -> 2|1":
+        "else branch (radius > 8) unreachable: the tables' radii are <= 3",
+    "_defocus|span = np.arange(-8, 9) if radius <= 8 else np.arange(-radius, radius + 1)|+ -> -|1":
+        "else branch (radius > 8) unreachable: the tables' radii are <= 3",
+    "_defocus|span = np.arange(-8, 9) if radius <= 8 else np.arange(-radius, radius + 1)|drop unary -|2":
+        "the -radius of the else branch (radius > 8), unreachable: the tables' radii are <= 3 (occurrence 1 is the reachable -8)",
+    "_defocus|ksize = (3, 3) if radius <= 8 else (5, 5)|<= -> <|1":
+        "differs only at radius == 8; the tables' radii are <= 3",
+    "_defocus|ksize = (3, 3) if radius <= 8 else (5, 5)|8 -> 9|1":
+        "differs only for 8 < radius <= 9; the tables' radii are <= 3",
+    "_defocus|ksize = (3, 3) if radius <= 8 else (5, 5)|5 -> 6|1":
+        "else branch (radius > 8) unreachable: the tables' radii are <= 3",
+    "_defocus|ksize = (3, 3) if radius <= 8 else (5, 5)|5 -> 6|2":
+        "else branch (radius > 8) unreachable: the tables' radii are <= 3",
+    "_spatter|_, dist = cv2.threshold(dist, 20, 20, cv2.THRESH_TRUNC)|20 -> 21|2":
+        "maxval of THRESH_TRUNC, which OpenCV ignores (dst = thresh if src > thresh else src); occurrence 1, the threshold, is killed by test_spatter_on_chosen_liquid_layers_is_the_references",
+    "_frost|scale = max(scale, (h + 1) / layer.shape[0], (w + 1) / layer.shape[1])|1 -> 2|2":
+        "(w + 2) / width never wins the max: images are square (corrupt_calibrated's docstring) and all six imagecorruptions frost pictures are >= 1.33x wider than tall, so (w + 2) / W < (h + 1) / H for h >= 3, and below that the reference scale (>= 0.2 of >= 315 px) wins",
+    "_frost|scale = max(scale, (h + 1) / layer.shape[0], (w + 1) / layer.shape[1])|+ -> -|2":
+        "(w - 1) / width is below (w + 1) / width, which never wins the max (see the line above)",
+    "as_saved|Image.fromarray(img).save(buf, \"JPEG\", quality=quality, optimize=True)|True -> False|1":
+        "optimize only picks optimal Huffman tables (lossless entropy coding); decoded pixels are identical (checked: 60 random 32-100 px images, quality 85)",
+    "_zoom_axis|step = (crop - 1) / (out - 1) if out > 1 else 1.0|1.0 -> 2.0|1":
+        "out == 1 only for a 1-px axis (out = round(crop * factor) >= size, as crop >= size / factor), where first = 0 either way (0, or (1 - 1) // 2), so cc = [0 * step] = [0]: step is never used",
+    "_zoom_axis|step = (crop - 1) / (out - 1) if out > 1 else 1.0|1 -> 2|1":
+        "the mutated 1 is the test's (out > 2): out == 2 needs crop * factor in [1.5, 2.5), i.e. crop 2 with factor < 1.25 (every factor in the tables is <= 1.3, so crop 1 gives out 1), and then (crop - 1) / (out - 1) is 1.0 too",
+    "_zoom_axis|first = (out - size) // 2 if centred else 0  # calibrated.py keeps the centre, imagecorruptions the top-left|2 -> 3|1":
+        "out - size is 0 or 1 for every factor the tables use (crop < size / factor + 1 so crop * factor < size + 1.31; crop * factor >= size): // 2 and // 3 both give 0 (checked for sizes 1-4096 and all 28 factors)",
+    "zoom_blur|factors, centred = np.arange(*c), False|False -> True|1":
+        "centred only sets first = (out - size) // 2, which is 0 for every size at the factors used (out - size is 0 or 1, see the _zoom_axis first mutant): centred and top-left crops are the same rows and columns",
+    "zoom_blur|factors, centred = np.arange(1, c, 0.01), True  # calibrated.py: np.arange(1, END, 0.01), centred crop|True -> False|1":
+        "as the False -> True one: with factors <= 1.25, out - size is 0 or 1, so the centred crop starts at 0 like the top-left one",
+    "_hsv2rgb|idx = (hi.to(torch.int64) % 6)[None, ..., None].expand(1, *hi.shape, 3)|1 -> 2|1":
+        "expand(2, ...) repeats the same index along dim 0; gather then returns two identical slices and [0] keeps the first, the same as before",
+    "_correlate|r = kernel.shape[0] // 2|0 -> 1|1":
+        "both callers pass square kernels (torch.outer(k, k) in _gaussian; _disk's meshgrid(span, span) blurred by cv2.GaussianBlur, which keeps the shape): shape[1] == shape[0]",
+    "_correlate|h, w = planes.shape[-2:]|drop unary -|1":
+        "planes is always 4-D [P, 1, H, W] (from _planes): shape[2:] == shape[-2:]",
+    "_correlate|size = [_fft_size(n) for n in padded.shape[-2:]]  # zeros past the padding leave the kept part unwrapped|drop unary -|1":
+        "padded is F.pad of the 4-D planes, 4-D too: shape[2:] == shape[-2:]",
+    "_unplanes|return y.reshape(n, -1, *y.shape[-2:]).permute(0, 2, 3, 1)|drop unary -|2":
+        "y is always _correlate's 4-D [P, 1, H, W] output: shape[2:] == shape[-2:]",
+    "_nearest_index|idx.append(min(int(pos), size_in - 1))|- -> +|1":
+        "the clamp never binds: the last position is (out - 0.5) * in / out = in - step / 2 up to rounding far below step / 2, so int(pos) <= in - 1 (checked for every in 1-599, out 1-699)",
+    "_box_taps|taps = max(int((row != 0).sum()) for row in m)|0 -> 1|1":
+        "no weight is 1 (a tap in the box weighs int(0.5 + 2^22 / n) >= 2 for n < 2^21 taps, one outside 0; checked for all sizes 1-256 x 1-256), so taps becomes size_in: the extra taps point at column 0 with weight 0 and add +0.0 after the same nonzero terms, exactly",
+    "best_marks|for measure, sub in head.groupby(\"measure\", sort=False):|False -> True|1":
+        "marks is a set and each measure's decision reads only its own rows (sub) and the baseline label, so the order the measures are visited in cannot change the set returned",
+    "best_marks|higher = bool(sub.higher_is_better.iloc[0])|0 -> 1|1":
+        "sub has >= 2 rows here (len(sub) < 2 skipped just above) and best_marks is called only by compare() on the headline_tests frame, whose rows of one measure all carry that Measure's higher_is_better (_row), so rows 0 and 1 agree",
+    "across_seeds|row = {\"group\": key, \"measure\": measure, \"label\": sub.label.iloc[0], \"seeds\": len(vals), \"value\": mean,|0 -> 1|1":
+        "across_seeds is called only by compare() on the headline_tests frame (one row per eval and measure); sub holds one row per group member (>= 2, seed_groups keeps groups of >= 2 labels) of one measure, all with that Measure's label",
+    "across_seeds|\"higher_is_better\": bool(sub.higher_is_better.iloc[0]), \"se\": np.nan, \"dof\": np.nan,|0 -> 1|1":
+        "as for the label: sub has >= 2 rows of one measure from headline_tests, all with that Measure's higher_is_better, so rows 0 and 1 agree",
+    "across_seeds|\"mde\": np.nan, \"usual_effect\": sub.usual_effect.iloc[0] if \"usual_effect\" in sub else np.nan,|0 -> 1|1":
+        "as for the label: sub has >= 2 rows of one measure from headline_tests, all with usual_effect(m.metric) of that Measure, so rows 0 and 1 agree",
     # the torch generators' building blocks (bench.onthefly.deterministic), each checked exhaustively where it says so
     "_box_weights|ks = [1.0 if -0.5 < (x + xmin - center + 0.5) * ss <= 0.5 else 0.0 for x in range(xmax - xmin)]|< -> <=|1": _BOX_WINDOW,
     "_box_weights|ks = [1.0 if -0.5 < (x + xmin - center + 0.5) * ss <= 0.5 else 0.0 for x in range(xmax - xmin)]|0.5 -> 1.5|2": _BOX_WINDOW,

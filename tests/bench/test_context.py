@@ -4,7 +4,8 @@ model's, else the documented defaults), the run's --limit on a task's count, res
 fp32 scoring (TF32 off only on GPUs, autocast only under bf16, channels_last only on GPUs), the refusals of
 check_data / check_outputs / finite with the numbers they name, empty batches, the one-process and one-rank paths of
 `sharded`, and a cell's place in the cache (cells/SHA16/TASK/KEY.npz, KEY the first 16 hex of sha256 over the JSON
-of "key|precision", a size other than the model's own in the key) with untrusted files recomputed. Models are a few
+of "key|precision", a size other than the model's own in the key) with untrusted files recomputed; a class count
+adopting the folders' order where named classes keep theirs; a set build waiting for the cache's lock. Models are a few
 lines of torch; every expected value is written out by hand."""
 from __future__ import annotations
 
@@ -321,3 +322,49 @@ def test_a_cached_cell_holding_pickled_objects_is_recomputed_not_loaded(tmp_path
     assert out["correct"].dtype == bool and list(out["correct"]) == [True]
     with np.load(path, allow_pickle=False) as z:
         assert list(z["correct"]) == [True]  # rewritten
+
+
+# ---- opening the data: a class count adopts the data's order; named classes keep theirs
+
+
+def test_a_models_class_count_adopts_the_folders_order_its_named_classes_are_kept(tmp_path):
+    """meta classes_from == "count" (`--num-classes N`): output k is the k-th sorted class folder, so the model's
+    classes become the folder names; a model that names its classes keeps its own order, the data matched to it."""
+    from helpers import write_folder
+
+    data = write_folder(tmp_path / "data", 3, {"test": 1})
+    counted = context(tmp_path, meta={"classes_from": "count"}, source=f"folder:{data}", split="test")
+    counted.em.classes = ["0", "1", "2"]
+    assert counted.source.classes == ["class0", "class1", "class2"]
+    assert counted.em.classes == ["class0", "class1", "class2"]
+    named = context(tmp_path, source=f"folder:{data}", split="test")
+    named.em.classes = ["class2", "class0", "class1"]
+    src = named.source
+    assert named.em.classes == ["class2", "class0", "class1"] and src.classes == ["class2", "class0", "class1"]
+    assert sorted(src.labels.tolist()) == [0, 1, 2] and src.labels[0] == 1  # class0's image: the model's output 1
+
+
+# ---- building a cached set waits for another holder of the cache's lock
+
+
+def test_a_set_build_waits_for_another_process_holding_the_caches_lock(tmp_path, monkeypatch):
+    """A live holder of cache/sets/.nsbench.lock (this very process, so alive, on this host): the build waits
+    (polls) until the holder lets go, then builds, instead of refusing with "in use by"."""
+    import os
+    import socket
+
+    from nsbench import lock as lock_module
+
+    ctx = context(tmp_path)
+    held = tmp_path / "cache" / "sets" / lock_module.LOCK_NAME
+    held.parent.mkdir(parents=True)
+    held.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "what": "another build"}))
+    waits = []
+
+    def holder_finishes(seconds):  # the poll's sleep: the other build ends meanwhile
+        waits.append(seconds)
+        held.unlink()
+
+    monkeypatch.setattr(lock_module.time, "sleep", holder_finishes)
+    assert ctx.build(lambda: "built") == "built"
+    assert waits == [1.0] and not held.exists()  # one poll (1 s), and our own lock released afterwards

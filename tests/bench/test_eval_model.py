@@ -2,7 +2,8 @@
 with ImageNet's mean and std inside (torchvision's documented transforms: mean (0.485, 0.456, 0.406), std
 (0.229, 0.224, 0.225), Resize(256) + CenterCrop(224), i.e. crop_pct 0.875); local state dicts in the usual
 containers; class names or counts (docs/own-models.md: "Default: the 1,000 ImageNet classes", `--num-classes N`
-matches outputs to the dataset's classes in its own order); hub weights keyed by name and tag."""
+matches outputs to the dataset's classes in its own order); hub weights keyed by name and tag; a module's label;
+weights that do not fit (the --num-classes hint only for a size mismatch)."""
 from __future__ import annotations
 
 import hashlib
@@ -201,3 +202,24 @@ def test_a_module_given_mean_and_std_normalises_inside():
     em = from_module(nn.Identity(), classes=3, input_size=8, mean=MEAN.tolist(), std=STD.tolist())
     x = torch.rand(1, 3, 8, 8)
     assert torch.allclose(em.model(x), by_hand_normalised(nn.Identity(), x))
+
+
+def test_a_module_is_labelled_as_given_else_by_its_class_name_in_lower_case():
+    assert from_module(nn.Identity(), classes=3, input_size=8, label="mine").label == "mine"
+    assert from_module(nn.Identity(), classes=3, input_size=8).label == "identity"  # type(module).__name__.lower()
+
+
+# ---- weights that do not fit the network
+
+def test_weights_of_another_class_count_hint_at_num_classes_other_misfits_do_not(tmp_path, resnet):
+    """A size mismatch (4-class weights into a 10-class head) asks "is --num-classes right?"; a missing key does not
+    (the message then names the key, the second line of torch's error)."""
+    torch.save(resnet.state_dict(), tmp_path / "w.pt")
+    with pytest.raises(NsbenchError, match=rf"^{tmp_path / 'w.pt'}: weights do not fit timm:test_resnet "
+                                           r"\(is --num-classes right\?\): size mismatch for fc\.weight"):
+        load_eval_model("timm:test_resnet", checkpoint=tmp_path / "w.pt", classes=10)
+    sd = {k: v for k, v in resnet.state_dict().items() if k != "fc.bias"}
+    torch.save(sd, tmp_path / "part.pt")
+    with pytest.raises(NsbenchError, match=rf"^{tmp_path / 'part.pt'}: weights do not fit timm:test_resnet: "
+                                           r'Missing key\(s\) in state_dict: "fc\.bias"\.$'):
+        load_eval_model("timm:test_resnet", checkpoint=tmp_path / "part.pt", classes=4)

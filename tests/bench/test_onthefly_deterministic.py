@@ -144,3 +144,120 @@ def test_float64_results_are_handed_on_as_float32_rounded_down():
     assert got.to(torch.uint8).tolist() == [int(x) for x in v.tolist()] == [0, 255, 255, 0, 127, 77, 77]
     f32 = torch.tensor([0.25, 0.5], dtype=torch.float32)
     assert torch.equal(_out(f32), f32 * 255)
+
+
+def test_gaussian_kernel_is_scipys_at_truncate_4():
+    """skimage's gaussian filters with scipy.ndimage at truncate=4.0: the kernel, radius int(4 sigma + 0.5), is what
+    gaussian_filter1d does to a unit impulse (its support and every tap), for the tables' sigmas and sigmas whose
+    4 sigma + 0.5 lands on or next to an integer."""
+    from scipy.ndimage import gaussian_filter1d
+
+    from nsbench.bench.onthefly.deterministic import _gauss_kernel
+
+    for sigma in (1, 2, 3, 4, 6, 0.125, 0.3, 0.375, 0.5, 0.6, 0.625, 1.1, 1.5, 2.2):
+        impulse = np.zeros(81)
+        impulse[40] = 1.0
+        want = gaussian_filter1d(impulse, sigma, truncate=4.0, mode="constant")
+        taps = np.flatnonzero(want)
+        want = want[taps[0] : taps[-1] + 1]
+        assert len(want) == 2 * int(4 * sigma + 0.5) + 1, sigma
+        got = _gauss_kernel(sigma)
+        assert got.shape == want.shape and np.allclose(got, want, rtol=1e-14, atol=0), sigma
+
+
+def test_hsv_conversions_are_skimages_exactly():
+    """_rgb2hsv is skimage.color.rgb2hsv (hue in [0, 1), ties blue over green over red, grey hue and saturation 0) on
+    every 8-bit colour of a 16-level grid and random ones; _hsv2rgb is skimage.color.hsv2rgb on a grid of hue,
+    saturation and value that includes hue 1.0 (sector 6, which skimage folds to 0), bit for bit."""
+    from skimage.color import hsv2rgb, rgb2hsv
+
+    from nsbench.bench.onthefly.deterministic import _hsv2rgb, _rgb2hsv
+
+    levels = np.arange(0, 256, 17)
+    grid = np.stack(np.meshgrid(levels, levels, levels), -1).reshape(-1, 3)
+    rgb = np.concatenate([grid, np.random.default_rng(0).integers(0, 256, (2000, 3))]) / 255.0
+    want = rgb2hsv(rgb[None])[0]
+    assert (want[:, 0] >= 0).all() and (want[:, 0] < 1).all()
+    assert np.array_equal(_rgb2hsv(torch.from_numpy(rgb)).numpy(), want)
+    h, s, v = np.meshgrid(np.linspace(0, 1, 61), np.linspace(0, 1, 11), np.linspace(0, 1, 11))
+    hsv = np.stack([h, s, v], -1).reshape(-1, 3)
+    assert np.array_equal(_hsv2rgb(torch.from_numpy(hsv)).numpy(), hsv2rgb(hsv[None])[0])
+
+
+def test_zoom_layer_is_imagecorruptions_clipped_zoom():
+    """imagecorruptions' clipped_zoom (scipy.ndimage.zoom order 1 of the central crop, its top-left H x W kept) on
+    random float32 images, square and not, down to one pixel high or wide, at every factor of the ImageNet-C table;
+    and calibrated.py's (the centred H x H kept) at every CIFAR-10-C factor: to the float32 rounding (one ulp)."""
+    from imagecorruptions.corruptions import clipped_zoom
+
+    from nsbench.bench import calibrated
+    from nsbench.bench.onthefly.deterministic import IMAGENET, _clipped_zoom
+
+    rng = np.random.default_rng(1)
+    for h, w in [(20, 27), (27, 20), (32, 32), (1, 7), (7, 1)]:
+        img = rng.random((h, w, 3)).astype(np.float32)
+        for factor in sorted({float(f) for c in IMAGENET["zoom_blur"] for f in np.arange(*c)}):
+            want = clipped_zoom(img, factor)[:h, :w]
+            got = _clipped_zoom(torch.from_numpy(img)[None], factor, False)[0].numpy()
+            assert got.dtype == np.float32 and np.allclose(got, want, rtol=0, atol=1e-7), (h, w, factor)
+    for size in (17, 32):
+        img = rng.random((size, size, 3)).astype(np.float32)
+        for factor in np.arange(1, 1.26, 0.01):
+            want = calibrated._clipped_zoom(img, factor)
+            got = _clipped_zoom(torch.from_numpy(img)[None], float(factor), True)[0].numpy()
+            assert np.allclose(got, want, rtol=0, atol=1e-7), (size, factor)
+
+
+def test_defocus_blur_keeps_each_references_precision():
+    """cv2.filter2D with BORDER_REFLECT_101 is scipy.ndimage.correlate(mode="mirror"). imagecorruptions filters and
+    scales the float64 image (handed on rounded down to float32, as _out promises); calibrated._defocus filters a
+    float32 image, so the CIFAR-10-C result is the filtered value rounded to float32, clipped, times float32 255 (the
+    float64 value rounded down would differ in about half the pixels)."""
+    from imagecorruptions.corruptions import disk
+    from scipy.ndimage import correlate
+
+    from nsbench.bench import calibrated
+    from nsbench.bench.onthefly.deterministic import IMAGENET, defocus_blur
+
+    img = np.random.default_rng(2).integers(0, 256, (1, 24, 24, 3), np.uint8)
+    x = img[0] / 255.0
+    for severity in (1, 3, 5):
+        def filtered(radius, alias):
+            kernel = disk(radius, alias_blur=alias).astype(np.float64)
+            return np.stack([correlate(x[..., d], kernel, mode="mirror") for d in range(3)], -1)
+
+        y = filtered(*calibrated.params("cifar-10-c", "defocus_blur", severity))
+        want = np.clip(y.astype(np.float32), 0, 1) * np.float32(255)
+        got = defocus_blur(torch.from_numpy(img), severity, "cifar-10-c", None)[0].numpy()
+        assert got.dtype == np.float32 and np.abs(got - want).max() <= 2**-16, severity
+        assert (got != want).mean() < 0.01, severity  # only the FFT's last bits can tip a float32 rounding
+
+        v = np.clip(filtered(*IMAGENET["defocus_blur"][severity - 1]), 0, 1) * 255
+        got = defocus_blur(torch.from_numpy(img), severity, "imagenet-c", None)[0].numpy().astype(np.float64)
+        assert (got <= v + 1e-9).all() and (got > v - 2 ** -16).all(), severity
+
+
+@pytest.mark.parametrize("calibration", ["cifar-10-c", "tiny-imagenet-c", "imagenet-c"])
+def test_pixelate_is_its_references_resize_pair_bit_for_bit(calibration):
+    """calibrated.py scales down and back up with PIL's BOX filter, imagecorruptions up with NEAREST: the two upscales
+    differ on some sizes (e.g. 7 px from 2 at ImageNet-C severity 4, 22 px from 20 at CIFAR-10-C severity 1), so
+    every size from 6 to 40 px at every severity, and for imagecorruptions (which keeps W x H) images that are not
+    square, bit for bit."""
+    from imagecorruptions.corruptions import pixelate as reference
+
+    from nsbench.bench.calibrated import corrupt_calibrated
+    from nsbench.bench.onthefly.deterministic import pixelate
+
+    rng = np.random.default_rng(3)
+    shapes = [(s, s) for s in range(6, 41)]
+    if calibration == "imagenet-c":
+        shapes += [(21, 34), (34, 21), (9, 40)]
+    for h, w in shapes:
+        img = rng.integers(0, 256, (h, w, 3), np.uint8)
+        for severity in range(1, 6):
+            if calibration == "imagenet-c":
+                want = np.asarray(reference(Image.fromarray(img), severity))
+            else:
+                want = corrupt_calibrated(img, "pixelate", severity, calibration, 0)
+            got = pixelate(torch.from_numpy(img)[None], severity, calibration, None)[0].numpy()
+            assert np.array_equal(got.astype(np.uint8), want), (h, w, severity)

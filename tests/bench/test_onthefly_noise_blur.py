@@ -196,3 +196,122 @@ def test_the_same_images_on_the_gpu(photo, name):
     gpu = corrupt_batch(x.cuda(), name, 5, [1, 2], "imagenet-c").cpu().int()
     d = (cpu - gpu).abs()
     assert d.max() <= 1 and (d == 0).double().mean() >= 0.99
+
+
+# ---- the building blocks, exactly
+
+def _ptrs(lam: float, uniform) -> float:
+    """numpy's random_poisson_ptrs (Hormann 1993) written out on Python floats; uniform(r, j) is round r's j-th draw
+    (j = 0: U + 0.5, j = 1: V)."""
+    slam, loglam = math.sqrt(lam), math.log(lam)
+    b = 0.931 + 2.53 * slam
+    a = -0.059 + 0.02483 * b
+    invalpha = 1.1239 + 1.1328 / (b - 3.4)
+    vr = 0.9277 - 3.6224 / (b - 2)
+    for r in range(1000):
+        U, V = uniform(r, 0) - 0.5, uniform(r, 1)
+        us = 0.5 - abs(U)
+        k = math.floor((2 * a / us + b) * U + lam + 0.43)
+        if us >= 0.07 and V <= vr:
+            return float(k)
+        if k < 0 or (us < 0.013 and V > us):
+            continue
+        if math.log(V) + math.log(invalpha) - math.log(a / (us * us) + b) <= -lam + k * loglam - math.lgamma(k + 1):
+            return float(k)
+    raise AssertionError("no sample in 1000 rounds")
+
+
+def test_poisson_large_lambda_is_numpys_ptrs_on_the_same_uniforms():
+    """For lam >= 10 each element's rounds r draw (U, V) from streams stream + 1 + 2r and stream + 2 + 2r at the
+    element's index: the sampler returns exactly what numpy's PTRS returns on those uniforms."""
+    lams = torch.tensor([[10.0, 12.5, 37.0, 100.0, 999.5, 5e4] * 40], dtype=torch.float64)
+    seeds, stream = [11, 12, 13], 3
+    rng = Rng(seeds)
+    got = nb.poisson(rng, stream, lams.expand(3, -1).contiguous())
+    per = lams.shape[1]
+    for row in range(3):
+        def uniform(r, j, row=row, e=None):
+            return float(rng.uniform_at(stream + 1 + 2 * r + j, torch.tensor([row * per + e]), per)[0])
+        want = [_ptrs(float(lams[0, e]), lambda r, j, e=e: uniform(r, j, e=e)) for e in range(per)]
+        assert got[row].tolist() == want
+
+
+def test_poisson_small_lambda_inverts_the_cdf_with_one_uniform():
+    """For lam < 10: the least k with u <= sum_{i <= k} e^-lam lam^i / i!, u the element's uniform of `stream`."""
+    lams = torch.tensor([[0.0, 0.3, 1.0, 4.2, 9.99] * 20], dtype=torch.float64)
+    rng = Rng([5])
+    got = nb.poisson(rng, 2, lams)
+    u = rng.uniform(2, (lams.shape[1],))[0].tolist()
+    for e, lam in enumerate(lams[0].tolist()):
+        k, p = 0, math.exp(-lam)
+        cdf = p
+        while u[e] > cdf:
+            k += 1
+            p = p * lam / k
+            cdf += p
+        assert got[0, e] == k, (lam, u[e])
+
+
+def test_f32_steps_down_where_rounding_to_float32_would_cross_an_integer():
+    y = torch.tensor([254.99999999999, 17.0, 3.9999999999, 0.5, 200.25], dtype=torch.float64)
+    got = nb._f32(y)
+    assert got.dtype == torch.float32
+    assert torch.floor(got.double()).tolist() == torch.floor(y).tolist() == [254.0, 17.0, 3.0, 0.0, 200.0]
+    assert (got.double() <= y).all()
+
+
+def test_motion_blur_weights_are_imagecorruptions_kernel():
+    """A single bright pixel blurred along angle 0 spreads into getMotionBlurKernel's weights, the i-th i pixels to its
+    left (pixel c sums weight i times pixel c + i)."""
+    radius, sigma = 5, 3.0
+    x = torch.zeros(1, 9, 21, dtype=torch.float64)
+    x[0, 4, 15] = 1.0
+    out = nb.motion_blur_with_angle(x, radius, sigma, 0.0)
+    want = C.getMotionBlurKernel(2 * radius + 1, sigma)
+    got = out[0, 4, 15 - np.arange(2 * radius + 1)].numpy()
+    assert np.allclose(got, want, rtol=1e-12, atol=0)
+
+
+def test_impulse_and_shot_noise_hand_on_the_references_float():
+    """Before the final uint8, the ops return what the references do: skimage's s&p image (0, 1 or x / 255) times 255,
+    and numpy's poisson(x / 255 * c) / c clipped to [0, 1] times 255 (the clip keeps counts above c at 255)."""
+    x = torch.full((1, 8, 8, 3), 200.0)
+    rng = Rng([9])
+    c = nb.params("impulse_noise", 5, "imagenet-c")
+    flipped = rng.uniform(S["noise"], (8, 8, 3))[0] <= c
+    salted = rng.uniform(S["salted"], (8, 8, 3))[0] <= 0.5
+    want = torch.where(flipped, salted.double() * 255, torch.full((8, 8, 3), 200.0, dtype=torch.float64))
+    assert torch.equal(nb.impulse_noise(x, 5, "imagenet-c", Rng([9]))[0].double(), want)
+    c = nb.params("shot_noise", 5, "imagenet-c")
+    k = nb.poisson(Rng([9]), S["poisson"], torch.full((1, 8, 8, 3), 250.0 / 255 * c, dtype=torch.float64))
+    want = (k / c).clamp(0, 1) * 255
+    got = nb.shot_noise(torch.full((1, 8, 8, 3), 250.0), 5, "imagenet-c", Rng([9]))
+    assert (k / c > 1).any() and torch.allclose(got.double(), want, rtol=0, atol=1e-4)
+
+
+def test_poisson_large_lambda_can_return_zero():
+    """PTRS rejects only negative k: at lam = 10, P(0) = e^-10, and element 861 of seed 0's stream 0 draws a 0, as
+    numpy's PTRS does on the same uniforms."""
+    rng = Rng([0])
+    got = nb.poisson(rng, 0, torch.full((1, 862), 10.0, dtype=torch.float64))
+    want = _ptrs(10.0, lambda r, j: float(rng.uniform_at(1 + 2 * r + j, torch.tensor([861]), 862)[0]))
+    assert got[0, 861] == want == 0.0
+
+
+@pytest.mark.parametrize("calibration", ["imagenet-c", "cifar-10-c"])
+def test_motion_blur_of_a_black_image_is_black(calibration):
+    out = nb.motion_blur(torch.zeros(2, 32, 32, 3), 5, calibration, Rng([1, 2]))
+    assert out.clamp(0, 255).to(torch.uint8).max() == 0
+
+
+def test_poisson_at_lambda_ten_is_numpys_ptrs_on_many_draws():
+    """Where the squeeze (us >= 0.07, V <= vr) and the exact test disagree most, lam near 10: 4,000 samples equal
+    numpy's PTRS on the same uniforms one by one."""
+    n = 4000
+    rng = Rng([77])
+    lam = torch.full((1, n), 10.0, dtype=torch.float64)
+    lam[0, n // 2 :] = 11.0
+    got = nb.poisson(rng, 0, lam)[0].tolist()
+    rounds = [[rng.uniform_at(1 + 2 * r + j, torch.arange(n), n).tolist() for j in (0, 1)] for r in range(12)]
+    want = [_ptrs(float(lam[0, e]), lambda r, j, e=e: rounds[r][j][e]) for e in range(n)]
+    assert got == want

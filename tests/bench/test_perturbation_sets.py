@@ -99,3 +99,302 @@ def test_the_set_description_names_the_calibration_and_a_wrong_one_is_refused(tm
     cfg.perturbations.calibration = "tiny-imagenet-c"
     with pytest.raises(NsbenchError, match="perturbations.calibration"):
         perturbations.validate(cfg.perturbations)
+
+
+# ------------------------------------------------------------------------- the tables against the reference
+# Issue 31: every parameter of the three -P tables, read by hand from hendrycks/robustness ImageNet-P/create_p/
+# (make_cifar_p.py at 3d6c46d; make_tinyimagenet_p.py and make_imagenet_p.py at e0377d4, the last commits to touch
+# them), cited file:line. Difficulties 2 / 3 are the commented `_2` / `_3` loops of the noise blocks. Every entry is
+# the reference's own number at the generator's own size (the module's docstring; scaling happens in `sequence`).
+# The frame recipes (which entry goes where in each frame) are pinned by the recording tests below.
+
+REF_CIFAR_P = {
+    "gaussian_noise": {1: 0.02, 2: 0.04, 3: 0.06},  # make_cifar_p.py:76, :80, :84 (x + 0.02 * torch.randn_like(x))
+    "shot_noise": {1: 700, 2: 400, 3: 200},  # :96, :101, :106 (np.random.poisson(z * 700) / 700.)
+    "speckle_noise": {1: 0.05, 2: 0.07, 3: 0.1},  # :257, :261, :265 (np.random.normal(..., scale=0.05))
+    "motion_blur": (21, 6, 1.8, 9),  # :113 range(0, 21); :119 radius=6, sigma=1.8, angle=(i - 20) * 9
+    "snow": (0.05, 0.3, 2, 10, 2),  # :150 loc=0.05, scale=0.3; :152 clipped_zoom(.., 2); :162 radius=10, sigma=2
+    "brightness": 1.5,  # :182 c=(i - 15) * 1.5 / 100.
+    "translate": (7, 16),  # :191 range(0,16); :192 translate=(i-7, 0)
+    "tilt": 0.75,  # :214 np.deg2rad(0.75*(i-15))
+    "scale": (2, 70),  # :244 scale=(i * 2 + 70) / 100.
+    "gaussian_blur": (0.3, 0.015),  # :274 sigma=0.3 + 0.015*i
+}
+REF_TINY_P = {
+    "gaussian_noise": {1: 0.025, 2: 0.05, 3: 0.075},  # make_tinyimagenet_p.py:75, :80, :85
+    "shot_noise": {1: 500, 2: 250, 3: 125},  # :112, :119, :126
+    "speckle_noise": {1: 0.05, 2: 0.1, 3: 0.15},  # :402, :408, :414
+    "motion_blur": (31, 14, 3, 5),  # :146 range(0,31); :153 radius=14, sigma=3, angle=(i-30)*5
+    "snow": (0.05, 0.28, 2, 10, 2.5),  # :213 loc=0.05, scale=0.28; :215 clipped_zoom(.., 2); :225 radius=10, sigma=2.5
+    "brightness": 2,  # :259 c=(i - 15) * 2 / 100.
+    "translate": (15, 31),  # :280 range(0,31); :281 translate=(i-15, 0)
+    "tilt": 1,  # :329 np.deg2rad(i-15)
+    "scale": (2.5, 40),  # :372 scale=(i * 2.5 + 40) / 100.
+    "gaussian_blur": (0.35, 0.014),  # :438 sigma=0.35 + 0.014*i
+}
+REF_IMAGENET_P = {
+    "gaussian_noise": {1: 0.03, 2: 0.05, 3: 0.08},  # make_imagenet_p.py:74, :79, :84
+    "shot_noise": {1: 300, 2: 120, 3: 60},  # :110, :116, :122
+    "speckle_noise": {1: 0.05, 2: 0.10, 3: 0.15},  # :398, :404, :410
+    "motion_blur": (31, 10, 3, 4),  # :142 range(0,31); :149 radius=10, sigma=3, angle=(i-30)*4
+    "snow": (0.05, 0.3, 3, 14, 4),  # :209 loc=0.05, scale=0.3; :211 clipped_zoom(.., 3); :221 radius=14, sigma=4
+    "brightness": 2,  # :255 c=(i - 15) * 2 / 100.
+    "translate": (20, 41),  # :276 range(0,41); :277 translate=(i-20, 0)
+    "tilt": 1,  # :325 np.deg2rad(i-15)
+    "scale": (2.5, 40),  # :368 scale=(i * 2.5 + 40) / 100.
+    "gaussian_blur": (0.25, 0.035),  # :434 sigma=0.25 + 0.035*i
+}
+# The generator's own image size: CIFAR-10's 32 px (make_cifar_p.py:124 `z.shape != (32, 32)`, :243 CenterCrop(32)),
+# make_tinyimagenet_p.py:60 Resize(64) and :69 CenterCrop(64), make_imagenet_p.py:68 and :104 CenterCrop(224).
+REF_NATIVE = {"cifar-10-p": 32, "tiny-imagenet-p": 64, "imagenet-p": 224}
+
+
+@pytest.mark.parametrize("calibration, ref", [("cifar-10-p", REF_CIFAR_P), ("tiny-imagenet-p", REF_TINY_P),
+                                              ("imagenet-p", REF_IMAGENET_P)])
+def test_every_p_table_entry_is_the_reference_generators_own(calibration, ref):
+    table = perturbation_sets.TABLES[calibration]
+    assert sorted(table) == sorted(ref)
+    for name, want in ref.items():
+        assert table[name] == want, (calibration, name)
+        assert type(table[name]) is type(want), (calibration, name)  # a dict per difficulty, a tuple, a number
+    assert perturbation_sets.NATIVE == REF_NATIVE
+    assert perturbation_sets.SOURCES[calibration] == "hendrycks/robustness ImageNet-P/create_p/" + {
+        "cifar-10-p": "make_cifar_p.py", "tiny-imagenet-p": "make_tinyimagenet_p.py",
+        "imagenet-p": "make_imagenet_p.py"}[calibration]
+
+
+# --------------------------------------------------------------- each frame's parameters, recorded (no real images)
+
+class FakeRng:
+    """Stands in for the generator: standard normal draws of 1, Poisson draws of their mean, normal draws of a fixed
+    `value`; records every scale / loc asked for."""
+
+    def __init__(self, value: float = 1.0):
+        self.value, self.calls = value, []
+
+    def standard_normal(self, shape):
+        return np.ones(shape)
+
+    def poisson(self, lam):
+        self.calls.append(("poisson", float(np.max(lam))))
+        return np.asarray(lam, dtype=float)
+
+    def normal(self, size=None, loc=0.0, scale=1.0):
+        self.calls.append(("normal", loc, scale))
+        return np.full(size, self.value)
+
+
+@pytest.fixture
+def recorded(monkeypatch):
+    """sequence() with _affine, _motion and tilt_matrix replaced by recorders that return their input (identity)."""
+    calls = []
+
+    def affine(img, angle=0.0, translate=(0, 0), scale=1.0, shear=0.0):
+        calls.append(("affine", angle, tuple(translate), scale, shear))
+        return img
+
+    def motion(x, radius, sigma, angle):
+        calls.append(("motion", radius, sigma, angle))
+        return x
+
+    def tilt(h, w, degrees):
+        calls.append(("tilt", degrees))
+        return np.eye(3)
+
+    monkeypatch.setattr(perturbation_sets, "_affine", affine)
+    monkeypatch.setattr(perturbation_sets, "_motion", motion)
+    monkeypatch.setattr(perturbation_sets, "tilt_matrix", tilt)
+    return calls
+
+
+REFS = {"cifar-10-p": REF_CIFAR_P, "tiny-imagenet-p": REF_TINY_P, "imagenet-p": REF_IMAGENET_P}
+
+
+@pytest.mark.parametrize("calibration", list(REFS))
+@pytest.mark.parametrize("difficulty", [1, 2, 3])
+def test_the_noise_of_each_difficulty_is_the_references_own(calibration, difficulty):
+    """Difficulty d adds the `_d` loop's noise, 30 noisy frames after the clean one: x + std * N(0, 1) on a black
+    image is std in every pixel; Poisson(x * lam) / lam (draws of their mean) is x again, having asked for x * lam;
+    x + x * N(0, std) with draws of 0.5 is 1.5 x, having asked for std."""
+    size = REF_NATIVE[calibration]
+    black, grey = np.zeros((size, size, 3), np.uint8), np.full((size, size, 3), 102, np.uint8)  # grey: x = 0.4
+    std = REFS[calibration]["gaussian_noise"][difficulty]
+    seq = perturbation_sets.sequence(black, "gaussian_noise", difficulty, FakeRng(), calibration)
+    assert seq.shape == (31, size, size, 3) and not seq[0].any()
+    assert (seq[1:] == np.uint8(std * 255)).all()
+    lam = REFS[calibration]["shot_noise"][difficulty]
+    rng = FakeRng()
+    seq = perturbation_sets.sequence(grey, "shot_noise", difficulty, rng, calibration)
+    assert rng.calls == [("poisson", pytest.approx(0.4 * lam))] * 30
+    assert len(seq) == 31 and (seq[0] == 102).all() and (np.abs(seq[1:].astype(int) - 102) <= 1).all()
+    rng = FakeRng(0.5)
+    seq = perturbation_sets.sequence(grey, "speckle_noise", difficulty, rng, calibration)
+    assert rng.calls == [("normal", 0.0, REFS[calibration]["speckle_noise"][difficulty])] * 30
+    assert len(seq) == 31 and (seq[0] == 102).all() and (np.abs(seq[1:].astype(int) - 153) <= 1).all()
+
+
+@pytest.mark.parametrize("calibration, size", [("cifar-10-p", 32), ("tiny-imagenet-p", 64), ("imagenet-p", 224),
+                                               ("cifar-10-p", 48), ("tiny-imagenet-p", 96)])
+def test_the_motion_frames_are_the_references_and_their_pixel_sizes_scale_with_the_image(recorded, calibration,
+                                                                                         size):
+    """motion_blur: frame i of n blurs by (radius, sigma) at angle (i - (n - 1)) * step; snow's layer moves at
+    angle 4 i - 150 (31 frames). Radius and sigma scale with size / the generator's size (1 at its own size)."""
+    s = size / REF_NATIVE[calibration]
+    n, radius, sigma, step = REFS[calibration]["motion_blur"]
+    img = np.full((size, size, 3), 100, np.uint8)
+    seq = perturbation_sets.sequence(img, "motion_blur", 1, FakeRng(), calibration)
+    assert len(seq) == n
+    assert recorded == [("motion", pytest.approx(radius * s), pytest.approx(sigma * s), (i - (n - 1)) * step)
+                        for i in range(n)]
+    recorded.clear()
+    loc, scale, zoom, radius, sigma = REFS[calibration]["snow"]
+    rng = FakeRng(0.0)
+    assert len(perturbation_sets.sequence(img, "snow", 1, rng, calibration)) == 31
+    assert rng.calls == [("normal", loc, scale)]  # the layer's mean and spread are not pixel sizes
+    assert recorded == [("motion", pytest.approx(radius * s), pytest.approx(sigma * s), i * 4 - 150)
+                        for i in range(31)]
+
+
+def test_snow_keeps_flakes_from_0_5_and_blends_0_85_of_the_image(recorded, monkeypatch):
+    """make_imagenet_p.py's snow (:211-:230): layer[layer < 0.5] = 0 after clipped_zoom(layer, zoom);
+    z = 0.85 x + 0.15 max(x, gray * 1.5 + 0.5) + layer + rot90(layer, 2), clipped. Motion and zoom are identities here
+    (recorded), so a layer of exactly 0.5 stays (uint8 127, twice 127 / 255 on top) and one just under is dropped."""
+    zooms = []
+    monkeypatch.setattr(perturbation_sets, "_zoom", lambda img, factor: (zooms.append(factor), img)[1])
+    img = np.full((32, 32, 3), 51, np.uint8)  # x = 0.2, grey 0.2: 0.85 * 0.2 + 0.15 * 0.8 = 0.29
+    base = 0.85 * 0.2 + 0.15 * max(0.2, 0.2 * 1.5 + 0.5)
+    kept = perturbation_sets.sequence(img, "snow", 1, FakeRng(0.5), "cifar-10-p")
+    dropped = perturbation_sets.sequence(img, "snow", 1, FakeRng(0.499), "cifar-10-p")
+    assert zooms == [REF_CIFAR_P["snow"][2]] * 2
+    assert abs(int(dropped[0, 0, 0, 0]) - int(base * 255)) <= 1 and (dropped == dropped[0, 0, 0, 0]).all()
+    assert abs(int(kept[0, 0, 0, 0]) - int(min(1.0, base + 2 * 127 / 255) * 255)) <= 1 and (kept == kept[0, 0, 0, 0]).all()
+
+
+def test_snow_adds_its_8_bit_layer_at_each_pixel_and_at_its_point_reflection(monkeypatch):
+    """z + snow_layer + np.rot90(snow_layer, k=2) with snow_layer the blurred layer as ImageMagick's 8-bit PNG gives
+    it back (make_cifar_p.py:164-171). A layer lit on the left half only, blurred to 200 / 255 of itself, lights the
+    left half by the layer and the right half by its reflection: every pixel of a black image is
+    0.15 * 0.5 + 200 / 255, uint8 219."""
+    monkeypatch.setattr(perturbation_sets, "_zoom", lambda img, factor: img)
+    monkeypatch.setattr(perturbation_sets, "_motion", lambda x, radius, sigma, angle: x * (200 / 255))
+    rng = FakeRng()
+    rng.normal = lambda size, loc, scale: np.concatenate([np.ones((size[0], size[1] // 2)),
+                                                          np.zeros((size[0], size[1] // 2))], axis=1)
+    seq = perturbation_sets.sequence(np.zeros((8, 8, 3), np.uint8), "snow", 1, rng, "cifar-10-p")
+    assert int(0.15 * 0.5 * 255 + 200) == 219 and (seq == 219).all()
+
+
+@pytest.mark.parametrize("calibration", list(REFS))
+def test_the_geometric_frames_are_the_references_at_its_own_size(recorded, calibration):
+    """translate: i - shift pixels for i in range(frames); rotate / shear: i - 15 degrees (make_*_p.py: angle=i-15,
+    shear=i-15); scale: (i step + first) / 100; zoom_blur: scale 1 + 0.004 i for i = 1..30 (make_*_p.py's zoom blur
+    block); tilt: step (i - 15) degrees; all 31 frames but translate's."""
+    size = REF_NATIVE[calibration]
+    ref = REFS[calibration]
+    img = np.full((size, size, 3), 100, np.uint8)
+
+    def frames(name):
+        recorded.clear()
+        seq = perturbation_sets.sequence(img, name, 1, FakeRng(), calibration)
+        return len(seq), list(recorded)
+
+    shift, n = ref["translate"]
+    assert frames("translate") == (n, [("affine", 0.0, (i - shift, 0), 1.0, 0.0) for i in range(n)])
+    assert frames("rotate") == (31, [("affine", i - 15, (0, 0), 1.0, 0.0) for i in range(31)])
+    assert frames("shear") == (31, [("affine", 0.0, (0, 0), 1.0, i - 15) for i in range(31)])
+    step, first = ref["scale"]
+    assert frames("scale") == (31, [("affine", 0.0, (0, 0), pytest.approx((i * step + first) / 100.0), 0.0)
+                                    for i in range(31)])
+    assert frames("zoom_blur") == (31, [("affine", 0.0, (0, 0), pytest.approx(1 + 0.004 * i), 0.0)
+                                        for i in range(1, 31)])
+    assert frames("tilt") == (31, [("tilt", pytest.approx(ref["tilt"] * (i - 15))) for i in range(31)])
+
+
+def test_the_translation_scales_with_the_image_and_always_moves(recorded):
+    """CIFAR-10-P's i - 7 for i in range(16) (make_cifar_p.py:191-192) at 64 px (size / 32 = 2): shifts of twice
+    the pixels, -14 .. 15; at 2 px the scaled shift (7 / 16) would round to none: it moves by one pixel, -1 .. 2."""
+    for size, want in ((64, range(-14, 16)), (2, range(-1, 3))):
+        recorded.clear()
+        img = np.zeros((size, size, 3), np.uint8)
+        assert len(perturbation_sets.sequence(img, "translate", 1, FakeRng(), "cifar-10-p")) == len(want)
+        assert [c[2] for c in recorded] == [(t, 0) for t in want]
+
+
+def test_zoom_blur_averages_the_clean_image_and_every_zoomed_frame_so_far(recorded, monkeypatch):
+    """make_cifar_p.py:136-:142: avg = clean + zoomed_1 + ... + zoomed_i, frame i = avg / (i + 1). With every zoomed
+    frame black and the image white, frame i is 255 / (i + 1) (truncated)."""
+    monkeypatch.setattr(perturbation_sets, "_affine", lambda img, **kw: np.zeros_like(img))
+    seq = perturbation_sets.sequence(np.full((8, 8, 3), 255, np.uint8), "zoom_blur", 1, FakeRng(), "cifar-10-p")
+    want = [255] + [int(255 / (i + 1)) for i in range(1, 31)]
+    assert np.abs(seq[:, 0, 0, 0].astype(int) - want).max() <= 1 and (seq == seq[:, :1, :1, :1]).all()
+
+
+@pytest.mark.parametrize("calibration", list(REFS))
+def test_brightness_shifts_v_by_the_references_step_per_frame(calibration):
+    """brightness(x, c=(i - 15) * step / 100.) (make_*_p.py): on a grey image V is the grey level, so frame i is
+    clip(128 / 255 + (i - 15) step / 100) * 255, within a grey level (float32 HSV)."""
+    step = REFS[calibration]["brightness"]
+    img = np.full((8, 8, 3), 128, np.uint8)
+    seq = perturbation_sets.sequence(img, "brightness", 1, FakeRng(), calibration)
+    want = [np.clip(128 / 255 + (i - 15) * step / 100, 0, 1) * 255 for i in range(31)]
+    assert np.abs(seq[:, 0, 0, 0] - np.array(want)).max() <= 1.0 and (seq == seq[:, :1, :1, :1]).all()
+    # (240, 120, 120) is hue 0, saturation 0.5, V 240 / 255: RGB = (V, V / 2, V / 2) with V clipped to [0, 1] first
+    # (brightness(): np.clip(_x[:, :, 2] + c, 0, 1)), so the bright frames stay (255, 127.5, 127.5)
+    seq = perturbation_sets.sequence(np.full((8, 8, 3), (240, 120, 120), np.uint8), "brightness", 1, FakeRng(),
+                                     calibration)
+    v = np.array([np.clip(240 / 255 + (i - 15) * step / 100, 0, 1) for i in range(31)])
+    assert np.abs(seq[:, 0, 0].astype(float) - np.stack([v * 255, v * 127.5, v * 127.5], 1)).max() <= 1.0
+
+
+@pytest.mark.parametrize("calibration, size", [("cifar-10-p", 32), ("imagenet-p", 224), ("cifar-10-p", 64)])
+def test_gaussian_blur_sigma_grows_as_the_reference_and_scales_with_the_image(monkeypatch, calibration, size):
+    """gaussian(x, sigma=first + step * i) for i in range(31) (make_*_p.py's gaussian blur block), scaled by
+    size / the generator's size."""
+    sigmas = []
+    monkeypatch.setattr(perturbation_sets.cv2, "GaussianBlur", lambda img, k, sigma: (sigmas.append(sigma), img)[1])
+    first, step = REFS[calibration]["gaussian_blur"]
+    s = size / REF_NATIVE[calibration]
+    seq = perturbation_sets.sequence(np.full((size, size, 3), 9, np.uint8), "gaussian_blur", 1, FakeRng(), calibration)
+    assert len(seq) == 31 and sigmas == [pytest.approx((first + step * i) * s) for i in range(31)]
+
+
+def test_the_tilt_homography_is_the_references():
+    """make_imagenet_p.py:325-:342 written out: phi = theta = deg2rad(degrees), f = sqrt(w^2 + h^2),
+    mat = P2 @ T @ RX @ RY @ P1."""
+    for h, w, degrees in ((32, 32, -11.25), (64, 48, 7.0), (224, 224, 1.0)):
+        phi = theta = np.deg2rad(degrees)
+        f = np.sqrt(w ** 2 + h ** 2)
+        P1 = np.array([[1, 0, -w / 2], [0, 1, -h / 2], [0, 0, 1], [0, 0, 1]])
+        RX = np.array([[1, 0, 0, 0], [0, np.cos(theta), -np.sin(theta), 0],
+                       [0, np.sin(theta), np.cos(theta), 0], [0, 0, 0, 1]])
+        RY = np.array([[np.cos(phi), 0, -np.sin(phi), 0], [0, 1, 0, 0],
+                       [np.sin(phi), 0, np.cos(phi), 0], [0, 0, 0, 1]])
+        T = np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, f], [0, 0, 0, 1]])
+        P2 = np.array([[f, 0, w / 2, 0], [0, f, h / 2, 0], [0, 0, 1, 0]])
+        np.testing.assert_allclose(perturbation_sets.tilt_matrix(h, w, degrees), P2 @ T @ RX @ RY @ P1, rtol=1e-12)
+
+
+# ------------------------------------------------------------------------------- build_p: what is (re)built
+
+def test_a_set_asked_for_no_perturbation_holds_the_clean_images_and_a_later_one_adds_a_perturbation(tmp_path):
+    """On the fly asks for no sequence: the first call still writes the clean images, labels, indices and a manifest
+    (build_p's `if manifest and want <= set(have)`); a later call for a perturbation not yet built builds it in the
+    same folder and keeps what was there."""
+    src = grey(2, 8)
+    folder, manifest = perturbation_sets.build_p(src, 8, [], 1, None, 0, tmp_path, workers=1)
+    assert (folder / "clean.npy").exists() and (folder / "labels.npy").exists() and (folder / "manifest.json").exists()
+    assert manifest["sequences"] == [] and manifest["n"] == 2 and np.load(folder / "clean.npy").shape == (2, 8, 8, 3)
+    same, m2 = perturbation_sets.build_p(src, 8, ["rotate"], 1, None, 0, tmp_path, workers=1)
+    assert same == folder and [c["perturbation"] for c in m2["sequences"]] == ["rotate"]
+    assert np.load(folder / "rotate-d1.npy").shape == (2, 31, 8, 8, 3)
+    _, m3 = perturbation_sets.build_p(src, 8, ["shear"], 1, None, 0, tmp_path, workers=1)
+    assert [c["perturbation"] for c in m3["sequences"]] == ["rotate", "shear"] and (folder / "shear-d1.npy").exists()
+
+
+def test_only_the_noise_perturbations_keep_difficulties_2_and_3_in_their_own_folders():
+    """official_folder's docstring (ImageNet-P's layout): gaussian_noise_2 / _3 etc. hold the noise difficulties;
+    every other perturbation has one folder."""
+    assert perturbation_sets.official_folder("gaussian_noise", 1) == "gaussian_noise"
+    assert perturbation_sets.official_folder("shot_noise", 2) == "shot_noise_2"
+    assert perturbation_sets.official_folder("speckle_noise", 3) == "speckle_noise_3"
+    assert [perturbation_sets.official_folder("rotate", d) for d in (1, 2, 3)] == ["rotate"] * 3

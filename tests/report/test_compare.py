@@ -2,7 +2,9 @@
 the k-th measure, the difference on the next seed) against the percentile bootstrap written out, McNemar's p by
 scipy; what a row without an interval says (a failed task's reason, missing or non-reproducing per-image outcomes);
 the across-seeds rows against the paired t written out (a seed without a value left out, the baseline's own group
-never tested against itself); best marks of a baseline that every other model is significantly worse than."""
+never tested against itself, rows in the headline's measure order, no resamples, an unseen usual effect
+"underpowered"); a bootstrap p near the Holm threshold redrawn on the difference's own seeds; best marks of a baseline
+that every other model is significantly worse than, none for intervals that only touch."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -147,3 +149,67 @@ def test_the_baseline_is_marked_best_only_when_every_other_model_is_worse():
     mixed = marks_head([("base", 80.0, 78.0, 82.0, ""), ("a", 70.0, 68.0, 72.0, "worse"),
                         ("b", 60.0, 58.0, 62.0, "no significant difference")])
     assert best_marks(mixed, "base") == set()
+
+
+def test_a_bootstrap_p_near_the_holm_threshold_is_redrawn_on_the_differences_own_seed():
+    """Models scored on different data (other fingerprints): an unpaired bootstrap, new on seed 1001 and the
+    baseline on 1002 (the difference's seed and the next). At 2,000 resamples the p lies within three Monte Carlo
+    standard errors (2 sqrt(q (1 - q) / B), q = p / 2) of 0.05, the one threshold of a family of one, so it is
+    redrawn with 4x the resamples on the same seeds; at 8,000 it is clear of it. p: twice the smaller tail, each
+    counted as (count + 1) / (B + 1), ties at zero in both."""
+    n = 200
+    a, b = np.arange(n) < 100, np.arange(n) < 121  # 50% and 60.5%
+    base, new = model("base", a), model("new", b)
+    new.meta["dataset"] = {"fingerprint": "beef", "split": "test"}
+
+    def by_hand(resamples):
+        d = 100 * (b[resample_index(n, 1001, resamples)].sum(1) - a[resample_index(n, 1002, resamples)].sum(1)) / n
+        tail = min(int((d <= 0).sum()), int((d >= 0).sum()))
+        return d, 2 * (tail + 1) / (resamples + 1)
+
+    def near(p, resamples):
+        q = p / 2
+        return abs(p - 0.05) <= 3 * 2 * np.sqrt(q * (1 - q) / resamples)
+
+    _, p2000 = by_hand(2000)
+    d, p8000 = by_hand(8000)
+    assert near(p2000, 2000) and not near(p8000, 8000)  # the data make the redraw happen, once
+    row = headline([base, new], "base").set_index("model").loc["new"]
+    assert row.resamples == 8000 and row.p_value == pytest.approx(p8000, rel=1e-12)
+    assert (row.diff_low, row.diff_high) == (pytest.approx(percentile(d)[0], abs=1e-9),
+                                             pytest.approx(percentile(d)[1], abs=1e-9))
+    assert row.test == ("unpaired bootstrap (200 vs 200 items); not paired: scored on different data (dataset "
+                        "fingerprints or sets differ)")
+    assert row["diff"] == pytest.approx(10.5)
+
+
+def test_across_seeds_rows_keep_the_headline_order_and_an_unseen_usual_effect_is_underpowered():
+    """Rows per group (in the order the models appear) and per measure in the headline's order (clean top-1, then
+    -A top-1: not alphabetical); a t-test draws no resamples (0). new - base paired by seed: clean d = (1, 3), -A
+    d = (5, 4), neither significant; two tests, so the MDE is (t_{1 - 0.05 / 4, 1} + t_{0.8, 1}) x sd(d) / sqrt(2),
+    wider than top-1's usual effect of 2 points: "underpowered (MDE x)", one decimal as top-1 is printed."""
+    values = {"clean_top1": {"base-seed0": 70.0, "base-seed1": 71.0, "new-seed0": 71.0, "new-seed1": 74.0},
+              "a_top1": {"base-seed0": 40.0, "base-seed1": 42.0, "new-seed0": 45.0, "new-seed1": 46.0}}
+    label = {"clean_top1": "clean top-1 (%)", "a_top1": "-A top-1 (%)"}
+    head = pd.DataFrame([{"model": m, "measure": k, "label": label[k], "value": v, "higher_is_better": True,
+                          "usual_effect": 2.0} for k, vals in values.items() for m, v in vals.items()])
+    seeds = across_seeds(head, "base-seed0")
+    assert list(zip(seeds.group, seeds.measure)) == [("base", "clean_top1"), ("base", "a_top1"),
+                                                     ("new", "clean_top1"), ("new", "a_top1")]
+    assert list(seeds.label) == ["clean top-1 (%)", "-A top-1 (%)"] * 2
+    assert (seeds.resamples == 0).all() and (seeds.usual_effect == 2.0).all()
+    new = seeds[seeds.group == "new"].set_index("measure")
+    for k, d in (("clean_top1", np.array([1.0, 3.0])), ("a_top1", np.array([5.0, 4.0]))):
+        se = d.std(ddof=1) / np.sqrt(2)
+        mde = (student_t.ppf(1 - 0.05 / 4, 1) + student_t.ppf(0.8, 1)) * se
+        assert new.loc[k, "mde"] == pytest.approx(mde) and mde > 2.0
+        assert new.loc[k, "verdict"] == f"underpowered (MDE {mde:.1f})", k
+
+
+def test_a_best_value_whose_interval_only_touches_the_runner_ups_earns_no_mark():
+    """"does not overlap": the best's lower bound equal to the runner-up's upper bound shares a point, no mark;
+    just above it, the mark (the best, not the baseline, significantly better)."""
+    touching = marks_head([("new", 80.0, 72.0, 88.0, "better"), ("base", 70.0, 62.0, 72.0, "")])
+    assert best_marks(touching, "base") == set()
+    clear = marks_head([("new", 80.0, 72.5, 88.0, "better"), ("base", 70.0, 62.0, 72.0, "")])
+    assert best_marks(clear, "base") == {("new", "clean_top1")}
