@@ -209,10 +209,9 @@ def test_zoom_layer_is_imagecorruptions_clipped_zoom():
 
 
 def test_defocus_blur_keeps_each_references_precision():
-    """cv2.filter2D with BORDER_REFLECT_101 is scipy.ndimage.correlate(mode="mirror"). imagecorruptions filters and
-    scales the float64 image (handed on rounded down to float32, as _out promises); calibrated._defocus filters a
-    float32 image, so the CIFAR-10-C result is the filtered value rounded to float32, clipped, times float32 255 (the
-    float64 value rounded down would differ in about half the pixels)."""
+    """cv2.filter2D with BORDER_REFLECT_101 is scipy.ndimage.correlate(mode="mirror"). Every reference
+    (imagecorruptions, make_cifar_c.py:186, make_tinyimagenet_c.py) filters and scales the float64 image, handed on
+    rounded down to float32, as _out promises."""
     from imagecorruptions.corruptions import disk
     from scipy.ndimage import correlate
 
@@ -226,11 +225,10 @@ def test_defocus_blur_keeps_each_references_precision():
             kernel = disk(radius, alias_blur=alias).astype(np.float64)
             return np.stack([correlate(x[..., d], kernel, mode="mirror") for d in range(3)], -1)
 
-        y = filtered(*calibrated.params("cifar-10-c", "defocus_blur", severity))
-        want = np.clip(y.astype(np.float32), 0, 1) * np.float32(255)
+        v = np.clip(filtered(*calibrated.params("cifar-10-c", "defocus_blur", severity)), 0, 1) * 255
         got = defocus_blur(torch.from_numpy(img), severity, "cifar-10-c", None)[0].numpy()
-        assert got.dtype == np.float32 and np.abs(got - want).max() <= 2**-16, severity
-        assert (got != want).mean() < 0.01, severity  # only the FFT's last bits can tip a float32 rounding
+        assert got.dtype == np.float32, severity
+        assert (got.astype(np.float64) <= v + 1e-9).all() and (got > v - 2 ** -16).all(), severity
 
         v = np.clip(filtered(*IMAGENET["defocus_blur"][severity - 1]), 0, 1) * 255
         got = defocus_blur(torch.from_numpy(img), severity, "imagenet-c", None)[0].numpy().astype(np.float64)

@@ -139,8 +139,7 @@ def defocus_blur(x, severity, calibration, rng):
     kernel = torch.as_tensor(_disk(radius, alias_blur), dtype=torch.float64)
     y = _correlate(_planes(_unit(x)), kernel, "reflect")  # cv2's BORDER_REFLECT_101
     y = _unplanes(y, len(x))
-    # imagecorruptions filters the float64 image; calibrated._defocus filters it as float32 (and scales in float32)
-    return _out(y if calibration == "imagenet-c" else y.to(torch.float32))
+    return _out(y)  # every reference filters the float64 image
 
 
 @lru_cache(maxsize=None)
