@@ -306,6 +306,42 @@ _BOX_WINDOW = ("Pillow's BOX window [xmin, xmax) holds only taps inside the box,
 _FFT_BOUND = ("a power of two lies in [n, 2n], so the search for a 5-smooth size ends before its bound (checked for "
               "n up to 5,000)")
 EQUIVALENT: dict[str, str] = {
+    "_resized_photo|if ph < h and pw >= w:|< -> <=|1":
+        "only ph == h newly enters the branch, where scale = h / ph = 1.0, the value the fall-through gives (pw >= w)",
+    "_resized_photo|elif ph >= h and pw < w:|< -> <=|1":
+        "only pw == w newly enters the branch (ph >= h), where scale = w / pw = 1.0, the fall-through's value",
+    "_resized_photo|elif ph < h and pw < w:|and -> or|1":
+        "the branch is reached only with (ph < h, pw < w) or (ph >= h, pw >= w), where `and` and `or` agree",
+    "_resized_photo|elif ph < h and pw < w:|< -> <=|1":
+        "reached only with (ph < h, pw < w) or (ph >= h, pw >= w); ph == h implies pw >= w there, so the condition is unchanged",
+    "_resized_photo|elif ph < h and pw < w:|< -> <=|2":
+        "reached only with (ph < h, pw < w) or (ph >= h, pw >= w); in the latter ph < h is false, so the condition is unchanged",
+    "_resized_photo|return cv2.resize(photo, (0, 0), fx=scale, fy=scale)|0 -> 1|1":
+        "cv2.resize computes dsize from fx, fy whenever dsize.empty() (either side <= 0): (1, 0) is empty as (0, 0) is",
+    "_resized_photo|return cv2.resize(photo, (0, 0), fx=scale, fy=scale)|0 -> 1|2":
+        "cv2.resize computes dsize from fx, fy whenever dsize.empty() (either side <= 0): (0, 1) is empty as (0, 0) is",
+    "_frost_layers|@lru_cache(maxsize=16)|16 -> 17|1":
+        "cache capacity only: a recomputed entry is the same value",
+    "frost|if bool((span <= 0).any()):|<= -> <|1":
+        "span is never 0: imagenet-c's photo side is ceil(1.1 * max(side, image side)) >= image side + 1; calibrated's is round(ph * scale) with scale >= (h + 1) / ph, so >= h + 1",
+    "_zoom_taps|step = (crop - 1) / (out - 1) if out > 1 else 0.0|0.0 -> 1.0|1":
+        "the else applies only when out == 1, where cc = np.arange(1) * step = [0.] for any step",
+    "_zoom_taps|i0 = np.minimum(np.floor(cc).astype(np.int64), crop - 1)|- -> +|1":
+        "cc <= (crop - 1) up to one ulp, so floor(cc) <= crop - 1 < crop + 1: the minimum never binds either way",
+    "_water_relief|_, dist = cv2.threshold(dist, 20, 20, cv2.THRESH_TRUNC)|20 -> 21|2":
+        "THRESH_TRUNC ignores maxval (dst = min(src, thresh)); the first 20 (thresh) is the one tested",
+    "fog|size = 1 << (max(h, w, 3) - 1).bit_length()|3 -> 4|1":
+        "next power of two of 3 and of 4 are both 4, and for max(h, w) >= 4 the constant is not the max",
+    "fog|return _f32((y * top / (top + strength)).clamp(0, 1) * 255)|1 -> 2|1":
+        "y <= top + strength (plasma <= 1) and every rounding is monotone, so y * top / (top + strength) <= top <= 1 for 0..255 images: the upper clamp never binds",
+    "spatter|return _f32(((y * (1 - m)).double() + colour * m.double()).clamp(0, 1) * 255)|1 -> 2|1":
+        "mud: m is 0 or in [0.8, ~1], y <= 1, colour <= 63/255: y (1 - m) + colour m <= max(y, (1 - m) + 0.25 m) <= 1, the upper clamp never binds for 0..255 images",
+    "spatter|return (y * (1 - m) + colour * m).clamp(0, 1) * 255  # calibrated._spatter: float32|1 -> 2|1":
+        "as the float64 line: a convex mix of y <= 1 and colour <= 63/255 (m 0 or >= 0.8) never exceeds 1 for 0..255 images",
+    "_water_relief|dist = cv2.distanceTransform(255 - cv2.Canny(layer, 50, 150), cv2.DIST_L2, 5)|50 -> 51|1":
+        "Canny's L1 magnitude |dx| + |dy| of 3x3 Sobel is always even (dx and dy are both congruent mod 2 to the sum of the four corner pixels), and it is compared as m > low: m > 50 iff m > 51",
+    "_water_relief|dist = cv2.distanceTransform(255 - cv2.Canny(layer, 50, 150), cv2.DIST_L2, 5)|150 -> 151|1":
+        "as for 50: the L1 Sobel magnitude is even, so m > 150 iff m > 151",
     "|_POISSON_ROUNDS = 64  # PTRS accepts >= 87% a round: 64 rounds leave a pending element with probability < 1e-56|64 -> 65|1":
         "a 65th rejection round is never reached: after 64 rounds an element is still pending with probability < 1e-56",
     "poisson|vr = 0.9277 - 3.6224 / (b - 2)|/ -> *|1":
