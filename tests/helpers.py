@@ -476,3 +476,47 @@ def check_batch_independence(run, photo: np.ndarray) -> None:
     assert np.array_equal(together[2], alone[0])
     assert np.array_equal(alone, run(batch[2:3], [7]))
     assert not np.array_equal(alone, run(batch[2:3], [99]))
+
+
+# ---- the -C / -P tasks' tests: a linear model on pixel (0, 0) that records its batches, random photographs, a context
+
+PIXEL_W = np.array([[1.3, -0.7, 0.1], [0.2, 0.9, -1.1], [-0.4, 0.3, 0.77]])
+PIXEL_B = np.array([0.011, -0.3, 0.123])
+
+
+class PixelRecorder(nn.Module):
+    """Logits = PIXEL_W @ (the RGB of pixel (0, 0)) + PIXEL_B; keeps every batch it is given."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(3, 3)
+        with torch.no_grad():
+            self.lin.weight.copy_(torch.tensor(PIXEL_W))
+            self.lin.bias.copy_(torch.tensor(PIXEL_B))
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, x):
+        self.seen.append(x.clone())
+        return self.lin(x[:, :, 0, 0])
+
+
+def random_photos(n: int = 3):
+    """n random 32-px RGB images of classes a, b, c in turn."""
+    from nsbench.data.sources import ArraySource
+
+    rng = np.random.default_rng(5)
+    return ArraySource("photos", rng.integers(0, 256, (n, 32, 32, 3), np.uint8), np.arange(n) % 3, ["a", "b", "c"])
+
+
+def task_context(tmp_path, section: str, model=None, *, batch_size=None, **task):
+    """A CPU context over random_photos() for a PixelRecorder (or `model`), the suite's `section` set from `task`;
+    returns (context, that section)."""
+    from nsbench.bench.suite import SuiteConfig
+
+    cfg = SuiteConfig(name="t")
+    for k, v in task.items():
+        setattr(getattr(cfg, section), k, v)
+    em = EvalModel(model or PixelRecorder(), "m", "ab" * 32, ["a", "b", "c"], 32, {})
+    ctx = EvalContext(em, cfg, tmp_path / "cache", torch.device("cpu"), workers=1, batch_size=batch_size)
+    ctx._source = random_photos()
+    return ctx, getattr(cfg, section)

@@ -14,53 +14,23 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from torch import nn
 
-from helpers import PixelOracle, encoded_image, oracle_model, synsets
+from helpers import (PIXEL_B, PIXEL_W, PixelOracle, PixelRecorder, encoded_image, oracle_model, random_photos,
+                     synsets, task_context)
 from nsbench.bench import cache, corruption_sets, onthefly
 from nsbench.bench.context import EvalContext
-from nsbench.bench.eval_model import EvalModel
 from nsbench.bench.normaliser import Normaliser
 from nsbench.bench.suite import SuiteConfig
 from nsbench.bench.tasks import corruptions
 from nsbench.bench.tasks.corruptions import CorruptionTask, validate
-from nsbench.data.sources import ArraySource
 from nsbench.reference import C_BENCHMARK
 from nsbench.utils import NsbenchError
 
-W = np.array([[1.3, -0.7, 0.1], [0.2, 0.9, -1.1], [-0.4, 0.3, 0.77]])
-B = np.array([0.011, -0.3, 0.123])
-
-
-class Recorder(nn.Module):
-    """Logits = W @ (the RGB of pixel (0, 0)) + B; keeps every batch it is given."""
-
-    def __init__(self):
-        super().__init__()
-        self.lin = nn.Linear(3, 3)
-        with torch.no_grad():
-            self.lin.weight.copy_(torch.tensor(W))
-            self.lin.bias.copy_(torch.tensor(B))
-        self.seen: list[torch.Tensor] = []
-
-    def forward(self, x):
-        self.seen.append(x.clone())
-        return self.lin(x[:, :, 0, 0])
-
-
-def photos(n: int = 3) -> ArraySource:
-    rng = np.random.default_rng(5)
-    return ArraySource("photos", rng.integers(0, 256, (n, 32, 32, 3), np.uint8), np.arange(n) % 3, ["a", "b", "c"])
+W, B, Recorder, photos = PIXEL_W, PIXEL_B, PixelRecorder, random_photos
 
 
 def built_ctx(tmp_path, model=None, *, batch_size=None, **task) -> tuple[EvalContext, CorruptionTask]:
-    cfg = SuiteConfig(name="t")
-    for k, v in task.items():
-        setattr(cfg.corruptions, k, v)
-    em = EvalModel(model or Recorder(), "m", "ab" * 32, ["a", "b", "c"], 32, {})
-    ctx = EvalContext(em, cfg, tmp_path / "cache", torch.device("cpu"), workers=1, batch_size=batch_size)
-    ctx._source = photos()
-    return ctx, cfg.corruptions
+    return task_context(tmp_path, "corruptions", model, batch_size=batch_size, **task)
 
 
 # ---- settings

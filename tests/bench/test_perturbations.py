@@ -12,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
-from helpers import PixelOracle, encoded_image, oracle_model, synsets
+from helpers import (PIXEL_B, PIXEL_W, PixelOracle, PixelRecorder, encoded_image, oracle_model, random_photos,
+                     synsets, task_context)
 from nsbench.bench import cache, onthefly, perturbation_sets
 from nsbench.bench.context import EvalContext
 from nsbench.bench.eval_model import EvalModel
@@ -23,43 +23,14 @@ from nsbench.bench.onthefly import perturb
 from nsbench.bench.suite import SuiteConfig
 from nsbench.bench.tasks import perturbations
 from nsbench.bench.tasks.perturbations import PerturbationTask, validate
-from nsbench.data.sources import ArraySource
 from nsbench.reference import P_TEST
 from nsbench.utils import NsbenchError
 
-W = np.array([[1.3, -0.7, 0.1], [0.2, 0.9, -1.1], [-0.4, 0.3, 0.77]])
-B = np.array([0.011, -0.3, 0.123])
-
-
-class Recorder(nn.Module):
-    """Logits = W @ (the RGB of pixel (0, 0)) + B; keeps every batch it is given."""
-
-    def __init__(self):
-        super().__init__()
-        self.lin = nn.Linear(3, 3)
-        with torch.no_grad():
-            self.lin.weight.copy_(torch.tensor(W))
-            self.lin.bias.copy_(torch.tensor(B))
-        self.seen: list[torch.Tensor] = []
-
-    def forward(self, x):
-        self.seen.append(x.clone())
-        return self.lin(x[:, :, 0, 0])
-
-
-def photos(n: int = 3) -> ArraySource:
-    rng = np.random.default_rng(5)
-    return ArraySource("photos", rng.integers(0, 256, (n, 32, 32, 3), np.uint8), np.arange(n) % 3, ["a", "b", "c"])
+W, B, Recorder, photos = PIXEL_W, PIXEL_B, PixelRecorder, random_photos
 
 
 def context(tmp_path, model=None, *, batch_size=None, **task) -> tuple[EvalContext, PerturbationTask]:
-    cfg = SuiteConfig(name="t")
-    for k, v in task.items():
-        setattr(cfg.perturbations, k, v)
-    em = EvalModel(model or Recorder(), "m", "ab" * 32, ["a", "b", "c"], 32, {})
-    ctx = EvalContext(em, cfg, tmp_path / "cache", torch.device("cpu"), workers=1, batch_size=batch_size)
-    ctx._source = photos()
-    return ctx, cfg.perturbations
+    return task_context(tmp_path, "perturbations", model, batch_size=batch_size, **task)
 
 
 # ---- settings
