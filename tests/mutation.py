@@ -306,6 +306,12 @@ _BOX_WINDOW = ("Pillow's BOX window [xmin, xmax) holds only taps inside the box,
 _FFT_BOUND = ("a power of two lies in [n, 2n], so the search for a 5-smooth size ends before its bound (checked for "
               "n up to 5,000)")
 EQUIVALENT: dict[str, str] = {
+    "_cv2_gaussian_kernel|return cv2.getGaussianKernel(k, sigma).reshape(-1)|1 -> 2|1":
+        "numpy's reshape(-2) infers the length like reshape(-1) (any negative is the unknown dimension): same 1-D kernel",
+    "cv2_warp_perspective|return torch.floor(out + 0.5).clamp(0, 255).to(torch.uint8)|255 -> 256|1":
+        "out is a convex combination (bilinear weights >= 0, sum 1) of values <= 255, so floor(out + 0.5) <= 255: the upper clamp never binds",
+    "cv2_gaussian_blur|return torch.floor(x + 0.5).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)|255 -> 256|1":
+        "the Gaussian kernel is positive and sums to 1 (getGaussianKernel normalises), so x <= 255 (+1e-13) and floor(x + 0.5) <= 255: the upper clamp never binds",
     "_resized_photo|if ph < h and pw >= w:|< -> <=|1":
         "only ph == h newly enters the branch, where scale = h / ph = 1.0, the value the fall-through gives (pw >= w)",
     "_resized_photo|elif ph >= h and pw < w:|< -> <=|1":
