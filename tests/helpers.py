@@ -520,3 +520,39 @@ def task_context(tmp_path, section: str, model=None, *, batch_size=None, **task)
     ctx = EvalContext(em, cfg, tmp_path / "cache", torch.device("cpu"), workers=1, batch_size=batch_size)
     ctx._source = random_photos()
     return ctx, getattr(cfg, section)
+
+
+# ---- built -C sets on disk, fabricated
+
+def sha16(path) -> str:
+    """The checksum a manifest records for a file: its sha256, first 16 hex digits, computed here by hand."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def built_set(folder) -> dict:
+    """A fabricated built -C set: the three base files and two cells; returns the manifest's checksums by hand
+    (manifest.json not written)."""
+    folder.mkdir(parents=True)
+    for name, arr in (("clean.npy", np.zeros((2, 4, 4, 3), np.uint8)), ("indices.npy", np.arange(2)),
+                      ("labels.npy", np.array([3, 5])), ("fog-1.npy", np.full((2, 4, 4, 3), 7, np.uint8)),
+                      ("fog-2.npy", np.full((2, 4, 4, 3), 9, np.uint8))):
+        np.save(folder / name, arr)
+    return {"clean_sha256": sha16(folder / "clean.npy"), "indices_sha256": sha16(folder / "indices.npy"),
+            "labels_sha256": sha16(folder / "labels.npy"),
+            "cells": [{"corruption": "fog", "severity": s, "file": f"fog-{s}.npy",
+                       "sha256": sha16(folder / f"fog-{s}.npy")} for s in (1, 2)]}
+
+
+# ---- the report's bootstrap, written out
+
+def resample_index(n: int, seed: int, b: int = 2000) -> np.ndarray:
+    """The resampled item indices [b, n]: chunks of 250, chunk k from default_rng(seed + 7919 k) as
+    rng.integers(0, n, (chunk, n)) (the seeds stats.draws documents)."""
+    return np.concatenate([np.random.default_rng(seed + 7919 * k).integers(0, n, (min(250, b - 250 * k), n))
+                           for k in range((b + 249) // 250)])
+
+
+def percentile(values: np.ndarray) -> tuple[float, float]:
+    """The 2.5th and 97.5th percentiles (numpy's default linear interpolation)."""
+    lo, hi = np.quantile(values, [0.025, 0.975])
+    return float(lo), float(hi)

@@ -10,26 +10,8 @@ import pickle
 import numpy as np
 import pytest
 
+from helpers import built_set
 from nsbench.bench import cache, corruption_sets
-
-
-def sha16(path) -> str:
-    """The checksum a manifest records for a file: its sha256, first 16 hex digits, computed here by hand."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-
-
-def built_set(folder):
-    """A fabricated built -C set: the three base files and two cells, with the manifest's checksums by hand."""
-    folder.mkdir(parents=True)
-    for name, arr in (("clean.npy", np.zeros((2, 4, 4, 3), np.uint8)), ("indices.npy", np.arange(2)),
-                      ("labels.npy", np.array([3, 5])), ("fog-1.npy", np.full((2, 4, 4, 3), 7, np.uint8)),
-                      ("fog-2.npy", np.full((2, 4, 4, 3), 9, np.uint8))):
-        np.save(folder / name, arr)
-    manifest = {"clean_sha256": sha16(folder / "clean.npy"), "indices_sha256": sha16(folder / "indices.npy"),
-                "labels_sha256": sha16(folder / "labels.npy"),
-                "cells": [{"corruption": "fog", "severity": s, "file": f"fog-{s}.npy", "sha256": sha16(folder / f"fog-{s}.npy")}
-                          for s in (1, 2)]}
-    return manifest
 
 
 def flip_last_byte(path) -> None:

@@ -7,7 +7,6 @@ interrupted build is adopted with its checksum, a deleted cell file is rebuilt, 
 expected images come from imagecorruptions called here; checksums are sha256 of the file bytes, by hand."""
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -18,17 +17,13 @@ import pytest
 import torch
 from imagecorruptions import corrupt
 
+from helpers import built_set, sha16
 from nsbench.bench import corruption_sets
 from nsbench.data.sources import ArraySource
 
 
 def photo(h: int = 32, w: int = 32, c: int = 3, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (h, w, c), np.uint8)
-
-
-def sha16(path) -> str:
-    """A manifest's checksum of a file: the first 16 hex digits of its sha256, by hand."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
 # ---- one ImageNet-C image: imagecorruptions as its README calls it
@@ -134,35 +129,22 @@ def test_a_pool_worker_scores_on_one_thread_quietly():
 # ---- a built set's files
 
 
-def fabricated_set(folder):
-    """The three base files and two cells, the manifest's checksums by hand; manifest.json not written."""
-    folder.mkdir(parents=True)
-    for name, arr in (("clean.npy", np.zeros((2, 4, 4, 3), np.uint8)), ("indices.npy", np.arange(2)),
-                      ("labels.npy", np.array([3, 5])), ("fog-1.npy", np.full((2, 4, 4, 3), 7, np.uint8)),
-                      ("fog-2.npy", np.full((2, 4, 4, 3), 9, np.uint8))):
-        np.save(folder / name, arr)
-    return {"clean_sha256": sha16(folder / "clean.npy"), "indices_sha256": sha16(folder / "indices.npy"),
-            "labels_sha256": sha16(folder / "labels.npy"),
-            "cells": [{"corruption": "fog", "severity": s, "file": f"fog-{s}.npy",
-                       "sha256": sha16(folder / f"fog-{s}.npy")} for s in (1, 2)]}
-
-
 def test_an_intact_set_is_kept_whole_without_a_warning(tmp_path, caplog):
-    manifest = fabricated_set(tmp_path / "C")
+    manifest = built_set(tmp_path / "C")
     with caplog.at_level(logging.WARNING):
         assert corruption_sets.verify_set(tmp_path / "C", manifest, "cells") == manifest
     assert caplog.records == []
 
 
 def test_a_missing_cell_file_is_dropped_from_the_manifest(tmp_path):
-    manifest = fabricated_set(tmp_path / "C")
+    manifest = built_set(tmp_path / "C")
     (tmp_path / "C" / "fog-2.npy").unlink()
     kept = corruption_sets.verify_set(tmp_path / "C", manifest, "cells")
     assert [c["file"] for c in kept["cells"]] == ["fog-1.npy"]
 
 
 def test_damaged_base_files_discard_the_set_whether_or_not_its_manifest_file_is_there(tmp_path):
-    manifest = fabricated_set(tmp_path / "C")  # no manifest.json
+    manifest = built_set(tmp_path / "C")  # no manifest.json
     (tmp_path / "C" / "labels.npy").unlink()
     assert corruption_sets.verify_set(tmp_path / "C", manifest, "cells") is None
     assert not list((tmp_path / "C").iterdir())

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from helpers import percentile, resample_index
 from nsbench import schema
 from nsbench.report import calibration_table as ct
 from nsbench.report.load import EvalResult
@@ -45,18 +46,6 @@ def evaluation(label: str, rows: list[dict], per: pd.DataFrame | None) -> EvalRe
 def clean_model(label: str, values: dict, saved: dict, per: bool = True) -> EvalResult:
     rows = [{"task": schema.CLEAN, "condition": schema.CLEAN_CONDITION, "metric": m, "value": v} for m, v in saved.items()]
     return evaluation(label, rows, per_image(values) if per else None)
-
-
-def resample_index(n: int, seed: int, b: int = 2000) -> np.ndarray:
-    """The resampled item indices [b, n]: chunks of 250, chunk k from default_rng(seed + 7919 k) as
-    rng.integers(0, n, (chunk, n)) (the seeds stats.draws documents)."""
-    return np.concatenate([np.random.default_rng(seed + 7919 * k).integers(0, n, (min(250, b - 250 * k), n))
-                           for k in range((b + 249) // 250)])
-
-
-def percentile(values: np.ndarray) -> tuple[float, float]:
-    lo, hi = np.quantile(values, [0.025, 0.975])
-    return float(lo), float(hi)
 
 
 def one_bin_ece(v: dict, idx: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from scipy.stats import binomtest, t as student_t
 
+from helpers import percentile, resample_index
 from nsbench import schema
 from nsbench.report.compare import across_seeds, best_marks, headline
 from nsbench.report.load import EvalResult
@@ -43,18 +44,6 @@ def model(label: str, clean: np.ndarray | None = None, fgsm8: np.ndarray | None 
     frame = schema.frame(rows)
     frame["note"] = frame.note.fillna("").astype(str)  # as report/load.py reads results.csv
     return EvalResult(label, Path(label), frame, {**FINGERPRINT, "model": {"label": label}}, per_frame)
-
-
-def resample_index(n: int, seed: int, b: int = 2000) -> np.ndarray:
-    """The resampled item indices [b, n]: chunks of 250, chunk k from default_rng(seed + 7919 k) as
-    rng.integers(0, n, (chunk, n)) (the seeds stats.draws documents)."""
-    return np.concatenate([np.random.default_rng(seed + 7919 * k).integers(0, n, (min(250, b - 250 * k), n))
-                           for k in range((b + 249) // 250)])
-
-
-def percentile(values: np.ndarray) -> tuple[float, float]:
-    lo, hi = np.quantile(values, [0.025, 0.975])
-    return float(lo), float(hi)
 
 
 def outcomes(n: int, right: int, seed: int) -> np.ndarray:

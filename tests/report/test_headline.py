@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from helpers import resample_index
 from nsbench import schema
 from nsbench.report.compare import headline
 from nsbench.report.headline import (_same_data, condition_intervals, data_key, failure, measures, normaliser_eval,
@@ -37,13 +38,6 @@ def outcomes(n: int, right: int, seed: int) -> np.ndarray:
     x = np.zeros(n, bool)
     x[np.random.default_rng(seed).choice(n, right, replace=False)] = True
     return x
-
-
-def resample_index(n: int, seed: int, b: int = 2000) -> np.ndarray:
-    """The resampled item indices [b, n]: chunks of 250, chunk k from default_rng(seed + 7919 k) as
-    rng.integers(0, n, (chunk, n)) (the seeds stats.draws documents)."""
-    return np.concatenate([np.random.default_rng(seed + 7919 * k).integers(0, n, (min(250, b - 250 * k), n))
-                           for k in range((b + 249) // 250)])
 
 
 def hand_ce_interval(cells: dict[str, tuple[np.ndarray, float]], seed: int) -> tuple[float, float]:

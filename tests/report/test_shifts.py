@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from helpers import resample_index
 from nsbench import schema
 from nsbench.report import shifts
 from nsbench.report.load import EvalResult
@@ -30,13 +31,6 @@ def evaluation(rows: list[dict], per: pd.DataFrame | None = None, meta: dict | N
 def per_image(task: str, condition: str, correct: list[int], eps: float = 0.0) -> pd.DataFrame:
     return pd.DataFrame({"task": task, "condition": condition, "severity": np.nan, "eps_255": eps,
                          "image": np.arange(len(correct)), "correct": np.asarray(correct, bool)})
-
-
-def resample_index(n: int, seed: int, b: int = 2000) -> np.ndarray:
-    """The resampled item indices [b, n]: chunks of 250, chunk k from default_rng(seed + 7919 k) as
-    rng.integers(0, n, (chunk, n)) (the seeds stats.draws documents)."""
-    return np.concatenate([np.random.default_rng(seed + 7919 * k).integers(0, n, (min(250, b - 250 * k), n))
-                           for k in range((b + 249) // 250)])
 
 
 def bootstrap_accuracy(correct: list[int], seed: int = 5151) -> tuple[float, float]:
