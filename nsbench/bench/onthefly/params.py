@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .. import calibrated
 
+
 def severity_params(imagenet: dict, name: str, severity: int, calibration: str):
     """A corruption's parameters at `severity` (1-5): imagecorruptions' for imagenet-c (the op module's IMAGENET
     table), else calibrated.py's CIFAR-10-C / Tiny-ImageNet-C tables."""
