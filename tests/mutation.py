@@ -685,6 +685,28 @@ EQUIVALENT: dict[str, str] = {
     "measures|held = measures_in(pd.concat([r.rows for r in evals], ignore_index=True))|True -> False|1":
         "measures_in reads the frame through boolean masks of its own columns (same index object) and values, never "
         "by label: a repeated index selects the same rows",
+    # bench.perturbation_sets
+    "_zoom|h = img.shape[0]|0 -> 1|1":
+        "_zoom's one caller is sequence()'s snow layer of (h, w), and sequence() refuses h != w: shape[1] == shape[0]",
+    "_zoom|t = (z.shape[0] - h) // 2|0 -> 1|1":
+        "the layer is square (sequence() refuses h != w) and cv2.resize scales both sides by the same factor",
+    **{f"tilt_matrix|t = np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, f], [0, 0, 0, 1]])|{m}":
+       "p2's fourth column is all zeros, so p2 @ t never reads t's last row (exact: 0 times a finite entry is 0)"
+       for m in ("0 -> 1|9", "0 -> 1|10", "0 -> 1|11", "1 -> 2|4")},
+    "sequence|frames = [np.uint8(np.clip(_motion(img, radius * s, sigma * s, (i - (n - 1)) * step), 0, 255))|"
+    "255 -> 256|1":
+        "_motion_blur sums shifted copies of a uint8 image with kernel weights >= 0 summing to at most 1, so no value "
+        "reaches 256; np.uint8 truncates anything in [255, 256) to 255 either way",
+    # bench.onthefly.perturb
+    "cv2_zoom|lo, hi = p0.clamp(0, ch - 1), (p0 + 1).clamp(0, ch - 1)|- -> +|1":
+        "p0 <= floor((out - 0.5) / factor - 0.5) <= ch - 1 since out = round(ch * factor) <= ch * factor + 0.5: lo's "
+        "upper clamp never binds (checked for every size 1-1024 at factors 1.01-3.99 in steps of 0.01, and 2 and 3)",
+    "cv2_zoom|lo, hi = p0.clamp(0, ch - 1), (p0 + 1).clamp(0, ch - 1)|0 -> 1|2":
+        "hi differs only where p0 < 0, and there frac is set to 0, so crop[:, hi] is weighted by 0 (the layer is "
+        "finite normal draws)",
+    "sequences|(i - (k - 1)) * step).clamp(0, 255).to(torch.uint8) for i in range(k)]|255 -> 256|1":
+        "motion_blur_with_angle sums shifted copies of a uint8 image with kernel weights >= 0 summing to at most 1: "
+        "no value reaches 256, and .to(torch.uint8) truncates anything in [255, 256) to 255 either way",
 }
 
 
@@ -966,7 +988,13 @@ def _quiet():
     os.dup2(devnull, 2)
 
 
-def coverage(path: Path, test_args: list[str]) -> tuple[dict, dict, list]:
+IMPORT = "<import>"  # coverage's key for the lines the module's own execution reaches (module-level calls)
+
+
+def coverage(module_name: str, path: Path, test_args: list[str], src: str) -> tuple[dict, dict, list]:
+    """Per test id, the lines of `path` it executes; under IMPORT, the lines the module's execution itself reaches
+    (a function called at module level, as shifts' TREES or suite's config class are built): re-executed here under
+    the trace as a mutant is, so a mutant there runs against every test."""
     out = Path(tempfile.mkstemp(suffix=".json")[1])
 
     def child():
@@ -976,6 +1004,10 @@ def coverage(path: Path, test_args: list[str]) -> tuple[dict, dict, list]:
         torch.set_num_threads(1)
         _quiet()
         cov = _Cover(str(path))
+        cov.cur = IMPORT
+        sys.settrace(cov._trace)
+        _reexecute(module_name, path, ast.parse(src))
+        sys.settrace(None)
         pytest.main(["-q", "-p", "no:cacheprovider", *test_args], plugins=[cov])
         out.write_text(json.dumps({"lines": {k: sorted(v) for k, v in cov.lines.items() if k},
                                    "times": cov.times, "failed": cov.failed}))
@@ -1019,35 +1051,41 @@ def run_mutant(module_name: str, path: Path, m: Mutant | None, tests: list[str],
 
         torch.set_num_threads(1)
         _quiet()
-        mod = sys.modules[module_name]
-        old = dict(vars(mod))
-        registry = sys.modules.get("nsbench.bench.registry")
-        for k, v in list(getattr(registry, "_TASKS", {}).items()):  # the re-executed @register must not clash
-            if getattr(v.run, "__module__", None) == module_name:
-                del registry._TASKS[k]
         tree = ast.parse(src if src is not None else path.read_text())
-        tree = _FixIdentity().visit(apply(tree, *m.path) if m is not None else tree)
-        ast.fix_missing_locations(tree)
-        exec(compile(tree, str(path), "exec"), vars(mod))
-        for k, v in old.items():  # a registry the re-execution emptied keeps what other modules put in it
-            if isinstance(v, dict) and v and isinstance(vars(mod).get(k), dict) and not vars(mod)[k]:
-                vars(mod)[k].update(v)
-        for k, v in old.items():  # instances made before the mutation (registries, module constants) see it too
-            _transplant(v, vars(mod).get(k), module_name)
-        swap = {id(v): vars(mod)[k] for k, v in old.items()
-                if k in vars(mod) and vars(mod)[k] is not v and callable(v)}
-        for other in list(sys.modules.values()):
-            d = getattr(other, "__dict__", None)
-            if other is mod or not isinstance(d, dict):
-                continue
-            for k, v in list(d.items()):
-                if id(v) in swap:
-                    d[k] = swap[id(v)]
+        _reexecute(module_name, path, apply(tree, *m.path) if m is not None else tree)
         limits = _Limits(times or {})
         rc = pytest.main(["-x", "-q", "-p", "no:cacheprovider", *tests], plugins=[limits])
         return TIMED_OUT if limits.hit else rc
 
     return _fork(child, timeout)
+
+
+def _reexecute(module_name: str, path: Path, tree: ast.AST) -> None:
+    """Execute `tree` (the module, mutated or not) in the imported module's namespace, and make what other modules
+    already hold of it (registries, imported functions, instances of its classes) see the new definitions."""
+    mod = sys.modules[module_name]
+    old = dict(vars(mod))
+    registry = sys.modules.get("nsbench.bench.registry")
+    for k, v in list(getattr(registry, "_TASKS", {}).items()):  # the re-executed @register must not clash
+        if getattr(v.run, "__module__", None) == module_name:
+            del registry._TASKS[k]
+    tree = _FixIdentity().visit(tree)
+    ast.fix_missing_locations(tree)
+    exec(compile(tree, str(path), "exec"), vars(mod))
+    for k, v in old.items():  # a registry the re-execution emptied keeps what other modules put in it
+        if isinstance(v, dict) and v and isinstance(vars(mod).get(k), dict) and not vars(mod)[k]:
+            vars(mod)[k].update(v)
+    for k, v in old.items():  # instances made before the mutation (registries, module constants) see it too
+        _transplant(v, vars(mod).get(k), module_name)
+    swap = {id(v): vars(mod)[k] for k, v in old.items()
+            if k in vars(mod) and vars(mod)[k] is not v and callable(v)}
+    for other in list(sys.modules.values()):
+        d = getattr(other, "__dict__", None)
+        if other is mod or not isinstance(d, dict):
+            continue
+        for k, v in list(d.items()):
+            if id(v) in swap:
+                d[k] = swap[id(v)]
 
 
 def _transplant(old, new, module_name: str) -> None:
@@ -1116,12 +1154,13 @@ def run_target(name: str, base_only: bool, verbose: bool, shard: tuple[int, int]
     import torch
 
     torch.set_num_threads(1)
-    lines, times, failed = coverage(path, tests)
+    src = path.read_text()
+    lines, times, failed = coverage(target.module, path, tests, src)
+    at_import = lines.pop(IMPORT, set())
     if failed:
         print(f"{name}: {len(failed)} test(s) fail before any mutation and are left out: {failed}")
     # the runner itself must be invisible: the unmutated code re-executed passes every covering test
     covering = sorted(t for t in lines if t not in failed)
-    src = path.read_text()
     rc, _ = run_mutant(target.module, path, None, covering, 10 * sum(times.values()) + 60, times, src)
     if rc != 0:
         sys.exit(f"{name}: the tests fail with the unmutated module re-executed (exit {rc}); fix the runner first")
@@ -1136,8 +1175,11 @@ def run_target(name: str, base_only: bool, verbose: bool, shard: tuple[int, int]
             m.status = "equivalent"
             continue
         # fastest first: with -x the first failing test ends the run
-        pool = times if m.at_import else lines  # at import: every test that ran, even one no traced line reached
-        m.tests = sorted((t for t in pool if (m.at_import or lines[t].intersection(m.span)) and t not in failed),
+        # at import (module or class body, or a function the module calls as it runs): every test that ran, even
+        # one no traced line reached
+        everywhere = m.at_import or bool(at_import.intersection(m.span))
+        pool = times if everywhere else lines
+        m.tests = sorted((t for t in pool if (everywhere or lines[t].intersection(m.span)) and t not in failed),
                          key=lambda t: (times.get(t, 1.0), t))
         if not m.tests:
             m.status = "not covered"

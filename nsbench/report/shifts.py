@@ -136,8 +136,8 @@ def accuracy(r: EvalResult, key: str) -> Measured | None:
         err, note = tree.lookup(r.rows)
     if not np.isfinite(err):
         return None
-    n = r.rows[tree.mask(r.rows)].n
-    return Measured(100 - err, n=int(n.iloc[0]) if len(n) else 0, note=note or "mean over corruptions; no interval")
+    n = r.rows[tree.mask(r.rows)].n.iloc[0]  # a finite lookup found the row
+    return Measured(100 - err, n=int(n), note=note or "mean over corruptions; no interval")
 
 
 def keys_present(evals: list[EvalResult]) -> list[str]:

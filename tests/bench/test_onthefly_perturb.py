@@ -186,6 +186,19 @@ def test_snow_is_the_numpy_snow_bit_for_bit(size):
     assert np.array_equal(ours, perturbation_sets.sequence(img, "snow", 1, _Draws(3)))
 
 
+@pytest.mark.parametrize("value, grey", [(0.5, 255), (0.499, 73), (1.2, 255)])
+def test_snow_keeps_a_layer_of_0_5_and_clips_one_above_1(monkeypatch, value, grey):
+    """make_imagenet_p.py's snow: layer[layer < 0.5] = 0, then np.uint8(np.clip(layer, 0, 1) * 255). With the zoom
+    giving `value` everywhere and the motion blur an identity, a grey image (x = 0.2) becomes
+    0.85 x + 0.15 max(x, 1.5 x + 0.5) = 0.29 plus twice the 8-bit layer, clipped: 0.5 stays (127, white), 0.499 is
+    dropped (0.29: 73), 1.2 is clipped to 1 (white)."""
+    import nsbench.bench.onthefly.noise_blur as nb
+    monkeypatch.setattr(perturb, "cv2_zoom", lambda layer, factor: torch.full_like(layer, value))
+    monkeypatch.setattr(nb, "motion_blur_with_angle", lambda x, radius, sigma, angle: x)
+    frames = perturb.sequences(torch.full((1, 32, 32, 3), 51, dtype=torch.uint8), "snow", 1, [0], "cifar-10-p")
+    assert frames.shape == (1, 31, 32, 32, 3) and bool((frames == grey).all())
+
+
 @pytest.mark.parametrize("name, value", [("zoom_blur", 255), ("motion_blur", 0)])
 def test_a_uniform_image_stays_uniform(name, value):
     img = torch.full((1, 8, 8, 3), value, dtype=torch.uint8)

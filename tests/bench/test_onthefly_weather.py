@@ -463,3 +463,21 @@ def test_calibrated_snow_on_a_rectangle_crops_each_axis_at_its_centre(monkeypatc
         got = _raw(img, "snow", severity, "tiny-imagenet-c", _Draws(z=z, u={S["angle"]: 0.6}))
         ref = _reference_raw(monkeypatch, img, "snow", severity, "tiny-imagenet-c", z=z, u=0.6)
         _same_grey_levels(got, ref, severity)
+
+
+def test_spatter_mud_keeps_a_mask_of_exactly_0_8(monkeypatch, photo):
+    """make_cifar_c.py's mud: m[m < 0.8] = 0 (float32 against 0.8, numpy's float32 comparison): a blurred mask of
+    exactly float32 0.8 stays, so every pixel is x (1 - m) + (63, 42, 20) / 255 m, in float32."""
+    severity = next(s for s in range(1, 6) if wx.params("spatter", s, "cifar-10-c")[5])
+    blurs = iter([None, torch.full((1, 32, 32), 0.8, dtype=torch.float32)])
+
+    def gauss(layer, sigma):  # the liquid layer as drawn, then the mud mask at exactly 0.8
+        mask = next(blurs)
+        return layer if mask is None else mask
+
+    monkeypatch.setattr(wx, "_gauss_nearest", gauss)
+    got = _raw(photo, "spatter", severity, "cifar-10-c", _Draws(z=np.zeros((32, 32))))
+    m = np.float32(0.8)
+    y = photo.astype(np.float32) / np.float32(255)
+    want = np.clip(y * (1 - m) + np.array([63, 42, 20], np.float32) / np.float32(255) * m, 0, 1) * 255
+    np.testing.assert_allclose(got, want, rtol=1e-6)

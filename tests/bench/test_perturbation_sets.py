@@ -270,6 +270,14 @@ def test_snow_keeps_flakes_from_0_5_and_blends_0_85_of_the_image(recorded, monke
     assert abs(int(kept[0, 0, 0, 0]) - int(min(1.0, base + 2 * 127 / 255) * 255)) <= 1 and (kept == kept[0, 0, 0, 0]).all()
 
 
+def test_a_snow_layer_above_one_is_clipped_to_255_before_it_moves(recorded, monkeypatch):
+    """np.uint8(np.clip(snow_layer, 0, 1) * 255) (make_imagenet_p.py's PNG of the layer): a layer of 1.2 is white,
+    so on a black image every frame is white (0.075 of the base plus twice 1, clipped)."""
+    monkeypatch.setattr(perturbation_sets, "_zoom", lambda img, factor: img)
+    seq = perturbation_sets.sequence(np.zeros((32, 32, 3), np.uint8), "snow", 1, FakeRng(1.2), "cifar-10-p")
+    assert seq.shape == (31, 32, 32, 3) and (seq == 255).all()
+
+
 def test_snow_adds_its_8_bit_layer_at_each_pixel_and_at_its_point_reflection(monkeypatch):
     """z + snow_layer + np.rot90(snow_layer, k=2) with snow_layer the blurred layer as ImageMagick's 8-bit PNG gives
     it back (make_cifar_p.py:164-171). A layer lit on the left half only, blurred to 200 / 255 of itself, lights the
@@ -351,11 +359,59 @@ def test_gaussian_blur_sigma_grows_as_the_reference_and_scales_with_the_image(mo
     """gaussian(x, sigma=first + step * i) for i in range(31) (make_*_p.py's gaussian blur block), scaled by
     size / the generator's size."""
     sigmas = []
-    monkeypatch.setattr(perturbation_sets.cv2, "GaussianBlur", lambda img, k, sigma: (sigmas.append(sigma), img)[1])
+    monkeypatch.setattr(perturbation_sets.cv2, "GaussianBlur",
+                        lambda img, k, sigma: (sigmas.append((k, sigma)), img)[1])
     first, step = REFS[calibration]["gaussian_blur"]
     s = size / REF_NATIVE[calibration]
     seq = perturbation_sets.sequence(np.full((size, size, 3), 9, np.uint8), "gaussian_blur", 1, FakeRng(), calibration)
-    assert len(seq) == 31 and sigmas == [pytest.approx((first + step * i) * s) for i in range(31)]
+    # kernel size (0, 0): OpenCV sizes the kernel from sigma in both directions
+    assert len(seq) == 31 and sigmas == [((0, 0), pytest.approx((first + step * i) * s)) for i in range(31)]
+
+
+def test_blurs_keep_black_black_and_white_white():
+    """A blur of a constant image is that image (weights >= 0 summing to 1): every gaussian_blur frame of a black
+    image is 0 and of a white one 255; every motion_blur frame of a black image is 0."""
+    for value in (0, 255):
+        seq = perturbation_sets.sequence(np.full((32, 32, 3), value, np.uint8), "gaussian_blur", 1, FakeRng())
+        assert seq.shape == (31, 32, 32, 3) and (seq == value).all()
+    seq = perturbation_sets.sequence(np.zeros((32, 32, 3), np.uint8), "motion_blur", 1, FakeRng())
+    assert seq.shape[1:] == (32, 32, 3) and len(seq) > 1 and not seq.any()
+
+
+def bilinear(img: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """img (H, W) sampled at rows ys and columns xs by bilinear interpolation, coordinates clamped to the image
+    (OpenCV's INTER_LINEAR with its replicated border)."""
+    def weights(c, n):
+        c = np.clip(c, 0, n - 1)
+        lo = np.minimum(np.floor(c).astype(int), n - 1)
+        hi = np.minimum(lo + 1, n - 1)
+        return lo, hi, c - lo
+    y0, y1, fy = weights(ys, img.shape[0])
+    x0, x1, fx = weights(xs, img.shape[1])
+    top = img[y0][:, x0] * (1 - fx) + img[y0][:, x1] * fx
+    bottom = img[y1][:, x0] * (1 - fx) + img[y1][:, x1] * fx
+    return top * (1 - fy)[:, None] + bottom * fy[:, None]
+
+
+@pytest.mark.parametrize("h, factor", [(10, 3), (32, 2), (11, 2), (224, 3)])
+def test_snows_zoom_is_the_references_centre_crop_magnified_and_trimmed(h, factor):
+    """clipped_zoom (make_imagenet_p.py's): crop the centre ceil(h / zoom) rows and columns from (h - ch) // 2,
+    magnify by zoom (here bilinear, pixel centres at (i + 0.5) / zoom - 0.5), trim the centre h from
+    (zoomed - h) // 2."""
+    img = np.random.default_rng(h).random((h, h, 1), dtype=np.float32)
+    ch = int(np.ceil(h / factor))
+    top = (h - ch) // 2
+    crop = img[top:top + ch, top:top + ch, 0].astype(np.float64)
+    trim = (round(ch * factor) - h) // 2
+    at = (np.arange(h) + trim + 0.5) / factor - 0.5
+    out = perturbation_sets._zoom(img, factor)
+    assert out.shape[:2] == (h, h)
+    np.testing.assert_allclose(out.reshape(h, h), bilinear(crop, at, at), atol=1e-4)
+
+
+def test_a_sequence_of_a_non_square_image_is_refused():
+    with pytest.raises(NsbenchError, match="square images, not 32x48"):
+        perturbation_sets.sequence(np.zeros((32, 48, 3), np.uint8), "rotate", 1, FakeRng())
 
 
 def test_the_tilt_homography_is_the_references():
@@ -389,6 +445,16 @@ def test_a_set_asked_for_no_perturbation_holds_the_clean_images_and_a_later_one_
     assert np.load(folder / "rotate-d1.npy").shape == (2, 31, 8, 8, 3)
     _, m3 = perturbation_sets.build_p(src, 8, ["shear"], 1, None, 0, tmp_path, workers=1)
     assert [c["perturbation"] for c in m3["sequences"]] == ["rotate", "shear"] and (folder / "shear-d1.npy").exists()
+
+
+def test_a_set_asked_for_what_it_holds_is_reused_without_writing(tmp_path, monkeypatch):
+    """A second call for exactly the perturbations already built (want == have) returns the set as it is: nothing
+    is written again, not even the clean images."""
+    src = grey(2, 8)
+    folder, first = perturbation_sets.build_p(src, 8, ["rotate"], 1, None, 0, tmp_path, workers=1)
+    monkeypatch.setattr(perturbation_sets, "write_clean_set", lambda *a: pytest.fail("rewrote the clean images"))
+    same, again = perturbation_sets.build_p(src, 8, ["rotate"], 1, None, 0, tmp_path, workers=1)
+    assert same == folder and again["sequences"] == first["sequences"]
 
 
 def test_only_the_noise_perturbations_keep_difficulties_2_and_3_in_their_own_folders():

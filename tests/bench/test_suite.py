@@ -63,3 +63,12 @@ def test_a_built_set_without_a_root_is_skipped_when_data_source_is_unset(tmp_pat
     official = load_suite(suite(tmp_path, data={"source": "${NSBENCH_TEST_UNSET_SOURCE}"},
                                 corruptions={"enabled": True, "root": str(tmp_path / "imagenet-c")}))
     assert "corruptions" not in unset_tasks(official)
+
+
+def test_a_suite_file_that_leaves_the_suite_wide_values_out_gets_the_documented_defaults(tmp_path):
+    """docs/evaluation.md: seed 0, batches of 500, normaliser auto, fp32, data from the checkpoint (split, size),
+    photos resized by crop_pct 0.875 with bilinear interpolation."""
+    cfg = load_suite(suite(tmp_path))
+    assert (cfg.seed, cfg.batch_size, cfg.normaliser, cfg.precision) == (0, 500, "auto", "fp32")
+    assert (cfg.data.split, cfg.data.image_size, cfg.data.crop_pct, cfg.data.interpolation) == \
+        (None, None, 0.875, "bilinear")

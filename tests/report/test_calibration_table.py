@@ -211,3 +211,33 @@ def test_fold_summaries_count_models_cells_the_ece_range_and_verdicts():
         "1 model × 2 cells; ECE 5.0–20.0%",
         "1 model; ECE 6.0%",
     ]
+
+
+def test_a_corruption_tree_is_one_mean_row_per_task_and_metric_in_the_results_order():
+    """Cells of a corruption tree (one per corruption x severity) become one row per (task, metric): the mean over
+    the cells, n the largest cell's, no interval; in the order the results hold them (here -C-bar's NLL before its
+    ECE, and -C-bar before -C), not sorted."""
+    cells = [(schema.IMAGENET_C_BAR, "blue_noise_sample", 1, "nll", 1.25, 8),
+             (schema.IMAGENET_C_BAR, "blue_noise_sample", 1, "ece", 12.0, 8),
+             (schema.IMAGENET_C_BAR, "caustic_refraction", 2, "nll", 0.75, 6),
+             (schema.IMAGENET_C_BAR, "caustic_refraction", 2, "ece", 6.0, 6),
+             (schema.CORRUPTIONS, "snow", 3, "nll", 2.0, 8), (schema.CORRUPTIONS, "snow", 3, "ece", 30.0, 8)]
+    rows = [{"task": t, "condition": c, "severity": s, "metric": m, "value": v} for t, c, s, m, v, _ in cells]
+    df = schema.frame([schema.row(model="a", suite="t", n=n, **r) for r, (*_, n) in zip(rows, cells)])
+    # a results.csv in this order (schema.frame sorts the rows it writes; a file from elsewhere may not be)
+    df = df.iloc[[int(np.flatnonzero((df.task == r["task"]) & (df.condition == r["condition"])
+                                     & (df.metric == r["metric"]))[0]) for r in rows]].reset_index(drop=True)
+    f = ct.calibration_tests([EvalResult("a", Path("a"), df, {**FINGERPRINT, "model": {"label": "a"}}, None)],
+                             None).frame
+    assert [(r.task, r.metric, r.value, r.n) for r in f.itertuples()] == [
+        (schema.IMAGENET_C_BAR, "nll", 1.0, 8), (schema.IMAGENET_C_BAR, "ece", 9.0, 8),
+        (schema.CORRUPTIONS, "nll", 2.0, 8), (schema.CORRUPTIONS, "ece", 30.0, 8)]
+    assert (f.condition == "mean over cells").all() and f.ci_low.isna().all()
+    assert f.note.iloc[0] == "mean over 2 corruption x severity cells; no interval"
+
+
+def test_the_page_mentions_temperature_scaling_only_when_a_row_is_scaled():
+    assert ct.calibration_table(_frame(), "a")["scaled"] is False
+    scaled = pd.concat([_frame(), pd.DataFrame([cal("a", schema.CLEAN, schema.TEMPERATURE_SCALED, "ece", 4.0)],
+                                               columns=ct.COLUMNS)], ignore_index=True)
+    assert ct.calibration_table(scaled, "a")["scaled"] is True
