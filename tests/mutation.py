@@ -994,7 +994,8 @@ IMPORT = "<import>"  # coverage's key for the lines the module's own execution r
 def coverage(module_name: str, path: Path, test_args: list[str], src: str) -> tuple[dict, dict, list]:
     """Per test id, the lines of `path` it executes; under IMPORT, the lines the module's execution itself reaches
     (a function called at module level, as shifts' TREES or suite's config class are built): re-executed here under
-    the trace as a mutant is, so a mutant there runs against every test."""
+    the trace as a mutant is, so a mutant there runs against every test. Numba's JIT is off here only: a mutant of a
+    compiled function is compiled as the module is."""
     out = Path(tempfile.mkstemp(suffix=".json")[1])
 
     def child():
@@ -1003,6 +1004,12 @@ def coverage(module_name: str, path: Path, test_args: list[str], src: str) -> tu
 
         torch.set_num_threads(1)
         _quiet()
+        try:  # numba-compiled functions (calibrated's copy_shift) run as Python here, so the trace sees their lines
+            import numba
+
+            numba.config.DISABLE_JIT = True
+        except ImportError:
+            pass
         cov = _Cover(str(path))
         cov.cur = IMPORT
         sys.settrace(cov._trace)
