@@ -130,6 +130,25 @@ def test_probe_waits_for_a_slow_connect_within_its_timeout_and_no_longer(monkeyp
     release.set()
 
 
+def test_a_hanging_probe_is_left_in_a_daemon_thread(monkeypatch):
+    """The probe that has not answered is still running when reachable() returns: in a daemon thread, which the
+    interpreter does not wait for at exit (the child process below shows the exit itself)."""
+    release = threading.Event()
+
+    def hanging(addr, timeout):
+        release.wait(10)
+        raise OSError("gave up")
+
+    monkeypatch.setattr(hub.socket, "create_connection", hanging)
+    before = set(threading.enumerate())
+    try:
+        assert hub.reachable("https://huggingface.co", timeout=0.01) is False
+        left = [t for t in threading.enumerate() if t not in before]
+        assert len(left) == 1 and left[0].daemon
+    finally:
+        release.set()
+
+
 def test_a_hanging_probe_does_not_keep_the_process_alive(tmp_path):
     code = ("import socket, time; from nsbench.bench import hub\n"
             "hub.socket.create_connection = lambda *a, **k: time.sleep(60)\n"

@@ -1,14 +1,17 @@
 """Checks before scoring (bench/inputs.py), against docs/own-models.md ("Images at most half the input's side count
 as far smaller; a chosen size is used with a warning. Small images are zero-padded to the input size (28 -> 32)")
-and docs/commands.md (an input size of 1..4096 px; an unwritable --cache refused in one line)."""
+and docs/commands.md (an input size of 1..4096 px; an unwritable --cache refused in one line; an --out folder
+holding another model's results refused unless --overwrite)."""
 from __future__ import annotations
 
+import json
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from nsbench.bench.inputs import check_input_size, check_side, check_writable
+from nsbench.bench.inputs import check_input_size, check_out_folder, check_side, check_writable
 from nsbench.utils import NsbenchError
 
 
@@ -88,3 +91,30 @@ def test_a_missing_cache_folder_is_created_with_its_parents(tmp_path):
     folder = tmp_path / "a" / "b" / "cache"
     check_writable(folder, "--cache")
     assert folder.is_dir() and list(folder.iterdir()) == []  # the probe file is gone
+
+
+def held(tmp_path, model) -> Path:
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "meta.json").write_text(model if isinstance(model, str) else json.dumps({"model": model}))
+    return folder
+
+
+def test_an_out_folder_is_refused_only_when_it_holds_another_models_results(tmp_path):
+    check_out_folder(tmp_path / "empty", "aa", "new", overwrite=False)  # no meta.json: nothing to replace
+    folder = held(tmp_path, {"sha256": "aa", "label": "old", "path": "/m/old.pt"})
+    check_out_folder(folder, "aa", "new", overwrite=False, path="/m/new.pt")  # the same weights: its own results
+    check_out_folder(folder, "bb", "new", overwrite=True, path="/m/new.pt")
+    with pytest.raises(NsbenchError) as e:
+        check_out_folder(folder, "bb", "new", overwrite=False, path="/m/new.pt")
+    assert str(e.value) == (f"{folder}: already holds the results of another model (old, from /m/old.pt); new, from "
+                            "/m/new.pt would replace them: choose another --out or --label, or pass --overwrite "
+                            "(overwrite=True)")
+
+
+@pytest.mark.parametrize("meta, named", [({"sha256": "aa"}, "an unreadable model record"),
+                                         ({"label": "old"}, "old"), ("{not json", "an unreadable model record")])
+def test_a_held_model_without_its_record_is_named_as_far_as_it_is_known(tmp_path, meta, named):
+    folder = held(tmp_path, meta)
+    with pytest.raises(NsbenchError, match=rf"another model \({named}\); new would replace"):
+        check_out_folder(folder, "bb", "new", overwrite=False)
