@@ -697,6 +697,17 @@ EQUIVALENT: dict[str, str] = {
     "255 -> 256|1":
         "_motion_blur sums shifted copies of a uint8 image with kernel weights >= 0 summing to at most 1, so no value "
         "reaches 256; np.uint8 truncates anything in [255, 256) to 255 either way",
+    # study.jobs
+    "run_parallel|if not p.is_alive() and p.exitcode is not None:|and -> or|1":
+        "for a started multiprocessing Process, is_alive() polls the exit code and is False exactly when exitcode is "
+        "not None: the two conditions are one",
+    "slots|out.append(Slot(i, dev, group, threads or (len(group) if len(cores) >= jobs else 1)))|>= -> >|1":
+        "they differ only when jobs == cores, where each group is one core (cores // jobs = 1): 1 thread either way",
+    "run_parallel|msg = results.get(timeout=1.0)|1.0 -> 2.0|1":
+        "a polling interval: how soon the loop looks at its processes again, not what it does with them",
+    "run_parallel|_finish(results.get(timeout=2.0), running, done, out, failed)|2.0 -> 3.0|1":
+        "how long to wait for the report of a process that has exited: it is on the queue before the exit "
+        "(the child puts it, then returns), so any wait finds it",
     # bench.onthefly.perturb
     "cv2_zoom|lo, hi = p0.clamp(0, ch - 1), (p0 + 1).clamp(0, ch - 1)|- -> +|1":
         "p0 <= floor((out - 0.5) / factor - 0.5) <= ch - 1 since out = round(ch * factor) <= ch * factor + 0.5: lo's "
