@@ -306,6 +306,42 @@ _BOX_WINDOW = ("Pillow's BOX window [xmin, xmax) holds only taps inside the box,
 _FFT_BOUND = ("a power of two lies in [n, 2n], so the search for a 5-smooth size ends before its bound (checked for "
               "n up to 5,000)")
 EQUIVALENT: dict[str, str] = {
+    "|REVISION = 3|3 -> 4|1":
+        "cache-key version only: corruption_sets.build_c puts it in the built set's spec (spec['calibrated_revision']), whose sha256 names the cache folder; its one role is to differ from the revisions before it (1, 2), which 4 does as well as 3: the same images are built, only a never-before-used folder name changes",
+    "_elastic|idx = np.reshape(gy + dy[..., None], (-1, 1)), np.reshape(gx + dx[..., None], (-1, 1)), np.reshape(gz, (-1, 1))|1 -> 2|4":
+        "occurrences 4-6 in ast.walk's breadth-first order are the 1s inside the three -1s (one level deeper than the three plain 1s, occurrences 1-3, killed): reshape(..., (-2, 1)); numpy (2.4.6) takes any negative size as the one unknown dimension, so the same (N, 1) array (as the reshape(-1) entries of EQUIVALENT)",
+    "_elastic|idx = np.reshape(gy + dy[..., None], (-1, 1)), np.reshape(gx + dx[..., None], (-1, 1)), np.reshape(gz, (-1, 1))|1 -> 2|5":
+        "occurrences 4-6 in ast.walk's breadth-first order are the 1s inside the three -1s (one level deeper than the three plain 1s, occurrences 1-3, killed): reshape(..., (-2, 1)); numpy (2.4.6) takes any negative size as the one unknown dimension, so the same (N, 1) array (as the reshape(-1) entries of EQUIVALENT)",
+    "_elastic|idx = np.reshape(gy + dy[..., None], (-1, 1)), np.reshape(gx + dx[..., None], (-1, 1)), np.reshape(gz, (-1, 1))|1 -> 2|6":
+        "occurrences 4-6 in ast.walk's breadth-first order are the 1s inside the three -1s (one level deeper than the three plain 1s, occurrences 1-3, killed): reshape(..., (-2, 1)); numpy (2.4.6) takes any negative size as the one unknown dimension, so the same (N, 1) array (as the reshape(-1) entries of EQUIVALENT)",
+    "_clipped_zoom|h = img.shape[0]|0 -> 1|1":
+        "differs only on non-square images, which never reach it: _clipped_zoom is the reference's square clipped_zoom (one top for both axes), called by corrupt_calibrated (zoom_blur, _snow), whose contract is a square image (docstring) and whose only caller, corruption_sets.corrupt_one <- _build_cell, reads clean.npy = np.stack of prepare(img, size) (size x size x 3); on a rectangle the unmutated function already returns an h x h block, so zoom_blur / snow raise (test_calibrated_snow_on_a_rectangle... in test_onthefly_weather.py swaps in a per-axis zoom for that reason)",
+    "_clipped_zoom|t = (z.shape[0] - h) // 2|0 -> 1|1":
+        "z = zoom(img[top:top+ch, top:top+ch]) is square for a square img (the only input, see the _clipped_zoom|h = img.shape[0] entry), so z.shape[1] == z.shape[0]",
+    "_spatter|colour = np.concatenate([v / 255.0 * np.ones_like(m[..., :1]) for v in (175, 238, 238)], axis=2)|* -> /|1":
+        "v / 255.0 / ones vs v / 255.0 * ones: dividing and multiplying by float32 1.0 are both exact identities (IEEE), same float32 array",
+    "_spatter|colour = np.concatenate([v / 255.0 * np.ones_like(x[..., :1]) for v in (63, 42, 20)], axis=2) * m[..., None]|* -> /|2":
+        "occurrence 2 (breadth-first) is the inner v / 255.0 * ones_like(x[..., :1]) (occurrence 1, the outer * m, is killed): division and multiplication by float32 1.0 are exact identities",
+    "_spatter|return cv2.cvtColor(np.clip(y + m * colour, 0, 1), cv2.COLOR_BGRA2BGR)|1 -> 2|1":
+        "clip(v, 0, 2) vs clip(v, 0, 1): _spatter's only caller, corrupt_calibrated, clips its result again with np.clip(out, 0, 1) (BGRA2BGR only drops alpha), and clip(clip(v, 0, 2), 0, 1) == clip(v, 0, 1) for every float32 v, NaN staying NaN",
+    "_spatter|dist = cv2.distanceTransform(255 - cv2.Canny(liquid, 50, 150), cv2.DIST_L2, 5)|50 -> 51|1":
+        "Canny (L1 gradient, aperture 3) keeps a pixel as a weak edge iff m > low with m = |Sobel_x| + |Sobel_y| an integer that is always even (Sobel_x = (p02 - p00) + 2 (p12 - p10) + (p22 - p20), Sobel_y = (p20 - p00) + 2 (p21 - p01) + (p22 - p02), so Sobel_x + Sobel_y is congruent to 2 (p22 - p00), i.e. even, and |a| + |b| has the parity of a + b; any border extrapolation gives integer p's too), so m > 50 iff m > 51; checked: Canny(v, 49, 150) differs from (50, 150) on 232 of 300 random 8-bit layers, (51, 150) on none, and no |Sobel_x| + |Sobel_y| was odd",
+    "_spatter|dist = cv2.distanceTransform(255 - cv2.Canny(liquid, 50, 150), cv2.DIST_L2, 5)|150 -> 151|1":
+        "as 50 -> 51: the strong-edge test is m > high with m always even, so m > 150 iff m > 151 (checked: (50, 149) differs on 173 of 300 random layers, (50, 151) on none)",
+    "_frost|layer = cv2.resize(layer, (0, 0), fx=scale, fy=scale)|0 -> 1|1":
+        "dsize (1, 0): OpenCV's resize computes the size from fx, fy whenever dsize.empty() (width <= 0 or height <= 0), which (1, 0) is; checked identical on the five frost pictures at scales 0.2, 0.3, 0.5",
+    "_frost|layer = cv2.resize(layer, (0, 0), fx=scale, fy=scale)|0 -> 1|2":
+        "dsize (0, 1): empty (height 0 or width 0), so the size comes from fx, fy as with (0, 0); checked identical as above",
+    "_frost|return np.uint8(np.clip(c[0] * img.astype(np.float64) + c[1] * layer, 0, 255))|0 -> 1|1":
+        "occurrence 1 (breadth-first) is the clip's lower bound: clip(v, 1, 255) differs only where v < 1, but v = c[0] img + c[1] layer >= c[1] min(layer) >= 0.2 * 14 = 2.8: c[1] >= 0.2 in both tables, np.random.randint(5) picks frost1-5, whose darkest pixel is 14 (frost5.jpg; 15, 55, 55, 15 the others) and cv2's bilinear resize is a convex combination of source pixels",
+    "_defocus|return np.stack([cv2.filter2D(x[..., d], -1, kernel) for d in range(3)], axis=-1)|1 -> 2|2":
+        "occurrence 2 (breadth-first) is filter2D's ddepth -1 -> -2 (occurrence 1 is the killed axis=-1): OpenCV takes any negative ddepth as the source's depth (filter2D docs, 'when ddepth=-1 the output has the same depth as the source'; code: if (ddepth < 0) ddepth = sdepth); checked bit-identical on 800 image/kernel pairs",
+    "_defocus|span = np.arange(-8, 9) if radius <= 8 else np.arange(-radius, radius + 1)|8 -> 9|2":
+        "occurrence 2 is arange(-8, 9) -> arange(-9, 9): the 18 x 18 kernel is the 17 x 17 one (bit-identical) plus a leading zero row and column (radii <= 3, 3x3 blur), and filter2D's anchor (9, 9) is the same centre, so the same convolution in exact arithmetic; only OpenCV's DFT size differs (48 vs 50 at 32 px), changing outputs by <= 1e-15, which moves a grey level only if sum(w_i k_i) is within ~1e-13 of an integer: none found (83k random / two-level / one-dot uint8 images x all 10 kernels), and for CIFAR severity 1's 3x3 kernel (w * 2^33 integers) no uint8 neighbourhood sums to an integer > 0 at all (checked exhaustively). WEAKER than the others: an argument up to rounding",
+    "corrupt_calibrated|m = x.mean(axis=(0, 1), keepdims=True)|True -> False|1":
+        "keepdims only shapes the per-channel mean (1, 1, 3) vs (3,); both broadcast against the (H, W, 3) image along the channel axis, so (x - m) * c + m is the same array element by element",
+    "_copy_shift.copy_shift|@njit(cache=False)|False -> True|1":
+        "cache=True only stores numba's compiled machine code on disk for the next process; the same function is compiled from the same source, same results",
     "_cv2_gaussian_kernel|return cv2.getGaussianKernel(k, sigma).reshape(-1)|1 -> 2|1":
         "numpy's reshape(-2) infers the length like reshape(-1) (any negative is the unknown dimension): same 1-D kernel",
     "cv2_warp_perspective|return torch.floor(out + 0.5).clamp(0, 255).to(torch.uint8)|255 -> 256|1":

@@ -6,7 +6,8 @@ of the image size) the documented rule is pinned against the reference's numbers
 calibration a corruption reads, and the corruptions whose reference code needs no ImageMagick, transcribed below and
 run on the same numpy draws (`multichannel=True` is today's channel_axis=-1; the caller's np.uint8 is the reference's
 save step). Motion blur and snow's ImageMagick blur are stood in for by imagecorruptions' kernel (the module's
-docstring): there the recorded radius, sigma and angle are pinned."""
+docstring): there the recorded radius, sigma and angle are pinned. Last, odd sizes and rectangles (glass blur and
+elastic follow each axis) and spatter's mud mask at exactly its 0.8 threshold."""
 from __future__ import annotations
 
 from io import BytesIO
@@ -490,3 +491,84 @@ def test_frost_above_the_references_size_takes_the_smallest_scale_that_covers_th
         np.random.seed(seed)
         np.testing.assert_array_equal(corrupt_calibrated(img, "frost", 5, "tiny-imagenet-c", seed), want)
     assert bound  # some picture is too small at 0.3 for 128 px
+
+
+# --------------------------------------------------------------- odd sizes and rectangles (issue 31, survivors)
+
+def reference_glass_blur_per_axis(img: np.ndarray, c) -> np.ndarray:
+    """glass_blur (make_cifar_c.py:170-181) with its hard-coded 32 written per axis: rows over the image's height,
+    columns over its width (the numpy views make the "swap" a copy, as in tests/bench/test_reference_fidelity.py)."""
+    x = np.uint8(gaussian(np.array(img) / 255., sigma=c[0], channel_axis=-1) * 255)
+    for i in range(c[2]):
+        for h in range(img.shape[0] - c[1], c[1], -1):
+            for w in range(img.shape[1] - c[1], c[1], -1):
+                dx, dy = np.random.randint(-c[1], c[1], size=(2,))
+                h_prime, w_prime = h + dy, w + dx
+                # swap
+                x[h, w], x[h_prime, w_prime] = x[h_prime, w_prime], x[h, w]
+    return np.clip(gaussian(x / 255., sigma=c[0], channel_axis=-1), 0, 1) * 255
+
+
+@pytest.mark.parametrize("calibration, shape", [("cifar-10-c", (40, 32)), ("cifar-10-c", (32, 40)),
+                                                ("tiny-imagenet-c", (72, 56))])
+def test_glass_blur_on_a_rectangle_moves_rows_over_the_height_and_columns_over_the_width(calibration, shape):
+    """The module's rule "pixel dimensions that the reference hard-codes follow the actual image size", per axis:
+    the reference loop with range(H - d, d, -1) over rows and range(W - d, d, -1) over columns, same draws."""
+    ref, _, _, _ = REF[calibration]
+    img = photo(max(shape))[: shape[0], : shape[1]]
+    for severity in range(1, 6):
+        np.random.seed(severity)
+        want = np.uint8(reference_glass_blur_per_axis(img, ref["glass_blur"][severity - 1]))
+        np.random.seed(severity)
+        got = corrupt_calibrated(img, "glass_blur", severity, calibration, severity)
+        np.testing.assert_array_equal(got, want, err_msg=f"{shape} severity {severity}")
+
+
+@pytest.mark.parametrize("calibration, shape", [("cifar-10-c", (33, 33)), ("cifar-10-c", (31, 31)),
+                                                ("cifar-10-c", (40, 32)), ("cifar-10-c", (32, 40)),
+                                                ("tiny-imagenet-c", (65, 65)), ("tiny-imagenet-c", (57, 70))])
+def test_elastic_on_odd_sizes_and_rectangles_is_the_reference_code(calibration, shape):
+    """elastic_transform (make_cifar_c.py:391-413) is written over shape[:2]: center_square = np.float32(shape_size)
+    // 2 (floored on odd sizes), pts1's middle point [center[0] + s, center[1] - s], warpAffine's dsize
+    shape_size[::-1] (width, height), meshgrid(arange(W), arange(H), arange(C)). Its pixel constants (IMSIZE * ...)
+    follow the image's height (the module's docstring; the fractions are pinned above)."""
+    img = photo(max(shape))[: shape[0], : shape[1]]
+    for severity in range(1, 6):
+        c = [v * shape[0] for v in calibrated.params(calibration, "elastic_transform", severity)]
+        np.random.seed(200 + severity)
+        want = reference("elastic_transform", img, c, None)
+        np.random.seed(200 + severity)
+        got = corrupt_calibrated(img, "elastic_transform", severity, calibration, 200 + severity)
+        assert got.shape == img.shape
+        np.testing.assert_array_equal(got, want, err_msg=f"{shape} severity {severity}")
+
+
+def blur_then(mask: np.ndarray):
+    """A stand-in blur that returns its first input as it is (spatter's liquid layer) and `mask` for the second
+    call (the mud's blurred mask)."""
+    calls = iter([None, mask])
+
+    def blur(x, sigma, **kw):
+        m = next(calls)
+        return x if m is None else m
+
+    return blur
+
+
+@pytest.mark.parametrize("calibration", list(REF))
+def test_spatter_mud_keeps_a_mask_of_exactly_0_8(monkeypatch, calibration):
+    """make_cifar_c.py:322 m[m < 0.8] = 0 compares in float32 (the Python float takes the array's dtype), so a
+    blurred mud mask of exactly float32 0.8 stays: every pixel x (1 - 0.8) + (63, 42, 20) / 255 * 0.8 (323-328).
+    The liquid's blur an identity, the mask's blur returns 0.8 everywhere, in the transcription and in nsbench."""
+    ref, _, _, size = REF[calibration]
+    img = photo(size)
+    for severity in [s for s in range(1, 6) if ref["spatter"][s - 1][5] == 1]:
+        c = ref["spatter"][severity - 1]
+        for module, name in ((sys.modules[__name__], "gaussian"), (calibrated, "_gauss")):
+            monkeypatch.setattr(module, name, blur_then(np.full((size, size), 0.8, np.float32)))
+        np.random.seed(severity)
+        want = reference("spatter", img, c, size)
+        np.random.seed(severity)
+        got = corrupt_calibrated(img, "spatter", severity, calibration, severity)
+        np.testing.assert_array_equal(got, want, err_msg=f"severity {severity}")
+        assert (want != img).mean() > 0.9  # the mask was kept: mud over the image
