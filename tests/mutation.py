@@ -306,6 +306,8 @@ _BOX_WINDOW = ("Pillow's BOX window [xmin, xmax) holds only taps inside the box,
 _FFT_BOUND = ("a power of two lies in [n, 2n], so the search for a 5-smooth size ends before its bound (checked for "
               "n up to 5,000)")
 EQUIVALENT: dict[str, str] = {
+    "_load.config|if o.split(\"=\", 1)[0].strip() == \"seed\":|1 -> 2|1":
+        "str.split(\"=\", 2)[0] equals str.split(\"=\", 1)[0] for every string: maxsplit only changes the later parts, never the first",
     "|REVISION = 3|3 -> 4|1":
         "cache-key version only: corruption_sets.build_c puts it in the built set's spec (spec['calibrated_revision']), whose sha256 names the cache folder; its one role is to differ from the revisions before it (1, 2), which 4 does as well as 3: the same images are built, only a never-before-used folder name changes",
     "_elastic|idx = np.reshape(gy + dy[..., None], (-1, 1)), np.reshape(gx + dx[..., None], (-1, 1)), np.reshape(gz, (-1, 1))|1 -> 2|4":

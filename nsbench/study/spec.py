@@ -177,7 +177,7 @@ def load_study(path: Path, *, scale: str | None = None, seeds: list[int] | None 
         raise NsbenchError(f"{path}: {e}") from None
 
 
-def _load(path: Path, scale, seeds, overrides, device, check_convergence=False) -> Study:
+def _load(path: Path, scale, seeds, overrides, device, check_convergence) -> Study:
     from ..bench.suite import load_suite
     from ..resources import resolve
 
@@ -211,17 +211,23 @@ def _load(path: Path, scale, seeds, overrides, device, check_convergence=False) 
     if scale is None:
         scale = next(iter(scales), "full")
     if scale not in scales and scale != "full":
-        raise NsbenchError(f"scale {scale!r}: not one of {', '.join([*scales, 'full'])}")
+        raise NsbenchError(f"scale {scale!r}: not one of {', '.join(dict.fromkeys([*scales, 'full']))}")
     if spec.iterations < 0:
         raise NsbenchError(f"iterations: must be >= 0, got {spec.iterations}")
 
     recipe = resolve("recipe", spec.recipe)
+
+    def no_seed(where: str, given: list[str]) -> None:
+        if any(o.split("=", 1)[0].strip() == "seed" for o in given):
+            raise NsbenchError(f"{where}: sets the seed; seeds are the study's (seeds: [...])")
+
+    for where, given in ((f"scales.{scale}", scales.get(scale, [])), ("overrides", spec.overrides),
+                         ("the command line's overrides", overrides)):
+        no_seed(where, given)
     common = [*scales.get(scale, []), *spec.overrides, *overrides] + ([f"runtime.device={device}"] if device else [])
 
     def config(where: str, extra: list[str], seed: int) -> TrainConfig:
-        for o in extra:
-            if o.split("=", 1)[0].strip() == "seed":
-                raise NsbenchError(f"{where}: sets the seed; seeds are the study's (seeds: [...])")
+        no_seed(where, extra)
         try:
             cfg = load_train_config(recipe, [*common, *extra, f"seed={seed}"])
             check_choices(cfg)
