@@ -735,6 +735,12 @@ EQUIVALENT: dict[str, str] = {
     "255 -> 256|1":
         "_motion_blur sums shifted copies of a uint8 image with kernel weights >= 0 summing to at most 1, so no value "
         "reaches 256; np.uint8 truncates anything in [255, 256) to 255 either way",
+    # training.records
+    "final_quarter_gain|epochs = max((int(h[\"epoch\"]) for h in history), default=0)|0 -> 1|1":
+        "only an empty history takes the default, and quarter_mark is None below 4 epochs: {} for 0 and 1 alike",
+    "write_history|df = pd.concat([old, new], ignore_index=True).sort_values([\"iteration\", \"epoch\"])|True -> False|1":
+        "the index is never written (to_csv index=False) and sort_values orders by the two columns (a stable "
+        "lexsort by position), never by the index: the same rows in the same order",
     # study.jobs
     "run_parallel|if not p.is_alive() and p.exitcode is not None:|and -> or|1":
         "for a started multiprocessing Process, is_alive() polls the exit code and is False exactly when exitcode is "
