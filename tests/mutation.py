@@ -306,6 +306,32 @@ _BOX_WINDOW = ("Pillow's BOX window [xmin, xmax) holds only taps inside the box,
 _FFT_BOUND = ("a power of two lies in [n, 2n], so the search for a 5-smooth size ends before its bound (checked for "
               "n up to 5,000)")
 EQUIVALENT: dict[str, str] = {
+    "_gauss1d|if sigma <= 1e-15:  # scipy leaves the axis alone|<= -> <|1":
+        "differs only at sigma == 1e-15 exactly, where the mutant filters with r = int(4e-15 + 0.5) = 0: t = [0], w = [exp(-5e29 * 0 * 0)] = [1.0], p = x.index_select of arange(0, n) = x, out = x * 1.0 == x bit for bit (sign of -0.0 and NaN kept); checked torch.equal and signbit for sigma 1e-15, 1e-16, 0, both dims, both modes",
+    "_gauss1d|out = out + (p.narrow(dim, r - j, n) + p.narrow(dim, r + j, n)) * w[r + j]|+ -> -|3":
+        "occurrence 3 in ast.walk's breadth-first order is w[r + j] -> w[r - j] (the r + j inside p.narrow is one level deeper): the taps are exactly symmetric, w = exp(c * t * t) with (c * -j) * -j == (c * j) * j in IEEE arithmetic, divided by the same sum; checked w[r + j] == w[r - j] bit for bit for 400 sigmas in 0.05..20 at truncate 3 and 4",
+    "glass_shuffle|if rows <= 0 or cols <= 0:|<= -> <|1":
+        "rows < 0 instead of rows <= 0: differs only when rows == 0 (cols > 0), where the body runs on empty row ranges: hs is [0, 1], dst empty, src = arange (identity), done all True, flat.gather(identity) == y; when cols < 0 the second test still returns. Checked in a private copy: glass_shuffle equal to the reference loop written out on 1,470 random cases (delta 1-5, H and W from 2 delta to 2 delta + 6, i.e. no/one/several looped rows and columns, 2 iterations) with the mutant in place. (including rows == 0)",
+    "glass_shuffle|if rows <= 0 or cols <= 0:|<= -> <|2":
+        "cols < 0 instead of cols <= 0: differs only when cols == 0 (rows > 0), where the body runs with empty column ranges: dst empty, src = identity, the image unchanged. Checked in a private copy: glass_shuffle equal to the reference loop written out on 1,470 random cases (delta 1-5, H and W from 2 delta to 2 delta + 6, i.e. no/one/several looped rows and columns, 2 iterations) with the mutant in place. (including cols == 0)",
+    "glass_shuffle|looped = (sh >= delta + 1) & (sh <= h - delta) & (sw >= delta + 1) & (sw <= w - delta)|- -> +|1":
+        "`looped` only narrows `before` to sources inside the looped region (= the set dst of pixels the iteration writes); this mutant widens it (sh <= h + delta: source rows below h - delta), and the pixels added are never in dst, so src[q] = q and done[q] = True for them: a pixel p marked not-done with src[p] = q then resolves in one doubling step to src[q] = q, done, exactly as if it had been done; the pointer doubling returns the same src, so the same image. Checked in a private copy: glass_shuffle equal to the reference loop written out on 1,470 random cases (delta 1-5, H and W from 2 delta to 2 delta + 6, i.e. no/one/several looped rows and columns, 2 iterations) with the mutant in place.",
+    "glass_shuffle|looped = (sh >= delta + 1) & (sh <= h - delta) & (sw >= delta + 1) & (sw <= w - delta)|- -> +|2":
+        "`looped` only narrows `before` to sources inside the looped region (= the set dst of pixels the iteration writes); this mutant widens it (sw <= w + delta: source columns right of w - delta), and the pixels added are never in dst, so src[q] = q and done[q] = True for them: a pixel p marked not-done with src[p] = q then resolves in one doubling step to src[q] = q, done, exactly as if it had been done; the pointer doubling returns the same src, so the same image. Checked in a private copy: glass_shuffle equal to the reference loop written out on 1,470 random cases (delta 1-5, H and W from 2 delta to 2 delta + 6, i.e. no/one/several looped rows and columns, 2 iterations) with the mutant in place.",
+    "glass_shuffle|looped = (sh >= delta + 1) & (sh <= h - delta) & (sw >= delta + 1) & (sw <= w - delta)|+ -> -|1":
+        "sh >= delta - 1: `before` also requires sh > hs or sh == hs, and hs >= delta + 1, so sh >= delta + 1 already holds wherever `before` can be true: the factor never decides anything. Checked in a private copy: glass_shuffle equal to the reference loop written out on 1,470 random cases (delta 1-5, H and W from 2 delta to 2 delta + 6, i.e. no/one/several looped rows and columns, 2 iterations) with the mutant in place.",
+    "glass_shuffle|looped = (sh >= delta + 1) & (sh <= h - delta) & (sw >= delta + 1) & (sw <= w - delta)|+ -> -|2":
+        "`looped` only narrows `before` to sources inside the looped region (= the set dst of pixels the iteration writes); this mutant widens it (sw >= delta - 1: source columns delta - 1 and delta), and the pixels added are never in dst, so src[q] = q and done[q] = True for them: a pixel p marked not-done with src[p] = q then resolves in one doubling step to src[q] = q, done, exactly as if it had been done; the pointer doubling returns the same src, so the same image. Checked in a private copy: glass_shuffle equal to the reference loop written out on 1,470 random cases (delta 1-5, H and W from 2 delta to 2 delta + 6, i.e. no/one/several looped rows and columns, 2 iterations) with the mutant in place.",
+    "motion_blur_with_angle|kernel = torch.exp(-(i**2) / (2 * sigma**2)) / (math.sqrt(2 * math.pi) * sigma)|* -> /|1":
+        "WEAKER (up to rounding): the constant factor 1 / (sqrt(2 pi) sigma) becomes sigma / sqrt(2 pi), and the next line divides by kernel.sum(), cancelling it exactly in real arithmetic; in float64 the weights move by <= 2 ulp (all 15 table (radius, sigma) pairs checked), the size of the unmutated kernel's own gap to imagecorruptions' getMotionBlurKernel (torch exp and sum differ from numpy's by 1-2 ulp; it is bit-identical only for (6, 1), (9, 2.5), (10, 1), (12, 3)), so no reference can decide between them",
+    "motion_blur_with_angle|kernel = torch.exp(-(i**2) / (2 * sigma**2)) / (math.sqrt(2 * math.pi) * sigma)|2 -> 3|2":
+        "WEAKER (up to rounding): sqrt(2 pi) -> sqrt(3 pi) in the constant factor, cancelled by the normalisation kernel / kernel.sum() on the next line; the weights move by <= 3 ulp (all 15 table pairs checked), as small as the unmutated kernel's own 1-2 ulp gap to getMotionBlurKernel",
+    "motion_blur|if calibration == \"imagenet-c\":|== -> !=|1":
+        "WEAKER (up to rounding): the branches differ only by the /255 * 255 round trip (same clamps). Exhaustive over grey levels: (y / 255) * 255 == y for 10^7 uniform y in [0, 255) and for every integer 0..255, and it is monotone, so the truncated grey level changes only where y is 1 ulp below k and the round trip lands on k: only k = 1, 2, 4, ..., 128 (checked k - 1, 2, 3 ulp for all k); the float output moves only where the round trip is inexact (none in the 10^7). Reaching y = 2^j - 1 ulp needs a constant region whose kernel sum rounds just below 1, and our y differs from the references' by ulps there (kernel not bit-identical for most tables), so no reference test can pin those points",
+    "MixedDataset._prepared_batch|if any(ds._prepared is None for ds, _ in parts) or len({ds._prepared.shape[1:] for ds, _ in parts}) > 1:|1 -> 2|2":
+        "occurrence 2 (ast.walk breadth-first) is shape[1:] -> shape[2:] (occurrence 1, the > 1, is killed by test_a_step_of_grey_labeled_and_rgb_pseudo_images_is_collated_item_by_item): every _prepared is (N, size, size, C) (ImageDataset pads or prepare()s each small image to size x size, data/transforms.py prepare_batch / prepare), so (size, C) differs between two sets exactly when (size, size, C) does",
+    "MixedBatchSampler.__iter__|b = uns[s * gu + self.rank * self.bu : s * gu + (self.rank + 1) * self.bu] if self.bu else uns[:0]|0 -> 1|1":
+        "uns[:0] -> uns[:1] is reached only when bu == 0, where gu = 0 and uns = _stream(nu, 0, rng) + nl is already empty (need 0 returns np.zeros(0)), so uns[:1] is the same empty array",
     "_load.config|if o.split(\"=\", 1)[0].strip() == \"seed\":|1 -> 2|1":
         "str.split(\"=\", 2)[0] equals str.split(\"=\", 1)[0] for every string: maxsplit only changes the later parts, never the first",
     "|REVISION = 3|3 -> 4|1":
@@ -741,6 +767,16 @@ EQUIVALENT: dict[str, str] = {
     "write_history|df = pd.concat([old, new], ignore_index=True).sort_values([\"iteration\", \"epoch\"])|True -> False|1":
         "the index is never written (to_csv index=False) and sort_values orders by the two columns (a stable "
         "lexsort by position), never by the index: the same rows in the same order",
+    # study.runner
+    "_complete|return False|False -> True|2":
+        "reached only if summary.json fails to parse here after _finished parsed the same file a moment before (the "
+        "same KeyError / TypeError / NsbenchError makes _finished False first): a file changing between two reads",
+    "_report|baseline = next((lab for lab in labels if lab.endswith(\"-iter0\")), labels[0])|0 -> 1|1":
+        "every study has a run that reports iteration 0 (the shared teacher's run, or a variant that trains its own "
+        "teacher, whose checkpoints start at 0), so the fallback labels[0] is never taken",
+    "run_study|\"threads_per_job\": threads if jobs == 1 else run_slots[0].threads}|0 -> 1|1":
+        "jobs.slots gives every slot the same thread count (--threads, or the same share of the cores), and with "
+        "one job the other branch is taken: slot 1's threads are slot 0's",
     # study.jobs
     "run_parallel|if not p.is_alive() and p.exitcode is not None:|and -> or|1":
         "for a started multiprocessing Process, is_alive() polls the exit code and is False exactly when exitcode is "
@@ -1049,8 +1085,8 @@ IMPORT = "<import>"  # coverage's key for the lines the module's own execution r
 def coverage(module_name: str, path: Path, test_args: list[str], src: str) -> tuple[dict, dict, list]:
     """Per test id, the lines of `path` it executes; under IMPORT, the lines the module's execution itself reaches
     (a function called at module level, as shifts' TREES or suite's config class are built): re-executed here under
-    the trace as a mutant is, so a mutant there runs against every test. Numba's JIT is off here only: a mutant of a
-    compiled function is compiled as the module is."""
+    the trace as a mutant is, so a mutant there runs against every test. numba.njit is an identity here only: a
+    mutant of a compiled function is compiled as the module is."""
     out = Path(tempfile.mkstemp(suffix=".json")[1])
 
     def child():
@@ -1059,10 +1095,10 @@ def coverage(module_name: str, path: Path, test_args: list[str], src: str) -> tu
 
         torch.set_num_threads(1)
         _quiet()
-        try:  # numba-compiled functions (calibrated's copy_shift) run as Python here, so the trace sees their lines
-            import numba
+        try:  # functions compiled from here on (calibrated's copy_shift, compiled at its first call) stay Python,
+            import numba  # so the trace sees their lines; what numba compiled already (imagecorruptions') stays
 
-            numba.config.DISABLE_JIT = True
+            numba.njit = lambda *a, **k: a[0] if a and callable(a[0]) else (lambda f: f)
         except ImportError:
             pass
         cov = _Cover(str(path))

@@ -131,7 +131,8 @@ def _complete(study: Study, plan: RunPlan, out: Path) -> bool:
         entries = {e["iteration"]: e for e in read_json(run / runs.SUMMARY)["iterations"]}
     except (NsbenchError, KeyError, TypeError):
         return False
-    return all(k in entries and _evaluated(out / "eval" / label, entries[k]["sha256"], _suite_record(study))
+    return all(k in entries and entries[k].get("sha256")  # a damaged entry: not complete, train resolves it
+               and _evaluated(out / "eval" / label, entries[k]["sha256"], _suite_record(study))
                for k, label in study.checkpoints(plan))
 
 

@@ -315,3 +315,116 @@ def test_poisson_at_lambda_ten_is_numpys_ptrs_on_many_draws():
     rounds = [[rng.uniform_at(1 + 2 * r + j, torch.arange(n), n).tolist() for j in (0, 1)] for r in range(12)]
     want = [_ptrs(float(lam[0, e]), lambda r, j, e=e: rounds[r][j][e]) for e in range(n)]
     assert got == want
+
+
+@pytest.mark.parametrize("name", ["gaussian_noise", "speckle_noise"])
+def test_noise_on_a_white_image_is_clipped_as_the_reference_clips(monkeypatch, name):
+    """Before the final uint8, gaussian and speckle noise return imagecorruptions' float, np.clip(x / 255 + noise, 0,
+    1) * 255, fed the same normals: on a white image half the values pass 1 and are clipped to 255."""
+    img = np.full((8, 8, 3), 255, np.uint8)
+    z = Rng([21]).normal(S["noise"], img.shape)[0].numpy()
+    monkeypatch.setattr(np.random, "normal", lambda size=None, scale=1.0, loc=0.0: loc + scale * z)
+    want = getattr(C, name)(img, 4)
+    monkeypatch.undo()
+    got = nb.OPS[name](torch.from_numpy(img)[None].float(), 4, "imagenet-c", Rng([21]))[0].double().numpy()
+    assert (z > 0).mean() > 0.3 and (want == 255).mean() > 0.3
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-4)
+
+
+def test_elastic_transform_clips_like_the_reference():
+    """imagecorruptions' elastic_transform ends in np.clip(..., 0, 1) * 255: an image brighter than white (300) comes
+    out 255 everywhere, the reference's as ours."""
+    img = np.full((16, 16, 3), 300.0, np.float32)
+    assert np.array_equal(C.elastic_transform(img, 3), np.full(img.shape, 255.0))
+    got = nb.elastic_transform(torch.from_numpy(img)[None], 3, "imagenet-c", Rng([5]))
+    assert torch.equal(got, torch.full((1, 16, 16, 3), 255.0))
+
+
+@pytest.mark.parametrize("sigma, mode, truncate", [(0.7, "nearest", None), (1.5, "nearest", None),
+                                                   ((1.5, 0.7), "nearest", None), ((1.3, 2.1), "reflect", 3)])
+def test_gaussian_filter_is_scipys(sigma, mode, truncate):
+    """_gauss2d is scipy.ndimage.gaussian_filter over H and W (skimage.filters.gaussian's call: truncate 4 unless
+    given, channels apart): kernel radius int(truncate * sigma + 0.5), taps normalised over exactly that radius."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(3)
+    x = rng.random((2, 13, 11, 3))
+    kw = {} if truncate is None else {"truncate": truncate}
+    got = nb._gauss2d(torch.from_numpy(x), sigma, mode=mode, **kw).numpy()
+    sh, sw = (sigma, sigma) if isinstance(sigma, float) else sigma
+    for i in range(2):
+        want = ndimage.gaussian_filter(x[i], (sh, sw, 0), mode=mode, **kw)
+        np.testing.assert_allclose(got[i], want, rtol=0, atol=1e-13)
+
+
+def _glass_loop(img: np.ndarray, off: np.ndarray, delta: int) -> np.ndarray:
+    """The reference's loop written out: x[y, x] = x[y + dy, x + dx], bottom-right corner first."""
+    want = img.copy()
+    h, w = img.shape[:2]
+    for it in range(off.shape[0]):
+        for a, y in enumerate(range(h - delta, delta, -1)):
+            for b, x in enumerate(range(w - delta, delta, -1)):
+                dx, dy = off[it, a, b]
+                want[y, x] = want[y + dy, x + dx]
+    return want
+
+
+@pytest.mark.parametrize("h, w, delta", [(3, 9, 1), (9, 3, 1), (5, 9, 2), (9, 5, 2), (4, 9, 2), (9, 4, 2), (3, 9, 2),
+                                         (9, 3, 2), (2, 2, 2)])
+def test_glass_shuffle_on_images_of_one_looped_row_or_column_or_none(h, w, delta):
+    """The loop runs over rows H - delta .. delta + 1 (a single row when H = 2 delta + 1, none when H <= 2 delta) and
+    likewise columns; with none the image comes back as it was."""
+    rng = np.random.default_rng(h * 100 + w * 10 + delta)
+    img = rng.integers(0, 256, (h, w, 3)).astype(np.float64)
+    rows, cols = max(h - 2 * delta, 0), max(w - 2 * delta, 0)
+    off = rng.integers(-delta, delta, (3, rows, cols, 2))
+    off[0, 0:1, 0:1] = -1  # the first step moves a pixel wherever there is one
+    want = _glass_loop(img, off, delta)
+    assert (rows * cols > 0) == (not np.array_equal(want, img))
+    got = nb.glass_shuffle(torch.from_numpy(img)[None], delta, 3, torch.from_numpy(off)[None])
+    assert np.array_equal(got[0].numpy(), want)
+
+
+def test_reflect101_is_opencvs_border_interpolate():
+    """Every position -12 .. 12 for sizes 1 to 5 maps where cv2.borderInterpolate(BORDER_REFLECT_101) maps it (size
+    1: always 0; size 2: 0 1 0 1 ...)."""
+    import cv2
+
+    p = torch.arange(-12, 13)
+    for size in range(1, 6):
+        want = [cv2.borderInterpolate(int(i), size, cv2.BORDER_REFLECT_101) for i in p]
+        assert nb._reflect101(p, size).tolist() == want, size
+
+
+def test_warp_affine_is_opencvs_on_a_batch():
+    """Each image of a batch warped by its own matrix as cv2.warpAffine(INTER_LINEAR, BORDER_REFLECT_101) warps it:
+    a shear of determinant exactly 1, a general map, and a singular one (OpenCV inverts it to zeros: every pixel
+    reads the corner)."""
+    import cv2
+
+    rng = np.random.default_rng(8)
+    imgs = rng.random((3, 9, 11, 3)).astype(np.float32)
+    ms = np.array([[[1.0, 0.25, 1.5], [0.0, 1.0, -2.0]], [[0.9, -0.2, 3.1], [0.15, 1.1, -1.4]],
+                   [[1.0, 2.0, 0.5], [0.5, 1.0, 0.0]]])
+    got = nb._warp_affine(torch.from_numpy(imgs), torch.from_numpy(ms)).numpy()
+    for i in range(3):
+        want = cv2.warpAffine(imgs[i], ms[i], (11, 9), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+        np.testing.assert_allclose(got[i], want, rtol=0, atol=2e-6)
+    assert np.array_equal(got[2], np.broadcast_to(imgs[2, 0, 0], imgs[2].shape))
+
+
+@pytest.mark.parametrize("h, w", [(33, 35), (35, 33), (32, 32)])
+def test_elastic_affine_is_the_references_on_odd_sizes(h, w):
+    """calibrated._elastic's map: points around centre = np.float32((H, W)) // 2 (floored: 16 for 33) at
+    +-min(H, W) // 3, moved by float32 uniforms in +-limit, through cv2.getAffineTransform."""
+    import cv2
+
+    limit, seeds = 3.0, [4, 9]
+    got = nb._elastic_affine(h, w, limit, Rng(seeds)).numpy()
+    for i, seed in enumerate(seeds):
+        centre = np.float32((h, w)) // 2
+        half = min(h, w) // 3
+        pts1 = np.float32([centre + half, [centre[0] + half, centre[1] - half], centre - half])
+        u = Rng([seed]).uniform(S["affine"], (3, 2))[0].numpy()
+        pts2 = pts1 + (-limit + 2 * limit * u).astype(np.float32)
+        np.testing.assert_allclose(got[i], cv2.getAffineTransform(pts1, pts2), rtol=0, atol=1e-9)
