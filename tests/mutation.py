@@ -205,6 +205,7 @@ for _name, _target in {
                            "tests/report/test_render.py"),
     "report.fmt": _t("nsbench.report.fmt", *_REPORT),  # the precision every printed number gets
     "report.load": _t("nsbench.report.load", "tests/report/test_inputs.py", "tests/report/test_render.py"),  # guards
+    "report.scorecard": _t("nsbench.report.scorecard", "tests/report/test_render.py"),  # the scorecard CSVs
     "schema": _t("nsbench.schema", "tests/test_schema.py", "tests/report/test_render.py", "tests/cli/test_eval.py",
                  functions=("headline_numbers", "measures_in", "lookup", "row_mask", "Measure", "measure",
                             "attack_measure", "v2_measure", "unit_metric", "usual_effect"), keys=True),
@@ -306,6 +307,16 @@ _BOX_WINDOW = ("Pillow's BOX window [xmin, xmax) holds only taps inside the box,
 _FFT_BOUND = ("a power of two lies in [n, 2n], so the search for a 5-smooth size ends before its bound (checked for "
               "n up to 5,000)")
 EQUIVALENT: dict[str, str] = {
+    "make_batches|n_pseudo = len(cfg.pseudo) if cfg.pseudo is not None else 0|0 -> 1|1":
+        "the 0 is taken only when cfg.pseudo is None, where the next line makes pseudo_batch 0 too: MixedBatchSampler then asks its pseudo stream for bu * world * steps = 0 indices, and _stream returns an empty array for need == 0 before it draws from the rng (so the labeled stream's draws are unchanged), each step's pseudo part is uns[:0] (bu == 0), and n_pseudo (self.nu) is read nowhere else (MixedDataset's length comes from cfg.pseudo): the same batches, bit for bit",
+    "run_epoch|bar = tqdm(total=t.steps_per_epoch, desc=f\"{cfg.name} epoch {epoch + 1}/{cfg.optim.epochs}\", leave=False,|False -> True|1":
+        "display only: whether a finished epoch's progress bar stays on the terminal (utils.tqdm shows no bar at all off a terminal); no history row, saved state, log line, TensorBoard value or returned model changes",
+    "run_epoch|disable=t.rank != 0, mininterval=2.0)|2.0 -> 3.0|1":
+        "display only: how often the progress bar redraws on a terminal (utils.tqdm shows no bar off a terminal); no history row, saved state, log line, TensorBoard value or returned model changes",
+    "inputs|x = b.x.to(cfg.device, non_blocking=True)|True -> False|1":
+        "speed only: on the CPU (and for x that decode_on already put on the device) .to returns the same tensor either way, no copy; on CUDA non_blocking only lets a copy from pinned memory overlap the host, and the copy is queued on the current stream before every kernel that reads x, so the values trained on are the same",
+    "batch_loss|target = b.soft.to(cfg.device, non_blocking=True)|True -> False|1":
+        "speed only: on the CPU .to returns the same tensor either way, no copy; on CUDA non_blocking only lets a copy from pinned memory overlap the host, and the copy is queued on the current stream before the loss kernels that read it, so the loss and its gradients are the same",
     "_gauss1d|if sigma <= 1e-15:  # scipy leaves the axis alone|<= -> <|1":
         "differs only at sigma == 1e-15 exactly, where the mutant filters with r = int(4e-15 + 0.5) = 0: t = [0], w = [exp(-5e29 * 0 * 0)] = [1.0], p = x.index_select of arange(0, n) = x, out = x * 1.0 == x bit for bit (sign of -0.0 and NaN kept); checked torch.equal and signbit for sigma 1e-15, 1e-16, 0, both dims, both modes",
     "_gauss1d|out = out + (p.narrow(dim, r - j, n) + p.narrow(dim, r + j, n)) * w[r + j]|+ -> -|3":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -172,3 +173,85 @@ def test_calibration_differences_are_tests_of_the_pages_one_family(evals, tmp_pa
     for _, x in tested.iterrows():
         excl = x.diff_low > 0 or x.diff_high < 0
         assert (x.verdict in ("better", "worse")) == bool(excl and x.p_adjusted < 0.05), x.to_dict()
+
+
+def _eval(label: str, source: str, rows: list[dict], sets: dict | None = None, per: pd.DataFrame | None = None):
+    from pathlib import Path
+
+    from nsbench import schema
+    from nsbench.report.load import EvalResult
+
+    df = schema.frame([schema.row(model=label, suite="t", **r) for r in rows])
+    return EvalResult(label, Path(label), df, {"dataset": {"source": source}, "model": {"label": label},
+                                               "sets": sets or {}}, per)
+
+
+def test_the_scorecards_tables_read_each_set_to_two_decimals_with_its_origin_and_count():
+    """build()'s page context, by hand: accuracies and intervals to 2 decimals, the count or "–", each set's origin
+    ("–" where nothing says) and the origin column only where the sets differ in it or one is unknown; eps as
+    N/255 or "–"; the no-normaliser note only with -C-bar / -3DCC; no calibration section without its rows."""
+    from nsbench import schema
+    from nsbench.report import scorecard
+
+    a = _eval("a", "imagenet:/x", [
+        {"task": schema.CLEAN, "condition": schema.CLEAN_CONDITION, "metric": "top1_acc", "value": 80.0, "n": 50},
+        {"task": schema.IMAGENET_SKETCH, "condition": schema.SKETCH, "metric": "top1_acc", "value": 25.126, "n": 50},
+        {"task": schema.ATTACKS_BY_NAME, "condition": "pgd", "metric": "top1_acc", "value": 12.344, "n": 100,
+         "eps_255": 4.0},
+        {"task": schema.ATTACKS_BY_NAME, "condition": "square", "metric": "top1_acc", "value": 50.0, "n": 100}])
+    ctx, frames = scorecard.build([a], pd.DataFrame(), None)
+    # no per-image outcomes: no interval and no count (shifts.accuracy)
+    assert ctx["shifts"] == [{"model": "a", "set": "ImageNet-Sketch", "origin": "official", "value": "25.13",
+                              "ci": "", "n": "–", "note": ""}]
+    assert ctx["shifts_origin_column"] is False and ctx["shifts_no_normaliser"] is False
+    assert ctx["attacks_by_name"] == [
+        {"model": "a", "attack": "pgd", "eps": "4/255", "value": "12.34", "ci": "", "n": "100"},
+        {"model": "a", "attack": "square", "eps": "–", "value": "50.00", "ci": "", "n": "100"}]
+    assert set(frames) == {"shifted_accuracy.csv", "attacks_by_name.csv"}
+    # an -A of unknown origin (ImageNet data, nothing in meta.json) next to an official set: the column, "–"
+    b = _eval("b", "imagenet:/x", [
+        {"task": schema.NATURAL_ADVERSARIAL, "condition": "imagenet-r", "metric": "top1_acc", "value": 40.0, "n": 0},
+        {"task": schema.IMAGENET_SKETCH, "condition": schema.SKETCH, "metric": "top1_acc", "value": 30.0, "n": 50}])
+    ctx, _ = scorecard.build([b], pd.DataFrame(), None)
+    assert [(x["set"], x["origin"]) for x in ctx["shifts"]] == [("ImageNet-Sketch", "official"),
+                                                                ("ImageNet-R", "official")]
+    assert ctx["shifts_origin_column"] is False
+    c = _eval("c", "folder:/y", [
+        {"task": schema.NATURAL_ADVERSARIAL, "condition": "built", "metric": "top1_acc", "value": 10.0, "n": 9},
+        {"task": schema.IMAGENET_SKETCH, "condition": schema.SKETCH, "metric": "top1_acc", "value": 30.0, "n": 50}])
+    ctx, _ = scorecard.build([c], pd.DataFrame(), None)
+    assert [x["origin"] for x in ctx["shifts"]] == ["official", "built"] and ctx["shifts_origin_column"] is True
+    d = _eval("d", "imagenet:/x", [
+        {"task": schema.IMAGENET_C_BAR, "condition": "all", "metric": "mean_err", "value": 40.0, "n": 10}])
+    ctx, _ = scorecard.build([d], pd.DataFrame(), None)
+    assert ctx["shifts_no_normaliser"] is True
+    assert [(x["value"], x["n"], x["origin"]) for x in ctx["shifts"]] == [("60.00", "10", "official")]
+    assert ctx["shifts"][0]["note"] == "mean over corruptions; no interval"
+    # -C on ImageNet data with nothing in meta.json about its set: origin unknown ("–"), so the column shows
+    u = _eval("u", "imagenet:/x", [
+        {"task": schema.CORRUPTIONS, "condition": "all", "metric": "mean_err", "value": 45.0, "n": 20}])
+    ctx, _ = scorecard.build([u], pd.DataFrame(), None)
+    assert [(x["value"], x["n"], x["origin"]) for x in ctx["shifts"]] == [("55.00", "20", "–")]
+    assert ctx["shifts_origin_column"] is True and ctx["shifts_no_normaliser"] is False
+    # with per-image outcomes: intervals, also to 2 decimals
+    correct = [True] * 3 + [False] * 5
+    per = pd.concat([pd.DataFrame({"task": task, "condition": cond, "severity": np.nan, "eps_255": eps,
+                                   "image": np.arange(8), "correct": correct})
+                     for task, cond, eps in ((schema.IMAGENET_SKETCH, schema.SKETCH, np.nan),
+                                             (schema.ATTACKS_BY_NAME, "pgd", 4.0))], ignore_index=True)
+    f = _eval("f", "imagenet:/x", [
+        {"task": schema.IMAGENET_SKETCH, "condition": schema.SKETCH, "metric": "top1_acc", "value": 37.5, "n": 8},
+        {"task": schema.ATTACKS_BY_NAME, "condition": "pgd", "metric": "top1_acc", "value": 37.5, "n": 8,
+         "eps_255": 4.0}], per=per)
+    ctx, _ = scorecard.build([f], pd.DataFrame(), None)
+    two = r"^\[\d+\.\d\d, \d+\.\d\d\]$"
+    assert re.match(two, ctx["shifts"][0]["ci"]) and ctx["shifts"][0]["n"] == "8"
+    assert re.match(two, ctx["attacks_by_name"][0]["ci"])
+    e = _eval("e", "imagenet:/x", [{"task": schema.CLEAN, "condition": schema.CLEAN_CONDITION, "metric": "top1_acc",
+                                    "value": 80.0, "n": 50}])
+    ctx, _ = scorecard.build([e], pd.DataFrame(), None)
+    assert ctx["shifts"] == [] and ctx["shifts_no_normaliser"] is False
+    from types import SimpleNamespace
+
+    assert scorecard.calibration_section(SimpleNamespace(calibration=None, baseline=None)) is None
+    assert scorecard.calibration_section(SimpleNamespace(calibration=pd.DataFrame(), baseline=None)) is None
