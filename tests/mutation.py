@@ -343,7 +343,7 @@ EQUIVALENT: dict[str, str] = {
         "occurrence 2 (ast.walk breadth-first) is shape[1:] -> shape[2:] (occurrence 1, the > 1, is killed by test_a_step_of_grey_labeled_and_rgb_pseudo_images_is_collated_item_by_item): every _prepared is (N, size, size, C) (ImageDataset pads or prepare()s each small image to size x size, data/transforms.py prepare_batch / prepare), so (size, C) differs between two sets exactly when (size, size, C) does",
     "MixedBatchSampler.__iter__|b = uns[s * gu + self.rank * self.bu : s * gu + (self.rank + 1) * self.bu] if self.bu else uns[:0]|0 -> 1|1":
         "uns[:0] -> uns[:1] is reached only when bu == 0, where gu = 0 and uns = _stream(nu, 0, rng) + nl is already empty (need 0 returns np.zeros(0)), so uns[:1] is the same empty array",
-    "_load.config|if o.split(\"=\", 1)[0].strip() == \"seed\":|1 -> 2|1":
+    "_load.no_seed|if any(o.split(\"=\", 1)[0].strip() == \"seed\" for o in given):|1 -> 2|1":
         "str.split(\"=\", 2)[0] equals str.split(\"=\", 1)[0] for every string: maxsplit only changes the later parts, never the first",
     "|REVISION = 3|3 -> 4|1":
         "cache-key version only: corruption_sets.build_c puts it in the built set's spec (spec['calibrated_revision']), whose sha256 names the cache folder; its one role is to differ from the revisions before it (1, 2), which 4 does as well as 3: the same images are built, only a never-before-used folder name changes",
