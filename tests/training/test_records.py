@@ -5,7 +5,6 @@ epochs), history.csv (rows sorted by iteration and epoch, a re-trained iteration
 0 its parent's sha256), with each refusal's words."""
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 
 from nsbench.models import ModelSpec
