@@ -146,10 +146,9 @@ def sequence_t5d(logits: np.ndarray, noise: bool, difficulty: int = 1) -> float:
     `np.mean(result_for_vid)`); uT5D of a perturbation is the `mean` over its sequences."""
     order = np.argsort(-logits, axis=-1, kind="stable")
     ranks = ordinal_ranks(logits)
-    k = min(5, logits.shape[1])
     vals = []
     for a, b in _pairs(len(logits), noise, difficulty):
-        sigma = ranks[b][order[a][:k]]  # frame b's rank of frame a's i-th class
+        sigma = ranks[b][order[a]]  # frame b's rank of frame a's i-th class (top5_distance reads the first 5)
         vals.append(top5_distance(sigma))
     return float(np.mean(vals))
 
