@@ -307,6 +307,8 @@ _BOX_WINDOW = ("Pillow's BOX window [xmin, xmax) holds only taps inside the box,
 _FFT_BOUND = ("a power of two lies in [n, 2n], so the search for a 5-smooth size ends before its bound (checked for "
               "n up to 5,000)")
 EQUIVALENT: dict[str, str] = {
+    "resolved|q = min(p / 2, 0.5)|0.5 -> 1.5|1":
+        "the cap is never reached for a p value: every p resolved/refine get (bootstrap_p, capped by min(1.0, ...); binomtest and t-test p values) lies in [0, 1], so p / 2 <= 0.5 and min(p / 2, 0.5) == min(p / 2, 1.5) == p / 2 exactly (a p of 0.6 gives q = 0.3 either way); the two differ only for a \"p\" above 1",
     "make_batches|n_pseudo = len(cfg.pseudo) if cfg.pseudo is not None else 0|0 -> 1|1":
         "the 0 is taken only when cfg.pseudo is None, where the next line makes pseudo_batch 0 too: MixedBatchSampler then asks its pseudo stream for bu * world * steps = 0 indices, and _stream returns an empty array for need == 0 before it draws from the rng (so the labeled stream's draws are unchanged), each step's pseudo part is uns[:0] (bu == 0), and n_pseudo (self.nu) is read nowhere else (MixedDataset's length comes from cfg.pseudo): the same batches, bit for bit",
     "run_epoch|bar = tqdm(total=t.steps_per_epoch, desc=f\"{cfg.name} epoch {epoch + 1}/{cfg.optim.epochs}\", leave=False,|False -> True|1":

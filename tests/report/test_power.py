@@ -97,3 +97,78 @@ def test_a_family_without_tests_has_size_zero():
     # a frame with rows but no p_value column is not a family member (and is not changed)
     other = pd.DataFrame({"value": [1.0]})
     assert adjust(Tests(other), Tests(_frame(0.01, 0))) == 1 and list(other.columns) == ["value"]
+
+
+# the formulas of interval_se, resolved and mde written out (issue 31: values, not just directions)
+
+Z975 = 1.959963984540054  # z_{0.975}, any normal table
+
+
+def test_the_standard_error_of_an_interval_is_its_width_over_2_z():
+    # a 95% interval [lo, hi] of a normal difference is mean +- z_{0.975} se: se = (hi - lo) / 3.919927969...
+    assert stats.interval_se(1.0, 4.0) == pytest.approx(3.0 / (2 * Z975), rel=1e-12)
+    assert stats.interval_se(-2.5, -0.5) == pytest.approx(2.0 / (2 * norm.ppf(0.975)), rel=1e-12)
+    assert stats.interval_se(0.7, 0.7) == 0.0
+    # no interval, or an unbounded one: no standard error
+    for lo, hi in ((np.nan, 1.0), (1.0, np.nan), (np.nan, np.nan), (-np.inf, 1.0), (0.0, np.inf)):
+        assert np.isnan(stats.interval_se(lo, hi))
+
+
+def _mc_se(p, b):
+    """The Monte Carlo standard error of a bootstrap p from b resamples, written out: twice a tail frequency's,
+    2 sqrt(q (1 - q) / b) with q = p / 2, at least one resample's step 2 / (b + 1)."""
+    q = p / 2
+    return max(2 * np.sqrt(q * (1 - q) / b), 2 / (b + 1))
+
+
+def test_resolution_is_within_three_monte_carlo_standard_errors_inclusive():
+    # 149 resamples and a small p: one resample's step 2 / 150 is the standard error (2 sqrt(q (1 - q) / 149) is
+    # 0.0116 at p = 0.01); 3 of them, 0.04, below 0.05 the threshold of a family of one
+    se = 2 / 150
+    assert 2 * np.sqrt(0.005 * 0.995 / 149) < se
+    p = stats.ALPHA - 3 * se
+    assert stats.ALPHA - p == 3 * se  # exactly Z_MC standard errors from the threshold: not resolved (<=)
+    assert not stats.resolved(p, 149, 1)
+    assert not stats.resolved(p + 1e-6, 149, 1) and stats.resolved(p - 1e-6, 149, 1)
+    # the same p at 4,000 resamples is far from 0.05 and from 0.025 (a family of two)
+    assert stats.resolved(p, 4000, 2)
+
+
+def test_resolution_boundary_on_the_tail_frequency_standard_error():
+    from scipy.optimize import brentq
+
+    # 2,000 resamples, a family of one: the p at exactly 3 standard errors above and below 0.05, where
+    # 2 sqrt(q (1 - q) / B) (about 0.009) is larger than one resample's step (0.001)
+    b = 2000
+    above = brentq(lambda p: p - 0.05 - 3 * _mc_se(p, b), 0.05, 0.2, xtol=1e-15)
+    below = brentq(lambda p: 0.05 - p - 3 * _mc_se(p, b), 0.005, 0.05, xtol=1e-15)
+    assert 0.07 < above < 0.09 and 0.02 < below < 0.04
+    for edge, outward in ((above, 1 + 1e-4), (below, 1 - 1e-4)):
+        assert stats.resolved(edge * outward, b, 1)
+        assert not stats.resolved(edge / outward, b, 1)
+
+
+def test_every_holm_threshold_from_alpha_down_counts_and_a_family_of_one_too():
+    # p at 0.05 itself is never resolved: in a family of one (its only threshold) or of two (thresholds 0.05, 0.025)
+    assert not stats.resolved(0.05, 2000, 1) and not stats.resolved(0.05, 2000, 2)
+    assert not stats.resolved(0.025, 128000, 2) and stats.resolved(0.025, 128000, 1)
+    # one resample: the standard error is at least 2 / 2 = 1, so every threshold lies within 3 of it
+    assert not stats.resolved(0.5, 1, 1) and not stats.resolved(1.0, 1, 1)
+    # a family of none, a p that is no number, an exact p: resolved
+    assert stats.resolved(0.05, 2000, 0) and stats.resolved(np.nan, 2000, 1) and stats.resolved(0.05, 0, 1)
+
+
+def test_the_minimum_detectable_effect_at_family_three_and_with_few_degrees_of_freedom():
+    from scipy.stats import t as tdist
+
+    se = 1.5
+    # family 3: a two-sided test at 0.05 / 3, z_{1 - 0.05 / 6} = 2.3940 (a normal table), z_{0.8} = 0.8416
+    assert stats.mde(se, 3) == pytest.approx((2.393980 + 0.841621) * se, rel=1e-6)
+    assert stats.mde(se, 3) == pytest.approx((norm.ppf(1 - 0.05 / 6) + norm.ppf(0.8)) * se, rel=1e-12)
+    # 1 degree of freedom (two seeds): t_{1 - 0.05 / 2, 1} = 12.7062, t_{0.8, 1} = 1.3764
+    assert stats.mde(se, 1, dof=1) == pytest.approx((12.706205 + 1.376382) * se, rel=1e-6)
+    assert stats.mde(se, 3, dof=4) == pytest.approx((tdist.ppf(1 - 0.05 / 6, 4) + tdist.ppf(0.8, 4)) * se, rel=1e-12)
+    # no degrees of freedom (0, or none known): the normal approximation
+    assert stats.mde(se, 1, dof=0) == pytest.approx((Z975 + 0.841621) * se, rel=1e-6)
+    assert stats.mde(se, 1, dof=np.nan) == stats.mde(se, 1)
+    assert np.isnan(stats.mde(se, 0)) and np.isnan(stats.mde(-1.0, 1))

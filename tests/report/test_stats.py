@@ -13,7 +13,7 @@ from helpers import eval_folder
 from nsbench.report import stats
 
 # two-sided 95% t quantiles, t_{0.975, dof} (any t table; e.g. NIST/SEMATECH e-Handbook 1.3.6.7.2)
-T975 = {2: 4.302652729749464, 4: 2.7764451051977987}
+T975 = {2: 4.302652729749464, 3: 3.1824463052837078, 4: 2.7764451051977987}
 
 
 def on(s: stats.Sampler, data: str = "fmnist|test") -> stats.Sampler:
@@ -336,3 +336,39 @@ def test_models_scored_on_different_data_are_compared_unpaired_and_the_report_sa
     evals, _ = load_inputs([a, unknown])
     test = headline(evals, "iter0").set_index(["model", "measure"]).loc[("unknown", "clean_top1"), "test"]
     assert test.startswith("unpaired bootstrap") and "a dataset fingerprint is missing" in test
+
+
+# the guards and the fields the power of a verdict reads (issue 31)
+
+def test_one_value_or_none_and_the_ninety_percent_guard_of_bootstrap_p():
+    assert stats.quantiles(np.array([3.0])) == (3.0, 3.0)  # one resample: its value at both ends
+    assert all(np.isnan(stats.quantiles(np.array([]))))
+    # one resample above zero: each tail (0 + 1) / 2 and (1 + 1) / 2, twice the smaller = 1
+    assert stats.bootstrap_p(np.array([0.5])) == 1.0 and np.isnan(stats.bootstrap_p(np.array([])))
+    # exactly 90% finite: a p over the 90 finite values, none reaching zero: 2 (0 + 1) / 91
+    assert stats.bootstrap_p(np.r_[np.ones(90), np.full(10, np.nan)]) == pytest.approx(2 / 91, rel=1e-12)
+    assert np.isnan(stats.bootstrap_p(np.r_[np.ones(89), np.full(11, np.nan)]))
+
+
+def test_bootstrap_p_counts_values_zero_to_nine_decimals_as_ties():
+    # 4e-10 is 0 to 9 decimals: a tie, counted in both tails, p = 1; 6e-10 rounds to 1e-9: no resample at zero
+    assert stats.bootstrap_p(np.full(99, 4e-10)) == 1.0 and stats.bootstrap_p(np.full(99, -4e-10)) == 1.0
+    assert stats.bootstrap_p(np.full(99, 6e-10)) == pytest.approx(2 / 100, rel=1e-12)
+
+
+def test_an_exact_mcnemar_p_has_no_resamples_and_a_bootstrap_p_has_b():
+    a = np.array([1] * 2 + [0] * 8 + [1] * 20 + [0] * 5, float)
+    b = np.array([0] * 2 + [1] * 8 + [1] * 20 + [0] * 5, float)
+    items = tuple(range(len(a)))
+    sa, sb = stats.accuracy(a, items, 100 * a.mean()), stats.accuracy(b, items, 100 * b.mean())
+    assert stats.difference(on(sa), on(sb), seed=0)["resamples"] == 0  # McNemar: nothing to redraw
+    assert stats.difference(sa, sb, seed=0, resamples=500)["resamples"] == 500  # unpaired: a bootstrap p
+
+
+def test_paired_seeds_difference_gives_the_t_tests_standard_error_and_dof():
+    # d = 0.5, 1, 1.5, 3 over 4 seeds: mean 1.5, sample variance (1 + 0.25 + 0 + 2.25) / 3 = 7 / 6
+    res = stats.seeds_difference({0: 1.0, 1: 2.0, 2: 4.0, 3: 5.0}, {0: 0.5, 1: 1.0, 2: 2.5, 3: 2.0})
+    assert res["test"] == "paired t over 4 seeds" and res["diff"] == pytest.approx(1.5)
+    assert res["se"] == pytest.approx(math.sqrt(7 / 6) / 2, rel=1e-12) and res["dof"] == 3.0
+    half = T975[3] * math.sqrt(7 / 6) / 2
+    assert (res["diff_low"], res["diff_high"]) == (pytest.approx(1.5 - half), pytest.approx(1.5 + half))
