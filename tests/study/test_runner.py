@@ -322,6 +322,7 @@ def quiet_study(monkeypatch):
 
 
 def test_run_study_times_itself_and_logs_to_the_study_log_on_rank_0_only(study, tmp_path, monkeypatch, quiet_study):
+    monkeypatch.setattr(logging.getLogger("nsbench"), "level", logging.INFO)  # whatever an earlier test left
     monkeypatch.setattr(runner, "time", Clock(100.0, 112.34))
     done = runner.run_study(study, tmp_path / "a", device="cpu", jobs=2)
     assert done["wall_s"] == 12.3 and done["report"] is None and done["jobs"] == 2
@@ -359,9 +360,11 @@ def test_training_a_run_places_the_shared_teacher_first_and_resumes_a_started_on
     assert runner._train(p, tmp_path) is True
     assert trained == [("no_noise-seed0", True, True)]  # resumed; the teacher placed again where it was missing
     trained.clear()
+    caplog.clear()
     with caplog.at_level(logging.INFO, logger="nsbench"):
         assert runner._train(p, tmp_path) is True  # resumed with iter0.pt in place: not placed again
-    assert trained == [("no_noise-seed0", True, True)] and "starts from the shared teacher" not in caplog.text
+    assert trained == [("no_noise-seed0", True, True)] and "resuming" in caplog.text
+    assert "starts from the shared teacher" not in caplog.text
     fake_run(tmp_path, p)  # finished
     trained.clear()
     assert runner._train(p, tmp_path) is False and trained == []
