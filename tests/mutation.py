@@ -264,6 +264,8 @@ for _name, _target in {
     "bench.tasks.imagenet_c_bar": _t("nsbench.bench.tasks.imagenet_c_bar", *_OFFICIAL),
     "bench.tasks.imagenet_3dcc": _t("nsbench.bench.tasks.imagenet_3dcc", *_OFFICIAL),
     # the -C / -P generators in torch (issue 34), each against its reference
+    "bench.onthefly.params": _t("nsbench.bench.onthefly.params", _B + "test_onthefly_deterministic.py",
+                                _B + "test_onthefly_noise_blur.py", _B + "test_onthefly_weather.py"),
     "bench.onthefly.rng": _t("nsbench.bench.onthefly.rng", _B + "test_onthefly_rng.py"),
     "bench.onthefly.deterministic": _t("nsbench.bench.onthefly.deterministic", _B + "test_onthefly_deterministic.py"),
     "bench.onthefly.noise_blur": _t("nsbench.bench.onthefly.noise_blur", _B + "test_onthefly_noise_blur.py",
