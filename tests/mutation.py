@@ -308,6 +308,20 @@ _BOX_WINDOW = ("Pillow's BOX window [xmin, xmax) holds only taps inside the box,
                "within it (the test compares with Pillow bit for bit on every pair of sizes 1-36)")
 _FFT_BOUND = ("a power of two lies in [n, 2n], so the search for a 5-smooth size ends before its bound (checked for "
               "n up to 5,000)")
+_GLASS_CHECKED = ("Checked in a private copy: glass_shuffle equal to the reference loop written out on 1,470 random "
+                  "cases (delta 1-5, H and W from 2 delta to 2 delta + 6, i.e. no/one/several looped rows and columns, "
+                  "2 iterations) with the mutant in place.")
+
+
+def _looped_wider(what: str) -> str:
+    """The reason shared by glass_shuffle's `looped` mutants that widen the mask (`what`: how)."""
+    return (f"`looped` only narrows `before` to sources inside the looped region (= the set dst of pixels the "
+            f"iteration writes); this mutant widens it ({what}), and the pixels added are never in dst, so src[q] = q "
+            f"and done[q] = True for them: a pixel p marked not-done with src[p] = q then resolves in one doubling "
+            f"step to src[q] = q, done, exactly as if it had been done; the pointer doubling returns the same src, so "
+            f"the same image. ")
+
+
 EQUIVALENT: dict[str, str] = {
     "resolved|q = min(p / 2, 0.5)|0.5 -> 1.5|1":
         "the cap is never reached for a p value: every p resolved/refine get (bootstrap_p, capped by min(1.0, ...); binomtest and t-test p values) lies in [0, 1], so p / 2 <= 0.5 and min(p / 2, 0.5) == min(p / 2, 1.5) == p / 2 exactly (a p of 0.6 gives q = 0.3 either way); the two differ only for a \"p\" above 1",
@@ -326,17 +340,17 @@ EQUIVALENT: dict[str, str] = {
     "_gauss1d|out = out + (p.narrow(dim, r - j, n) + p.narrow(dim, r + j, n)) * w[r + j]|+ -> -|3":
         "occurrence 3 in ast.walk's breadth-first order is w[r + j] -> w[r - j] (the r + j inside p.narrow is one level deeper): the taps are exactly symmetric, w = exp(c * t * t) with (c * -j) * -j == (c * j) * j in IEEE arithmetic, divided by the same sum; checked w[r + j] == w[r - j] bit for bit for 400 sigmas in 0.05..20 at truncate 3 and 4",
     "glass_shuffle|if rows <= 0 or cols <= 0:|<= -> <|1":
-        "rows < 0 instead of rows <= 0: differs only when rows == 0 (cols > 0), where the body runs on empty row ranges: hs is [0, 1], dst empty, src = arange (identity), done all True, flat.gather(identity) == y; when cols < 0 the second test still returns. Checked in a private copy: glass_shuffle equal to the reference loop written out on 1,470 random cases (delta 1-5, H and W from 2 delta to 2 delta + 6, i.e. no/one/several looped rows and columns, 2 iterations) with the mutant in place. (including rows == 0)",
+        "rows < 0 instead of rows <= 0: differs only when rows == 0 (cols > 0), where the body runs on empty row ranges: hs is [0, 1], dst empty, src = arange (identity), done all True, flat.gather(identity) == y; when cols < 0 the second test still returns. " + _GLASS_CHECKED + " (including rows == 0)",
     "glass_shuffle|if rows <= 0 or cols <= 0:|<= -> <|2":
-        "cols < 0 instead of cols <= 0: differs only when cols == 0 (rows > 0), where the body runs with empty column ranges: dst empty, src = identity, the image unchanged. Checked in a private copy: glass_shuffle equal to the reference loop written out on 1,470 random cases (delta 1-5, H and W from 2 delta to 2 delta + 6, i.e. no/one/several looped rows and columns, 2 iterations) with the mutant in place. (including cols == 0)",
+        "cols < 0 instead of cols <= 0: differs only when cols == 0 (rows > 0), where the body runs with empty column ranges: dst empty, src = identity, the image unchanged. " + _GLASS_CHECKED + " (including cols == 0)",
     "glass_shuffle|looped = (sh >= delta + 1) & (sh <= h - delta) & (sw >= delta + 1) & (sw <= w - delta)|- -> +|1":
-        "`looped` only narrows `before` to sources inside the looped region (= the set dst of pixels the iteration writes); this mutant widens it (sh <= h + delta: source rows below h - delta), and the pixels added are never in dst, so src[q] = q and done[q] = True for them: a pixel p marked not-done with src[p] = q then resolves in one doubling step to src[q] = q, done, exactly as if it had been done; the pointer doubling returns the same src, so the same image. Checked in a private copy: glass_shuffle equal to the reference loop written out on 1,470 random cases (delta 1-5, H and W from 2 delta to 2 delta + 6, i.e. no/one/several looped rows and columns, 2 iterations) with the mutant in place.",
+        _looped_wider("sh <= h + delta: source rows below h - delta") + _GLASS_CHECKED,
     "glass_shuffle|looped = (sh >= delta + 1) & (sh <= h - delta) & (sw >= delta + 1) & (sw <= w - delta)|- -> +|2":
-        "`looped` only narrows `before` to sources inside the looped region (= the set dst of pixels the iteration writes); this mutant widens it (sw <= w + delta: source columns right of w - delta), and the pixels added are never in dst, so src[q] = q and done[q] = True for them: a pixel p marked not-done with src[p] = q then resolves in one doubling step to src[q] = q, done, exactly as if it had been done; the pointer doubling returns the same src, so the same image. Checked in a private copy: glass_shuffle equal to the reference loop written out on 1,470 random cases (delta 1-5, H and W from 2 delta to 2 delta + 6, i.e. no/one/several looped rows and columns, 2 iterations) with the mutant in place.",
+        _looped_wider("sw <= w + delta: source columns right of w - delta") + _GLASS_CHECKED,
     "glass_shuffle|looped = (sh >= delta + 1) & (sh <= h - delta) & (sw >= delta + 1) & (sw <= w - delta)|+ -> -|1":
-        "sh >= delta - 1: `before` also requires sh > hs or sh == hs, and hs >= delta + 1, so sh >= delta + 1 already holds wherever `before` can be true: the factor never decides anything. Checked in a private copy: glass_shuffle equal to the reference loop written out on 1,470 random cases (delta 1-5, H and W from 2 delta to 2 delta + 6, i.e. no/one/several looped rows and columns, 2 iterations) with the mutant in place.",
+        "sh >= delta - 1: `before` also requires sh > hs or sh == hs, and hs >= delta + 1, so sh >= delta + 1 already holds wherever `before` can be true: the factor never decides anything. " + _GLASS_CHECKED,
     "glass_shuffle|looped = (sh >= delta + 1) & (sh <= h - delta) & (sw >= delta + 1) & (sw <= w - delta)|+ -> -|2":
-        "`looped` only narrows `before` to sources inside the looped region (= the set dst of pixels the iteration writes); this mutant widens it (sw >= delta - 1: source columns delta - 1 and delta), and the pixels added are never in dst, so src[q] = q and done[q] = True for them: a pixel p marked not-done with src[p] = q then resolves in one doubling step to src[q] = q, done, exactly as if it had been done; the pointer doubling returns the same src, so the same image. Checked in a private copy: glass_shuffle equal to the reference loop written out on 1,470 random cases (delta 1-5, H and W from 2 delta to 2 delta + 6, i.e. no/one/several looped rows and columns, 2 iterations) with the mutant in place.",
+        _looped_wider("sw >= delta - 1: source columns delta - 1 and delta") + _GLASS_CHECKED,
     "motion_blur_with_angle|kernel = torch.exp(-(i**2) / (2 * sigma**2)) / (math.sqrt(2 * math.pi) * sigma)|* -> /|1":
         "WEAKER (up to rounding): the constant factor 1 / (sqrt(2 pi) sigma) becomes sigma / sqrt(2 pi), and the next line divides by kernel.sum(), cancelling it exactly in real arithmetic; in float64 the weights move by <= 2 ulp (all 15 table (radius, sigma) pairs checked), the size of the unmutated kernel's own gap to imagecorruptions' getMotionBlurKernel (torch exp and sum differ from numpy's by 1-2 ulp; it is bit-identical only for (6, 1), (9, 2.5), (10, 1), (12, 3)), so no reference can decide between them",
     "motion_blur_with_angle|kernel = torch.exp(-(i**2) / (2 * sigma**2)) / (math.sqrt(2 * math.pi) * sigma)|2 -> 3|2":
@@ -351,12 +365,8 @@ EQUIVALENT: dict[str, str] = {
         "str.split(\"=\", 2)[0] equals str.split(\"=\", 1)[0] for every string: maxsplit only changes the later parts, never the first",
     "|REVISION = 3|3 -> 4|1":
         "cache-key version only: corruption_sets.build_c puts it in the built set's spec (spec['calibrated_revision']), whose sha256 names the cache folder; its one role is to differ from the revisions before it (1, 2), which 4 does as well as 3: the same images are built, only a never-before-used folder name changes",
-    "_elastic|idx = np.reshape(gy + dy[..., None], (-1, 1)), np.reshape(gx + dx[..., None], (-1, 1)), np.reshape(gz, (-1, 1))|1 -> 2|4":
-        "occurrences 4-6 in ast.walk's breadth-first order are the 1s inside the three -1s (one level deeper than the three plain 1s, occurrences 1-3, killed): reshape(..., (-2, 1)); numpy (2.4.6) takes any negative size as the one unknown dimension, so the same (N, 1) array (as the reshape(-1) entries of EQUIVALENT)",
-    "_elastic|idx = np.reshape(gy + dy[..., None], (-1, 1)), np.reshape(gx + dx[..., None], (-1, 1)), np.reshape(gz, (-1, 1))|1 -> 2|5":
-        "occurrences 4-6 in ast.walk's breadth-first order are the 1s inside the three -1s (one level deeper than the three plain 1s, occurrences 1-3, killed): reshape(..., (-2, 1)); numpy (2.4.6) takes any negative size as the one unknown dimension, so the same (N, 1) array (as the reshape(-1) entries of EQUIVALENT)",
-    "_elastic|idx = np.reshape(gy + dy[..., None], (-1, 1)), np.reshape(gx + dx[..., None], (-1, 1)), np.reshape(gz, (-1, 1))|1 -> 2|6":
-        "occurrences 4-6 in ast.walk's breadth-first order are the 1s inside the three -1s (one level deeper than the three plain 1s, occurrences 1-3, killed): reshape(..., (-2, 1)); numpy (2.4.6) takes any negative size as the one unknown dimension, so the same (N, 1) array (as the reshape(-1) entries of EQUIVALENT)",
+    **{f"_elastic|idx = np.reshape(gy + dy[..., None], (-1, 1)), np.reshape(gx + dx[..., None], (-1, 1)), np.reshape(gz, (-1, 1))|1 -> 2|{k}":
+       "occurrences 4-6 in ast.walk's breadth-first order are the 1s inside the three -1s (one level deeper than the three plain 1s, occurrences 1-3, killed): reshape(..., (-2, 1)); numpy (2.4.6) takes any negative size as the one unknown dimension, so the same (N, 1) array (as the reshape(-1) entries of EQUIVALENT)" for k in (4, 5, 6)},
     "_clipped_zoom|h = img.shape[0]|0 -> 1|1":
         "differs only on non-square images, which never reach it: _clipped_zoom is the reference's square clipped_zoom (one top for both axes), called by corrupt_calibrated (zoom_blur, _snow), whose contract is a square image (docstring) and whose only caller, corruption_sets.corrupt_one <- _build_cell, reads clean.npy = np.stack of prepare(img, size) (size x size x 3); on a rectangle the unmutated function already returns an h x h block, so zoom_blur / snow raise (test_calibrated_snow_on_a_rectangle... in test_onthefly_weather.py swaps in a per-axis zoom for that reason)",
     "_clipped_zoom|t = (z.shape[0] - h) // 2|0 -> 1|1":

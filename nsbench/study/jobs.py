@@ -131,9 +131,7 @@ def run_parallel(jobs: list[Job], slots_: list[Slot], work, args: tuple) -> list
                 where = slot.device if slot.device.startswith("cuda") else f"cores {','.join(map(str, slot.cores))}"
                 log.info("job %s: started on %s, %d thread(s)", plan.name, where, slot.threads)
             if not running:
-                # (after a failure pending is already empty) cannot happen with a valid study: a dependency that
-                # never runs
-                if pending:
+                if pending:  # a dependency that never runs: not with a valid study (a failure empties pending)
                     raise NsbenchError(f"jobs waiting on runs that never finish: {', '.join(j.plan.name for j in pending)}")
                 break
             try:
