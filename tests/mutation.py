@@ -228,9 +228,9 @@ for _name, _target in {
     "bench.normaliser": _t("nsbench.bench.normaliser", _B + "test_official_exact.py", _B + "test_metrics.py",
                            _B + "test_perturbation_sets.py", _B + "test_official_sets.py", _B + "test_harness.py"),
     "bench.corruption_sets": _t("nsbench.bench.corruption_sets", _B + "test_official_exact.py",
-                                _B + "test_reference_fidelity.py", _B + "test_harness.py"),
+                                _B + "test_reference_fidelity.py", _B + "test_harness.py", _B + "test_native_resolution.py"),
     "bench.perturbation_sets": _t("nsbench.bench.perturbation_sets", _B + "test_metrics.py",
-                                  _B + "test_official_exact.py", _B + "test_harness.py"),
+                                  _B + "test_official_exact.py", _B + "test_harness.py", _B + "test_native_resolution.py"),
     "bench.official_sets": _t("nsbench.bench.official_sets", *_OFFICIAL),
     "bench.calibrated": _t("nsbench.bench.calibrated", _B + "test_official_exact.py", _B + "test_reference_fidelity.py",
                            _B + "test_perturbation_sets.py"),
@@ -250,7 +250,7 @@ for _name, _target in {
                             _B + "test_attacks_by_name.py", "tests/test_schema.py"),
     "bench.tasks.corruptions": _t("nsbench.bench.tasks.corruptions", _B + "test_metrics.py",
                                   _B + "test_official_exact.py", _B + "test_reference_fidelity.py",
-                                  _B + "test_harness.py"),
+                                  _B + "test_harness.py", _B + "test_native_resolution.py"),
     "bench.tasks.perturbations": _t("nsbench.bench.tasks.perturbations", _B + "test_metrics.py",
                                     _B + "test_official_exact.py", _B + "test_perturbation_sets.py",
                                     _B + "test_harness.py", minus=("tasks_p",)),
@@ -265,12 +265,13 @@ for _name, _target in {
     "bench.tasks.imagenet_3dcc": _t("nsbench.bench.tasks.imagenet_3dcc", *_OFFICIAL),
     # the -C / -P generators in torch (issue 34), each against its reference
     "bench.onthefly.params": _t("nsbench.bench.onthefly.params", _B + "test_onthefly_deterministic.py",
-                                _B + "test_onthefly_noise_blur.py", _B + "test_onthefly_weather.py"),
+                                _B + "test_onthefly_noise_blur.py", _B + "test_onthefly_weather.py", _B + "test_native_resolution.py"),
     "bench.onthefly.rng": _t("nsbench.bench.onthefly.rng", _B + "test_onthefly_rng.py"),
-    "bench.onthefly.deterministic": _t("nsbench.bench.onthefly.deterministic", _B + "test_onthefly_deterministic.py"),
+    "bench.onthefly.deterministic": _t("nsbench.bench.onthefly.deterministic", _B + "test_onthefly_deterministic.py",
+                                       _B + "test_native_resolution.py"),
     "bench.onthefly.noise_blur": _t("nsbench.bench.onthefly.noise_blur", _B + "test_onthefly_noise_blur.py",
-                                    _B + "test_onthefly_perturb.py"),
-    "bench.onthefly.weather": _t("nsbench.bench.onthefly.weather", _B + "test_onthefly_weather.py"),
+                                    _B + "test_onthefly_perturb.py", _B + "test_native_resolution.py"),
+    "bench.onthefly.weather": _t("nsbench.bench.onthefly.weather", _B + "test_onthefly_weather.py", _B + "test_native_resolution.py"),
     "bench.onthefly.perturb": _t("nsbench.bench.onthefly.perturb", _B + "test_onthefly_perturb.py",
                                  _B + "test_onthefly_tasks.py"),
     # training: every module (label, store, selection and stage: what their targets above leave)
@@ -425,7 +426,7 @@ EQUIVALENT: dict[str, str] = {
         "cc <= (crop - 1) up to one ulp, so floor(cc) <= crop - 1 < crop + 1: the minimum never binds either way",
     "_water_relief|_, dist = cv2.threshold(dist, 20, 20, cv2.THRESH_TRUNC)|20 -> 21|2":
         "THRESH_TRUNC ignores maxval (dst = min(src, thresh)); the first 20 (thresh) is the one tested",
-    "fog|size = 1 << (max(h, w, 3) - 1).bit_length()|3 -> 4|1":
+    "fog|size = 1 << (max(math.ceil(h / scale), math.ceil(w / scale), 3) - 1).bit_length()|3 -> 4|1":
         "next power of two of 3 and of 4 are both 4, and for max(h, w) >= 4 the constant is not the max",
     "fog|return _f32((y * top / (top + strength)).clamp(0, 1) * 255)|1 -> 2|1":
         "y <= top + strength (plasma <= 1) and every rounding is monotone, so y * top / (top + strength) <= top <= 1 for 0..255 images: the upper clamp never binds",
@@ -556,8 +557,6 @@ EQUIVALENT: dict[str, str] = {
     "_fft_size|for m in range(n, 2 * n + 1):|2 -> 3|1": _FFT_BOUND,
     "_fft_size|k //= p|// -> /|1": "k stays an exactly represented float (m < 2^53, divided only by its own factors): "
         "the same k == 1 test (checked for n up to 5,000)",
-    "_disk|span = np.arange(-8, 8 + 1) if radius <= 8 else np.arange(-radius, radius + 1)|<= -> <|1": "at radius 8 "
-        "both branches give np.arange(-8, 9)",
     "EvalContext.forward|return self.finite(padded_forward(self.model, x.to(self.device, non_blocking=True), self.bs).float().cpu())|True -> False|1":
         "non_blocking only lets a pinned host-to-device copy overlap; the stream orders it before the forward pass, so the logits are the same (on the CPU it is a no-op)",
     "corrupt_one|if out.shape != img.shape:  # some corruptions return a cropped/resized frame on odd sizes|!= -> ==|1":

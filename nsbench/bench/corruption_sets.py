@@ -24,6 +24,7 @@ from . import cache
 log = logging.getLogger(__name__)
 
 SEEDED_KWARG = {"impulse_noise", "glass_blur"}  # these take seed= (imagecorruptions-imaug)
+SCALED_BATCH = 16  # images corrupted together by the torch generators when a cached build scales (memory: float64)
 CATEGORIES = ("noise", "blur", "weather", "digital", "extra")  # optional level in unpacked ImageNet-C copies
 
 
@@ -46,12 +47,22 @@ def corrupt_one(img: np.ndarray, name: str, severity: int, seed: int, calibratio
 
 
 def _build_cell(args) -> tuple[str, int, str]:
-    folder, clean_path, name, severity, base_seed, indices, calibration = args
+    folder, clean_path, name, severity, base_seed, indices, calibration, scale = args
     clean = cache.load_array(Path(clean_path))
     out = np.empty_like(clean)
-    for k in range(len(clean)):
-        seed = cache.seed_for(base_seed, name, severity, int(indices[k]))
-        out[k] = corrupt_one(np.asarray(clean[k]), name, severity, seed, calibration)
+    seeds = [cache.seed_for(base_seed, name, severity, int(i)) for i in indices]
+    if scale != 1:  # ImageNet-C at another size: only the torch generators scale their parameters
+        import torch
+
+        from . import onthefly
+
+        for b in range(0, len(clean), SCALED_BATCH):
+            x = torch.from_numpy(np.array(clean[b : b + SCALED_BATCH]))
+            out[b : b + SCALED_BATCH] = onthefly.corrupt_batch(x, name, severity, seeds[b : b + SCALED_BATCH],
+                                                               calibration, scale).numpy()
+    else:
+        for k in range(len(clean)):
+            out[k] = corrupt_one(np.asarray(clean[k]), name, severity, seeds[k], calibration)
     path = Path(folder) / f"{name}-{severity}.npy"
     cache.save_array(path, out)
     return name, severity, cache.array_sha(path)
@@ -107,11 +118,18 @@ def build_c(source: Source, size: int, corruptions: list[str], severities: list[
     import importlib.metadata as md
 
     from .calibrated import REVISION, SAVED_AS, calibration_for
+    from .onthefly.params import scale_for
 
     calibration = calibration_for(size) if calibration == "auto" else calibration
+    scale = scale_for(size, calibration)
     idx = subsample(len(source), limit, seed)
     spec = {"kind": "C", "source": source.name, "fingerprint": source.fingerprint(), "size": size, "seed": seed,
             "n": len(idx), "imagecorruptions": md.version("imagecorruptions-imaug")}
+    if scale != 1:  # ImageNet-C's lengths scaled to the image size, by the torch generators (onthefly/params.py)
+        from .onthefly import REVISION as TORCH_REVISION
+
+        spec["spatial_scale"] = scale
+        spec["generator"] = f"nsbench.bench.onthefly revision {TORCH_REVISION}"
     if calibration != "imagenet-c":  # sets built before calibrations existed keep their key
         spec["calibration"] = calibration
         spec["calibrated_revision"] = REVISION
@@ -124,7 +142,7 @@ def build_c(source: Source, size: int, corruptions: list[str], severities: list[
         return folder, manifest
     kept = write_clean_set(folder, source, idx, size)
     done = {(c["corruption"], c["severity"]): c for c in (manifest or {}).get("cells", [])}
-    todo = [(str(folder), str(folder / "clean.npy"), c, s, seed, kept, calibration) for c, s in sorted(want - set(done))
+    todo = [(str(folder), str(folder / "clean.npy"), c, s, seed, kept, calibration, scale) for c, s in sorted(want - set(done))
             if not (folder / f"{c}-{s}.npy").exists()]
     for c, s in sorted(want - set(done)):
         if (folder / f"{c}-{s}.npy").exists():  # finished by an interrupted build
@@ -132,10 +150,26 @@ def build_c(source: Source, size: int, corruptions: list[str], severities: list[
     log.info("building %d DATASET-C cells of %d images in %s", len(todo), len(kept), folder)
     for c, s, sha in run_tasks(_build_cell, todo, workers, "building -C"):
         done[(c, s)] = {"corruption": c, "severity": s, "file": f"{c}-{s}.npy", "sha256": sha}
-    manifest = {**spec, "calibration": calibration, **base_checksums(folder), "n": int(len(kept)),
+    manifest = {**spec, "calibration": calibration, "resolution": resolution(size, calibration),
+                **base_checksums(folder), "n": int(len(kept)),
                 "cells": sorted(done.values(), key=lambda d: (d["corruption"], d["severity"]))}
     cache.write_manifest(folder, manifest)
     return folder, manifest
+
+
+def resolution(size: int, calibration: str) -> dict:
+    """How a built -C set meets the model's input size (meta.json; issue 34, item 3): always corrupted at that size;
+    ImageNet-C's 224-px lengths scaled to it (onthefly/params.py), the small-image calibrations' sizes following it."""
+    from .onthefly.params import REFERENCE_SIZE, scale_for
+
+    if calibration != "imagenet-c":
+        how = f"{calibration}'s parameters; the sizes its reference hard-codes follow the image (bench/calibrated.py)"
+    elif size == REFERENCE_SIZE:
+        how = "ImageNet-C's own size and parameters"
+    else:
+        how = (f"ImageNet-C's lengths in pixels times {size} / {REFERENCE_SIZE} by nsbench's torch generators "
+               "(bench/onthefly/params.py; benchmarks/native_resolution.py)")
+    return {"corrupted_at": size, "spatial_scale": scale_for(size, calibration), "parameters": how}
 
 
 BASE_FILES = {"indices.npy": "indices_sha256", "clean.npy": "clean_sha256", "labels.npy": "labels_sha256"}

@@ -94,6 +94,13 @@ SOURCES = {name: f"hendrycks/robustness ImageNet-P/create_p/{f}" for name, f in
             ("imagenet-p", "make_imagenet_p.py"))}
 
 
+def resolution(size: int, calibration: str) -> dict:
+    """How a built -P set meets the model's input size (meta.json; issue 34, item 3, as -C's): sequences made at that
+    size, the pixel-sized parameters scaled by size / the generator's own size (`sequence`)."""
+    return {"corrupted_at": size, "spatial_scale": size / NATIVE[calibration],
+            "parameters": f"{calibration}'s lengths in pixels times {size} / {NATIVE[calibration]}"}
+
+
 def calibration_for(size: int) -> str:
     """The -P generator calibrated nearest the image size, by -C's thresholds: CIFAR-10-P up to 48 px,
     Tiny-ImageNet-P up to 128 px, ImageNet-P above."""

@@ -46,8 +46,8 @@ IMAGENET = {
 }
 
 
-def _param(calibration: str, name: str, severity: int):
-    return severity_params(IMAGENET, name, severity, calibration)
+def _param(calibration: str, name: str, severity: int, scale: float = 1.0):
+    return severity_params(IMAGENET, name, severity, calibration, scale)
 
 
 def _unit(x: torch.Tensor) -> torch.Tensor:
@@ -92,21 +92,27 @@ def _gaussian(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return _unplanes(_correlate(_planes(x), torch.outer(k, k), "replicate"), len(x))
 
 
-def gaussian_blur(x, severity, calibration, rng):
-    return _out(_gaussian(_unit(x), _param(calibration, "gaussian_blur", severity)))
+def gaussian_blur(x, severity, calibration, rng, scale=1.0):
+    return _out(_gaussian(_unit(x), _param(calibration, "gaussian_blur", severity, scale)))
+
+
+def _disk(radius: float, alias_blur: float) -> np.ndarray:
+    """imagecorruptions' disk(radius, alias_blur) (calibrated._defocus builds the same), float32: half-width 8 and a
+    3 x 3 anti-aliasing window up to radius 8, the radius and 5 x 5 above."""
+    return _disk_kernel(radius, alias_blur, 8, 3) if radius <= 8 else _disk_kernel(radius, alias_blur, radius, 5)
 
 
 @lru_cache(maxsize=None)
-def _disk(radius: float, alias_blur: float) -> np.ndarray:
-    """imagecorruptions' disk(radius, alias_blur) (calibrated._defocus builds the same), float32."""
+def _disk_kernel(radius: float, alias_blur: float, half_width: int, window: int) -> np.ndarray:
+    """The disk of `radius` on a (2 half_width + 1)^2 grid, normalised, then cv2.GaussianBlur'd (window x window,
+    sigma alias_blur): disk() with its half-width and window given (params.scaled magnifies them for other sizes)."""
     import cv2
 
-    span = np.arange(-8, 8 + 1) if radius <= 8 else np.arange(-radius, radius + 1)
-    ksize = (3, 3) if radius <= 8 else (5, 5)
+    span = np.arange(-half_width, half_width + 1)
     gx, gy = np.meshgrid(span, span)
     kernel = np.array(gx**2 + gy**2 <= radius**2, dtype=np.float32)
     kernel /= np.sum(kernel)
-    return cv2.GaussianBlur(kernel, ksize=ksize, sigmaX=alias_blur)
+    return cv2.GaussianBlur(kernel, ksize=(window, window), sigmaX=alias_blur)
 
 
 @lru_cache(maxsize=None)
@@ -134,9 +140,9 @@ def _correlate(planes: torch.Tensor, kernel: torch.Tensor, border: str) -> torch
     return torch.fft.irfft2(spectrum, s=size)[..., 2 * r : 2 * r + h, 2 * r : 2 * r + w]  # no wrap-around there
 
 
-def defocus_blur(x, severity, calibration, rng):
-    radius, alias_blur = _param(calibration, "defocus_blur", severity)
-    kernel = torch.as_tensor(_disk(radius, alias_blur), dtype=torch.float64)
+def defocus_blur(x, severity, calibration, rng, scale=1.0):
+    c = _param(calibration, "defocus_blur", severity, scale)  # scaled: (radius, alias_blur, half-width, window)
+    kernel = torch.as_tensor(_disk(*c) if len(c) == 2 else _disk_kernel(*c), dtype=torch.float64)
     y = _correlate(_planes(_unit(x)), kernel, "reflect")  # cv2's BORDER_REFLECT_101
     y = _unplanes(y, len(x))
     return _out(y)  # every reference filters the float64 image
@@ -170,7 +176,7 @@ def _clipped_zoom(x: torch.Tensor, factor: float, centred: bool) -> torch.Tensor
     return y.to(torch.float32)
 
 
-def zoom_blur(x, severity, calibration, rng):
+def zoom_blur(x, severity, calibration, rng, scale=1.0):
     c = _param(calibration, "zoom_blur", severity)
     if calibration == "imagenet-c":
         factors, centred = np.arange(*c), False
@@ -212,21 +218,21 @@ def _hsv2rgb(hsv: torch.Tensor) -> torch.Tensor:
     return choices.gather(0, idx)[0]
 
 
-def brightness(x, severity, calibration, rng):
+def brightness(x, severity, calibration, rng, scale=1.0):
     c = _param(calibration, "brightness", severity)
     hsv = _rgb2hsv(_unit(x))
     hsv = torch.cat([hsv[..., :2], (hsv[..., 2:] + c).clamp(0, 1)], -1)
     return _out(_hsv2rgb(hsv))
 
 
-def saturate(x, severity, calibration, rng):
+def saturate(x, severity, calibration, rng, scale=1.0):
     scale, shift = _param(calibration, "saturate", severity)
     hsv = _rgb2hsv(_unit(x))
     hsv = torch.cat([hsv[..., :1], (hsv[..., 1:2] * scale + shift).clamp(0, 1), hsv[..., 2:]], -1)
     return _out(_hsv2rgb(hsv))
 
 
-def contrast(x, severity, calibration, rng):
+def contrast(x, severity, calibration, rng, scale=1.0):
     c = _param(calibration, "contrast", severity)
     y = _unit(x)
     means = y.mean(dim=(1, 2), keepdim=True)
@@ -293,8 +299,8 @@ def _nearest_index(size_in: int, size_out: int) -> np.ndarray:
     return np.asarray(idx, dtype=np.int64)
 
 
-def pixelate(x, severity, calibration, rng):
-    c = _param(calibration, "pixelate", severity)
+def pixelate(x, severity, calibration, rng, scale=1.0):
+    c = _param(calibration, "pixelate", severity, scale)
     h, w = x.shape[1:3]
     small = _box_resize(x.to(torch.float64), int(h * c), int(w * c))
     if calibration != "imagenet-c":  # calibrated.py scales back up with BOX as well
@@ -317,7 +323,7 @@ def jpeg(images: torch.Tensor, quality: int) -> torch.Tensor:
     return out.permute(0, 2, 3, 1).to(images.device)
 
 
-def jpeg_compression(x, severity, calibration, rng):
+def jpeg_compression(x, severity, calibration, rng, scale=1.0):
     return jpeg(x.to(torch.uint8), _param(calibration, "jpeg_compression", severity)).to(torch.float32)
 
 

@@ -29,11 +29,13 @@ back as float32 that truncates to the same grey level (noise_blur._f32).
 """
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .. import calibrated
 from .noise_blur import _f32, _gauss1d, motion_blur_with_angle
@@ -61,8 +63,8 @@ STREAMS = {"layer": 0, "angle": 1, "photo": 0, "top": 1, "left": 2, "plasma": 0}
 FROST_FILES = ("frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.jpg", "frost6.jpg")
 
 
-def params(name: str, severity: int, calibration: str):
-    return severity_params(IMAGENET, name, severity, calibration)
+def params(name: str, severity: int, calibration: str, scale: float = 1.0):
+    return severity_params(IMAGENET, name, severity, calibration, scale)
 
 
 def _div(a: torch.Tensor, v: float) -> torch.Tensor:
@@ -122,16 +124,18 @@ def plasma_fractal(rng: Rng, mapsize: int, wibbledecay: float, stream: int = 0) 
     return m / m.amax(dim=(1, 2), keepdim=True)
 
 
-def fog(x: torch.Tensor, severity: int, calibration: str, rng: Rng) -> torch.Tensor:
-    strength, decay = params("fog", severity, calibration)
+def fog(x: torch.Tensor, severity: int, calibration: str, rng: Rng, scale: float = 1.0) -> torch.Tensor:
+    strength, decay = params("fog", severity, calibration, scale)
     h, w = x.shape[1:3]
     if calibration == "imagenet-c":  # next_power_of_2(max(np.array(x).shape)): the channel count counts too
-        size = 1 << (max(h, w, 3) - 1).bit_length()
+        # scaled: the fractal of the image 1 / scale as large, magnified (params.py)
+        size = 1 << (max(math.ceil(h / scale), math.ceil(w / scale), 3) - 1).bit_length()
     else:  # calibrated._fog: 1 << ceil(log2(max(h, w)))
         size = 1 << (max(h, w) - 1).bit_length()
     y = _div(x.double(), 255.0)
     top = y.amax(dim=(1, 2, 3), keepdim=True)
-    layer = plasma_fractal(rng, size, decay, STREAMS["plasma"])[:, :h, :w, None] * strength  # float32
+    layer = _magnified(plasma_fractal(rng, size, decay, STREAMS["plasma"])[..., None], h, w, scale)
+    layer = layer[:, :h, :w] * strength  # float32
     y = y + layer
     return _f32((y * top / (top + strength)).clamp(0, 1) * 255)
 
@@ -146,10 +150,15 @@ def _frost_photo(k: int) -> np.ndarray:
     return cv2.imread(str(Path(imagecorruptions.__file__).parent / "frost" / FROST_FILES[k]))  # BGR uint8
 
 
-def _resized_photo(k: int, h: int, w: int, calibration: str) -> np.ndarray:
-    """Photograph k as the reference resizes it for an h x w image (BGR uint8)."""
+def _resized_photo(k: int, h: int, w: int, calibration: str, scale: float = 1.0) -> np.ndarray:
+    """Photograph k as the reference resizes it for an h x w image (BGR uint8); scaled: as for the image 1 / scale
+    as large, then magnified by scale (params.py)."""
     import cv2
 
+    if scale != 1:
+        p = _resized_photo(k, math.ceil(h / scale), math.ceil(w / scale), calibration)
+        size = (max(w + 1, math.ceil(p.shape[1] * scale)), max(h + 1, math.ceil(p.shape[0] * scale)))
+        return cv2.resize(p, dsize=size, interpolation=cv2.INTER_CUBIC)
     photo = _frost_photo(k)
     ph, pw = photo.shape[:2]
     if calibration != "imagenet-c":  # calibrated._frost
@@ -168,11 +177,11 @@ def _resized_photo(k: int, h: int, w: int, calibration: str) -> np.ndarray:
 
 
 @lru_cache(maxsize=16)
-def _frost_layers(h: int, w: int, calibration: str, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _frost_layers(h: int, w: int, calibration: str, device: str, scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """The candidate photographs resized for h x w images, RGB, zero-padded into one uint8 [K, H', W', 3] tensor,
     and their sizes [K, 2]."""
     count = len(FROST_FILES) if calibration == "imagenet-c" else 5  # calibrated._frost: np.random.randint(5)
-    photos = [_resized_photo(k, h, w, calibration)[..., ::-1] for k in range(count)]
+    photos = [_resized_photo(k, h, w, calibration, scale)[..., ::-1] for k in range(count)]
     sizes = torch.tensor([p.shape[:2] for p in photos], dtype=torch.int64)
     stack = np.zeros((count, int(sizes[:, 0].max()), int(sizes[:, 1].max()), 3), np.uint8)
     for k, p in enumerate(photos):
@@ -180,10 +189,10 @@ def _frost_layers(h: int, w: int, calibration: str, device: str) -> tuple[torch.
     return torch.from_numpy(stack).to(device), sizes.to(device)
 
 
-def frost(x: torch.Tensor, severity: int, calibration: str, rng: Rng) -> torch.Tensor:
-    a, b = params("frost", severity, calibration)
+def frost(x: torch.Tensor, severity: int, calibration: str, rng: Rng, scale: float = 1.0) -> torch.Tensor:
+    a, b = params("frost", severity, calibration, scale)
     h, w = x.shape[1:3]
-    stack, sizes = _frost_layers(h, w, calibration, str(x.device))
+    stack, sizes = _frost_layers(h, w, calibration, str(x.device), scale)
     k = rng.integers(STREAMS["photo"], len(stack))  # np.random.randint(6) (calibrated: 5)
     span = sizes[k] - torch.tensor([h, w], device=x.device)  # np.random.randint(0, photo side - image side)
     if bool((span <= 0).any()):
@@ -238,11 +247,13 @@ def _gray(x: torch.Tensor) -> torch.Tensor:
     return _fma(b, 0.114, _fma(r, 0.299, g * float(np.float32(0.587))))[..., None]
 
 
-def snow(x: torch.Tensor, severity: int, calibration: str, rng: Rng) -> torch.Tensor:
-    loc, scale, factor, threshold, radius, sigma, weight = params("snow", severity, calibration)
+def snow(x: torch.Tensor, severity: int, calibration: str, rng: Rng, scale: float = 1.0) -> torch.Tensor:
+    loc, spread, factor, threshold, radius, sigma, weight = params("snow", severity, calibration)
     h, w = x.shape[1:3]
     y = _unit32(x)
-    layer = loc + scale * rng.normal(STREAMS["layer"], (h, w))  # np.random.normal(size=(H, W), loc, scale)
+    # scaled (params.py): the snow of the image 1 / scale as large, magnified
+    gh, gw = (h, w) if scale == 1 else (math.ceil(h / scale), math.ceil(w / scale))
+    layer = loc + spread * rng.normal(STREAMS["layer"], (gh, gw))  # np.random.normal(size=(H, W), loc, scale)
     angle = -135.0 + (-45.0 - -135.0) * rng.uniform(STREAMS["angle"])  # np.random.uniform(-135, -45)
     layer = _zoom(layer, factor)
     if calibration != "imagenet-c":  # calibrated._snow: centre crop, uint8, blurred at the image's size
@@ -254,7 +265,7 @@ def snow(x: torch.Tensor, severity: int, calibration: str, rng: Rng) -> torch.Te
     else:  # snow(): blurred at the zoom's size, rounded, then its top-left H x W
         layer = torch.where(layer < threshold, torch.zeros_like(layer), layer).clamp(0, 1)
         layer = _div(torch.round(motion_blur_with_angle(layer, int(radius), sigma, angle) * 255), 255.0)
-        layer = layer[:, :h, :w]
+        layer = _magnified(layer[:, :gh, :gw, None], h, w, scale)[..., 0]
     layer = layer[..., None]
     y = weight * y + (1 - weight) * torch.maximum(y, _gray(y) * 1.5 + 0.5)  # float32
     return _f32((y.double() + layer + layer.flip(1, 2)).clamp(0, 1) * 255)
@@ -281,28 +292,40 @@ def _water_relief(liquid: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(np.stack(out)).to(liquid.device)
 
 
-def spatter(x: torch.Tensor, severity: int, calibration: str, rng: Rng) -> torch.Tensor:
-    loc, scale, sigma, threshold, intensity, mud = params("spatter", severity, calibration)
+def spatter(x: torch.Tensor, severity: int, calibration: str, rng: Rng, scale: float = 1.0) -> torch.Tensor:
+    loc, spread, sigma, threshold, intensity, mud = params("spatter", severity, calibration)
     h, w = x.shape[1:3]
     y = _unit32(x)
-    liquid = _gauss_nearest(loc + scale * rng.normal(STREAMS["layer"], (h, w)), sigma)  # float64
+    # scaled (params.py): the liquid of the image 1 / scale as large, magnified
+    gh, gw = (h, w) if scale == 1 else (math.ceil(h / scale), math.ceil(w / scale))
+    liquid = _gauss_nearest(loc + spread * rng.normal(STREAMS["layer"], (gh, gw)), sigma)  # float64
     liquid = torch.where(liquid < threshold, torch.zeros_like(liquid), liquid)
     if mud == 0:  # water: everything float32 from here, as in the reference
         liquid = torch.remainder(torch.floor(liquid * 255), 256)  # (liquid * 255).astype(np.uint8)
         m = (liquid.to(torch.float32) * _water_relief(liquid))[..., None]
-        m = m / m.amax(dim=(1, 2), keepdim=True)
+        m = _magnified(m / m.amax(dim=(1, 2), keepdim=True), h, w, scale)
         m = m * intensity
         colour = torch.tensor([175 / 255.0, 238 / 255.0, 238 / 255.0], dtype=torch.float32, device=x.device)
         # a layer without shaded liquid makes m 0 / 0: NaN everywhere, which np.uint8 turns into 0 (a black image;
         # imagecorruptions at 32 px, severity 1, about 1 image in 50): 0 here on every device
         return torch.nan_to_num((y + m * colour).clamp(0, 1) * 255, nan=0.0)
     m = _gauss_nearest((liquid > threshold).to(torch.float32), intensity)  # float32
-    m = torch.where(m < 0.8, torch.zeros_like(m), m)[..., None]
+    m = _magnified(torch.where(m < 0.8, torch.zeros_like(m), m)[..., None], h, w, scale)
     if calibration == "imagenet-c":  # colour (63, 42, 20) / 255 in float64
         colour = torch.tensor([63 / 255.0, 42 / 255.0, 20 / 255.0], dtype=torch.float64, device=x.device)
         return _f32(((y * (1 - m)).double() + colour * m.double()).clamp(0, 1) * 255)
     colour = torch.tensor([63 / 255.0, 42 / 255.0, 20 / 255.0], dtype=torch.float32, device=x.device)
     return (y * (1 - m) + colour * m).clamp(0, 1) * 255  # calibrated._spatter: float32
+
+
+def _magnified(m: torch.Tensor, h: int, w: int, scale: float) -> torch.Tensor:
+    """A [N, h', w', C] layer made for the image 1 / scale as large, magnified bilinearly (antialiased when it shrinks);
+    its top-left h x w."""
+    if scale == 1:
+        return m
+    side = (max(h, math.ceil(m.shape[1] * scale)), max(w, math.ceil(m.shape[2] * scale)))
+    big = F.interpolate(m.permute(0, 3, 1, 2), size=side, mode="bilinear", align_corners=False, antialias=scale < 1)
+    return big.permute(0, 2, 3, 1)[:, :h, :w]
 
 
 OPS = {"snow": snow, "frost": frost, "fog": fog, "spatter": spatter}

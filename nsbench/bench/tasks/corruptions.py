@@ -15,6 +15,7 @@ from .. import calibration_rows
 from .. import corruption_sets
 from .. import metrics
 from .. import onthefly
+from ..onthefly.params import scale_for
 from ..registry import TaskResult, register
 from .clean import clean_correct
 
@@ -112,8 +113,11 @@ def _built(ctx, t: CorruptionTask) -> tuple[dict, float, int, dict]:
                 z = ctx.cell("corruptions", key, generated(c, s))
             outcomes[f"{c}|{s}"] = z["correct"], np.arange(len(z["correct"])), calibration_rows.columns(z)
     info = {"folder": folder.name, **{k: manifest[k] for k in ("n", "fingerprint", "seed")},
-            "source": folder.name, "calibration": calibration, "generate": how}
-    if cached:
+            "source": folder.name, "calibration": calibration, "generate": how,
+            "resolution": corruption_sets.resolution(ctx.size, calibration)}
+    if cached and "generator" in manifest:
+        info["generator"] = manifest["generator"] + " (torch, on the CPU, cached)"
+    elif cached:
         info["imagecorruptions"] = manifest["imagecorruptions"]
         info["saved_as"] = manifest.get("saved_as", "lossless (uint8 arrays; the official ImageNet-C files are JPEG "
                                                     "quality 85)")
@@ -130,6 +134,7 @@ def _on_the_fly_logits(ctx, folder, corruption: str, severity: int, calibration:
     clean = cache.load_array(folder / "clean.npy")
     index = np.asarray(cache.load_array(folder / "indices.npy"))
     seed = int(cache.read_manifest(folder)["seed"])
+    scale = scale_for(clean.shape[1], calibration)
 
     def local(part: np.ndarray) -> dict:
         out = [np.zeros((0, len(ctx.em.classes)), np.float32)]
@@ -137,7 +142,7 @@ def _on_the_fly_logits(ctx, folder, corruption: str, severity: int, calibration:
             rows = part[b : b + ctx.bs]
             x = torch.from_numpy(np.array(clean[rows])).to(ctx.device)
             seeds = [cache.seed_for(seed, corruption, severity, int(index[k])) for k in rows]
-            x = onthefly.corrupt_batch(x, corruption, severity, seeds, calibration)
+            x = onthefly.corrupt_batch(x, corruption, severity, seeds, calibration, scale)
             out.append(ctx.forward(x.permute(0, 3, 1, 2).float().div_(255)).numpy())
         return {"logits": np.concatenate(out)}
 

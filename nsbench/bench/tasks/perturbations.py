@@ -119,7 +119,8 @@ def _built(ctx, t: PerturbationTask) -> tuple[dict, dict]:
             out[p] = ctx.cell("perturbations", key,
                               lambda p=p: stats(_on_the_fly_logits(ctx, folder, manifest, p, t.difficulty)))
     info = {"folder": folder.name, "n": manifest["n"], "seed": manifest["seed"], "calibration": manifest["calibration"],
-            "calibration_source": manifest["calibration_source"], "generate": how}
+            "calibration_source": manifest["calibration_source"], "generate": how,
+            "resolution": perturbation_sets.resolution(ctx.size, manifest["calibration"])}
     if not cached:
         info["generator"] = f"nsbench.bench.onthefly revision {onthefly.REVISION} (torch, on {ctx.device.type})"
     return out, info
