@@ -402,6 +402,17 @@ EQUIVALENT: dict[str, str] = {
         "out is a convex combination (bilinear weights >= 0, sum 1) of values <= 255, so floor(out + 0.5) <= 255: the upper clamp never binds",
     "cv2_gaussian_blur|return torch.floor(x + 0.5).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)|255 -> 256|1":
         "the Gaussian kernel is positive and sums to 1 (getGaussianKernel normalises), so x <= 255 (+1e-13) and floor(x + 0.5) <= 255: the upper clamp never binds",
+    # native resolution (issue 34, item 3): bench.onthefly.params and the magnified layers of bench.onthefly.weather
+    "scaled|half_width, window = (8, 3) if radius <= 8 else (radius, 5)|8 -> 9|1":
+        "only a radius in (8, 9] would change branch, and ImageNet-C's defocus radii (deterministic.IMAGENET, the one table scaled) are 3, 4, 6, 8 and 10",
+    "_magnified|recompute_scale_factor=False, antialias=scale < 1)|< -> <=|1":
+        "scale == 1 returns m before this line, so scale < 1 and scale <= 1 agree wherever it runs",
+    "_magnified|recompute_scale_factor=False, antialias=scale < 1)|1 -> 2|1":
+        "WEAKER: turns antialiasing on for magnifications 1 < scale < 2, where torch's antialiased bilinear kernel has the plain one's support (max(1, 1 / scale) = 1): the same weights up to float32 rounding (1.5e-6 apart on a random 37 -> 50 px layer)",
+    "_on_the_fly_logits|scale = scale_for(clean.shape[1], calibration)|1 -> 2|1":
+        "a built set's clean images are size x size (corruption_sets.clean_images stacks prepare(img, size), square), so their height is their width",
+    "motion_blur_with_angle|pad = int(torch.where(live, torch.maximum(dy.abs(), dx.abs()), torch.zeros_like(dy)).max()) if n else 0|0 -> 1|1":
+        "n == 0: an empty batch, whose padding no loop reads (there is no image to shift); the result is the empty batch either way",
     "_resized_photo|if ph < h and pw >= w:|< -> <=|1":
         "only ph == h newly enters the branch, where scale = h / ph = 1.0, the value the fall-through gives (pw >= w)",
     "_resized_photo|elif ph >= h and pw < w:|< -> <=|1":
@@ -634,7 +645,7 @@ EQUIVALENT: dict[str, str] = {
     "run|@register(\"attacks\", config=AttacksTask, order=5, validate=validate)|5 -> 6|1":
         "no task has order 6 (orders 0-5 and 10-13): the suite order of every task is unchanged (as fgsm's 4 -> 5)",
     **{"_augment|return TrainAugment(size, False, 0, 0, 0.0, random_crop_pad=max(1, size // CROP_PAD_DIVISOR))|" + m: _RA_OFF for m in ("False -> True|1", "0 -> 1|1", "0 -> 1|2", "0.0 -> 1.0|1")},
-    "Rng.normal|u = self.uniform(stream, (2, *shape))|2 -> 3|1":
+    "Rng.normal|u = self.uniform(stream, (2, *shape))  # owned: the steps below run in place on its two halves|2 -> 3|1":
         "a third row of uniforms is hashed and never read: rows 0 and 1 are elements 0..2n-1 either way",
     "Rng.integers|return torch.floor(self.uniform(stream, shape) * high).to(torch.int64).clamp_(max=high - 1)|- -> +|1":
         "the clamp never acts: uniform <= 1 - 2^-53, and floor((1 - 2^-53) * high) <= high - 1 for every high "

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 
 from .. import calibrated
 from .rng import Rng
@@ -229,19 +230,19 @@ def motion_blur_with_angle(x: torch.Tensor, radius: int, sigma: float, angle) ->
     dy = -torch.ceil(i[None] * py[:, None] / hyp[:, None] - 0.5).to(torch.int64)  # [N, width]
     dx = -torch.ceil(i[None] * px[:, None] / hyp[:, None] - 0.5).to(torch.int64)
     live = torch.cumprod(((dy.abs() < h) & (dx.abs() < w)).to(torch.int64), dim=1).bool()  # the loop's break
-    x = x.double()
-    ar_h, ar_w = torch.arange(h, device=x.device), torch.arange(w, device=x.device)
-    img = torch.arange(n, device=x.device)[:, None, None]
-    out = torch.zeros_like(x)
-    for j in range(width):
-        if not bool(live[:, j].any()):
-            break
-        rows = (ar_h[None] - dy[:, j, None]).clamp(0, h - 1)  # shift(): rolled, the wrapped part the edge's copy
-        cols = (ar_w[None] - dx[:, j, None]).clamp(0, w - 1)
-        shifted = x[img, rows[:, :, None], cols[:, None, :]]
-        weight = (kernel[j] * live[:, j]).reshape(n, *([1] * (x.ndim - 1)))
-        out = out + weight * shifted
-    return out
+    # shift(): rolled, the wrapped part the edge's copy = a window of the edge-replicated image
+    pad = int(torch.where(live, torch.maximum(dy.abs(), dx.abs()), torch.zeros_like(dy)).max()) if n else 0
+    planes = x.double().reshape(n, h, w, -1).permute(0, 3, 1, 2)  # [N, C, H, W]
+    padded = F.pad(planes, (pad, pad, pad, pad), mode="replicate") if pad else planes
+    out = torch.zeros_like(planes)
+    weights, dy, dx, live = kernel.tolist(), dy.tolist(), dx.tolist(), live.tolist()
+    for k in range(n):  # in j order per image, as the reference sums
+        for j in range(width):
+            if not live[k][j]:
+                break
+            top, left = pad - dy[k][j], pad - dx[k][j]
+            out[k] += weights[j] * padded[k, :, top : top + h, left : left + w]
+    return out.permute(0, 2, 3, 1).reshape(x.shape)
 
 
 def motion_blur(x: torch.Tensor, severity: int, calibration: str, rng: Rng, scale: float = 1.0) -> torch.Tensor:

@@ -21,10 +21,28 @@ def _shr(z: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def splitmix64(z: torch.Tensor) -> torch.Tensor:
-    z = z + _GOLDEN
-    z = (z ^ _shr(z, 30)) * _MIX1
-    z = (z ^ _shr(z, 27)) * _MIX2
-    return z ^ _shr(z, 31)
+    """z + golden, then (z ^ z >>> 30) * mix1, (z ^ z >>> 27) * mix2, z ^ z >>> 31; on a new tensor."""
+    return _splitmix64_(z + _GOLDEN, golden=False)
+
+
+def _splitmix64_(z: torch.Tensor, golden: bool = True) -> torch.Tensor:
+    """splitmix64 in place on z (which the caller owns) and one scratch buffer: a temporary per step would allocate,
+    and on a CPU fault in, fresh memory eight times."""
+    if golden:
+        z.add_(_GOLDEN)
+    t = torch.empty_like(z)
+    for k, mix in ((30, _MIX1), (27, _MIX2), (31, None)):
+        torch.bitwise_right_shift(z, k, out=t)
+        t.bitwise_and_((1 << (64 - k)) - 1)  # logical shift
+        z.bitwise_xor_(t)
+        if mix is not None:
+            z.mul_(mix)
+    return z
+
+
+def _unit_(bits: torch.Tensor) -> torch.Tensor:
+    """Owned int64 hashes -> float64 on [0, 1): their top 53 bits times 2^-53."""
+    return _shr(bits, 11).to(torch.float64).mul_(2.0**-53)
 
 
 class Rng:
@@ -42,24 +60,24 @@ class Rng:
         n = math.prod(shape)
         idx = torch.arange(n, dtype=torch.int64, device=self.device)
         key = splitmix64(self.seeds * _STREAM + int(stream))  # [images]
-        return splitmix64(key[:, None] ^ splitmix64(idx)[None, :]).reshape(len(self), *shape)
+        return _splitmix64_(key[:, None] ^ _splitmix64_(idx)[None, :]).reshape(len(self), *shape)
 
     def uniform_at(self, stream: int, flat: torch.Tensor, per: int) -> torch.Tensor:
         """uniform(stream, (per,)).reshape(-1)[flat] for those elements alone (flat: indices into the [images * per]
         numbers): a rejection sampler's later rounds redraw few elements without hashing them all."""
         rows = torch.div(flat, per, rounding_mode="floor")
         key = splitmix64(self.seeds * _STREAM + int(stream)).index_select(0, rows)
-        return _shr(splitmix64(key ^ splitmix64(flat - rows * per)), 11).to(torch.float64) * 2.0**-53
+        return _unit_(_splitmix64_(key ^ _splitmix64_(flat - rows * per)))
 
     def uniform(self, stream: int, shape: tuple[int, ...] = ()) -> torch.Tensor:
         """[images, *shape] float64 uniform on [0, 1), 53 random bits each."""
-        return _shr(self.bits(stream, shape), 11).to(torch.float64) * 2.0**-53
+        return _unit_(self.bits(stream, shape))
 
     def normal(self, stream: int, shape: tuple[int, ...] = ()) -> torch.Tensor:
         """[images, *shape] float64 standard normals (Box-Muller on two uniforms of the stream)."""
-        u = self.uniform(stream, (2, *shape))
-        u1, u2 = 1.0 - u[:, 0], u[:, 1]  # (0, 1]: log never sees 0
-        return torch.sqrt(-2.0 * torch.log(u1)) * torch.cos(2 * math.pi * u2)
+        u = self.uniform(stream, (2, *shape))  # owned: the steps below run in place on its two halves
+        radius = u[:, 0].neg_().add_(1.0).log_().mul_(-2.0).sqrt_()  # sqrt(-2 log(1 - u1)); 1 - u1 in (0, 1]
+        return radius.mul_(u[:, 1].mul_(2 * math.pi).cos_())
 
     def integers(self, stream: int, high: int, shape: tuple[int, ...] = ()) -> torch.Tensor:
         """[images, *shape] int64 uniform on 0..high-1."""

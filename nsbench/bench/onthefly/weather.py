@@ -157,8 +157,9 @@ def _resized_photo(k: int, h: int, w: int, calibration: str, scale: float = 1.0)
 
     if scale != 1:
         p = _resized_photo(k, math.ceil(h / scale), math.ceil(w / scale), calibration)
-        size = (max(w + 1, math.ceil(p.shape[1] * scale)), max(h + 1, math.ceil(p.shape[0] * scale)))
-        return cv2.resize(p, dsize=size, interpolation=cv2.INTER_CUBIC)
+        # at least 1.1 x (h / scale) x scale: the 224-px photograph is always 1.1 times past its image (below)
+        return cv2.resize(p, dsize=(math.ceil(p.shape[1] * scale), math.ceil(p.shape[0] * scale)),
+                          interpolation=cv2.INTER_CUBIC)
     photo = _frost_photo(k)
     ph, pw = photo.shape[:2]
     if calibration != "imagenet-c":  # calibrated._frost
@@ -323,8 +324,9 @@ def _magnified(m: torch.Tensor, h: int, w: int, scale: float) -> torch.Tensor:
     its top-left h x w."""
     if scale == 1:
         return m
-    side = (max(h, math.ceil(m.shape[1] * scale)), max(w, math.ceil(m.shape[2] * scale)))
-    big = F.interpolate(m.permute(0, 3, 1, 2), size=side, mode="bilinear", align_corners=False, antialias=scale < 1)
+    # by exactly `scale` (floor(h' scale) >= h, as h' >= h / scale), so the layer's geometry is the 224-px one's
+    big = F.interpolate(m.permute(0, 3, 1, 2), scale_factor=scale, mode="bilinear", align_corners=False,
+                        recompute_scale_factor=False, antialias=scale < 1)
     return big.permute(0, 2, 3, 1)[:, :h, :w]
 
 
