@@ -413,6 +413,8 @@ EQUIVALENT: dict[str, str] = {
         "a built set's clean images are size x size (corruption_sets.clean_images stacks prepare(img, size), square), so their height is their width",
     "motion_blur_with_angle|pad = int(torch.where(live, torch.maximum(dy.abs(), dx.abs()), torch.zeros_like(dy)).max()) if n else 0|0 -> 1|1":
         "n == 0: an empty batch, whose padding no loop reads (there is no image to shift); the result is the empty batch either way",
+    "_hsv2rgb|picks = [case == k for k in range(5)]|5 -> 6|1":
+        "adds picks[5] (case == 5), which nothing reads: the loop takes cases 4..0 over case 5's value",
     "_resized_photo|if ph < h and pw >= w:|< -> <=|1":
         "only ph == h newly enters the branch, where scale = h / ph = 1.0, the value the fall-through gives (pw >= w)",
     "_resized_photo|elif ph >= h and pw < w:|< -> <=|1":
@@ -529,8 +531,6 @@ EQUIVALENT: dict[str, str] = {
         "centred only sets first = (out - size) // 2, which is 0 for every size at the factors used (out - size is 0 or 1, see the _zoom_axis first mutant): centred and top-left crops are the same rows and columns",
     "zoom_blur|factors, centred = np.arange(1, c, 0.01), True  # calibrated.py: np.arange(1, END, 0.01), centred crop|True -> False|1":
         "as the False -> True one: with factors <= 1.25, out - size is 0 or 1, so the centred crop starts at 0 like the top-left one",
-    "_hsv2rgb|idx = (hi.to(torch.int64) % 6)[None, ..., None].expand(1, *hi.shape, 3)|1 -> 2|1":
-        "expand(2, ...) repeats the same index along dim 0; gather then returns two identical slices and [0] keeps the first, the same as before",
     "_correlate|r = kernel.shape[0] // 2|0 -> 1|1":
         "both callers pass square kernels (torch.outer(k, k) in _gaussian; _disk's meshgrid(span, span) blurred by cv2.GaussianBlur, which keeps the shape): shape[1] == shape[0]",
     "_correlate|h, w = planes.shape[-2:]|drop unary -|1":

@@ -42,7 +42,7 @@ def test_lengths_in_pixels_scale_and_the_rest_stay():
         assert scaled(name, c, 2.0) == c  # no size (fog, frost, snow and spatter magnify their layers in the ops)
     assert scaled("defocus_blur", (8, 0.5), 2.0) == (16, 1.0, 16, 5)  # radius 8 still has the 8 / 3 grid
     table = {"gaussian_blur": [1, 2, 3, 4, 6]}
-    assert severity_params(table, "gaussian_blur", 5, "imagenet-c") == 6  # unscaled unless asked
+    assert severity_params(table, "gaussian_blur", 5, "imagenet-c", 1.0) == 6
     assert severity_params(table, "gaussian_blur", 5, "imagenet-c", 0.5) == 3
     with pytest.raises(ValueError, match="follow the image size already"):
         severity_params({}, "gaussian_blur", 1, "cifar-10-c", 2.0)

@@ -226,12 +226,12 @@ def test_defocus_blur_keeps_each_references_precision():
             return np.stack([correlate(x[..., d], kernel, mode="mirror") for d in range(3)], -1)
 
         v = np.clip(filtered(*calibrated.params("cifar-10-c", "defocus_blur", severity)), 0, 1) * 255
-        got = defocus_blur(torch.from_numpy(img), severity, "cifar-10-c", None)[0].numpy()
+        got = defocus_blur(torch.from_numpy(img), severity, "cifar-10-c", None, 1.0)[0].numpy()
         assert got.dtype == np.float32, severity
         assert (got.astype(np.float64) <= v + 1e-9).all() and (got > v - 2 ** -16).all(), severity
 
         v = np.clip(filtered(*IMAGENET["defocus_blur"][severity - 1]), 0, 1) * 255
-        got = defocus_blur(torch.from_numpy(img), severity, "imagenet-c", None)[0].numpy().astype(np.float64)
+        got = defocus_blur(torch.from_numpy(img), severity, "imagenet-c", None, 1.0)[0].numpy().astype(np.float64)
         assert (got <= v + 1e-9).all() and (got > v - 2 ** -16).all(), severity
 
 
@@ -257,5 +257,5 @@ def test_pixelate_is_its_references_resize_pair_bit_for_bit(calibration):
                 want = np.asarray(reference(Image.fromarray(img), severity))
             else:
                 want = corrupt_calibrated(img, "pixelate", severity, calibration, 0)
-            got = pixelate(torch.from_numpy(img)[None], severity, calibration, None)[0].numpy()
+            got = pixelate(torch.from_numpy(img)[None], severity, calibration, None, 1.0)[0].numpy()
             assert np.array_equal(got.astype(np.uint8), want), (h, w, severity)

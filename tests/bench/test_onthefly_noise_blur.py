@@ -34,7 +34,7 @@ def photo() -> np.ndarray:
 
 def _torch(imgs: np.ndarray, name: str, severity: int, calibration: str, seeds) -> np.ndarray:
     x = torch.from_numpy(np.ascontiguousarray(imgs)).to(torch.float32)
-    return nb.OPS[name](x, severity, calibration, Rng(seeds)).clamp(0, 255).to(torch.uint8).numpy()
+    return nb.OPS[name](x, severity, calibration, Rng(seeds), 1.0).clamp(0, 255).to(torch.uint8).numpy()
 
 
 def _reference(img: np.ndarray, name: str, severity: int, calibration: str, seed: int) -> np.ndarray:
@@ -59,7 +59,7 @@ def _injected(monkeypatch, img: np.ndarray, name: str, severity: int, calibratio
         z = r.normal(S["noise"], img.shape)[0].numpy()
         monkeypatch.setattr(np.random, "normal", lambda size=None, scale=1.0, loc=0.0: loc + scale * z)
     elif name == "shot_noise":
-        c = nb.params(name, severity, calibration)
+        c = nb.params(name, severity, calibration, 1.0)
         k = nb.poisson(r, S["poisson"], torch.from_numpy(img[None] / 255.0 * c))[0].numpy()
         monkeypatch.setattr(np.random, "poisson", lambda lam: k)
     elif name == "impulse_noise":  # skimage's random_noise: rng.random(shape) <= amount, then <= salt_vs_pepper
@@ -67,7 +67,7 @@ def _injected(monkeypatch, img: np.ndarray, name: str, severity: int, calibratio
         generator = type("G", (), {"random": lambda self, shape: next(draws)})()
         monkeypatch.setattr(np.random, "default_rng", lambda seed=None: generator)
     elif name == "glass_blur":
-        _, delta, iterations = nb.params(name, severity, calibration)
+        _, delta, iterations = nb.params(name, severity, calibration, 1.0)
         off = (r.integers(S["offsets"], 2 * delta, (iterations, h - 2 * delta, w - 2 * delta, 2)) - delta)[0].numpy()
         if calibration == "imagenet-c":  # the loop in Python (same results as its numba build), one draw a step
             steps = iter(off.reshape(-1, 2))
@@ -185,7 +185,7 @@ def test_corrupt_batch_runs_the_ops_and_rejects_an_unknown_calibration(photo):
     out = corrupt_batch(torch.from_numpy(photo)[None], "shot_noise", 3, [4], "cifar-10-c")
     assert out.dtype == torch.uint8 and out.shape == (1, 32, 32, 3)
     with pytest.raises(ValueError, match="calibration"):
-        nb.OPS["gaussian_noise"](torch.zeros(1, 32, 32, 3), 1, "imagenet", Rng([0]))
+        nb.OPS["gaussian_noise"](torch.zeros(1, 32, 32, 3), 1, "imagenet", Rng([0]), 1.0)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
@@ -277,15 +277,15 @@ def test_impulse_and_shot_noise_hand_on_the_references_float():
     and numpy's poisson(x / 255 * c) / c clipped to [0, 1] times 255 (the clip keeps counts above c at 255)."""
     x = torch.full((1, 8, 8, 3), 200.0)
     rng = Rng([9])
-    c = nb.params("impulse_noise", 5, "imagenet-c")
+    c = nb.params("impulse_noise", 5, "imagenet-c", 1.0)
     flipped = rng.uniform(S["noise"], (8, 8, 3))[0] <= c
     salted = rng.uniform(S["salted"], (8, 8, 3))[0] <= 0.5
     want = torch.where(flipped, salted.double() * 255, torch.full((8, 8, 3), 200.0, dtype=torch.float64))
-    assert torch.equal(nb.impulse_noise(x, 5, "imagenet-c", Rng([9]))[0].double(), want)
-    c = nb.params("shot_noise", 5, "imagenet-c")
+    assert torch.equal(nb.impulse_noise(x, 5, "imagenet-c", Rng([9]), 1.0)[0].double(), want)
+    c = nb.params("shot_noise", 5, "imagenet-c", 1.0)
     k = nb.poisson(Rng([9]), S["poisson"], torch.full((1, 8, 8, 3), 250.0 / 255 * c, dtype=torch.float64))
     want = (k / c).clamp(0, 1) * 255
-    got = nb.shot_noise(torch.full((1, 8, 8, 3), 250.0), 5, "imagenet-c", Rng([9]))
+    got = nb.shot_noise(torch.full((1, 8, 8, 3), 250.0), 5, "imagenet-c", Rng([9]), 1.0)
     assert (k / c > 1).any() and torch.allclose(got.double(), want, rtol=0, atol=1e-4)
 
 
@@ -300,7 +300,7 @@ def test_poisson_large_lambda_can_return_zero():
 
 @pytest.mark.parametrize("calibration", ["imagenet-c", "cifar-10-c"])
 def test_motion_blur_of_a_black_image_is_black(calibration):
-    out = nb.motion_blur(torch.zeros(2, 32, 32, 3), 5, calibration, Rng([1, 2]))
+    out = nb.motion_blur(torch.zeros(2, 32, 32, 3), 5, calibration, Rng([1, 2]), 1.0)
     assert out.clamp(0, 255).to(torch.uint8).max() == 0
 
 
@@ -326,7 +326,7 @@ def test_noise_on_a_white_image_is_clipped_as_the_reference_clips(monkeypatch, n
     monkeypatch.setattr(np.random, "normal", lambda size=None, scale=1.0, loc=0.0: loc + scale * z)
     want = getattr(C, name)(img, 4)
     monkeypatch.undo()
-    got = nb.OPS[name](torch.from_numpy(img)[None].float(), 4, "imagenet-c", Rng([21]))[0].double().numpy()
+    got = nb.OPS[name](torch.from_numpy(img)[None].float(), 4, "imagenet-c", Rng([21]), 1.0)[0].double().numpy()
     assert (z > 0).mean() > 0.3 and (want == 255).mean() > 0.3
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-4)
 
@@ -336,7 +336,7 @@ def test_elastic_transform_clips_like_the_reference():
     out 255 everywhere, the reference's as ours."""
     img = np.full((16, 16, 3), 300.0, np.float32)
     assert np.array_equal(C.elastic_transform(img, 3), np.full(img.shape, 255.0))
-    got = nb.elastic_transform(torch.from_numpy(img)[None], 3, "imagenet-c", Rng([5]))
+    got = nb.elastic_transform(torch.from_numpy(img)[None], 3, "imagenet-c", Rng([5]), 1.0)
     assert torch.equal(got, torch.full((1, 16, 16, 3), 255.0))
 
 

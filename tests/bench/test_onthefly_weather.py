@@ -39,7 +39,7 @@ def photo() -> np.ndarray:
 
 def _torch(imgs: np.ndarray, name: str, severity: int, calibration: str, seeds) -> np.ndarray:
     x = torch.from_numpy(np.array(imgs)).to(torch.float32)
-    return wx.OPS[name](x, severity, calibration, Rng(seeds)).clamp(0, 255).to(torch.uint8).numpy()
+    return wx.OPS[name](x, severity, calibration, Rng(seeds), 1.0).clamp(0, 255).to(torch.uint8).numpy()
 
 
 def _reference(img: np.ndarray, name: str, severity: int, calibration: str, seed: int) -> np.ndarray:
@@ -147,7 +147,7 @@ def test_distribution_of_the_change_matches_the_reference(photo, name, calibrati
 @pytest.mark.parametrize("calibration, count", [("imagenet-c", 6), ("cifar-10-c", 5)])
 def test_frost_draws_every_photograph_the_reference_draws(calibration, count):
     """imagecorruptions picks one of 6 photographs, calibrated.py (make_cifar_c.py) one of the first 5."""
-    stack, sizes = wx._frost_layers(32, 32, calibration, "cpu")
+    stack, sizes = wx._frost_layers(32, 32, calibration, "cpu", 1.0)
     assert len(stack) == len(sizes) == count
     picked = Rng(list(range(600))).integers(S["photo"], len(stack))
     assert set(picked.tolist()) == set(range(count))
@@ -165,7 +165,7 @@ def test_corrupt_batch_runs_the_ops_and_rejects_an_unknown_calibration(photo):
         out = corrupt_batch(torch.from_numpy(photo.copy())[None], name, 3, [4], "tiny-imagenet-c")
         assert out.dtype == torch.uint8 and out.shape == (1, 32, 32, 3)
     with pytest.raises(ValueError, match="calibration"):
-        wx.OPS["fog"](torch.zeros(1, 32, 32, 3), 1, "imagenet", Rng([0]))
+        wx.OPS["fog"](torch.zeros(1, 32, 32, 3), 1, "imagenet", Rng([0]), 1.0)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
@@ -212,7 +212,7 @@ class _Draws:
 
 def _raw(x: np.ndarray, name: str, severity: int, calibration: str, rng) -> np.ndarray:
     """The op's float output for one image (no clamp, no uint8)."""
-    return wx.OPS[name](torch.from_numpy(np.array(x))[None].to(torch.float32), severity, calibration, rng)[0].numpy()
+    return wx.OPS[name](torch.from_numpy(np.array(x))[None].to(torch.float32), severity, calibration, rng, 1.0)[0].numpy()
 
 
 def _reference_raw(monkeypatch, img, name, severity, calibration, z=None, u=0.0, k=0, top=0, left=0):
@@ -267,7 +267,7 @@ def test_fog_map_size_is_the_references(monkeypatch, calibration):
     plasma = wx.plasma_fractal
     monkeypatch.setattr(wx, "plasma_fractal", lambda rng, size, *a: asked.append(size) or plasma(rng, size, *a))
     for h, w in [(1, 1), (2, 2), (1, 3), (3, 5), (9, 17), (33, 20), (20, 33), (64, 64), (65, 3)]:
-        wx.fog(torch.full((1, h, w, 3), 100.0), 2, calibration, Rng([0]))
+        wx.fog(torch.full((1, h, w, 3), 100.0), 2, calibration, Rng([0]), 1.0)
         if calibration == "imagenet-c":
             assert asked[-1] == C.next_power_of_2(int(np.max(np.zeros((h, w, 3)).shape))), (h, w)
         else:
@@ -358,15 +358,15 @@ def test_frost_photographs_resized_as_the_reference_resizes_them(monkeypatch, ca
         for h, w in [(32, 32), (ph, pw - 20), (ph + 7, pw - 20), (ph + 7, pw), (ph - 20, pw), (ph - 20, pw + 7),
                      (ph, pw + 7), (ph + 3, pw + 40), (ph + 40, pw + 3), (ph, pw)]:
             ref = _frost_resize_of_reference(monkeypatch, k, h, w, calibration)
-            got = wx._resized_photo(k, h, w, calibration)
+            got = wx._resized_photo(k, h, w, calibration, 1.0)
             assert got.shape == ref.shape and np.array_equal(got, ref), (k, h, w)
 
 
 @pytest.mark.parametrize("calibration", ["imagenet-c", "cifar-10-c"])
 def test_frost_stack_holds_each_photograph_rgb_zero_padded(calibration):
     """[K, largest height, largest width, 3]: photograph k (BGR read, RGB here) at the top left, zeros elsewhere."""
-    stack, sizes = wx._frost_layers(40, 40, calibration, "cpu")
-    photos = [wx._resized_photo(k, 40, 40, calibration)[..., ::-1] for k in range(len(stack))]
+    stack, sizes = wx._frost_layers(40, 40, calibration, "cpu", 1.0)
+    photos = [wx._resized_photo(k, 40, 40, calibration, 1.0)[..., ::-1] for k in range(len(stack))]
     hs, ws = [p.shape[0] for p in photos], [p.shape[1] for p in photos]
     assert tuple(stack.shape) == (len(photos), max(hs), max(ws), 3)
     assert sizes.tolist() == [[a, b] for a, b in zip(hs, ws)]
@@ -386,7 +386,7 @@ def test_frost_raw_output_on_black_and_white_images(monkeypatch, calibration, h,
         img = np.full((h, h, 3), value, np.uint8)
         for severity in (1, 5):
             for top, left in [(0, 0), (0.999, 0.5)]:
-                span = np.array(wx._frost_layers(h, h, calibration, "cpu")[1][k]) - h
+                span = np.array(wx._frost_layers(h, h, calibration, "cpu", 1.0)[1][k]) - h
                 t, l = int(np.floor(top * span[0])), int(np.floor(left * span[1]))
                 got = _raw(img, "frost", severity, calibration, _Draws(u={S["top"]: top, S["left"]: left}, k=k))
                 ref = _reference_raw(monkeypatch, img, "frost", severity, calibration, k=k, top=t, left=l)
@@ -416,7 +416,7 @@ def test_snow_raw_output_is_the_references(monkeypatch, photo, calibration):
     it), on a photograph and on white (saturating)."""
     rng = np.random.default_rng(6)
     for severity in range(1, 6):
-        loc, scale, factor, threshold = wx.params("snow", severity, calibration)[:4]
+        loc, scale, factor, threshold = wx.params("snow", severity, calibration, 1.0)[:4]
         # on the threshold: imagecorruptions' zoom only at its integer factors (severities 1 and 2), elsewhere the
         # taps' float64 sums differ from scipy's in the last bit, which decides a pixel exactly on the threshold
         edge = _at_threshold(loc, scale, threshold, (32, 32)) if calibration != "imagenet-c" or severity < 3 else None
@@ -436,7 +436,7 @@ def test_spatter_raw_output_is_the_references(monkeypatch, photo, calibration):
     water keeps it, mud's liquid > threshold does not); on a photograph and on white."""
     rng = np.random.default_rng(7)
     for severity in range(1, 6):
-        loc, scale, sigma, threshold = wx.params("spatter", severity, calibration)[:4]
+        loc, scale, sigma, threshold = wx.params("spatter", severity, calibration, 1.0)[:4]
         layers = [rng.normal(size=(32, 32)), rng.normal(size=(32, 32)) + 3.0, np.full((32, 32), -20.0)]
         if calibration != "imagenet-c":  # imagecorruptions' wider blurs: the last bit of the sums decides the edge
             layers.append(_at_threshold(loc, scale, threshold, (32, 32), sigma))
@@ -468,7 +468,7 @@ def test_calibrated_snow_on_a_rectangle_crops_each_axis_at_its_centre(monkeypatc
 def test_spatter_mud_keeps_a_mask_of_exactly_0_8(monkeypatch, photo):
     """make_cifar_c.py's mud: m[m < 0.8] = 0 (float32 against 0.8, numpy's float32 comparison): a blurred mask of
     exactly float32 0.8 stays, so every pixel is x (1 - m) + (63, 42, 20) / 255 m, in float32."""
-    severity = next(s for s in range(1, 6) if wx.params("spatter", s, "cifar-10-c")[5])
+    severity = next(s for s in range(1, 6) if wx.params("spatter", s, "cifar-10-c", 1.0)[5])
     blurs = iter([None, torch.full((1, 32, 32), 0.8, dtype=torch.float32)])
 
     def gauss(layer, sigma):  # the liquid layer as drawn, then the mud mask at exactly 0.8

@@ -46,7 +46,7 @@ IMAGENET = {
 }
 
 
-def _param(calibration: str, name: str, severity: int, scale: float = 1.0):
+def _param(calibration: str, name: str, severity: int, scale: float):
     return severity_params(IMAGENET, name, severity, calibration, scale)
 
 
@@ -92,7 +92,7 @@ def _gaussian(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return _unplanes(_correlate(_planes(x), torch.outer(k, k), "replicate"), len(x))
 
 
-def gaussian_blur(x, severity, calibration, rng, scale=1.0):
+def gaussian_blur(x, severity, calibration, rng, scale):
     return _out(_gaussian(_unit(x), _param(calibration, "gaussian_blur", severity, scale)))
 
 
@@ -140,7 +140,7 @@ def _correlate(planes: torch.Tensor, kernel: torch.Tensor, border: str) -> torch
     return torch.fft.irfft2(spectrum, s=size)[..., 2 * r : 2 * r + h, 2 * r : 2 * r + w]  # no wrap-around there
 
 
-def defocus_blur(x, severity, calibration, rng, scale=1.0):
+def defocus_blur(x, severity, calibration, rng, scale):
     c = _param(calibration, "defocus_blur", severity, scale)  # scaled: (radius, alias_blur, half-width, window)
     kernel = torch.as_tensor(_disk(*c) if len(c) == 2 else _disk_kernel(*c), dtype=torch.float64)
     y = _correlate(_planes(_unit(x)), kernel, "reflect")  # cv2's BORDER_REFLECT_101
@@ -164,9 +164,10 @@ def _zoom_axis(size: int, factor: float, centred: bool) -> tuple[np.ndarray, np.
     return top + i0, top + i1, w
 
 
-def _clipped_zoom(x: torch.Tensor, factor: float, centred: bool) -> torch.Tensor:
-    """[N, H, W, C] float32 -> its zoom layer, H x W, float32 (scipy interpolates in float64 and stores float32)."""
-    y = x.to(torch.float64)
+def _clipped_zoom(y: torch.Tensor, factor: float, centred: bool) -> torch.Tensor:
+    """[N, H, W, C] float64 (a float32 image's exact copy) -> its zoom layer, H x W, float32 (scipy interpolates in
+    float64 and stores float32)."""
+    x = y
     for dim, size in ((1, x.shape[1]), (2, x.shape[2])):
         i0, i1, w = (torch.as_tensor(a, device=x.device) for a in _zoom_axis(size, factor, centred))
         shape = [1, 1, 1, 1]
@@ -176,16 +177,17 @@ def _clipped_zoom(x: torch.Tensor, factor: float, centred: bool) -> torch.Tensor
     return y.to(torch.float32)
 
 
-def zoom_blur(x, severity, calibration, rng, scale=1.0):
-    c = _param(calibration, "zoom_blur", severity)
+def zoom_blur(x, severity, calibration, rng, scale):
+    c = _param(calibration, "zoom_blur", severity, scale)
     if calibration == "imagenet-c":
         factors, centred = np.arange(*c), False
     else:
         factors, centred = np.arange(1, c, 0.01), True  # calibrated.py: np.arange(1, END, 0.01), centred crop
     x32 = _unit(x).to(torch.float32)
+    x64 = x32.to(torch.float64)  # once, not per factor
     out = torch.zeros_like(x32)
     for factor in factors:
-        out += _clipped_zoom(x32, float(factor), centred)
+        out += _clipped_zoom(x64, float(factor), centred)
     return _out((x32 + out) / (len(factors) + 1))
 
 
@@ -213,27 +215,33 @@ def _hsv2rgb(hsv: torch.Tensor) -> torch.Tensor:
     q = v * (1 - f * s)
     t = v * (1 - (1 - f) * s)
     order = ((v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q))  # np.choose's six cases
-    choices = torch.stack([torch.stack(c, -1) for c in order])
-    idx = (hi.to(torch.int64) % 6)[None, ..., None].expand(1, *hi.shape, 3)
-    return choices.gather(0, idx)[0]
+    case = hi.to(torch.int64) % 6
+    picks = [case == k for k in range(5)]
+    channels = []
+    for ch in range(3):  # case 5's value, then each earlier case where it holds
+        out = order[5][ch].clone()
+        for k in range(4, -1, -1):
+            out = torch.where(picks[k], order[k][ch], out)
+        channels.append(out)
+    return torch.stack(channels, -1)
 
 
-def brightness(x, severity, calibration, rng, scale=1.0):
-    c = _param(calibration, "brightness", severity)
+def brightness(x, severity, calibration, rng, scale):
+    c = _param(calibration, "brightness", severity, scale)
     hsv = _rgb2hsv(_unit(x))
     hsv = torch.cat([hsv[..., :2], (hsv[..., 2:] + c).clamp(0, 1)], -1)
     return _out(_hsv2rgb(hsv))
 
 
-def saturate(x, severity, calibration, rng, scale=1.0):
-    scale, shift = _param(calibration, "saturate", severity)
+def saturate(x, severity, calibration, rng, scale):
+    factor, shift = _param(calibration, "saturate", severity, scale)
     hsv = _rgb2hsv(_unit(x))
-    hsv = torch.cat([hsv[..., :1], (hsv[..., 1:2] * scale + shift).clamp(0, 1), hsv[..., 2:]], -1)
+    hsv = torch.cat([hsv[..., :1], (hsv[..., 1:2] * factor + shift).clamp(0, 1), hsv[..., 2:]], -1)
     return _out(_hsv2rgb(hsv))
 
 
-def contrast(x, severity, calibration, rng, scale=1.0):
-    c = _param(calibration, "contrast", severity)
+def contrast(x, severity, calibration, rng, scale):
+    c = _param(calibration, "contrast", severity, scale)
     y = _unit(x)
     means = y.mean(dim=(1, 2), keepdim=True)
     return _out((y - means) * c + means)
@@ -299,7 +307,7 @@ def _nearest_index(size_in: int, size_out: int) -> np.ndarray:
     return np.asarray(idx, dtype=np.int64)
 
 
-def pixelate(x, severity, calibration, rng, scale=1.0):
+def pixelate(x, severity, calibration, rng, scale):
     c = _param(calibration, "pixelate", severity, scale)
     h, w = x.shape[1:3]
     small = _box_resize(x.to(torch.float64), int(h * c), int(w * c))
@@ -323,8 +331,8 @@ def jpeg(images: torch.Tensor, quality: int) -> torch.Tensor:
     return out.permute(0, 2, 3, 1).to(images.device)
 
 
-def jpeg_compression(x, severity, calibration, rng, scale=1.0):
-    return jpeg(x.to(torch.uint8), _param(calibration, "jpeg_compression", severity)).to(torch.float32)
+def jpeg_compression(x, severity, calibration, rng, scale):
+    return jpeg(x.to(torch.uint8), _param(calibration, "jpeg_compression", severity, scale)).to(torch.float32)
 
 
 def as_saved(images: torch.Tensor, calibration: str) -> torch.Tensor:

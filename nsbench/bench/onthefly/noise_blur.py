@@ -39,7 +39,7 @@ STREAMS = {"noise": 0, "salted": 1, "poisson": 0, "offsets": 0, "angle": 0, "dx"
 _POISSON_ROUNDS = 64  # PTRS accepts >= 87% a round: 64 rounds leave a pending element with probability < 1e-56
 
 
-def params(name: str, severity: int, calibration: str, scale: float = 1.0):
+def params(name: str, severity: int, calibration: str, scale: float):
     return severity_params(IMAGENET, name, severity, calibration, scale)
 
 
@@ -88,29 +88,29 @@ def _gauss2d(x: torch.Tensor, sigma, mode: str = "nearest", truncate: float = 4.
 
 # ---------------------------------------------------------------- noise
 
-def gaussian_noise(x: torch.Tensor, severity: int, calibration: str, rng: Rng, scale: float = 1.0) -> torch.Tensor:
-    c = params("gaussian_noise", severity, calibration)
+def gaussian_noise(x: torch.Tensor, severity: int, calibration: str, rng: Rng, scale: float) -> torch.Tensor:
+    c = params("gaussian_noise", severity, calibration, scale)
     y = x.double() / 255.0 + rng.normal(STREAMS["noise"], tuple(x.shape[1:])) * c
     return _f32(y.clamp(0, 1) * 255)
 
 
-def speckle_noise(x: torch.Tensor, severity: int, calibration: str, rng: Rng, scale: float = 1.0) -> torch.Tensor:
-    c = params("speckle_noise", severity, calibration)
+def speckle_noise(x: torch.Tensor, severity: int, calibration: str, rng: Rng, scale: float) -> torch.Tensor:
+    c = params("speckle_noise", severity, calibration, scale)
     x = x.double() / 255.0
     y = x + x * (rng.normal(STREAMS["noise"], tuple(x.shape[1:])) * c)
     return _f32(y.clamp(0, 1) * 255)
 
 
-def shot_noise(x: torch.Tensor, severity: int, calibration: str, rng: Rng, scale: float = 1.0) -> torch.Tensor:
-    c = params("shot_noise", severity, calibration)
+def shot_noise(x: torch.Tensor, severity: int, calibration: str, rng: Rng, scale: float) -> torch.Tensor:
+    c = params("shot_noise", severity, calibration, scale)
     k = poisson(rng, STREAMS["poisson"], x.double() / 255.0 * c)
     return _f32((k / float(c)).clamp(0, 1) * 255)
 
 
-def impulse_noise(x: torch.Tensor, severity: int, calibration: str, rng: Rng, scale: float = 1.0) -> torch.Tensor:
+def impulse_noise(x: torch.Tensor, severity: int, calibration: str, rng: Rng, scale: float) -> torch.Tensor:
     """skimage.util.random_noise(mode='s&p', amount=c): each element (channels apart) is flipped with probability c
     (uniform <= c), and a flipped one becomes 1 if a second uniform <= 0.5 (salt_vs_pepper), else 0."""
-    c = params("impulse_noise", severity, calibration)
+    c = params("impulse_noise", severity, calibration, scale)
     shape = tuple(x.shape[1:])
     flipped = rng.uniform(STREAMS["noise"], shape) <= c
     salted = rng.uniform(STREAMS["salted"], shape) <= 0.5
@@ -173,7 +173,7 @@ def poisson(rng: Rng, stream: int, lam: torch.Tensor) -> torch.Tensor:
 
 # ---------------------------------------------------------------- glass blur
 
-def glass_blur(x: torch.Tensor, severity: int, calibration: str, rng: Rng, scale: float = 1.0) -> torch.Tensor:
+def glass_blur(x: torch.Tensor, severity: int, calibration: str, rng: Rng, scale: float) -> torch.Tensor:
     sigma, delta, iterations = params("glass_blur", severity, calibration, scale)
     y = torch.floor(_gauss2d(x.double() / 255.0, sigma) * 255).clamp(0, 255)  # np.uint8(gaussian(x / 255) * 255)
     # one (dx, dy) per step of the reference's loop, np.random.randint(-delta, delta, size=(2,))
@@ -245,7 +245,7 @@ def motion_blur_with_angle(x: torch.Tensor, radius: int, sigma: float, angle) ->
     return out.permute(0, 2, 3, 1).reshape(x.shape)
 
 
-def motion_blur(x: torch.Tensor, severity: int, calibration: str, rng: Rng, scale: float = 1.0) -> torch.Tensor:
+def motion_blur(x: torch.Tensor, severity: int, calibration: str, rng: Rng, scale: float) -> torch.Tensor:
     radius, sigma = params("motion_blur", severity, calibration, scale)
     angle = rng.uniform(STREAMS["angle"]) * 90.0 - 45.0  # np.random.uniform(-45, 45)
     y = motion_blur_with_angle(x, int(radius), sigma, angle)
@@ -322,13 +322,13 @@ def _affine_from_points(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
     return torch.linalg.solve(a, dst).transpose(1, 2)
 
 
-def elastic_transform(x: torch.Tensor, severity: int, calibration: str, rng: Rng, scale: float = 1.0) -> torch.Tensor:
+def elastic_transform(x: torch.Tensor, severity: int, calibration: str, rng: Rng, scale: float) -> torch.Tensor:
     n, h, w, _ = x.shape
     img = (x.double() / 255.0).to(torch.float32)  # np.array(image, dtype=float32) / 255.
     if calibration == "imagenet-c":
         alpha, sigma, limit = params("elastic_transform", severity, calibration, scale), (h * 0.01, w * 0.01), h * 0.005
     else:  # calibrated._elastic: an affine warp of the whole image first, sizes scaled by the image's height
-        alpha, sigma, shear = (v * h for v in params("elastic_transform", severity, calibration))
+        alpha, sigma, shear = (v * h for v in params("elastic_transform", severity, calibration, scale))
         limit = 1.0
         img = _warp_affine(img, _elastic_affine(h, w, shear, rng))
 

@@ -22,7 +22,7 @@ from .. import calibrated
 REFERENCE_SIZE = 224  # ImageNet-C's image size (make_imagenet_c.py: trn.Resize(256), trn.CenterCrop(224))
 
 
-def severity_params(imagenet: dict, name: str, severity: int, calibration: str, scale: float = 1.0):
+def severity_params(imagenet: dict, name: str, severity: int, calibration: str, scale: float):
     """A corruption's parameters at `severity` (1-5): imagecorruptions' for imagenet-c (the op module's IMAGENET
     table; lengths scaled by `scale`, see `scaled`), else calibrated.py's CIFAR-10-C / Tiny-ImageNet-C tables (which
     follow the image size already, so they take no scale)."""

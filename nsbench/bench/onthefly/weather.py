@@ -63,7 +63,7 @@ STREAMS = {"layer": 0, "angle": 1, "photo": 0, "top": 1, "left": 2, "plasma": 0}
 FROST_FILES = ("frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.jpg", "frost6.jpg")
 
 
-def params(name: str, severity: int, calibration: str, scale: float = 1.0):
+def params(name: str, severity: int, calibration: str, scale: float):
     return severity_params(IMAGENET, name, severity, calibration, scale)
 
 
@@ -124,7 +124,7 @@ def plasma_fractal(rng: Rng, mapsize: int, wibbledecay: float, stream: int = 0) 
     return m / m.amax(dim=(1, 2), keepdim=True)
 
 
-def fog(x: torch.Tensor, severity: int, calibration: str, rng: Rng, scale: float = 1.0) -> torch.Tensor:
+def fog(x: torch.Tensor, severity: int, calibration: str, rng: Rng, scale: float) -> torch.Tensor:
     strength, decay = params("fog", severity, calibration, scale)
     h, w = x.shape[1:3]
     if calibration == "imagenet-c":  # next_power_of_2(max(np.array(x).shape)): the channel count counts too
@@ -150,13 +150,13 @@ def _frost_photo(k: int) -> np.ndarray:
     return cv2.imread(str(Path(imagecorruptions.__file__).parent / "frost" / FROST_FILES[k]))  # BGR uint8
 
 
-def _resized_photo(k: int, h: int, w: int, calibration: str, scale: float = 1.0) -> np.ndarray:
+def _resized_photo(k: int, h: int, w: int, calibration: str, scale: float) -> np.ndarray:
     """Photograph k as the reference resizes it for an h x w image (BGR uint8); scaled: as for the image 1 / scale
     as large, then magnified by scale (params.py)."""
     import cv2
 
     if scale != 1:
-        p = _resized_photo(k, math.ceil(h / scale), math.ceil(w / scale), calibration)
+        p = _resized_photo(k, math.ceil(h / scale), math.ceil(w / scale), calibration, 1.0)
         # at least 1.1 x (h / scale) x scale: the 224-px photograph is always 1.1 times past its image (below)
         return cv2.resize(p, dsize=(math.ceil(p.shape[1] * scale), math.ceil(p.shape[0] * scale)),
                           interpolation=cv2.INTER_CUBIC)
@@ -178,7 +178,7 @@ def _resized_photo(k: int, h: int, w: int, calibration: str, scale: float = 1.0)
 
 
 @lru_cache(maxsize=16)
-def _frost_layers(h: int, w: int, calibration: str, device: str, scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+def _frost_layers(h: int, w: int, calibration: str, device: str, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
     """The candidate photographs resized for h x w images, RGB, zero-padded into one uint8 [K, H', W', 3] tensor,
     and their sizes [K, 2]."""
     count = len(FROST_FILES) if calibration == "imagenet-c" else 5  # calibrated._frost: np.random.randint(5)
@@ -190,7 +190,7 @@ def _frost_layers(h: int, w: int, calibration: str, device: str, scale: float = 
     return torch.from_numpy(stack).to(device), sizes.to(device)
 
 
-def frost(x: torch.Tensor, severity: int, calibration: str, rng: Rng, scale: float = 1.0) -> torch.Tensor:
+def frost(x: torch.Tensor, severity: int, calibration: str, rng: Rng, scale: float) -> torch.Tensor:
     a, b = params("frost", severity, calibration, scale)
     h, w = x.shape[1:3]
     stack, sizes = _frost_layers(h, w, calibration, str(x.device), scale)
@@ -248,8 +248,8 @@ def _gray(x: torch.Tensor) -> torch.Tensor:
     return _fma(b, 0.114, _fma(r, 0.299, g * float(np.float32(0.587))))[..., None]
 
 
-def snow(x: torch.Tensor, severity: int, calibration: str, rng: Rng, scale: float = 1.0) -> torch.Tensor:
-    loc, spread, factor, threshold, radius, sigma, weight = params("snow", severity, calibration)
+def snow(x: torch.Tensor, severity: int, calibration: str, rng: Rng, scale: float) -> torch.Tensor:
+    loc, spread, factor, threshold, radius, sigma, weight = params("snow", severity, calibration, scale)
     h, w = x.shape[1:3]
     y = _unit32(x)
     # scaled (params.py): the snow of the image 1 / scale as large, magnified
@@ -293,8 +293,8 @@ def _water_relief(liquid: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(np.stack(out)).to(liquid.device)
 
 
-def spatter(x: torch.Tensor, severity: int, calibration: str, rng: Rng, scale: float = 1.0) -> torch.Tensor:
-    loc, spread, sigma, threshold, intensity, mud = params("spatter", severity, calibration)
+def spatter(x: torch.Tensor, severity: int, calibration: str, rng: Rng, scale: float) -> torch.Tensor:
+    loc, spread, sigma, threshold, intensity, mud = params("spatter", severity, calibration, scale)
     h, w = x.shape[1:3]
     y = _unit32(x)
     # scaled (params.py): the liquid of the image 1 / scale as large, magnified
