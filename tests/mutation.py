@@ -405,9 +405,9 @@ EQUIVALENT: dict[str, str] = {
     # native resolution (issue 34, item 3): bench.onthefly.params and the magnified layers of bench.onthefly.weather
     "scaled|half_width, window = (8, 3) if radius <= 8 else (radius, 5)|8 -> 9|1":
         "only a radius in (8, 9] would change branch, and ImageNet-C's defocus radii (deterministic.IMAGENET, the one table scaled) are 3, 4, 6, 8 and 10",
-    "_magnified|recompute_scale_factor=False, antialias=scale < 1)|< -> <=|1":
-        "scale == 1 returns m before this line, so scale < 1 and scale <= 1 agree wherever it runs",
-    "_magnified|recompute_scale_factor=False, antialias=scale < 1)|1 -> 2|1":
+    "_magnified|recompute_scale_factor=False, antialias=scale < 1).permute(0, 2, 3, 1)|< -> <=|1":
+        "the interpolation runs only when scale != 1, so scale < 1 and scale <= 1 agree wherever it runs",
+    "_magnified|recompute_scale_factor=False, antialias=scale < 1).permute(0, 2, 3, 1)|1 -> 2|2":
         "WEAKER: turns antialiasing on for magnifications 1 < scale < 2, where torch's antialiased bilinear kernel has the plain one's support (max(1, 1 / scale) = 1): the same weights up to float32 rounding (1.5e-6 apart on a random 37 -> 50 px layer)",
     "_on_the_fly_logits|scale = scale_for(clean.shape[1], calibration)|1 -> 2|1":
         "a built set's clean images are size x size (corruption_sets.clean_images stacks prepare(img, size), square), so their height is their width",
@@ -439,7 +439,7 @@ EQUIVALENT: dict[str, str] = {
         "cc <= (crop - 1) up to one ulp, so floor(cc) <= crop - 1 < crop + 1: the minimum never binds either way",
     "_water_relief|_, dist = cv2.threshold(dist, 20, 20, cv2.THRESH_TRUNC)|20 -> 21|2":
         "THRESH_TRUNC ignores maxval (dst = min(src, thresh)); the first 20 (thresh) is the one tested",
-    "fog|size = 1 << (max(math.ceil(h / scale), math.ceil(w / scale), 3) - 1).bit_length()|3 -> 4|1":
+    "fog|size = 1 << (max(*_grid(h, w, scale), 3) - 1).bit_length()|3 -> 4|1":
         "next power of two of 3 and of 4 are both 4, and for max(h, w) >= 4 the constant is not the max",
     "fog|return _f32((y * top / (top + strength)).clamp(0, 1) * 255)|1 -> 2|1":
         "y <= top + strength (plasma <= 1) and every rounding is monotone, so y * top / (top + strength) <= top <= 1 for 0..255 images: the upper clamp never binds",

@@ -167,9 +167,8 @@ def _zoom_axis(size: int, factor: float, centred: bool) -> tuple[np.ndarray, np.
 def _clipped_zoom(y: torch.Tensor, factor: float, centred: bool) -> torch.Tensor:
     """[N, H, W, C] float64 (a float32 image's exact copy) -> its zoom layer, H x W, float32 (scipy interpolates in
     float64 and stores float32)."""
-    x = y
-    for dim, size in ((1, x.shape[1]), (2, x.shape[2])):
-        i0, i1, w = (torch.as_tensor(a, device=x.device) for a in _zoom_axis(size, factor, centred))
+    for dim, size in ((1, y.shape[1]), (2, y.shape[2])):  # each pass keeps the layer's H x W
+        i0, i1, w = (torch.as_tensor(a, device=y.device) for a in _zoom_axis(size, factor, centred))
         shape = [1, 1, 1, 1]
         shape[dim] = size
         w = w.view(shape)
@@ -219,7 +218,7 @@ def _hsv2rgb(hsv: torch.Tensor) -> torch.Tensor:
     picks = [case == k for k in range(5)]
     channels = []
     for ch in range(3):  # case 5's value, then each earlier case where it holds
-        out = order[5][ch].clone()
+        out = order[5][ch]
         for k in range(4, -1, -1):
             out = torch.where(picks[k], order[k][ch], out)
         channels.append(out)

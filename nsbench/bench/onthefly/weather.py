@@ -129,13 +129,12 @@ def fog(x: torch.Tensor, severity: int, calibration: str, rng: Rng, scale: float
     h, w = x.shape[1:3]
     if calibration == "imagenet-c":  # next_power_of_2(max(np.array(x).shape)): the channel count counts too
         # scaled: the fractal of the image 1 / scale as large, magnified (params.py)
-        size = 1 << (max(math.ceil(h / scale), math.ceil(w / scale), 3) - 1).bit_length()
+        size = 1 << (max(*_grid(h, w, scale), 3) - 1).bit_length()
     else:  # calibrated._fog: 1 << ceil(log2(max(h, w)))
         size = 1 << (max(h, w) - 1).bit_length()
     y = _div(x.double(), 255.0)
     top = y.amax(dim=(1, 2, 3), keepdim=True)
-    layer = _magnified(plasma_fractal(rng, size, decay, STREAMS["plasma"])[..., None], h, w, scale)
-    layer = layer[:, :h, :w] * strength  # float32
+    layer = _magnified(plasma_fractal(rng, size, decay, STREAMS["plasma"])[..., None], h, w, scale) * strength
     y = y + layer
     return _f32((y * top / (top + strength)).clamp(0, 1) * 255)
 
@@ -156,7 +155,7 @@ def _resized_photo(k: int, h: int, w: int, calibration: str, scale: float) -> np
     import cv2
 
     if scale != 1:
-        p = _resized_photo(k, math.ceil(h / scale), math.ceil(w / scale), calibration, 1.0)
+        p = _resized_photo(k, *_grid(h, w, scale), calibration, 1.0)
         # at least 1.1 x (h / scale) x scale: the 224-px photograph is always 1.1 times past its image (below)
         return cv2.resize(p, dsize=(math.ceil(p.shape[1] * scale), math.ceil(p.shape[0] * scale)),
                           interpolation=cv2.INTER_CUBIC)
@@ -252,8 +251,7 @@ def snow(x: torch.Tensor, severity: int, calibration: str, rng: Rng, scale: floa
     loc, spread, factor, threshold, radius, sigma, weight = params("snow", severity, calibration, scale)
     h, w = x.shape[1:3]
     y = _unit32(x)
-    # scaled (params.py): the snow of the image 1 / scale as large, magnified
-    gh, gw = (h, w) if scale == 1 else (math.ceil(h / scale), math.ceil(w / scale))
+    gh, gw = _grid(h, w, scale)  # scaled (params.py): the snow of the image 1 / scale as large, magnified
     layer = loc + spread * rng.normal(STREAMS["layer"], (gh, gw))  # np.random.normal(size=(H, W), loc, scale)
     angle = -135.0 + (-45.0 - -135.0) * rng.uniform(STREAMS["angle"])  # np.random.uniform(-135, -45)
     layer = _zoom(layer, factor)
@@ -297,8 +295,7 @@ def spatter(x: torch.Tensor, severity: int, calibration: str, rng: Rng, scale: f
     loc, spread, sigma, threshold, intensity, mud = params("spatter", severity, calibration, scale)
     h, w = x.shape[1:3]
     y = _unit32(x)
-    # scaled (params.py): the liquid of the image 1 / scale as large, magnified
-    gh, gw = (h, w) if scale == 1 else (math.ceil(h / scale), math.ceil(w / scale))
+    gh, gw = _grid(h, w, scale)  # scaled (params.py): the liquid of the image 1 / scale as large, magnified
     liquid = _gauss_nearest(loc + spread * rng.normal(STREAMS["layer"], (gh, gw)), sigma)  # float64
     liquid = torch.where(liquid < threshold, torch.zeros_like(liquid), liquid)
     if mud == 0:  # water: everything float32 from here, as in the reference
@@ -319,15 +316,19 @@ def spatter(x: torch.Tensor, severity: int, calibration: str, rng: Rng, scale: f
     return (y * (1 - m) + colour * m).clamp(0, 1) * 255  # calibrated._spatter: float32
 
 
+def _grid(h: int, w: int, scale: float) -> tuple[int, int]:
+    """The size of the image 1 / scale as large, for which a scaled layer is made (params.py): h x w at scale 1."""
+    return math.ceil(h / scale), math.ceil(w / scale)
+
+
 def _magnified(m: torch.Tensor, h: int, w: int, scale: float) -> torch.Tensor:
-    """A [N, h', w', C] layer made for the image 1 / scale as large, magnified bilinearly (antialiased when it shrinks);
-    its top-left h x w."""
-    if scale == 1:
-        return m
-    # by exactly `scale` (floor(h' scale) >= h, as h' >= h / scale), so the layer's geometry is the 224-px one's
-    big = F.interpolate(m.permute(0, 3, 1, 2), scale_factor=scale, mode="bilinear", align_corners=False,
-                        recompute_scale_factor=False, antialias=scale < 1)
-    return big.permute(0, 2, 3, 1)[:, :h, :w]
+    """A [N, h', w', C] layer made for the image 1 / scale as large (at least _grid's size), magnified bilinearly
+    (antialiased when it shrinks); its top-left h x w."""
+    if scale != 1:
+        # by exactly `scale` (floor(h' scale) >= h, as h' >= h / scale), so the layer's geometry is the 224-px one's
+        m = F.interpolate(m.permute(0, 3, 1, 2), scale_factor=scale, mode="bilinear", align_corners=False,
+                          recompute_scale_factor=False, antialias=scale < 1).permute(0, 2, 3, 1)
+    return m[:, :h, :w]
 
 
 OPS = {"snow": snow, "frost": frost, "fog": fog, "spatter": spatter}
