@@ -140,6 +140,7 @@ def test_imagenet_c_at_160_px_is_scaled_cached_and_on_the_fly_alike(tmp_path):
     assert info["resolution"]["spatial_scale"] == 160 / 224 and "160 / 224" in info["resolution"]["parameters"]
     assert results["cached"].sets["corruptions"]["resolution"] == info["resolution"]
     assert "torch, on the CPU, cached" in results["cached"].sets["corruptions"]["generator"]
+    assert results["cached"].sets["corruptions"]["saved_as"].startswith("lossless")  # as every cached -C set says
     per = {how: pd_sorted(r.per_image) for how, r in results.items()}
     assert len(per["cached"]) == 2 * 2 * 4 and per["cached"].equals(per["on_the_fly"])  # the same images
     # the cached cells are the torch generator's at scale 160 / 224, each image with its seed

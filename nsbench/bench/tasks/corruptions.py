@@ -115,10 +115,11 @@ def _built(ctx, t: CorruptionTask) -> tuple[dict, float, int, dict]:
     info = {"folder": folder.name, **{k: manifest[k] for k in ("n", "fingerprint", "seed")},
             "source": folder.name, "calibration": calibration, "generate": how,
             "resolution": corruption_sets.resolution(ctx.size, calibration)}
-    if cached and "generator" in manifest:
-        info["generator"] = manifest["generator"] + " (torch, on the CPU, cached)"
-    elif cached:
-        info["imagecorruptions"] = manifest["imagecorruptions"]
+    if cached:
+        if "generator" in manifest:  # ImageNet-C scaled to the image size (onthefly/params.py)
+            info["generator"] = manifest["generator"] + " (torch, on the CPU, cached)"
+        else:
+            info["imagecorruptions"] = manifest["imagecorruptions"]
         info["saved_as"] = manifest.get("saved_as", "lossless (uint8 arrays; the official ImageNet-C files are JPEG "
                                                     "quality 85)")
     else:
